@@ -1,0 +1,24 @@
+//! Compiles every chargemesh protobuf with protox (pure Rust, no system protoc) and writes the
+//! descriptor set that gRPC reflection serves.
+
+use std::path::PathBuf;
+
+const PROTOS: &[&str] = &[
+    "chargemesh/common/v1/common.proto",
+    "chargemesh/asset/v1/asset_service.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    println!("cargo:rerun-if-changed=chargemesh");
+    let fds = protox::compile(PROTOS, ["."])?;
+    std::fs::write(
+        out_dir.join("chargemesh_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! Every chargemesh protobuf package, generated once by `build.rs`.
+
+#![allow(clippy::all, clippy::pedantic, missing_docs)]
+
+/// The encoded `FileDescriptorSet` of every chargemesh proto, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/chargemesh_descriptor.bin"));
+
+pub mod common {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/chargemesh.common.v1.rs"));
+    }
+}
+
+pub mod asset {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/chargemesh.asset.v1.rs"));
+    }
+}

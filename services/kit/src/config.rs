@@ -1,0 +1,194 @@
+//! Layered configuration: the component's defaults, then an optional TOML file, then
+//! `CHARGEMESH_*` environment variables with `__` between levels
+//! (`CHARGEMESH_DATABASE__URL` sets `database.url`).
+
+use std::fmt;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const ENV_PREFIX: &str = "CHARGEMESH_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Loads `T` from its defaults, the file (if any) and the process environment.
+pub fn load<T>(file: Option<&Path>) -> Result<T, ConfigError>
+where
+    T: Serialize + DeserializeOwned + Default,
+{
+    let text = match file {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?),
+        None => None,
+    };
+    load_from(text.as_deref(), std::env::vars())
+}
+
+/// Loads `T` from its defaults, TOML text and the given environment; pure, for tests.
+pub fn load_from<T>(
+    toml_text: Option<&str>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError>
+where
+    T: Serialize + DeserializeOwned + Default,
+{
+    let mut tree = serde_json::to_value(T::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    if let Some(text) = toml_text {
+        let file: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let file = serde_json::to_value(file).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        merge(&mut tree, file);
+    }
+    let mut overrides: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    overrides.sort();
+    for (key, value) in overrides {
+        let path: Vec<String> = key[ENV_PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        set_path(&mut tree, &path, &value);
+    }
+    serde_json::from_value(tree).map_err(|e| ConfigError::Invalid(e.to_string()))
+}
+
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (k, v) in over {
+                merge(base.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, over) => *slot = over,
+    }
+}
+
+/// Sets a leaf, typed after the value it replaces, so a code such as "330600" stays a string.
+fn set_path(tree: &mut Value, path: &[String], raw: &str) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = tree;
+    for key in parents {
+        if !node.is_object() {
+            *node = Value::Object(Default::default());
+        }
+        let Value::Object(map) = node else { return };
+        node = map.entry(key.clone()).or_insert(Value::Null);
+    }
+    if !node.is_object() {
+        *node = Value::Object(Default::default());
+    }
+    let Value::Object(map) = node else { return };
+    let slot = map.entry(last.clone()).or_insert(Value::Null);
+    *slot = match slot {
+        Value::String(_) => Value::String(raw.to_owned()),
+        Value::Array(_) if !raw.trim_start().starts_with('[') => Value::Array(
+            raw.split(',')
+                .map(|s| Value::String(s.trim().to_owned()))
+                .filter(|v| v.as_str() != Some(""))
+                .collect(),
+        ),
+        _ => serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned())),
+    };
+}
+
+/// A secret string that never prints.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Sample {
+        listen: String,
+        area: String,
+        workers: u32,
+        database: Db,
+        peers: Vec<String>,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq, Default)]
+    #[serde(default)]
+    struct Db {
+        url: Secret,
+        max_connections: u32,
+    }
+
+    impl Default for Sample {
+        fn default() -> Self {
+            Self {
+                listen: "127.0.0.1:1".into(),
+                area: "330600".into(),
+                workers: 2,
+                database: Db {
+                    url: Secret::new("sqlite://a.db"),
+                    max_connections: 5,
+                },
+                peers: vec![],
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let file = "workers = 4\n[database]\nmax_connections = 9\n";
+        let env = [
+            ("CHARGEMESH_DATABASE__URL".to_owned(), "postgres://x".to_owned()),
+            ("CHARGEMESH_AREA".to_owned(), "330602".to_owned()),
+            ("CHARGEMESH_PEERS".to_owned(), "a, b".to_owned()),
+            ("OTHER_VAR".to_owned(), "ignored".to_owned()),
+        ];
+        let got: Sample = load_from(Some(file), env).expect("config");
+        assert_eq!(got.listen, "127.0.0.1:1");
+        assert_eq!(got.workers, 4);
+        assert_eq!(got.area, "330602");
+        assert_eq!(got.database.max_connections, 9);
+        assert_eq!(got.database.url.expose(), "postgres://x");
+        assert_eq!(got.peers, vec!["a".to_owned(), "b".to_owned()]);
+    }
+
+    #[test]
+    fn bad_values_are_refused_not_ignored() {
+        let env = [("CHARGEMESH_WORKERS".to_owned(), "many".to_owned())];
+        assert!(load_from::<Sample>(None, env).is_err());
+        assert!(load_from::<Sample>(Some("workers = ["), []).is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+    }
+}

@@ -1,0 +1,336 @@
+//! Who is calling: the [`Principal`] derived from a client certificate's SPIFFE URI or from a
+//! verified staff JWT, and its transport between the gateway and the services.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The metadata key that carries the principal from the gateway to a service. Services honour it
+/// only on connections whose peer certificate is the gateway's.
+pub const PRINCIPAL_METADATA_KEY: &str = "x-chargemesh-principal-bin";
+
+/// The mesh name of the gateway, as in `spiffe://<trust-domain>/service/gateway`.
+pub const GATEWAY_SERVICE: &str = "gateway";
+
+/// A staff role carried in a JWT's `roles` claim.
+pub type Role = String;
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Principal {
+    /// An operator platform (`.../operator/<id>`), also a third-party platform in 互联互通 mode.
+    Operator { operator_id: String },
+    /// A station controller (`.../operator/<id>/station/<id>`).
+    Station {
+        operator_id: String,
+        station_id: String,
+    },
+    /// A single pile (`.../operator/<id>/station/<id>/pile/<id>`).
+    Pile {
+        operator_id: String,
+        station_id: String,
+        pile_id: String,
+    },
+    /// A regulator platform for an administrative area (`.../regulator/<area-code>`).
+    Regulator { area_code: String },
+    /// A mesh component (`.../service/<name>`).
+    Service { name: String },
+    /// Operator staff, from a verified JWT.
+    Staff {
+        subject: String,
+        operator_id: Option<String>,
+        roles: Vec<Role>,
+    },
+}
+
+/// The principal kinds, for policy tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrincipalKind {
+    Operator,
+    Station,
+    Pile,
+    Regulator,
+    Service,
+    Staff,
+}
+
+/// Why an identity could not be derived.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("not a spiffe uri: {0}")]
+    NotSpiffe(String),
+    #[error("trust domain {found} is not {expected}")]
+    TrustDomain { expected: String, found: String },
+    #[error("unrecognised spiffe path {0}")]
+    Path(String),
+    #[error("certificate carries no spiffe uri")]
+    NoUri,
+    #[error("certificate cannot be parsed")]
+    Certificate,
+    #[error("principal metadata is malformed")]
+    Metadata,
+}
+
+impl Principal {
+    /// The kind, for policy lookups.
+    pub fn kind(&self) -> PrincipalKind {
+        match self {
+            Principal::Operator { .. } => PrincipalKind::Operator,
+            Principal::Station { .. } => PrincipalKind::Station,
+            Principal::Pile { .. } => PrincipalKind::Pile,
+            Principal::Regulator { .. } => PrincipalKind::Regulator,
+            Principal::Service { .. } => PrincipalKind::Service,
+            Principal::Staff { .. } => PrincipalKind::Staff,
+        }
+    }
+
+    /// The operator this principal acts for, if any.
+    pub fn operator_id(&self) -> Option<&str> {
+        match self {
+            Principal::Operator { operator_id }
+            | Principal::Station { operator_id, .. }
+            | Principal::Pile { operator_id, .. } => Some(operator_id),
+            Principal::Staff { operator_id, .. } => operator_id.as_deref(),
+            Principal::Regulator { .. } | Principal::Service { .. } => None,
+        }
+    }
+
+    /// Staff roles; empty for certificate principals.
+    pub fn roles(&self) -> &[Role] {
+        match self {
+            Principal::Staff { roles, .. } => roles,
+            _ => &[],
+        }
+    }
+
+    /// Whether this is staff holding `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles().iter().any(|r| r == role)
+    }
+
+    /// Parses `spiffe://<trust_domain>/<path>` into a principal.
+    pub fn from_spiffe_uri(uri: &str, trust_domain: &str) -> Result<Self, IdentityError> {
+        let rest = uri
+            .strip_prefix("spiffe://")
+            .ok_or_else(|| IdentityError::NotSpiffe(uri.to_owned()))?;
+        let (domain, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if !domain.eq_ignore_ascii_case(trust_domain) {
+            return Err(IdentityError::TrustDomain {
+                expected: trust_domain.to_owned(),
+                found: domain.to_owned(),
+            });
+        }
+        let segments: Vec<&str> = path.split('/').collect();
+        if segments.iter().any(|s| !is_identifier(s)) {
+            return Err(IdentityError::Path(path.to_owned()));
+        }
+        let owned = |s: &str| s.to_owned();
+        match segments.as_slice() {
+            ["operator", op] => Ok(Principal::Operator {
+                operator_id: owned(op),
+            }),
+            ["operator", op, "station", st] => Ok(Principal::Station {
+                operator_id: owned(op),
+                station_id: owned(st),
+            }),
+            ["operator", op, "station", st, "pile", pile] => Ok(Principal::Pile {
+                operator_id: owned(op),
+                station_id: owned(st),
+                pile_id: owned(pile),
+            }),
+            ["regulator", area] if area.len() == 6 && area.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(Principal::Regulator {
+                    area_code: owned(area),
+                })
+            }
+            ["service", name] => Ok(Principal::Service { name: owned(name) }),
+            _ => Err(IdentityError::Path(path.to_owned())),
+        }
+    }
+
+    /// The SPIFFE URI of a certificate principal; `None` for staff.
+    pub fn spiffe_uri(&self, trust_domain: &str) -> Option<String> {
+        let path = match self {
+            Principal::Operator { operator_id } => format!("operator/{operator_id}"),
+            Principal::Station {
+                operator_id,
+                station_id,
+            } => format!("operator/{operator_id}/station/{station_id}"),
+            Principal::Pile {
+                operator_id,
+                station_id,
+                pile_id,
+            } => format!("operator/{operator_id}/station/{station_id}/pile/{pile_id}"),
+            Principal::Regulator { area_code } => format!("regulator/{area_code}"),
+            Principal::Service { name } => format!("service/{name}"),
+            Principal::Staff { .. } => return None,
+        };
+        Some(format!("spiffe://{trust_domain}/{path}"))
+    }
+
+    /// Derives the principal from a DER certificate's first SPIFFE URI SAN.
+    pub fn from_certificate(der: &[u8], trust_domain: &str) -> Result<Self, IdentityError> {
+        use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+        let (_, cert) =
+            X509Certificate::from_der(der).map_err(|_| IdentityError::Certificate)?;
+        let san = cert
+            .subject_alternative_name()
+            .map_err(|_| IdentityError::Certificate)?
+            .ok_or(IdentityError::NoUri)?;
+        let uri = san
+            .value
+            .general_names
+            .iter()
+            .find_map(|name| match name {
+                GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some(*uri),
+                _ => None,
+            })
+            .ok_or(IdentityError::NoUri)?;
+        Self::from_spiffe_uri(uri, trust_domain)
+    }
+
+    /// Encodes for [`PRINCIPAL_METADATA_KEY`].
+    pub fn to_metadata_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes from [`PRINCIPAL_METADATA_KEY`].
+    pub fn from_metadata_bytes(bytes: &[u8]) -> Result<Self, IdentityError> {
+        serde_json::from_slice(bytes).map_err(|_| IdentityError::Metadata)
+    }
+}
+
+/// The canonical, human-readable form used in change records and logs.
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::Staff {
+                subject,
+                operator_id,
+                ..
+            } => match operator_id {
+                Some(op) => write!(f, "staff:{subject}@operator/{op}"),
+                None => write!(f, "staff:{subject}"),
+            },
+            other => {
+                let uri = other.spiffe_uri("").unwrap_or_default();
+                f.write_str(uri.trim_start_matches("spiffe:///"))
+            }
+        }
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TD: &str = "chargemesh.test";
+
+    #[test]
+    fn parses_every_spiffe_path_form() {
+        assert_eq!(
+            Principal::from_spiffe_uri("spiffe://chargemesh.test/operator/MA1234567", TD),
+            Ok(Principal::Operator {
+                operator_id: "MA1234567".into()
+            })
+        );
+        assert_eq!(
+            Principal::from_spiffe_uri("spiffe://chargemesh.test/operator/OP/station/S1", TD),
+            Ok(Principal::Station {
+                operator_id: "OP".into(),
+                station_id: "S1".into()
+            })
+        );
+        assert_eq!(
+            Principal::from_spiffe_uri(
+                "spiffe://chargemesh.test/operator/OP/station/S1/pile/P1",
+                TD
+            ),
+            Ok(Principal::Pile {
+                operator_id: "OP".into(),
+                station_id: "S1".into(),
+                pile_id: "P1".into()
+            })
+        );
+        assert_eq!(
+            Principal::from_spiffe_uri("spiffe://chargemesh.test/regulator/330600", TD),
+            Ok(Principal::Regulator {
+                area_code: "330600".into()
+            })
+        );
+        assert_eq!(
+            Principal::from_spiffe_uri("spiffe://chargemesh.test/service/gateway", TD),
+            Ok(Principal::Service {
+                name: "gateway".into()
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_foreign_domains_and_odd_paths() {
+        assert!(matches!(
+            Principal::from_spiffe_uri("spiffe://evil.test/operator/OP", TD),
+            Err(IdentityError::TrustDomain { .. })
+        ));
+        for bad in [
+            "https://chargemesh.test/operator/OP",
+            "spiffe://chargemesh.test/operator",
+            "spiffe://chargemesh.test/operator/OP/pile/P1",
+            "spiffe://chargemesh.test/regulator/33",
+            "spiffe://chargemesh.test/operator/../x",
+            "spiffe://chargemesh.test/operator//station/S",
+        ] {
+            assert!(Principal::from_spiffe_uri(bad, TD).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn round_trips_through_uri_and_metadata() {
+        let p = Principal::Pile {
+            operator_id: "OP".into(),
+            station_id: "S1".into(),
+            pile_id: "P1".into(),
+        };
+        let uri = p.spiffe_uri(TD).unwrap_or_default();
+        assert_eq!(Principal::from_spiffe_uri(&uri, TD), Ok(p.clone()));
+        let staff = Principal::Staff {
+            subject: "alice".into(),
+            operator_id: Some("OP".into()),
+            roles: vec!["monitor".into()],
+        };
+        assert_eq!(
+            Principal::from_metadata_bytes(&staff.to_metadata_bytes()),
+            Ok(staff.clone())
+        );
+        assert_eq!(staff.to_string(), "staff:alice@operator/OP");
+        assert_eq!(p.to_string(), "operator/OP/station/S1/pile/P1");
+        assert!(Principal::from_metadata_bytes(b"{not json").is_err());
+    }
+
+    #[test]
+    fn reads_the_spiffe_uri_of_a_certificate() {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params");
+        params.subject_alt_names.push(rcgen::SanType::URI(
+            "spiffe://chargemesh.test/regulator/330600"
+                .try_into()
+                .expect("uri"),
+        ));
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("cert");
+        assert_eq!(
+            Principal::from_certificate(cert.der(), TD),
+            Ok(Principal::Regulator {
+                area_code: "330600".into()
+            })
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! Staff JWTs: ES256 or EdDSA signatures checked against a JWKS file, with `iss`, `aud`, `exp`
+//! and `nbf` enforced; the claims become a [`Principal::Staff`].
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use base64::Engine as _;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::identity::Principal;
+
+/// The claims of a staff token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub exp: i64,
+    pub nbf: i64,
+    #[serde(default)]
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_id: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl StaffClaims {
+    pub fn into_principal(self) -> Principal {
+        Principal::Staff {
+            subject: self.sub,
+            operator_id: self.operator_id,
+            roles: self.roles,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JwtError {
+    #[error("cannot read jwks {0}")]
+    Jwks(String),
+    #[error("token refused: {0}")]
+    Refused(String),
+    #[error("cannot sign: {0}")]
+    Sign(String),
+}
+
+/// Verifies staff tokens.
+#[derive(Clone)]
+pub struct JwtVerifier {
+    keys: HashMap<String, (DecodingKey, Algorithm)>,
+    issuer: String,
+    audience: String,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl JwtVerifier {
+    /// Loads the ES256 (P-256) and EdDSA (Ed25519) keys of a JWKS document; others are skipped.
+    pub fn from_jwks(jwks: &str, issuer: &str, audience: &str) -> Result<Self, JwtError> {
+        let set: JwkSet = serde_json::from_str(jwks).map_err(|e| JwtError::Jwks(e.to_string()))?;
+        let mut keys = HashMap::new();
+        for (index, jwk) in set.keys.iter().enumerate() {
+            let algorithm = match &jwk.algorithm {
+                AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
+                AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
+                _ => continue,
+            };
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| JwtError::Jwks(e.to_string()))?;
+            let kid = jwk.common.key_id.clone().unwrap_or_else(|| index.to_string());
+            keys.insert(kid, (key, algorithm));
+        }
+        if keys.is_empty() {
+            return Err(JwtError::Jwks("no ES256 or EdDSA key".into()));
+        }
+        Ok(Self {
+            keys,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        })
+    }
+
+    pub fn from_jwks_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, JwtError> {
+        let text = std::fs::read_to_string(path).map_err(|e| JwtError::Jwks(format!("{}: {e}", path.display())))?;
+        Self::from_jwks(&text, issuer, audience)
+    }
+
+    /// Verifies signature, algorithm, issuer, audience, expiry and not-before.
+    pub fn verify(&self, token: &str) -> Result<StaffClaims, JwtError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| JwtError::Refused(e.to_string()))?;
+        let (key, algorithm) = match &header.kid {
+            Some(kid) => self.keys.get(kid),
+            None if self.keys.len() == 1 => self.keys.values().next(),
+            None => None,
+        }
+        .ok_or_else(|| JwtError::Refused("unknown signing key".into()))?;
+        if header.alg != *algorithm {
+            return Err(JwtError::Refused("algorithm does not match the key".into()));
+        }
+        let mut validation = Validation::new(*algorithm);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = 30;
+        jsonwebtoken::decode::<StaffClaims>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| JwtError::Refused(e.to_string()))
+    }
+}
+
+/// Signs claims with an ES256 key in PKCS#8 PEM (development tokens and tests).
+pub fn sign_es256(claims: &StaffClaims, pkcs8_pem: &[u8], kid: &str) -> Result<String, JwtError> {
+    let key = EncodingKey::from_ec_pem(pkcs8_pem).map_err(|e| JwtError::Sign(e.to_string()))?;
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &key).map_err(|e| JwtError::Sign(e.to_string()))
+}
+
+/// The JWK of a P-256 public key given as its uncompressed point (`0x04 || x || y`).
+pub fn es256_jwk(uncompressed_point: &[u8], kid: &str) -> Result<serde_json::Value, JwtError> {
+    if uncompressed_point.len() != 65 || uncompressed_point[0] != 4 {
+        return Err(JwtError::Sign("not an uncompressed P-256 point".into()));
+    }
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    Ok(serde_json::json!({
+        "kty": "EC",
+        "crv": "P-256",
+        "x": b64.encode(&uncompressed_point[1..33]),
+        "y": b64.encode(&uncompressed_point[33..]),
+        "kid": kid,
+        "alg": "ES256",
+        "use": "sig",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keypair() -> (String, serde_json::Value) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let jwk = es256_jwk(key.public_key_raw(), "k1").expect("jwk");
+        (key.serialize_pem(), jwk)
+    }
+
+    fn claims(now: i64) -> StaffClaims {
+        StaffClaims {
+            iss: "chargemesh-dev".into(),
+            aud: "chargemesh".into(),
+            sub: "alice".into(),
+            exp: now + 600,
+            nbf: now - 5,
+            iat: now,
+            operator_id: Some("MA1234567".into()),
+            roles: vec!["monitor".into()],
+        }
+    }
+
+    fn verifier(jwk: &serde_json::Value) -> JwtVerifier {
+        let jwks = serde_json::json!({ "keys": [jwk] }).to_string();
+        JwtVerifier::from_jwks(&jwks, "chargemesh-dev", "chargemesh").expect("verifier")
+    }
+
+    #[test]
+    fn accepts_a_good_token_and_yields_staff() {
+        let (pem, jwk) = keypair();
+        let now = chrono::Utc::now().timestamp();
+        let token = sign_es256(&claims(now), pem.as_bytes(), "k1").expect("sign");
+        let got = verifier(&jwk).verify(&token).expect("valid");
+        assert_eq!(got.sub, "alice");
+        assert!(got.into_principal().has_role("monitor"));
+    }
+
+    #[test]
+    fn refuses_bad_signature_audience_expiry_and_not_before() {
+        let (pem, jwk) = keypair();
+        let (other_pem, _) = keypair();
+        let v = verifier(&jwk);
+        let now = chrono::Utc::now().timestamp();
+        let forged = sign_es256(&claims(now), other_pem.as_bytes(), "k1").expect("sign");
+        assert!(v.verify(&forged).is_err(), "bad signature");
+        let mut c = claims(now);
+        c.aud = "someone-else".into();
+        assert!(v.verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign")).is_err(), "audience");
+        let mut c = claims(now);
+        c.exp = now - 120;
+        assert!(v.verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign")).is_err(), "expired");
+        let mut c = claims(now);
+        c.nbf = now + 3600;
+        assert!(v.verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign")).is_err(), "not yet valid");
+        let mut c = claims(now);
+        c.iss = "elsewhere".into();
+        assert!(v.verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign")).is_err(), "issuer");
+        assert!(v.verify(&sign_es256(&claims(now), pem.as_bytes(), "k2").expect("sign")).is_err(), "unknown kid");
+        assert!(v.verify("not.a.jwt").is_err());
+    }
+}

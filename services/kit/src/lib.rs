@@ -1,0 +1,16 @@
+//! The small kit every chargemesh component uses: configuration, telemetry, TLS, identity,
+//! JWTs, databases, the clock, errors and the server stack.
+
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod identity;
+pub mod jwt;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
+pub mod time;
+
+pub use error::{Error, Result};
+pub use identity::{Principal, PrincipalKind};

@@ -1,0 +1,237 @@
+//! Serving a mesh component: the fixed layer stack, health and reflection, and the check that
+//! turns the gateway's principal metadata into a [`Principal`] only when the peer is the gateway.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio::net::TcpListener;
+use tonic::body::Body;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::{Request, Status};
+
+use crate::identity::{GATEWAY_SERVICE, PRINCIPAL_METADATA_KEY, Principal};
+use crate::tls::{PeerInfo, ReloadingServerConfig, incoming};
+
+/// Limits every server applies.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    pub request_timeout: Duration,
+    pub concurrency_per_connection: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            concurrency_per_connection: 256,
+        }
+    }
+}
+
+/// The standard stack: tracing, timeout, concurrency limit, load shedding.
+pub fn builder(limits: ServeLimits) -> Server {
+    Server::builder()
+        .trace_fn(|req| tracing::info_span!("grpc", method = %req.uri().path()))
+        .timeout(limits.request_timeout)
+        .concurrency_limit_per_connection(limits.concurrency_per_connection)
+        .load_shed(true)
+        .tcp_nodelay(true)
+}
+
+/// gRPC health (every named service reported) and reflection over the given descriptor sets.
+pub fn health_and_reflection(
+    descriptor_sets: &[&'static [u8]],
+) -> (tonic_health::server::HealthReporter, Routes) {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let mut reflection = tonic_reflection::server::Builder::configure();
+    for set in descriptor_sets {
+        reflection = reflection.register_encoded_file_descriptor_set(set);
+    }
+    let mut routes = Routes::new(health);
+    match reflection.build_v1() {
+        Ok(svc) => routes = routes.add_service(svc),
+        Err(error) => tracing::warn!(%error, "reflection disabled"),
+    }
+    (reporter, routes)
+}
+
+/// Whether a path is open to any authenticated mesh peer without a principal.
+pub fn is_infrastructure_path(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+}
+
+/// Serves a mesh service over mutual TLS until `shutdown` resolves.
+pub async fn serve_service(
+    listener: TcpListener,
+    tls: ReloadingServerConfig,
+    trust_domain: String,
+    limits: ServeLimits,
+    routes: Routes,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    builder(limits)
+        .layer(MeshAuthLayer)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming(listener, tls, trust_domain), shutdown)
+        .await
+}
+
+/// Decides who a mesh call is from: the gateway's forwarded principal (only when the peer
+/// certificate is the gateway's), or the calling mesh service itself. Anything else is refused.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MeshAuthLayer;
+
+impl<S> tower::Layer<S> for MeshAuthLayer {
+    type Service = MeshAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MeshAuth { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MeshAuth<S> {
+    inner: S,
+}
+
+/// The principal a mesh request is made for.
+pub fn resolve_mesh_principal(
+    peer: Option<&PeerInfo>,
+    forwarded: Option<&[u8]>,
+) -> Result<Principal, Status> {
+    let peer = peer
+        .and_then(|p| p.principal.as_ref())
+        .ok_or_else(|| Status::unauthenticated("a mesh call needs a client certificate"))?;
+    match (peer, forwarded) {
+        (Principal::Service { name }, Some(encoded)) if name == GATEWAY_SERVICE => {
+            let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(trim_padding(encoded))
+                .map_err(|_| Status::unauthenticated("principal metadata is not base64"))?;
+            Principal::from_metadata_bytes(&bytes)
+                .map_err(|_| Status::unauthenticated("principal metadata is malformed"))
+        }
+        (Principal::Service { name }, None) if name == GATEWAY_SERVICE => Err(
+            Status::unauthenticated("the gateway forwarded a call without a principal"),
+        ),
+        (Principal::Service { .. }, Some(_)) => Err(Status::permission_denied(
+            "principal metadata is accepted only from the gateway",
+        )),
+        (Principal::Service { name }, None) => Ok(Principal::Service { name: name.clone() }),
+        (_, _) => Err(Status::permission_denied(
+            "services are reached through the gateway, not directly (REQ NETSEC-1)",
+        )),
+    }
+}
+
+fn trim_padding(encoded: &[u8]) -> &[u8] {
+    let end = encoded.iter().rposition(|b| *b != b'=').map_or(0, |i| i + 1);
+    &encoded[..end]
+}
+
+impl<S> tower::Service<http::Request<Body>> for MeshAuth<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
+        // The ready service answers this call; a fresh clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if !is_infrastructure_path(req.uri().path()) {
+            let forwarded = req.headers_mut().remove(PRINCIPAL_METADATA_KEY);
+            let resolved = resolve_mesh_principal(
+                req.extensions().get::<PeerInfo>(),
+                forwarded.as_ref().map(|v| v.as_bytes()),
+            );
+            match resolved {
+                Ok(principal) => {
+                    req.extensions_mut().insert(principal);
+                }
+                Err(status) => {
+                    tracing::info!(path = %req.uri().path(), code = ?status.code(), "mesh call refused");
+                    return Box::pin(async move { Ok(status.into_http()) });
+                }
+            }
+        }
+        Box::pin(inner.call(req))
+    }
+}
+
+/// The principal of a request that passed [`MeshAuthLayer`].
+pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no principal"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(p: Principal) -> PeerInfo {
+        PeerInfo {
+            remote_addr: None,
+            principal: Some(p),
+        }
+    }
+
+    fn encoded(p: &Principal) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .encode(p.to_metadata_bytes())
+            .into_bytes()
+    }
+
+    #[test]
+    fn netsec_1_only_the_gateway_may_forward_a_principal() {
+        let gateway = peer(Principal::Service {
+            name: "gateway".into(),
+        });
+        let regulator = Principal::Regulator {
+            area_code: "330600".into(),
+        };
+        assert_eq!(
+            resolve_mesh_principal(Some(&gateway), Some(&encoded(&regulator))).ok(),
+            Some(regulator.clone())
+        );
+        let operator = peer(Principal::Operator {
+            operator_id: "OP".into(),
+        });
+        let forged = resolve_mesh_principal(Some(&operator), Some(&encoded(&regulator)));
+        assert_eq!(forged.map_err(|s| s.code()), Err(tonic::Code::PermissionDenied));
+        let direct = resolve_mesh_principal(Some(&operator), None);
+        assert_eq!(direct.map_err(|s| s.code()), Err(tonic::Code::PermissionDenied));
+        let other_service = peer(Principal::Service {
+            name: "dispatch".into(),
+        });
+        let relayed = resolve_mesh_principal(Some(&other_service), Some(&encoded(&regulator)));
+        assert_eq!(relayed.map_err(|s| s.code()), Err(tonic::Code::PermissionDenied));
+        assert_eq!(
+            resolve_mesh_principal(Some(&other_service), None).ok(),
+            Some(Principal::Service {
+                name: "dispatch".into()
+            })
+        );
+        assert_eq!(
+            resolve_mesh_principal(None, None).map_err(|s| s.code()),
+            Err(tonic::Code::Unauthenticated)
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! rustls for the edge and the mesh: TLS 1.3 only, client certificates checked against the
+//! configured CA bundle, certificates reloaded from disk without a restart, and the peer's
+//! [`Principal`] derived once per connection.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_stream::Stream;
+use tonic::transport::server::Connected;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::identity::Principal;
+
+/// Where a component's PEM files are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFiles {
+    /// CA bundle that peers' certificates must chain to.
+    pub ca_file: PathBuf,
+    /// This component's certificate chain.
+    pub cert_file: PathBuf,
+    /// This component's private key (PKCS#8, SEC1 or PKCS#1).
+    pub key_file: PathBuf,
+}
+
+impl TlsFiles {
+    /// The conventional names in a PKI directory: `ca.pem`, `<name>.pem`, `<name>.key`.
+    pub fn in_dir(dir: &Path, name: &str) -> Self {
+        Self {
+            ca_file: dir.join("ca.pem"),
+            cert_file: dir.join(format!("{name}.pem")),
+            key_file: dir.join(format!("{name}.key")),
+        }
+    }
+
+    fn modified(&self) -> Option<[SystemTime; 3]> {
+        let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        Some([m(&self.ca_file)?, m(&self.cert_file)?, m(&self.key_file)?])
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {message}")]
+    Pem { path: PathBuf, message: String },
+    #[error("no certificate in {0}")]
+    NoCertificate(PathBuf),
+    #[error("tls configuration: {0}")]
+    Config(String),
+}
+
+impl From<rustls::Error> for TlsError {
+    fn from(err: rustls::Error) -> Self {
+        TlsError::Config(err.to_string())
+    }
+}
+
+/// The crypto provider used everywhere (ring), explicit so nothing depends on a global default.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::Pem {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(path.to_owned()));
+    }
+    Ok(certs)
+}
+
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Pem {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path)? {
+        roots.add(cert)?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// Whether a listener demands a client certificate at the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Every client presents a certificate chaining to the CA (the mesh, and the edge without JWT).
+    Required,
+    /// A certificate is checked when presented; callers without one must bring a JWT.
+    Optional,
+}
+
+/// A TLS 1.3 server configuration with client-certificate verification and ALPN h2.
+pub fn server_config(files: &TlsFiles, client_auth: ClientAuth) -> Result<ServerConfig, TlsError> {
+    let provider = provider();
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(&files.ca_file)?, provider.clone());
+    let verifier = match client_auth {
+        ClientAuth::Required => verifier.build(),
+        ClientAuth::Optional => verifier.allow_unauthenticated().build(),
+    }
+    .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(load_certs(&files.cert_file)?, load_key(&files.key_file)?)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// A TLS 1.3 client configuration that trusts the CA and presents this component's certificate.
+pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(&files.ca_file)?)
+        .with_client_auth_cert(load_certs(&files.cert_file)?, load_key(&files.key_file)?)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// A server configuration that follows its files: [`ReloadingServerConfig::watch`] rebuilds it
+/// when they change, and each new connection takes the current one.
+#[derive(Debug, Clone)]
+pub struct ReloadingServerConfig {
+    files: TlsFiles,
+    client_auth: ClientAuth,
+    current: Arc<RwLock<(Arc<ServerConfig>, Option<[SystemTime; 3]>)>>,
+}
+
+impl ReloadingServerConfig {
+    pub fn load(files: TlsFiles, client_auth: ClientAuth) -> Result<Self, TlsError> {
+        let config = Arc::new(server_config(&files, client_auth)?);
+        let stamp = files.modified();
+        Ok(Self {
+            files,
+            client_auth,
+            current: Arc::new(RwLock::new((config, stamp))),
+        })
+    }
+
+    pub fn current(&self) -> Arc<ServerConfig> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    /// Rebuilds the configuration if a file changed; keeps the old one if the new files are bad.
+    pub fn reload_if_changed(&self) -> bool {
+        let stamp = self.files.modified();
+        if stamp.is_none() || stamp == self.current.read().unwrap_or_else(|e| e.into_inner()).1 {
+            return false;
+        }
+        match server_config(&self.files, self.client_auth) {
+            Ok(config) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = (Arc::new(config), stamp);
+                tracing::info!(cert = %self.files.cert_file.display(), "tls certificates reloaded");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "tls files changed but cannot be loaded, keeping the old ones");
+                false
+            }
+        }
+    }
+
+    /// Checks the files every `every` until the returned task is aborted.
+    pub fn watch(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                this.reload_if_changed();
+            }
+        })
+    }
+}
+
+/// What a server knows of the peer of a connection; a request extension in every handler.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub remote_addr: Option<SocketAddr>,
+    /// The principal of a verified client certificate; `None` when the client presented none.
+    pub principal: Option<Principal>,
+}
+
+/// A server-side TLS connection, carrying its [`PeerInfo`] into tonic.
+#[derive(Debug)]
+pub struct TlsConn {
+    inner: tokio_rustls::server::TlsStream<TcpStream>,
+    info: PeerInfo,
+}
+
+impl Connected for TlsConn {
+    type ConnectInfo = PeerInfo;
+
+    fn connect_info(&self) -> PeerInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for TlsConn {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConn {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Accepts TCP connections and completes TLS handshakes concurrently, yielding only connections
+/// whose handshake succeeded. A client certificate without a valid SPIFFE identity of the trust
+/// domain is dropped at once.
+pub fn incoming(
+    listener: TcpListener,
+    config: ReloadingServerConfig,
+    trust_domain: String,
+) -> impl Stream<Item = io::Result<TlsConn>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<TlsConn>>(64);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, remote_addr) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = tx.closed() => return,
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = tokio_rustls::TlsAcceptor::from(config.current());
+            let tx = tx.clone();
+            let trust_domain = trust_domain.clone();
+            tokio::spawn(async move {
+                let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+                let stream = match handshake {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%remote_addr, %error, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%remote_addr, "tls handshake timed out");
+                        return;
+                    }
+                };
+                let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+                let principal = match leaf {
+                    None => None,
+                    Some(der) => match Principal::from_certificate(der, &trust_domain) {
+                        Ok(p) => Some(p),
+                        Err(error) => {
+                            tracing::info!(%remote_addr, %error, "client certificate has no usable identity");
+                            return;
+                        }
+                    },
+                };
+                let info = PeerInfo {
+                    remote_addr: Some(remote_addr),
+                    principal,
+                };
+                let _ = tx.send(Ok(TlsConn { inner: stream, info })).await;
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// A lazily connected gRPC channel over mutual TLS. The server's certificate must name the
+/// URI's host (a DNS name or an IP address).
+pub fn channel(uri: &str, client: Arc<ClientConfig>) -> Result<Channel, TlsError> {
+    let endpoint = Endpoint::from_shared(uri.to_owned())
+        .map_err(|e| TlsError::Config(format!("endpoint {uri}: {e}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    let connector = tower::service_fn(move |uri: http::Uri| {
+        let connector = tokio_rustls::TlsConnector::from(client.clone());
+        async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "uri has no host"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let port = uri.port_u16().unwrap_or(443);
+            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            tcp.set_nodelay(true)?;
+            let name = ServerName::try_from(host)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let tls = connector.connect(name, tcp).await?;
+            Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(tls))
+        }
+    });
+    Ok(endpoint.connect_with_connector_lazy(connector))
+}
