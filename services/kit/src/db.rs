@@ -20,6 +20,8 @@ pub enum StoreError {
     ForeignKey(String),
     #[error("record refused by a constraint: {0}")]
     Constraint(String),
+    #[error("{0} changed concurrently")]
+    Conflict(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
@@ -32,6 +34,7 @@ impl StoreError {
             StoreError::Unique(_) => Code::AlreadyExists,
             StoreError::ForeignKey(_) => Code::NotFound,
             StoreError::Constraint(_) => Code::FailedPrecondition,
+            StoreError::Conflict(_) => Code::Aborted,
             StoreError::Unavailable(_) => Code::Unavailable,
             StoreError::Internal(_) => Code::Internal,
         }

@@ -1,0 +1,7 @@
+//! Domain rules of the asset registry: plain types, pure functions and state machines.
+
+pub mod codes;
+pub mod model;
+pub mod price;
+pub mod rules;
+pub mod tenancy;
