@@ -51,6 +51,8 @@ pub struct NewChange {
     pub entity_id: String,
     pub action: &'static str,
     pub actor: String,
+    /// Why, in the caller's words (a maintenance record, an evidence reference).
+    pub note: String,
     pub recorded_at: DateTime<Utc>,
     pub before: Option<serde_json::Value>,
     pub after: serde_json::Value,
@@ -296,12 +298,12 @@ fn list_sql<E: Entity>(filters: &[Filter], page: &Page) -> (String, Vec<String>)
 }
 
 const INSERT_CHANGE: &str = "INSERT INTO change_records \
-    (operator_id, entity_type, entity_id, action, actor, recorded_at, before_doc, after_doc) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    (operator_id, entity_type, entity_id, action, actor, note, recorded_at, before_doc, after_doc) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 fn changes_sql(q: &ChangeQuery) -> (String, Vec<String>) {
     let mut sql = String::from(
-        "SELECT sequence, operator_id, entity_type, entity_id, action, actor, recorded_at, before_doc, after_doc \
+        "SELECT sequence, operator_id, entity_type, entity_id, action, actor, note, recorded_at, before_doc, after_doc \
          FROM change_records WHERE operator_id = $1 AND sequence > $2",
     );
     let mut values = vec![q.operator_id.clone()];
@@ -414,6 +416,7 @@ macro_rules! sql_asset_store {
                     .bind(&change.entity_id)
                     .bind(change.action)
                     .bind(&change.actor)
+                    .bind(&change.note)
                     .bind(change.recorded_at)
                     .bind(change.before.as_ref().map(sqlx::types::Json))
                     .bind(sqlx::types::Json(&change.after))
@@ -593,6 +596,7 @@ macro_rules! sql_asset_store {
                             entity_id: row.try_get("entity_id")?,
                             action: row.try_get("action")?,
                             actor: row.try_get("actor")?,
+                            note: row.try_get("note")?,
                             recorded_at: row.try_get("recorded_at")?,
                             before: row
                                 .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>("before_doc")?

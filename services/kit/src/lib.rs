@@ -7,6 +7,7 @@ pub mod db;
 pub mod error;
 pub mod identity;
 pub mod jwt;
+pub mod paging;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

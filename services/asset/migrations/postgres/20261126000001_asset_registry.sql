@@ -86,6 +86,7 @@ CREATE TABLE change_records (
     entity_id   TEXT NOT NULL,
     action      TEXT NOT NULL,
     actor       TEXT NOT NULL,
+    note        TEXT NOT NULL,
     recorded_at TIMESTAMPTZ NOT NULL,
     before_doc  JSONB,
     after_doc   JSONB NOT NULL

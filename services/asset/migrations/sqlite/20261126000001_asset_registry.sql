@@ -84,6 +84,7 @@ CREATE TABLE change_records (
     entity_id   TEXT NOT NULL,
     action      TEXT NOT NULL,
     actor       TEXT NOT NULL,
+    note        TEXT NOT NULL,
     recorded_at TEXT NOT NULL,
     before_doc  TEXT,
     after_doc   TEXT NOT NULL

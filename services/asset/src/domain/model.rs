@@ -314,6 +314,7 @@ pub struct ChangeRecord {
     pub entity_id: String,
     pub action: String,
     pub actor: String,
+    pub note: String,
     pub recorded_at: DateTime<Utc>,
     pub before: Option<serde_json::Value>,
     pub after: serde_json::Value,
