@@ -1,1 +1,7 @@
+//! The `chargemesh` binary's library: every component as a role, the embedded mesh, the
+//! development PKI and the demo fleet.
 
+pub mod config;
+pub mod demo;
+pub mod mesh;
+pub mod pki;

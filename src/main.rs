@@ -1,1 +1,195 @@
-fn main() {}
+//! `chargemesh`: one binary, every role.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use chargemesh::config::Config;
+use chargemesh::mesh::{self, EmbeddedMesh, EmbeddedOptions, Shutdown};
+use chargemesh::{demo, pki};
+use chargemesh_kit::telemetry;
+
+#[derive(Parser)]
+#[command(name = "chargemesh", version, about = "EV charging operations mesh for the Shaoxing O&M standard")]
+struct Cli {
+    /// TOML configuration file; CHARGEMESH_* environment variables override it.
+    #[arg(long, global = true, env = "CHARGEMESH_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Role {
+    Gateway,
+    Asset,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one component (one Kubernetes Deployment each).
+    Serve {
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+    /// Apply database migrations of every configured service, then exit.
+    Migrate,
+    /// Development PKI.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+    /// Mint a development staff JWT signed with the PKI's key.
+    Token {
+        /// The PKI directory made by `pki init` or `up`.
+        #[arg(long, default_value = "data/pki")]
+        pki: PathBuf,
+        #[arg(long, default_value = "dev-staff")]
+        subject: String,
+        /// The operator the staff member works for.
+        #[arg(long)]
+        operator: Option<String>,
+        /// Roles: monitor, repairer, station_master, safety_officer, om_manager,
+        /// complaint_handler, platform_admin. Repeat for several.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+    /// Run every component in one process on the embedded default: SQLite files, a development
+    /// PKI made on first run, and optionally a demo fleet.
+    Up {
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// Where the gateway listens.
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        listen: String,
+        /// Seed a demo operator with stations, piles and certificates.
+        #[arg(long)]
+        demo: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Make a CA, component and demo certificates, and a JWT key in DIR.
+    Init {
+        dir: PathBuf,
+        #[arg(long, default_value = chargemesh::config::DEFAULT_TRUST_DOMAIN)]
+        trust_domain: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config: Config = chargemesh_kit::config::load(cli.config.as_deref())?;
+    telemetry::init(config.log_format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Command::Serve { role } => serve(config, role).await,
+        Command::Migrate => {
+            let db = mesh::open_database("asset", &config.asset.database).await?;
+            db.migrate(chargemesh_asset::store::MIGRATIONS).await?;
+            tracing::info!("asset database migrated");
+            Ok(())
+        }
+        Command::Pki {
+            command: PkiCommand::Init { dir, trust_domain },
+        } => {
+            pki::init(&dir, &trust_domain)?;
+            println!("development PKI written to {}", dir.display());
+            Ok(())
+        }
+        Command::Token {
+            pki: dir,
+            subject,
+            operator,
+            roles,
+            ttl,
+        } => {
+            let token = pki::mint_token(&pki::PkiDir { dir }, &subject, operator.as_deref(), &roles, ttl)?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Up { data_dir, listen, demo } => up(config, data_dir, listen, demo).await,
+    }
+}
+
+async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
+    let (stop, shutdown) = Shutdown::new();
+    tokio::spawn(async move {
+        terminated().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    let clock = std::sync::Arc::new(chargemesh_kit::clock::SystemClock);
+    match role {
+        Role::Gateway => {
+            let listener = mesh::bind(&config.gateway.listen).await?;
+            mesh::run_gateway(&config.gateway, &config.trust_domain, listener, shutdown).await
+        }
+        Role::Asset => {
+            let listener = mesh::bind(&config.asset.listen).await?;
+            mesh::run_asset(&config.asset, &config.trust_domain, listener, clock, shutdown).await
+        }
+    }
+}
+
+async fn up(config: Config, data_dir: PathBuf, listen: String, seed_demo: bool) -> anyhow::Result<()> {
+    let mut opts = EmbeddedOptions::new(&data_dir);
+    opts.gateway_listen = listen;
+    opts.trust_domain = config.trust_domain.clone();
+    let mesh = EmbeddedMesh::start(opts).await?;
+    let pki = mesh.pki.clone();
+    if seed_demo {
+        let seeded = demo::seed(mesh.gateway_addr, &pki.files("operator"))
+            .await
+            .context("seeding the demo fleet")?;
+        println!("{}", if seeded { "demo fleet seeded" } else { "demo fleet already present" });
+    }
+    let addr = mesh.gateway_addr;
+    let d = pki.dir.display();
+    println!(
+        "\nchargemesh is up: gateway on {addr} (mTLS, TLS 1.3; staff JWTs accepted)\n\
+         data: {data}   pki: {d}\n\n\
+         client identities (certificate + key, CA {d}/ca.pem):\n  \
+         operator  {d}/operator.pem   {d}/operator.key   spiffe://{td}/operator/{op}\n  \
+         station   {d}/station.pem    {d}/station.key\n  \
+         pile      {d}/pile.pem       {d}/pile.key\n  \
+         regulator {d}/regulator.pem  {d}/regulator.key  (area {area})\n\n\
+         try:\n  grpcurl -cacert {d}/ca.pem -cert {d}/operator.pem -key {d}/operator.key \\\n    \
+         -d '{{}}' {addr} chargemesh.asset.v1.AssetService/ListStations\n  \
+         chargemesh token --pki {d} --operator {op} --role monitor\n\n\
+         stop with ctrl-c",
+        data = data_dir.display(),
+        td = config.trust_domain,
+        op = pki::DEMO_OPERATOR_ID,
+        area = pki::DEMO_REGULATOR_AREA,
+    );
+    mesh.run_until(terminated()).await
+}
+
+async fn terminated() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+

@@ -192,3 +192,54 @@ mod tests {
         assert_eq!(format!("{s:?}"), "[redacted]");
     }
 }
+
+/// A database connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `postgres://...` in production, `sqlite://path` in the embedded default.
+    pub url: Secret,
+    /// The PostgreSQL schema the service's tables live in; ignored on SQLite.
+    pub schema: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::default(),
+            schema: String::new(),
+            max_connections: 10,
+        }
+    }
+}
+
+/// What every mesh service needs: where it listens, its TLS files, its database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceConfig {
+    pub listen: String,
+    pub tls: crate::tls::TlsFiles,
+    pub database: DatabaseConfig,
+}
+
+impl ServiceConfig {
+    /// The conventional defaults of a service: its PKI files and a SQLite file under `data/`.
+    pub fn for_service(name: &str, port: u16) -> Self {
+        Self {
+            listen: format!("0.0.0.0:{port}"),
+            tls: crate::tls::TlsFiles::in_dir(Path::new("pki"), name),
+            database: DatabaseConfig {
+                url: Secret::new(format!("sqlite://data/{name}.db")),
+                schema: name.to_owned(),
+                max_connections: 10,
+            },
+        }
+    }
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self::for_service("service", 7000)
+    }
+}

@@ -1,0 +1,172 @@
+//! The method-level policy: which principal kinds, and which staff roles, may call which method.
+//! A method missing here does not exist at the edge (UNIMPLEMENTED). Resource-level rules (whose
+//! station, which area) are the services' to check.
+
+use chargemesh_kit::{Principal, PrincipalKind};
+
+/// Staff roles of the standard's posts (REQ STAFF-1) and of the platform.
+pub mod roles {
+    pub const MONITOR: &str = "monitor";
+    pub const REPAIRER: &str = "repairer";
+    pub const STATION_MASTER: &str = "station_master";
+    pub const SAFETY_OFFICER: &str = "safety_officer";
+    pub const OM_MANAGER: &str = "om_manager";
+    pub const COMPLAINT_HANDLER: &str = "complaint_handler";
+    pub const PLATFORM_ADMIN: &str = "platform_admin";
+}
+
+/// Who may call a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// Certificate principal kinds allowed.
+    pub kinds: &'static [PrincipalKind],
+    /// Staff roles allowed; `None` means staff may not call, `Some(&[])` any staff role.
+    pub staff: Option<&'static [&'static str]>,
+}
+
+impl Rule {
+    pub fn allows(&self, principal: &Principal) -> bool {
+        match principal {
+            Principal::Staff { roles, .. } => match self.staff {
+                None => false,
+                Some([]) => true,
+                Some(allowed) => roles.iter().any(|r| allowed.contains(&r.as_str())),
+            },
+            other => self.kinds.contains(&other.kind()),
+        }
+    }
+}
+
+use PrincipalKind::{Operator, Pile, Regulator, Service, Station};
+use roles::*;
+
+const READ: Rule = Rule {
+    kinds: &[Operator, Station, Pile, Regulator, Service],
+    staff: Some(&[]),
+};
+const OPERATOR_WRITE: Rule = Rule {
+    kinds: &[Operator, Service],
+    staff: Some(&[OM_MANAGER, STATION_MASTER, PLATFORM_ADMIN]),
+};
+const ARCHIVE_WRITE: Rule = Rule {
+    kinds: &[Operator, Service],
+    staff: Some(&[OM_MANAGER, STATION_MASTER, REPAIRER, PLATFORM_ADMIN]),
+};
+const SUSPENSION: Rule = Rule {
+    kinds: &[Operator, Service],
+    staff: Some(&[MONITOR, OM_MANAGER, STATION_MASTER]),
+};
+const MANAGEMENT: Rule = Rule {
+    kinds: &[Operator, Service],
+    staff: Some(&[OM_MANAGER, PLATFORM_ADMIN]),
+};
+
+const ASSET: &str = "/chargemesh.asset.v1.AssetService/";
+
+/// Every routed method and its rule.
+pub const POLICY: &[(&str, &str, Rule)] = &[
+    (ASSET, "CreateOperator", MANAGEMENT),
+    (ASSET, "GetOperator", READ),
+    (ASSET, "ListOperators", READ),
+    (ASSET, "UpdateOperator", MANAGEMENT),
+    (ASSET, "CreateStation", OPERATOR_WRITE),
+    (ASSET, "GetStation", READ),
+    (ASSET, "ListStations", READ),
+    (ASSET, "UpdateStation", OPERATOR_WRITE),
+    (ASSET, "AcceptStation", OPERATOR_WRITE),
+    (ASSET, "FileStation", OPERATOR_WRITE),
+    (ASSET, "ConnectStation", OPERATOR_WRITE),
+    (ASSET, "StartTrialOperation", OPERATOR_WRITE),
+    (ASSET, "CommissionStation", OPERATOR_WRITE),
+    (ASSET, "CreatePile", OPERATOR_WRITE),
+    (ASSET, "GetPile", READ),
+    (ASSET, "ListPiles", READ),
+    (ASSET, "UpdatePile", ARCHIVE_WRITE),
+    // REQ MON-4, MON-5: the monitor requests suspension and resumption.
+    (ASSET, "SuspendPile", SUSPENSION),
+    (ASSET, "ResumePile", SUSPENSION),
+    // REQ MON-6: retirement is a management decision.
+    (ASSET, "RetirePile", MANAGEMENT),
+    (ASSET, "CreateEquipment", OPERATOR_WRITE),
+    (ASSET, "ListEquipment", READ),
+    (ASSET, "UpdateEquipment", ARCHIVE_WRITE),
+    (ASSET, "CreateMetrologyCertificate", OPERATOR_WRITE),
+    (ASSET, "ListMetrologyCertificates", READ),
+    (ASSET, "CheckSettlementEligibility", READ),
+    (ASSET, "ListChangeRecords", READ),
+];
+
+/// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.
+pub fn rule_for(path: &str) -> Option<Rule> {
+    POLICY
+        .iter()
+        .find(|(service, method, _)| path.strip_prefix(service) == Some(method))
+        .map(|(_, _, rule)| *rule)
+}
+
+/// The mesh component that owns a path: `chargemesh.<component>.v1.<Service>`.
+pub fn component_of(path: &str) -> Option<&str> {
+    let service = path.strip_prefix('/')?.split('/').next()?;
+    let mut parts = service.split('.');
+    match (parts.next(), parts.next()) {
+        (Some("chargemesh"), Some(component)) => Some(component),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    #[test]
+    fn every_rpc_in_the_protos_has_a_rule_and_every_rule_an_rpc() {
+        let set = prost_types::FileDescriptorSet::decode(chargemesh_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+        let mut paths = Vec::new();
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    paths.push(format!(
+                        "/{}.{}/{}",
+                        file.package(),
+                        service.name(),
+                        method.name()
+                    ));
+                }
+            }
+        }
+        for path in &paths {
+            assert!(rule_for(path).is_some(), "no policy for {path}");
+        }
+        for (service, method, _) in POLICY {
+            let path = format!("{service}{method}");
+            assert!(paths.contains(&path), "policy for unknown {path}");
+        }
+    }
+
+    #[test]
+    fn netsec_1_regulators_read_but_never_write() {
+        let regulator = Principal::Regulator { area_code: "330600".into() };
+        assert!(rule_for("/chargemesh.asset.v1.AssetService/ListStations").is_some_and(|r| r.allows(&regulator)));
+        assert!(!rule_for("/chargemesh.asset.v1.AssetService/CreateStation").is_some_and(|r| r.allows(&regulator)));
+        assert!(rule_for("/chargemesh.asset.v1.AssetService/Nope").is_none());
+    }
+
+    #[test]
+    fn mon_4_a_monitor_may_suspend_but_not_retire() {
+        let monitor = Principal::Staff {
+            subject: "m".into(),
+            operator_id: Some("OP".into()),
+            roles: vec![roles::MONITOR.into()],
+        };
+        assert!(rule_for("/chargemesh.asset.v1.AssetService/SuspendPile").is_some_and(|r| r.allows(&monitor)));
+        assert!(!rule_for("/chargemesh.asset.v1.AssetService/RetirePile").is_some_and(|r| r.allows(&monitor)));
+        assert!(!rule_for("/chargemesh.asset.v1.AssetService/CreatePile").is_some_and(|r| r.allows(&monitor)));
+    }
+
+    #[test]
+    fn paths_name_their_component() {
+        assert_eq!(component_of("/chargemesh.asset.v1.AssetService/GetStation"), Some("asset"));
+        assert_eq!(component_of("/grpc.health.v1.Health/Check"), None);
+    }
+}

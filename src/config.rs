@@ -1,0 +1,53 @@
+//! The configuration of every role: defaults, then `--config FILE` (TOML), then `CHARGEMESH_*`
+//! environment variables (`CHARGEMESH_ASSET__DATABASE__URL=postgres://...`).
+
+use serde::{Deserialize, Serialize};
+
+use chargemesh_gateway::GatewayConfig;
+use chargemesh_kit::config::ServiceConfig;
+use chargemesh_kit::telemetry::LogFormat;
+
+pub const DEFAULT_TRUST_DOMAIN: &str = "chargemesh.local";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The SPIFFE trust domain of every certificate identity.
+    pub trust_domain: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    pub gateway: GatewayConfig,
+    pub asset: ServiceConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut gateway = GatewayConfig::default();
+        gateway.upstreams.insert("asset".into(), "https://127.0.0.1:7001".into());
+        Self {
+            trust_domain: DEFAULT_TRUST_DOMAIN.into(),
+            log_format: LogFormat::Text,
+            gateway,
+            asset: ServiceConfig::for_service("asset", 7001),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_reach_nested_sections() {
+        let env = [
+            ("CHARGEMESH_ASSET__DATABASE__URL".to_owned(), "postgres://db/chargemesh".to_owned()),
+            ("CHARGEMESH_GATEWAY__UPSTREAMS__ASSET".to_owned(), "https://asset:7001".to_owned()),
+            ("CHARGEMESH_LOG_FORMAT".to_owned(), "json".to_owned()),
+        ];
+        let cfg: Config = chargemesh_kit::config::load_from(None, env).expect("config");
+        assert_eq!(cfg.asset.database.url.expose(), "postgres://db/chargemesh");
+        assert_eq!(cfg.gateway.upstreams["asset"], "https://asset:7001");
+        assert_eq!(cfg.log_format, LogFormat::Json);
+        assert_eq!(cfg.asset.database.schema, "asset");
+    }
+}

@@ -1,0 +1,210 @@
+//! A development PKI made with rcgen: a CA, a certificate per mesh component and per demo
+//! identity (each `<name>.pem` + `<name>.key`, with its SPIFFE URI), and a JWT signing key with
+//! its JWKS. For development and tests only; production certificates come from cert-manager.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
+};
+use time::{Duration, OffsetDateTime};
+
+use chargemesh_kit::Principal;
+
+/// The mesh components that get a service certificate.
+pub const COMPONENTS: &[&str] = &["gateway", "asset", "dispatch", "metering", "complaints", "reporting"];
+
+/// The demo operator's unified social credit code; its OperatorID is characters 9 to 17.
+pub const DEMO_CREDIT_CODE: &str = "91330602MA2D3K7Q02";
+pub const DEMO_OPERATOR_ID: &str = "MA2D3K7Q0";
+pub const DEMO_STATION_ID: &str = "SX-YC-001";
+pub const DEMO_PILE_ID: &str = "SX-YC-001-P01";
+/// Shaoxing, a city code covering its districts 3306xx.
+pub const DEMO_REGULATOR_AREA: &str = "330600";
+
+/// Issuer, audience and key id of development staff tokens.
+pub const JWT_ISSUER: &str = "chargemesh-dev";
+pub const JWT_AUDIENCE: &str = "chargemesh";
+pub const JWT_KID: &str = "chargemesh-dev-1";
+pub const JWT_KEY_FILE: &str = "jwt-signing.key";
+pub const JWKS_FILE: &str = "jwks.json";
+
+/// A CA that can issue certificates.
+pub struct Authority {
+    issuer: Issuer<'static, KeyPair>,
+    pub cert_pem: String,
+}
+
+impl Authority {
+    pub fn new(common_name: &str) -> anyhow::Result<Self> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::days(1);
+        params.not_after = now + Duration::days(3650);
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// Issues a certificate for `principal` valid between the two instants, with DNS/IP names.
+    pub fn issue(
+        &self,
+        principal: &Principal,
+        trust_domain: &str,
+        names: &[&str],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> anyhow::Result<(String, String)> {
+        let uri = principal
+            .spiffe_uri(trust_domain)
+            .context("staff principals have no certificate")?;
+        let mut params = CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
+        params.subject_alt_names.push(SanType::URI(uri.as_str().try_into()?));
+        params.distinguished_name.push(DnType::CommonName, principal.to_string());
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// Issues a certificate valid from yesterday for `days`.
+    pub fn issue_for_days(&self, principal: &Principal, trust_domain: &str, names: &[&str], days: i64) -> anyhow::Result<(String, String)> {
+        let now = OffsetDateTime::now_utc();
+        self.issue(principal, trust_domain, names, now - Duration::days(1), now + Duration::days(days))
+    }
+}
+
+/// Writes `<name>.pem` and `<name>.key` into `dir`, the key readable by its owner only.
+pub fn write_pair(dir: &Path, name: &str, (cert, key): &(String, String)) -> anyhow::Result<()> {
+    std::fs::write(dir.join(format!("{name}.pem")), cert)?;
+    write_private(&dir.join(format!("{name}.key")), key)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// The demo identities and the file names they are written under.
+pub fn demo_identities() -> Vec<(&'static str, Principal)> {
+    vec![
+        (
+            "operator",
+            Principal::Operator {
+                operator_id: DEMO_OPERATOR_ID.into(),
+            },
+        ),
+        (
+            "station",
+            Principal::Station {
+                operator_id: DEMO_OPERATOR_ID.into(),
+                station_id: DEMO_STATION_ID.into(),
+            },
+        ),
+        (
+            "pile",
+            Principal::Pile {
+                operator_id: DEMO_OPERATOR_ID.into(),
+                station_id: DEMO_STATION_ID.into(),
+                pile_id: DEMO_PILE_ID.into(),
+            },
+        ),
+        (
+            "regulator",
+            Principal::Regulator {
+                area_code: DEMO_REGULATOR_AREA.into(),
+            },
+        ),
+    ]
+}
+
+/// What `pki init` made.
+#[derive(Debug, Clone)]
+pub struct PkiDir {
+    pub dir: PathBuf,
+}
+
+impl PkiDir {
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    pub fn files(&self, name: &str) -> chargemesh_kit::tls::TlsFiles {
+        chargemesh_kit::tls::TlsFiles::in_dir(&self.dir, name)
+    }
+
+    pub fn jwks(&self) -> PathBuf {
+        self.dir.join(JWKS_FILE)
+    }
+
+    pub fn jwt_key(&self) -> PathBuf {
+        self.dir.join(JWT_KEY_FILE)
+    }
+
+    pub fn exists(&self) -> bool {
+        self.ca().exists() && self.jwks().exists()
+    }
+}
+
+/// Makes a development PKI in `dir`: the CA, every component, the demo identities and the JWT key.
+pub fn init(dir: &Path, trust_domain: &str) -> anyhow::Result<PkiDir> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let ca = Authority::new("Chargemesh development CA")?;
+    std::fs::write(dir.join("ca.pem"), &ca.cert_pem)?;
+    for component in COMPONENTS {
+        let principal = Principal::Service {
+            name: (*component).to_owned(),
+        };
+        let dns = format!("chargemesh-{component}");
+        let names = [*component, dns.as_str(), "localhost", "127.0.0.1"];
+        write_pair(dir, component, &ca.issue_for_days(&principal, trust_domain, &names, 825)?)?;
+    }
+    for (name, principal) in demo_identities() {
+        write_pair(dir, name, &ca.issue_for_days(&principal, trust_domain, &[], 825)?)?;
+    }
+    let jwt_key = KeyPair::generate()?;
+    write_private(&dir.join(JWT_KEY_FILE), &jwt_key.serialize_pem())?;
+    let jwk = chargemesh_kit::jwt::es256_jwk(jwt_key.public_key_raw(), JWT_KID)?;
+    std::fs::write(
+        dir.join(JWKS_FILE),
+        serde_json::to_string_pretty(&serde_json::json!({ "keys": [jwk] }))?,
+    )?;
+    Ok(PkiDir { dir: dir.to_owned() })
+}
+
+/// Mints a development staff token signed with the PKI's JWT key.
+pub fn mint_token(pki: &PkiDir, subject: &str, operator_id: Option<&str>, roles: &[String], ttl_seconds: i64) -> anyhow::Result<String> {
+    let key = std::fs::read(pki.jwt_key()).with_context(|| format!("reading {}", pki.jwt_key().display()))?;
+    let now = chrono::Utc::now().timestamp();
+    let claims = chargemesh_kit::jwt::StaffClaims {
+        iss: JWT_ISSUER.into(),
+        aud: JWT_AUDIENCE.into(),
+        sub: subject.into(),
+        exp: now + ttl_seconds,
+        nbf: now - 5,
+        iat: now,
+        operator_id: operator_id.map(str::to_owned),
+        roles: roles.to_vec(),
+    };
+    Ok(chargemesh_kit::jwt::sign_es256(&claims, &key, JWT_KID)?)
+}
