@@ -168,8 +168,12 @@ impl PkiDir {
 
 /// Makes a development PKI in `dir`: the CA, every component, the demo identities and the JWT key.
 pub fn init(dir: &Path, trust_domain: &str) -> anyhow::Result<PkiDir> {
+    init_with(&Authority::new("Chargemesh development CA")?, dir, trust_domain)
+}
+
+/// [`init`] with a given CA, so a caller (a test) can issue more certificates from it later.
+pub fn init_with(ca: &Authority, dir: &Path, trust_domain: &str) -> anyhow::Result<PkiDir> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let ca = Authority::new("Chargemesh development CA")?;
     std::fs::write(dir.join("ca.pem"), &ca.cert_pem)?;
     for component in COMPONENTS {
         let principal = Principal::Service {

@@ -178,31 +178,47 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// PostgreSQL when `CHARGEMESH_TEST_DATABASE_URL` is set, else SQLite.
     pub async fn new(service: &str) -> Result<Self, StoreError> {
-        let suffix = uuid::Uuid::now_v7().simple().to_string();
-        let schema = format!("{service}_{}", &suffix[suffix.len() - 12..]);
-        match std::env::var("CHARGEMESH_TEST_DATABASE_URL") {
-            Ok(url) if !url.is_empty() => {
-                let database = Database::connect(&url, &schema, 5).await?;
-                Ok(Self {
-                    database,
-                    url,
-                    schema,
-                    file: None,
-                })
-            }
-            _ => {
-                let path = std::env::temp_dir().join(format!("chargemesh-test-{schema}.db"));
-                let url = Database::sqlite_url(&path);
-                let database = Database::connect(&url, &schema, 5).await?;
-                Ok(Self {
-                    database,
-                    url,
-                    schema,
-                    file: Some(path),
-                })
-            }
+        match Self::postgres(service).await? {
+            Some(db) => Ok(db),
+            None => Self::sqlite(service).await,
         }
+    }
+
+    fn unique_schema(service: &str) -> String {
+        let suffix = uuid::Uuid::now_v7().simple().to_string();
+        format!("{service}_{}", &suffix[suffix.len() - 12..])
+    }
+
+    /// A fresh schema in `CHARGEMESH_TEST_DATABASE_URL`, or `None` when it is not set.
+    pub async fn postgres(service: &str) -> Result<Option<Self>, StoreError> {
+        let url = match std::env::var("CHARGEMESH_TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ => return Ok(None),
+        };
+        let schema = Self::unique_schema(service);
+        let database = Database::connect(&url, &schema, 5).await?;
+        Ok(Some(Self {
+            database,
+            url,
+            schema,
+            file: None,
+        }))
+    }
+
+    /// A fresh SQLite file in the temporary directory.
+    pub async fn sqlite(service: &str) -> Result<Self, StoreError> {
+        let schema = Self::unique_schema(service);
+        let path = std::env::temp_dir().join(format!("chargemesh-test-{schema}.db"));
+        let url = Database::sqlite_url(&path);
+        let database = Database::connect(&url, &schema, 5).await?;
+        Ok(Self {
+            database,
+            url,
+            schema,
+            file: Some(path),
+        })
     }
 
     /// Which backend the test runs on, for messages.

@@ -136,6 +136,16 @@ pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
     Ok(config)
 }
 
+/// A TLS 1.3 client configuration without a certificate of its own (staff apps that bring a JWT).
+pub fn anonymous_client_config(ca_file: &Path) -> Result<ClientConfig, TlsError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(ca_file)?)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
 /// A server configuration that follows its files: [`ReloadingServerConfig::watch`] rebuilds it
 /// when they change, and each new connection takes the current one.
 #[derive(Debug, Clone)]

@@ -1,0 +1,336 @@
+//! The store conformance suite: every behaviour the service relies on, run against SQLite always
+//! and against PostgreSQL when `CHARGEMESH_TEST_DATABASE_URL` is set.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+
+use chargemesh_asset::domain::model::*;
+use chargemesh_asset::store::{self, AssetStore, ChangeQuery, Filter, NewChange, Page, StationCertificate};
+use chargemesh_kit::db::{Database, StoreError, TestDatabase};
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).expect("time").to_utc()
+}
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
+}
+
+fn operator(id: &str) -> Operator {
+    Operator {
+        operator_id: id.into(),
+        credit_code: format!("CC-{id}"),
+        name: format!("Operator {id}"),
+        business_scope: "充电设施运营".into(),
+        supervision_hotline: "12345".into(),
+        created_at: t("2026-01-01T00:00:00Z"),
+        updated_at: t("2026-01-01T00:00:00Z"),
+    }
+}
+
+fn station(op: &str, id: &str, area: &str) -> Station {
+    Station {
+        operator_id: op.into(),
+        station_id: id.into(),
+        name: format!("Station {id}"),
+        kind: StationKind::UrbanPublic,
+        area_code: area.into(),
+        address: "Renmin Rd".into(),
+        location: GeoPoint {
+            longitude: 120.5,
+            latitude: 30.0,
+        },
+        opening_hours: "24h".into(),
+        service_phone: "0575-88888888".into(),
+        connection_mode: ConnectionMode::WholeStation,
+        service_zone: ServiceZone::MainUrban,
+        price_board: vec![PricePeriod {
+            start_minute: 0,
+            end_minute: 1440,
+            label: PeriodLabel::Flat,
+            electricity_price: Decimal::new(6800, 4),
+            service_fee: Decimal::new(4000, 4),
+        }],
+        service_items: vec![],
+        state: StationState::Registered,
+        acceptance: None,
+        filing: None,
+        connected_at: None,
+        trial_started_at: None,
+        commissioned_at: None,
+        created_at: t("2026-01-01T00:00:00Z"),
+        updated_at: t("2026-01-01T00:00:00Z"),
+    }
+}
+
+fn pile(op: &str, station_id: &str, id: &str, connector: &str) -> Pile {
+    Pile {
+        operator_id: op.into(),
+        pile_id: id.into(),
+        station_id: station_id.into(),
+        pile_type: PileType::Dc,
+        manufacturer: "Acme".into(),
+        model: "DC-60".into(),
+        serial_number: "SN".into(),
+        production_date: d("2025-01-01"),
+        rated_voltage: 750.0,
+        rated_current: 100.0,
+        rated_power_kw: 60.0,
+        connectors: vec![Connector {
+            connector_id: connector.into(),
+            name: "gun".into(),
+            connector_type: ConnectorType::DcGun,
+            national_standard: NationalStandard::Gb2015,
+            voltage_upper_limit: 750.0,
+            voltage_lower_limit: 200.0,
+            current: 100.0,
+            power_kw: 60.0,
+            park_no: String::new(),
+        }],
+        state: PileState::InService,
+        suspension: None,
+        retired_at: None,
+        created_at: t("2026-01-01T00:00:00Z"),
+        updated_at: t("2026-01-01T00:00:00Z"),
+    }
+}
+
+fn change<T: serde::Serialize>(op: &str, kind: &'static str, id: &str, action: &'static str, after: &T) -> NewChange {
+    NewChange {
+        operator_id: op.into(),
+        entity_type: kind,
+        entity_id: id.into(),
+        action,
+        actor: "operator/test".into(),
+        note: String::new(),
+        recorded_at: t("2026-01-02T00:00:00Z"),
+        before: None,
+        after: serde_json::to_value(after).expect("json"),
+    }
+}
+
+async fn seeded(db: &Database) -> Arc<dyn AssetStore> {
+    let s = store::open(db).await.expect("migrate");
+    for op in ["OPA", "OPB"] {
+        let o = operator(op);
+        s.create_operator(&o, &change(op, "operator", op, "create", &o)).await.expect("operator");
+    }
+    s
+}
+
+async fn backends() -> Vec<TestDatabase> {
+    let mut dbs = vec![TestDatabase::sqlite("asset").await.expect("sqlite")];
+    if let Some(pg) = TestDatabase::postgres("asset").await.expect("postgres") {
+        dbs.push(pg);
+    }
+    dbs
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    for db in backends().await {
+        store::open(&db.database).await.expect("first");
+        store::open(&db.database).await.expect("again");
+    }
+}
+
+#[tokio::test]
+async fn records_round_trip_and_duplicates_are_unique_violations() {
+    for db in backends().await {
+        let s = seeded(&db.database).await;
+        let got = s.operator("OPA").await.expect("read").expect("present");
+        assert_eq!(got.value, operator("OPA"), "{}", db.backend());
+        assert_eq!(got.version, 1);
+        let dup = s.create_operator(&operator("OPA"), &change("OPA", "operator", "OPA", "create", &1)).await;
+        assert!(matches!(dup, Err(StoreError::Unique(_))), "{}: {dup:?}", db.backend());
+        assert!(s.operator("NOPE").await.expect("read").is_none());
+
+        let st = station("OPA", "S1", "330602");
+        s.create_station(&st, &change("OPA", "station", "S1", "create", &st)).await.expect("station");
+        let back = s.station("OPA", "S1").await.expect("read").expect("present");
+        assert_eq!(back.value, st, "{}", db.backend());
+        // The same station id under another operator is another station.
+        let other = station("OPB", "S1", "330102");
+        s.create_station(&other, &change("OPB", "station", "S1", "create", &other)).await.expect("other tenant");
+    }
+}
+
+#[tokio::test]
+async fn a_station_of_a_missing_operator_is_refused() {
+    for db in backends().await {
+        let s = seeded(&db.database).await;
+        let st = station("GHOST", "S1", "330602");
+        let r = s.create_station(&st, &change("GHOST", "station", "S1", "create", &st)).await;
+        assert!(matches!(r, Err(StoreError::ForeignKey(_))), "{}: {r:?}", db.backend());
+        assert!(s.station("GHOST", "S1").await.expect("read").is_none());
+    }
+}
+
+#[tokio::test]
+async fn listings_filter_by_operator_and_area_prefix_and_page_in_key_order() {
+    for db in backends().await {
+        let s = seeded(&db.database).await;
+        for (op, id, area) in [("OPA", "S1", "330602"), ("OPA", "S2", "330603"), ("OPA", "S3", "330102"), ("OPB", "S1", "330602")] {
+            let st = station(op, id, area);
+            s.create_station(&st, &change(op, "station", id, "create", &st)).await.expect("station");
+        }
+        let shaoxing = [Filter::Prefix("area_code", "3306".into())];
+        let first = s.list_stations(&shaoxing, &Page { after: None, limit: 2 }).await.expect("list");
+        let keys: Vec<_> = first.iter().map(|x| (x.operator_id.as_str(), x.station_id.as_str())).collect();
+        assert_eq!(keys, [("OPA", "S1"), ("OPA", "S2")], "{}", db.backend());
+        let after = Some(("OPA".to_owned(), "S2".to_owned()));
+        let second = s.list_stations(&shaoxing, &Page { after, limit: 2 }).await.expect("list");
+        let keys: Vec<_> = second.iter().map(|x| (x.operator_id.as_str(), x.station_id.as_str())).collect();
+        assert_eq!(keys, [("OPB", "S1")], "{}", db.backend());
+        let own = [Filter::Eq("operator_id", "OPA".into())];
+        assert_eq!(s.list_stations(&own, &Page { after: None, limit: 10 }).await.expect("list").len(), 3);
+        // LIKE wildcards are stripped from a prefix, so "%" is the empty prefix.
+        let wild = [Filter::Prefix("area_code", "%".into())];
+        assert_eq!(s.list_stations(&wild, &Page { after: None, limit: 10 }).await.expect("list").len(), 4);
+    }
+}
+
+#[tokio::test]
+async fn a_stale_version_is_a_conflict_and_changes_nothing() {
+    for db in backends().await {
+        let s = seeded(&db.database).await;
+        let st = station("OPA", "S1", "330602");
+        s.create_station(&st, &change("OPA", "station", "S1", "create", &st)).await.expect("station");
+        let mut renamed = st.clone();
+        renamed.name = "First".into();
+        s.update_station(&renamed, 1, &change("OPA", "station", "S1", "update", &renamed)).await.expect("update");
+        let mut late = st.clone();
+        late.name = "Second".into();
+        let r = s.update_station(&late, 1, &change("OPA", "station", "S1", "update", &late)).await;
+        assert!(matches!(r, Err(StoreError::Conflict(_))), "{}: {r:?}", db.backend());
+        let now = s.station("OPA", "S1").await.expect("read").expect("present");
+        assert_eq!((now.value.name.as_str(), now.version), ("First", 2), "{}", db.backend());
+        let history = s
+            .list_changes(&ChangeQuery {
+                operator_id: "OPA".into(),
+                entity_type: Some("station".into()),
+                entity_id: Some("S1".into()),
+                after_sequence: 0,
+                limit: 10,
+            })
+            .await
+            .expect("history");
+        assert_eq!(history.len(), 2, "{}: the refused update left no record", db.backend());
+    }
+}
+
+#[tokio::test]
+async fn connector_ids_are_unique_per_operator_and_a_refused_pile_leaves_nothing() {
+    for db in backends().await {
+        let s = seeded(&db.database).await;
+        let st = station("OPA", "S1", "330602");
+        s.create_station(&st, &change("OPA", "station", "S1", "create", &st)).await.expect("station");
+        let p1 = pile("OPA", "S1", "P1", "C1");
+        s.create_pile(&p1, &change("OPA", "pile", "P1", "create", &p1)).await.expect("pile");
+        let p2 = pile("OPA", "S1", "P2", "C1");
+        let r = s.create_pile(&p2, &change("OPA", "pile", "P2", "create", &p2)).await;
+        assert!(matches!(r, Err(StoreError::Unique(_))), "{}: {r:?}", db.backend());
+        assert!(s.pile("OPA", "P2").await.expect("read").is_none(), "{}: no half write", db.backend());
+        // Updating P1's connectors frees C1 for another pile.
+        let mut moved = p1.clone();
+        moved.connectors[0].connector_id = "C9".into();
+        s.update_pile(&moved, 1, &change("OPA", "pile", "P1", "update", &moved)).await.expect("update");
+        s.create_pile(&p2, &change("OPA", "pile", "P2", "create", &p2)).await.expect("now free");
+        let filters = [Filter::Eq("operator_id", "OPA".into()), Filter::Eq("station_id", "S1".into())];
+        assert_eq!(s.list_piles(&filters, &Page { after: None, limit: 10 }).await.expect("list").len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn certificates_are_unique_per_body_and_number_and_listed_by_pile_and_station() {
+    for db in backends().await {
+        let s = seeded(&db.database).await;
+        let st = station("OPA", "S1", "330602");
+        s.create_station(&st, &change("OPA", "station", "S1", "create", &st)).await.expect("station");
+        let p1 = pile("OPA", "S1", "P1", "C1");
+        s.create_pile(&p1, &change("OPA", "pile", "P1", "create", &p1)).await.expect("pile");
+        let cert = |id: &str, number: &str| StationCertificate {
+            station_id: "S1".into(),
+            certificate: Certificate {
+                operator_id: "OPA".into(),
+                pile_id: "P1".into(),
+                certificate_id: id.into(),
+                procedure: Procedure::Jjg1149,
+                certificate_number: number.into(),
+                verifying_body: "Institute".into(),
+                verified_on: d("2026-01-01"),
+                valid_until: d("2026-12-31"),
+                created_at: t("2026-01-02T00:00:00Z"),
+            },
+        };
+        let c1 = cert("c1", "N-1");
+        s.create_certificate(&c1, &change("OPA", "certificate", "c1", "create", &c1)).await.expect("cert");
+        let dup = cert("c2", "N-1");
+        let r = s.create_certificate(&dup, &change("OPA", "certificate", "c2", "create", &dup)).await;
+        assert!(matches!(r, Err(StoreError::Unique(_))), "{}: {r:?}", db.backend());
+        let by_pile = s
+            .list_certificates(&[Filter::Eq("operator_id", "OPA".into()), Filter::Eq("pile_id", "P1".into())])
+            .await
+            .expect("list");
+        assert_eq!(by_pile, vec![c1.certificate.clone()], "{}", db.backend());
+        let by_station = s
+            .list_certificates(&[Filter::Eq("operator_id", "OPA".into()), Filter::Eq("station_id", "S1".into())])
+            .await
+            .expect("list");
+        assert_eq!(by_station.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn rec_2_history_is_appended_in_order_and_cannot_be_rewritten() {
+    for db in backends().await {
+        let s = seeded(&db.database).await;
+        let st = station("OPA", "S1", "330602");
+        s.create_station(&st, &change("OPA", "station", "S1", "create", &st)).await.expect("station");
+        let mut accepted = st.clone();
+        accepted.state = StationState::Accepted;
+        let mut c = change("OPA", "station", "S1", "accept", &accepted);
+        c.before = Some(serde_json::to_value(&st).expect("json"));
+        c.note = "report R-1".into();
+        s.update_station(&accepted, 1, &c).await.expect("update");
+        let all = s
+            .list_changes(&ChangeQuery {
+                operator_id: "OPA".into(),
+                after_sequence: 0,
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("history");
+        let actions: Vec<_> = all.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["create", "create", "accept"], "{}", db.backend());
+        let last = all.last().expect("record");
+        assert_eq!(last.note, "report R-1");
+        assert_eq!(last.before.as_ref().and_then(|b| b["state"].as_str()), Some("registered"));
+        assert_eq!(last.after["state"].as_str(), Some("accepted"));
+        let page = s
+            .list_changes(&ChangeQuery {
+                operator_id: "OPA".into(),
+                after_sequence: all[1].sequence,
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("page");
+        assert_eq!(page.len(), 1);
+        // REQ REC-2: the database itself refuses to rewrite or delete history and records.
+        let (rewrite, delete) = match &db.database {
+            Database::Postgres(pool) => (
+                sqlx::query("UPDATE change_records SET actor = 'forger'").execute(pool).await.is_err(),
+                sqlx::query("DELETE FROM stations").execute(pool).await.is_err(),
+            ),
+            Database::Sqlite(pool) => (
+                sqlx::query("UPDATE change_records SET actor = 'forger'").execute(pool).await.is_err(),
+                sqlx::query("DELETE FROM stations").execute(pool).await.is_err(),
+            ),
+        };
+        assert!(rewrite && delete, "{}: rewrite refused {rewrite}, delete refused {delete}", db.backend());
+    }
+}
