@@ -23,7 +23,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         let mut gateway = GatewayConfig::default();
-        gateway.upstreams.insert("asset".into(), "https://127.0.0.1:7001".into());
+        gateway
+            .upstreams
+            .insert("asset".into(), "https://127.0.0.1:7001".into());
         Self {
             trust_domain: DEFAULT_TRUST_DOMAIN.into(),
             log_format: LogFormat::Text,
@@ -40,8 +42,14 @@ mod tests {
     #[test]
     fn env_overrides_reach_nested_sections() {
         let env = [
-            ("CHARGEMESH_ASSET__DATABASE__URL".to_owned(), "postgres://db/chargemesh".to_owned()),
-            ("CHARGEMESH_GATEWAY__UPSTREAMS__ASSET".to_owned(), "https://asset:7001".to_owned()),
+            (
+                "CHARGEMESH_ASSET__DATABASE__URL".to_owned(),
+                "postgres://db/chargemesh".to_owned(),
+            ),
+            (
+                "CHARGEMESH_GATEWAY__UPSTREAMS__ASSET".to_owned(),
+                "https://asset:7001".to_owned(),
+            ),
             ("CHARGEMESH_LOG_FORMAT".to_owned(), "json".to_owned()),
         ];
         let cfg: Config = chargemesh_kit::config::load_from(None, env).expect("config");

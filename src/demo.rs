@@ -16,7 +16,10 @@ use chargemesh_proto::common::v1::GeoPoint;
 use crate::pki::{DEMO_CREDIT_CODE, DEMO_OPERATOR_ID, DEMO_PILE_ID, DEMO_STATION_ID};
 
 /// An asset client through the gateway with the given client certificate.
-pub fn asset_client(gateway: SocketAddr, files: &TlsFiles) -> anyhow::Result<AssetServiceClient<Channel>> {
+pub fn asset_client(
+    gateway: SocketAddr,
+    files: &TlsFiles,
+) -> anyhow::Result<AssetServiceClient<Channel>> {
     let config = std::sync::Arc::new(tls::client_config(files)?);
     let channel = tls::channel(&format!("https://127.0.0.1:{}", gateway.port()), config)?;
     Ok(AssetServiceClient::new(channel))
@@ -34,15 +37,24 @@ pub fn operator(credit_code: &str) -> pb::Operator {
 
 /// A time-of-use board: valley at night, flat by day, peak in the evening.
 pub fn price_board() -> Vec<pb::PricePeriod> {
-    let period = |start: &str, end: &str, label: pb::PeriodLabel, electricity: &str, service: &str| pb::PricePeriod {
-        start_time: start.into(),
-        end_time: end.into(),
-        label: label as i32,
-        electricity_price: electricity.into(),
-        service_fee: service.into(),
-    };
+    let period =
+        |start: &str, end: &str, label: pb::PeriodLabel, electricity: &str, service: &str| {
+            pb::PricePeriod {
+                start_time: start.into(),
+                end_time: end.into(),
+                label: label as i32,
+                electricity_price: electricity.into(),
+                service_fee: service.into(),
+            }
+        };
     vec![
-        period("00:00", "08:00", pb::PeriodLabel::Valley, "0.3500", "0.4000"),
+        period(
+            "00:00",
+            "08:00",
+            pb::PeriodLabel::Valley,
+            "0.3500",
+            "0.4000",
+        ),
         period("08:00", "17:00", pb::PeriodLabel::Flat, "0.6500", "0.6000"),
         period("17:00", "21:00", pb::PeriodLabel::Peak, "0.9800", "0.8000"),
         period("21:00", "24:00", pb::PeriodLabel::Flat, "0.6500", "0.6000"),
@@ -72,7 +84,13 @@ pub fn station(operator_id: &str, station_id: &str, area_code: &str) -> pb::Stat
 }
 
 /// A DC pile of `power_kw` with one gun, or an AC pile with one socket.
-pub fn pile(operator_id: &str, station_id: &str, pile_id: &str, pile_type: pb::PileType, power_kw: f64) -> pb::Pile {
+pub fn pile(
+    operator_id: &str,
+    station_id: &str,
+    pile_id: &str,
+    pile_type: pb::PileType,
+    power_kw: f64,
+) -> pb::Pile {
     let dc = pile_type != pb::PileType::Ac;
     pb::Pile {
         operator_id: operator_id.into(),
@@ -89,7 +107,11 @@ pub fn pile(operator_id: &str, station_id: &str, pile_id: &str, pile_type: pb::P
         connectors: vec![pb::Connector {
             connector_id: format!("{pile_id}-1"),
             name: "1号枪".into(),
-            connector_type: if dc { pb::ConnectorType::DcGun } else { pb::ConnectorType::AcSocket } as i32,
+            connector_type: if dc {
+                pb::ConnectorType::DcGun
+            } else {
+                pb::ConnectorType::AcSocket
+            } as i32,
             national_standard: pb::NationalStandard::Gb2015 as i32,
             voltage_upper_limit: if dc { 750.0 } else { 220.0 },
             voltage_lower_limit: if dc { 200.0 } else { 220.0 },
@@ -102,7 +124,13 @@ pub fn pile(operator_id: &str, station_id: &str, pile_id: &str, pile_type: pb::P
 }
 
 /// A certificate under the procedure the pile type needs, valid for a year from `verified_on`.
-pub fn certificate(operator_id: &str, pile_id: &str, procedure: pb::VerificationProcedure, number: &str, verified_on: chrono::NaiveDate) -> pb::MetrologyCertificate {
+pub fn certificate(
+    operator_id: &str,
+    pile_id: &str,
+    procedure: pb::VerificationProcedure,
+    number: &str,
+    verified_on: chrono::NaiveDate,
+) -> pb::MetrologyCertificate {
     pb::MetrologyCertificate {
         operator_id: operator_id.into(),
         pile_id: pile_id.into(),
@@ -140,9 +168,27 @@ pub async fn seed(gateway: SocketAddr, operator_files: &TlsFiles) -> anyhow::Res
             .with_context(|| format!("creating station {station_id}"))?;
     }
     let piles = [
-        (DEMO_STATION_ID, DEMO_PILE_ID, pb::PileType::Dc, 120.0, pb::VerificationProcedure::Jjg1149),
-        (DEMO_STATION_ID, "SX-YC-001-P02", pb::PileType::Ac, 7.0, pb::VerificationProcedure::Jjg1148),
-        ("SX-KQ-002", "SX-KQ-002-P01", pb::PileType::Dc, 60.0, pb::VerificationProcedure::Jjg1149),
+        (
+            DEMO_STATION_ID,
+            DEMO_PILE_ID,
+            pb::PileType::Dc,
+            120.0,
+            pb::VerificationProcedure::Jjg1149,
+        ),
+        (
+            DEMO_STATION_ID,
+            "SX-YC-001-P02",
+            pb::PileType::Ac,
+            7.0,
+            pb::VerificationProcedure::Jjg1148,
+        ),
+        (
+            "SX-KQ-002",
+            "SX-KQ-002-P01",
+            pb::PileType::Dc,
+            60.0,
+            pb::VerificationProcedure::Jjg1149,
+        ),
     ];
     for (i, (station_id, pile_id, kind, power, procedure)) in piles.into_iter().enumerate() {
         asset
@@ -153,7 +199,13 @@ pub async fn seed(gateway: SocketAddr, operator_files: &TlsFiles) -> anyhow::Res
             .with_context(|| format!("creating pile {pile_id}"))?;
         asset
             .create_metrology_certificate(pb::CreateMetrologyCertificateRequest {
-                certificate: Some(certificate(op, pile_id, procedure, &format!("ZJSX-2026-{:04}", i + 1), today)),
+                certificate: Some(certificate(
+                    op,
+                    pile_id,
+                    procedure,
+                    &format!("ZJSX-2026-{:04}", i + 1),
+                    today,
+                )),
             })
             .await
             .with_context(|| format!("certifying pile {pile_id}"))?;
@@ -215,7 +267,10 @@ pub async fn seed(gateway: SocketAddr, operator_files: &TlsFiles) -> anyhow::Res
         })
         .await?;
     asset
-        .commission_station(pb::CommissionStationRequest { operator_id, station_id })
+        .commission_station(pb::CommissionStationRequest {
+            operator_id,
+            station_id,
+        })
         .await
         .context("commissioning the demo station")?;
     Ok(true)

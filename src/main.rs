@@ -11,7 +11,11 @@ use chargemesh::{demo, pki};
 use chargemesh_kit::telemetry;
 
 #[derive(Parser)]
-#[command(name = "chargemesh", version, about = "EV charging operations mesh for the Shaoxing O&M standard")]
+#[command(
+    name = "chargemesh",
+    version,
+    about = "EV charging operations mesh for the Shaoxing O&M standard"
+)]
 struct Cli {
     /// TOML configuration file; CHARGEMESH_* environment variables override it.
     #[arg(long, global = true, env = "CHARGEMESH_CONFIG")]
@@ -110,11 +114,21 @@ async fn main() -> anyhow::Result<()> {
             roles,
             ttl,
         } => {
-            let token = pki::mint_token(&pki::PkiDir { dir }, &subject, operator.as_deref(), &roles, ttl)?;
+            let token = pki::mint_token(
+                &pki::PkiDir { dir },
+                &subject,
+                operator.as_deref(),
+                &roles,
+                ttl,
+            )?;
             println!("{token}");
             Ok(())
         }
-        Command::Up { data_dir, listen, demo } => up(config, data_dir, listen, demo).await,
+        Command::Up {
+            data_dir,
+            listen,
+            demo,
+        } => up(config, data_dir, listen, demo).await,
     }
 }
 
@@ -133,12 +147,24 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
         }
         Role::Asset => {
             let listener = mesh::bind(&config.asset.listen).await?;
-            mesh::run_asset(&config.asset, &config.trust_domain, listener, clock, shutdown).await
+            mesh::run_asset(
+                &config.asset,
+                &config.trust_domain,
+                listener,
+                clock,
+                shutdown,
+            )
+            .await
         }
     }
 }
 
-async fn up(config: Config, data_dir: PathBuf, listen: String, seed_demo: bool) -> anyhow::Result<()> {
+async fn up(
+    config: Config,
+    data_dir: PathBuf,
+    listen: String,
+    seed_demo: bool,
+) -> anyhow::Result<()> {
     let mut opts = EmbeddedOptions::new(&data_dir);
     opts.gateway_listen = listen;
     opts.trust_domain = config.trust_domain.clone();
@@ -148,7 +174,14 @@ async fn up(config: Config, data_dir: PathBuf, listen: String, seed_demo: bool) 
         let seeded = demo::seed(mesh.gateway_addr, &pki.files("operator"))
             .await
             .context("seeding the demo fleet")?;
-        println!("{}", if seeded { "demo fleet seeded" } else { "demo fleet already present" });
+        println!(
+            "{}",
+            if seeded {
+                "demo fleet seeded"
+            } else {
+                "demo fleet already present"
+            }
+        );
     }
     let addr = mesh.gateway_addr;
     let d = pki.dir.display();
@@ -192,4 +225,3 @@ async fn terminated() {
         () = term => {}
     }
 }
-

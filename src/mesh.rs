@@ -42,12 +42,18 @@ impl Shutdown {
 }
 
 pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
 }
 
 /// Connects and migrates a service's database.
 pub async fn open_database(name: &str, config: &DatabaseConfig) -> anyhow::Result<Database> {
-    let schema = if config.schema.is_empty() { name } else { &config.schema };
+    let schema = if config.schema.is_empty() {
+        name
+    } else {
+        &config.schema
+    };
     let db = Database::connect(config.url.expose(), schema, config.max_connections)
         .await
         .with_context(|| format!("connecting the {name} database"))?;
@@ -63,23 +69,45 @@ pub async fn run_asset(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let db = open_database("asset", &config.database).await?;
-    let store = chargemesh_asset::store::open(&db).await.context("migrating the asset database")?;
+    let store = chargemesh_asset::store::open(&db)
+        .await
+        .context("migrating the asset database")?;
     let (health, routes) = health_and_reflection(&[FILE_DESCRIPTOR_SET]);
     health.set_serving::<AssetServiceServer<AssetApi>>().await;
     let routes = routes.add_service(AssetApi::new(store, clock).into_server());
     let tls = ReloadingServerConfig::load(config.tls.clone(), ClientAuth::Required)?;
     let watcher = tls.watch(std::time::Duration::from_secs(30));
     tracing::info!(addr = %listener.local_addr()?, "asset serving");
-    let served = serve_service(listener, tls, trust_domain.to_owned(), ServeLimits::default(), routes, shutdown.wait()).await;
+    let served = serve_service(
+        listener,
+        tls,
+        trust_domain.to_owned(),
+        ServeLimits::default(),
+        routes,
+        shutdown.wait(),
+    )
+    .await;
     watcher.abort();
     db.close().await;
     Ok(served?)
 }
 
 /// Runs the gateway until `shutdown`.
-pub async fn run_gateway(config: &GatewayConfig, trust_domain: &str, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run_gateway(
+    config: &GatewayConfig,
+    trust_domain: &str,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "gateway serving");
-    chargemesh_gateway::serve(config, trust_domain, listener, &[FILE_DESCRIPTOR_SET], shutdown.wait()).await?;
+    chargemesh_gateway::serve(
+        config,
+        trust_domain,
+        listener,
+        &[FILE_DESCRIPTOR_SET],
+        shutdown.wait(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -123,7 +151,8 @@ pub struct EmbeddedMesh {
 impl EmbeddedMesh {
     /// Starts the mesh; makes the development PKI in `data_dir/pki` on first run, reuses it after.
     pub async fn start(opts: EmbeddedOptions) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&opts.data_dir).with_context(|| format!("creating {}", opts.data_dir.display()))?;
+        std::fs::create_dir_all(&opts.data_dir)
+            .with_context(|| format!("creating {}", opts.data_dir.display()))?;
         let pki = ensure_pki(&opts.data_dir.join("pki"), &opts.trust_domain)?;
         let (stop, shutdown) = Shutdown::new();
         let database = |name: &str| match &opts.database {
@@ -133,7 +162,9 @@ impl EmbeddedMesh {
                 max_connections: 5,
             },
             None => DatabaseConfig {
-                url: Secret::new(Database::sqlite_url(&opts.data_dir.join(format!("{name}.db")))),
+                url: Secret::new(Database::sqlite_url(
+                    &opts.data_dir.join(format!("{name}.db")),
+                )),
                 schema: name.to_owned(),
                 max_connections: 5,
             },
@@ -154,10 +185,16 @@ impl EmbeddedMesh {
             .context("migrating the asset database")?;
         let mut tasks = Vec::new();
         {
-            let (td, clock, shutdown) = (opts.trust_domain.clone(), opts.clock.clone(), shutdown.clone());
+            let (td, clock, shutdown) = (
+                opts.trust_domain.clone(),
+                opts.clock.clone(),
+                shutdown.clone(),
+            );
             tasks.push((
                 "asset",
-                tokio::spawn(async move { run_asset(&asset, &td, asset_listener, clock, shutdown).await }),
+                tokio::spawn(async move {
+                    run_asset(&asset, &td, asset_listener, clock, shutdown).await
+                }),
             ));
         }
 
@@ -171,13 +208,19 @@ impl EmbeddedMesh {
                 issuer: pki::JWT_ISSUER.into(),
                 audience: pki::JWT_AUDIENCE.into(),
             }),
-            upstreams: [("asset".to_owned(), format!("https://127.0.0.1:{}", asset_addr.port()))].into(),
+            upstreams: [(
+                "asset".to_owned(),
+                format!("https://127.0.0.1:{}", asset_addr.port()),
+            )]
+            .into(),
         };
         {
             let (td, shutdown) = (opts.trust_domain.clone(), shutdown.clone());
             tasks.push((
                 "gateway",
-                tokio::spawn(async move { run_gateway(&gateway, &td, gateway_listener, shutdown).await }),
+                tokio::spawn(async move {
+                    run_gateway(&gateway, &td, gateway_listener, shutdown).await
+                }),
             ));
         }
         Ok(Self {
@@ -190,7 +233,10 @@ impl EmbeddedMesh {
     }
 
     /// Waits until a component stops on its own (an error) or `signal` resolves, then stops all.
-    pub async fn run_until(mut self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let first_exit = futures_like_select(&mut self.tasks);
         tokio::select! {
             (name, result) = first_exit => {
@@ -214,7 +260,9 @@ impl EmbeddedMesh {
         for (name, task) in self.tasks {
             match task.await {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::warn!(component = name, error = %error, "stopped with an error"),
+                Ok(Err(error)) => {
+                    tracing::warn!(component = name, error = %error, "stopped with an error")
+                }
                 Err(error) => tracing::warn!(component = name, %error, "panicked"),
             }
         }
@@ -224,7 +272,10 @@ impl EmbeddedMesh {
 /// Resolves when the first of the tasks ends.
 async fn futures_like_select(
     tasks: &mut [(&'static str, JoinHandle<anyhow::Result<()>>)],
-) -> (&'static str, Result<anyhow::Result<()>, tokio::task::JoinError>) {
+) -> (
+    &'static str,
+    Result<anyhow::Result<()>, tokio::task::JoinError>,
+) {
     std::future::poll_fn(|cx| {
         for (name, task) in tasks.iter_mut() {
             if let std::task::Poll::Ready(result) = std::pin::Pin::new(task).poll(cx) {
@@ -240,7 +291,9 @@ use std::future::Future as _;
 
 /// The PKI in `dir`, made on first use.
 pub fn ensure_pki(dir: &Path, trust_domain: &str) -> anyhow::Result<PkiDir> {
-    let existing = PkiDir { dir: dir.to_owned() };
+    let existing = PkiDir {
+        dir: dir.to_owned(),
+    };
     if existing.exists() {
         return Ok(existing);
     }

@@ -6,15 +6,22 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
 use chargemesh_kit::Principal;
 
 /// The mesh components that get a service certificate.
-pub const COMPONENTS: &[&str] = &["gateway", "asset", "dispatch", "metering", "complaints", "reporting"];
+pub const COMPONENTS: &[&str] = &[
+    "gateway",
+    "asset",
+    "dispatch",
+    "metering",
+    "complaints",
+    "reporting",
+];
 
 /// The demo operator's unified social credit code; its OperatorID is characters 9 to 17.
 pub const DEMO_CREDIT_CODE: &str = "91330602MA2D3K7Q02";
@@ -41,7 +48,9 @@ impl Authority {
     pub fn new(common_name: &str) -> anyhow::Result<Self> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,
@@ -70,10 +79,18 @@ impl Authority {
         let uri = principal
             .spiffe_uri(trust_domain)
             .context("staff principals have no certificate")?;
-        let mut params = CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
-        params.subject_alt_names.push(SanType::URI(uri.as_str().try_into()?));
-        params.distinguished_name.push(DnType::CommonName, principal.to_string());
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
+        params
+            .subject_alt_names
+            .push(SanType::URI(uri.as_str().try_into()?));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, principal.to_string());
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.not_before = not_before;
         params.not_after = not_after;
@@ -83,9 +100,21 @@ impl Authority {
     }
 
     /// Issues a certificate valid from yesterday for `days`.
-    pub fn issue_for_days(&self, principal: &Principal, trust_domain: &str, names: &[&str], days: i64) -> anyhow::Result<(String, String)> {
+    pub fn issue_for_days(
+        &self,
+        principal: &Principal,
+        trust_domain: &str,
+        names: &[&str],
+        days: i64,
+    ) -> anyhow::Result<(String, String)> {
         let now = OffsetDateTime::now_utc();
-        self.issue(principal, trust_domain, names, now - Duration::days(1), now + Duration::days(days))
+        self.issue(
+            principal,
+            trust_domain,
+            names,
+            now - Duration::days(1),
+            now + Duration::days(days),
+        )
     }
 }
 
@@ -168,7 +197,11 @@ impl PkiDir {
 
 /// Makes a development PKI in `dir`: the CA, every component, the demo identities and the JWT key.
 pub fn init(dir: &Path, trust_domain: &str) -> anyhow::Result<PkiDir> {
-    init_with(&Authority::new("Chargemesh development CA")?, dir, trust_domain)
+    init_with(
+        &Authority::new("Chargemesh development CA")?,
+        dir,
+        trust_domain,
+    )
 }
 
 /// [`init`] with a given CA, so a caller (a test) can issue more certificates from it later.
@@ -181,10 +214,18 @@ pub fn init_with(ca: &Authority, dir: &Path, trust_domain: &str) -> anyhow::Resu
         };
         let dns = format!("chargemesh-{component}");
         let names = [*component, dns.as_str(), "localhost", "127.0.0.1"];
-        write_pair(dir, component, &ca.issue_for_days(&principal, trust_domain, &names, 825)?)?;
+        write_pair(
+            dir,
+            component,
+            &ca.issue_for_days(&principal, trust_domain, &names, 825)?,
+        )?;
     }
     for (name, principal) in demo_identities() {
-        write_pair(dir, name, &ca.issue_for_days(&principal, trust_domain, &[], 825)?)?;
+        write_pair(
+            dir,
+            name,
+            &ca.issue_for_days(&principal, trust_domain, &[], 825)?,
+        )?;
     }
     let jwt_key = KeyPair::generate()?;
     write_private(&dir.join(JWT_KEY_FILE), &jwt_key.serialize_pem())?;
@@ -193,12 +234,21 @@ pub fn init_with(ca: &Authority, dir: &Path, trust_domain: &str) -> anyhow::Resu
         dir.join(JWKS_FILE),
         serde_json::to_string_pretty(&serde_json::json!({ "keys": [jwk] }))?,
     )?;
-    Ok(PkiDir { dir: dir.to_owned() })
+    Ok(PkiDir {
+        dir: dir.to_owned(),
+    })
 }
 
 /// Mints a development staff token signed with the PKI's JWT key.
-pub fn mint_token(pki: &PkiDir, subject: &str, operator_id: Option<&str>, roles: &[String], ttl_seconds: i64) -> anyhow::Result<String> {
-    let key = std::fs::read(pki.jwt_key()).with_context(|| format!("reading {}", pki.jwt_key().display()))?;
+pub fn mint_token(
+    pki: &PkiDir,
+    subject: &str,
+    operator_id: Option<&str>,
+    roles: &[String],
+    ttl_seconds: i64,
+) -> anyhow::Result<String> {
+    let key = std::fs::read(pki.jwt_key())
+        .with_context(|| format!("reading {}", pki.jwt_key().display()))?;
     let now = chrono::Utc::now().timestamp();
     let claims = chargemesh_kit::jwt::StaffClaims {
         iss: JWT_ISSUER.into(),

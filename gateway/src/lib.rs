@@ -22,11 +22,13 @@ use tonic::service::Routes;
 use tonic::transport::Channel;
 use tower::ServiceExt as _;
 
+use chargemesh_kit::Principal;
 use chargemesh_kit::identity::PRINCIPAL_METADATA_KEY;
 use chargemesh_kit::jwt::JwtVerifier;
-use chargemesh_kit::server::{HealthReporter, ServeLimits, builder, health_and_reflection, is_infrastructure_path};
+use chargemesh_kit::server::{
+    HealthReporter, ServeLimits, builder, health_and_reflection, is_infrastructure_path,
+};
 use chargemesh_kit::tls::{self, ClientAuth, PeerInfo, ReloadingServerConfig, TlsFiles};
-use chargemesh_kit::Principal;
 
 /// Staff token settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +90,10 @@ struct Inner {
 
 impl Gateway {
     /// Builds the edge from its configuration; upstream connections are made lazily.
-    pub fn new(config: &GatewayConfig, descriptor_sets: &[&'static [u8]]) -> Result<(Self, HealthReporter), GatewayError> {
+    pub fn new(
+        config: &GatewayConfig,
+        descriptor_sets: &[&'static [u8]],
+    ) -> Result<(Self, HealthReporter), GatewayError> {
         let client = Arc::new(tls::client_config(&config.tls)?);
         let upstreams = config
             .upstreams
@@ -96,13 +101,21 @@ impl Gateway {
             .map(|(name, url)| Ok((name.clone(), tls::channel(url, client.clone())?)))
             .collect::<Result<HashMap<_, _>, tls::TlsError>>()?;
         let jwt = match &config.jwt {
-            Some(j) => Some(JwtVerifier::from_jwks_file(&j.jwks_file, &j.issuer, &j.audience)?),
+            Some(j) => Some(JwtVerifier::from_jwks_file(
+                &j.jwks_file,
+                &j.issuer,
+                &j.audience,
+            )?),
             None => None,
         };
         let (reporter, local) = health_and_reflection(descriptor_sets);
         Ok((
             Self {
-                inner: Arc::new(Inner { jwt, upstreams, local }),
+                inner: Arc::new(Inner {
+                    jwt,
+                    upstreams,
+                    local,
+                }),
             },
             reporter,
         ))
@@ -110,20 +123,28 @@ impl Gateway {
 }
 
 /// Who the caller is: a staff JWT when one is presented, else the client certificate.
-pub fn authenticate(jwt: Option<&JwtVerifier>, peer: Option<&PeerInfo>, authorization: Option<&str>) -> Result<Principal, Status> {
+pub fn authenticate(
+    jwt: Option<&JwtVerifier>,
+    peer: Option<&PeerInfo>,
+    authorization: Option<&str>,
+) -> Result<Principal, Status> {
     if let Some(value) = authorization {
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or_else(|| Status::unauthenticated("authorization must be a bearer token"))?;
-        let verifier = jwt.ok_or_else(|| Status::unauthenticated("this gateway does not accept staff tokens"))?;
+        let verifier = jwt
+            .ok_or_else(|| Status::unauthenticated("this gateway does not accept staff tokens"))?;
         return verifier
             .verify(token.trim())
             .map(|claims| claims.into_principal())
             .map_err(|e| Status::unauthenticated(e.to_string()));
     }
-    peer.and_then(|p| p.principal.clone())
-        .ok_or_else(|| Status::unauthenticated("present a client certificate or a staff bearer token (REQ NETSEC-1)"))
+    peer.and_then(|p| p.principal.clone()).ok_or_else(|| {
+        Status::unauthenticated(
+            "present a client certificate or a staff bearer token (REQ NETSEC-1)",
+        )
+    })
 }
 
 impl Inner {
@@ -142,7 +163,11 @@ impl Inner {
             .headers()
             .get(http::header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("?"));
-        let principal = match authenticate(self.jwt.as_ref(), req.extensions().get::<PeerInfo>(), authorization) {
+        let principal = match authenticate(
+            self.jwt.as_ref(),
+            req.extensions().get::<PeerInfo>(),
+            authorization,
+        ) {
             Ok(p) => p,
             Err(status) => {
                 tracing::info!(%path, code = ?status.code(), "edge call refused");
@@ -151,7 +176,8 @@ impl Inner {
         };
         if !rule.allows(&principal) {
             tracing::info!(%path, %principal, "policy refused");
-            return Status::permission_denied(format!("{principal} may not call {path}")).into_http();
+            return Status::permission_denied(format!("{principal} may not call {path}"))
+                .into_http();
         }
         let upstream = policy::component_of(&path).and_then(|c| self.upstreams.get(c));
         let Some(channel) = upstream else {
@@ -167,7 +193,8 @@ impl Inner {
         for key in internal {
             headers.remove(key);
         }
-        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(principal.to_metadata_bytes());
+        let encoded =
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(principal.to_metadata_bytes());
         match http::HeaderValue::from_str(&encoded) {
             Ok(value) => {
                 headers.insert(PRINCIPAL_METADATA_KEY, value);
@@ -217,7 +244,11 @@ pub async fn serve(
     let watcher = tls.watch(std::time::Duration::from_secs(30));
     let (gateway, _reporter) = Gateway::new(config, descriptor_sets)?;
     let result = builder(ServeLimits::default())
-        .serve_with_incoming_shutdown(gateway, tls::incoming(listener, tls, trust_domain.to_owned()), shutdown)
+        .serve_with_incoming_shutdown(
+            gateway,
+            tls::incoming(listener, tls, trust_domain.to_owned()),
+            shutdown,
+        )
         .await;
     watcher.abort();
     Ok(result?)

@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn every_rpc_in_the_protos_has_a_rule_and_every_rule_an_rpc() {
-        let set = prost_types::FileDescriptorSet::decode(chargemesh_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+        let set = prost_types::FileDescriptorSet::decode(chargemesh_proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptors");
         let mut paths = Vec::new();
         for file in &set.file {
             for service in &file.service {
@@ -146,9 +147,17 @@ mod tests {
 
     #[test]
     fn netsec_1_regulators_read_but_never_write() {
-        let regulator = Principal::Regulator { area_code: "330600".into() };
-        assert!(rule_for("/chargemesh.asset.v1.AssetService/ListStations").is_some_and(|r| r.allows(&regulator)));
-        assert!(!rule_for("/chargemesh.asset.v1.AssetService/CreateStation").is_some_and(|r| r.allows(&regulator)));
+        let regulator = Principal::Regulator {
+            area_code: "330600".into(),
+        };
+        assert!(
+            rule_for("/chargemesh.asset.v1.AssetService/ListStations")
+                .is_some_and(|r| r.allows(&regulator))
+        );
+        assert!(
+            !rule_for("/chargemesh.asset.v1.AssetService/CreateStation")
+                .is_some_and(|r| r.allows(&regulator))
+        );
         assert!(rule_for("/chargemesh.asset.v1.AssetService/Nope").is_none());
     }
 
@@ -159,14 +168,26 @@ mod tests {
             operator_id: Some("OP".into()),
             roles: vec![roles::MONITOR.into()],
         };
-        assert!(rule_for("/chargemesh.asset.v1.AssetService/SuspendPile").is_some_and(|r| r.allows(&monitor)));
-        assert!(!rule_for("/chargemesh.asset.v1.AssetService/RetirePile").is_some_and(|r| r.allows(&monitor)));
-        assert!(!rule_for("/chargemesh.asset.v1.AssetService/CreatePile").is_some_and(|r| r.allows(&monitor)));
+        assert!(
+            rule_for("/chargemesh.asset.v1.AssetService/SuspendPile")
+                .is_some_and(|r| r.allows(&monitor))
+        );
+        assert!(
+            !rule_for("/chargemesh.asset.v1.AssetService/RetirePile")
+                .is_some_and(|r| r.allows(&monitor))
+        );
+        assert!(
+            !rule_for("/chargemesh.asset.v1.AssetService/CreatePile")
+                .is_some_and(|r| r.allows(&monitor))
+        );
     }
 
     #[test]
     fn paths_name_their_component() {
-        assert_eq!(component_of("/chargemesh.asset.v1.AssetService/GetStation"), Some("asset"));
+        assert_eq!(
+            component_of("/chargemesh.asset.v1.AssetService/GetStation"),
+            Some("asset")
+        );
         assert_eq!(component_of("/grpc.health.v1.Health/Check"), None);
     }
 }

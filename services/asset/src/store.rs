@@ -176,7 +176,12 @@ pub struct StationCertificate {
 impl Entity for StationCertificate {
     const TABLE: &'static str = "metrology_certificates";
     const ID_COLUMN: &'static str = "certificate_id";
-    const COLUMNS: &'static [&'static str] = &["pile_id", "station_id", "certificate_number", "verifying_body"];
+    const COLUMNS: &'static [&'static str] = &[
+        "pile_id",
+        "station_id",
+        "certificate_number",
+        "verifying_body",
+    ];
     fn operator_id(&self) -> &str {
         &self.certificate.operator_id
     }
@@ -223,7 +228,12 @@ fn insert_sql<E: Entity>() -> String {
     let mut cols = key_and_index_columns::<E>();
     cols.extend(["version", "doc", "created_at", "updated_at"]);
     let params: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
-    format!("INSERT INTO {} ({}) VALUES ({})", E::TABLE, cols.join(", "), params.join(", "))
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        E::TABLE,
+        cols.join(", "),
+        params.join(", ")
+    )
 }
 
 fn select_sql<E: Entity>() -> String {
@@ -324,27 +334,75 @@ fn changes_sql(q: &ChangeQuery) -> (String, Vec<String>) {
 pub trait AssetStore: Send + Sync + std::fmt::Debug + 'static {
     async fn create_operator(&self, op: &Operator, change: &NewChange) -> Result<(), StoreError>;
     async fn operator(&self, operator_id: &str) -> Result<Option<Versioned<Operator>>, StoreError>;
-    async fn list_operators(&self, filters: &[Filter], page: &Page) -> Result<Vec<Operator>, StoreError>;
-    async fn update_operator(&self, op: &Operator, version: i64, change: &NewChange) -> Result<(), StoreError>;
+    async fn list_operators(
+        &self,
+        filters: &[Filter],
+        page: &Page,
+    ) -> Result<Vec<Operator>, StoreError>;
+    async fn update_operator(
+        &self,
+        op: &Operator,
+        version: i64,
+        change: &NewChange,
+    ) -> Result<(), StoreError>;
 
     async fn create_station(&self, st: &Station, change: &NewChange) -> Result<(), StoreError>;
-    async fn station(&self, operator_id: &str, station_id: &str) -> Result<Option<Versioned<Station>>, StoreError>;
-    async fn list_stations(&self, filters: &[Filter], page: &Page) -> Result<Vec<Station>, StoreError>;
-    async fn update_station(&self, st: &Station, version: i64, change: &NewChange) -> Result<(), StoreError>;
+    async fn station(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+    ) -> Result<Option<Versioned<Station>>, StoreError>;
+    async fn list_stations(
+        &self,
+        filters: &[Filter],
+        page: &Page,
+    ) -> Result<Vec<Station>, StoreError>;
+    async fn update_station(
+        &self,
+        st: &Station,
+        version: i64,
+        change: &NewChange,
+    ) -> Result<(), StoreError>;
 
     /// Creates the pile and claims its connector ids.
     async fn create_pile(&self, pile: &Pile, change: &NewChange) -> Result<(), StoreError>;
-    async fn pile(&self, operator_id: &str, pile_id: &str) -> Result<Option<Versioned<Pile>>, StoreError>;
+    async fn pile(
+        &self,
+        operator_id: &str,
+        pile_id: &str,
+    ) -> Result<Option<Versioned<Pile>>, StoreError>;
     async fn list_piles(&self, filters: &[Filter], page: &Page) -> Result<Vec<Pile>, StoreError>;
     /// Updates the pile and re-claims its connector ids.
-    async fn update_pile(&self, pile: &Pile, version: i64, change: &NewChange) -> Result<(), StoreError>;
+    async fn update_pile(
+        &self,
+        pile: &Pile,
+        version: i64,
+        change: &NewChange,
+    ) -> Result<(), StoreError>;
 
     async fn create_equipment(&self, eq: &Equipment, change: &NewChange) -> Result<(), StoreError>;
-    async fn equipment(&self, operator_id: &str, equipment_id: &str) -> Result<Option<Versioned<Equipment>>, StoreError>;
-    async fn list_equipment(&self, filters: &[Filter], page: &Page) -> Result<Vec<Equipment>, StoreError>;
-    async fn update_equipment(&self, eq: &Equipment, version: i64, change: &NewChange) -> Result<(), StoreError>;
+    async fn equipment(
+        &self,
+        operator_id: &str,
+        equipment_id: &str,
+    ) -> Result<Option<Versioned<Equipment>>, StoreError>;
+    async fn list_equipment(
+        &self,
+        filters: &[Filter],
+        page: &Page,
+    ) -> Result<Vec<Equipment>, StoreError>;
+    async fn update_equipment(
+        &self,
+        eq: &Equipment,
+        version: i64,
+        change: &NewChange,
+    ) -> Result<(), StoreError>;
 
-    async fn create_certificate(&self, cert: &StationCertificate, change: &NewChange) -> Result<(), StoreError>;
+    async fn create_certificate(
+        &self,
+        cert: &StationCertificate,
+        change: &NewChange,
+    ) -> Result<(), StoreError>;
     async fn list_certificates(&self, filters: &[Filter]) -> Result<Vec<Certificate>, StoreError>;
 
     async fn list_changes(&self, query: &ChangeQuery) -> Result<Vec<ChangeRecord>, StoreError>;

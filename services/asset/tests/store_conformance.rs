@@ -7,7 +7,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use chargemesh_asset::domain::model::*;
-use chargemesh_asset::store::{self, AssetStore, ChangeQuery, Filter, NewChange, Page, StationCertificate};
+use chargemesh_asset::store::{
+    self, AssetStore, ChangeQuery, Filter, NewChange, Page, StationCertificate,
+};
 use chargemesh_kit::db::{Database, StoreError, TestDatabase};
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -97,7 +99,13 @@ fn pile(op: &str, station_id: &str, id: &str, connector: &str) -> Pile {
     }
 }
 
-fn change<T: serde::Serialize>(op: &str, kind: &'static str, id: &str, action: &'static str, after: &T) -> NewChange {
+fn change<T: serde::Serialize>(
+    op: &str,
+    kind: &'static str,
+    id: &str,
+    action: &'static str,
+    after: &T,
+) -> NewChange {
     NewChange {
         operator_id: op.into(),
         entity_type: kind,
@@ -115,7 +123,9 @@ async fn seeded(db: &Database) -> Arc<dyn AssetStore> {
     let s = store::open(db).await.expect("migrate");
     for op in ["OPA", "OPB"] {
         let o = operator(op);
-        s.create_operator(&o, &change(op, "operator", op, "create", &o)).await.expect("operator");
+        s.create_operator(&o, &change(op, "operator", op, "create", &o))
+            .await
+            .expect("operator");
     }
     s
 }
@@ -143,17 +153,34 @@ async fn records_round_trip_and_duplicates_are_unique_violations() {
         let got = s.operator("OPA").await.expect("read").expect("present");
         assert_eq!(got.value, operator("OPA"), "{}", db.backend());
         assert_eq!(got.version, 1);
-        let dup = s.create_operator(&operator("OPA"), &change("OPA", "operator", "OPA", "create", &1)).await;
-        assert!(matches!(dup, Err(StoreError::Unique(_))), "{}: {dup:?}", db.backend());
+        let dup = s
+            .create_operator(
+                &operator("OPA"),
+                &change("OPA", "operator", "OPA", "create", &1),
+            )
+            .await;
+        assert!(
+            matches!(dup, Err(StoreError::Unique(_))),
+            "{}: {dup:?}",
+            db.backend()
+        );
         assert!(s.operator("NOPE").await.expect("read").is_none());
 
         let st = station("OPA", "S1", "330602");
-        s.create_station(&st, &change("OPA", "station", "S1", "create", &st)).await.expect("station");
-        let back = s.station("OPA", "S1").await.expect("read").expect("present");
+        s.create_station(&st, &change("OPA", "station", "S1", "create", &st))
+            .await
+            .expect("station");
+        let back = s
+            .station("OPA", "S1")
+            .await
+            .expect("read")
+            .expect("present");
         assert_eq!(back.value, st, "{}", db.backend());
         // The same station id under another operator is another station.
         let other = station("OPB", "S1", "330102");
-        s.create_station(&other, &change("OPB", "station", "S1", "create", &other)).await.expect("other tenant");
+        s.create_station(&other, &change("OPB", "station", "S1", "create", &other))
+            .await
+            .expect("other tenant");
     }
 }
 
@@ -162,8 +189,14 @@ async fn a_station_of_a_missing_operator_is_refused() {
     for db in backends().await {
         let s = seeded(&db.database).await;
         let st = station("GHOST", "S1", "330602");
-        let r = s.create_station(&st, &change("GHOST", "station", "S1", "create", &st)).await;
-        assert!(matches!(r, Err(StoreError::ForeignKey(_))), "{}: {r:?}", db.backend());
+        let r = s
+            .create_station(&st, &change("GHOST", "station", "S1", "create", &st))
+            .await;
+        assert!(
+            matches!(r, Err(StoreError::ForeignKey(_))),
+            "{}: {r:?}",
+            db.backend()
+        );
         assert!(s.station("GHOST", "S1").await.expect("read").is_none());
     }
 }
@@ -172,23 +205,72 @@ async fn a_station_of_a_missing_operator_is_refused() {
 async fn listings_filter_by_operator_and_area_prefix_and_page_in_key_order() {
     for db in backends().await {
         let s = seeded(&db.database).await;
-        for (op, id, area) in [("OPA", "S1", "330602"), ("OPA", "S2", "330603"), ("OPA", "S3", "330102"), ("OPB", "S1", "330602")] {
+        for (op, id, area) in [
+            ("OPA", "S1", "330602"),
+            ("OPA", "S2", "330603"),
+            ("OPA", "S3", "330102"),
+            ("OPB", "S1", "330602"),
+        ] {
             let st = station(op, id, area);
-            s.create_station(&st, &change(op, "station", id, "create", &st)).await.expect("station");
+            s.create_station(&st, &change(op, "station", id, "create", &st))
+                .await
+                .expect("station");
         }
         let shaoxing = [Filter::Prefix("area_code", "3306".into())];
-        let first = s.list_stations(&shaoxing, &Page { after: None, limit: 2 }).await.expect("list");
-        let keys: Vec<_> = first.iter().map(|x| (x.operator_id.as_str(), x.station_id.as_str())).collect();
+        let first = s
+            .list_stations(
+                &shaoxing,
+                &Page {
+                    after: None,
+                    limit: 2,
+                },
+            )
+            .await
+            .expect("list");
+        let keys: Vec<_> = first
+            .iter()
+            .map(|x| (x.operator_id.as_str(), x.station_id.as_str()))
+            .collect();
         assert_eq!(keys, [("OPA", "S1"), ("OPA", "S2")], "{}", db.backend());
         let after = Some(("OPA".to_owned(), "S2".to_owned()));
-        let second = s.list_stations(&shaoxing, &Page { after, limit: 2 }).await.expect("list");
-        let keys: Vec<_> = second.iter().map(|x| (x.operator_id.as_str(), x.station_id.as_str())).collect();
+        let second = s
+            .list_stations(&shaoxing, &Page { after, limit: 2 })
+            .await
+            .expect("list");
+        let keys: Vec<_> = second
+            .iter()
+            .map(|x| (x.operator_id.as_str(), x.station_id.as_str()))
+            .collect();
         assert_eq!(keys, [("OPB", "S1")], "{}", db.backend());
         let own = [Filter::Eq("operator_id", "OPA".into())];
-        assert_eq!(s.list_stations(&own, &Page { after: None, limit: 10 }).await.expect("list").len(), 3);
+        assert_eq!(
+            s.list_stations(
+                &own,
+                &Page {
+                    after: None,
+                    limit: 10
+                }
+            )
+            .await
+            .expect("list")
+            .len(),
+            3
+        );
         // LIKE wildcards are stripped from a prefix, so "%" is the empty prefix.
         let wild = [Filter::Prefix("area_code", "%".into())];
-        assert_eq!(s.list_stations(&wild, &Page { after: None, limit: 10 }).await.expect("list").len(), 4);
+        assert_eq!(
+            s.list_stations(
+                &wild,
+                &Page {
+                    after: None,
+                    limit: 10
+                }
+            )
+            .await
+            .expect("list")
+            .len(),
+            4
+        );
     }
 }
 
@@ -197,16 +279,39 @@ async fn a_stale_version_is_a_conflict_and_changes_nothing() {
     for db in backends().await {
         let s = seeded(&db.database).await;
         let st = station("OPA", "S1", "330602");
-        s.create_station(&st, &change("OPA", "station", "S1", "create", &st)).await.expect("station");
+        s.create_station(&st, &change("OPA", "station", "S1", "create", &st))
+            .await
+            .expect("station");
         let mut renamed = st.clone();
         renamed.name = "First".into();
-        s.update_station(&renamed, 1, &change("OPA", "station", "S1", "update", &renamed)).await.expect("update");
+        s.update_station(
+            &renamed,
+            1,
+            &change("OPA", "station", "S1", "update", &renamed),
+        )
+        .await
+        .expect("update");
         let mut late = st.clone();
         late.name = "Second".into();
-        let r = s.update_station(&late, 1, &change("OPA", "station", "S1", "update", &late)).await;
-        assert!(matches!(r, Err(StoreError::Conflict(_))), "{}: {r:?}", db.backend());
-        let now = s.station("OPA", "S1").await.expect("read").expect("present");
-        assert_eq!((now.value.name.as_str(), now.version), ("First", 2), "{}", db.backend());
+        let r = s
+            .update_station(&late, 1, &change("OPA", "station", "S1", "update", &late))
+            .await;
+        assert!(
+            matches!(r, Err(StoreError::Conflict(_))),
+            "{}: {r:?}",
+            db.backend()
+        );
+        let now = s
+            .station("OPA", "S1")
+            .await
+            .expect("read")
+            .expect("present");
+        assert_eq!(
+            (now.value.name.as_str(), now.version),
+            ("First", 2),
+            "{}",
+            db.backend()
+        );
         let history = s
             .list_changes(&ChangeQuery {
                 operator_id: "OPA".into(),
@@ -217,7 +322,12 @@ async fn a_stale_version_is_a_conflict_and_changes_nothing() {
             })
             .await
             .expect("history");
-        assert_eq!(history.len(), 2, "{}: the refused update left no record", db.backend());
+        assert_eq!(
+            history.len(),
+            2,
+            "{}: the refused update left no record",
+            db.backend()
+        );
     }
 }
 
@@ -226,20 +336,53 @@ async fn connector_ids_are_unique_per_operator_and_a_refused_pile_leaves_nothing
     for db in backends().await {
         let s = seeded(&db.database).await;
         let st = station("OPA", "S1", "330602");
-        s.create_station(&st, &change("OPA", "station", "S1", "create", &st)).await.expect("station");
+        s.create_station(&st, &change("OPA", "station", "S1", "create", &st))
+            .await
+            .expect("station");
         let p1 = pile("OPA", "S1", "P1", "C1");
-        s.create_pile(&p1, &change("OPA", "pile", "P1", "create", &p1)).await.expect("pile");
+        s.create_pile(&p1, &change("OPA", "pile", "P1", "create", &p1))
+            .await
+            .expect("pile");
         let p2 = pile("OPA", "S1", "P2", "C1");
-        let r = s.create_pile(&p2, &change("OPA", "pile", "P2", "create", &p2)).await;
-        assert!(matches!(r, Err(StoreError::Unique(_))), "{}: {r:?}", db.backend());
-        assert!(s.pile("OPA", "P2").await.expect("read").is_none(), "{}: no half write", db.backend());
+        let r = s
+            .create_pile(&p2, &change("OPA", "pile", "P2", "create", &p2))
+            .await;
+        assert!(
+            matches!(r, Err(StoreError::Unique(_))),
+            "{}: {r:?}",
+            db.backend()
+        );
+        assert!(
+            s.pile("OPA", "P2").await.expect("read").is_none(),
+            "{}: no half write",
+            db.backend()
+        );
         // Updating P1's connectors frees C1 for another pile.
         let mut moved = p1.clone();
         moved.connectors[0].connector_id = "C9".into();
-        s.update_pile(&moved, 1, &change("OPA", "pile", "P1", "update", &moved)).await.expect("update");
-        s.create_pile(&p2, &change("OPA", "pile", "P2", "create", &p2)).await.expect("now free");
-        let filters = [Filter::Eq("operator_id", "OPA".into()), Filter::Eq("station_id", "S1".into())];
-        assert_eq!(s.list_piles(&filters, &Page { after: None, limit: 10 }).await.expect("list").len(), 2);
+        s.update_pile(&moved, 1, &change("OPA", "pile", "P1", "update", &moved))
+            .await
+            .expect("update");
+        s.create_pile(&p2, &change("OPA", "pile", "P2", "create", &p2))
+            .await
+            .expect("now free");
+        let filters = [
+            Filter::Eq("operator_id", "OPA".into()),
+            Filter::Eq("station_id", "S1".into()),
+        ];
+        assert_eq!(
+            s.list_piles(
+                &filters,
+                &Page {
+                    after: None,
+                    limit: 10
+                }
+            )
+            .await
+            .expect("list")
+            .len(),
+            2
+        );
     }
 }
 
@@ -248,9 +391,13 @@ async fn certificates_are_unique_per_body_and_number_and_listed_by_pile_and_stat
     for db in backends().await {
         let s = seeded(&db.database).await;
         let st = station("OPA", "S1", "330602");
-        s.create_station(&st, &change("OPA", "station", "S1", "create", &st)).await.expect("station");
+        s.create_station(&st, &change("OPA", "station", "S1", "create", &st))
+            .await
+            .expect("station");
         let p1 = pile("OPA", "S1", "P1", "C1");
-        s.create_pile(&p1, &change("OPA", "pile", "P1", "create", &p1)).await.expect("pile");
+        s.create_pile(&p1, &change("OPA", "pile", "P1", "create", &p1))
+            .await
+            .expect("pile");
         let cert = |id: &str, number: &str| StationCertificate {
             station_id: "S1".into(),
             certificate: Certificate {
@@ -266,17 +413,31 @@ async fn certificates_are_unique_per_body_and_number_and_listed_by_pile_and_stat
             },
         };
         let c1 = cert("c1", "N-1");
-        s.create_certificate(&c1, &change("OPA", "certificate", "c1", "create", &c1)).await.expect("cert");
+        s.create_certificate(&c1, &change("OPA", "certificate", "c1", "create", &c1))
+            .await
+            .expect("cert");
         let dup = cert("c2", "N-1");
-        let r = s.create_certificate(&dup, &change("OPA", "certificate", "c2", "create", &dup)).await;
-        assert!(matches!(r, Err(StoreError::Unique(_))), "{}: {r:?}", db.backend());
+        let r = s
+            .create_certificate(&dup, &change("OPA", "certificate", "c2", "create", &dup))
+            .await;
+        assert!(
+            matches!(r, Err(StoreError::Unique(_))),
+            "{}: {r:?}",
+            db.backend()
+        );
         let by_pile = s
-            .list_certificates(&[Filter::Eq("operator_id", "OPA".into()), Filter::Eq("pile_id", "P1".into())])
+            .list_certificates(&[
+                Filter::Eq("operator_id", "OPA".into()),
+                Filter::Eq("pile_id", "P1".into()),
+            ])
             .await
             .expect("list");
         assert_eq!(by_pile, vec![c1.certificate.clone()], "{}", db.backend());
         let by_station = s
-            .list_certificates(&[Filter::Eq("operator_id", "OPA".into()), Filter::Eq("station_id", "S1".into())])
+            .list_certificates(&[
+                Filter::Eq("operator_id", "OPA".into()),
+                Filter::Eq("station_id", "S1".into()),
+            ])
             .await
             .expect("list");
         assert_eq!(by_station.len(), 1);
@@ -288,7 +449,9 @@ async fn rec_2_history_is_appended_in_order_and_cannot_be_rewritten() {
     for db in backends().await {
         let s = seeded(&db.database).await;
         let st = station("OPA", "S1", "330602");
-        s.create_station(&st, &change("OPA", "station", "S1", "create", &st)).await.expect("station");
+        s.create_station(&st, &change("OPA", "station", "S1", "create", &st))
+            .await
+            .expect("station");
         let mut accepted = st.clone();
         accepted.state = StationState::Accepted;
         let mut c = change("OPA", "station", "S1", "accept", &accepted);
@@ -308,7 +471,10 @@ async fn rec_2_history_is_appended_in_order_and_cannot_be_rewritten() {
         assert_eq!(actions, ["create", "create", "accept"], "{}", db.backend());
         let last = all.last().expect("record");
         assert_eq!(last.note, "report R-1");
-        assert_eq!(last.before.as_ref().and_then(|b| b["state"].as_str()), Some("registered"));
+        assert_eq!(
+            last.before.as_ref().and_then(|b| b["state"].as_str()),
+            Some("registered")
+        );
         assert_eq!(last.after["state"].as_str(), Some("accepted"));
         let page = s
             .list_changes(&ChangeQuery {
@@ -323,14 +489,30 @@ async fn rec_2_history_is_appended_in_order_and_cannot_be_rewritten() {
         // REQ REC-2: the database itself refuses to rewrite or delete history and records.
         let (rewrite, delete) = match &db.database {
             Database::Postgres(pool) => (
-                sqlx::query("UPDATE change_records SET actor = 'forger'").execute(pool).await.is_err(),
-                sqlx::query("DELETE FROM stations").execute(pool).await.is_err(),
+                sqlx::query("UPDATE change_records SET actor = 'forger'")
+                    .execute(pool)
+                    .await
+                    .is_err(),
+                sqlx::query("DELETE FROM stations")
+                    .execute(pool)
+                    .await
+                    .is_err(),
             ),
             Database::Sqlite(pool) => (
-                sqlx::query("UPDATE change_records SET actor = 'forger'").execute(pool).await.is_err(),
-                sqlx::query("DELETE FROM stations").execute(pool).await.is_err(),
+                sqlx::query("UPDATE change_records SET actor = 'forger'")
+                    .execute(pool)
+                    .await
+                    .is_err(),
+                sqlx::query("DELETE FROM stations")
+                    .execute(pool)
+                    .await
+                    .is_err(),
             ),
         };
-        assert!(rewrite && delete, "{}: rewrite refused {rewrite}, delete refused {delete}", db.backend());
+        assert!(
+            rewrite && delete,
+            "{}: rewrite refused {rewrite}, delete refused {delete}",
+            db.backend()
+        );
     }
 }

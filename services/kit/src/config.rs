@@ -25,10 +25,12 @@ where
     T: Serialize + DeserializeOwned + Default,
 {
     let text = match file {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?),
+        Some(path) => Some(
+            std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?,
+        ),
         None => None,
     };
     load_from(text.as_deref(), std::env::vars())
@@ -42,9 +44,11 @@ pub fn load_from<T>(
 where
     T: Serialize + DeserializeOwned + Default,
 {
-    let mut tree = serde_json::to_value(T::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let mut tree =
+        serde_json::to_value(T::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
     if let Some(text) = toml_text {
-        let file: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let file: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let file = serde_json::to_value(file).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         merge(&mut tree, file);
     }
@@ -165,7 +169,10 @@ mod tests {
     fn defaults_then_file_then_env() {
         let file = "workers = 4\n[database]\nmax_connections = 9\n";
         let env = [
-            ("CHARGEMESH_DATABASE__URL".to_owned(), "postgres://x".to_owned()),
+            (
+                "CHARGEMESH_DATABASE__URL".to_owned(),
+                "postgres://x".to_owned(),
+            ),
             ("CHARGEMESH_AREA".to_owned(), "330602".to_owned()),
             ("CHARGEMESH_PEERS".to_owned(), "a, b".to_owned()),
             ("OTHER_VAR".to_owned(), "ignored".to_owned()),

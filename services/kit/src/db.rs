@@ -87,10 +87,16 @@ pub struct Migrations {
 impl Database {
     /// Connects to `url` (`postgres://...` or `sqlite://...`). On PostgreSQL the service's
     /// tables live in `schema`, made if missing and set as the connections' search path.
-    pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        schema: &str,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             if !is_sql_identifier(schema) {
-                return Err(StoreError::Internal(format!("invalid schema name {schema}")));
+                return Err(StoreError::Internal(format!(
+                    "invalid schema name {schema}"
+                )));
             }
             let options = PgConnectOptions::from_str(url)?.options([("search_path", schema)]);
             let pool = PgPoolOptions::new()
@@ -99,10 +105,15 @@ impl Database {
                 .connect_with(options)
                 .await?;
             let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
-            if let Err(err) = sqlx::query(sqlx::AssertSqlSafe(create)).execute(&pool).await {
+            if let Err(err) = sqlx::query(sqlx::AssertSqlSafe(create))
+                .execute(&pool)
+                .await
+            {
                 // Two replicas creating the schema at once: the loser sees a unique violation.
                 if !matches!(StoreError::from(err), StoreError::Unique(_)) {
-                    return Err(StoreError::Internal(format!("cannot create schema {schema}")));
+                    return Err(StoreError::Internal(format!(
+                        "cannot create schema {schema}"
+                    )));
                 }
             }
             Ok(Database::Postgres(pool))
@@ -163,7 +174,8 @@ impl Database {
 fn is_sql_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !s.as_bytes()[0].is_ascii_digit()
 }
 

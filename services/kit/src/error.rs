@@ -48,7 +48,11 @@ fn rule_suffix(rule: &Option<&'static str>) -> String {
 
 impl Error {
     /// A field violation citing a rule of the standard.
-    pub fn invalid(field: impl Into<String>, rule: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: impl Into<String>,
+        rule: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Invalid {
             field: field.into(),
             rule: Some(rule),
@@ -102,7 +106,8 @@ impl From<Error> for Status {
         match &err {
             Error::Invalid { field, .. } => {
                 let message = err.to_string();
-                let details = ErrorDetails::with_bad_request_violation(field.clone(), message.clone());
+                let details =
+                    ErrorDetails::with_bad_request_violation(field.clone(), message.clone());
                 Status::with_error_details(code, message, details)
             }
             Error::Precondition { rule, .. } => {
@@ -132,7 +137,8 @@ mod tests {
 
     #[test]
     fn invalid_names_field_and_rule_with_bad_request_details() {
-        let status: Status = Error::invalid("pile.rated_power_kw", "SCOPE-2", "5 kW is below 7 kW").into();
+        let status: Status =
+            Error::invalid("pile.rated_power_kw", "SCOPE-2", "5 kW is below 7 kW").into();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(
             status.message(),

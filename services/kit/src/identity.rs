@@ -172,8 +172,7 @@ impl Principal {
     /// Derives the principal from a DER certificate's first SPIFFE URI SAN.
     pub fn from_certificate(der: &[u8], trust_domain: &str) -> Result<Self, IdentityError> {
         use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-        let (_, cert) =
-            X509Certificate::from_der(der).map_err(|_| IdentityError::Certificate)?;
+        let (_, cert) = X509Certificate::from_der(der).map_err(|_| IdentityError::Certificate)?;
         let san = cert
             .subject_alternative_name()
             .map_err(|_| IdentityError::Certificate)?
@@ -317,8 +316,8 @@ mod tests {
 
     #[test]
     fn reads_the_spiffe_uri_of_a_certificate() {
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .expect("params");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
         params.subject_alt_names.push(rcgen::SanType::URI(
             "spiffe://chargemesh.test/regulator/330600"
                 .try_into()

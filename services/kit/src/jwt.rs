@@ -72,12 +72,20 @@ impl JwtVerifier {
         let mut keys = HashMap::new();
         for (index, jwk) in set.keys.iter().enumerate() {
             let algorithm = match &jwk.algorithm {
-                AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
-                AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
+                AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                    Algorithm::ES256
+                }
+                AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+                    Algorithm::EdDSA
+                }
                 _ => continue,
             };
             let key = DecodingKey::from_jwk(jwk).map_err(|e| JwtError::Jwks(e.to_string()))?;
-            let kid = jwk.common.key_id.clone().unwrap_or_else(|| index.to_string());
+            let kid = jwk
+                .common
+                .key_id
+                .clone()
+                .unwrap_or_else(|| index.to_string());
             keys.insert(kid, (key, algorithm));
         }
         if keys.is_empty() {
@@ -91,13 +99,15 @@ impl JwtVerifier {
     }
 
     pub fn from_jwks_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, JwtError> {
-        let text = std::fs::read_to_string(path).map_err(|e| JwtError::Jwks(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| JwtError::Jwks(format!("{}: {e}", path.display())))?;
         Self::from_jwks(&text, issuer, audience)
     }
 
     /// Verifies signature, algorithm, issuer, audience, expiry and not-before.
     pub fn verify(&self, token: &str) -> Result<StaffClaims, JwtError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| JwtError::Refused(e.to_string()))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| JwtError::Refused(e.to_string()))?;
         let (key, algorithm) = match &header.kid {
             Some(kid) => self.keys.get(kid),
             None if self.keys.len() == 1 => self.keys.values().next(),
@@ -192,17 +202,37 @@ mod tests {
         assert!(v.verify(&forged).is_err(), "bad signature");
         let mut c = claims(now);
         c.aud = "someone-else".into();
-        assert!(v.verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign")).is_err(), "audience");
+        assert!(
+            v.verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign"))
+                .is_err(),
+            "audience"
+        );
         let mut c = claims(now);
         c.exp = now - 120;
-        assert!(v.verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign")).is_err(), "expired");
+        assert!(
+            v.verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign"))
+                .is_err(),
+            "expired"
+        );
         let mut c = claims(now);
         c.nbf = now + 3600;
-        assert!(v.verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign")).is_err(), "not yet valid");
+        assert!(
+            v.verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign"))
+                .is_err(),
+            "not yet valid"
+        );
         let mut c = claims(now);
         c.iss = "elsewhere".into();
-        assert!(v.verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign")).is_err(), "issuer");
-        assert!(v.verify(&sign_es256(&claims(now), pem.as_bytes(), "k2").expect("sign")).is_err(), "unknown kid");
+        assert!(
+            v.verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign"))
+                .is_err(),
+            "issuer"
+        );
+        assert!(
+            v.verify(&sign_es256(&claims(now), pem.as_bytes(), "k2").expect("sign"))
+                .is_err(),
+            "unknown kid"
+        );
         assert!(v.verify("not.a.jwt").is_err());
     }
 }

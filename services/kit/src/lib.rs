@@ -10,8 +10,8 @@ pub mod jwt;
 pub mod paging;
 pub mod server;
 pub mod telemetry;
-pub mod tls;
 pub mod time;
+pub mod tls;
 
 pub use error::{Error, Result};
 pub use identity::{Principal, PrincipalKind};

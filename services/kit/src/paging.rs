@@ -45,7 +45,10 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_garbage_is_refused() {
         let t = encode_token(&["OP", "S1"]);
-        assert_eq!(decode_token(&t, 2).ok().flatten(), Some(vec!["OP".to_owned(), "S1".to_owned()]));
+        assert_eq!(
+            decode_token(&t, 2).ok().flatten(),
+            Some(vec!["OP".to_owned(), "S1".to_owned()])
+        );
         assert!(decode_token("%%%", 2).is_err());
         assert!(decode_token(&t, 1).is_err());
         assert_eq!(decode_token("", 2).ok().flatten(), None);

@@ -131,7 +131,10 @@ pub fn resolve_mesh_principal(
 }
 
 fn trim_padding(encoded: &[u8]) -> &[u8] {
-    let end = encoded.iter().rposition(|b| *b != b'=').map_or(0, |i| i + 1);
+    let end = encoded
+        .iter()
+        .rposition(|b| *b != b'=')
+        .map_or(0, |i| i + 1);
     &encoded[..end]
 }
 
@@ -217,14 +220,23 @@ mod tests {
             operator_id: "OP".into(),
         });
         let forged = resolve_mesh_principal(Some(&operator), Some(&encoded(&regulator)));
-        assert_eq!(forged.map_err(|s| s.code()), Err(tonic::Code::PermissionDenied));
+        assert_eq!(
+            forged.map_err(|s| s.code()),
+            Err(tonic::Code::PermissionDenied)
+        );
         let direct = resolve_mesh_principal(Some(&operator), None);
-        assert_eq!(direct.map_err(|s| s.code()), Err(tonic::Code::PermissionDenied));
+        assert_eq!(
+            direct.map_err(|s| s.code()),
+            Err(tonic::Code::PermissionDenied)
+        );
         let other_service = peer(Principal::Service {
             name: "dispatch".into(),
         });
         let relayed = resolve_mesh_principal(Some(&other_service), Some(&encoded(&regulator)));
-        assert_eq!(relayed.map_err(|s| s.code()), Err(tonic::Code::PermissionDenied));
+        assert_eq!(
+            relayed.map_err(|s| s.code()),
+            Err(tonic::Code::PermissionDenied)
+        );
         assert_eq!(
             resolve_mesh_principal(Some(&other_service), None).ok(),
             Some(Principal::Service {

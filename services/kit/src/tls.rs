@@ -112,7 +112,8 @@ pub enum ClientAuth {
 /// A TLS 1.3 server configuration with client-certificate verification and ALPN h2.
 pub fn server_config(files: &TlsFiles, client_auth: ClientAuth) -> Result<ServerConfig, TlsError> {
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(&files.ca_file)?, provider.clone());
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(roots(&files.ca_file)?, provider.clone());
     let verifier = match client_auth {
         ClientAuth::Required => verifier.build(),
         ClientAuth::Optional => verifier.allow_unauthenticated().build(),
@@ -146,13 +147,16 @@ pub fn anonymous_client_config(ca_file: &Path) -> Result<ClientConfig, TlsError>
     Ok(config)
 }
 
+/// A built configuration and the modification times of the files it was built from.
+type Loaded = (Arc<ServerConfig>, Option<[SystemTime; 3]>);
+
 /// A server configuration that follows its files: [`ReloadingServerConfig::watch`] rebuilds it
 /// when they change, and each new connection takes the current one.
 #[derive(Debug, Clone)]
 pub struct ReloadingServerConfig {
     files: TlsFiles,
     client_auth: ClientAuth,
-    current: Arc<RwLock<(Arc<ServerConfig>, Option<[SystemTime; 3]>)>>,
+    current: Arc<RwLock<Loaded>>,
 }
 
 impl ReloadingServerConfig {
@@ -167,7 +171,11 @@ impl ReloadingServerConfig {
     }
 
     pub fn current(&self) -> Arc<ServerConfig> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).0.clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
     }
 
     /// Rebuilds the configuration if a file changed; keeps the old one if the new files are bad.
@@ -178,7 +186,8 @@ impl ReloadingServerConfig {
         }
         match server_config(&self.files, self.client_auth) {
             Ok(config) => {
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = (Arc::new(config), stamp);
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) =
+                    (Arc::new(config), stamp);
                 tracing::info!(cert = %self.files.cert_file.display(), "tls certificates reloaded");
                 true
             }
@@ -227,13 +236,21 @@ impl Connected for TlsConn {
 }
 
 impl AsyncRead for TlsConn {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TlsConn {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -285,7 +302,8 @@ pub fn incoming(
             let tx = tx.clone();
             let trust_domain = trust_domain.clone();
             tokio::spawn(async move {
-                let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+                let handshake =
+                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
                 let stream = match handshake {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(error)) => {
@@ -297,7 +315,11 @@ pub fn incoming(
                         return;
                     }
                 };
-                let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+                let leaf = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first());
                 let principal = match leaf {
                     None => None,
                     Some(der) => match Principal::from_certificate(der, &trust_domain) {
@@ -312,7 +334,12 @@ pub fn incoming(
                     remote_addr: Some(remote_addr),
                     principal,
                 };
-                let _ = tx.send(Ok(TlsConn { inner: stream, info })).await;
+                let _ = tx
+                    .send(Ok(TlsConn {
+                        inner: stream,
+                        info,
+                    }))
+                    .await;
             });
         }
     });
@@ -334,7 +361,10 @@ pub fn channel(uri: &str, client: Arc<ClientConfig>) -> Result<Channel, TlsError
             let host = uri
                 .host()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "uri has no host"))?;
-            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
             let port = uri.port_u16().unwrap_or(443);
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
             tcp.set_nodelay(true)?;

@@ -1,12 +1,14 @@
 //! Identifier and code rules: organisation codes (GB 11714), unified social credit codes
 //! (GB 32100), administrative area codes (GB/T 2260), T/CEC 102 ids, phone numbers and dates.
 
-use chrono::NaiveDate;
 use chargemesh_kit::Error;
+use chrono::NaiveDate;
 
 const ORG_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
 const USCC_CHARSET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const USCC_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 /// The GB 11714 check character of an 8-character organisation code body.
 fn org_check_char(body: &str) -> Option<char> {
@@ -45,20 +47,40 @@ pub fn operator_id_from_credit_code(field: &str, code: &str) -> Result<String, E
             let (body, check) = code.split_at(8);
             match org_check_char(body) {
                 Some(expected) if check.starts_with(expected) => Ok(code.to_owned()),
-                Some(_) => Err(Error::bad_field(field, "organisation code check character is wrong (GB 11714)")),
-                None => Err(Error::bad_field(field, "organisation code has characters other than 0-9 and A-Z")),
+                Some(_) => Err(Error::bad_field(
+                    field,
+                    "organisation code check character is wrong (GB 11714)",
+                )),
+                None => Err(Error::bad_field(
+                    field,
+                    "organisation code has characters other than 0-9 and A-Z",
+                )),
             }
         }
         18 => {
             let (body, check) = code.split_at(17);
             match uscc_check_char(body) {
                 Some(expected) if check.starts_with(expected) => {}
-                Some(_) => return Err(Error::bad_field(field, "unified social credit code check character is wrong (GB 32100)")),
-                None => return Err(Error::bad_field(field, "unified social credit code has a character outside its alphabet")),
+                Some(_) => {
+                    return Err(Error::bad_field(
+                        field,
+                        "unified social credit code check character is wrong (GB 32100)",
+                    ));
+                }
+                None => {
+                    return Err(Error::bad_field(
+                        field,
+                        "unified social credit code has a character outside its alphabet",
+                    ));
+                }
             }
             let org = &code[8..17];
-            operator_id_from_credit_code(field, org)
-                .map_err(|_| Error::bad_field(field, "the organisation code inside the credit code is not valid (GB 11714)"))
+            operator_id_from_credit_code(field, org).map_err(|_| {
+                Error::bad_field(
+                    field,
+                    "the organisation code inside the credit code is not valid (GB 11714)",
+                )
+            })
         }
         _ => Err(Error::bad_field(
             field,
@@ -77,7 +99,10 @@ const PROVINCES: &[&str] = &[
 /// A GB/T 2260 administrative area code: 6 digits under a known province.
 pub fn validate_area_code(field: &str, code: &str) -> Result<(), Error> {
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::bad_field(field, "must be a 6-digit GB/T 2260 area code such as 330602"));
+        return Err(Error::bad_field(
+            field,
+            "must be a 6-digit GB/T 2260 area code such as 330602",
+        ));
     }
     if !PROVINCES.contains(&&code[..2]) {
         return Err(Error::bad_field(field, "is not under a GB/T 2260 province"));
@@ -108,16 +133,30 @@ pub fn area_covers(area: &str, code: &str) -> bool {
 /// A T/CEC 102 style id: 1 to `max` ASCII letters, digits, '-' or '_'.
 pub fn validate_id(field: &str, id: &str, max: usize) -> Result<(), Error> {
     if id.is_empty() || id.len() > max {
-        return Err(Error::bad_field(field, format!("must have 1 to {max} characters")));
+        return Err(Error::bad_field(
+            field,
+            format!("must have 1 to {max} characters"),
+        ));
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Err(Error::bad_field(field, "may hold only letters, digits, '-' and '_'"));
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Error::bad_field(
+            field,
+            "may hold only letters, digits, '-' and '_'",
+        ));
     }
     Ok(())
 }
 
 /// Required free text: trimmed, non-empty, at most `max` characters.
-pub fn required_text(field: &str, value: &str, max: usize, rule: Option<&'static str>) -> Result<String, Error> {
+pub fn required_text(
+    field: &str,
+    value: &str,
+    max: usize,
+    rule: Option<&'static str>,
+) -> Result<String, Error> {
     let value = value.trim();
     let problem = if value.is_empty() {
         "is required".to_owned()
@@ -142,7 +181,11 @@ pub fn validate_phone(field: &str, phone: &str, rule: &'static str) -> Result<St
         .enumerate()
         .all(|(i, b)| b.is_ascii_digit() || b == b'-' || b == b' ' || (b == b'+' && i == 0));
     if !allowed || !(5..=20).contains(&digits) {
-        return Err(Error::invalid(field, rule, "must be a published phone number of 5 to 20 digits"));
+        return Err(Error::invalid(
+            field,
+            rule,
+            "must be a published phone number of 5 to 20 digits",
+        ));
     }
     Ok(phone.to_owned())
 }
@@ -159,8 +202,18 @@ mod tests {
 
     #[test]
     fn base_3_organisation_codes_carry_a_valid_check_character() {
-        assert_eq!(operator_id_from_credit_code("c", "MA2D3K7Q0").ok().as_deref(), Some("MA2D3K7Q0"));
-        assert_eq!(operator_id_from_credit_code("c", "123456788").ok().as_deref(), Some("123456788"));
+        assert_eq!(
+            operator_id_from_credit_code("c", "MA2D3K7Q0")
+                .ok()
+                .as_deref(),
+            Some("MA2D3K7Q0")
+        );
+        assert_eq!(
+            operator_id_from_credit_code("c", "123456788")
+                .ok()
+                .as_deref(),
+            Some("123456788")
+        );
         assert!(operator_id_from_credit_code("c", "MA2D3K7Q1").is_err());
         assert!(operator_id_from_credit_code("c", "ma2d3k7q0").is_err());
     }
@@ -168,7 +221,9 @@ mod tests {
     #[test]
     fn base_3_credit_codes_yield_their_embedded_operator_id() {
         assert_eq!(
-            operator_id_from_credit_code("c", "91330602MA2D3K7Q02").ok().as_deref(),
+            operator_id_from_credit_code("c", "91330602MA2D3K7Q02")
+                .ok()
+                .as_deref(),
             Some("MA2D3K7Q0")
         );
         assert!(operator_id_from_credit_code("c", "91330602MA2D3K7Q03").is_err());

@@ -155,7 +155,10 @@ pub enum ConnectorType {
 
 impl ConnectorType {
     pub fn is_ac(self) -> bool {
-        matches!(self, ConnectorType::HouseholdSocket | ConnectorType::AcSocket | ConnectorType::AcPlug)
+        matches!(
+            self,
+            ConnectorType::HouseholdSocket | ConnectorType::AcSocket | ConnectorType::AcPlug
+        )
     }
 }
 

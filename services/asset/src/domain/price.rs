@@ -38,15 +38,26 @@ pub fn parse_price(field: &str, value: &str) -> Result<Decimal, Error> {
         return Err(Error::invalid(field, "BASE-3", "must not be negative"));
     }
     if price.scale() > 4 {
-        return Err(Error::invalid(field, "BASE-3", "has more than 4 decimal places"));
+        return Err(Error::invalid(
+            field,
+            "BASE-3",
+            "has more than 4 decimal places",
+        ));
     }
     Ok(price)
 }
 
 /// Orders the periods and checks they cover 00:00-24:00 exactly once.
-pub fn validate_board(field: &str, mut periods: Vec<PricePeriod>) -> Result<Vec<PricePeriod>, Error> {
+pub fn validate_board(
+    field: &str,
+    mut periods: Vec<PricePeriod>,
+) -> Result<Vec<PricePeriod>, Error> {
     if periods.is_empty() {
-        return Err(Error::invalid(field, "BASE-3", "a price board must be published"));
+        return Err(Error::invalid(
+            field,
+            "BASE-3",
+            "a price board must be published",
+        ));
     }
     periods.sort_by_key(|p| p.start_minute);
     let mut covered_to = 0u16;
@@ -55,21 +66,33 @@ pub fn validate_board(field: &str, mut periods: Vec<PricePeriod>) -> Result<Vec<
             return Err(Error::invalid(
                 format!("{field}[{i}]"),
                 "BASE-3",
-                format!("period {}-{} ends before it starts", format_clock(p.start_minute), format_clock(p.end_minute)),
+                format!(
+                    "period {}-{} ends before it starts",
+                    format_clock(p.start_minute),
+                    format_clock(p.end_minute)
+                ),
             ));
         }
         if p.start_minute > covered_to {
             return Err(Error::invalid(
                 field,
                 "BASE-3",
-                format!("no period covers {}-{}", format_clock(covered_to), format_clock(p.start_minute)),
+                format!(
+                    "no period covers {}-{}",
+                    format_clock(covered_to),
+                    format_clock(p.start_minute)
+                ),
             ));
         }
         if p.start_minute < covered_to {
             return Err(Error::invalid(
                 field,
                 "BASE-3",
-                format!("periods overlap at {}-{}", format_clock(p.start_minute), format_clock(covered_to)),
+                format!(
+                    "periods overlap at {}-{}",
+                    format_clock(p.start_minute),
+                    format_clock(covered_to)
+                ),
             ));
         }
         covered_to = p.end_minute;
@@ -101,23 +124,39 @@ mod tests {
 
     #[test]
     fn base_3_a_board_covering_the_day_is_accepted_in_order() {
-        let board = validate_board("b", vec![period("08:00", "24:00"), period("00:00", "08:00")]).expect("valid");
+        let board = validate_board(
+            "b",
+            vec![period("08:00", "24:00"), period("00:00", "08:00")],
+        )
+        .expect("valid");
         assert_eq!(board[0].start_minute, 0);
     }
 
     #[test]
     fn base_3_a_gap_is_refused_naming_it() {
-        let err = validate_board("b", vec![period("00:00", "07:00"), period("08:00", "24:00")])
-            .expect_err("gap");
+        let err = validate_board(
+            "b",
+            vec![period("00:00", "07:00"), period("08:00", "24:00")],
+        )
+        .expect_err("gap");
         let text = err.to_string();
-        assert!(text.contains("07:00-08:00") && text.contains("BASE-3"), "{text}");
+        assert!(
+            text.contains("07:00-08:00") && text.contains("BASE-3"),
+            "{text}"
+        );
         let err = validate_board("b", vec![period("00:00", "22:00")]).expect_err("short");
         assert!(err.to_string().contains("22:00-24:00"));
     }
 
     #[test]
     fn base_3_an_overlap_or_empty_board_is_refused() {
-        assert!(validate_board("b", vec![period("00:00", "12:00"), period("11:00", "24:00")]).is_err());
+        assert!(
+            validate_board(
+                "b",
+                vec![period("00:00", "12:00"), period("11:00", "24:00")]
+            )
+            .is_err()
+        );
         assert!(validate_board("b", vec![]).is_err());
     }
 

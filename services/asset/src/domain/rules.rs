@@ -5,7 +5,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chargemesh_kit::Error;
 use chargemesh_kit::clock::china_date;
 
-use super::codes::{operator_id_from_credit_code, required_text, validate_area_code, validate_id, validate_phone};
+use super::codes::{
+    operator_id_from_credit_code, required_text, validate_area_code, validate_id, validate_phone,
+};
 use super::model::*;
 use super::price::validate_board;
 
@@ -23,7 +25,12 @@ pub fn validate_operator(mut op: Operator) -> Result<Operator, Error> {
     op.operator_id = operator_id_from_credit_code("operator.credit_code", &op.credit_code)?;
     op.credit_code = op.credit_code.trim().to_owned();
     op.name = required_text("operator.name", &op.name, 200, None)?;
-    op.business_scope = required_text("operator.business_scope", &op.business_scope, 2000, Some("BASE-3"))?;
+    op.business_scope = required_text(
+        "operator.business_scope",
+        &op.business_scope,
+        2000,
+        Some("BASE-3"),
+    )?;
     // REQ BASE-3: the licensed business scope includes charging facility operation.
     if !op.business_scope.contains(REQUIRED_SCOPE) {
         return Err(Error::invalid(
@@ -33,7 +40,11 @@ pub fn validate_operator(mut op: Operator) -> Result<Operator, Error> {
         ));
     }
     // REQ SVC-1, EVAL-2: the supervision hotline is published.
-    op.supervision_hotline = validate_phone("operator.supervision_hotline", &op.supervision_hotline, "SVC-1")?;
+    op.supervision_hotline = validate_phone(
+        "operator.supervision_hotline",
+        &op.supervision_hotline,
+        "SVC-1",
+    )?;
     Ok(op)
 }
 
@@ -43,12 +54,23 @@ pub fn validate_station(mut st: Station) -> Result<Station, Error> {
     st.name = required_text("station.name", &st.name, 200, Some("SVC-1"))?;
     validate_area_code("station.area_code", &st.area_code)?;
     st.address = required_text("station.address", &st.address, 500, Some("SVC-1"))?;
-    let GeoPoint { longitude, latitude } = st.location;
+    let GeoPoint {
+        longitude,
+        latitude,
+    } = st.location;
     if !(73.0..=136.0).contains(&longitude) || !(3.0..=54.0).contains(&latitude) {
-        return Err(Error::bad_field("station.location", "must be a GCJ-02 point in China"));
+        return Err(Error::bad_field(
+            "station.location",
+            "must be a GCJ-02 point in China",
+        ));
     }
     // REQ SVC-1: opening hours are part of the public notice.
-    st.opening_hours = required_text("station.opening_hours", &st.opening_hours, 100, Some("SVC-1"))?;
+    st.opening_hours = required_text(
+        "station.opening_hours",
+        &st.opening_hours,
+        100,
+        Some("SVC-1"),
+    )?;
     // REQ SIGN-2: the station publishes its service phone.
     st.service_phone = validate_phone("station.service_phone", &st.service_phone, "SIGN-2")?;
     // REQ BASE-3, SIGN-2: the price board is published and covers the day.
@@ -67,11 +89,21 @@ pub fn validate_pile(mut pile: Pile, today: NaiveDate) -> Result<Pile, Error> {
     validate_id("pile.pile_id", &pile.pile_id, PILE_ID_MAX)?;
     validate_id("pile.station_id", &pile.station_id, STATION_ID_MAX)?;
     // REQ SIGN-1: every pile publishes its technical parameters.
-    pile.manufacturer = required_text("pile.manufacturer", &pile.manufacturer, 200, Some("SIGN-1"))?;
+    pile.manufacturer =
+        required_text("pile.manufacturer", &pile.manufacturer, 200, Some("SIGN-1"))?;
     pile.model = required_text("pile.model", &pile.model, 200, Some("SIGN-1"))?;
-    pile.serial_number = required_text("pile.serial_number", &pile.serial_number, 100, Some("SIGN-1"))?;
+    pile.serial_number = required_text(
+        "pile.serial_number",
+        &pile.serial_number,
+        100,
+        Some("SIGN-1"),
+    )?;
     if pile.production_date > today {
-        return Err(Error::invalid("pile.production_date", "SIGN-1", "lies in the future"));
+        return Err(Error::invalid(
+            "pile.production_date",
+            "SIGN-1",
+            "lies in the future",
+        ));
     }
     for (field, value) in [
         ("pile.rated_voltage", pile.rated_voltage),
@@ -79,7 +111,11 @@ pub fn validate_pile(mut pile: Pile, today: NaiveDate) -> Result<Pile, Error> {
         ("pile.rated_power_kw", pile.rated_power_kw),
     ] {
         if !value.is_finite() || value <= 0.0 {
-            return Err(Error::invalid(field, "SIGN-1", "is required and must be positive"));
+            return Err(Error::invalid(
+                field,
+                "SIGN-1",
+                "is required and must be positive",
+            ));
         }
     }
     // REQ SCOPE-2: equipment rated below 7 kW is outside the standard.
@@ -94,7 +130,11 @@ pub fn validate_pile(mut pile: Pile, today: NaiveDate) -> Result<Pile, Error> {
         ));
     }
     if pile.connectors.is_empty() {
-        return Err(Error::invalid("pile.connectors", "SIGN-1", "a pile has at least one connector"));
+        return Err(Error::invalid(
+            "pile.connectors",
+            "SIGN-1",
+            "a pile has at least one connector",
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for (i, c) in pile.connectors.iter_mut().enumerate() {
@@ -107,11 +147,17 @@ pub fn validate_pile(mut pile: Pile, today: NaiveDate) -> Result<Pile, Error> {
         c.park_no = c.park_no.trim().to_owned();
         let fits = match pile.pile_type {
             PileType::Ac => c.connector_type.is_ac() || c.connector_type == ConnectorType::Other,
-            PileType::Dc => matches!(c.connector_type, ConnectorType::DcGun | ConnectorType::Other),
+            PileType::Dc => matches!(
+                c.connector_type,
+                ConnectorType::DcGun | ConnectorType::Other
+            ),
             PileType::AcDc => true,
         };
         if !fits {
-            return Err(Error::bad_field(field("connector_type"), "does not match the pile's current type"));
+            return Err(Error::bad_field(
+                field("connector_type"),
+                "does not match the pile's current type",
+            ));
         }
         for (name, value) in [
             ("voltage_upper_limit", c.voltage_upper_limit),
@@ -120,17 +166,31 @@ pub fn validate_pile(mut pile: Pile, today: NaiveDate) -> Result<Pile, Error> {
             ("power_kw", c.power_kw),
         ] {
             if !value.is_finite() || value < 0.0 {
-                return Err(Error::invalid(field(name), "SIGN-1", "must be a non-negative number"));
+                return Err(Error::invalid(
+                    field(name),
+                    "SIGN-1",
+                    "must be a non-negative number",
+                ));
             }
         }
         if c.voltage_upper_limit <= 0.0 || c.current <= 0.0 || c.power_kw <= 0.0 {
-            return Err(Error::invalid(field("power_kw"), "SIGN-1", "voltage, current and power are required"));
+            return Err(Error::invalid(
+                field("power_kw"),
+                "SIGN-1",
+                "voltage, current and power are required",
+            ));
         }
         if c.voltage_lower_limit > c.voltage_upper_limit {
-            return Err(Error::bad_field(field("voltage_lower_limit"), "exceeds the upper limit"));
+            return Err(Error::bad_field(
+                field("voltage_lower_limit"),
+                "exceeds the upper limit",
+            ));
         }
         if c.power_kw > pile.rated_power_kw {
-            return Err(Error::bad_field(field("power_kw"), "exceeds the pile's rated power"));
+            return Err(Error::bad_field(
+                field("power_kw"),
+                "exceeds the pile's rated power",
+            ));
         }
     }
     Ok(pile)
@@ -143,10 +203,17 @@ pub fn validate_equipment(mut eq: Equipment) -> Result<Equipment, Error> {
     eq.model = required_text("equipment.model", &eq.model, 200, Some("EQ-1"))?;
     eq.serial_number = eq.serial_number.trim().to_owned();
     if eq.quantity == 0 {
-        return Err(Error::invalid("equipment.quantity", "EQ-1", "must be at least 1"));
+        return Err(Error::invalid(
+            "equipment.quantity",
+            "EQ-1",
+            "must be at least 1",
+        ));
     }
     if eq.parameters.keys().any(|k| k.trim().is_empty()) {
-        return Err(Error::bad_field("equipment.parameters", "names must not be empty"));
+        return Err(Error::bad_field(
+            "equipment.parameters",
+            "names must not be empty",
+        ));
     }
     Ok(eq)
 }
@@ -161,7 +228,11 @@ pub fn required_procedures(pile_type: PileType) -> &'static [Procedure] {
     }
 }
 
-pub fn validate_certificate(mut cert: Certificate, pile: &Pile, today: NaiveDate) -> Result<Certificate, Error> {
+pub fn validate_certificate(
+    mut cert: Certificate,
+    pile: &Pile,
+    today: NaiveDate,
+) -> Result<Certificate, Error> {
     // REQ BASE-5: AC piles are verified under JJG 1148, DC chargers under JJG 1149.
     if !required_procedures(pile.pile_type).contains(&cert.procedure) {
         let expected = required_procedures(pile.pile_type)
@@ -172,16 +243,37 @@ pub fn validate_certificate(mut cert: Certificate, pile: &Pile, today: NaiveDate
         return Err(Error::invalid(
             "certificate.procedure",
             "BASE-5",
-            format!("{} does not verify this pile; it needs {expected}", cert.procedure.as_str()),
+            format!(
+                "{} does not verify this pile; it needs {expected}",
+                cert.procedure.as_str()
+            ),
         ));
     }
-    cert.certificate_number = required_text("certificate.certificate_number", &cert.certificate_number, 100, Some("BASE-5"))?;
-    cert.verifying_body = required_text("certificate.verifying_body", &cert.verifying_body, 200, Some("BASE-5"))?;
+    cert.certificate_number = required_text(
+        "certificate.certificate_number",
+        &cert.certificate_number,
+        100,
+        Some("BASE-5"),
+    )?;
+    cert.verifying_body = required_text(
+        "certificate.verifying_body",
+        &cert.verifying_body,
+        200,
+        Some("BASE-5"),
+    )?;
     if cert.verified_on > today {
-        return Err(Error::invalid("certificate.verified_on", "BASE-5", "lies in the future"));
+        return Err(Error::invalid(
+            "certificate.verified_on",
+            "BASE-5",
+            "lies in the future",
+        ));
     }
     if cert.valid_until < cert.verified_on {
-        return Err(Error::invalid("certificate.valid_until", "EQ-4", "is before the verification date"));
+        return Err(Error::invalid(
+            "certificate.valid_until",
+            "EQ-4",
+            "is before the verification date",
+        ));
     }
     Ok(cert)
 }
@@ -197,15 +289,25 @@ pub struct Eligibility {
 
 /// REQ BASE-5, EQ-4: equipment never verified, or past its verification period, must not charge
 /// for trade settlement; nor may a retired (MON-6) or suspended (MON-4, EQ-3) pile.
-pub fn settlement_eligibility(pile: &Pile, certificates: &[Certificate], at: DateTime<Utc>) -> Eligibility {
+pub fn settlement_eligibility(
+    pile: &Pile,
+    certificates: &[Certificate],
+    at: DateTime<Utc>,
+) -> Eligibility {
     let date = china_date(at);
     let mut in_force = None;
     let mut problems = Vec::new();
     if let Some(retired) = pile.retired_at.filter(|r| *r <= at) {
-        problems.push(format!("pile was retired on {} (REQ MON-6)", china_date(retired)));
+        problems.push(format!(
+            "pile was retired on {} (REQ MON-6)",
+            china_date(retired)
+        ));
     }
     if let Some(s) = pile.suspension.as_ref().filter(|s| s.suspended_at <= at) {
-        problems.push(format!("pile is suspended since {} (REQ MON-4, EQ-3)", china_date(s.suspended_at)));
+        problems.push(format!(
+            "pile is suspended since {} (REQ MON-4, EQ-3)",
+            china_date(s.suspended_at)
+        ));
     }
     for procedure in required_procedures(pile.pile_type) {
         let of_procedure: Vec<&Certificate> = certificates
@@ -221,7 +323,10 @@ pub fn settlement_eligibility(pile: &Pile, certificates: &[Certificate], at: Dat
                 in_force.get_or_insert_with(|| (*c).clone());
             }
             None => {
-                let lapsed = of_procedure.iter().filter(|c| c.valid_until < date).max_by_key(|c| c.valid_until);
+                let lapsed = of_procedure
+                    .iter()
+                    .filter(|c| c.valid_until < date)
+                    .max_by_key(|c| c.valid_until);
                 problems.push(match lapsed {
                     Some(c) => format!(
                         "{} certificate {} expired on {} (REQ BASE-5, EQ-4)",
@@ -229,7 +334,10 @@ pub fn settlement_eligibility(pile: &Pile, certificates: &[Certificate], at: Dat
                         c.certificate_number,
                         c.valid_until
                     ),
-                    None => format!("never verified under {} on {date} (REQ BASE-5)", procedure.as_str()),
+                    None => format!(
+                        "never verified under {} on {date} (REQ BASE-5)",
+                        procedure.as_str()
+                    ),
                 });
             }
         }
@@ -244,13 +352,23 @@ pub fn settlement_eligibility(pile: &Pile, certificates: &[Certificate], at: Dat
 /// The precondition missing for a station in `state` to move on, with its REQ id.
 fn missing_after(state: StationState) -> Error {
     match state {
-        StationState::Registered => Error::precondition("BASE-1", "the station has no NB/T 33004 acceptance yet"),
-        StationState::Accepted => Error::precondition("BASE-1", "the station is not filed with the market regulator yet"),
-        StationState::Filed => {
-            Error::precondition("BASE-2", "the station is not connected to an operation management platform yet")
+        StationState::Registered => {
+            Error::precondition("BASE-1", "the station has no NB/T 33004 acceptance yet")
         }
-        StationState::Connected => Error::precondition("BASE-2", "the station has not been in trial operation yet"),
-        StationState::TrialOperation | StationState::Commissioned => Error::state("the station is already commissioned"),
+        StationState::Accepted => Error::precondition(
+            "BASE-1",
+            "the station is not filed with the market regulator yet",
+        ),
+        StationState::Filed => Error::precondition(
+            "BASE-2",
+            "the station is not connected to an operation management platform yet",
+        ),
+        StationState::Connected => {
+            Error::precondition("BASE-2", "the station has not been in trial operation yet")
+        }
+        StationState::TrialOperation | StationState::Commissioned => {
+            Error::state("the station is already commissioned")
+        }
     }
 }
 
@@ -261,16 +379,32 @@ fn require_state(st: &Station, before: StationState) -> Result<(), Error> {
     } else if st.state < before {
         Err(missing_after(st.state))
     } else {
-        Err(Error::state(format!("the station is already {}", st.state.as_str())))
+        Err(Error::state(format!(
+            "the station is already {}",
+            st.state.as_str()
+        )))
     }
 }
 
 /// REQ BASE-1: acceptance per NB/T 33004.
-pub fn accept(mut st: Station, acceptance: Acceptance, now: DateTime<Utc>) -> Result<Station, Error> {
+pub fn accept(
+    mut st: Station,
+    acceptance: Acceptance,
+    now: DateTime<Utc>,
+) -> Result<Station, Error> {
     require_state(&st, StationState::Registered)?;
-    let report_reference = required_text("acceptance.report_reference", &acceptance.report_reference, 200, Some("BASE-1"))?;
+    let report_reference = required_text(
+        "acceptance.report_reference",
+        &acceptance.report_reference,
+        200,
+        Some("BASE-1"),
+    )?;
     if acceptance.accepted_on > china_date(now) {
-        return Err(Error::invalid("acceptance.accepted_on", "BASE-1", "lies in the future"));
+        return Err(Error::invalid(
+            "acceptance.accepted_on",
+            "BASE-1",
+            "lies in the future",
+        ));
     }
     st.acceptance = Some(Acceptance {
         report_reference,
@@ -285,12 +419,29 @@ pub fn accept(mut st: Station, acceptance: Acceptance, now: DateTime<Utc>) -> Re
 pub fn file(mut st: Station, filing: Filing, now: DateTime<Utc>) -> Result<Station, Error> {
     require_state(&st, StationState::Accepted)?;
     let authority = required_text("filing.authority", &filing.authority, 200, Some("BASE-1"))?;
-    let filing_number = required_text("filing.filing_number", &filing.filing_number, 100, Some("BASE-1"))?;
+    let filing_number = required_text(
+        "filing.filing_number",
+        &filing.filing_number,
+        100,
+        Some("BASE-1"),
+    )?;
     if filing.filed_on > china_date(now) {
-        return Err(Error::invalid("filing.filed_on", "BASE-1", "lies in the future"));
+        return Err(Error::invalid(
+            "filing.filed_on",
+            "BASE-1",
+            "lies in the future",
+        ));
     }
-    if st.acceptance.as_ref().is_some_and(|a| filing.filed_on < a.accepted_on) {
-        return Err(Error::invalid("filing.filed_on", "BASE-1", "is before the acceptance"));
+    if st
+        .acceptance
+        .as_ref()
+        .is_some_and(|a| filing.filed_on < a.accepted_on)
+    {
+        return Err(Error::invalid(
+            "filing.filed_on",
+            "BASE-1",
+            "is before the acceptance",
+        ));
     }
     st.filing = Some(Filing {
         authority,
@@ -303,7 +454,11 @@ pub fn file(mut st: Station, filing: Filing, now: DateTime<Utc>) -> Result<Stati
 }
 
 /// REQ BASE-2: connection to an operation management platform in one of three modes.
-pub fn connect(mut st: Station, mode: Option<ConnectionMode>, now: DateTime<Utc>) -> Result<Station, Error> {
+pub fn connect(
+    mut st: Station,
+    mode: Option<ConnectionMode>,
+    now: DateTime<Utc>,
+) -> Result<Station, Error> {
     require_state(&st, StationState::Filed)?;
     if let Some(mode) = mode {
         st.connection_mode = mode;
@@ -325,11 +480,22 @@ pub fn start_trial(mut st: Station, now: DateTime<Utc>) -> Result<Station, Error
 
 /// REQ BASE-1, BASE-2, BASE-5: commissioning needs the whole lifecycle behind it and a valid
 /// metrology certificate on every pile that is not retired.
-pub fn commission(mut st: Station, piles: &[Pile], certificates: &[Certificate], now: DateTime<Utc>) -> Result<Station, Error> {
+pub fn commission(
+    mut st: Station,
+    piles: &[Pile],
+    certificates: &[Certificate],
+    now: DateTime<Utc>,
+) -> Result<Station, Error> {
     require_state(&st, StationState::TrialOperation)?;
-    let active: Vec<&Pile> = piles.iter().filter(|p| p.state != PileState::Retired).collect();
+    let active: Vec<&Pile> = piles
+        .iter()
+        .filter(|p| p.state != PileState::Retired)
+        .collect();
     if active.is_empty() {
-        return Err(Error::precondition("BASE-2", "the station has no pile to commission"));
+        return Err(Error::precondition(
+            "BASE-2",
+            "the station has no pile to commission",
+        ));
     }
     let unverified: Vec<String> = active
         .iter()
@@ -341,7 +507,10 @@ pub fn commission(mut st: Station, piles: &[Pile], certificates: &[Certificate],
     if !unverified.is_empty() {
         return Err(Error::precondition(
             "BASE-5",
-            format!("every pile needs a valid metrology certificate: {}", unverified.join("; ")),
+            format!(
+                "every pile needs a valid metrology certificate: {}",
+                unverified.join("; ")
+            ),
         ));
     }
     st.state = StationState::Commissioned;
@@ -352,7 +521,10 @@ pub fn commission(mut st: Station, piles: &[Pile], certificates: &[Certificate],
 
 fn require_not_retired(pile: &Pile) -> Result<(), Error> {
     if pile.state == PileState::Retired {
-        return Err(Error::precondition("MON-6", "the pile is retired, which is final"));
+        return Err(Error::precondition(
+            "MON-6",
+            "the pile is retired, which is final",
+        ));
     }
     Ok(())
 }
@@ -375,7 +547,11 @@ pub fn suspend(
         .filter(|e| !e.is_empty())
         .collect();
     if evidence_refs.is_empty() {
-        return Err(Error::invalid("evidence_refs", "MON-4", "evidence is collected before a suspension"));
+        return Err(Error::invalid(
+            "evidence_refs",
+            "MON-4",
+            "evidence is collected before a suspension",
+        ));
     }
     pile.state = PileState::Suspended;
     pile.suspension = Some(Suspension {
@@ -392,7 +568,10 @@ pub fn suspend(
 pub fn resume(mut pile: Pile, now: DateTime<Utc>) -> Result<Pile, Error> {
     require_not_retired(&pile)?;
     if pile.state != PileState::Suspended {
-        return Err(Error::precondition("MON-5", "only a suspended pile can be resumed"));
+        return Err(Error::precondition(
+            "MON-5",
+            "only a suspended pile can be resumed",
+        ));
     }
     pile.state = PileState::InService;
     pile.suspension = None;
@@ -546,17 +725,26 @@ pub(crate) mod tests {
     fn svc_1_operator_needs_a_supervision_hotline() {
         let mut op = operator();
         op.supervision_hotline = String::new();
-        assert_eq!(rule_of(&validate_operator(op).expect_err("refused")), Some("SVC-1"));
+        assert_eq!(
+            rule_of(&validate_operator(op).expect_err("refused")),
+            Some("SVC-1")
+        );
     }
 
     #[test]
     fn sign_2_station_publishes_phone_and_price_board() {
         let mut st = station();
         st.service_phone = "none".into();
-        assert_eq!(rule_of(&validate_station(st).expect_err("refused")), Some("SIGN-2"));
+        assert_eq!(
+            rule_of(&validate_station(st).expect_err("refused")),
+            Some("SIGN-2")
+        );
         let mut st = station();
         st.price_board.clear();
-        assert_eq!(rule_of(&validate_station(st).expect_err("refused")), Some("BASE-3"));
+        assert_eq!(
+            rule_of(&validate_station(st).expect_err("refused")),
+            Some("BASE-3")
+        );
         assert!(validate_station(station()).is_ok());
     }
 
@@ -568,7 +756,10 @@ pub(crate) mod tests {
         let err = validate_pile(p, date("2026-01-01")).expect_err("refused");
         assert_eq!(rule_of(&err), Some("SCOPE-2"));
         assert!(err.to_string().contains("pile.rated_power_kw"));
-        assert!(validate_pile(pile(PileType::Ac), date("2026-01-01")).is_ok(), "7 kW is in scope");
+        assert!(
+            validate_pile(pile(PileType::Ac), date("2026-01-01")).is_ok(),
+            "7 kW is in scope"
+        );
     }
 
     #[test]
@@ -594,7 +785,10 @@ pub(crate) mod tests {
         assert!(validate_pile(p, date("2026-01-01")).is_err());
         let mut p = pile(PileType::Dc);
         p.connectors.push(p.connectors[0].clone());
-        assert!(validate_pile(p, date("2026-01-01")).is_err(), "repeated connector id");
+        assert!(
+            validate_pile(p, date("2026-01-01")).is_err(),
+            "repeated connector id"
+        );
     }
 
     #[test]
@@ -617,7 +811,10 @@ pub(crate) mod tests {
         assert!(validate_equipment(eq.clone()).is_ok());
         let mut zero = eq;
         zero.quantity = 0;
-        assert_eq!(rule_of(&validate_equipment(zero).expect_err("refused")), Some("EQ-1"));
+        assert_eq!(
+            rule_of(&validate_equipment(zero).expect_err("refused")),
+            Some("EQ-1")
+        );
     }
 
     #[test]
@@ -625,21 +822,31 @@ pub(crate) mod tests {
         let today = date("2026-03-01");
         let ac = pile(PileType::Ac);
         let wrong = certificate(Procedure::Jjg1149, "2026-01-01", "2027-01-01");
-        assert_eq!(rule_of(&validate_certificate(wrong, &ac, today).expect_err("refused")), Some("BASE-5"));
+        assert_eq!(
+            rule_of(&validate_certificate(wrong, &ac, today).expect_err("refused")),
+            Some("BASE-5")
+        );
         let right = certificate(Procedure::Jjg1148, "2026-01-01", "2027-01-01");
         assert!(validate_certificate(right, &ac, today).is_ok());
         let dc = pile(PileType::Dc);
         let wrong = certificate(Procedure::Jjg1148, "2026-01-01", "2027-01-01");
         assert!(validate_certificate(wrong, &dc, today).is_err());
         let backwards = certificate(Procedure::Jjg1149, "2026-01-01", "2025-01-01");
-        assert_eq!(rule_of(&validate_certificate(backwards, &dc, today).expect_err("refused")), Some("EQ-4"));
+        assert_eq!(
+            rule_of(&validate_certificate(backwards, &dc, today).expect_err("refused")),
+            Some("EQ-4")
+        );
     }
 
     #[test]
     fn base_5_never_verified_pile_may_not_settle() {
         let e = settlement_eligibility(&pile(PileType::Dc), &[], at("2026-03-01T00:00:00Z"));
         assert!(!e.eligible);
-        assert!(e.reason.contains("never verified") && e.reason.contains("BASE-5"), "{}", e.reason);
+        assert!(
+            e.reason.contains("never verified") && e.reason.contains("BASE-5"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]
@@ -650,7 +857,11 @@ pub(crate) mod tests {
         assert!(settlement_eligibility(&p, &certs, at("2026-02-28T15:59:00Z")).eligible);
         let e = settlement_eligibility(&p, &certs, at("2026-02-28T16:00:00Z"));
         assert!(!e.eligible);
-        assert!(e.reason.contains("expired on 2026-02-28") && e.reason.contains("EQ-4"), "{}", e.reason);
+        assert!(
+            e.reason.contains("expired on 2026-02-28") && e.reason.contains("EQ-4"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]
@@ -668,7 +879,12 @@ pub(crate) mod tests {
     #[test]
     fn mon_6_retired_pile_may_not_settle_after_retirement() {
         let certs = [certificate(Procedure::Jjg1149, "2026-01-01", "2027-01-01")];
-        let p = retire(pile(PileType::Dc), "end of life", at("2026-02-01T00:00:00Z")).expect("retired");
+        let p = retire(
+            pile(PileType::Dc),
+            "end of life",
+            at("2026-02-01T00:00:00Z"),
+        )
+        .expect("retired");
         assert!(settlement_eligibility(&p, &certs, at("2026-01-15T00:00:00Z")).eligible);
         let e = settlement_eligibility(&p, &certs, at("2026-02-02T00:00:00Z"));
         assert!(!e.eligible && e.reason.contains("MON-6"));
@@ -677,7 +893,16 @@ pub(crate) mod tests {
     #[test]
     fn base_1_commissioning_before_acceptance_is_refused() {
         let err = commission(station(), &[], &[], at("2026-03-01T00:00:00Z")).expect_err("refused");
-        assert!(matches!(err, Error::Precondition { rule: Some("BASE-1"), .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Precondition {
+                    rule: Some("BASE-1"),
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("acceptance"));
     }
 
@@ -701,7 +926,16 @@ pub(crate) mod tests {
         )
         .expect("accepted");
         let err = connect(accepted.clone(), None, now).expect_err("refused");
-        assert!(matches!(err, Error::Precondition { rule: Some("BASE-1"), .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Precondition {
+                    rule: Some("BASE-1"),
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let filed = file(accepted, filing, now).expect("filed");
         assert_eq!(filed.state, StationState::Filed);
     }
@@ -712,7 +946,12 @@ pub(crate) mod tests {
         st.state = StationState::Filed;
         let err = start_trial(st.clone(), at("2026-03-01T00:00:00Z")).expect_err("refused");
         assert_eq!(rule_of(&err), Some("BASE-2"));
-        let connected = connect(st, Some(ConnectionMode::SinglePile), at("2026-03-01T00:00:00Z")).expect("connected");
+        let connected = connect(
+            st,
+            Some(ConnectionMode::SinglePile),
+            at("2026-03-01T00:00:00Z"),
+        )
+        .expect("connected");
         assert_eq!(connected.connection_mode, ConnectionMode::SinglePile);
         assert!(start_trial(connected, at("2026-03-01T00:00:00Z")).is_ok());
     }
@@ -724,7 +963,16 @@ pub(crate) mod tests {
         let now = at("2026-03-01T00:00:00Z");
         let piles = [pile(PileType::Dc)];
         let err = commission(st.clone(), &piles, &[], now).expect_err("refused");
-        assert!(matches!(err, Error::Precondition { rule: Some("BASE-5"), .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Precondition {
+                    rule: Some("BASE-5"),
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("P001"));
         let certs = [certificate(Procedure::Jjg1149, "2026-01-01", "2027-01-01")];
         let done = commission(st, &piles, &certs, now).expect("commissioned");
@@ -735,21 +983,51 @@ pub(crate) mod tests {
     #[test]
     fn mon_4_suspension_needs_evidence() {
         let now = at("2026-03-01T00:00:00Z");
-        let err = suspend(pile(PileType::Dc), SuspensionReason::ExtremeWeather, vec![" ".into()], String::new(), now)
-            .expect_err("refused");
+        let err = suspend(
+            pile(PileType::Dc),
+            SuspensionReason::ExtremeWeather,
+            vec![" ".into()],
+            String::new(),
+            now,
+        )
+        .expect_err("refused");
         assert_eq!(rule_of(&err), Some("MON-4"));
-        let s = suspend(pile(PileType::Dc), SuspensionReason::ExtremeWeather, vec!["photo-1".into()], String::new(), now)
-            .expect("suspended");
+        let s = suspend(
+            pile(PileType::Dc),
+            SuspensionReason::ExtremeWeather,
+            vec!["photo-1".into()],
+            String::new(),
+            now,
+        )
+        .expect("suspended");
         assert_eq!(s.state, PileState::Suspended);
-        assert!(suspend(s, SuspensionReason::ExtremeWeather, vec!["photo-2".into()], String::new(), now).is_err());
+        assert!(
+            suspend(
+                s,
+                SuspensionReason::ExtremeWeather,
+                vec!["photo-2".into()],
+                String::new(),
+                now
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn mon_5_only_a_suspended_pile_resumes() {
         let now = at("2026-03-01T00:00:00Z");
-        assert_eq!(rule_of(&resume(pile(PileType::Dc), now).expect_err("refused")), Some("MON-5"));
-        let s = suspend(pile(PileType::Dc), SuspensionReason::PlannedMaintenance, vec!["plan-7".into()], String::new(), now)
-            .expect("suspended");
+        assert_eq!(
+            rule_of(&resume(pile(PileType::Dc), now).expect_err("refused")),
+            Some("MON-5")
+        );
+        let s = suspend(
+            pile(PileType::Dc),
+            SuspensionReason::PlannedMaintenance,
+            vec!["plan-7".into()],
+            String::new(),
+            now,
+        )
+        .expect("suspended");
         let r = resume(s, now).expect("resumed");
         assert_eq!(r.state, PileState::InService);
         assert!(r.suspension.is_none());
@@ -759,11 +1037,26 @@ pub(crate) mod tests {
     fn mon_6_retirement_is_final() {
         let now = at("2026-03-01T00:00:00Z");
         let r = retire(pile(PileType::Dc), "scrapped", now).expect("retired");
-        assert_eq!(rule_of(&resume(r.clone(), now).expect_err("refused")), Some("MON-6"));
         assert_eq!(
-            rule_of(&suspend(r.clone(), SuspensionReason::OtherExternal, vec!["x".into()], String::new(), now).expect_err("refused")),
+            rule_of(&resume(r.clone(), now).expect_err("refused")),
             Some("MON-6")
         );
-        assert_eq!(rule_of(&retire(r, "again", now).expect_err("refused")), Some("MON-6"));
+        assert_eq!(
+            rule_of(
+                &suspend(
+                    r.clone(),
+                    SuspensionReason::OtherExternal,
+                    vec!["x".into()],
+                    String::new(),
+                    now
+                )
+                .expect_err("refused")
+            ),
+            Some("MON-6")
+        );
+        assert_eq!(
+            rule_of(&retire(r, "again", now).expect_err("refused")),
+            Some("MON-6")
+        );
     }
 }

@@ -38,23 +38,32 @@ pub enum Decision {
 pub fn decide(principal: &Principal, target: Target<'_>, access: Access) -> Decision {
     let visible = match principal {
         Principal::Service { .. } => return Decision::Allow,
-        Principal::Staff { operator_id: None, roles, .. } => {
+        Principal::Staff {
+            operator_id: None,
+            roles,
+            ..
+        } => {
             return if roles.iter().any(|r| r == PLATFORM_ADMIN) {
                 Decision::Allow
             } else {
                 Decision::Hidden
             };
         }
-        Principal::Operator { operator_id } | Principal::Staff { operator_id: Some(operator_id), .. } => {
+        Principal::Operator { operator_id }
+        | Principal::Staff {
+            operator_id: Some(operator_id),
+            ..
+        } => {
             return if operator_id == target.operator_id {
                 Decision::Allow
             } else {
                 Decision::Hidden
             };
         }
-        Principal::Station { operator_id, station_id } => {
-            operator_id == target.operator_id && target.station_id == Some(station_id.as_str())
-        }
+        Principal::Station {
+            operator_id,
+            station_id,
+        } => operator_id == target.operator_id && target.station_id == Some(station_id.as_str()),
         Principal::Pile {
             operator_id,
             station_id,
@@ -64,7 +73,9 @@ pub fn decide(principal: &Principal, target: Target<'_>, access: Access) -> Deci
                 && target.station_id == Some(station_id.as_str())
                 && target.pile_id.is_none_or(|p| p == pile_id)
         }
-        Principal::Regulator { area_code } => target.area_code.is_some_and(|code| area_covers(area_code, code)),
+        Principal::Regulator { area_code } => target
+            .area_code
+            .is_some_and(|code| area_covers(area_code, code)),
     };
     match (visible, access) {
         (false, _) => Decision::Hidden,
@@ -88,15 +99,31 @@ pub struct ListScope {
 pub fn station_scope(principal: &Principal) -> ListScope {
     match principal {
         Principal::Service { .. } => ListScope::default(),
-        Principal::Staff { operator_id: None, roles, .. } => ListScope {
+        Principal::Staff {
+            operator_id: None,
+            roles,
+            ..
+        } => ListScope {
             nothing: !roles.iter().any(|r| r == PLATFORM_ADMIN),
             ..ListScope::default()
         },
-        Principal::Operator { operator_id } | Principal::Staff { operator_id: Some(operator_id), .. } => ListScope {
+        Principal::Operator { operator_id }
+        | Principal::Staff {
+            operator_id: Some(operator_id),
+            ..
+        } => ListScope {
             operator_id: Some(operator_id.clone()),
             ..ListScope::default()
         },
-        Principal::Station { operator_id, station_id } | Principal::Pile { operator_id, station_id, .. } => ListScope {
+        Principal::Station {
+            operator_id,
+            station_id,
+        }
+        | Principal::Pile {
+            operator_id,
+            station_id,
+            ..
+        } => ListScope {
             operator_id: Some(operator_id.clone()),
             station_id: Some(station_id.clone()),
             ..ListScope::default()
@@ -123,20 +150,47 @@ mod tests {
 
     #[test]
     fn an_operator_sees_only_its_own_and_others_are_hidden() {
-        let a = Principal::Operator { operator_id: "A".into() };
-        assert_eq!(decide(&a, target("A", "S1", "330602"), Access::Write), Decision::Allow);
-        assert_eq!(decide(&a, target("B", "S1", "330602"), Access::Read), Decision::Hidden);
-        assert_eq!(decide(&a, target("B", "S1", "330602"), Access::Write), Decision::Hidden);
+        let a = Principal::Operator {
+            operator_id: "A".into(),
+        };
+        assert_eq!(
+            decide(&a, target("A", "S1", "330602"), Access::Write),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&a, target("B", "S1", "330602"), Access::Read),
+            Decision::Hidden
+        );
+        assert_eq!(
+            decide(&a, target("B", "S1", "330602"), Access::Write),
+            Decision::Hidden
+        );
     }
 
     #[test]
     fn a_regulator_reads_its_area_and_writes_nothing() {
-        let city = Principal::Regulator { area_code: "330600".into() };
-        assert_eq!(decide(&city, target("A", "S1", "330602"), Access::Read), Decision::Allow);
-        assert_eq!(decide(&city, target("A", "S1", "330602"), Access::Write), Decision::Denied);
-        assert_eq!(decide(&city, target("A", "S1", "330102"), Access::Read), Decision::Hidden);
-        let province = Principal::Regulator { area_code: "330000".into() };
-        assert_eq!(decide(&province, target("A", "S1", "330102"), Access::Read), Decision::Allow);
+        let city = Principal::Regulator {
+            area_code: "330600".into(),
+        };
+        assert_eq!(
+            decide(&city, target("A", "S1", "330602"), Access::Read),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&city, target("A", "S1", "330602"), Access::Write),
+            Decision::Denied
+        );
+        assert_eq!(
+            decide(&city, target("A", "S1", "330102"), Access::Read),
+            Decision::Hidden
+        );
+        let province = Principal::Regulator {
+            area_code: "330000".into(),
+        };
+        assert_eq!(
+            decide(&province, target("A", "S1", "330102"), Access::Read),
+            Decision::Allow
+        );
         assert_eq!(station_scope(&city).area_prefix.as_deref(), Some("3306"));
     }
 
@@ -146,9 +200,18 @@ mod tests {
             operator_id: "A".into(),
             station_id: "S1".into(),
         };
-        assert_eq!(decide(&st, target("A", "S1", "330602"), Access::Read), Decision::Allow);
-        assert_eq!(decide(&st, target("A", "S2", "330602"), Access::Read), Decision::Hidden);
-        assert_eq!(decide(&st, target("A", "S1", "330602"), Access::Write), Decision::Denied);
+        assert_eq!(
+            decide(&st, target("A", "S1", "330602"), Access::Read),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&st, target("A", "S2", "330602"), Access::Read),
+            Decision::Hidden
+        );
+        assert_eq!(
+            decide(&st, target("A", "S1", "330602"), Access::Write),
+            Decision::Denied
+        );
         let pile = Principal::Pile {
             operator_id: "A".into(),
             station_id: "S1".into(),
@@ -166,14 +229,23 @@ mod tests {
             operator_id: Some("A".into()),
             roles: vec!["om_manager".into()],
         };
-        assert_eq!(decide(&staff, target("A", "S1", "330602"), Access::Write), Decision::Allow);
-        assert_eq!(decide(&staff, target("B", "S1", "330602"), Access::Read), Decision::Hidden);
+        assert_eq!(
+            decide(&staff, target("A", "S1", "330602"), Access::Write),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&staff, target("B", "S1", "330602"), Access::Read),
+            Decision::Hidden
+        );
         let loose = Principal::Staff {
             subject: "u".into(),
             operator_id: None,
             roles: vec!["monitor".into()],
         };
-        assert_eq!(decide(&loose, target("A", "S1", "330602"), Access::Read), Decision::Hidden);
+        assert_eq!(
+            decide(&loose, target("A", "S1", "330602"), Access::Read),
+            Decision::Hidden
+        );
         assert!(station_scope(&loose).nothing);
     }
 }

@@ -32,8 +32,14 @@ pub fn connection_mode(field: &str, v: i32) -> Result<Option<ConnectionMode>, Er
         Ok(pb::ConnectionMode::Unspecified) => Ok(None),
         Ok(pb::ConnectionMode::SinglePile) => Ok(Some(ConnectionMode::SinglePile)),
         Ok(pb::ConnectionMode::WholeStation) => Ok(Some(ConnectionMode::WholeStation)),
-        Ok(pb::ConnectionMode::PlatformInterconnection) => Ok(Some(ConnectionMode::PlatformInterconnection)),
-        Err(_) => Err(Error::invalid(field, "BASE-2", "is not a known connection mode")),
+        Ok(pb::ConnectionMode::PlatformInterconnection) => {
+            Ok(Some(ConnectionMode::PlatformInterconnection))
+        }
+        Err(_) => Err(Error::invalid(
+            field,
+            "BASE-2",
+            "is not a known connection mode",
+        )),
     }
 }
 
@@ -88,10 +94,16 @@ pub fn suspension_reason(field: &str, v: i32) -> Result<SuspensionReason, Error>
     match pb::SuspensionReason::try_from(v) {
         Ok(pb::SuspensionReason::PlannedMaintenance) => Ok(SuspensionReason::PlannedMaintenance),
         Ok(pb::SuspensionReason::UnrepairedFault) => Ok(SuspensionReason::UnrepairedFault),
-        Ok(pb::SuspensionReason::DistributionMaintenance) => Ok(SuspensionReason::DistributionMaintenance),
+        Ok(pb::SuspensionReason::DistributionMaintenance) => {
+            Ok(SuspensionReason::DistributionMaintenance)
+        }
         Ok(pb::SuspensionReason::ExtremeWeather) => Ok(SuspensionReason::ExtremeWeather),
         Ok(pb::SuspensionReason::OtherExternal) => Ok(SuspensionReason::OtherExternal),
-        _ => Err(Error::invalid(field, "MON-4", "must be one of the MON-4 reasons")),
+        _ => Err(Error::invalid(
+            field,
+            "MON-4",
+            "must be one of the MON-4 reasons",
+        )),
     }
 }
 
@@ -159,7 +171,9 @@ pub fn connectors(field: &str, list: &[pb::Connector]) -> Result<Vec<Connector>,
 }
 
 pub fn acceptance(a: Option<&pb::Acceptance>) -> Result<Acceptance, Error> {
-    let a = a.ok_or_else(|| Error::invalid("acceptance", "BASE-1", "the acceptance record is required"))?;
+    let a = a.ok_or_else(|| {
+        Error::invalid("acceptance", "BASE-1", "the acceptance record is required")
+    })?;
     Ok(Acceptance {
         report_reference: a.report_reference.clone(),
         accepted_on: parse_date("acceptance.accepted_on", &a.accepted_on)?,
@@ -308,7 +322,9 @@ pub fn pile_to_pb(p: &Pile) -> pb::Pile {
             reason: match s.reason {
                 SuspensionReason::PlannedMaintenance => pb::SuspensionReason::PlannedMaintenance,
                 SuspensionReason::UnrepairedFault => pb::SuspensionReason::UnrepairedFault,
-                SuspensionReason::DistributionMaintenance => pb::SuspensionReason::DistributionMaintenance,
+                SuspensionReason::DistributionMaintenance => {
+                    pb::SuspensionReason::DistributionMaintenance
+                }
                 SuspensionReason::ExtremeWeather => pb::SuspensionReason::ExtremeWeather,
                 SuspensionReason::OtherExternal => pb::SuspensionReason::OtherExternal,
             } as i32,

@@ -21,7 +21,9 @@ use crate::domain::codes::{area_prefix, parse_date, validate_area_code};
 use crate::domain::model::*;
 use crate::domain::rules;
 use crate::domain::tenancy::{Access, Decision, PLATFORM_ADMIN, Target, decide, station_scope};
-use crate::store::{AssetStore, ChangeQuery, Filter, NewChange, Page, StationCertificate, Versioned};
+use crate::store::{
+    AssetStore, ChangeQuery, Filter, NewChange, Page, StationCertificate, Versioned,
+};
 use convert::*;
 
 /// Enough piles or certificates for any one station, read whole for commissioning.
@@ -53,7 +55,13 @@ fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
 }
 
 fn is_platform_admin(p: &Principal) -> bool {
-    matches!(p, Principal::Staff { operator_id: None, .. }) && p.has_role(PLATFORM_ADMIN)
+    matches!(
+        p,
+        Principal::Staff {
+            operator_id: None,
+            ..
+        }
+    ) && p.has_role(PLATFORM_ADMIN)
 }
 
 /// The operator a request is about: the one named, or the caller's own.
@@ -67,10 +75,16 @@ fn operator_of(p: &Principal, requested: &str) -> Result<String, Error> {
         .ok_or_else(|| Error::bad_field("operator_id", "is required"))
 }
 
-fn mask_paths(mask: Option<&prost_types::FieldMask>, allowed: &[&str]) -> Result<Vec<String>, Error> {
+fn mask_paths(
+    mask: Option<&prost_types::FieldMask>,
+    allowed: &[&str],
+) -> Result<Vec<String>, Error> {
     let paths = mask.map(|m| m.paths.clone()).unwrap_or_default();
     if paths.is_empty() {
-        return Err(Error::bad_field("update_mask", "must name the fields to change"));
+        return Err(Error::bad_field(
+            "update_mask",
+            "must name the fields to change",
+        ));
     }
     if let Some(bad) = paths.iter().find(|p| !allowed.contains(&p.as_str())) {
         return Err(Error::bad_field(
@@ -135,17 +149,35 @@ impl AssetApi {
         }
     }
 
-    fn check(p: &Principal, target: Target<'_>, access: Access, what: impl FnOnce() -> String) -> Result<(), Error> {
+    fn check(
+        p: &Principal,
+        target: Target<'_>,
+        access: Access,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), Error> {
         match decide(p, target, access) {
             Decision::Allow => Ok(()),
             Decision::Hidden => Err(Error::NotFound(what())),
-            Decision::Denied => Err(Error::PermissionDenied(format!("{} is read-only for {p}", what()))),
+            Decision::Denied => Err(Error::PermissionDenied(format!(
+                "{} is read-only for {p}",
+                what()
+            ))),
         }
     }
 
-    async fn load_station(&self, p: &Principal, operator_id: &str, station_id: &str, access: Access) -> Result<Versioned<Station>, Error> {
+    async fn load_station(
+        &self,
+        p: &Principal,
+        operator_id: &str,
+        station_id: &str,
+        access: Access,
+    ) -> Result<Versioned<Station>, Error> {
         let what = || format!("station {operator_id}/{station_id}");
-        let found = self.store.station(operator_id, station_id).await?.ok_or_else(|| Error::NotFound(what()))?;
+        let found = self
+            .store
+            .station(operator_id, station_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(what()))?;
         let target = Target {
             operator_id,
             station_id: Some(station_id),
@@ -156,9 +188,19 @@ impl AssetApi {
         Ok(found)
     }
 
-    async fn load_pile(&self, p: &Principal, operator_id: &str, pile_id: &str, access: Access) -> Result<(Versioned<Pile>, Station), Error> {
+    async fn load_pile(
+        &self,
+        p: &Principal,
+        operator_id: &str,
+        pile_id: &str,
+        access: Access,
+    ) -> Result<(Versioned<Pile>, Station), Error> {
         let what = || format!("pile {operator_id}/{pile_id}");
-        let pile = self.store.pile(operator_id, pile_id).await?.ok_or_else(|| Error::NotFound(what()))?;
+        let pile = self
+            .store
+            .pile(operator_id, pile_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(what()))?;
         let station = self
             .store
             .station(operator_id, &pile.value.station_id)
@@ -179,7 +221,9 @@ impl AssetApi {
         match p {
             // Operator identity and hotline are public notice (REQ SVC-1).
             Principal::Service { .. } | Principal::Regulator { .. } => true,
-            Principal::Staff { operator_id: None, .. } => is_platform_admin(p),
+            Principal::Staff {
+                operator_id: None, ..
+            } => is_platform_admin(p),
             _ => p.operator_id() == Some(operator_id),
         }
     }
@@ -187,16 +231,28 @@ impl AssetApi {
     fn can_write_operator(p: &Principal, operator_id: &str) -> bool {
         match p {
             Principal::Service { .. } => true,
-            Principal::Staff { operator_id: None, .. } => is_platform_admin(p),
-            Principal::Operator { operator_id: own } | Principal::Staff { operator_id: Some(own), .. } => own == operator_id,
+            Principal::Staff {
+                operator_id: None, ..
+            } => is_platform_admin(p),
+            Principal::Operator { operator_id: own }
+            | Principal::Staff {
+                operator_id: Some(own),
+                ..
+            } => own == operator_id,
             _ => false,
         }
     }
 
     // ---- operators ----
 
-    async fn create_operator_(&self, p: &Principal, req: pb::CreateOperatorRequest) -> Result<pb::CreateOperatorResponse, Error> {
-        let input = req.operator.ok_or_else(|| Error::bad_field("operator", "must be set"))?;
+    async fn create_operator_(
+        &self,
+        p: &Principal,
+        req: pb::CreateOperatorRequest,
+    ) -> Result<pb::CreateOperatorResponse, Error> {
+        let input = req
+            .operator
+            .ok_or_else(|| Error::bad_field("operator", "must be set"))?;
         let now = self.clock.now();
         let op = rules::validate_operator(Operator {
             operator_id: String::new(),
@@ -213,7 +269,16 @@ impl AssetApi {
                 op.operator_id
             )));
         }
-        let change = self.change(p, "operator", &op.operator_id, &op.operator_id, "create", "", None::<&Operator>, &op);
+        let change = self.change(
+            p,
+            "operator",
+            &op.operator_id,
+            &op.operator_id,
+            "create",
+            "",
+            None::<&Operator>,
+            &op,
+        );
         self.store
             .create_operator(&op, &change)
             .await
@@ -223,19 +288,31 @@ impl AssetApi {
         })
     }
 
-    async fn get_operator_(&self, p: &Principal, req: pb::GetOperatorRequest) -> Result<pb::GetOperatorResponse, Error> {
+    async fn get_operator_(
+        &self,
+        p: &Principal,
+        req: pb::GetOperatorRequest,
+    ) -> Result<pb::GetOperatorResponse, Error> {
         let id = operator_of(p, &req.operator_id)?;
         let what = || format!("operator {id}");
         if !Self::can_see_operator(p, &id) {
             return Err(Error::NotFound(what()));
         }
-        let op = self.store.operator(&id).await?.ok_or_else(|| Error::NotFound(what()))?;
+        let op = self
+            .store
+            .operator(&id)
+            .await?
+            .ok_or_else(|| Error::NotFound(what()))?;
         Ok(pb::GetOperatorResponse {
             operator: Some(operator_to_pb(&op.value)),
         })
     }
 
-    async fn list_operators_(&self, p: &Principal, req: pb::ListOperatorsRequest) -> Result<pb::ListOperatorsResponse, Error> {
+    async fn list_operators_(
+        &self,
+        p: &Principal,
+        req: pb::ListOperatorsRequest,
+    ) -> Result<pb::ListOperatorsResponse, Error> {
         let page = page_from(&req.page_token, req.page_size)?;
         let filters = match p {
             Principal::Service { .. } | Principal::Regulator { .. } => vec![],
@@ -252,18 +329,34 @@ impl AssetApi {
         })
     }
 
-    async fn update_operator_(&self, p: &Principal, req: pb::UpdateOperatorRequest) -> Result<pb::UpdateOperatorResponse, Error> {
-        let input = req.operator.ok_or_else(|| Error::bad_field("operator", "must be set"))?;
-        let paths = mask_paths(req.update_mask.as_ref(), &["name", "business_scope", "supervision_hotline"])?;
+    async fn update_operator_(
+        &self,
+        p: &Principal,
+        req: pb::UpdateOperatorRequest,
+    ) -> Result<pb::UpdateOperatorResponse, Error> {
+        let input = req
+            .operator
+            .ok_or_else(|| Error::bad_field("operator", "must be set"))?;
+        let paths = mask_paths(
+            req.update_mask.as_ref(),
+            &["name", "business_scope", "supervision_hotline"],
+        )?;
         let id = operator_of(p, &input.operator_id)?;
         let what = || format!("operator {id}");
         if !Self::can_see_operator(p, &id) {
             return Err(Error::NotFound(what()));
         }
         if !Self::can_write_operator(p, &id) {
-            return Err(Error::PermissionDenied(format!("{} is read-only for {p}", what())));
+            return Err(Error::PermissionDenied(format!(
+                "{} is read-only for {p}",
+                what()
+            )));
         }
-        let current = self.store.operator(&id).await?.ok_or_else(|| Error::NotFound(what()))?;
+        let current = self
+            .store
+            .operator(&id)
+            .await?
+            .ok_or_else(|| Error::NotFound(what()))?;
         let mut next = current.value.clone();
         for path in &paths {
             match path.as_str() {
@@ -274,8 +367,19 @@ impl AssetApi {
         }
         next.updated_at = self.clock.now();
         let next = rules::validate_operator(next)?;
-        let change = self.change(p, "operator", &id, &id, "update", "", Some(&current.value), &next);
-        self.store.update_operator(&next, current.version, &change).await?;
+        let change = self.change(
+            p,
+            "operator",
+            &id,
+            &id,
+            "update",
+            "",
+            Some(&current.value),
+            &next,
+        );
+        self.store
+            .update_operator(&next, current.version, &change)
+            .await?;
         Ok(pb::UpdateOperatorResponse {
             operator: Some(operator_to_pb(&next)),
         })
@@ -283,8 +387,14 @@ impl AssetApi {
 
     // ---- stations ----
 
-    async fn create_station_(&self, p: &Principal, req: pb::CreateStationRequest) -> Result<pb::CreateStationResponse, Error> {
-        let input = req.station.ok_or_else(|| Error::bad_field("station", "must be set"))?;
+    async fn create_station_(
+        &self,
+        p: &Principal,
+        req: pb::CreateStationRequest,
+    ) -> Result<pb::CreateStationResponse, Error> {
+        let input = req
+            .station
+            .ok_or_else(|| Error::bad_field("station", "must be set"))?;
         let operator_id = operator_of(p, &input.operator_id)?;
         let now = self.clock.now();
         let station = Station {
@@ -298,7 +408,9 @@ impl AssetApi {
             opening_hours: input.opening_hours,
             service_phone: input.service_phone,
             connection_mode: connection_mode("station.connection_mode", input.connection_mode)?
-                .ok_or_else(|| Error::invalid("station.connection_mode", "BASE-2", "must be set"))?,
+                .ok_or_else(|| {
+                    Error::invalid("station.connection_mode", "BASE-2", "must be set")
+                })?,
             service_zone: service_zone("station.service_zone", input.service_zone)?,
             price_board: price_board("station.price_board", &input.price_board)?,
             service_items: input.service_items,
@@ -317,12 +429,23 @@ impl AssetApi {
             pile_id: None,
             area_code: Some(&station.area_code),
         };
-        Self::check(p, target, Access::Write, || format!("operator {operator_id}"))?;
+        Self::check(p, target, Access::Write, || {
+            format!("operator {operator_id}")
+        })?;
         let station = rules::validate_station(station)?;
         if self.store.operator(&operator_id).await?.is_none() {
             return Err(Error::NotFound(format!("operator {operator_id}")));
         }
-        let change = self.change(p, "station", &operator_id, &station.station_id, "create", "", None::<&Station>, &station);
+        let change = self.change(
+            p,
+            "station",
+            &operator_id,
+            &station.station_id,
+            "create",
+            "",
+            None::<&Station>,
+            &station,
+        );
         self.store
             .create_station(&station, &change)
             .await
@@ -332,15 +455,25 @@ impl AssetApi {
         })
     }
 
-    async fn get_station_(&self, p: &Principal, req: pb::GetStationRequest) -> Result<pb::GetStationResponse, Error> {
+    async fn get_station_(
+        &self,
+        p: &Principal,
+        req: pb::GetStationRequest,
+    ) -> Result<pb::GetStationResponse, Error> {
         let op = operator_of(p, &req.operator_id)?;
-        let st = self.load_station(p, &op, req.station_id.trim(), Access::Read).await?;
+        let st = self
+            .load_station(p, &op, req.station_id.trim(), Access::Read)
+            .await?;
         Ok(pb::GetStationResponse {
             station: Some(station_to_pb(&st.value)),
         })
     }
 
-    async fn list_stations_(&self, p: &Principal, req: pb::ListStationsRequest) -> Result<pb::ListStationsResponse, Error> {
+    async fn list_stations_(
+        &self,
+        p: &Principal,
+        req: pb::ListStationsRequest,
+    ) -> Result<pb::ListStationsResponse, Error> {
         let page = page_from(&req.page_token, req.page_size)?;
         let scope = station_scope(p);
         if scope.nothing {
@@ -361,7 +494,10 @@ impl AssetApi {
         }
         if !req.area_code.trim().is_empty() {
             validate_area_code("area_code", req.area_code.trim())?;
-            filters.push(Filter::Prefix("area_code", area_prefix(req.area_code.trim()).to_owned()));
+            filters.push(Filter::Prefix(
+                "area_code",
+                area_prefix(req.area_code.trim()).to_owned(),
+            ));
         }
         let stations = self.store.list_stations(&filters, &page).await?;
         Ok(pb::ListStationsResponse {
@@ -370,44 +506,90 @@ impl AssetApi {
         })
     }
 
-    async fn update_station_(&self, p: &Principal, req: pb::UpdateStationRequest) -> Result<pb::UpdateStationResponse, Error> {
-        let input = req.station.ok_or_else(|| Error::bad_field("station", "must be set"))?;
+    async fn update_station_(
+        &self,
+        p: &Principal,
+        req: pb::UpdateStationRequest,
+    ) -> Result<pb::UpdateStationResponse, Error> {
+        let input = req
+            .station
+            .ok_or_else(|| Error::bad_field("station", "must be set"))?;
         let paths = mask_paths(
             req.update_mask.as_ref(),
             &[
-                "name", "kind", "address", "location", "opening_hours", "service_phone", "connection_mode",
-                "service_zone", "price_board", "service_items",
+                "name",
+                "kind",
+                "address",
+                "location",
+                "opening_hours",
+                "service_phone",
+                "connection_mode",
+                "service_zone",
+                "price_board",
+                "service_items",
             ],
         )?;
         let op = operator_of(p, &input.operator_id)?;
-        let current = self.load_station(p, &op, input.station_id.trim(), Access::Write).await?;
+        let current = self
+            .load_station(p, &op, input.station_id.trim(), Access::Write)
+            .await?;
         let mut next = current.value.clone();
         for path in &paths {
             match path.as_str() {
                 "name" => next.name = input.name.clone(),
                 "kind" => next.kind = station_kind("station.kind", input.kind)?,
                 "address" => next.address = input.address.clone(),
-                "location" => next.location = location("station.location", input.location.as_ref())?,
+                "location" => {
+                    next.location = location("station.location", input.location.as_ref())?
+                }
                 "opening_hours" => next.opening_hours = input.opening_hours.clone(),
                 "service_phone" => next.service_phone = input.service_phone.clone(),
                 "connection_mode" => {
-                    next.connection_mode = connection_mode("station.connection_mode", input.connection_mode)?
-                        .ok_or_else(|| Error::invalid("station.connection_mode", "BASE-2", "must be set"))?
+                    next.connection_mode =
+                        connection_mode("station.connection_mode", input.connection_mode)?
+                            .ok_or_else(|| {
+                                Error::invalid("station.connection_mode", "BASE-2", "must be set")
+                            })?
                 }
-                "service_zone" => next.service_zone = service_zone("station.service_zone", input.service_zone)?,
-                "price_board" => next.price_board = price_board("station.price_board", &input.price_board)?,
+                "service_zone" => {
+                    next.service_zone = service_zone("station.service_zone", input.service_zone)?
+                }
+                "price_board" => {
+                    next.price_board = price_board("station.price_board", &input.price_board)?
+                }
                 _ => next.service_items = input.service_items.clone(),
             }
         }
         next.updated_at = self.clock.now();
         let next = rules::validate_station(next)?;
-        self.save_station(p, current, next, "update", "").await
-            .map(|station| pb::UpdateStationResponse { station: Some(station) })
+        self.save_station(p, current, next, "update", "")
+            .await
+            .map(|station| pb::UpdateStationResponse {
+                station: Some(station),
+            })
     }
 
-    async fn save_station(&self, p: &Principal, current: Versioned<Station>, next: Station, action: &'static str, note: &str) -> Result<pb::Station, Error> {
-        let change = self.change(p, "station", &next.operator_id, &next.station_id, action, note, Some(&current.value), &next);
-        self.store.update_station(&next, current.version, &change).await?;
+    async fn save_station(
+        &self,
+        p: &Principal,
+        current: Versioned<Station>,
+        next: Station,
+        action: &'static str,
+        note: &str,
+    ) -> Result<pb::Station, Error> {
+        let change = self.change(
+            p,
+            "station",
+            &next.operator_id,
+            &next.station_id,
+            action,
+            note,
+            Some(&current.value),
+            &next,
+        );
+        self.store
+            .update_station(&next, current.version, &change)
+            .await?;
         Ok(station_to_pb(&next))
     }
 
@@ -420,33 +602,61 @@ impl AssetApi {
         apply: impl FnOnce(Station) -> Result<Station, Error>,
     ) -> Result<pb::Station, Error> {
         let op = operator_of(p, operator_id)?;
-        let current = self.load_station(p, &op, station_id.trim(), Access::Write).await?;
+        let current = self
+            .load_station(p, &op, station_id.trim(), Access::Write)
+            .await?;
         let next = apply(current.value.clone())?;
         self.save_station(p, current, next, action, "").await
     }
 
-    async fn commission_(&self, p: &Principal, req: pb::CommissionStationRequest) -> Result<pb::Station, Error> {
+    async fn commission_(
+        &self,
+        p: &Principal,
+        req: pb::CommissionStationRequest,
+    ) -> Result<pb::Station, Error> {
         let op = operator_of(p, &req.operator_id)?;
-        let current = self.load_station(p, &op, req.station_id.trim(), Access::Write).await?;
+        let current = self
+            .load_station(p, &op, req.station_id.trim(), Access::Write)
+            .await?;
         let station_filters = [
             Filter::Eq("operator_id", op.clone()),
             Filter::Eq("station_id", current.value.station_id.clone()),
         ];
         let piles = self
             .store
-            .list_piles(&station_filters, &Page { after: None, limit: STATION_WHOLE })
+            .list_piles(
+                &station_filters,
+                &Page {
+                    after: None,
+                    limit: STATION_WHOLE,
+                },
+            )
             .await?;
         let certificates = self.store.list_certificates(&station_filters).await?;
-        let next = rules::commission(current.value.clone(), &piles, &certificates, self.clock.now())?;
+        let next = rules::commission(
+            current.value.clone(),
+            &piles,
+            &certificates,
+            self.clock.now(),
+        )?;
         self.save_station(p, current, next, "commission", "").await
     }
 
     // ---- piles ----
 
-    async fn create_pile_(&self, p: &Principal, req: pb::CreatePileRequest) -> Result<pb::CreatePileResponse, Error> {
-        let input = req.pile.ok_or_else(|| Error::bad_field("pile", "must be set"))?;
+    async fn create_pile_(
+        &self,
+        p: &Principal,
+        req: pb::CreatePileRequest,
+    ) -> Result<pb::CreatePileResponse, Error> {
+        let input = req
+            .pile
+            .ok_or_else(|| Error::bad_field("pile", "must be set"))?;
         let op = operator_of(p, &input.operator_id)?;
-        let station = self.load_station(p, &op, input.station_id.trim(), Access::Write).await?.value;
+        let station = self
+            .load_station(p, &op, input.station_id.trim(), Access::Write)
+            .await?
+            .value;
         let now = self.clock.now();
         let pile = rules::validate_pile(
             Pile {
@@ -470,29 +680,57 @@ impl AssetApi {
             },
             china_date(now),
         )?;
-        let change = self.change(p, "pile", &op, &pile.pile_id, "create", "", None::<&Pile>, &pile);
-        self.store.create_pile(&pile, &change).await.map_err(|e| match &e {
-            StoreError::Unique(what) if what.contains("connectors") => {
-                Error::AlreadyExists(format!("a connector id of pile {op}/{} (connector ids are unique per operator)", pile.pile_id))
-            }
-            _ => exists_as(e, format!("pile {op}/{}", pile.pile_id)),
-        })?;
+        let change = self.change(
+            p,
+            "pile",
+            &op,
+            &pile.pile_id,
+            "create",
+            "",
+            None::<&Pile>,
+            &pile,
+        );
+        self.store
+            .create_pile(&pile, &change)
+            .await
+            .map_err(|e| match &e {
+                StoreError::Unique(what) if what.contains("connectors") => {
+                    Error::AlreadyExists(format!(
+                        "a connector id of pile {op}/{} (connector ids are unique per operator)",
+                        pile.pile_id
+                    ))
+                }
+                _ => exists_as(e, format!("pile {op}/{}", pile.pile_id)),
+            })?;
         Ok(pb::CreatePileResponse {
             pile: Some(pile_to_pb(&pile)),
         })
     }
 
-    async fn get_pile_(&self, p: &Principal, req: pb::GetPileRequest) -> Result<pb::GetPileResponse, Error> {
+    async fn get_pile_(
+        &self,
+        p: &Principal,
+        req: pb::GetPileRequest,
+    ) -> Result<pb::GetPileResponse, Error> {
         let op = operator_of(p, &req.operator_id)?;
-        let (pile, _) = self.load_pile(p, &op, req.pile_id.trim(), Access::Read).await?;
+        let (pile, _) = self
+            .load_pile(p, &op, req.pile_id.trim(), Access::Read)
+            .await?;
         Ok(pb::GetPileResponse {
             pile: Some(pile_to_pb(&pile.value)),
         })
     }
 
-    async fn list_piles_(&self, p: &Principal, req: pb::ListPilesRequest) -> Result<pb::ListPilesResponse, Error> {
+    async fn list_piles_(
+        &self,
+        p: &Principal,
+        req: pb::ListPilesRequest,
+    ) -> Result<pb::ListPilesResponse, Error> {
         let op = operator_of(p, &req.operator_id)?;
-        let station = self.load_station(p, &op, req.station_id.trim(), Access::Read).await?.value;
+        let station = self
+            .load_station(p, &op, req.station_id.trim(), Access::Read)
+            .await?
+            .value;
         let page = page_from(&req.page_token, req.page_size)?;
         let mut filters = vec![
             Filter::Eq("operator_id", op),
@@ -508,25 +746,65 @@ impl AssetApi {
         })
     }
 
-    async fn save_pile(&self, p: &Principal, current: Versioned<Pile>, next: Pile, action: &'static str, note: &str) -> Result<pb::Pile, Error> {
-        let change = self.change(p, "pile", &next.operator_id, &next.pile_id, action, note, Some(&current.value), &next);
-        self.store.update_pile(&next, current.version, &change).await.map_err(|e| match &e {
-            StoreError::Unique(_) => Error::AlreadyExists("a connector id of this pile (connector ids are unique per operator)".into()),
-            _ => Error::Store(e),
-        })?;
+    async fn save_pile(
+        &self,
+        p: &Principal,
+        current: Versioned<Pile>,
+        next: Pile,
+        action: &'static str,
+        note: &str,
+    ) -> Result<pb::Pile, Error> {
+        let change = self.change(
+            p,
+            "pile",
+            &next.operator_id,
+            &next.pile_id,
+            action,
+            note,
+            Some(&current.value),
+            &next,
+        );
+        self.store
+            .update_pile(&next, current.version, &change)
+            .await
+            .map_err(|e| match &e {
+                StoreError::Unique(_) => Error::AlreadyExists(
+                    "a connector id of this pile (connector ids are unique per operator)".into(),
+                ),
+                _ => Error::Store(e),
+            })?;
         Ok(pile_to_pb(&next))
     }
 
-    async fn update_pile_(&self, p: &Principal, req: pb::UpdatePileRequest) -> Result<pb::UpdatePileResponse, Error> {
-        let input = req.pile.ok_or_else(|| Error::bad_field("pile", "must be set"))?;
+    async fn update_pile_(
+        &self,
+        p: &Principal,
+        req: pb::UpdatePileRequest,
+    ) -> Result<pb::UpdatePileResponse, Error> {
+        let input = req
+            .pile
+            .ok_or_else(|| Error::bad_field("pile", "must be set"))?;
         let paths = mask_paths(
             req.update_mask.as_ref(),
-            &["manufacturer", "model", "serial_number", "rated_voltage", "rated_current", "rated_power_kw", "connectors"],
+            &[
+                "manufacturer",
+                "model",
+                "serial_number",
+                "rated_voltage",
+                "rated_current",
+                "rated_power_kw",
+                "connectors",
+            ],
         )?;
         let op = operator_of(p, &input.operator_id)?;
-        let (current, _) = self.load_pile(p, &op, input.pile_id.trim(), Access::Write).await?;
+        let (current, _) = self
+            .load_pile(p, &op, input.pile_id.trim(), Access::Write)
+            .await?;
         if current.value.state == PileState::Retired {
-            return Err(Error::precondition("MON-6", "a retired pile's archive is closed"));
+            return Err(Error::precondition(
+                "MON-6",
+                "a retired pile's archive is closed",
+            ));
         }
         let mut next = current.value.clone();
         for path in &paths {
@@ -544,7 +822,9 @@ impl AssetApi {
         next.updated_at = now;
         // REQ MAINT-4: the technical archive follows every change of model or parameter.
         let next = rules::validate_pile(next, china_date(now))?;
-        let pile = self.save_pile(p, current, next, "update", &req.reason).await?;
+        let pile = self
+            .save_pile(p, current, next, "update", &req.reason)
+            .await?;
         Ok(pb::UpdatePileResponse { pile: Some(pile) })
     }
 
@@ -558,17 +838,28 @@ impl AssetApi {
         apply: impl FnOnce(Pile) -> Result<Pile, Error>,
     ) -> Result<pb::Pile, Error> {
         let op = operator_of(p, operator_id)?;
-        let (current, _) = self.load_pile(p, &op, pile_id.trim(), Access::Write).await?;
+        let (current, _) = self
+            .load_pile(p, &op, pile_id.trim(), Access::Write)
+            .await?;
         let next = apply(current.value.clone())?;
         self.save_pile(p, current, next, action, note).await
     }
 
     // ---- equipment ledger ----
 
-    async fn create_equipment_(&self, p: &Principal, req: pb::CreateEquipmentRequest) -> Result<pb::CreateEquipmentResponse, Error> {
-        let input = req.equipment.ok_or_else(|| Error::bad_field("equipment", "must be set"))?;
+    async fn create_equipment_(
+        &self,
+        p: &Principal,
+        req: pb::CreateEquipmentRequest,
+    ) -> Result<pb::CreateEquipmentResponse, Error> {
+        let input = req
+            .equipment
+            .ok_or_else(|| Error::bad_field("equipment", "must be set"))?;
         let op = operator_of(p, &input.operator_id)?;
-        let station = self.load_station(p, &op, input.station_id.trim(), Access::Write).await?.value;
+        let station = self
+            .load_station(p, &op, input.station_id.trim(), Access::Write)
+            .await?
+            .value;
         let now = self.clock.now();
         let eq = rules::validate_equipment(Equipment {
             operator_id: op.clone(),
@@ -584,18 +875,37 @@ impl AssetApi {
             created_at: now,
             updated_at: now,
         })?;
-        let change = self.change(p, "equipment", &op, &eq.equipment_id, "create", "", None::<&Equipment>, &eq);
+        let change = self.change(
+            p,
+            "equipment",
+            &op,
+            &eq.equipment_id,
+            "create",
+            "",
+            None::<&Equipment>,
+            &eq,
+        );
         self.store.create_equipment(&eq, &change).await?;
         Ok(pb::CreateEquipmentResponse {
             equipment: Some(equipment_to_pb(&eq)),
         })
     }
 
-    async fn list_equipment_(&self, p: &Principal, req: pb::ListEquipmentRequest) -> Result<pb::ListEquipmentResponse, Error> {
+    async fn list_equipment_(
+        &self,
+        p: &Principal,
+        req: pb::ListEquipmentRequest,
+    ) -> Result<pb::ListEquipmentResponse, Error> {
         let op = operator_of(p, &req.operator_id)?;
-        let station = self.load_station(p, &op, req.station_id.trim(), Access::Read).await?.value;
+        let station = self
+            .load_station(p, &op, req.station_id.trim(), Access::Read)
+            .await?
+            .value;
         let page = page_from(&req.page_token, req.page_size)?;
-        let filters = [Filter::Eq("operator_id", op), Filter::Eq("station_id", station.station_id)];
+        let filters = [
+            Filter::Eq("operator_id", op),
+            Filter::Eq("station_id", station.station_id),
+        ];
         let items = self.store.list_equipment(&filters, &page).await?;
         Ok(pb::ListEquipmentResponse {
             next_page_token: next_token(&items, &page, |e| (&e.operator_id, &e.equipment_id)),
@@ -603,11 +913,24 @@ impl AssetApi {
         })
     }
 
-    async fn update_equipment_(&self, p: &Principal, req: pb::UpdateEquipmentRequest) -> Result<pb::UpdateEquipmentResponse, Error> {
-        let input = req.equipment.ok_or_else(|| Error::bad_field("equipment", "must be set"))?;
+    async fn update_equipment_(
+        &self,
+        p: &Principal,
+        req: pb::UpdateEquipmentRequest,
+    ) -> Result<pb::UpdateEquipmentResponse, Error> {
+        let input = req
+            .equipment
+            .ok_or_else(|| Error::bad_field("equipment", "must be set"))?;
         let paths = mask_paths(
             req.update_mask.as_ref(),
-            &["name", "manufacturer", "model", "serial_number", "quantity", "parameters"],
+            &[
+                "name",
+                "manufacturer",
+                "model",
+                "serial_number",
+                "quantity",
+                "parameters",
+            ],
         )?;
         let op = operator_of(p, &input.operator_id)?;
         let what = || format!("equipment {op}/{}", input.equipment_id);
@@ -636,8 +959,19 @@ impl AssetApi {
         next.updated_at = self.clock.now();
         // REQ MAINT-4: the ledger is updated at once when a model, quantity or parameter changes.
         let next = rules::validate_equipment(next)?;
-        let change = self.change(p, "equipment", &op, &next.equipment_id, "update", &req.reason, Some(&current.value), &next);
-        self.store.update_equipment(&next, current.version, &change).await?;
+        let change = self.change(
+            p,
+            "equipment",
+            &op,
+            &next.equipment_id,
+            "update",
+            &req.reason,
+            Some(&current.value),
+            &next,
+        );
+        self.store
+            .update_equipment(&next, current.version, &change)
+            .await?;
         Ok(pb::UpdateEquipmentResponse {
             equipment: Some(equipment_to_pb(&next)),
         })
@@ -645,10 +979,18 @@ impl AssetApi {
 
     // ---- metrology ----
 
-    async fn create_certificate_(&self, p: &Principal, req: pb::CreateMetrologyCertificateRequest) -> Result<pb::CreateMetrologyCertificateResponse, Error> {
-        let input = req.certificate.ok_or_else(|| Error::bad_field("certificate", "must be set"))?;
+    async fn create_certificate_(
+        &self,
+        p: &Principal,
+        req: pb::CreateMetrologyCertificateRequest,
+    ) -> Result<pb::CreateMetrologyCertificateResponse, Error> {
+        let input = req
+            .certificate
+            .ok_or_else(|| Error::bad_field("certificate", "must be set"))?;
         let op = operator_of(p, &input.operator_id)?;
-        let (pile, _) = self.load_pile(p, &op, input.pile_id.trim(), Access::Write).await?;
+        let (pile, _) = self
+            .load_pile(p, &op, input.pile_id.trim(), Access::Write)
+            .await?;
         let now = self.clock.now();
         let cert = rules::validate_certificate(
             Certificate {
@@ -669,10 +1011,28 @@ impl AssetApi {
             station_id: pile.value.station_id.clone(),
             certificate: cert.clone(),
         };
-        let change = self.change(p, "certificate", &op, &cert.certificate_id, "create", "", None::<&Certificate>, &cert);
-        self.store.create_certificate(&stored, &change).await.map_err(|e| {
-            exists_as(e, format!("certificate {} of {}", cert.certificate_number, cert.verifying_body))
-        })?;
+        let change = self.change(
+            p,
+            "certificate",
+            &op,
+            &cert.certificate_id,
+            "create",
+            "",
+            None::<&Certificate>,
+            &cert,
+        );
+        self.store
+            .create_certificate(&stored, &change)
+            .await
+            .map_err(|e| {
+                exists_as(
+                    e,
+                    format!(
+                        "certificate {} of {}",
+                        cert.certificate_number, cert.verifying_body
+                    ),
+                )
+            })?;
         Ok(pb::CreateMetrologyCertificateResponse {
             certificate: Some(certificate_to_pb(&cert)),
         })
@@ -684,26 +1044,43 @@ impl AssetApi {
             Filter::Eq("pile_id", pile.pile_id.clone()),
         ];
         let mut certs = self.store.list_certificates(&filters).await?;
-        certs.sort_by(|a, b| b.verified_on.cmp(&a.verified_on).then(b.created_at.cmp(&a.created_at)));
+        certs.sort_by(|a, b| {
+            b.verified_on
+                .cmp(&a.verified_on)
+                .then(b.created_at.cmp(&a.created_at))
+        });
         Ok(certs)
     }
 
-    async fn list_certificates_(&self, p: &Principal, req: pb::ListMetrologyCertificatesRequest) -> Result<pb::ListMetrologyCertificatesResponse, Error> {
+    async fn list_certificates_(
+        &self,
+        p: &Principal,
+        req: pb::ListMetrologyCertificatesRequest,
+    ) -> Result<pb::ListMetrologyCertificatesResponse, Error> {
         let op = operator_of(p, &req.operator_id)?;
-        let (pile, _) = self.load_pile(p, &op, req.pile_id.trim(), Access::Read).await?;
+        let (pile, _) = self
+            .load_pile(p, &op, req.pile_id.trim(), Access::Read)
+            .await?;
         let certs = self.pile_certificates(&pile.value).await?;
         Ok(pb::ListMetrologyCertificatesResponse {
             certificates: certs.iter().map(certificate_to_pb).collect(),
         })
     }
 
-    async fn eligibility_(&self, p: &Principal, req: pb::CheckSettlementEligibilityRequest) -> Result<pb::CheckSettlementEligibilityResponse, Error> {
+    async fn eligibility_(
+        &self,
+        p: &Principal,
+        req: pb::CheckSettlementEligibilityRequest,
+    ) -> Result<pb::CheckSettlementEligibilityResponse, Error> {
         let op = operator_of(p, &req.operator_id)?;
         let at = match &req.time {
-            Some(ts) => from_timestamp(ts).ok_or_else(|| Error::bad_field("time", "is not a valid timestamp"))?,
+            Some(ts) => from_timestamp(ts)
+                .ok_or_else(|| Error::bad_field("time", "is not a valid timestamp"))?,
             None => self.clock.now(),
         };
-        let (pile, _) = self.load_pile(p, &op, req.pile_id.trim(), Access::Read).await?;
+        let (pile, _) = self
+            .load_pile(p, &op, req.pile_id.trim(), Access::Read)
+            .await?;
         let certs = self.pile_certificates(&pile.value).await?;
         let e = rules::settlement_eligibility(&pile.value, &certs, at);
         Ok(pb::CheckSettlementEligibilityResponse {
@@ -715,18 +1092,26 @@ impl AssetApi {
 
     // ---- history ----
 
-    async fn list_changes_(&self, p: &Principal, req: pb::ListChangeRecordsRequest) -> Result<pb::ListChangeRecordsResponse, Error> {
+    async fn list_changes_(
+        &self,
+        p: &Principal,
+        req: pb::ListChangeRecordsRequest,
+    ) -> Result<pb::ListChangeRecordsResponse, Error> {
         const TYPES: &[&str] = &["operator", "station", "pile", "equipment", "certificate"];
         let op = operator_of(p, &req.operator_id)?;
         let entity_type = Some(req.entity_type.trim()).filter(|t| !t.is_empty());
         let entity_id = Some(req.entity_id.trim()).filter(|t| !t.is_empty());
-        if let Some(t) = entity_type {
-            if !TYPES.contains(&t) {
-                return Err(Error::bad_field("entity_type", format!("must be one of {}", TYPES.join(", "))));
-            }
+        if entity_type.is_some_and(|t| !TYPES.contains(&t)) {
+            return Err(Error::bad_field(
+                "entity_type",
+                format!("must be one of {}", TYPES.join(", ")),
+            ));
         }
         if entity_id.is_some() && entity_type.is_none() {
-            return Err(Error::bad_field("entity_type", "is required with entity_id"));
+            return Err(Error::bad_field(
+                "entity_type",
+                "is required with entity_id",
+            ));
         }
         let operator_wide = Target {
             operator_id: &op,
@@ -745,9 +1130,9 @@ impl AssetApi {
             }
         }
         let after_sequence = match decode_token(&req.page_token, 1)? {
-            Some(parts) => parts[0]
-                .parse()
-                .map_err(|_| Error::bad_field("page_token", "is not a token this service issued"))?,
+            Some(parts) => parts[0].parse().map_err(|_| {
+                Error::bad_field("page_token", "is not a token this service issued")
+            })?,
             None => 0,
         };
         let limit = page_size(req.page_size)?;
@@ -762,7 +1147,9 @@ impl AssetApi {
             })
             .await?;
         let next_page_token = match records.last() {
-            Some(last) if records.len() as u32 >= limit => encode_token(&[&last.sequence.to_string()]),
+            Some(last) if records.len() as u32 >= limit => {
+                encode_token(&[&last.sequence.to_string()])
+            }
             _ => String::new(),
         };
         Ok(pb::ListChangeRecordsResponse {

@@ -1,0 +1,164 @@
+//! The end-to-end harness: the whole mesh in this process, with a PKI made at test time, on
+//! SQLite files (or fresh PostgreSQL schemas when `CHARGEMESH_TEST_DATABASE_URL` is set), and
+//! clients that talk to the gateway as real users do.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+use tonic::transport::Channel;
+
+use chargemesh::mesh::{EmbeddedMesh, EmbeddedOptions};
+use chargemesh::pki::{self, Authority};
+use chargemesh_kit::Principal;
+use chargemesh_kit::tls::{self, TlsFiles};
+use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
+
+pub const TD: &str = "chargemesh.test";
+
+pub struct TestMesh {
+    pub mesh: Option<EmbeddedMesh>,
+    pub ca: Authority,
+    pub dir: PathBuf,
+}
+
+impl TestMesh {
+    pub async fn start() -> Self {
+        Self::start_with(true).await
+    }
+
+    pub async fn start_with(accept_jwt: bool) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let short = &id[id.len() - 10..];
+        let dir = std::env::temp_dir().join(format!("chargemesh-e2e-{short}"));
+        let ca = Authority::new("test CA").expect("ca");
+        pki::init_with(&ca, &dir.join("pki"), TD).expect("pki");
+        let mut opts = EmbeddedOptions::new(&dir);
+        opts.gateway_listen = "127.0.0.1:0".into();
+        opts.trust_domain = TD.into();
+        opts.accept_jwt = accept_jwt;
+        if let Ok(url) = std::env::var("CHARGEMESH_TEST_DATABASE_URL")
+            && !url.is_empty()
+        {
+            opts.database = Some((url, format!("e2e{short}_")));
+        }
+        let mesh = EmbeddedMesh::start(opts).await.expect("mesh starts");
+        Self {
+            mesh: Some(mesh),
+            ca,
+            dir,
+        }
+    }
+
+    fn mesh(&self) -> &EmbeddedMesh {
+        self.mesh.as_ref().expect("running")
+    }
+
+    pub fn pki_files(&self, name: &str) -> TlsFiles {
+        self.mesh().pki.files(name)
+    }
+
+    /// An asset client through the gateway as one of the PKI's identities (`operator`, ...).
+    pub fn client(&self, name: &str) -> AssetServiceClient<Channel> {
+        self.client_with_files(&self.pki_files(name))
+    }
+
+    pub fn client_with_files(&self, files: &TlsFiles) -> AssetServiceClient<Channel> {
+        chargemesh::demo::asset_client(self.mesh().gateway_addr, files).expect("client")
+    }
+
+    /// A fresh certificate for `principal` from `ca`, valid between the offsets (in days) from now.
+    pub fn identity(
+        &self,
+        ca: &Authority,
+        principal: &Principal,
+        from_days: i64,
+        to_days: i64,
+    ) -> TlsFiles {
+        let now = OffsetDateTime::now_utc();
+        let pair = ca
+            .issue(
+                principal,
+                TD,
+                &[],
+                now + Duration::days(from_days),
+                now + Duration::days(to_days),
+            )
+            .expect("issue");
+        let name = format!("extra-{}", uuid::Uuid::now_v7().simple());
+        let dir = self.dir.join("pki");
+        pki::write_pair(&dir, &name, &pair).expect("write");
+        TlsFiles {
+            ca_file: dir.join("ca.pem"),
+            cert_file: dir.join(format!("{name}.pem")),
+            key_file: dir.join(format!("{name}.key")),
+        }
+    }
+
+    /// A client through the gateway as a new certificate principal of the test CA.
+    pub fn client_as(&self, principal: &Principal) -> AssetServiceClient<Channel> {
+        let files = self.identity(&self.ca, principal, -1, 30);
+        self.client_with_files(&files)
+    }
+
+    /// A raw channel through the gateway as one of the PKI's identities.
+    pub fn channel(&self, name: &str) -> Channel {
+        let config = tls::client_config(&self.pki_files(name)).expect("config");
+        tls::channel(
+            &format!("https://127.0.0.1:{}", self.gateway_port()),
+            Arc::new(config),
+        )
+        .expect("channel")
+    }
+
+    /// A client that presents no certificate (a staff app that brings a JWT).
+    pub fn anonymous_channel(&self) -> Channel {
+        let config = tls::anonymous_client_config(&self.mesh().pki.ca()).expect("config");
+        tls::channel(
+            &format!("https://127.0.0.1:{}", self.gateway_port()),
+            Arc::new(config),
+        )
+        .expect("channel")
+    }
+
+    /// A channel straight to the asset service, bypassing the gateway.
+    pub fn direct_asset_channel(&self, files: &TlsFiles) -> Channel {
+        let config = tls::client_config(files).expect("config");
+        tls::channel(
+            &format!("https://127.0.0.1:{}", self.mesh().asset_addr.port()),
+            Arc::new(config),
+        )
+        .expect("channel")
+    }
+
+    pub fn gateway_port(&self) -> u16 {
+        self.mesh().gateway_addr.port()
+    }
+
+    pub fn pki(&self) -> &pki::PkiDir {
+        &self.mesh().pki
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(mesh) = self.mesh.take() {
+            mesh.stop().await;
+        }
+    }
+}
+
+impl Drop for TestMesh {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A request carrying a staff bearer token.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = format!("Bearer {token}").parse().expect("ascii");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
