@@ -626,6 +626,37 @@ async fn the_gateway_answers_unknown_methods_health_and_reflection() {
         Some(Code::Unimplemented)
     );
 
+    use tonic_reflection::pb::v1 as reflection;
+    let mut reflect =
+        reflection::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let ask = reflection::ServerReflectionRequest {
+        message_request: Some(
+            reflection::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+        ..Default::default()
+    };
+    let mut answers = reflect
+        .server_reflection_info(tokio_stream::iter([ask]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let answer = answers
+        .message()
+        .await
+        .expect("answer")
+        .expect("one answer");
+    let Some(reflection::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answer.message_response
+    else {
+        panic!("not a service list: {answer:?}");
+    };
+    assert!(
+        list.service
+            .iter()
+            .any(|s| s.name == "chargemesh.asset.v1.AssetService"),
+        "generic clients discover the API: {list:?}"
+    );
+
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let serving = health
         .check(tonic_health::pb::HealthCheckRequest::default())
