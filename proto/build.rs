@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 const PROTOS: &[&str] = &[
     "chargemesh/common/v1/common.proto",
+    "chargemesh/common/v1/event.proto",
     "chargemesh/asset/v1/asset_service.proto",
+    "chargemesh/telemetry/v1/telemetry_service.proto",
+    "chargemesh/regulator/v1/regulator_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use chargemesh_asset::telemetry::TelemetrySettings;
 use chargemesh_gateway::GatewayConfig;
 use chargemesh_kit::config::ServiceConfig;
 use chargemesh_kit::telemetry::LogFormat;
@@ -18,6 +19,28 @@ pub struct Config {
     pub log_format: LogFormat,
     pub gateway: GatewayConfig,
     pub asset: ServiceConfig,
+    /// Live telemetry, served by the asset component.
+    pub telemetry: TelemetrySettings,
+    pub events: EventsConfig,
+}
+
+/// The event bus.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventsConfig {
+    /// `redis://host:6379` for Redis Streams; empty for the in-process bus (one process only).
+    pub url: String,
+    /// Prefix of every stream key.
+    pub prefix: String,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            prefix: "chargemesh:".into(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -31,6 +54,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             gateway,
             asset: ServiceConfig::for_service("asset", 7001),
+            telemetry: TelemetrySettings::default(),
+            events: EventsConfig::default(),
         }
     }
 }

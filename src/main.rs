@@ -143,15 +143,29 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
     match role {
         Role::Gateway => {
             let listener = mesh::bind(&config.gateway.listen).await?;
-            mesh::run_gateway(&config.gateway, &config.trust_domain, listener, shutdown).await
+            mesh::run_gateway(
+                &config.gateway,
+                &config.trust_domain,
+                listener,
+                shutdown,
+                mesh::DEFAULT_SHUTDOWN_GRACE,
+            )
+            .await
         }
         Role::Asset => {
             let listener = mesh::bind(&config.asset.listen).await?;
+            let runtime = mesh::AssetRuntime {
+                clock,
+                bus: chargemesh_kit::events::connect(&config.events.url, &config.events.prefix)
+                    .await?,
+                telemetry: config.telemetry.clone(),
+                shutdown_grace: mesh::DEFAULT_SHUTDOWN_GRACE,
+            };
             mesh::run_asset(
                 &config.asset,
                 &config.trust_domain,
                 listener,
-                clock,
+                runtime,
                 shutdown,
             )
             .await

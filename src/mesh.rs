@@ -10,15 +10,22 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use std::sync::Arc;
+
 use chargemesh_asset::AssetApi;
+use chargemesh_asset::telemetry::registry::Registry;
+use chargemesh_asset::telemetry::{ChangeFeed, RegulatorApi, Telemetry, TelemetrySettings};
 use chargemesh_gateway::{GatewayConfig, JwtSettings};
 use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::config::{DatabaseConfig, Secret, ServiceConfig};
 use chargemesh_kit::db::Database;
+use chargemesh_kit::events::SharedBus;
 use chargemesh_kit::server::{ServeLimits, health_and_reflection, serve_service};
 use chargemesh_kit::tls::{ClientAuth, ReloadingServerConfig};
 use chargemesh_proto::FILE_DESCRIPTOR_SET;
 use chargemesh_proto::asset::v1::asset_service_server::AssetServiceServer;
+use chargemesh_proto::regulator::v1::regulator_service_server::RegulatorServiceServer;
+use chargemesh_proto::telemetry::v1::telemetry_service_server::TelemetryServiceServer;
 
 use crate::pki::{self, PkiDir};
 
@@ -39,7 +46,26 @@ impl Shutdown {
             }
         }
     }
+
+    /// Runs a server until it ends by itself, or until `grace` after the signal: streams still
+    /// open then (watchers, telemetry) are cut, so a stop never hangs on a long-lived client.
+    pub async fn serve_with_grace<E>(
+        self,
+        grace: std::time::Duration,
+        serve: impl std::future::Future<Output = Result<(), E>>,
+    ) -> Result<(), E> {
+        tokio::select! {
+            result = serve => result,
+            () = async { self.wait().await; tokio::time::sleep(grace).await } => {
+                tracing::info!("grace period over, closing the remaining streams");
+                Ok(())
+            }
+        }
+    }
 }
+
+/// How long open streams may take to finish after a stop signal.
+pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -60,34 +86,82 @@ pub async fn open_database(name: &str, config: &DatabaseConfig) -> anyhow::Resul
     Ok(db)
 }
 
-/// Runs the asset service until `shutdown`.
+/// What the asset component runs with besides its service configuration.
+#[derive(Debug, Clone)]
+pub struct AssetRuntime {
+    pub clock: SharedClock,
+    pub bus: SharedBus,
+    pub telemetry: TelemetrySettings,
+    pub shutdown_grace: std::time::Duration,
+}
+
+/// Runs the asset component (registry, telemetry ingest, regulator view) until `shutdown`.
 pub async fn run_asset(
     config: &ServiceConfig,
     trust_domain: &str,
     listener: TcpListener,
-    clock: SharedClock,
+    runtime: AssetRuntime,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let db = open_database("asset", &config.database).await?;
-    let store = chargemesh_asset::store::open(&db)
+    let stores = chargemesh_asset::store::open_all(&db)
         .await
         .context("migrating the asset database")?;
+    let registry = Arc::new(Registry::new(
+        stores.assets.clone(),
+        std::time::Duration::from_secs(30),
+    ));
+    let latest = stores.telemetry.latest_cursor().await?;
+    let feed = ChangeFeed::new(latest, runtime.bus.clone());
+    let telemetry = Telemetry::new(
+        stores.assets.clone(),
+        stores.telemetry.clone(),
+        registry.clone(),
+        runtime.clock.clone(),
+        feed.clone(),
+        runtime.telemetry.clone(),
+    );
+    let regulator = RegulatorApi::new(
+        stores.assets.clone(),
+        stores.telemetry.clone(),
+        feed.clone(),
+    );
+    let assets =
+        AssetApi::new(stores.assets.clone(), runtime.clock.clone()).with_registry(registry);
     let (health, routes) = health_and_reflection(&[FILE_DESCRIPTOR_SET]);
     health.set_serving::<AssetServiceServer<AssetApi>>().await;
-    let routes = routes.add_service(AssetApi::new(store, clock).into_server());
+    health
+        .set_serving::<TelemetryServiceServer<Telemetry>>()
+        .await;
+    health
+        .set_serving::<RegulatorServiceServer<RegulatorApi>>()
+        .await;
+    let routes = routes
+        .add_service(assets.into_server())
+        .add_service(telemetry.clone().into_server())
+        .add_service(regulator.into_server());
+    let background = [telemetry.spawn_liveness(), feed.follow_bus()];
     let tls = ReloadingServerConfig::load(config.tls.clone(), ClientAuth::Required)?;
     let watcher = tls.watch(std::time::Duration::from_secs(30));
     tracing::info!(addr = %listener.local_addr()?, "asset serving");
-    let served = serve_service(
-        listener,
-        tls,
-        trust_domain.to_owned(),
-        ServeLimits::default(),
-        routes,
-        shutdown.wait(),
-    )
-    .await;
+    let served = shutdown
+        .clone()
+        .serve_with_grace(
+            runtime.shutdown_grace,
+            serve_service(
+                listener,
+                tls,
+                trust_domain.to_owned(),
+                ServeLimits::default(),
+                routes,
+                shutdown.wait(),
+            ),
+        )
+        .await;
     watcher.abort();
+    for task in background {
+        task.abort();
+    }
     db.close().await;
     Ok(served?)
 }
@@ -98,16 +172,17 @@ pub async fn run_gateway(
     trust_domain: &str,
     listener: TcpListener,
     shutdown: Shutdown,
+    grace: std::time::Duration,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "gateway serving");
-    chargemesh_gateway::serve(
+    let serve = chargemesh_gateway::serve(
         config,
         trust_domain,
         listener,
         &[FILE_DESCRIPTOR_SET],
-        shutdown.wait(),
-    )
-    .await?;
+        shutdown.clone().wait(),
+    );
+    shutdown.serve_with_grace(grace, serve).await?;
     Ok(())
 }
 
@@ -124,6 +199,11 @@ pub struct EmbeddedOptions {
     pub database: Option<(String, String)>,
     /// Accept staff JWTs (certificates become optional at the handshake).
     pub accept_jwt: bool,
+    /// A Redis URL and stream prefix for the event bus; `None` for the in-process bus.
+    pub events: Option<(String, String)>,
+    pub telemetry: TelemetrySettings,
+    /// How long open streams may finish after a stop.
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl EmbeddedOptions {
@@ -135,6 +215,9 @@ impl EmbeddedOptions {
             clock: std::sync::Arc::new(chargemesh_kit::clock::SystemClock),
             database: None,
             accept_jwt: true,
+            events: None,
+            telemetry: TelemetrySettings::default(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -183,17 +266,25 @@ impl EmbeddedMesh {
             .migrate(chargemesh_asset::store::MIGRATIONS)
             .await
             .context("migrating the asset database")?;
+        let bus: SharedBus = match &opts.events {
+            Some((url, prefix)) => {
+                Arc::new(chargemesh_kit::events::RedisBus::connect(url, prefix).await?)
+            }
+            None => Arc::new(chargemesh_kit::events::InProcessBus::new()),
+        };
+        let runtime = AssetRuntime {
+            clock: opts.clock.clone(),
+            bus,
+            telemetry: opts.telemetry.clone(),
+            shutdown_grace: opts.shutdown_grace,
+        };
         let mut tasks = Vec::new();
         {
-            let (td, clock, shutdown) = (
-                opts.trust_domain.clone(),
-                opts.clock.clone(),
-                shutdown.clone(),
-            );
+            let (td, shutdown) = (opts.trust_domain.clone(), shutdown.clone());
             tasks.push((
                 "asset",
                 tokio::spawn(async move {
-                    run_asset(&asset, &td, asset_listener, clock, shutdown).await
+                    run_asset(&asset, &td, asset_listener, runtime, shutdown).await
                 }),
             ));
         }
@@ -208,18 +299,26 @@ impl EmbeddedMesh {
                 issuer: pki::JWT_ISSUER.into(),
                 audience: pki::JWT_AUDIENCE.into(),
             }),
-            upstreams: [(
-                "asset".to_owned(),
-                format!("https://127.0.0.1:{}", asset_addr.port()),
-            )]
-            .into(),
+            upstreams: ["asset", "telemetry", "regulator"]
+                .into_iter()
+                .map(|c| {
+                    (
+                        c.to_owned(),
+                        format!("https://127.0.0.1:{}", asset_addr.port()),
+                    )
+                })
+                .collect(),
         };
         {
-            let (td, shutdown) = (opts.trust_domain.clone(), shutdown.clone());
+            let (td, shutdown, grace) = (
+                opts.trust_domain.clone(),
+                shutdown.clone(),
+                opts.shutdown_grace,
+            );
             tasks.push((
                 "gateway",
                 tokio::spawn(async move {
-                    run_gateway(&gateway, &td, gateway_listener, shutdown).await
+                    run_gateway(&gateway, &td, gateway_listener, shutdown, grace).await
                 }),
             ));
         }

@@ -62,6 +62,19 @@ const MANAGEMENT: Rule = Rule {
 };
 
 const ASSET: &str = "/chargemesh.asset.v1.AssetService/";
+const TELEMETRY: &str = "/chargemesh.telemetry.v1.TelemetryService/";
+const REGULATOR: &str = "/chargemesh.regulator.v1.RegulatorService/";
+
+/// Piles, stations and operator platforms report telemetry; staff do not.
+const REPORTERS: Rule = Rule {
+    kinds: &[Operator, Station, Pile, Service],
+    staff: None,
+};
+/// The regulator's view; the platform's administrators may look too.
+const REGULATOR_VIEW: Rule = Rule {
+    kinds: &[Regulator, Service],
+    staff: Some(&[PLATFORM_ADMIN]),
+};
 
 /// Every routed method and its rule.
 pub const POLICY: &[(&str, &str, Rule)] = &[
@@ -94,6 +107,10 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (ASSET, "ListMetrologyCertificates", READ),
     (ASSET, "CheckSettlementEligibility", READ),
     (ASSET, "ListChangeRecords", READ),
+    (TELEMETRY, "Connect", REPORTERS),
+    (REGULATOR, "ListStations", REGULATOR_VIEW),
+    (REGULATOR, "GetStationStatus", REGULATOR_VIEW),
+    (REGULATOR, "WatchStatusChanges", REGULATOR_VIEW),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

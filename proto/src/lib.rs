@@ -17,3 +17,15 @@ pub mod asset {
         include!(concat!(env!("OUT_DIR"), "/chargemesh.asset.v1.rs"));
     }
 }
+
+pub mod telemetry {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/chargemesh.telemetry.v1.rs"));
+    }
+}
+
+pub mod regulator {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/chargemesh.regulator.v1.rs"));
+    }
+}

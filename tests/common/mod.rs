@@ -22,6 +22,7 @@ pub struct TestMesh {
     pub mesh: Option<EmbeddedMesh>,
     pub ca: Authority,
     pub dir: PathBuf,
+    opts: EmbeddedOptions,
 }
 
 impl TestMesh {
@@ -30,6 +31,12 @@ impl TestMesh {
     }
 
     pub async fn start_with(accept_jwt: bool) -> Self {
+        Self::start_with_options(|opts| opts.accept_jwt = accept_jwt).await
+    }
+
+    /// Starts with options adjusted by `adjust` (clock, telemetry settings, ...). PostgreSQL and
+    /// Redis are used when `CHARGEMESH_TEST_DATABASE_URL` / `CHARGEMESH_TEST_REDIS_URL` are set.
+    pub async fn start_with_options(adjust: impl FnOnce(&mut EmbeddedOptions)) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let id = uuid::Uuid::now_v7().simple().to_string();
         let short = &id[id.len() - 10..];
@@ -39,18 +46,39 @@ impl TestMesh {
         let mut opts = EmbeddedOptions::new(&dir);
         opts.gateway_listen = "127.0.0.1:0".into();
         opts.trust_domain = TD.into();
-        opts.accept_jwt = accept_jwt;
         if let Ok(url) = std::env::var("CHARGEMESH_TEST_DATABASE_URL")
             && !url.is_empty()
         {
             opts.database = Some((url, format!("e2e{short}_")));
         }
-        let mesh = EmbeddedMesh::start(opts).await.expect("mesh starts");
+        if let Ok(url) = std::env::var("CHARGEMESH_TEST_REDIS_URL")
+            && !url.is_empty()
+        {
+            opts.events = Some((url, format!("e2e{short}:")));
+        }
+        opts.shutdown_grace = std::time::Duration::from_millis(200);
+        adjust(&mut opts);
+        let mesh = EmbeddedMesh::start(opts.clone())
+            .await
+            .expect("mesh starts");
         Self {
             mesh: Some(mesh),
             ca,
             dir,
+            opts,
         }
+    }
+
+    /// Stops every component and starts them again on the same data (a crash-restart).
+    pub async fn restart(&mut self) {
+        if let Some(mesh) = self.mesh.take() {
+            mesh.stop().await;
+        }
+        self.mesh = Some(
+            EmbeddedMesh::start(self.opts.clone())
+                .await
+                .expect("mesh restarts"),
+        );
     }
 
     fn mesh(&self) -> &EmbeddedMesh {
@@ -106,12 +134,22 @@ impl TestMesh {
 
     /// A raw channel through the gateway as one of the PKI's identities.
     pub fn channel(&self, name: &str) -> Channel {
-        let config = tls::client_config(&self.pki_files(name)).expect("config");
+        self.channel_with(&self.pki_files(name))
+    }
+
+    /// A raw channel through the gateway with the given certificate files.
+    pub fn channel_with(&self, files: &TlsFiles) -> Channel {
+        let config = tls::client_config(files).expect("config");
         tls::channel(
             &format!("https://127.0.0.1:{}", self.gateway_port()),
             Arc::new(config),
         )
         .expect("channel")
+    }
+
+    /// A raw channel through the gateway as a new certificate principal of the test CA.
+    pub fn channel_as(&self, principal: &Principal) -> Channel {
+        self.channel_with(&self.identity(&self.ca, principal, -1, 30))
     }
 
     /// A client that presents no certificate (a staff app that brings a JWT).
@@ -161,4 +199,44 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let value = format!("Bearer {token}").parse().expect("ascii");
     request.metadata_mut().insert("authorization", value);
     request
+}
+
+/// An open telemetry stream: push batches with `send`, read answers with `next`.
+pub struct TelemetryStream {
+    tx: tokio::sync::mpsc::Sender<chargemesh_proto::telemetry::v1::ConnectRequest>,
+    pub inbound: tonic::Streaming<chargemesh_proto::telemetry::v1::ConnectResponse>,
+}
+
+impl TelemetryStream {
+    pub async fn open(channel: Channel) -> Self {
+        let mut client =
+            chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient::new(
+                channel,
+            );
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let inbound = client
+            .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .expect("stream opens")
+            .into_inner();
+        Self { tx, inbound }
+    }
+
+    pub async fn send(&self, messages: Vec<chargemesh_proto::telemetry::v1::TelemetryMessage>) {
+        self.tx
+            .send(chargemesh_proto::telemetry::v1::ConnectRequest { messages })
+            .await
+            .expect("stream open");
+    }
+
+    /// The next answer, within ten seconds.
+    pub async fn next(&mut self) -> chargemesh_proto::telemetry::v1::connect_response::Body {
+        let answer =
+            tokio::time::timeout(std::time::Duration::from_secs(10), self.inbound.message())
+                .await
+                .expect("an answer in time")
+                .expect("stream healthy")
+                .expect("stream open");
+        answer.body.expect("answer has a body")
+    }
 }

@@ -4,5 +4,6 @@
 pub mod domain;
 pub mod grpc;
 pub mod store;
+pub mod telemetry;
 
 pub use grpc::AssetApi;

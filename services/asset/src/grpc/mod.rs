@@ -3,6 +3,8 @@
 
 mod convert;
 
+pub use convert::{pile_to_pb, station_to_pb};
+
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -34,6 +36,8 @@ const STATION_WHOLE: u32 = 10_000;
 pub struct AssetApi {
     store: Arc<dyn AssetStore>,
     clock: SharedClock,
+    /// Told of every registry change, so telemetry ingest sees it at once.
+    registry: Option<Arc<crate::telemetry::registry::Registry>>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -117,7 +121,17 @@ fn next_token<T>(items: &[T], page: &Page, key: impl Fn(&T) -> (&str, &str)) -> 
 
 impl AssetApi {
     pub fn new(store: Arc<dyn AssetStore>, clock: SharedClock) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            registry: None,
+        }
+    }
+
+    /// Keeps the telemetry registry cache in step with this service's writes.
+    pub fn with_registry(mut self, registry: Arc<crate::telemetry::registry::Registry>) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     pub fn into_server(self) -> AssetServiceServer<Self> {
@@ -136,6 +150,9 @@ impl AssetApi {
         before: Option<&T>,
         after: &T,
     ) -> NewChange {
+        if let Some(registry) = &self.registry {
+            registry.invalidate(operator_id);
+        }
         NewChange {
             operator_id: operator_id.to_owned(),
             entity_type,

@@ -1,0 +1,105 @@
+//! The newest committed status-change cursor, so watchers wake when there is something to read.
+//! Local commits advance it directly; other replicas' commits arrive as bus events.
+
+use prost::Message as _;
+use tokio::sync::watch;
+
+use chargemesh_kit::events::{EventEnvelope, SharedBus, envelope};
+use chargemesh_proto::regulator::v1 as pb;
+
+use super::store::StatusChange;
+
+/// The bus topic of connector status changes.
+pub const STATUS_TOPIC: &str = "status-changes";
+pub const STATUS_EVENT: &str = "chargemesh.regulator.v1.StatusChange";
+
+#[derive(Debug, Clone)]
+pub struct ChangeFeed {
+    latest: watch::Sender<i64>,
+    bus: SharedBus,
+}
+
+impl ChangeFeed {
+    pub fn new(start: i64, bus: SharedBus) -> Self {
+        Self {
+            latest: watch::channel(start).0,
+            bus,
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.latest.subscribe()
+    }
+
+    fn advance(&self, cursor: i64) {
+        self.latest.send_if_modified(|v| {
+            let newer = cursor > *v;
+            if newer {
+                *v = cursor;
+            }
+            newer
+        });
+    }
+
+    /// Announces committed changes: wakes local watchers and publishes one event per change for
+    /// other replicas and consumers. A lost event costs nothing: the status log is the truth.
+    pub async fn committed(&self, changes: &[StatusChange]) {
+        let Some(last) = changes.last() else { return };
+        self.advance(last.cursor);
+        for change in changes {
+            let payload = super::regulator::change_to_pb(change).encode_to_vec();
+            let event = envelope(
+                "asset",
+                &change.operator_id,
+                STATUS_EVENT,
+                payload,
+                change.recorded_at,
+            );
+            if let Err(error) = self.bus.publish(STATUS_TOPIC, &event).await {
+                tracing::warn!(%error, "status change not published; watchers will poll");
+                break;
+            }
+        }
+    }
+
+    /// Follows the bus so this replica's watchers wake on other replicas' commits.
+    pub fn follow_bus(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let group = format!("watchers-{}", uuid::Uuid::now_v7().simple());
+            loop {
+                let mut sub = match this.bus.subscribe(STATUS_TOPIC, &group, "feed").await {
+                    Ok(sub) => sub,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot follow the bus, retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                        continue;
+                    }
+                };
+                loop {
+                    match sub.next().await {
+                        Ok(delivery) => {
+                            if let Some(cursor) = cursor_of(&delivery.envelope) {
+                                this.advance(cursor);
+                            }
+                            let _ = sub.ack(&delivery.id).await;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "bus read failed, resubscribing");
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+fn cursor_of(event: &EventEnvelope) -> Option<i64> {
+    if event.r#type != STATUS_EVENT {
+        return None;
+    }
+    let change = pb::StatusChange::decode(event.payload.as_slice()).ok()?;
+    super::regulator::decode_cursor(&change.cursor).ok()
+}

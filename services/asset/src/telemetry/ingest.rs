@@ -1,0 +1,397 @@
+//! `TelemetryService/Connect`: batches in, rejections and acknowledgements out. A batch is
+//! acknowledged only after its transaction commits (REQ MON-1: nothing acknowledged is lost);
+//! resends are recognised by (sender, sequence).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use chargemesh_kit::Principal;
+use chargemesh_kit::clock::SharedClock;
+use chargemesh_kit::server::principal;
+use chargemesh_kit::time::from_timestamp;
+use chargemesh_proto::telemetry::v1 as pb;
+use chargemesh_proto::telemetry::v1::telemetry_service_server::{
+    TelemetryService, TelemetryServiceServer,
+};
+
+use super::domain::{self, AlarmSeverity, Body, ConnectorState, Incoming, Rejection, Report};
+use super::feed::ChangeFeed;
+use super::registry::Registry;
+use super::store::{StatusChange, TelemetryStore};
+use crate::domain::model::StationState;
+use crate::domain::rules;
+use crate::store::{AssetStore, NewChange};
+
+/// Telemetry settings of the asset component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    /// REQ MON-1: a connector silent this long becomes offline.
+    pub offline_after_seconds: u64,
+    /// How often silence is checked, in milliseconds.
+    pub sweep_interval_ms: u64,
+    /// The most messages one batch may carry.
+    pub max_batch: usize,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            offline_after_seconds: 180,
+            sweep_interval_ms: 15_000,
+            max_batch: 1_000,
+        }
+    }
+}
+
+/// The ingest side of telemetry.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    assets: Arc<dyn AssetStore>,
+    store: Arc<dyn TelemetryStore>,
+    registry: Arc<Registry>,
+    clock: SharedClock,
+    feed: ChangeFeed,
+    settings: TelemetrySettings,
+}
+
+fn state_of(v: i32) -> Result<ConnectorState, Rejection> {
+    Ok(match pb::ConnectorState::try_from(v) {
+        Ok(pb::ConnectorState::Offline) => ConnectorState::Offline,
+        Ok(pb::ConnectorState::Idle) => ConnectorState::Idle,
+        Ok(pb::ConnectorState::OccupiedNotCharging) => ConnectorState::OccupiedNotCharging,
+        Ok(pb::ConnectorState::Charging) => ConnectorState::Charging,
+        Ok(pb::ConnectorState::Reserved) => ConnectorState::Reserved,
+        Ok(pb::ConnectorState::Fault) => ConnectorState::Fault,
+        _ => return Err(Rejection::invalid("status.state must be set")),
+    })
+}
+
+pub fn state_to_pb(state: ConnectorState) -> pb::ConnectorState {
+    match state {
+        ConnectorState::Offline => pb::ConnectorState::Offline,
+        ConnectorState::Idle => pb::ConnectorState::Idle,
+        ConnectorState::OccupiedNotCharging => pb::ConnectorState::OccupiedNotCharging,
+        ConnectorState::Charging => pb::ConnectorState::Charging,
+        ConnectorState::Reserved => pb::ConnectorState::Reserved,
+        ConnectorState::Fault => pb::ConnectorState::Fault,
+    }
+}
+
+/// Translates a protobuf message; a malformed body becomes that message's rejection.
+pub fn incoming(msg: pb::TelemetryMessage) -> Incoming {
+    use pb::telemetry_message::Body as B;
+    let body = match msg.body {
+        Some(B::Status(s)) => state_of(s.state).map(|state| Body::Status {
+            state,
+            fault_code: s.fault_code.trim().to_owned(),
+            fault_text: s.fault_text.trim().to_owned(),
+        }),
+        Some(B::Heartbeat(_)) => Ok(Body::Heartbeat),
+        Some(B::Meter(m)) => domain::parse_energy(&m.energy_kwh).map(|energy_kwh| Body::Meter {
+            energy_kwh,
+            power_kw: m.power_kw,
+            voltage: m.voltage,
+            current: m.current,
+            soc_percent: (m.soc_percent >= 0.0).then_some(m.soc_percent),
+        }),
+        Some(B::Alarm(a)) => match pb::AlarmSeverity::try_from(a.severity) {
+            Ok(pb::AlarmSeverity::Info) => Ok(AlarmSeverity::Info),
+            Ok(pb::AlarmSeverity::Warning) => Ok(AlarmSeverity::Warning),
+            Ok(pb::AlarmSeverity::Critical) => Ok(AlarmSeverity::Critical),
+            _ => Err(Rejection::invalid("alarm.severity must be set")),
+        }
+        .map(|severity| Body::Alarm {
+            code: a.code.trim().to_owned(),
+            severity,
+            text: a.text.trim().to_owned(),
+        }),
+        None => Err(Rejection::invalid("the message has no body")),
+    };
+    Incoming {
+        sequence: msg.sequence,
+        operator_id: msg.operator_id.trim().to_owned(),
+        pile_id: msg.pile_id.trim().to_owned(),
+        connector_id: msg.connector_id.trim().to_owned(),
+        observed_at: msg.observe_time.as_ref().and_then(from_timestamp),
+        body,
+    }
+}
+
+fn rejection(sequence: u64, r: &Rejection) -> pb::ConnectResponse {
+    pb::ConnectResponse {
+        body: Some(pb::connect_response::Body::Rejection(pb::Rejection {
+            sequence,
+            code: code_name(r.code),
+            reason: r.reason.clone(),
+        })),
+    }
+}
+
+/// A gRPC code as its canonical name: `PermissionDenied` -> `PERMISSION_DENIED`.
+fn code_name(code: tonic::Code) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+impl Telemetry {
+    pub fn new(
+        assets: Arc<dyn AssetStore>,
+        store: Arc<dyn TelemetryStore>,
+        registry: Arc<Registry>,
+        clock: SharedClock,
+        feed: ChangeFeed,
+        settings: TelemetrySettings,
+    ) -> Self {
+        Self {
+            assets,
+            store,
+            registry,
+            clock,
+            feed,
+            settings,
+        }
+    }
+
+    pub fn into_server(self) -> TelemetryServiceServer<Self> {
+        TelemetryServiceServer::new(self)
+    }
+
+    /// Handles one batch: validate, append durably, then answer.
+    pub async fn handle_batch(
+        &self,
+        principal: &Principal,
+        source: &str,
+        batch: pb::ConnectRequest,
+    ) -> Result<Vec<pb::ConnectResponse>, Status> {
+        let now = self.clock.now();
+        let mut responses = Vec::new();
+        let mut handled = Vec::with_capacity(batch.messages.len());
+        let mut reports: Vec<Report> = Vec::with_capacity(batch.messages.len());
+        let mut seen = std::collections::HashSet::new();
+        for (i, msg) in batch.messages.into_iter().enumerate() {
+            let sequence = msg.sequence;
+            if i >= self.settings.max_batch {
+                let r = Rejection {
+                    code: tonic::Code::ResourceExhausted,
+                    reason: format!(
+                        "a batch carries at most {} messages; send the rest again",
+                        self.settings.max_batch
+                    ),
+                };
+                responses.push(rejection(sequence, &r));
+                continue;
+            }
+            if sequence != 0 && !seen.insert(sequence) {
+                continue; // repeated within the batch: the first one stands
+            }
+            let incoming = incoming(msg);
+            let operator = if incoming.operator_id.is_empty() {
+                principal.operator_id().unwrap_or_default().to_owned()
+            } else {
+                incoming.operator_id.clone()
+            };
+            let pile = match (principal, incoming.pile_id.is_empty()) {
+                (Principal::Pile { pile_id, .. }, true) => pile_id.clone(),
+                _ => incoming.pile_id.clone(),
+            };
+            let index = if operator.is_empty() {
+                None
+            } else {
+                self.registry
+                    .index(&operator, &pile)
+                    .await
+                    .map_err(|e| Status::from(chargemesh_kit::Error::Store(e)))?
+            };
+            match domain::validate(principal, &incoming, index.as_deref(), now) {
+                Ok(report) => {
+                    handled.push(sequence);
+                    reports.push(report);
+                }
+                Err(r) => {
+                    if sequence != 0 {
+                        handled.push(sequence);
+                    }
+                    responses.push(rejection(sequence, &r));
+                }
+            }
+        }
+        let outcome = self
+            .store
+            .append(source, &reports, now)
+            .await
+            .map_err(|e| Status::from(chargemesh_kit::Error::Store(e)))?;
+        for (first, last) in domain::ranges(handled) {
+            responses.push(pb::ConnectResponse {
+                body: Some(pb::connect_response::Body::Acknowledgement(
+                    pb::Acknowledgement {
+                        first_sequence: first,
+                        last_sequence: last,
+                    },
+                )),
+            });
+        }
+        if outcome.resync {
+            responses.push(pb::ConnectResponse {
+                body: Some(pb::connect_response::Body::Resync(pb::ResyncRequest {
+                    reason: "a connector was marked offline after silence (REQ MON-1); report every connector's status".into(),
+                })),
+            });
+        }
+        self.feed.committed(&outcome.changes).await;
+        if !outcome.stored.is_empty() {
+            self.connect_stations(principal, &reports, now).await;
+        }
+        Ok(responses)
+    }
+
+    /// REQ BASE-2: the first report from a filed station marks it connected.
+    async fn connect_stations(
+        &self,
+        principal: &Principal,
+        reports: &[Report],
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        let mut stations: Vec<(&str, &str)> = reports
+            .iter()
+            .map(|r| (r.operator_id.as_str(), r.station_id.as_str()))
+            .collect();
+        stations.sort_unstable();
+        stations.dedup();
+        for (operator_id, station_id) in stations {
+            let known = self.registry.index(operator_id, "").await.ok().flatten();
+            let filed = known
+                .as_ref()
+                .and_then(|i| i.stations.get(station_id))
+                .is_some_and(|s| s.state == StationState::Filed);
+            if !filed {
+                continue;
+            }
+            let result = async {
+                let Some(current) = self.assets.station(operator_id, station_id).await? else {
+                    return Ok(());
+                };
+                let Ok(next) = rules::connect(current.value.clone(), None, now) else {
+                    return Ok(());
+                };
+                let change = NewChange {
+                    operator_id: operator_id.to_owned(),
+                    entity_type: "station",
+                    entity_id: station_id.to_owned(),
+                    action: "connect",
+                    actor: principal.to_string(),
+                    note: "first telemetry report (REQ BASE-2)".into(),
+                    recorded_at: now,
+                    before: serde_json::to_value(&current.value).ok(),
+                    after: serde_json::to_value(&next).unwrap_or_default(),
+                };
+                self.assets
+                    .update_station(&next, current.version, &change)
+                    .await
+            }
+            .await;
+            match result {
+                Ok(()) => tracing::info!(
+                    operator_id,
+                    station_id,
+                    "station connected by its first report"
+                ),
+                Err(error) => {
+                    tracing::warn!(operator_id, station_id, %error, "station not marked connected")
+                }
+            }
+            self.registry.invalidate(operator_id);
+        }
+    }
+
+    /// One liveness pass: connectors silent for the interval become offline (REQ MON-1).
+    pub async fn sweep_once(&self) -> Result<Vec<StatusChange>, chargemesh_kit::db::StoreError> {
+        let now = self.clock.now();
+        let cutoff = now - chrono::Duration::seconds(self.settings.offline_after_seconds as i64);
+        let changes = self.store.sweep_offline(cutoff, now).await?;
+        if !changes.is_empty() {
+            tracing::info!(
+                count = changes.len(),
+                "connectors went offline after silence"
+            );
+        }
+        self.feed.committed(&changes).await;
+        Ok(changes)
+    }
+
+    /// Runs liveness passes until the task is aborted.
+    pub fn spawn_liveness(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(
+                this.settings.sweep_interval_ms.max(10),
+            ));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(error) = this.sweep_once().await {
+                    tracing::warn!(%error, "liveness pass failed");
+                }
+            }
+        })
+    }
+}
+
+type ConnectStream =
+    Pin<Box<dyn Stream<Item = Result<pb::ConnectResponse, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl TelemetryService for Telemetry {
+    type ConnectStream = ConnectStream;
+
+    async fn connect(
+        &self,
+        request: Request<Streaming<pb::ConnectRequest>>,
+    ) -> Result<Response<ConnectStream>, Status> {
+        let principal = principal(&request)?;
+        let source = principal.to_string();
+        let mut inbound = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let batch = match inbound.message().await {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => return,
+                    Err(status) => {
+                        tracing::debug!(%status, "telemetry stream ended");
+                        return;
+                    }
+                };
+                match this.handle_batch(&principal, &source, batch).await {
+                    Ok(responses) => {
+                        for r in responses {
+                            if tx.send(Ok(r)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(status) => {
+                        // Nothing of the batch is acknowledged; the sender resends it.
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}

@@ -1,0 +1,424 @@
+//! Persistence of telemetry: the durable log with deduplication, the live status of every
+//! connector, and the gapless, commit-ordered log of status changes. The statements run
+//! unchanged on PostgreSQL and SQLite.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use chargemesh_kit::db::StoreError;
+
+use super::domain::{Body, ConnectorState, Report};
+use crate::store::{PgAssetStore, SqliteAssetStore};
+
+/// Where a status change came from.
+pub const ORIGIN_TELEMETRY: &str = "telemetry";
+/// A change derived from silence (REQ MON-1).
+pub const ORIGIN_LIVENESS: &str = "liveness";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub cursor: i64,
+    pub operator_id: String,
+    pub station_id: String,
+    pub pile_id: String,
+    pub connector_id: String,
+    pub area_code: String,
+    pub state: ConnectorState,
+    pub previous: Option<ConnectorState>,
+    pub fault_code: String,
+    pub fault_text: String,
+    pub origin: String,
+    pub changed_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveStatus {
+    pub operator_id: String,
+    pub station_id: String,
+    pub pile_id: String,
+    pub connector_id: String,
+    pub state: ConnectorState,
+    pub fault_code: String,
+    pub fault_text: String,
+    pub origin: String,
+    pub changed_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// What appending a batch did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppendOutcome {
+    /// Sequences stored now; the others of the batch were stored before (resends).
+    pub stored: Vec<u64>,
+    pub changes: Vec<StatusChange>,
+    /// A connector spoke while marked offline by silence: its sender should resync.
+    pub resync: bool,
+}
+
+#[tonic::async_trait]
+pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Appends the batch and applies it to the live status in one transaction.
+    async fn append(
+        &self,
+        source: &str,
+        reports: &[Report],
+        now: DateTime<Utc>,
+    ) -> Result<AppendOutcome, StoreError>;
+    /// Marks offline every connector not heard from since `cutoff` (REQ MON-1).
+    async fn sweep_offline(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StatusChange>, StoreError>;
+    /// Status changes after `cursor`, optionally within an area prefix, in cursor order.
+    async fn changes_after(
+        &self,
+        cursor: i64,
+        area_prefix: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StatusChange>, StoreError>;
+    /// The cursor of the newest committed change.
+    async fn latest_cursor(&self) -> Result<i64, StoreError>;
+    /// The live status of a station's connectors that have reported.
+    async fn station_status(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+    ) -> Result<Vec<LiveStatus>, StoreError>;
+}
+
+const INSERT_LOG: &str = "INSERT INTO telemetry_log \
+    (source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (source, source_sequence) DO NOTHING";
+const TOUCH: &str = "UPDATE connector_status SET last_seen_at = $3 \
+    WHERE operator_id = $1 AND connector_id = $2 RETURNING state, origin, changed_at";
+const INSERT_STATUS: &str = "INSERT INTO connector_status \
+    (operator_id, connector_id, station_id, pile_id, area_code, state, fault_code, fault_text, origin, changed_at, last_seen_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (operator_id, connector_id) DO NOTHING";
+const SET_STATUS: &str = "UPDATE connector_status SET state = $3, fault_code = $4, fault_text = $5, origin = $6, changed_at = $7 \
+    WHERE operator_id = $1 AND connector_id = $2";
+const ALLOCATE: &str =
+    "UPDATE counters SET value = value + $1 WHERE name = 'status_changes' RETURNING value";
+const INSERT_CHANGE: &str = "INSERT INTO status_changes \
+    (cursor, operator_id, station_id, pile_id, connector_id, area_code, state, previous_state, fault_code, fault_text, origin, changed_at, recorded_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+const SILENT: &str = "SELECT operator_id, connector_id, state FROM connector_status \
+    WHERE state <> 'offline' AND last_seen_at < $1 ORDER BY operator_id, connector_id LIMIT 10000";
+const SILENCE: &str = "UPDATE connector_status SET state = 'offline', origin = 'liveness', fault_code = '', fault_text = '', changed_at = $5 \
+    WHERE operator_id = $1 AND connector_id = $2 AND state = $3 AND last_seen_at < $4 \
+    RETURNING station_id, pile_id, area_code";
+const CHANGE_COLUMNS: &str = "cursor, operator_id, station_id, pile_id, connector_id, area_code, state, previous_state, \
+    fault_code, fault_text, origin, changed_at, recorded_at";
+
+/// The status a connector holds within a transaction.
+#[derive(Debug, Clone)]
+struct Current {
+    state: ConnectorState,
+    origin: String,
+    changed_at: DateTime<Utc>,
+}
+
+fn parse_state(s: &str) -> Result<ConnectorState, StoreError> {
+    ConnectorState::parse(s)
+        .ok_or_else(|| StoreError::Internal(format!("unknown connector state {s}")))
+}
+
+/// The reports of a batch, per connector in key order (a fixed lock order), each connector's in
+/// the order they were sent.
+fn per_connector(reports: &[Report]) -> BTreeMap<(&str, &str), Vec<&Report>> {
+    let mut map: BTreeMap<(&str, &str), Vec<&Report>> = BTreeMap::new();
+    for r in reports {
+        for c in &r.connectors {
+            map.entry((r.operator_id.as_str(), c.as_str()))
+                .or_default()
+                .push(r);
+        }
+    }
+    map
+}
+
+macro_rules! sql_telemetry_store {
+    ($store:ident, $db:ty) => {
+        impl $store {
+            async fn allocate_and_record(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                changes: &mut [StatusChange],
+            ) -> Result<(), StoreError> {
+                if changes.is_empty() {
+                    return Ok(());
+                }
+                let last: i64 = sqlx::query_scalar(ALLOCATE)
+                    .bind(changes.len() as i64)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                let first = last - changes.len() as i64 + 1;
+                for (i, c) in changes.iter_mut().enumerate() {
+                    c.cursor = first + i as i64;
+                    sqlx::query(INSERT_CHANGE)
+                        .bind(c.cursor)
+                        .bind(&c.operator_id)
+                        .bind(&c.station_id)
+                        .bind(&c.pile_id)
+                        .bind(&c.connector_id)
+                        .bind(&c.area_code)
+                        .bind(c.state.as_str())
+                        .bind(c.previous.map(|p| p.as_str()).unwrap_or(""))
+                        .bind(&c.fault_code)
+                        .bind(&c.fault_text)
+                        .bind(&c.origin)
+                        .bind(c.changed_at)
+                        .bind(c.recorded_at)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+
+        #[tonic::async_trait]
+        impl TelemetryStore for $store {
+            async fn append(&self, source: &str, reports: &[Report], now: DateTime<Utc>) -> Result<AppendOutcome, StoreError> {
+                use sqlx::Row as _;
+                let mut tx = self.pool.begin().await?;
+                let mut outcome = AppendOutcome::default();
+                let mut fresh = Vec::with_capacity(reports.len());
+                for r in reports {
+                    let done = sqlx::query(INSERT_LOG)
+                        .bind(source)
+                        .bind(r.sequence as i64)
+                        .bind(&r.operator_id)
+                        .bind(&r.station_id)
+                        .bind(&r.pile_id)
+                        .bind(&r.connector_id)
+                        .bind(r.body.kind())
+                        .bind(r.observed_at)
+                        .bind(now)
+                        .bind(sqlx::types::Json(&r.body))
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 1 {
+                        outcome.stored.push(r.sequence);
+                        fresh.push(r.clone());
+                    }
+                }
+                for ((operator_id, connector_id), mine) in per_connector(&fresh) {
+                    let row = sqlx::query(TOUCH)
+                        .bind(operator_id)
+                        .bind(connector_id)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let mut current = match row {
+                        Some(row) => Some(Current {
+                            state: parse_state(row.try_get::<&str, _>("state")?)?,
+                            origin: row.try_get("origin")?,
+                            changed_at: row.try_get("changed_at")?,
+                        }),
+                        None => None,
+                    };
+                    let existed = current.is_some();
+                    let mut reported_status = false;
+                    let first_change = outcome.changes.len();
+                    for r in mine {
+                        let Body::Status { state, fault_code, fault_text } = &r.body else { continue };
+                        reported_status = true;
+                        // An observation older than the reported state held is kept in the log only;
+                        // a state derived from silence gives way to any report.
+                        if current.as_ref().is_some_and(|c| c.origin == ORIGIN_TELEMETRY && r.observed_at < c.changed_at) {
+                            continue;
+                        }
+                        if current.as_ref().is_some_and(|c| c.state == *state) {
+                            continue;
+                        }
+                        outcome.changes.push(StatusChange {
+                            cursor: 0,
+                            operator_id: r.operator_id.clone(),
+                            station_id: r.station_id.clone(),
+                            pile_id: r.pile_id.clone(),
+                            connector_id: connector_id.to_owned(),
+                            area_code: r.area_code.clone(),
+                            state: *state,
+                            previous: current.as_ref().map(|c| c.state),
+                            fault_code: fault_code.clone(),
+                            fault_text: fault_text.clone(),
+                            origin: ORIGIN_TELEMETRY.to_owned(),
+                            changed_at: r.observed_at,
+                            recorded_at: now,
+                        });
+                        current = Some(Current {
+                            state: *state,
+                            origin: ORIGIN_TELEMETRY.to_owned(),
+                            changed_at: r.observed_at,
+                        });
+                    }
+                    if !reported_status {
+                        if current.as_ref().is_some_and(|c| c.state == ConnectorState::Offline && c.origin == ORIGIN_LIVENESS) {
+                            outcome.resync = true;
+                        }
+                        continue;
+                    }
+                    let Some(last) = outcome.changes[first_change..].last().cloned() else { continue };
+                    if existed {
+                        sqlx::query(SET_STATUS)
+                            .bind(operator_id)
+                            .bind(connector_id)
+                            .bind(last.state.as_str())
+                            .bind(&last.fault_code)
+                            .bind(&last.fault_text)
+                            .bind(&last.origin)
+                            .bind(last.changed_at)
+                            .execute(&mut *tx)
+                            .await?;
+                    } else {
+                        let inserted = sqlx::query(INSERT_STATUS)
+                            .bind(operator_id)
+                            .bind(connector_id)
+                            .bind(&last.station_id)
+                            .bind(&last.pile_id)
+                            .bind(&last.area_code)
+                            .bind(last.state.as_str())
+                            .bind(&last.fault_code)
+                            .bind(&last.fault_text)
+                            .bind(&last.origin)
+                            .bind(last.changed_at)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        if inserted.rows_affected() == 0 {
+                            // Another writer made the row first; the sender's retry applies it.
+                            return Err(StoreError::Conflict(format!("connector {operator_id}/{connector_id}")));
+                        }
+                    }
+                }
+                Self::allocate_and_record(&mut tx, &mut outcome.changes).await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn sweep_offline(&self, cutoff: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<StatusChange>, StoreError> {
+                use sqlx::Row as _;
+                let candidates = sqlx::query(SILENT).bind(cutoff).fetch_all(&self.pool).await?;
+                if candidates.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut tx = self.pool.begin().await?;
+                let mut changes = Vec::new();
+                for row in candidates {
+                    let operator_id: String = row.try_get("operator_id")?;
+                    let connector_id: String = row.try_get("connector_id")?;
+                    let previous: String = row.try_get("state")?;
+                    let updated = sqlx::query(SILENCE)
+                        .bind(&operator_id)
+                        .bind(&connector_id)
+                        .bind(&previous)
+                        .bind(cutoff)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(updated) = updated else { continue };
+                    changes.push(StatusChange {
+                        cursor: 0,
+                        operator_id,
+                        station_id: updated.try_get("station_id")?,
+                        pile_id: updated.try_get("pile_id")?,
+                        connector_id,
+                        area_code: updated.try_get("area_code")?,
+                        state: ConnectorState::Offline,
+                        previous: Some(parse_state(&previous)?),
+                        fault_code: String::new(),
+                        fault_text: String::new(),
+                        origin: ORIGIN_LIVENESS.to_owned(),
+                        changed_at: now,
+                        recorded_at: now,
+                    });
+                }
+                Self::allocate_and_record(&mut tx, &mut changes).await?;
+                tx.commit().await?;
+                Ok(changes)
+            }
+
+            async fn changes_after(&self, cursor: i64, area_prefix: Option<&str>, limit: u32) -> Result<Vec<StatusChange>, StoreError> {
+                use sqlx::Row as _;
+                let rows = match area_prefix {
+                    Some(prefix) => {
+                        let sql = format!(
+                            "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE area_code LIKE $2 AND cursor > $1 ORDER BY cursor LIMIT {}",
+                            limit.max(1)
+                        );
+                        sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .bind(cursor)
+                            .bind(format!("{}%", prefix.replace(['%', '_'], "")))
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                    None => {
+                        let sql = format!(
+                            "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE cursor > $1 ORDER BY cursor LIMIT {}",
+                            limit.max(1)
+                        );
+                        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(cursor).fetch_all(&self.pool).await?
+                    }
+                };
+                rows.iter()
+                    .map(|row| {
+                        let previous: String = row.try_get("previous_state")?;
+                        Ok(StatusChange {
+                            cursor: row.try_get("cursor")?,
+                            operator_id: row.try_get("operator_id")?,
+                            station_id: row.try_get("station_id")?,
+                            pile_id: row.try_get("pile_id")?,
+                            connector_id: row.try_get("connector_id")?,
+                            area_code: row.try_get("area_code")?,
+                            state: parse_state(row.try_get::<&str, _>("state")?)?,
+                            previous: ConnectorState::parse(&previous),
+                            fault_code: row.try_get("fault_code")?,
+                            fault_text: row.try_get("fault_text")?,
+                            origin: row.try_get("origin")?,
+                            changed_at: row.try_get("changed_at")?,
+                            recorded_at: row.try_get("recorded_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn latest_cursor(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar("SELECT value FROM counters WHERE name = 'status_changes'")
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn station_status(&self, operator_id: &str, station_id: &str) -> Result<Vec<LiveStatus>, StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT operator_id, station_id, pile_id, connector_id, state, fault_code, fault_text, origin, changed_at, last_seen_at \
+                     FROM connector_status WHERE operator_id = $1 AND station_id = $2 ORDER BY pile_id, connector_id",
+                )
+                .bind(operator_id)
+                .bind(station_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(LiveStatus {
+                            operator_id: row.try_get("operator_id")?,
+                            station_id: row.try_get("station_id")?,
+                            pile_id: row.try_get("pile_id")?,
+                            connector_id: row.try_get("connector_id")?,
+                            state: parse_state(row.try_get::<&str, _>("state")?)?,
+                            fault_code: row.try_get("fault_code")?,
+                            fault_text: row.try_get("fault_text")?,
+                            origin: row.try_get("origin")?,
+                            changed_at: row.try_get("changed_at")?,
+                            last_seen_at: row.try_get("last_seen_at")?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+sql_telemetry_store!(PgAssetStore, sqlx::Postgres);
+sql_telemetry_store!(SqliteAssetStore, sqlx::Sqlite);

@@ -1,0 +1,127 @@
+//! The event bus conformance suite: in-process always, Redis Streams when
+//! `CHARGEMESH_TEST_REDIS_URL` is set.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chargemesh_kit::events::{EventBus, InProcessBus, RedisBus, envelope};
+
+const CLAIM_IDLE: Duration = Duration::from_millis(300);
+
+async fn buses() -> Vec<(&'static str, Arc<dyn EventBus>)> {
+    let mut buses: Vec<(&'static str, Arc<dyn EventBus>)> = vec![(
+        "in-process",
+        Arc::new(InProcessBus::with_limits(1000, CLAIM_IDLE)),
+    )];
+    if let Ok(url) = std::env::var("CHARGEMESH_TEST_REDIS_URL")
+        && !url.is_empty()
+    {
+        let prefix = format!("test-{}:", uuid::Uuid::now_v7().simple());
+        let bus = RedisBus::connect_with(&url, &prefix, 10_000, CLAIM_IDLE)
+            .await
+            .expect("redis");
+        buses.push(("redis", Arc::new(bus)));
+    }
+    buses
+}
+
+fn event(n: u32) -> chargemesh_kit::events::EventEnvelope {
+    envelope(
+        "test",
+        "OP",
+        "test.event",
+        n.to_be_bytes().to_vec(),
+        chrono::Utc::now(),
+    )
+}
+
+async fn next_within(
+    sub: &mut Box<dyn chargemesh_kit::events::Subscription>,
+) -> chargemesh_kit::events::Delivery {
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("delivered in time")
+        .expect("delivery")
+}
+
+#[tokio::test]
+async fn every_group_sees_every_event_in_order() {
+    for (name, bus) in buses().await {
+        let mut a = bus
+            .subscribe("t", "group-a", "a1")
+            .await
+            .expect("subscribe");
+        let mut b = bus
+            .subscribe("t", "group-b", "b1")
+            .await
+            .expect("subscribe");
+        for n in 0..5 {
+            bus.publish("t", &event(n)).await.expect("publish");
+        }
+        for sub in [&mut a, &mut b] {
+            for n in 0..5u32 {
+                let d = next_within(sub).await;
+                assert_eq!(d.envelope.payload, n.to_be_bytes().to_vec(), "{name}");
+                assert!(!d.redelivered);
+                sub.ack(&d.id).await.expect("ack");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn consumers_of_one_group_share_the_work() {
+    for (name, bus) in buses().await {
+        let mut c1 = bus
+            .subscribe("work", "workers", "c1")
+            .await
+            .expect("subscribe");
+        let mut c2 = bus
+            .subscribe("work", "workers", "c2")
+            .await
+            .expect("subscribe");
+        for n in 0..4 {
+            bus.publish("work", &event(n)).await.expect("publish");
+        }
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let d = next_within(&mut c1).await;
+            c1.ack(&d.id).await.expect("ack");
+            seen.push(d.envelope.payload);
+        }
+        for _ in 0..2 {
+            let d = next_within(&mut c2).await;
+            c2.ack(&d.id).await.expect("ack");
+            seen.push(d.envelope.payload);
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(
+            seen.len(),
+            4,
+            "{name}: each event went to exactly one consumer"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unacknowledged_event_is_claimed_by_another_consumer_after_the_idle_time() {
+    for (name, bus) in buses().await {
+        let mut crashed = bus
+            .subscribe("jobs", "workers", "crashed")
+            .await
+            .expect("subscribe");
+        bus.publish("jobs", &event(42)).await.expect("publish");
+        let first = next_within(&mut crashed).await;
+        drop(crashed); // it never acknowledges
+        tokio::time::sleep(CLAIM_IDLE + Duration::from_millis(100)).await;
+        let mut survivor = bus
+            .subscribe("jobs", "workers", "survivor")
+            .await
+            .expect("subscribe");
+        let again = next_within(&mut survivor).await;
+        assert_eq!(again.envelope, first.envelope, "{name}");
+        assert!(again.redelivered, "{name}: marked as a redelivery");
+        survivor.ack(&again.id).await.expect("ack");
+    }
+}
