@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use chargemesh_asset::telemetry::TelemetrySettings;
+use chargemesh_asset::telemetry::trial::TrialSettings;
 use chargemesh_gateway::GatewayConfig;
 use chargemesh_kit::config::ServiceConfig;
 use chargemesh_kit::telemetry::LogFormat;
@@ -21,6 +22,8 @@ pub struct Config {
     pub asset: ServiceConfig,
     /// Live telemetry, served by the asset component.
     pub telemetry: TelemetrySettings,
+    /// Trial operation and what commissioning asks of it (REQ BASE-2).
+    pub trial: TrialSettings,
     pub events: EventsConfig,
 }
 
@@ -55,6 +58,7 @@ impl Default for Config {
             gateway,
             asset: ServiceConfig::for_service("asset", 7001),
             telemetry: TelemetrySettings::default(),
+            trial: TrialSettings::default(),
             events: EventsConfig::default(),
         }
     }

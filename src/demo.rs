@@ -1,6 +1,6 @@
 //! The demo fleet `up --demo` seeds through the gateway, as the demo operator would: its
 //! registration, two stations in Shaoxing, their piles, certificates and ledger, and one station
-//! walked through the whole lifecycle to commissioned.
+//! walked through acceptance, filing and connection into trial operation.
 
 use std::net::SocketAddr;
 
@@ -260,18 +260,14 @@ pub async fn seed(gateway: SocketAddr, operator_files: &TlsFiles) -> anyhow::Res
             connection_mode: pb::ConnectionMode::WholeStation as i32,
         })
         .await?;
+    // Trial operation: the regulator receives a trial day as each day closes; commissioning
+    // follows once enough good days are published (REQ BASE-2).
     asset
         .start_trial_operation(pb::StartTrialOperationRequest {
-            operator_id: operator_id.clone(),
-            station_id: station_id.clone(),
-        })
-        .await?;
-    asset
-        .commission_station(pb::CommissionStationRequest {
             operator_id,
             station_id,
         })
         .await
-        .context("commissioning the demo station")?;
+        .context("starting the demo station's trial operation")?;
     Ok(true)
 }

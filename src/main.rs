@@ -159,6 +159,7 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
                 bus: chargemesh_kit::events::connect(&config.events.url, &config.events.prefix)
                     .await?,
                 telemetry: config.telemetry.clone(),
+                trial: config.trial.clone(),
                 shutdown_grace: mesh::DEFAULT_SHUTDOWN_GRACE,
             };
             mesh::run_asset(

@@ -12,9 +12,10 @@ use tokio::task::JoinHandle;
 
 use std::sync::Arc;
 
-use chargemesh_asset::AssetApi;
 use chargemesh_asset::telemetry::registry::Registry;
+use chargemesh_asset::telemetry::trial::TrialSettings;
 use chargemesh_asset::telemetry::{ChangeFeed, RegulatorApi, Telemetry, TelemetrySettings};
+use chargemesh_asset::{AssetApi, TrialGate};
 use chargemesh_gateway::{GatewayConfig, JwtSettings};
 use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::config::{DatabaseConfig, Secret, ServiceConfig};
@@ -92,6 +93,7 @@ pub struct AssetRuntime {
     pub clock: SharedClock,
     pub bus: SharedBus,
     pub telemetry: TelemetrySettings,
+    pub trial: TrialSettings,
     pub shutdown_grace: std::time::Duration,
 }
 
@@ -126,8 +128,12 @@ pub async fn run_asset(
         stores.telemetry.clone(),
         feed.clone(),
     );
+    let gate = TrialGate {
+        store: stores.telemetry.clone(),
+        settings: runtime.trial.clone(),
+    };
     let assets =
-        AssetApi::new(stores.assets.clone(), runtime.clock.clone()).with_registry(registry);
+        AssetApi::new(stores.assets.clone(), runtime.clock.clone(), gate).with_registry(registry);
     let (health, routes) = health_and_reflection(&[FILE_DESCRIPTOR_SET]);
     health.set_serving::<AssetServiceServer<AssetApi>>().await;
     health
@@ -140,7 +146,13 @@ pub async fn run_asset(
         .add_service(assets.into_server())
         .add_service(telemetry.clone().into_server())
         .add_service(regulator.into_server());
-    let background = [telemetry.spawn_liveness(), feed.follow_bus()];
+    let background = [
+        telemetry.spawn_liveness(),
+        telemetry.spawn_trial_publisher(std::time::Duration::from_millis(
+            runtime.trial.publish_interval_ms,
+        )),
+        feed.follow_bus(),
+    ];
     let tls = ReloadingServerConfig::load(config.tls.clone(), ClientAuth::Required)?;
     let watcher = tls.watch(std::time::Duration::from_secs(30));
     tracing::info!(addr = %listener.local_addr()?, "asset serving");
@@ -202,6 +214,7 @@ pub struct EmbeddedOptions {
     /// A Redis URL and stream prefix for the event bus; `None` for the in-process bus.
     pub events: Option<(String, String)>,
     pub telemetry: TelemetrySettings,
+    pub trial: TrialSettings,
     /// How long open streams may finish after a stop.
     pub shutdown_grace: std::time::Duration,
 }
@@ -217,6 +230,7 @@ impl EmbeddedOptions {
             accept_jwt: true,
             events: None,
             telemetry: TelemetrySettings::default(),
+            trial: TrialSettings::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
@@ -276,6 +290,7 @@ impl EmbeddedMesh {
             clock: opts.clock.clone(),
             bus,
             telemetry: opts.telemetry.clone(),
+            trial: opts.trial.clone(),
             shutdown_grace: opts.shutdown_grace,
         };
         let mut tasks = Vec::new();

@@ -51,7 +51,8 @@ fn code_and_message<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> (Code, S
 
 #[tokio::test]
 async fn an_operator_walks_a_station_to_commissioned() {
-    let mesh = TestMesh::start().await;
+    // The trial-operation gate has its own test (telemetry.rs); here the lifecycle and BASE-5.
+    let mesh = TestMesh::start_with_options(|opts| opts.trial.min_days = 0).await;
     let mut op = mesh.client("operator");
     register(&mut op, DEMO_CREDIT_CODE).await;
     station_of(&mut op, OP, "S1", "330602").await;
@@ -693,7 +694,7 @@ async fn deadlines_propagate_through_the_gateway() {
 }
 
 #[tokio::test]
-async fn up_demo_seeds_a_commissioned_station_once() {
+async fn up_demo_seeds_a_station_in_trial_operation_once() {
     let mesh = TestMesh::start().await;
     let addr = mesh.mesh.as_ref().expect("mesh").gateway_addr;
     assert!(
@@ -716,7 +717,7 @@ async fn up_demo_seeds_a_commissioned_station_once() {
         seen.stations
             .iter()
             .any(|s| s.station_id == pki::DEMO_STATION_ID
-                && s.state == pb::StationState::Commissioned as i32)
+                && s.state == pb::StationState::TrialOperation as i32)
     );
     let _ = TD;
     mesh.stop().await;

@@ -111,6 +111,8 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (REGULATOR, "ListStations", REGULATOR_VIEW),
     (REGULATOR, "GetStationStatus", REGULATOR_VIEW),
     (REGULATOR, "WatchStatusChanges", REGULATOR_VIEW),
+    (REGULATOR, "GetStationStats", REGULATOR_VIEW),
+    (REGULATOR, "GetTrialOperationReport", REGULATOR_VIEW),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

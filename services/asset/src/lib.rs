@@ -6,4 +6,4 @@ pub mod grpc;
 pub mod store;
 pub mod telemetry;
 
-pub use grpc::AssetApi;
+pub use grpc::{AssetApi, TrialGate};

@@ -26,16 +26,25 @@ use crate::domain::tenancy::{Access, Decision, PLATFORM_ADMIN, Target, decide, s
 use crate::store::{
     AssetStore, ChangeQuery, Filter, NewChange, Page, StationCertificate, Versioned,
 };
+use crate::telemetry::trial::{TrialSettings, commissioning_gate};
 use convert::*;
 
 /// Enough piles or certificates for any one station, read whole for commissioning.
 const STATION_WHOLE: u32 = 10_000;
+
+/// Where commissioning finds the published trial-operation days, and what it asks of them.
+#[derive(Debug, Clone)]
+pub struct TrialGate {
+    pub store: Arc<dyn crate::telemetry::store::TelemetryStore>,
+    pub settings: TrialSettings,
+}
 
 /// The asset service.
 #[derive(Debug, Clone)]
 pub struct AssetApi {
     store: Arc<dyn AssetStore>,
     clock: SharedClock,
+    trial: TrialGate,
     /// Told of every registry change, so telemetry ingest sees it at once.
     registry: Option<Arc<crate::telemetry::registry::Registry>>,
 }
@@ -120,10 +129,11 @@ fn next_token<T>(items: &[T], page: &Page, key: impl Fn(&T) -> (&str, &str)) -> 
 }
 
 impl AssetApi {
-    pub fn new(store: Arc<dyn AssetStore>, clock: SharedClock) -> Self {
+    pub fn new(store: Arc<dyn AssetStore>, clock: SharedClock, trial: TrialGate) -> Self {
         Self {
             store,
             clock,
+            trial,
             registry: None,
         }
     }
@@ -656,6 +666,9 @@ impl AssetApi {
             &certificates,
             self.clock.now(),
         )?;
+        // REQ BASE-2: enough published trial-operation days at the availability required.
+        let days = self.trial.store.trial_days(&op, &next.station_id).await?;
+        commissioning_gate(&days, &self.trial.settings)?;
         self.save_station(p, current, next, "commission", "").await
     }
 

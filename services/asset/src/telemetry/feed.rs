@@ -12,6 +12,9 @@ use super::store::StatusChange;
 /// The bus topic of connector status changes.
 pub const STATUS_TOPIC: &str = "status-changes";
 pub const STATUS_EVENT: &str = "chargemesh.regulator.v1.StatusChange";
+/// The bus topic of published trial-operation days (JSON payload).
+pub const TRIAL_TOPIC: &str = "trial-operation";
+pub const TRIAL_EVENT: &str = "chargemesh.trial_operation_day";
 
 #[derive(Debug, Clone)]
 pub struct ChangeFeed {
@@ -59,6 +62,19 @@ impl ChangeFeed {
                 tracing::warn!(%error, "status change not published; watchers will poll");
                 break;
             }
+        }
+    }
+
+    /// Announces a published trial-operation day to the bus (REQ BASE-2).
+    pub async fn published_trial_day(
+        &self,
+        day: &super::trial::TrialDay,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        let payload = serde_json::to_vec(day).unwrap_or_default();
+        let event = envelope("asset", &day.operator_id, TRIAL_EVENT, payload, at);
+        if let Err(error) = self.bus.publish(TRIAL_TOPIC, &event).await {
+            tracing::warn!(%error, "trial day not announced; it is published in the store");
         }
     }
 

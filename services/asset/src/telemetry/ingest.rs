@@ -23,9 +23,15 @@ use super::domain::{self, AlarmSeverity, Body, ConnectorState, Incoming, Rejecti
 use super::feed::ChangeFeed;
 use super::registry::Registry;
 use super::store::{StatusChange, TelemetryStore};
-use crate::domain::model::StationState;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use chargemesh_kit::clock::china_date;
+
+use super::trial::{Timeline, TrialDay, day_figures, day_window, energy_from_registers};
+use crate::domain::model::{Station, StationState};
 use crate::domain::rules;
 use crate::store::{AssetStore, NewChange};
+use crate::store::{Filter, Page};
 
 /// Telemetry settings of the asset component.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +334,138 @@ impl Telemetry {
         }
         self.feed.committed(&changes).await;
         Ok(changes)
+    }
+
+    /// REQ BASE-2: computes and publishes every closed, unpublished trial day of every station in
+    /// trial operation. Idempotent: a day is published once.
+    pub async fn publish_closed_days(
+        &self,
+    ) -> Result<Vec<TrialDay>, chargemesh_kit::db::StoreError> {
+        let now = self.clock.now();
+        let today = china_date(now);
+        let filters = [Filter::Eq(
+            "state",
+            StationState::TrialOperation.as_str().to_owned(),
+        )];
+        let mut published = Vec::new();
+        let mut after = None;
+        loop {
+            let page = Page {
+                after: after.clone(),
+                limit: 200,
+            };
+            let stations = self.assets.list_stations(&filters, &page).await?;
+            for station in &stations {
+                let Some(started) = station.trial_started_at else {
+                    continue;
+                };
+                let done: std::collections::HashSet<_> = self
+                    .store
+                    .trial_days(&station.operator_id, &station.station_id)
+                    .await?
+                    .into_iter()
+                    .map(|d| d.day)
+                    .collect();
+                let mut day = china_date(started);
+                while day < today {
+                    if !done.contains(&day) {
+                        let figures = self.trial_day(station, day, started).await?;
+                        if self.store.publish_trial_day(&figures, now).await? {
+                            tracing::info!(
+                                station = %station.station_id,
+                                day = %figures.day,
+                                availability = %figures.availability_percent,
+                                "trial-operation day published"
+                            );
+                            self.feed.published_trial_day(&figures, now).await;
+                            published.push(figures);
+                        }
+                    }
+                    day = day.succ_opt().unwrap_or(today);
+                }
+            }
+            match stations.last() {
+                Some(last) if stations.len() == 200 => {
+                    after = Some((last.operator_id.clone(), last.station_id.clone()))
+                }
+                _ => break,
+            }
+        }
+        Ok(published)
+    }
+
+    async fn trial_day(
+        &self,
+        station: &Station,
+        day: NaiveDate,
+        started: DateTime<Utc>,
+    ) -> Result<TrialDay, chargemesh_kit::db::StoreError> {
+        let window = day_window(day, started);
+        let filters = [
+            Filter::Eq("operator_id", station.operator_id.clone()),
+            Filter::Eq("station_id", station.station_id.clone()),
+        ];
+        let piles = self
+            .assets
+            .list_piles(
+                &filters,
+                &Page {
+                    after: None,
+                    limit: 10_000,
+                },
+            )
+            .await?;
+        let mut timelines = self
+            .store
+            .timelines(
+                &station.operator_id,
+                &station.station_id,
+                window.0,
+                window.1,
+            )
+            .await?;
+        let connectors: Vec<Timeline> = piles
+            .iter()
+            .filter(|p| p.state != crate::domain::model::PileState::Retired)
+            .flat_map(|p| p.connectors.iter())
+            .map(|c| timelines.remove(&c.connector_id).unwrap_or_default())
+            .collect();
+        let registers = self
+            .store
+            .meter_registers(
+                &station.operator_id,
+                &station.station_id,
+                window.0,
+                window.1,
+            )
+            .await?;
+        let energy = registers
+            .values()
+            .map(|samples| energy_from_registers(samples))
+            .sum();
+        Ok(day_figures(
+            &station.operator_id,
+            &station.station_id,
+            day,
+            window,
+            &connectors,
+            energy,
+        ))
+    }
+
+    /// Publishes closed trial days every `interval` until the task is aborted.
+    pub fn spawn_trial_publisher(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(error) = this.publish_closed_days().await {
+                    tracing::warn!(%error, "trial-operation publishing failed");
+                }
+            }
+        })
     }
 
     /// Runs liveness passes until the task is aborted.

@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod registry;
 pub mod regulator;
 pub mod store;
+pub mod trial;
 
 pub use feed::ChangeFeed;
 pub use ingest::{Telemetry, TelemetrySettings};

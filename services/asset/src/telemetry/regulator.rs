@@ -21,11 +21,13 @@ use super::domain::ConnectorState;
 use super::feed::ChangeFeed;
 use super::ingest::state_to_pb;
 use super::store::{StatusChange, TelemetryStore};
+use super::trial::{TrialDay, energy_from_registers};
 use crate::domain::codes::area_prefix;
 use crate::domain::model::{Pile, Station};
 use crate::domain::tenancy::PLATFORM_ADMIN;
 use crate::grpc::{pile_to_pb, station_to_pb};
 use crate::store::{AssetStore, Filter, Page};
+use rust_decimal::Decimal;
 
 const MAX_STATIONS: usize = 50;
 const WATCH_BATCH: u32 = 500;
@@ -84,7 +86,124 @@ pub fn change_to_pb(c: &StatusChange) -> pb::StatusChange {
     }
 }
 
+fn trial_day_to_pb(d: &TrialDay) -> pb::TrialOperationDay {
+    pb::TrialOperationDay {
+        day: d.day.to_string(),
+        connector_minutes: d.connector_minutes,
+        available_minutes: d.available_minutes,
+        offline_minutes: d.offline_minutes,
+        fault_minutes: d.fault_minutes,
+        availability_percent: format!("{:.2}", d.availability_percent),
+        sessions_started: d.sessions_started,
+        sessions_completed: d.sessions_completed,
+        energy_kwh: format!("{:.3}", d.energy_kwh),
+        faults_raised: d.faults_raised,
+        faults_cleared: d.faults_cleared,
+    }
+}
+
+/// The longest period `GetStationStats` covers.
+const MAX_STATS_DAYS: i64 = 31;
+
 impl RegulatorApi {
+    /// A station the caller may see; one outside its area is reported as absent.
+    async fn visible_station(
+        &self,
+        p: &Principal,
+        operator_id: &str,
+        station_id: &str,
+    ) -> Result<Station, Error> {
+        let scope = area_scope(p)?;
+        let what = || format!("station {operator_id}/{station_id}");
+        let station = self
+            .assets
+            .station(operator_id, station_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(what()))?
+            .value;
+        if scope
+            .as_deref()
+            .is_some_and(|prefix| !station.area_code.starts_with(prefix))
+        {
+            return Err(Error::NotFound(what()));
+        }
+        Ok(station)
+    }
+
+    async fn station_stats_(
+        &self,
+        p: &Principal,
+        req: pb::GetStationStatsRequest,
+    ) -> Result<pb::GetStationStatsResponse, Error> {
+        let start = req
+            .start_time
+            .as_ref()
+            .and_then(from_timestamp)
+            .ok_or_else(|| Error::bad_field("start_time", "is required"))?;
+        let end = req
+            .end_time
+            .as_ref()
+            .and_then(from_timestamp)
+            .ok_or_else(|| Error::bad_field("end_time", "is required"))?;
+        if end <= start || end - start > chrono::Duration::days(MAX_STATS_DAYS) {
+            return Err(Error::bad_field(
+                "end_time",
+                format!("must be after start_time and within {MAX_STATS_DAYS} days of it"),
+            ));
+        }
+        let station = self
+            .visible_station(p, &req.operator_id, &req.station_id)
+            .await?;
+        let registers = self
+            .store
+            .meter_registers(&station.operator_id, &station.station_id, start, end)
+            .await?;
+        let mut piles: std::collections::BTreeMap<String, Decimal> =
+            std::collections::BTreeMap::new();
+        let mut connectors = Vec::new();
+        for ((pile_id, connector_id), samples) in &registers {
+            let energy = energy_from_registers(samples);
+            *piles.entry(pile_id.clone()).or_default() += energy;
+            connectors.push(pb::ConnectorEnergy {
+                pile_id: pile_id.clone(),
+                connector_id: connector_id.clone(),
+                energy_kwh: format!("{energy:.3}"),
+            });
+        }
+        let total: Decimal = piles.values().copied().sum();
+        Ok(pb::GetStationStatsResponse {
+            operator_id: station.operator_id,
+            station_id: station.station_id,
+            energy_kwh: format!("{total:.3}"),
+            piles: piles
+                .into_iter()
+                .map(|(pile_id, e)| pb::PileEnergy {
+                    pile_id,
+                    energy_kwh: format!("{e:.3}"),
+                })
+                .collect(),
+            connectors,
+        })
+    }
+
+    async fn trial_report_(
+        &self,
+        p: &Principal,
+        req: pb::GetTrialOperationReportRequest,
+    ) -> Result<pb::GetTrialOperationReportResponse, Error> {
+        let station = self
+            .visible_station(p, &req.operator_id, &req.station_id)
+            .await?;
+        let days = self
+            .store
+            .trial_days(&station.operator_id, &station.station_id)
+            .await?;
+        Ok(pb::GetTrialOperationReportResponse {
+            station: Some(station_to_pb(&station)),
+            days: days.iter().map(trial_day_to_pb).collect(),
+        })
+    }
+
     pub fn new(
         assets: Arc<dyn AssetStore>,
         store: Arc<dyn TelemetryStore>,
@@ -248,6 +367,26 @@ impl RegulatorService for RegulatorApi {
         let p = principal(&request)?;
         Ok(Response::new(
             self.list_stations_(&p, request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_station_stats(
+        &self,
+        request: Request<pb::GetStationStatsRequest>,
+    ) -> Result<Response<pb::GetStationStatsResponse>, Status> {
+        let p = principal(&request)?;
+        Ok(Response::new(
+            self.station_stats_(&p, request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_trial_operation_report(
+        &self,
+        request: Request<pb::GetTrialOperationReportRequest>,
+    ) -> Result<Response<pb::GetTrialOperationReportResponse>, Status> {
+        let p = principal(&request)?;
+        Ok(Response::new(
+            self.trial_report_(&p, request.into_inner()).await?,
         ))
     }
 

@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 
 use chargemesh_kit::db::StoreError;
 
+use rust_decimal::Decimal;
+
 use super::domain::{Body, ConnectorState, Report};
+use super::trial::{Timeline, TrialDay};
 use crate::store::{PgAssetStore, SqliteAssetStore};
 
 /// Where a status change came from.
@@ -87,6 +90,35 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
         operator_id: &str,
         station_id: &str,
     ) -> Result<Vec<LiveStatus>, StoreError>;
+    /// Each connector's state at `start` (its last change before) and its changes in
+    /// `[start, end)` in order.
+    async fn timelines(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, Timeline>, StoreError>;
+    /// Meter register readings per pile and connector in `[start, end)`, in observation order.
+    async fn meter_registers(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<BTreeMap<(String, String), Vec<Decimal>>, StoreError>;
+    /// Publishes a trial day; `false` when it was published before.
+    async fn publish_trial_day(
+        &self,
+        day: &TrialDay,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// A station's published trial days, oldest first.
+    async fn trial_days(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+    ) -> Result<Vec<TrialDay>, StoreError>;
 }
 
 const INSERT_LOG: &str = "INSERT INTO telemetry_log \
@@ -414,6 +446,100 @@ macro_rules! sql_telemetry_store {
                             last_seen_at: row.try_get("last_seen_at")?,
                         })
                     })
+                    .collect()
+            }
+
+            async fn timelines(&self, operator_id: &str, station_id: &str, start: DateTime<Utc>, end: DateTime<Utc>)
+            -> Result<BTreeMap<String, Timeline>, StoreError> {
+                use sqlx::Row as _;
+                let mut out: BTreeMap<String, Timeline> = BTreeMap::new();
+                let before = sqlx::query(
+                    "SELECT s.connector_id, s.state FROM status_changes s \
+                     WHERE s.operator_id = $1 AND s.station_id = $2 AND s.changed_at < $3 AND s.cursor = \
+                     (SELECT MAX(x.cursor) FROM status_changes x \
+                      WHERE x.operator_id = s.operator_id AND x.connector_id = s.connector_id AND x.changed_at < $3)",
+                )
+                .bind(operator_id)
+                .bind(station_id)
+                .bind(start)
+                .fetch_all(&self.pool)
+                .await?;
+                for row in before {
+                    out.entry(row.try_get("connector_id")?).or_default().initial =
+                        Some(parse_state(row.try_get::<&str, _>("state")?)?);
+                }
+                let within = sqlx::query(
+                    "SELECT connector_id, state, changed_at FROM status_changes \
+                     WHERE operator_id = $1 AND station_id = $2 AND changed_at >= $3 AND changed_at < $4 \
+                     ORDER BY changed_at, cursor",
+                )
+                .bind(operator_id)
+                .bind(station_id)
+                .bind(start)
+                .bind(end)
+                .fetch_all(&self.pool)
+                .await?;
+                for row in within {
+                    out.entry(row.try_get("connector_id")?)
+                        .or_default()
+                        .changes
+                        .push((row.try_get("changed_at")?, parse_state(row.try_get::<&str, _>("state")?)?));
+                }
+                Ok(out)
+            }
+
+            async fn meter_registers(&self, operator_id: &str, station_id: &str, start: DateTime<Utc>, end: DateTime<Utc>)
+            -> Result<BTreeMap<(String, String), Vec<Decimal>>, StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT pile_id, connector_id, body FROM telemetry_log \
+                     WHERE operator_id = $1 AND station_id = $2 AND kind = 'meter' AND observed_at >= $3 AND observed_at < $4 \
+                     ORDER BY observed_at, sequence",
+                )
+                .bind(operator_id)
+                .bind(station_id)
+                .bind(start)
+                .bind(end)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out: BTreeMap<(String, String), Vec<Decimal>> = BTreeMap::new();
+                for row in rows {
+                    let body = row.try_get::<sqlx::types::Json<Body>, _>("body")?.0;
+                    if let Body::Meter { energy_kwh, .. } = body {
+                        out.entry((row.try_get("pile_id")?, row.try_get("connector_id")?))
+                            .or_default()
+                            .push(energy_kwh);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn publish_trial_day(&self, day: &TrialDay, now: DateTime<Utc>) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO trial_days (operator_id, station_id, day, figures, published_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operator_id, station_id, day) DO NOTHING",
+                )
+                .bind(&day.operator_id)
+                .bind(&day.station_id)
+                .bind(day.day.to_string())
+                .bind(sqlx::types::Json(day))
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn trial_days(&self, operator_id: &str, station_id: &str) -> Result<Vec<TrialDay>, StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT figures FROM trial_days WHERE operator_id = $1 AND station_id = $2 ORDER BY day",
+                )
+                .bind(operator_id)
+                .bind(station_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| Ok(row.try_get::<sqlx::types::Json<TrialDay>, _>("figures")?.0))
                     .collect()
             }
         }
