@@ -1,7 +1,9 @@
 //! The `chargemesh` binary's library: every component as a role, the embedded mesh, the
 //! development PKI and the demo fleet.
 
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod mesh;
 pub mod pki;
+pub mod sim;

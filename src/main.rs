@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use chargemesh::config::Config;
 use chargemesh::mesh::{self, EmbeddedMesh, EmbeddedOptions, Shutdown};
-use chargemesh::{demo, pki};
+use chargemesh::{bench, demo, pki};
 use chargemesh_kit::telemetry;
 
 #[derive(Parser)]
@@ -62,6 +62,34 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
     },
+    /// Simulate a fleet reporting live telemetry through the gateway.
+    Sim {
+        /// The gateway.
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        gateway: std::net::SocketAddr,
+        /// The development PKI (its CA issues the simulated identities).
+        #[arg(long, default_value = "data/pki")]
+        pki: PathBuf,
+        /// One stream per pile, per station, or one for the operator platform.
+        #[arg(long, value_enum, default_value = "pile")]
+        mode: chargemesh::sim::Mode,
+        /// How many stations SIM-001... to register and simulate.
+        #[arg(long, default_value_t = 2)]
+        stations: usize,
+        #[arg(long, default_value_t = 10)]
+        piles_per_station: usize,
+        /// Simulate these existing stations of the demo operator instead.
+        #[arg(long = "station")]
+        existing: Vec<String>,
+        /// Milliseconds between simulation steps.
+        #[arg(long, default_value_t = 1000)]
+        tick_ms: u64,
+    },
+    /// Benchmarks that print figures.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Run every component in one process on the embedded default: SQLite files, a development
     /// PKI made on first run, and optionally a demo fleet.
     Up {
@@ -73,6 +101,34 @@ enum Command {
         /// Seed a demo operator with stations, piles and certificates.
         #[arg(long)]
         demo: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Durable telemetry through the mTLS gateway at full speed, beside a bare tonic baseline.
+    Ingest {
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        #[arg(long, default_value_t = 50)]
+        piles_per_connection: usize,
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        #[arg(long, default_value_t = 4)]
+        window: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Run on PostgreSQL (a fresh schema in this database) instead of SQLite files.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Use Redis Streams as the event bus.
+        #[arg(long)]
+        redis_url: Option<String>,
+    },
+    /// Resident memory of `chargemesh up` holding many idle pile connections.
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
     },
 }
 
@@ -124,11 +180,68 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Sim {
+            gateway,
+            pki: dir,
+            mode,
+            stations,
+            piles_per_station,
+            existing,
+            tick_ms,
+        } => {
+            let create = existing.is_empty();
+            let stations = if create {
+                (1..=stations).map(|i| format!("SIM-{i:03}")).collect()
+            } else {
+                existing
+            };
+            let tasks = chargemesh::sim::start(chargemesh::sim::SimOptions {
+                gateway,
+                pki: pki::PkiDir { dir },
+                trust_domain: config.trust_domain.clone(),
+                mode,
+                stations,
+                piles_per_station,
+                create,
+                tick: std::time::Duration::from_millis(tick_ms.max(10)),
+                seed: 7,
+            })
+            .await?;
+            println!("simulating {} streams; stop with ctrl-c", tasks.len());
+            terminated().await;
+            Ok(())
+        }
         Command::Up {
             data_dir,
             listen,
             demo,
         } => up(config, data_dir, listen, demo).await,
+        Command::Bench {
+            command:
+                BenchCommand::Ingest {
+                    connections,
+                    piles_per_connection,
+                    batch,
+                    window,
+                    seconds,
+                    database_url,
+                    redis_url,
+                },
+        } => {
+            bench::ingest(bench::IngestOptions {
+                connections,
+                piles_per_connection,
+                batch,
+                window,
+                seconds,
+                database_url,
+                redis_url,
+            })
+            .await
+        }
+        Command::Bench {
+            command: BenchCommand::Idle { connections },
+        } => bench::idle(connections, &std::env::current_exe()?).await,
     }
 }
 
@@ -196,6 +309,25 @@ async fn up(
             } else {
                 "demo fleet already present"
             }
+        );
+        // The demo stations report live telemetry, each as a whole station (REQ BASE-2).
+        let sim = chargemesh::sim::SimOptions {
+            gateway: mesh.gateway_addr,
+            pki: pki.clone(),
+            trust_domain: config.trust_domain.clone(),
+            mode: chargemesh::sim::Mode::Station,
+            stations: vec![pki::DEMO_STATION_ID.into(), "SX-KQ-002".into()],
+            piles_per_station: 0,
+            create: false,
+            tick: std::time::Duration::from_secs(2),
+            seed: 11,
+        };
+        let streams = chargemesh::sim::start(sim)
+            .await
+            .context("starting the demo simulator")?;
+        println!(
+            "demo simulator: {} station streams reporting live status and meter values",
+            streams.len()
         );
     }
     let addr = mesh.gateway_addr;

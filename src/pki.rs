@@ -42,6 +42,7 @@ pub const JWKS_FILE: &str = "jwks.json";
 pub struct Authority {
     issuer: Issuer<'static, KeyPair>,
     pub cert_pem: String,
+    key_pem: String,
 }
 
 impl Authority {
@@ -63,7 +64,20 @@ impl Authority {
         let cert = params.self_signed(&key)?;
         Ok(Self {
             cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
             issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// The development CA of a PKI directory (`ca.pem` and `ca.key`), to issue more identities.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let cert_pem = std::fs::read_to_string(dir.join("ca.pem")).context("reading ca.pem")?;
+        let key_pem = std::fs::read_to_string(dir.join("ca.key")).context("reading ca.key")?;
+        let key = KeyPair::from_pem(&key_pem)?;
+        Ok(Self {
+            issuer: Issuer::from_ca_cert_pem(&cert_pem, key)?,
+            cert_pem,
+            key_pem,
         })
     }
 
@@ -208,6 +222,8 @@ pub fn init(dir: &Path, trust_domain: &str) -> anyhow::Result<PkiDir> {
 pub fn init_with(ca: &Authority, dir: &Path, trust_domain: &str) -> anyhow::Result<PkiDir> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::write(dir.join("ca.pem"), &ca.cert_pem)?;
+    // Development only: the CA key stays beside its certificate so `sim` can issue pile identities.
+    write_private(&dir.join("ca.key"), &ca.key_pem)?;
     for component in COMPONENTS {
         let principal = Principal::Service {
             name: (*component).to_owned(),

@@ -820,3 +820,53 @@ async fn base_2_the_trial_report_matches_a_scripted_scenario_and_gates_commissio
     assert_eq!(stats.connectors.len(), 1);
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn the_simulator_reports_a_live_fleet_in_every_mode() {
+    let mesh = TestMesh::start().await;
+    let mut op = mesh.client("operator");
+    op.create_operator(asset::CreateOperatorRequest {
+        operator: Some(demo::operator(DEMO_CREDIT_CODE)),
+    })
+    .await
+    .expect("operator");
+    let mut regulator = RegulatorServiceClient::new(mesh.channel("regulator"));
+    let mut watch = Watch::open(&mut regulator, "").await;
+    let gateway = mesh.mesh.as_ref().expect("mesh").gateway_addr;
+    let mut all = Vec::new();
+    for (mode, station) in [
+        (chargemesh::sim::Mode::Pile, "SIM-A"),
+        (chargemesh::sim::Mode::Station, "SIM-B"),
+        (chargemesh::sim::Mode::Platform, "SIM-C"),
+    ] {
+        let tasks = chargemesh::sim::start(chargemesh::sim::SimOptions {
+            gateway,
+            pki: mesh.pki().clone(),
+            trust_domain: common::TD.into(),
+            mode,
+            stations: vec![station.into()],
+            piles_per_station: 2,
+            create: true,
+            tick: Duration::from_millis(20),
+            seed: 3,
+        })
+        .await
+        .expect("simulator starts");
+        all.extend(tasks);
+    }
+    // Every connector's status arrives first (a resync on connect), from all three stations.
+    let mut stations = std::collections::BTreeSet::new();
+    while stations.len() < 3 {
+        for change in watch.changes(1).await {
+            stations.insert(change.status.expect("status").station_id);
+        }
+    }
+    assert_eq!(
+        stations.into_iter().collect::<Vec<_>>(),
+        ["SIM-A", "SIM-B", "SIM-C"]
+    );
+    for task in all {
+        task.abort();
+    }
+    mesh.stop().await;
+}

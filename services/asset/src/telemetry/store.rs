@@ -121,9 +121,28 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<TrialDay>, StoreError>;
 }
 
-const INSERT_LOG: &str = "INSERT INTO telemetry_log \
-    (source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (source, source_sequence) DO NOTHING";
+/// Rows per `INSERT` of the log: 10 parameters each, well inside both backends' limits.
+const LOG_CHUNK: usize = 500;
+
+/// A multi-row insert of `rows` log entries that returns the sequences actually stored.
+fn insert_log_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO telemetry_log \
+         (source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        let base = row * 10;
+        let params: Vec<String> = (1..=10).map(|i| format!("${}", base + i)).collect();
+        sql.push('(');
+        sql.push_str(&params.join(", "));
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (source, source_sequence) DO NOTHING RETURNING source_sequence");
+    sql
+}
 const TOUCH: &str = "UPDATE connector_status SET last_seen_at = $3 \
     WHERE operator_id = $1 AND connector_id = $2 RETURNING state, origin, changed_at";
 const INSERT_STATUS: &str = "INSERT INTO connector_status \
@@ -215,26 +234,26 @@ macro_rules! sql_telemetry_store {
                 use sqlx::Row as _;
                 let mut tx = self.pool.begin().await?;
                 let mut outcome = AppendOutcome::default();
-                let mut fresh = Vec::with_capacity(reports.len());
-                for r in reports {
-                    let done = sqlx::query(INSERT_LOG)
-                        .bind(source)
-                        .bind(r.sequence as i64)
-                        .bind(&r.operator_id)
-                        .bind(&r.station_id)
-                        .bind(&r.pile_id)
-                        .bind(&r.connector_id)
-                        .bind(r.body.kind())
-                        .bind(r.observed_at)
-                        .bind(now)
-                        .bind(sqlx::types::Json(&r.body))
-                        .execute(&mut *tx)
-                        .await?;
-                    if done.rows_affected() == 1 {
-                        outcome.stored.push(r.sequence);
-                        fresh.push(r.clone());
+                let mut stored = std::collections::HashSet::with_capacity(reports.len());
+                for chunk in reports.chunks(LOG_CHUNK) {
+                    let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(insert_log_sql(chunk.len())));
+                    for r in chunk {
+                        query = query
+                            .bind(source)
+                            .bind(r.sequence as i64)
+                            .bind(&r.operator_id)
+                            .bind(&r.station_id)
+                            .bind(&r.pile_id)
+                            .bind(&r.connector_id)
+                            .bind(r.body.kind())
+                            .bind(r.observed_at)
+                            .bind(now)
+                            .bind(sqlx::types::Json(&r.body));
                     }
+                    stored.extend(query.fetch_all(&mut *tx).await?);
                 }
+                let fresh: Vec<Report> = reports.iter().filter(|r| stored.contains(&(r.sequence as i64))).cloned().collect();
+                outcome.stored = fresh.iter().map(|r| r.sequence).collect();
                 for ((operator_id, connector_id), mine) in per_connector(&fresh) {
                     let row = sqlx::query(TOUCH)
                         .bind(operator_id)

@@ -1,0 +1,441 @@
+//! `chargemesh sim`: a fleet of piles, stations or operator platforms reporting live telemetry
+//! through the gateway, with plausible status cycles and meter values. It keeps every message
+//! until it is acknowledged, resends after a reconnect, and answers resync requests.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rust_decimal::Decimal;
+
+use chargemesh_kit::Principal;
+use chargemesh_kit::tls::{self, TlsFiles};
+use chargemesh_proto::asset::v1 as asset;
+use chargemesh_proto::telemetry::v1 as tm;
+use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
+
+use crate::demo;
+use crate::pki::{Authority, DEMO_OPERATOR_ID, PkiDir};
+
+/// Who connects: one stream per pile, per station, or one for the whole operator platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Pile,
+    Station,
+    Platform,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub gateway: SocketAddr,
+    pub pki: PkiDir,
+    pub trust_domain: String,
+    pub mode: Mode,
+    /// Stations `SIM-<n>` to register and simulate, or the given existing ones.
+    pub stations: Vec<String>,
+    pub piles_per_station: usize,
+    /// Register the stations and piles first (ignored when they exist).
+    pub create: bool,
+    pub tick: Duration,
+    pub seed: u64,
+}
+
+/// A tiny deterministic generator (xorshift64*), enough for plausible noise.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// True with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 > 1.0 - p
+    }
+}
+
+/// One simulated connector's life.
+#[derive(Debug, Clone)]
+pub struct SimConnector {
+    pub pile_id: String,
+    pub connector_id: String,
+    pub state: tm::ConnectorState,
+    /// The energy register, Wh.
+    pub register_wh: u64,
+    pub power_kw: f64,
+}
+
+impl SimConnector {
+    /// Advances one tick; returns the messages it produced (without sequence numbers).
+    fn tick(&mut self, rng: &mut Rng, tick: Duration) -> Vec<tm::telemetry_message::Body> {
+        use tm::ConnectorState as S;
+        let before = self.state;
+        self.state = match self.state {
+            S::Idle if rng.chance(0.05) => S::OccupiedNotCharging,
+            S::OccupiedNotCharging if rng.chance(0.6) => S::Charging,
+            S::OccupiedNotCharging if rng.chance(0.1) => S::Idle,
+            S::Charging if rng.chance(0.03) => S::Idle,
+            S::Fault if rng.chance(0.2) => S::Idle,
+            s if s != S::Fault && rng.chance(0.002) => S::Fault,
+            S::Unspecified | S::Offline => S::Idle,
+            s => s,
+        };
+        let mut out = Vec::new();
+        if self.state != before {
+            out.push(self.status());
+        }
+        if self.state == S::Charging {
+            let kw = self.power_kw * (0.6 + 0.4 * (rng.next() % 100) as f64 / 100.0);
+            self.register_wh += (kw * 1000.0 * tick.as_secs_f64() / 3600.0).round() as u64;
+            out.push(tm::telemetry_message::Body::Meter(tm::MeterSample {
+                energy_kwh: Decimal::new(self.register_wh as i64, 3).to_string(),
+                power_kw: (kw * 10.0).round() / 10.0,
+                voltage: 500.0,
+                current: (kw * 1000.0 / 500.0 * 10.0).round() / 10.0,
+                soc_percent: (20 + rng.next() % 80) as f64,
+            }));
+        }
+        out
+    }
+
+    fn status(&self) -> tm::telemetry_message::Body {
+        tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+            state: self.state as i32,
+            fault_code: if self.state == tm::ConnectorState::Fault {
+                "E-SIM-01".into()
+            } else {
+                String::new()
+            },
+            fault_text: if self.state == tm::ConnectorState::Fault {
+                "simulated insulation fault".into()
+            } else {
+                String::new()
+            },
+        })
+    }
+}
+
+/// One stream's worth of connectors, with its unacknowledged messages.
+struct Reporter {
+    files: TlsFiles,
+    gateway: SocketAddr,
+    connectors: Vec<SimConnector>,
+    rng: Rng,
+    next_sequence: u64,
+    unacked: VecDeque<tm::TelemetryMessage>,
+    tick: Duration,
+}
+
+impl Reporter {
+    fn message(
+        &mut self,
+        pile_id: &str,
+        connector_id: &str,
+        body: tm::telemetry_message::Body,
+    ) -> tm::TelemetryMessage {
+        self.next_sequence += 1;
+        tm::TelemetryMessage {
+            sequence: self.next_sequence,
+            pile_id: pile_id.to_owned(),
+            connector_id: connector_id.to_owned(),
+            observe_time: Some(chargemesh_kit::time::to_timestamp(chrono::Utc::now())),
+            body: Some(body),
+            ..Default::default()
+        }
+    }
+
+    fn resync(&mut self) -> Vec<tm::TelemetryMessage> {
+        let statuses: Vec<_> = self
+            .connectors
+            .iter()
+            .map(|c| (c.pile_id.clone(), c.connector_id.clone(), c.status()))
+            .collect();
+        statuses
+            .into_iter()
+            .map(|(p, c, b)| self.message(&p, &c, b))
+            .collect()
+    }
+
+    fn step(&mut self, beat: bool) -> Vec<tm::TelemetryMessage> {
+        let mut produced = Vec::new();
+        for i in 0..self.connectors.len() {
+            let bodies = self.connectors[i].tick(&mut self.rng, self.tick);
+            let (p, c) = (
+                self.connectors[i].pile_id.clone(),
+                self.connectors[i].connector_id.clone(),
+            );
+            produced.extend(bodies.into_iter().map(|b| (p.clone(), c.clone(), b)));
+        }
+        if beat {
+            let mut piles: Vec<String> =
+                self.connectors.iter().map(|c| c.pile_id.clone()).collect();
+            piles.dedup();
+            for p in piles {
+                produced.push((
+                    p,
+                    String::new(),
+                    tm::telemetry_message::Body::Heartbeat(tm::Heartbeat {}),
+                ));
+            }
+        }
+        produced
+            .into_iter()
+            .map(|(p, c, b)| self.message(&p, &c, b))
+            .collect()
+    }
+
+    /// Reports until the task is aborted, reconnecting and resending what was not acknowledged.
+    async fn run(mut self) {
+        let config = match tls::client_config(&self.files) {
+            Ok(c) => Arc::new(c),
+            Err(error) => {
+                tracing::error!(%error, "simulator identity unusable");
+                return;
+            }
+        };
+        loop {
+            if let Err(error) = self.session(config.clone()).await {
+                tracing::warn!(%error, "simulated stream dropped; reconnecting");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn session(&mut self, config: Arc<rustls::ClientConfig>) -> anyhow::Result<()> {
+        let channel = tls::channel(
+            &format!("https://127.0.0.1:{}", self.gateway.port()),
+            config,
+        )?;
+        let mut client = TelemetryServiceClient::new(channel);
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut inbound = client
+            .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        // Everything not yet acknowledged goes again, then every connector's status.
+        let mut first: Vec<_> = self.unacked.iter().cloned().collect();
+        let statuses = self.resync();
+        self.unacked.extend(statuses.iter().cloned());
+        first.extend(statuses);
+        tx.send(tm::ConnectRequest { messages: first }).await?;
+        let mut ticks = tokio::time::interval(self.tick);
+        let mut n = 0u64;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    n += 1;
+                    let messages = self.step(n.is_multiple_of(10));
+                    if !messages.is_empty() {
+                        self.unacked.extend(messages.iter().cloned());
+                        tx.send(tm::ConnectRequest { messages }).await?;
+                    }
+                }
+                answer = inbound.message() => {
+                    match answer?.and_then(|a| a.body) {
+                        Some(tm::connect_response::Body::Acknowledgement(ack)) => {
+                            self.unacked.retain(|m| m.sequence < ack.first_sequence || m.sequence > ack.last_sequence);
+                        }
+                        Some(tm::connect_response::Body::Rejection(r)) => {
+                            tracing::warn!(sequence = r.sequence, code = %r.code, reason = %r.reason, "simulated message rejected");
+                        }
+                        Some(tm::connect_response::Body::Resync(_)) => {
+                            let messages = self.resync();
+                            self.unacked.extend(messages.iter().cloned());
+                            tx.send(tm::ConnectRequest { messages }).await?;
+                        }
+                        None => anyhow::bail!("the server ended the stream"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Registers stations `ids` with `piles` DC piles each (existing ones are kept).
+async fn register(opts: &SimOptions) -> anyhow::Result<()> {
+    let mut client = demo::asset_client(opts.gateway, &opts.pki.files("operator"))?;
+    for station in &opts.stations {
+        let created = client
+            .create_station(asset::CreateStationRequest {
+                station: Some(demo::station(DEMO_OPERATOR_ID, station, "330602")),
+            })
+            .await;
+        if let Err(status) = created
+            && status.code() != tonic::Code::AlreadyExists
+        {
+            return Err(status).context("registering a simulated station");
+        }
+        for p in 0..opts.piles_per_station {
+            let pile = format!("{station}-P{p:02}");
+            let created = client
+                .create_pile(asset::CreatePileRequest {
+                    pile: Some(demo::pile(
+                        DEMO_OPERATOR_ID,
+                        station,
+                        &pile,
+                        asset::PileType::Dc,
+                        60.0,
+                    )),
+                })
+                .await;
+            if let Err(status) = created
+                && status.code() != tonic::Code::AlreadyExists
+            {
+                return Err(status).context("registering a simulated pile");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The connectors of the simulated stations, read back from the registry.
+async fn connectors(opts: &SimOptions) -> anyhow::Result<Vec<(String, Vec<SimConnector>)>> {
+    let mut client = demo::asset_client(opts.gateway, &opts.pki.files("operator"))?;
+    let mut out = Vec::new();
+    let mut rng = Rng(opts.seed | 1);
+    for station in &opts.stations {
+        let piles = client
+            .list_piles(asset::ListPilesRequest {
+                operator_id: DEMO_OPERATOR_ID.into(),
+                station_id: station.clone(),
+                page_size: 500,
+                page_token: String::new(),
+            })
+            .await
+            .with_context(|| format!("reading the piles of {station}"))?
+            .into_inner()
+            .piles;
+        let mut list = Vec::new();
+        for p in piles
+            .iter()
+            .filter(|p| p.state != asset::PileState::Retired as i32)
+        {
+            for c in &p.connectors {
+                list.push(SimConnector {
+                    pile_id: p.pile_id.clone(),
+                    connector_id: c.connector_id.clone(),
+                    state: tm::ConnectorState::Idle,
+                    register_wh: 1_000_000 + rng.next() % 1_000_000,
+                    power_kw: c.power_kw,
+                });
+            }
+        }
+        out.push((station.clone(), list));
+    }
+    Ok(out)
+}
+
+/// Starts the simulated fleet; returns the reporting tasks.
+pub async fn start(opts: SimOptions) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    if opts.create {
+        register(&opts).await?;
+    }
+    let fleet = connectors(&opts).await?;
+    let ca = match opts.mode {
+        Mode::Platform => None,
+        _ => Some(
+            Authority::load(&opts.pki.dir)
+                .context("sim issues identities from the development CA")?,
+        ),
+    };
+    let identity_dir = opts.pki.dir.join("sim");
+    std::fs::create_dir_all(&identity_dir)?;
+    let identity = |name: &str, principal: &Principal| -> anyhow::Result<TlsFiles> {
+        let files = TlsFiles::in_dir(&identity_dir, name);
+        if !files.cert_file.exists() {
+            let ca = ca.as_ref().context("no CA")?;
+            crate::pki::write_pair(
+                &identity_dir,
+                name,
+                &ca.issue_for_days(principal, &opts.trust_domain, &[], 365)?,
+            )?;
+        }
+        Ok(TlsFiles {
+            ca_file: opts.pki.ca(),
+            ..files
+        })
+    };
+    let mut groups: Vec<(TlsFiles, Vec<SimConnector>)> = Vec::new();
+    match opts.mode {
+        Mode::Platform => groups.push((
+            opts.pki.files("operator"),
+            fleet.into_iter().flat_map(|(_, c)| c).collect(),
+        )),
+        Mode::Station => {
+            for (station, list) in fleet {
+                let principal = Principal::Station {
+                    operator_id: DEMO_OPERATOR_ID.into(),
+                    station_id: station.clone(),
+                };
+                groups.push((identity(&format!("station-{station}"), &principal)?, list));
+            }
+        }
+        Mode::Pile => {
+            for (station, list) in fleet {
+                let mut by_pile: Vec<(String, Vec<SimConnector>)> = Vec::new();
+                for c in list {
+                    match by_pile.last_mut() {
+                        Some((p, v)) if *p == c.pile_id => v.push(c),
+                        _ => by_pile.push((c.pile_id.clone(), vec![c])),
+                    }
+                }
+                for (pile, list) in by_pile {
+                    let principal = Principal::Pile {
+                        operator_id: DEMO_OPERATOR_ID.into(),
+                        station_id: station.clone(),
+                        pile_id: pile.clone(),
+                    };
+                    groups.push((identity(&format!("pile-{pile}"), &principal)?, list));
+                }
+            }
+        }
+    }
+    let mut tasks = Vec::new();
+    for (i, (files, connectors)) in groups.into_iter().enumerate() {
+        let reporter = Reporter {
+            files,
+            gateway: opts.gateway,
+            connectors,
+            rng: Rng((opts.seed.wrapping_add(i as u64 * 7919)) | 1),
+            next_sequence: chrono::Utc::now().timestamp_micros() as u64,
+            unacked: VecDeque::new(),
+            tick: opts.tick,
+        };
+        tasks.push(tokio::spawn(reporter.run()));
+    }
+    Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connectors_cycle_through_plausible_states_and_the_register_only_rises() {
+        let mut rng = Rng(42);
+        let mut c = SimConnector {
+            pile_id: "P".into(),
+            connector_id: "C".into(),
+            state: tm::ConnectorState::Idle,
+            register_wh: 1000,
+            power_kw: 60.0,
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut last = c.register_wh;
+        for _ in 0..5000 {
+            c.tick(&mut rng, Duration::from_secs(5));
+            seen.insert(c.state as i32);
+            assert!(c.register_wh >= last);
+            last = c.register_wh;
+        }
+        assert!(seen.contains(&(tm::ConnectorState::Charging as i32)));
+        assert!(seen.contains(&(tm::ConnectorState::Idle as i32)));
+        assert!(last > 1000, "charging delivered energy");
+    }
+}
