@@ -43,6 +43,13 @@ pub struct Delivery {
 pub trait EventBus: Send + Sync + std::fmt::Debug {
     /// Appends an event to a topic; returns its id.
     async fn publish(&self, topic: &str, envelope: &EventEnvelope) -> Result<String, BusError>;
+    /// Appends several events in order, in one round trip where the bus allows.
+    async fn publish_all(&self, topic: &str, envelopes: &[EventEnvelope]) -> Result<(), BusError> {
+        for e in envelopes {
+            self.publish(topic, e).await?;
+        }
+        Ok(())
+    }
     /// Joins consumer `group` as `consumer`: every group sees every event published after the
     /// group was made; within a group each event goes to one consumer.
     async fn subscribe(
@@ -326,7 +333,10 @@ impl EventBus for RedisBus {
         group: &str,
         consumer: &str,
     ) -> Result<Box<dyn Subscription>, BusError> {
-        let mut conn = self.client.get_multiplexed_async_connection().await?;
+        // A dedicated connection: its blocking reads must not wait behind, or time out like,
+        // ordinary commands.
+        let blocking = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        let mut conn = self.client.get_multiplexed_async_connection_with_config(&blocking).await?;
         let key = self.key(topic);
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")

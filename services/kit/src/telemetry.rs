@@ -11,9 +11,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber once; later calls do nothing.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global subscriber once; later calls do nothing. `default` applies when
+/// `RUST_LOG` is unset, such as `info`.
+pub fn init(format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -49,19 +49,15 @@ impl ChangeFeed {
     pub async fn committed(&self, changes: &[StatusChange]) {
         let Some(last) = changes.last() else { return };
         self.advance(last.cursor);
-        for change in changes {
-            let payload = super::regulator::change_to_pb(change).encode_to_vec();
-            let event = envelope(
-                "asset",
-                &change.operator_id,
-                STATUS_EVENT,
-                payload,
-                change.recorded_at,
-            );
-            if let Err(error) = self.bus.publish(STATUS_TOPIC, &event).await {
-                tracing::warn!(%error, "status change not published; watchers will poll");
-                break;
-            }
+        let events: Vec<EventEnvelope> = changes
+            .iter()
+            .map(|change| {
+                let payload = super::regulator::change_to_pb(change).encode_to_vec();
+                envelope("asset", &change.operator_id, STATUS_EVENT, payload, change.recorded_at)
+            })
+            .collect();
+        if let Err(error) = self.bus.publish_all(STATUS_TOPIC, &events).await {
+            tracing::warn!(%error, "status changes not published; watchers will poll");
         }
     }
 

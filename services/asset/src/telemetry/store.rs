@@ -124,27 +124,36 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
 /// Rows per `INSERT` of the log: 10 parameters each, well inside both backends' limits.
 const LOG_CHUNK: usize = 500;
 
+/// The rows of a multi-row `VALUES`: `($1, ..., $cols), ($cols+1, ...)`.
+fn values_rows(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=cols).map(|i| format!("${}", row * cols + i)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A multi-row insert of `rows` log entries that returns the sequences actually stored.
 fn insert_log_sql(rows: usize) -> String {
-    let mut sql = String::from(
+    format!(
         "INSERT INTO telemetry_log \
-         (source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) VALUES ",
-    );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        let base = row * 10;
-        let params: Vec<String> = (1..=10).map(|i| format!("${}", base + i)).collect();
-        sql.push('(');
-        sql.push_str(&params.join(", "));
-        sql.push(')');
-    }
-    sql.push_str(" ON CONFLICT (source, source_sequence) DO NOTHING RETURNING source_sequence");
-    sql
+         (source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) \
+         VALUES {} ON CONFLICT (source, source_sequence) DO NOTHING RETURNING source_sequence",
+        values_rows(rows, 10)
+    )
 }
-const TOUCH: &str = "UPDATE connector_status SET last_seen_at = $3 \
-    WHERE operator_id = $1 AND connector_id = $2 RETURNING state, origin, changed_at";
+
+/// Marks `connectors` ($3...) of operator $2 seen at $1 and returns what each holds.
+fn touch_sql(connectors: usize) -> String {
+    let params: Vec<String> = (3..3 + connectors).map(|i| format!("${i}")).collect();
+    format!(
+        "UPDATE connector_status SET last_seen_at = $1 WHERE operator_id = $2 AND connector_id IN ({}) \
+         RETURNING connector_id, state, origin, changed_at",
+        params.join(", ")
+    )
+}
 const INSERT_STATUS: &str = "INSERT INTO connector_status \
     (operator_id, connector_id, station_id, pile_id, area_code, state, fault_code, fault_text, origin, changed_at, last_seen_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (operator_id, connector_id) DO NOTHING";
@@ -152,9 +161,6 @@ const SET_STATUS: &str = "UPDATE connector_status SET state = $3, fault_code = $
     WHERE operator_id = $1 AND connector_id = $2";
 const ALLOCATE: &str =
     "UPDATE counters SET value = value + $1 WHERE name = 'status_changes' RETURNING value";
-const INSERT_CHANGE: &str = "INSERT INTO status_changes \
-    (cursor, operator_id, station_id, pile_id, connector_id, area_code, state, previous_state, fault_code, fault_text, origin, changed_at, recorded_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 const SILENT: &str = "SELECT operator_id, connector_id, state FROM connector_status \
     WHERE state <> 'offline' AND last_seen_at < $1 ORDER BY operator_id, connector_id LIMIT 10000";
 const SILENCE: &str = "UPDATE connector_status SET state = 'offline', origin = 'liveness', fault_code = '', fault_text = '', changed_at = $5 \
@@ -200,6 +206,7 @@ macro_rules! sql_telemetry_store {
                 if changes.is_empty() {
                     return Ok(());
                 }
+                // The counter row is taken last and held to the commit: cursors follow commit order.
                 let last: i64 = sqlx::query_scalar(ALLOCATE)
                     .bind(changes.len() as i64)
                     .fetch_one(&mut **tx)
@@ -207,22 +214,27 @@ macro_rules! sql_telemetry_store {
                 let first = last - changes.len() as i64 + 1;
                 for (i, c) in changes.iter_mut().enumerate() {
                     c.cursor = first + i as i64;
-                    sqlx::query(INSERT_CHANGE)
-                        .bind(c.cursor)
-                        .bind(&c.operator_id)
-                        .bind(&c.station_id)
-                        .bind(&c.pile_id)
-                        .bind(&c.connector_id)
-                        .bind(&c.area_code)
-                        .bind(c.state.as_str())
-                        .bind(c.previous.map(|p| p.as_str()).unwrap_or(""))
-                        .bind(&c.fault_code)
-                        .bind(&c.fault_text)
-                        .bind(&c.origin)
-                        .bind(c.changed_at)
-                        .bind(c.recorded_at)
-                        .execute(&mut **tx)
-                        .await?;
+                }
+                for chunk in changes.chunks(LOG_CHUNK) {
+                    let sql = format!("INSERT INTO status_changes ({CHANGE_COLUMNS}) VALUES {}", values_rows(chunk.len(), 13));
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for c in chunk {
+                        query = query
+                            .bind(c.cursor)
+                            .bind(&c.operator_id)
+                            .bind(&c.station_id)
+                            .bind(&c.pile_id)
+                            .bind(&c.connector_id)
+                            .bind(&c.area_code)
+                            .bind(c.state.as_str())
+                            .bind(c.previous.map(|p| p.as_str()).unwrap_or(""))
+                            .bind(&c.fault_code)
+                            .bind(&c.fault_text)
+                            .bind(&c.origin)
+                            .bind(c.changed_at)
+                            .bind(c.recorded_at);
+                    }
+                    query.execute(&mut **tx).await?;
                 }
                 Ok(())
             }
@@ -254,21 +266,33 @@ macro_rules! sql_telemetry_store {
                 }
                 let fresh: Vec<Report> = reports.iter().filter(|r| stored.contains(&(r.sequence as i64))).cloned().collect();
                 outcome.stored = fresh.iter().map(|r| r.sequence).collect();
-                for ((operator_id, connector_id), mine) in per_connector(&fresh) {
-                    let row = sqlx::query(TOUCH)
-                        .bind(operator_id)
-                        .bind(connector_id)
-                        .bind(now)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let mut current = match row {
-                        Some(row) => Some(Current {
-                            state: parse_state(row.try_get::<&str, _>("state")?)?,
-                            origin: row.try_get("origin")?,
-                            changed_at: row.try_get("changed_at")?,
-                        }),
-                        None => None,
-                    };
+                let effects = per_connector(&fresh);
+                // Every connector heard from is seen now; one statement per operator and chunk.
+                let mut held: std::collections::HashMap<(String, String), Current> = std::collections::HashMap::new();
+                let mut by_operator: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+                for (operator_id, connector_id) in effects.keys() {
+                    by_operator.entry(operator_id).or_default().push(connector_id);
+                }
+                for (operator_id, connectors) in by_operator {
+                    for chunk in connectors.chunks(LOG_CHUNK) {
+                        let mut query = sqlx::query(sqlx::AssertSqlSafe(touch_sql(chunk.len()))).bind(now).bind(operator_id);
+                        for c in chunk {
+                            query = query.bind(*c);
+                        }
+                        for row in query.fetch_all(&mut *tx).await? {
+                            held.insert(
+                                (operator_id.to_owned(), row.try_get("connector_id")?),
+                                Current {
+                                    state: parse_state(row.try_get::<&str, _>("state")?)?,
+                                    origin: row.try_get("origin")?,
+                                    changed_at: row.try_get("changed_at")?,
+                                },
+                            );
+                        }
+                    }
+                }
+                for ((operator_id, connector_id), mine) in effects {
+                    let mut current = held.remove(&(operator_id.to_owned(), connector_id.to_owned()));
                     let existed = current.is_some();
                     let mut reported_status = false;
                     let first_change = outcome.changes.len();
