@@ -147,7 +147,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config: Config = chargemesh_kit::config::load(cli.config.as_deref())?;
     // Benchmarks print figures; their logs would only disturb them.
-    let default_level = if matches!(cli.command, Command::Bench { .. }) { "warn" } else { "info" };
+    let default_level = if matches!(cli.command, Command::Bench { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
     telemetry::init(config.log_format, default_level);
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {

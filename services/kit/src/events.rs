@@ -336,7 +336,10 @@ impl EventBus for RedisBus {
         // A dedicated connection: its blocking reads must not wait behind, or time out like,
         // ordinary commands.
         let blocking = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-        let mut conn = self.client.get_multiplexed_async_connection_with_config(&blocking).await?;
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&blocking)
+            .await?;
         let key = self.key(topic);
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")

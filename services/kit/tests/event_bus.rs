@@ -59,7 +59,9 @@ async fn every_group_sees_every_event_in_order() {
             bus.publish("t", &event(n)).await.expect("publish");
         }
         let rest: Vec<_> = (2..5).map(event).collect();
-        bus.publish_all("t", &rest).await.expect("publish in one go");
+        bus.publish_all("t", &rest)
+            .await
+            .expect("publish in one go");
         for sub in [&mut a, &mut b] {
             for n in 0..5u32 {
                 let d = next_within(sub).await;

@@ -130,6 +130,8 @@ pub struct Incoming {
 /// A validated message, ready for the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// The sender, as its identity string; with `sequence` the key of deduplication.
+    pub source: String,
     pub sequence: u64,
     pub operator_id: String,
     pub station_id: String,
@@ -314,6 +316,7 @@ pub fn validate(
     };
     connectors.sort();
     Ok(Report {
+        source: principal.to_string(),
         sequence: msg.sequence,
         operator_id,
         station_id: pile.station_id.clone(),

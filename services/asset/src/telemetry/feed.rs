@@ -53,7 +53,13 @@ impl ChangeFeed {
             .iter()
             .map(|change| {
                 let payload = super::regulator::change_to_pb(change).encode_to_vec();
-                envelope("asset", &change.operator_id, STATUS_EVENT, payload, change.recorded_at)
+                envelope(
+                    "asset",
+                    &change.operator_id,
+                    STATUS_EVENT,
+                    payload,
+                    change.recorded_at,
+                )
             })
             .collect();
         if let Err(error) = self.bus.publish_all(STATUS_TOPIC, &events).await {

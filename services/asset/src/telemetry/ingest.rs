@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use chargemesh_kit::Principal;
 use chargemesh_kit::clock::SharedClock;
+use chargemesh_kit::db::StoreError;
 use chargemesh_kit::server::principal;
 use chargemesh_kit::time::from_timestamp;
 use chargemesh_proto::telemetry::v1 as pb;
@@ -55,6 +56,102 @@ impl Default for TelemetrySettings {
     }
 }
 
+/// The most messages one transaction of the writer takes, merged from the waiting batches.
+const MAX_MERGE: usize = 20_000;
+
+/// The one writer of a process: it merges the batches waiting from every stream into one
+/// transaction, so a commit (and its fsync) serves them all, then answers each stream.
+#[derive(Debug, Clone)]
+struct Writer {
+    tx: tokio::sync::mpsc::Sender<Job>,
+}
+
+#[derive(Debug)]
+struct Job {
+    reports: Vec<Report>,
+    reply: tokio::sync::oneshot::Sender<Result<Written, StoreError>>,
+}
+
+/// What the writer did with one stream's batch.
+#[derive(Debug, Default)]
+struct Written {
+    /// How many of the batch's reports were stored now (the rest are resends).
+    stored: usize,
+    /// A connector of the batch spoke while marked offline by silence.
+    resync: bool,
+}
+
+impl Writer {
+    fn spawn(store: Arc<dyn TelemetryStore>, feed: ChangeFeed, clock: SharedClock) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(1024);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut jobs = vec![first];
+                let mut count = jobs[0].reports.len();
+                while count < MAX_MERGE {
+                    match rx.try_recv() {
+                        Ok(job) => {
+                            count += job.reports.len();
+                            jobs.push(job);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let all: Vec<Report> = jobs
+                    .iter()
+                    .flat_map(|j| j.reports.iter().cloned())
+                    .collect();
+                let mut result = store.append(&all, clock.now()).await;
+                if matches!(result, Err(StoreError::Conflict(_))) {
+                    // Another replica made a connector's first status row meanwhile: once more.
+                    result = store.append(&all, clock.now()).await;
+                }
+                match result {
+                    Ok(outcome) => {
+                        feed.committed(&outcome.changes).await;
+                        let stored: std::collections::HashSet<(&str, u64)> = outcome
+                            .stored
+                            .iter()
+                            .map(|(s, q)| (s.as_str(), *q))
+                            .collect();
+                        for job in jobs {
+                            let written = Written {
+                                stored: job
+                                    .reports
+                                    .iter()
+                                    .filter(|r| stored.contains(&(r.source.as_str(), r.sequence)))
+                                    .count(),
+                                resync: job
+                                    .reports
+                                    .first()
+                                    .is_some_and(|r| outcome.resync.contains(&r.source)),
+                            };
+                            let _ = job.reply.send(Ok(written));
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, batches = jobs.len(), "telemetry not stored; senders will resend");
+                        for job in jobs {
+                            let _ = job.reply.send(Err(error.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    async fn append(&self, reports: Vec<Report>) -> Result<Written, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let gone = || StoreError::Unavailable("the telemetry writer stopped".into());
+        self.tx
+            .send(Job { reports, reply })
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
 /// The ingest side of telemetry.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
@@ -64,6 +161,7 @@ pub struct Telemetry {
     clock: SharedClock,
     feed: ChangeFeed,
     settings: TelemetrySettings,
+    writer: Writer,
 }
 
 fn state_of(v: i32) -> Result<ConnectorState, Rejection> {
@@ -160,6 +258,7 @@ impl Telemetry {
         feed: ChangeFeed,
         settings: TelemetrySettings,
     ) -> Self {
+        let writer = Writer::spawn(store.clone(), feed.clone(), clock.clone());
         Self {
             assets,
             store,
@@ -167,6 +266,7 @@ impl Telemetry {
             clock,
             feed,
             settings,
+            writer,
         }
     }
 
@@ -178,7 +278,6 @@ impl Telemetry {
     pub async fn handle_batch(
         &self,
         principal: &Principal,
-        source: &str,
         batch: pb::ConnectRequest,
     ) -> Result<Vec<pb::ConnectResponse>, Status> {
         let now = self.clock.now();
@@ -233,9 +332,15 @@ impl Telemetry {
                 }
             }
         }
+        let mut stations: Vec<(String, String)> = reports
+            .iter()
+            .map(|r| (r.operator_id.clone(), r.station_id.clone()))
+            .collect();
+        stations.sort_unstable();
+        stations.dedup();
         let outcome = self
-            .store
-            .append(source, &reports, now)
+            .writer
+            .append(reports)
             .await
             .map_err(|e| Status::from(chargemesh_kit::Error::Store(e)))?;
         for (first, last) in domain::ranges(handled) {
@@ -255,9 +360,8 @@ impl Telemetry {
                 })),
             });
         }
-        self.feed.committed(&outcome.changes).await;
-        if !outcome.stored.is_empty() {
-            self.connect_stations(principal, &reports, now).await;
+        if outcome.stored > 0 {
+            self.connect_stations(principal, &stations, now).await;
         }
         Ok(responses)
     }
@@ -266,16 +370,11 @@ impl Telemetry {
     async fn connect_stations(
         &self,
         principal: &Principal,
-        reports: &[Report],
-        now: chrono::DateTime<chrono::Utc>,
+        stations: &[(String, String)],
+        now: DateTime<Utc>,
     ) {
-        let mut stations: Vec<(&str, &str)> = reports
-            .iter()
-            .map(|r| (r.operator_id.as_str(), r.station_id.as_str()))
-            .collect();
-        stations.sort_unstable();
-        stations.dedup();
         for (operator_id, station_id) in stations {
+            let (operator_id, station_id) = (operator_id.as_str(), station_id.as_str());
             let known = self.registry.index(operator_id, "").await.ok().flatten();
             let filed = known
                 .as_ref()
@@ -498,7 +597,6 @@ impl TelemetryService for Telemetry {
         request: Request<Streaming<pb::ConnectRequest>>,
     ) -> Result<Response<ConnectStream>, Status> {
         let principal = principal(&request)?;
-        let source = principal.to_string();
         let mut inbound = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let this = self.clone();
@@ -512,7 +610,7 @@ impl TelemetryService for Telemetry {
                         return;
                     }
                 };
-                match this.handle_batch(&principal, &source, batch).await {
+                match this.handle_batch(&principal, batch).await {
                     Ok(responses) => {
                         for r in responses {
                             if tx.send(Ok(r)).await.is_err() {

@@ -53,19 +53,19 @@ pub struct LiveStatus {
 /// What appending a batch did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AppendOutcome {
-    /// Sequences stored now; the others of the batch were stored before (resends).
-    pub stored: Vec<u64>,
+    /// (sender, sequence) stored now; the others were stored before (resends).
+    pub stored: Vec<(String, u64)>,
     pub changes: Vec<StatusChange>,
-    /// A connector spoke while marked offline by silence: its sender should resync.
-    pub resync: bool,
+    /// Senders whose connector spoke while marked offline by silence: they should resync.
+    pub resync: std::collections::HashSet<String>,
 }
 
 #[tonic::async_trait]
 pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Appends the batch and applies it to the live status in one transaction.
+    /// Appends the reports (of one or several senders) and applies them to the live status, in
+    /// one transaction.
     async fn append(
         &self,
-        source: &str,
         reports: &[Report],
         now: DateTime<Utc>,
     ) -> Result<AppendOutcome, StoreError>;
@@ -140,7 +140,7 @@ fn insert_log_sql(rows: usize) -> String {
     format!(
         "INSERT INTO telemetry_log \
          (source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) \
-         VALUES {} ON CONFLICT (source, source_sequence) DO NOTHING RETURNING source_sequence",
+         VALUES {} ON CONFLICT (source, source_sequence) DO NOTHING RETURNING source, source_sequence",
         values_rows(rows, 10)
     )
 }
@@ -242,16 +242,16 @@ macro_rules! sql_telemetry_store {
 
         #[tonic::async_trait]
         impl TelemetryStore for $store {
-            async fn append(&self, source: &str, reports: &[Report], now: DateTime<Utc>) -> Result<AppendOutcome, StoreError> {
+            async fn append(&self, reports: &[Report], now: DateTime<Utc>) -> Result<AppendOutcome, StoreError> {
                 use sqlx::Row as _;
                 let mut tx = self.pool.begin().await?;
                 let mut outcome = AppendOutcome::default();
                 let mut stored = std::collections::HashSet::with_capacity(reports.len());
                 for chunk in reports.chunks(LOG_CHUNK) {
-                    let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(insert_log_sql(chunk.len())));
+                    let mut query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(insert_log_sql(chunk.len())));
                     for r in chunk {
                         query = query
-                            .bind(source)
+                            .bind(&r.source)
                             .bind(r.sequence as i64)
                             .bind(&r.operator_id)
                             .bind(&r.station_id)
@@ -264,8 +264,12 @@ macro_rules! sql_telemetry_store {
                     }
                     stored.extend(query.fetch_all(&mut *tx).await?);
                 }
-                let fresh: Vec<Report> = reports.iter().filter(|r| stored.contains(&(r.sequence as i64))).cloned().collect();
-                outcome.stored = fresh.iter().map(|r| r.sequence).collect();
+                let fresh: Vec<Report> = reports
+                    .iter()
+                    .filter(|r| stored.contains(&(r.source.clone(), r.sequence as i64)))
+                    .cloned()
+                    .collect();
+                outcome.stored = fresh.iter().map(|r| (r.source.clone(), r.sequence)).collect();
                 let effects = per_connector(&fresh);
                 // Every connector heard from is seen now; one statement per operator and chunk.
                 let mut held: std::collections::HashMap<(String, String), Current> = std::collections::HashMap::new();
@@ -296,7 +300,7 @@ macro_rules! sql_telemetry_store {
                     let existed = current.is_some();
                     let mut reported_status = false;
                     let first_change = outcome.changes.len();
-                    for r in mine {
+                    for r in &mine {
                         let Body::Status { state, fault_code, fault_text } = &r.body else { continue };
                         reported_status = true;
                         // An observation older than the reported state held is kept in the log only;
@@ -330,7 +334,7 @@ macro_rules! sql_telemetry_store {
                     }
                     if !reported_status {
                         if current.as_ref().is_some_and(|c| c.state == ConnectorState::Offline && c.origin == ORIGIN_LIVENESS) {
-                            outcome.resync = true;
+                            outcome.resync.extend(mine.iter().map(|r| r.source.clone()));
                         }
                         continue;
                     }
