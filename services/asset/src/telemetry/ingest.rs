@@ -101,7 +101,14 @@ impl Writer {
                     .iter()
                     .flat_map(|j| j.reports.iter().cloned())
                     .collect();
+                let started = std::time::Instant::now();
                 let mut result = store.append(&all, clock.now()).await;
+                tracing::debug!(
+                    batches = jobs.len(),
+                    messages = all.len(),
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "telemetry transaction"
+                );
                 if matches!(result, Err(StoreError::Conflict(_))) {
                     // Another replica made a connector's first status row meanwhile: once more.
                     result = store.append(&all, clock.now()).await;

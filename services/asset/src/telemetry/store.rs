@@ -124,41 +124,60 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
 /// Rows per `INSERT` of the log: 10 parameters each, well inside both backends' limits.
 const LOG_CHUNK: usize = 500;
 
-/// The rows of a multi-row `VALUES`: `($1, ..., $cols), ($cols+1, ...)`.
-fn values_rows(rows: usize, cols: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let params: Vec<String> = (1..=cols).map(|i| format!("${}", row * cols + i)).collect();
-            format!("({})", params.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// How a backend spells the n-th parameter of the long statements below. SQLite gets plain `?`:
+/// its lookup of `$n` names costs time in the number of parameters, for every parameter.
+#[derive(Debug, Clone, Copy)]
+enum Placeholders {
+    Numbered,
+    Positional,
 }
 
-/// A multi-row insert of `rows` log entries that returns the sequences actually stored.
-fn insert_log_sql(rows: usize) -> String {
+impl Placeholders {
+    fn nth(self, n: usize) -> String {
+        match self {
+            Placeholders::Numbered => format!("${n}"),
+            Placeholders::Positional => "?".to_owned(),
+        }
+    }
+
+    /// `count` parameters from the `first`, comma-separated.
+    fn list(self, first: usize, count: usize) -> String {
+        (first..first + count)
+            .map(|i| self.nth(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The rows of a multi-row `VALUES`, `cols` parameters each, bound row after row.
+    fn rows(self, rows: usize, cols: usize) -> String {
+        (0..rows)
+            .map(|row| format!("({})", self.list(row * cols + 1, cols)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A multi-row insert of `rows` log entries that returns the entries actually stored.
+fn insert_log_sql(p: Placeholders, rows: usize) -> String {
     format!(
         "INSERT INTO telemetry_log \
          (source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) \
          VALUES {} ON CONFLICT (source, source_sequence) DO NOTHING RETURNING source, source_sequence",
-        values_rows(rows, 10)
+        p.rows(rows, 10)
     )
 }
 
-/// Marks `connectors` ($3...) of operator $2 seen at $1 and returns what each holds.
-fn touch_sql(connectors: usize) -> String {
-    let params: Vec<String> = (3..3 + connectors).map(|i| format!("${i}")).collect();
+/// Marks `connectors` (the third parameter on) of an operator (the second) seen at the first,
+/// and returns what each holds.
+fn touch_sql(p: Placeholders, connectors: usize) -> String {
     format!(
-        "UPDATE connector_status SET last_seen_at = $1 WHERE operator_id = $2 AND connector_id IN ({}) \
+        "UPDATE connector_status SET last_seen_at = {} WHERE operator_id = {} AND connector_id IN ({}) \
          RETURNING connector_id, state, origin, changed_at",
-        params.join(", ")
+        p.nth(1),
+        p.nth(2),
+        p.list(3, connectors)
     )
 }
-const INSERT_STATUS: &str = "INSERT INTO connector_status \
-    (operator_id, connector_id, station_id, pile_id, area_code, state, fault_code, fault_text, origin, changed_at, last_seen_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (operator_id, connector_id) DO NOTHING";
-const SET_STATUS: &str = "UPDATE connector_status SET state = $3, fault_code = $4, fault_text = $5, origin = $6, changed_at = $7 \
-    WHERE operator_id = $1 AND connector_id = $2";
 const ALLOCATE: &str =
     "UPDATE counters SET value = value + $1 WHERE name = 'status_changes' RETURNING value";
 const SILENT: &str = "SELECT operator_id, connector_id, state FROM connector_status \
@@ -197,7 +216,7 @@ fn per_connector(reports: &[Report]) -> BTreeMap<(&str, &str), Vec<&Report>> {
 }
 
 macro_rules! sql_telemetry_store {
-    ($store:ident, $db:ty) => {
+    ($store:ident, $db:ty, $placeholders:expr) => {
         impl $store {
             async fn allocate_and_record(
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -216,7 +235,7 @@ macro_rules! sql_telemetry_store {
                     c.cursor = first + i as i64;
                 }
                 for chunk in changes.chunks(LOG_CHUNK) {
-                    let sql = format!("INSERT INTO status_changes ({CHANGE_COLUMNS}) VALUES {}", values_rows(chunk.len(), 13));
+                    let sql = format!("INSERT INTO status_changes ({CHANGE_COLUMNS}) VALUES {}", $placeholders.rows(chunk.len(), 13));
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for c in chunk {
                         query = query
@@ -248,7 +267,7 @@ macro_rules! sql_telemetry_store {
                 let mut outcome = AppendOutcome::default();
                 let mut stored = std::collections::HashSet::with_capacity(reports.len());
                 for chunk in reports.chunks(LOG_CHUNK) {
-                    let mut query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(insert_log_sql(chunk.len())));
+                    let mut query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(insert_log_sql($placeholders, chunk.len())));
                     for r in chunk {
                         query = query
                             .bind(&r.source)
@@ -279,7 +298,7 @@ macro_rules! sql_telemetry_store {
                 }
                 for (operator_id, connectors) in by_operator {
                     for chunk in connectors.chunks(LOG_CHUNK) {
-                        let mut query = sqlx::query(sqlx::AssertSqlSafe(touch_sql(chunk.len()))).bind(now).bind(operator_id);
+                        let mut query = sqlx::query(sqlx::AssertSqlSafe(touch_sql($placeholders, chunk.len()))).bind(now).bind(operator_id);
                         for c in chunk {
                             query = query.bind(*c);
                         }
@@ -295,6 +314,7 @@ macro_rules! sql_telemetry_store {
                         }
                     }
                 }
+                let (mut updates, mut inserts) = (Vec::new(), Vec::new());
                 for ((operator_id, connector_id), mine) in effects {
                     let mut current = held.remove(&(operator_id.to_owned(), connector_id.to_owned()));
                     let existed = current.is_some();
@@ -340,35 +360,57 @@ macro_rules! sql_telemetry_store {
                     }
                     let Some(last) = outcome.changes[first_change..].last().cloned() else { continue };
                     if existed {
-                        sqlx::query(SET_STATUS)
-                            .bind(operator_id)
-                            .bind(connector_id)
-                            .bind(last.state.as_str())
-                            .bind(&last.fault_code)
-                            .bind(&last.fault_text)
-                            .bind(&last.origin)
-                            .bind(last.changed_at)
-                            .execute(&mut *tx)
-                            .await?;
+                        updates.push(last);
                     } else {
-                        let inserted = sqlx::query(INSERT_STATUS)
-                            .bind(operator_id)
-                            .bind(connector_id)
-                            .bind(&last.station_id)
-                            .bind(&last.pile_id)
-                            .bind(&last.area_code)
-                            .bind(last.state.as_str())
-                            .bind(&last.fault_code)
-                            .bind(&last.fault_text)
-                            .bind(&last.origin)
-                            .bind(last.changed_at)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        if inserted.rows_affected() == 0 {
-                            // Another writer made the row first; the sender's retry applies it.
-                            return Err(StoreError::Conflict(format!("connector {operator_id}/{connector_id}")));
-                        }
+                        inserts.push(last);
+                    }
+                }
+                // The connectors' new states, one statement per chunk.
+                for chunk in updates.chunks(LOG_CHUNK) {
+                    let sql = format!(
+                        "UPDATE connector_status SET state = v.column3, fault_code = v.column4, fault_text = v.column5, \
+                         origin = v.column6, changed_at = v.column7 FROM (VALUES {}) AS v \
+                         WHERE connector_status.operator_id = v.column1 AND connector_status.connector_id = v.column2",
+                        $placeholders.rows(chunk.len(), 7)
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for c in chunk {
+                        query = query
+                            .bind(&c.operator_id)
+                            .bind(&c.connector_id)
+                            .bind(c.state.as_str())
+                            .bind(&c.fault_code)
+                            .bind(&c.fault_text)
+                            .bind(&c.origin)
+                            .bind(c.changed_at);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                for chunk in inserts.chunks(LOG_CHUNK) {
+                    let sql = format!(
+                        "INSERT INTO connector_status \
+                         (operator_id, connector_id, station_id, pile_id, area_code, state, fault_code, fault_text, origin, changed_at, last_seen_at) \
+                         VALUES {} ON CONFLICT (operator_id, connector_id) DO NOTHING",
+                        $placeholders.rows(chunk.len(), 11)
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for c in chunk {
+                        query = query
+                            .bind(&c.operator_id)
+                            .bind(&c.connector_id)
+                            .bind(&c.station_id)
+                            .bind(&c.pile_id)
+                            .bind(&c.area_code)
+                            .bind(c.state.as_str())
+                            .bind(&c.fault_code)
+                            .bind(&c.fault_text)
+                            .bind(&c.origin)
+                            .bind(c.changed_at)
+                            .bind(now);
+                    }
+                    if query.execute(&mut *tx).await?.rows_affected() < chunk.len() as u64 {
+                        // Another writer made a connector's row first; the retry applies this batch.
+                        return Err(StoreError::Conflict("a connector's first status".into()));
                     }
                 }
                 Self::allocate_and_record(&mut tx, &mut outcome.changes).await?;
@@ -593,5 +635,5 @@ macro_rules! sql_telemetry_store {
     };
 }
 
-sql_telemetry_store!(PgAssetStore, sqlx::Postgres);
-sql_telemetry_store!(SqliteAssetStore, sqlx::Sqlite);
+sql_telemetry_store!(PgAssetStore, sqlx::Postgres, Placeholders::Numbered);
+sql_telemetry_store!(SqliteAssetStore, sqlx::Sqlite, Placeholders::Positional);
