@@ -121,8 +121,10 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<TrialDay>, StoreError>;
 }
 
-/// Rows per `INSERT` of the log: 10 parameters each, well inside both backends' limits.
-const LOG_CHUNK: usize = 500;
+/// Rows per statement: inside both backends' parameter limits, and small enough (about 40 KiB)
+/// to leave in one loopback TCP segment. sqlx 0.9.0 does not set TCP_NODELAY (its issue
+/// #4335), so a statement spanning segments can wait 40 ms for a delayed acknowledgement.
+const LOG_CHUNK: usize = 200;
 
 /// How a backend spells the n-th parameter of the long statements below. SQLite gets plain `?`:
 /// its lookup of `$n` names costs time in the number of parameters, for every parameter.
@@ -216,7 +218,7 @@ fn per_connector(reports: &[Report]) -> BTreeMap<(&str, &str), Vec<&Report>> {
 }
 
 macro_rules! sql_telemetry_store {
-    ($store:ident, $db:ty, $placeholders:expr) => {
+    ($store:ident, $db:ty, $placeholders:expr, $insert_log:path) => {
         impl $store {
             async fn allocate_and_record(
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -265,24 +267,7 @@ macro_rules! sql_telemetry_store {
                 use sqlx::Row as _;
                 let mut tx = self.pool.begin().await?;
                 let mut outcome = AppendOutcome::default();
-                let mut stored = std::collections::HashSet::with_capacity(reports.len());
-                for chunk in reports.chunks(LOG_CHUNK) {
-                    let mut query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(insert_log_sql($placeholders, chunk.len())));
-                    for r in chunk {
-                        query = query
-                            .bind(&r.source)
-                            .bind(r.sequence as i64)
-                            .bind(&r.operator_id)
-                            .bind(&r.station_id)
-                            .bind(&r.pile_id)
-                            .bind(&r.connector_id)
-                            .bind(r.body.kind())
-                            .bind(r.observed_at)
-                            .bind(now)
-                            .bind(sqlx::types::Json(&r.body));
-                    }
-                    stored.extend(query.fetch_all(&mut *tx).await?);
-                }
+                let stored = $insert_log(&mut tx, reports, now).await?;
                 let fresh: Vec<Report> = reports
                     .iter()
                     .filter(|r| stored.contains(&(r.source.clone(), r.sequence as i64)))
@@ -635,5 +620,111 @@ macro_rules! sql_telemetry_store {
     };
 }
 
-sql_telemetry_store!(PgAssetStore, sqlx::Postgres, Placeholders::Numbered);
-sql_telemetry_store!(SqliteAssetStore, sqlx::Sqlite, Placeholders::Positional);
+sql_telemetry_store!(
+    PgAssetStore,
+    sqlx::Postgres,
+    Placeholders::Numbered,
+    insert_log_postgres
+);
+sql_telemetry_store!(
+    SqliteAssetStore,
+    sqlx::Sqlite,
+    Placeholders::Positional,
+    insert_log_sqlite
+);
+
+/// The (sender, sequence) pairs of `reports` stored now.
+type Stored = std::collections::HashSet<(String, i64)>;
+
+/// PostgreSQL: the whole batch as ten arrays, one small statement that stays prepared.
+async fn insert_log_postgres(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    reports: &[Report],
+    now: DateTime<Utc>,
+) -> Result<Stored, StoreError> {
+    let mut stored = Stored::with_capacity(reports.len());
+    for chunk in reports.chunks(LOG_CHUNK) {
+        stored.extend(insert_log_chunk_postgres(tx, chunk, now).await?);
+    }
+    Ok(stored)
+}
+
+async fn insert_log_chunk_postgres(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    reports: &[Report],
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut columns: (
+        Vec<&str>,
+        Vec<i64>,
+        Vec<&str>,
+        Vec<&str>,
+        Vec<&str>,
+        Vec<&str>,
+        Vec<&str>,
+        Vec<DateTime<Utc>>,
+        Vec<String>,
+    ) = Default::default();
+    for r in reports {
+        columns.0.push(&r.source);
+        columns.1.push(r.sequence as i64);
+        columns.2.push(&r.operator_id);
+        columns.3.push(&r.station_id);
+        columns.4.push(&r.pile_id);
+        columns.5.push(&r.connector_id);
+        columns.6.push(r.body.kind());
+        columns.7.push(r.observed_at);
+        columns
+            .8
+            .push(serde_json::to_string(&r.body).map_err(|e| StoreError::Internal(e.to_string()))?);
+    }
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO telemetry_log \
+         (source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) \
+         SELECT s, q, o, st, p, c, k, t, $10, b::jsonb \
+         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[]) \
+         AS u(s, q, o, st, p, c, k, t, b) \
+         ON CONFLICT (source, source_sequence) DO NOTHING RETURNING source, source_sequence",
+    )
+    .bind(columns.0)
+    .bind(columns.1)
+    .bind(columns.2)
+    .bind(columns.3)
+    .bind(columns.4)
+    .bind(columns.5)
+    .bind(columns.6)
+    .bind(columns.7)
+    .bind(columns.8)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows)
+}
+
+/// SQLite: multi-row inserts with positional parameters.
+async fn insert_log_sqlite(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    reports: &[Report],
+    now: DateTime<Utc>,
+) -> Result<Stored, StoreError> {
+    let mut stored = Stored::with_capacity(reports.len());
+    for chunk in reports.chunks(LOG_CHUNK) {
+        let sql = insert_log_sql(Placeholders::Positional, chunk.len());
+        let mut query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            query = query
+                .bind(&r.source)
+                .bind(r.sequence as i64)
+                .bind(&r.operator_id)
+                .bind(&r.station_id)
+                .bind(&r.pile_id)
+                .bind(&r.connector_id)
+                .bind(r.body.kind())
+                .bind(r.observed_at)
+                .bind(now)
+                .bind(sqlx::types::Json(&r.body));
+        }
+        stored.extend(query.fetch_all(&mut **tx).await?);
+    }
+    Ok(stored)
+}
