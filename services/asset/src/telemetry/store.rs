@@ -121,10 +121,8 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<TrialDay>, StoreError>;
 }
 
-/// Rows per statement: inside both backends' parameter limits, and small enough (about 40 KiB)
-/// to leave in one loopback TCP segment. sqlx 0.9.0 does not set TCP_NODELAY (its issue
-/// #4335), so a statement spanning segments can wait 40 ms for a delayed acknowledgement.
-const LOG_CHUNK: usize = 200;
+/// Rows per multi-row `VALUES` statement, inside both backends' parameter limits.
+const LOG_CHUNK: usize = 500;
 
 /// How a backend spells the n-th parameter of the long statements below. SQLite gets plain `?`:
 /// its lookup of `$n` names costs time in the number of parameters, for every parameter.
@@ -636,24 +634,14 @@ sql_telemetry_store!(
 /// The (sender, sequence) pairs of `reports` stored now.
 type Stored = std::collections::HashSet<(String, i64)>;
 
-/// PostgreSQL: the whole batch as ten arrays, one small statement that stays prepared.
+/// PostgreSQL: the whole batch as ten arrays in one statement that stays prepared, whatever the
+/// batch size. One statement also means one round trip: sqlx 0.9.0 sets no TCP_NODELAY (its
+/// issue #4335), and over TCP each statement can wait for a delayed acknowledgement.
 async fn insert_log_postgres(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     reports: &[Report],
     now: DateTime<Utc>,
 ) -> Result<Stored, StoreError> {
-    let mut stored = Stored::with_capacity(reports.len());
-    for chunk in reports.chunks(LOG_CHUNK) {
-        stored.extend(insert_log_chunk_postgres(tx, chunk, now).await?);
-    }
-    Ok(stored)
-}
-
-async fn insert_log_chunk_postgres(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    reports: &[Report],
-    now: DateTime<Utc>,
-) -> Result<Vec<(String, i64)>, StoreError> {
     let mut columns: (
         Vec<&str>,
         Vec<i64>,
@@ -698,7 +686,7 @@ async fn insert_log_chunk_postgres(
     .bind(now)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows)
+    Ok(rows.into_iter().collect())
 }
 
 /// SQLite: multi-row inserts with positional parameters.
