@@ -642,30 +642,12 @@ async fn insert_log_postgres(
     reports: &[Report],
     now: DateTime<Utc>,
 ) -> Result<Stored, StoreError> {
-    let mut columns: (
-        Vec<&str>,
-        Vec<i64>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<DateTime<Utc>>,
-        Vec<String>,
-    ) = Default::default();
-    for r in reports {
-        columns.0.push(&r.source);
-        columns.1.push(r.sequence as i64);
-        columns.2.push(&r.operator_id);
-        columns.3.push(&r.station_id);
-        columns.4.push(&r.pile_id);
-        columns.5.push(&r.connector_id);
-        columns.6.push(r.body.kind());
-        columns.7.push(r.observed_at);
-        columns
-            .8
-            .push(serde_json::to_string(&r.body).map_err(|e| StoreError::Internal(e.to_string()))?);
-    }
+    let bodies = reports
+        .iter()
+        .map(|r| serde_json::to_string(&r.body))
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    let column = |f: fn(&Report) -> &str| reports.iter().map(f).collect::<Vec<&str>>();
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "INSERT INTO telemetry_log \
          (source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) \
@@ -674,15 +656,15 @@ async fn insert_log_postgres(
          AS u(s, q, o, st, p, c, k, t, b) \
          ON CONFLICT (source, source_sequence) DO NOTHING RETURNING source, source_sequence",
     )
-    .bind(columns.0)
-    .bind(columns.1)
-    .bind(columns.2)
-    .bind(columns.3)
-    .bind(columns.4)
-    .bind(columns.5)
-    .bind(columns.6)
-    .bind(columns.7)
-    .bind(columns.8)
+    .bind(column(|r| &r.source))
+    .bind(reports.iter().map(|r| r.sequence as i64).collect::<Vec<i64>>())
+    .bind(column(|r| &r.operator_id))
+    .bind(column(|r| &r.station_id))
+    .bind(column(|r| &r.pile_id))
+    .bind(column(|r| &r.connector_id))
+    .bind(column(|r| r.body.kind()))
+    .bind(reports.iter().map(|r| r.observed_at).collect::<Vec<DateTime<Utc>>>())
+    .bind(bodies)
     .bind(now)
     .fetch_all(&mut **tx)
     .await?;
