@@ -115,7 +115,6 @@ impl Writer {
                 }
                 match result {
                     Ok(outcome) => {
-                        feed.committed(&outcome.changes).await;
                         let stored: std::collections::HashSet<(&str, u64)> = outcome
                             .stored
                             .iter()
@@ -135,6 +134,8 @@ impl Writer {
                             };
                             let _ = job.reply.send(Ok(written));
                         }
+                        // The senders have their acknowledgements; now wake the watchers.
+                        feed.committed(&outcome.changes).await;
                     }
                     Err(error) => {
                         tracing::warn!(%error, batches = jobs.len(), "telemetry not stored; senders will resend");
