@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "chargemesh/asset/v1/asset_service.proto",
     "chargemesh/telemetry/v1/telemetry_service.proto",
     "chargemesh/regulator/v1/regulator_service.proto",
+    "chargemesh/reporting/v1/reporting_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -8,6 +8,7 @@ use chargemesh_asset::telemetry::trial::TrialSettings;
 use chargemesh_gateway::GatewayConfig;
 use chargemesh_kit::config::ServiceConfig;
 use chargemesh_kit::telemetry::LogFormat;
+use chargemesh_reporting::ReportingConfig;
 
 pub const DEFAULT_TRUST_DOMAIN: &str = "chargemesh.local";
 
@@ -20,6 +21,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub gateway: GatewayConfig,
     pub asset: ServiceConfig,
+    pub reporting: ReportingConfig,
     /// Live telemetry, served by the asset component.
     pub telemetry: TelemetrySettings,
     /// Trial operation and what commissioning asks of it (REQ BASE-2).
@@ -57,6 +59,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             gateway,
             asset: ServiceConfig::for_service("asset", 7001),
+            reporting: ReportingConfig::default(),
             telemetry: TelemetrySettings::default(),
             trial: TrialSettings::default(),
             events: EventsConfig::default(),

@@ -28,6 +28,7 @@ struct Cli {
 enum Role {
     Gateway,
     Asset,
+    Reporting,
 }
 
 #[derive(Subcommand)]
@@ -160,6 +161,9 @@ async fn main() -> anyhow::Result<()> {
             let db = mesh::open_database("asset", &config.asset.database).await?;
             db.migrate(chargemesh_asset::store::MIGRATIONS).await?;
             tracing::info!("asset database migrated");
+            let db = mesh::open_database("reporting", &config.reporting.service.database).await?;
+            db.migrate(chargemesh_reporting::store::MIGRATIONS).await?;
+            tracing::info!("reporting database migrated");
             Ok(())
         }
         Command::Pki {
@@ -264,6 +268,17 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
             let listener = mesh::bind(&config.gateway.listen).await?;
             mesh::run_gateway(
                 &config.gateway,
+                &config.trust_domain,
+                listener,
+                shutdown,
+                mesh::DEFAULT_SHUTDOWN_GRACE,
+            )
+            .await
+        }
+        Role::Reporting => {
+            let listener = mesh::bind(&config.reporting.service.listen).await?;
+            mesh::run_reporting(
+                &config.reporting,
                 &config.trust_domain,
                 listener,
                 shutdown,

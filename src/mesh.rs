@@ -26,7 +26,9 @@ use chargemesh_kit::tls::{ClientAuth, ReloadingServerConfig};
 use chargemesh_proto::FILE_DESCRIPTOR_SET;
 use chargemesh_proto::asset::v1::asset_service_server::AssetServiceServer;
 use chargemesh_proto::regulator::v1::regulator_service_server::RegulatorServiceServer;
+use chargemesh_proto::reporting::v1::reporting_service_server::ReportingServiceServer;
 use chargemesh_proto::telemetry::v1::telemetry_service_server::TelemetryServiceServer;
+use chargemesh_reporting::{ReportingApi, ReportingConfig};
 
 use crate::pki::{self, PkiDir};
 
@@ -198,6 +200,50 @@ pub async fn run_gateway(
     Ok(())
 }
 
+/// Runs the reporting component until `shutdown`: it follows the asset component's status log
+/// with its own mesh certificate and serves the history it keeps.
+pub async fn run_reporting(
+    config: &ReportingConfig,
+    trust_domain: &str,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    grace: std::time::Duration,
+) -> anyhow::Result<()> {
+    let db = open_database("reporting", &config.service.database).await?;
+    let store = chargemesh_reporting::store::open(&db)
+        .await
+        .context("migrating the reporting database")?;
+    let client = Arc::new(chargemesh_kit::tls::client_config(&config.service.tls)?);
+    let source = chargemesh_kit::tls::channel(&config.status_source, client)?;
+    let follower = chargemesh_reporting::follow::spawn(source, store.clone());
+    let (health, routes) = health_and_reflection(&[FILE_DESCRIPTOR_SET]);
+    health
+        .set_serving::<ReportingServiceServer<ReportingApi>>()
+        .await;
+    let routes = routes.add_service(ReportingApi::new(store).into_server());
+    let tls = ReloadingServerConfig::load(config.service.tls.clone(), ClientAuth::Required)?;
+    let watcher = tls.watch(std::time::Duration::from_secs(30));
+    tracing::info!(addr = %listener.local_addr()?, "reporting serving");
+    let served = shutdown
+        .clone()
+        .serve_with_grace(
+            grace,
+            serve_service(
+                listener,
+                tls,
+                trust_domain.to_owned(),
+                ServeLimits::default(),
+                routes,
+                shutdown.wait(),
+            ),
+        )
+        .await;
+    watcher.abort();
+    follower.abort();
+    db.close().await;
+    Ok(served?)
+}
+
 /// How to run the embedded mesh.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
@@ -304,6 +350,30 @@ impl EmbeddedMesh {
             ));
         }
 
+        let reporting_listener = bind("127.0.0.1:0").await?;
+        let reporting_addr = reporting_listener.local_addr()?;
+        let reporting = ReportingConfig {
+            service: ServiceConfig {
+                listen: reporting_addr.to_string(),
+                tls: pki.files("reporting"),
+                database: database("reporting"),
+            },
+            status_source: format!("https://127.0.0.1:{}", asset_addr.port()),
+        };
+        {
+            let (td, shutdown, grace) = (
+                opts.trust_domain.clone(),
+                shutdown.clone(),
+                opts.shutdown_grace,
+            );
+            tasks.push((
+                "reporting",
+                tokio::spawn(async move {
+                    run_reporting(&reporting, &td, reporting_listener, shutdown, grace).await
+                }),
+            ));
+        }
+
         let gateway_listener = bind(&opts.gateway_listen).await?;
         let gateway_addr = gateway_listener.local_addr()?;
         let gateway = GatewayConfig {
@@ -322,6 +392,10 @@ impl EmbeddedMesh {
                         format!("https://127.0.0.1:{}", asset_addr.port()),
                     )
                 })
+                .chain([(
+                    "reporting".to_owned(),
+                    format!("https://127.0.0.1:{}", reporting_addr.port()),
+                )])
                 .collect(),
         };
         {

@@ -122,6 +122,7 @@ impl Watch {
         let inbound = client
             .watch_status_changes(reg::WatchStatusChangesRequest {
                 cursor: cursor.into(),
+                from_start: false,
             })
             .await
             .expect("watch opens")
@@ -366,6 +367,7 @@ async fn a_resumed_watch_misses_nothing() {
     let bad = regulator
         .watch_status_changes(reg::WatchStatusChangesRequest {
             cursor: "garbage".into(),
+            from_start: false,
         })
         .await;
     assert_eq!(
@@ -868,5 +870,112 @@ async fn the_simulator_reports_a_live_fleet_in_every_mode() {
     for task in all {
         task.abort();
     }
+    mesh.stop().await;
+}
+
+async fn history(
+    client: &mut chargemesh_proto::reporting::v1::reporting_service_client::ReportingServiceClient<
+        tonic::transport::Channel,
+    >,
+    station: &str,
+    want: usize,
+) -> Vec<i32> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = client
+            .list_status_history(chargemesh_proto::reporting::v1::ListStatusHistoryRequest {
+                operator_id: OP.into(),
+                station_id: station.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("history")
+            .into_inner();
+        let codes: Vec<i32> = got
+            .changes
+            .iter()
+            .map(|c| c.status.as_ref().map_or(-1, |s| s.cec_status))
+            .collect();
+        if codes.len() >= want || tokio::time::Instant::now() > deadline {
+            return codes;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn reporting_keeps_the_status_history_once_and_in_order_across_a_restart() {
+    use chargemesh_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
+    let mut mesh = TestMesh::start().await;
+    fleet(&mesh).await;
+    let mut platform = TelemetryStream::open(mesh.channel("operator")).await;
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let states = [
+        tm::ConnectorState::Idle,
+        tm::ConnectorState::Charging,
+        tm::ConnectorState::Idle,
+    ];
+    let batch: Vec<_> = states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            status_at(
+                i as u64 + 1,
+                "P1",
+                *s,
+                t0 + chrono::Duration::seconds(i as i64),
+            )
+        })
+        .collect();
+    platform.send(batch).await;
+    acknowledged(&mut platform, 1..=3).await;
+    platform
+        .send(vec![status_at(4, "PSH", tm::ConnectorState::Idle, t0)])
+        .await;
+    acknowledged(&mut platform, [4]).await;
+
+    let mut regulator = ReportingServiceClient::new(mesh.channel("regulator"));
+    assert_eq!(history(&mut regulator, "S1", 3).await, [1, 3, 1]);
+    let mut shanghai = ReportingServiceClient::new(mesh.channel_as(&Principal::Regulator {
+        area_code: "310000".into(),
+    }));
+    assert!(
+        history(&mut shanghai, "S1", 0).await.is_empty(),
+        "another area's regulator sees nothing"
+    );
+    assert_eq!(history(&mut shanghai, "SH", 1).await, [1]);
+    drop(platform);
+
+    // Both sides restart; the follower resumes from its last change, without a double.
+    mesh.restart().await;
+    let mut platform = TelemetryStream::open(mesh.channel("operator")).await;
+    platform
+        .send(vec![status_at(
+            5,
+            "P1",
+            tm::ConnectorState::Fault,
+            t0 + chrono::Duration::seconds(10),
+        )])
+        .await;
+    acknowledged(&mut platform, [5]).await;
+    let mut operator = ReportingServiceClient::new(mesh.channel("operator"));
+    assert_eq!(history(&mut operator, "S1", 4).await, [1, 3, 1, 255]);
+    let window = operator
+        .list_status_history(chargemesh_proto::reporting::v1::ListStatusHistoryRequest {
+            operator_id: OP.into(),
+            station_id: "S1".into(),
+            start_time: at(t0 + chrono::Duration::seconds(1)),
+            end_time: at(t0 + chrono::Duration::seconds(5)),
+            ..Default::default()
+        })
+        .await
+        .expect("a period")
+        .into_inner();
+    let codes: Vec<i32> = window
+        .changes
+        .iter()
+        .map(|c| c.status.as_ref().map_or(-1, |s| s.cec_status))
+        .collect();
+    assert_eq!(codes, [3, 1], "only the changes inside the period");
     mesh.stop().await;
 }

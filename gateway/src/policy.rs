@@ -64,6 +64,7 @@ const MANAGEMENT: Rule = Rule {
 const ASSET: &str = "/chargemesh.asset.v1.AssetService/";
 const TELEMETRY: &str = "/chargemesh.telemetry.v1.TelemetryService/";
 const REGULATOR: &str = "/chargemesh.regulator.v1.RegulatorService/";
+const REPORTING: &str = "/chargemesh.reporting.v1.ReportingService/";
 
 /// Piles, stations and operator platforms report telemetry; staff do not.
 const REPORTERS: Rule = Rule {
@@ -113,6 +114,7 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (REGULATOR, "WatchStatusChanges", REGULATOR_VIEW),
     (REGULATOR, "GetStationStats", REGULATOR_VIEW),
     (REGULATOR, "GetTrialOperationReport", REGULATOR_VIEW),
+    (REPORTING, "ListStatusHistory", READ),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

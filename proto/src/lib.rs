@@ -29,3 +29,9 @@ pub mod regulator {
         include!(concat!(env!("OUT_DIR"), "/chargemesh.regulator.v1.rs"));
     }
 }
+
+pub mod reporting {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/chargemesh.reporting.v1.rs"));
+    }
+}

@@ -1,6 +1,7 @@
 //! The small kit every chargemesh component uses: configuration, telemetry, TLS, identity,
 //! JWTs, databases, the clock, errors and the server stack.
 
+pub mod area;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -110,25 +110,7 @@ pub fn validate_area_code(field: &str, code: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The prefix every area code inside `area` starts with: a province code (`330000`) covers
-/// `33xxxx`, a city code (`330600`) covers `3306xx`, a district code only itself.
-pub fn area_prefix(area: &str) -> &str {
-    if area.len() != 6 {
-        return area;
-    }
-    if area.ends_with("0000") {
-        &area[..2]
-    } else if area.ends_with("00") {
-        &area[..4]
-    } else {
-        area
-    }
-}
-
-/// Whether `code` lies within `area`.
-pub fn area_covers(area: &str, code: &str) -> bool {
-    code.starts_with(area_prefix(area))
-}
+pub use chargemesh_kit::area::{area_covers, area_prefix};
 
 /// A T/CEC 102 style id: 1 to `max` ASCII letters, digits, '-' or '_'.
 pub fn validate_id(field: &str, id: &str, max: usize) -> Result<(), Error> {
@@ -237,17 +219,6 @@ mod tests {
         assert!(validate_area_code("a", "990602").is_err());
         assert!(validate_area_code("a", "33060").is_err());
         assert!(validate_area_code("a", "3306O2").is_err());
-    }
-
-    #[test]
-    fn a_city_covers_its_districts_and_a_province_its_cities() {
-        assert!(area_covers("330600", "330602"));
-        assert!(area_covers("330600", "330600"));
-        assert!(!area_covers("330600", "330102"));
-        assert!(area_covers("330000", "330102"));
-        assert!(!area_covers("330000", "310101"));
-        assert!(area_covers("330602", "330602"));
-        assert!(!area_covers("330602", "330603"));
     }
 
     #[test]

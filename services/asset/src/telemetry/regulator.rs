@@ -77,6 +77,7 @@ pub fn change_to_pb(c: &StatusChange) -> pb::StatusChange {
             fault_text: c.fault_text.clone(),
             change_time: Some(to_timestamp(c.changed_at)),
             last_seen_time: None,
+            area_code: c.area_code.clone(),
         }),
         previous_state: c
             .previous
@@ -340,6 +341,7 @@ impl RegulatorApi {
                         fault_text: status.map(|s| s.fault_text.clone()).unwrap_or_default(),
                         change_time: status.map(|s| to_timestamp(s.changed_at)),
                         last_seen_time: status.map(|s| to_timestamp(s.last_seen_at)),
+                        area_code: station.area_code.clone(),
                     });
                 }
             }
@@ -407,7 +409,9 @@ impl RegulatorService for RegulatorApi {
         let p = principal(&request)?;
         let scope = area_scope(&p)?;
         let req = request.into_inner();
-        let mut cursor = if req.cursor.is_empty() {
+        let mut cursor = if req.cursor.is_empty() && req.from_start {
+            0
+        } else if req.cursor.is_empty() {
             self.store
                 .latest_cursor()
                 .await

@@ -1,0 +1,23 @@
+-- Reporting's copy of every connector status change, in the order the asset component committed
+-- them (its cursor). Append-only (REQ REC-2).
+CREATE TABLE status_history (
+    sequence       INTEGER PRIMARY KEY AUTOINCREMENT,
+    source_cursor  TEXT NOT NULL UNIQUE,
+    operator_id    TEXT NOT NULL,
+    station_id     TEXT NOT NULL,
+    pile_id        TEXT NOT NULL,
+    connector_id   TEXT NOT NULL,
+    area_code      TEXT NOT NULL,
+    state          INTEGER NOT NULL,
+    previous_state INTEGER NOT NULL,
+    cec_status     INTEGER NOT NULL,
+    fault_code     TEXT NOT NULL,
+    fault_text     TEXT NOT NULL,
+    origin         TEXT NOT NULL,
+    changed_at     TEXT NOT NULL
+);
+CREATE INDEX status_history_by_station ON status_history (operator_id, station_id, changed_at, sequence);
+CREATE TRIGGER status_history_no_update BEFORE UPDATE ON status_history
+BEGIN SELECT RAISE(ABORT, 'records are append-only (REQ REC-2)'); END;
+CREATE TRIGGER status_history_no_delete BEFORE DELETE ON status_history
+BEGIN SELECT RAISE(ABORT, 'records are append-only (REQ REC-2)'); END;
