@@ -90,4 +90,18 @@ mod tests {
         assert_eq!(cfg.log_format, LogFormat::Json);
         assert_eq!(cfg.asset.database.schema, "asset");
     }
+
+    #[test]
+    fn the_readme_example_configuration_loads() {
+        let readme = include_str!("../README.md");
+        let start = readme.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + readme[start..].find("```").expect("its end");
+        let cfg: Config =
+            chargemesh_kit::config::load_from(Some(&readme[start..end]), []).expect("loads");
+        assert_eq!(cfg.reporting.service.listen, "127.0.0.1:7005");
+        assert_eq!(cfg.reporting.service.database.schema, "reporting");
+        assert_eq!(cfg.gateway.upstreams["telemetry"], "https://127.0.0.1:7001");
+        assert_eq!(cfg.events.url, "redis://127.0.0.1:6379");
+        assert!(cfg.gateway.jwt.is_some());
+    }
 }

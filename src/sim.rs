@@ -257,9 +257,19 @@ impl Reporter {
     }
 }
 
-/// Registers stations `ids` with `piles` DC piles each (existing ones are kept).
+/// Registers the demo operator and the stations with their DC piles (existing ones are kept).
 async fn register(opts: &SimOptions) -> anyhow::Result<()> {
     let mut client = demo::asset_client(opts.gateway, &opts.pki.files("operator"))?;
+    let registered = client
+        .create_operator(asset::CreateOperatorRequest {
+            operator: Some(demo::operator(crate::pki::DEMO_CREDIT_CODE)),
+        })
+        .await;
+    if let Err(status) = registered
+        && status.code() != tonic::Code::AlreadyExists
+    {
+        return Err(status).context("registering the demo operator");
+    }
     for station in &opts.stations {
         let created = client
             .create_station(asset::CreateStationRequest {
