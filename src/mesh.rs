@@ -155,13 +155,41 @@ pub async fn run_asset(
         )),
         feed.follow_bus(),
     ];
-    let tls = ReloadingServerConfig::load(config.tls.clone(), ClientAuth::Required)?;
+    let served = serve_component(
+        "asset",
+        &config.tls,
+        trust_domain,
+        listener,
+        routes,
+        shutdown,
+        runtime.shutdown_grace,
+    )
+    .await;
+    for task in background {
+        task.abort();
+    }
+    db.close().await;
+    served
+}
+
+/// Serves a mesh component's routes over mutual TLS (certificates reloaded as they change)
+/// until `shutdown`, then lets open streams finish for `grace`.
+async fn serve_component(
+    name: &'static str,
+    tls: &chargemesh_kit::tls::TlsFiles,
+    trust_domain: &str,
+    listener: TcpListener,
+    routes: tonic::service::Routes,
+    shutdown: Shutdown,
+    grace: std::time::Duration,
+) -> anyhow::Result<()> {
+    let tls = ReloadingServerConfig::load(tls.clone(), ClientAuth::Required)?;
     let watcher = tls.watch(std::time::Duration::from_secs(30));
-    tracing::info!(addr = %listener.local_addr()?, "asset serving");
+    tracing::info!(component = name, addr = %listener.local_addr()?, "serving");
     let served = shutdown
         .clone()
         .serve_with_grace(
-            runtime.shutdown_grace,
+            grace,
             serve_service(
                 listener,
                 tls,
@@ -173,10 +201,6 @@ pub async fn run_asset(
         )
         .await;
     watcher.abort();
-    for task in background {
-        task.abort();
-    }
-    db.close().await;
     Ok(served?)
 }
 
@@ -221,27 +245,19 @@ pub async fn run_reporting(
         .set_serving::<ReportingServiceServer<ReportingApi>>()
         .await;
     let routes = routes.add_service(ReportingApi::new(store).into_server());
-    let tls = ReloadingServerConfig::load(config.service.tls.clone(), ClientAuth::Required)?;
-    let watcher = tls.watch(std::time::Duration::from_secs(30));
-    tracing::info!(addr = %listener.local_addr()?, "reporting serving");
-    let served = shutdown
-        .clone()
-        .serve_with_grace(
-            grace,
-            serve_service(
-                listener,
-                tls,
-                trust_domain.to_owned(),
-                ServeLimits::default(),
-                routes,
-                shutdown.wait(),
-            ),
-        )
-        .await;
-    watcher.abort();
+    let served = serve_component(
+        "reporting",
+        &config.service.tls,
+        trust_domain,
+        listener,
+        routes,
+        shutdown,
+        grace,
+    )
+    .await;
     follower.abort();
     db.close().await;
-    Ok(served?)
+    served
 }
 
 /// How to run the embedded mesh.
