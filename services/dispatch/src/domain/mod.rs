@@ -1,0 +1,5 @@
+//! Dispatch rules as pure functions and state machines.
+
+pub mod crew;
+pub mod geo;
+pub mod work_order;
