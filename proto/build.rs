@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "chargemesh/telemetry/v1/telemetry_service.proto",
     "chargemesh/regulator/v1/regulator_service.proto",
     "chargemesh/reporting/v1/reporting_service.proto",
+    "chargemesh/dispatch/v1/dispatch_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use chargemesh_asset::telemetry::TelemetrySettings;
 use chargemesh_asset::telemetry::trial::TrialSettings;
+use chargemesh_dispatch::DispatchConfig;
 use chargemesh_gateway::GatewayConfig;
 use chargemesh_kit::config::ServiceConfig;
 use chargemesh_kit::telemetry::LogFormat;
@@ -22,6 +23,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub asset: ServiceConfig,
     pub reporting: ReportingConfig,
+    pub dispatch: DispatchConfig,
     /// Live telemetry, served by the asset component.
     pub telemetry: TelemetrySettings,
     /// Trial operation and what commissioning asks of it (REQ BASE-2).
@@ -60,6 +62,7 @@ impl Default for Config {
             gateway,
             asset: ServiceConfig::for_service("asset", 7001),
             reporting: ReportingConfig::default(),
+            dispatch: DispatchConfig::default(),
             telemetry: TelemetrySettings::default(),
             trial: TrialSettings::default(),
             events: EventsConfig::default(),

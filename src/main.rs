@@ -29,6 +29,7 @@ enum Role {
     Gateway,
     Asset,
     Reporting,
+    Dispatch,
 }
 
 #[derive(Subcommand)]
@@ -164,6 +165,9 @@ async fn main() -> anyhow::Result<()> {
             let db = mesh::open_database("reporting", &config.reporting.service.database).await?;
             db.migrate(chargemesh_reporting::store::MIGRATIONS).await?;
             tracing::info!("reporting database migrated");
+            let db = mesh::open_database("dispatch", &config.dispatch.service.database).await?;
+            db.migrate(chargemesh_dispatch::store::MIGRATIONS).await?;
+            tracing::info!("dispatch database migrated");
             Ok(())
         }
         Command::Pki {
@@ -270,6 +274,18 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
                 &config.gateway,
                 &config.trust_domain,
                 listener,
+                shutdown,
+                mesh::DEFAULT_SHUTDOWN_GRACE,
+            )
+            .await
+        }
+        Role::Dispatch => {
+            let listener = mesh::bind(&config.dispatch.service.listen).await?;
+            mesh::run_dispatch(
+                &config.dispatch,
+                &config.trust_domain,
+                listener,
+                clock,
                 shutdown,
                 mesh::DEFAULT_SHUTDOWN_GRACE,
             )

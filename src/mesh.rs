@@ -16,6 +16,7 @@ use chargemesh_asset::telemetry::registry::Registry;
 use chargemesh_asset::telemetry::trial::TrialSettings;
 use chargemesh_asset::telemetry::{ChangeFeed, RegulatorApi, Telemetry, TelemetrySettings};
 use chargemesh_asset::{AssetApi, TrialGate};
+use chargemesh_dispatch::{DispatchApi, DispatchConfig};
 use chargemesh_gateway::{GatewayConfig, JwtSettings};
 use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::config::{DatabaseConfig, Secret, ServiceConfig};
@@ -25,6 +26,7 @@ use chargemesh_kit::server::{ServeLimits, health_and_reflection, serve_service};
 use chargemesh_kit::tls::{ClientAuth, ReloadingServerConfig};
 use chargemesh_proto::FILE_DESCRIPTOR_SET;
 use chargemesh_proto::asset::v1::asset_service_server::AssetServiceServer;
+use chargemesh_proto::dispatch::v1::dispatch_service_server::DispatchServiceServer;
 use chargemesh_proto::regulator::v1::regulator_service_server::RegulatorServiceServer;
 use chargemesh_proto::reporting::v1::reporting_service_server::ReportingServiceServer;
 use chargemesh_proto::telemetry::v1::telemetry_service_server::TelemetryServiceServer;
@@ -260,6 +262,51 @@ pub async fn run_reporting(
     served
 }
 
+/// Runs the dispatch component until `shutdown`: it follows the asset component's status log,
+/// keeps the work orders' deadlines and serves `DispatchService`.
+pub async fn run_dispatch(
+    config: &DispatchConfig,
+    trust_domain: &str,
+    listener: TcpListener,
+    clock: SharedClock,
+    shutdown: Shutdown,
+    grace: std::time::Duration,
+) -> anyhow::Result<()> {
+    let db = open_database("dispatch", &config.service.database).await?;
+    let store = chargemesh_dispatch::store::open(&db)
+        .await
+        .context("migrating the dispatch database")?;
+    let client = Arc::new(chargemesh_kit::tls::client_config(&config.service.tls)?);
+    let asset = chargemesh_kit::tls::channel(&config.asset_url, client)?;
+    let engine = chargemesh_dispatch::engine::Engine::new(store, clock, asset.clone());
+    let background = [
+        engine.spawn_follower(asset),
+        engine.spawn_scheduler(std::time::Duration::from_millis(
+            config.deadline_interval_ms,
+        )),
+    ];
+    let (health, routes) = health_and_reflection(&[FILE_DESCRIPTOR_SET]);
+    health
+        .set_serving::<DispatchServiceServer<DispatchApi>>()
+        .await;
+    let routes = routes.add_service(DispatchApi::new(engine).into_server());
+    let served = serve_component(
+        "dispatch",
+        &config.service.tls,
+        trust_domain,
+        listener,
+        routes,
+        shutdown,
+        grace,
+    )
+    .await;
+    for task in background {
+        task.abort();
+    }
+    db.close().await;
+    served
+}
+
 /// How to run the embedded mesh.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
@@ -279,6 +326,8 @@ pub struct EmbeddedOptions {
     pub trial: TrialSettings,
     /// How long open streams may finish after a stop.
     pub shutdown_grace: std::time::Duration,
+    /// How often dispatch checks its due deadlines, in milliseconds.
+    pub deadline_interval_ms: u64,
 }
 
 impl EmbeddedOptions {
@@ -294,6 +343,7 @@ impl EmbeddedOptions {
             telemetry: TelemetrySettings::default(),
             trial: TrialSettings::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            deadline_interval_ms: 5_000,
         }
     }
 }
@@ -390,6 +440,32 @@ impl EmbeddedMesh {
             ));
         }
 
+        let dispatch_listener = bind("127.0.0.1:0").await?;
+        let dispatch_addr = dispatch_listener.local_addr()?;
+        let dispatch = DispatchConfig {
+            service: ServiceConfig {
+                listen: dispatch_addr.to_string(),
+                tls: pki.files("dispatch"),
+                database: database("dispatch"),
+            },
+            asset_url: format!("https://127.0.0.1:{}", asset_addr.port()),
+            deadline_interval_ms: opts.deadline_interval_ms,
+        };
+        {
+            let (td, clock, shutdown, grace) = (
+                opts.trust_domain.clone(),
+                opts.clock.clone(),
+                shutdown.clone(),
+                opts.shutdown_grace,
+            );
+            tasks.push((
+                "dispatch",
+                tokio::spawn(async move {
+                    run_dispatch(&dispatch, &td, dispatch_listener, clock, shutdown, grace).await
+                }),
+            ));
+        }
+
         let gateway_listener = bind(&opts.gateway_listen).await?;
         let gateway_addr = gateway_listener.local_addr()?;
         let gateway = GatewayConfig {
@@ -408,10 +484,16 @@ impl EmbeddedMesh {
                         format!("https://127.0.0.1:{}", asset_addr.port()),
                     )
                 })
-                .chain([(
-                    "reporting".to_owned(),
-                    format!("https://127.0.0.1:{}", reporting_addr.port()),
-                )])
+                .chain([
+                    (
+                        "reporting".to_owned(),
+                        format!("https://127.0.0.1:{}", reporting_addr.port()),
+                    ),
+                    (
+                        "dispatch".to_owned(),
+                        format!("https://127.0.0.1:{}", dispatch_addr.port()),
+                    ),
+                ])
                 .collect(),
         };
         {

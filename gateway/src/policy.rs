@@ -65,6 +65,20 @@ const ASSET: &str = "/chargemesh.asset.v1.AssetService/";
 const TELEMETRY: &str = "/chargemesh.telemetry.v1.TelemetryService/";
 const REGULATOR: &str = "/chargemesh.regulator.v1.RegulatorService/";
 const REPORTING: &str = "/chargemesh.reporting.v1.ReportingService/";
+const DISPATCH: &str = "/chargemesh.dispatch.v1.DispatchService/";
+
+/// Repair work: operators and mesh services, and the staff posts named.
+const fn staff_of(roles: &'static [&'static str]) -> Rule {
+    Rule {
+        kinds: &[Operator, Service],
+        staff: Some(roles),
+    }
+}
+
+const OPERATOR_READ: Rule = Rule {
+    kinds: &[Operator, Service],
+    staff: Some(&[]),
+};
 
 /// Piles, stations and operator platforms report telemetry; staff do not.
 const REPORTERS: Rule = Rule {
@@ -115,6 +129,35 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (REGULATOR, "GetStationStats", REGULATOR_VIEW),
     (REGULATOR, "GetTrialOperationReport", REGULATOR_VIEW),
     (REPORTING, "ListStatusHistory", READ),
+    (
+        DISPATCH,
+        "CreateStaffMember",
+        staff_of(&[OM_MANAGER, STATION_MASTER, PLATFORM_ADMIN]),
+    ),
+    (DISPATCH, "ListStaffMembers", OPERATOR_READ),
+    // REQ FAULT-4: patrol staff and the phone desk open orders by hand.
+    (
+        DISPATCH,
+        "CreateWorkOrder",
+        staff_of(&[
+            MONITOR,
+            REPAIRER,
+            STATION_MASTER,
+            OM_MANAGER,
+            COMPLAINT_HANDLER,
+        ]),
+    ),
+    (DISPATCH, "GetWorkOrder", OPERATOR_READ),
+    (DISPATCH, "ListWorkOrders", OPERATOR_READ),
+    (
+        DISPATCH,
+        "DispatchWorkOrder",
+        staff_of(&[MONITOR, STATION_MASTER, OM_MANAGER]),
+    ),
+    (DISPATCH, "CheckInWorkOrder", staff_of(&[REPAIRER])),
+    (DISPATCH, "ResolveWorkOrder", staff_of(&[REPAIRER])),
+    // REQ FAULT-8: the monitor confirms the fault is cleared.
+    (DISPATCH, "ConfirmWorkOrder", staff_of(&[MONITOR])),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

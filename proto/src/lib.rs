@@ -35,3 +35,9 @@ pub mod reporting {
         include!(concat!(env!("OUT_DIR"), "/chargemesh.reporting.v1.rs"));
     }
 }
+
+pub mod dispatch {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/chargemesh.dispatch.v1.rs"));
+    }
+}

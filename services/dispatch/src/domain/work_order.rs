@@ -285,26 +285,20 @@ impl WorkOrder {
                 lateness: arrival - d.arrival_due,
             });
         }
-        // REQ FAULT-5: resolved and closed within 4 hours.
-        let fixed = match self.outcome {
-            Some(Outcome::Fixed) => self.resolved_at,
-            _ => None,
+        // REQ FAULT-5: resolved within 4 hours. An order closed unresolved missed it (REQ FAULT-6),
+        // even when closed at the very mark.
+        let missed_at = match (self.outcome, self.resolved_at) {
+            (Some(Outcome::Unresolved), _) => Some(self.closed_at.unwrap_or(now)),
+            (_, Some(at)) => (at > d.resolution_due).then_some(at),
+            (_, None) => (self.is_open() && now > d.resolution_due).then_some(now),
         };
-        let resolution = fixed.unwrap_or(now);
-        if resolution > d.resolution_due
-            && (fixed.is_some() || self.is_open() || self.outcome == Some(Outcome::Unresolved))
-        {
-            let at = match (fixed, self.closed_at) {
-                (Some(f), _) => f,
-                (None, Some(closed)) => closed,
-                (None, None) => now,
-            };
+        if let Some(at) = missed_at {
             out.push(Breach {
                 rule: "FAULT-5",
                 what: "resolution",
                 due: d.resolution_due,
                 at,
-                lateness: at - d.resolution_due,
+                lateness: (at - d.resolution_due).max(Duration::zero()),
             });
         }
         out

@@ -1,0 +1,229 @@
+//! What runs on its own: automatic work orders from the status log (REQ FAULT-4, MON-1, MON-2)
+//! and the durable deadlines (REQ FAULT-5, FAULT-6), on the injectable clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::transport::Channel;
+
+use chargemesh_kit::Error;
+use chargemesh_kit::clock::SharedClock;
+use chargemesh_proto::asset::v1 as asset;
+use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
+use chargemesh_proto::regulator::v1 as reg;
+use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
+
+use crate::domain::work_order::{Channel as OrderChannel, State, WorkOrder, Zone};
+use crate::store::{DispatchStore, DueDeadline};
+
+/// T/CEC 102 codes that open a repair order: offline (0) and fault (255).
+const OFFLINE: i32 = 0;
+const FAULT: i32 = 255;
+const FOLLOW: &str = "status-log";
+
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub store: Arc<dyn DispatchStore>,
+    pub clock: SharedClock,
+    assets: AssetServiceClient<Channel>,
+}
+
+/// The station facts an order needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StationFacts {
+    pub zone: Zone,
+    pub location: (f64, f64),
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn DispatchStore>, clock: SharedClock, assets: Channel) -> Self {
+        Self {
+            store,
+            clock,
+            assets: AssetServiceClient::new(assets),
+        }
+    }
+
+    /// The zone and location of a station, from the asset registry.
+    pub async fn station(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+    ) -> Result<StationFacts, Error> {
+        let station = self
+            .assets
+            .clone()
+            .get_station(asset::GetStationRequest {
+                operator_id: operator_id.into(),
+                station_id: station_id.into(),
+            })
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::NotFound => {
+                    Error::NotFound(format!("station {operator_id}/{station_id}"))
+                }
+                _ => Error::Unavailable("the asset registry is unavailable".into()),
+            })?
+            .into_inner()
+            .station
+            .ok_or_else(|| Error::NotFound(format!("station {operator_id}/{station_id}")))?;
+        let zone = match asset::ServiceZone::try_from(station.service_zone) {
+            Ok(asset::ServiceZone::MainUrban) => Zone::MainUrban,
+            _ => Zone::Other,
+        };
+        let location = station
+            .location
+            .map_or((0.0, 0.0), |l| (l.longitude, l.latitude));
+        Ok(StationFacts { zone, location })
+    }
+
+    /// Records a new order with its FAULT-5 clocks; `false` when an automatic order is already
+    /// open for the connector.
+    pub async fn open(&self, order: &WorkOrder) -> Result<bool, Error> {
+        let d = order.deadlines();
+        let deadlines = [("arrival", d.arrival_due), ("resolution", d.resolution_due)];
+        Ok(self.store.create_order(order, &deadlines).await?)
+    }
+
+    /// REQ FAULT-4: a fault or offline change opens one automatic order per connector.
+    async fn on_change(&self, change: &reg::StatusChange) -> Result<(), Error> {
+        let Some(s) = &change.status else {
+            return Ok(());
+        };
+        if s.cec_status != FAULT && s.cec_status != OFFLINE {
+            return Ok(());
+        }
+        let facts = self.station(&s.operator_id, &s.station_id).await?;
+        let fault_code = if s.cec_status == OFFLINE {
+            "OFFLINE".to_owned()
+        } else {
+            s.fault_code.clone()
+        };
+        let description = if s.cec_status == OFFLINE {
+            format!("connector offline ({})", change.origin)
+        } else {
+            format!("connector fault {}: {}", s.fault_code, s.fault_text)
+        };
+        let order = WorkOrder::receive(
+            new_order_id(),
+            s.operator_id.clone(),
+            s.station_id.clone(),
+            s.pile_id.clone(),
+            Some(s.connector_id.clone()),
+            OrderChannel::Automatic,
+            facts.zone,
+            fault_code,
+            description,
+            self.clock.now(),
+        );
+        if self.open(&order).await? {
+            tracing::info!(order = %order.order_id, connector = %s.connector_id, "work order opened from telemetry");
+        }
+        Ok(())
+    }
+
+    /// Follows the asset component's status log from where it stopped, until aborted.
+    pub fn spawn_follower(&self, source: Channel) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = this.follow_once(source.clone()).await {
+                    tracing::warn!(%error, "status log follower interrupted; resuming");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    }
+
+    async fn follow_once(
+        &self,
+        source: Channel,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let cursor = self.store.follow_cursor(FOLLOW).await?.unwrap_or_default();
+        let mut stream = RegulatorServiceClient::new(source)
+            .watch_status_changes(reg::WatchStatusChangesRequest {
+                cursor,
+                from_start: false,
+            })
+            .await?
+            .into_inner();
+        while let Some(batch) = stream.message().await? {
+            for change in &batch.changes {
+                self.on_change(change).await?;
+                self.store.set_follow_cursor(FOLLOW, &change.cursor).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass over the due deadlines: each fires once, records its breach, and at the 4-hour
+    /// mark closes an unfixed order unresolved (REQ FAULT-5, FAULT-6).
+    pub async fn run_due(&self) -> Result<usize, Error> {
+        let now = self.clock.now();
+        let due = self.store.due_deadlines(now, 500).await?;
+        let mut fired = 0;
+        for d in &due {
+            if self.fire(d, now).await? {
+                fired += 1;
+            }
+        }
+        Ok(fired)
+    }
+
+    async fn fire(
+        &self,
+        due: &DueDeadline,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, Error> {
+        let Some((mut order, version)) = self.store.order(&due.operator_id, &due.order_id).await?
+        else {
+            return Ok(self.store.fire(due, None, now).await?);
+        };
+        let breach = match due.kind.as_str() {
+            // Not on site by the arrival limit.
+            "arrival" => order.arrived_at.is_none_or(|at| at > due.due_at),
+            "resolution" => {
+                let open = order.is_open() && order.state != State::Resolved;
+                if open {
+                    order.close_unresolved(now)?;
+                    self.store.update_order(&order, version, now).await?;
+                    tracing::info!(order = %order.order_id, "closed unresolved at 4 hours; suspension requested (REQ FAULT-6)");
+                }
+                open || order.resolved_at.is_some_and(|at| at > due.due_at)
+            }
+            _ => false,
+        };
+        let fired = self
+            .store
+            .fire(due, breach.then_some("FAULT-5"), now)
+            .await?;
+        if fired && breach {
+            tracing::warn!(
+                order = %due.order_id,
+                deadline = %due.kind,
+                lateness_s = (now - due.due_at).num_seconds(),
+                "deadline breached (REQ FAULT-5)"
+            );
+        }
+        Ok(fired)
+    }
+
+    /// Runs deadline passes every `every` until aborted.
+    pub fn spawn_scheduler(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(error) = this.run_due().await {
+                    tracing::warn!(%error, "deadline pass failed");
+                }
+            }
+        })
+    }
+}
+
+pub fn new_order_id() -> String {
+    format!("WO-{}", uuid::Uuid::now_v7().simple())
+}

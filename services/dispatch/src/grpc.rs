@@ -1,0 +1,463 @@
+//! `chargemesh.dispatch.v1.DispatchService`: translation, access and persistence; the rules are
+//! in [`crate::domain`].
+
+use chrono::NaiveDate;
+use tonic::{Request, Response, Status};
+
+use chargemesh_kit::clock::china_date;
+use chargemesh_kit::server::principal;
+use chargemesh_kit::time::{opt_timestamp, to_timestamp};
+use chargemesh_kit::{Error, Principal};
+use chargemesh_proto::dispatch::v1 as pb;
+use chargemesh_proto::dispatch::v1::dispatch_service_server::{
+    DispatchService, DispatchServiceServer,
+};
+
+use crate::domain::crew::{Employer, Risk, StaffMember, validate_crew};
+use crate::domain::work_order::{Channel, Outcome, State, WorkOrder, Zone};
+use crate::engine::{Engine, new_order_id};
+use crate::store::StaffRecord;
+
+#[derive(Debug, Clone)]
+pub struct DispatchApi {
+    engine: Engine,
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// The operator a request is about, when the caller may act for it; others' records are absent.
+fn operator_for(p: &Principal, requested: &str) -> Result<String, Error> {
+    let requested = requested.trim();
+    let own = p.operator_id();
+    let operator = if requested.is_empty() {
+        own.ok_or_else(|| Error::bad_field("operator_id", "is required"))?
+            .to_owned()
+    } else {
+        requested.to_owned()
+    };
+    match p {
+        Principal::Service { .. } => Ok(operator),
+        _ if own == Some(operator.as_str()) => Ok(operator),
+        _ => Err(Error::NotFound(format!(
+            "operator {operator}'s dispatch records"
+        ))),
+    }
+}
+
+fn date(field: &str, value: &str) -> Result<Option<NaiveDate>, Error> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| Error::bad_field(field, "must be a date YYYY-MM-DD"))
+}
+
+fn order_to_pb(o: &WorkOrder, now: chrono::DateTime<chrono::Utc>) -> pb::WorkOrder {
+    let d = o.deadlines();
+    pb::WorkOrder {
+        operator_id: o.operator_id.clone(),
+        order_id: o.order_id.clone(),
+        station_id: o.station_id.clone(),
+        pile_id: o.pile_id.clone(),
+        connector_id: o.connector_id.clone().unwrap_or_default(),
+        channel: match o.channel {
+            Channel::Automatic => pb::Channel::Automatic,
+            Channel::Patrol => pb::Channel::Patrol,
+            Channel::Phone => pb::Channel::Phone,
+        } as i32,
+        zone: match o.zone {
+            Zone::MainUrban => pb::Zone::MainUrban,
+            Zone::Other => pb::Zone::Other,
+        } as i32,
+        fault_code: o.fault_code.clone(),
+        description: o.description.clone(),
+        state: match o.state {
+            State::Received => pb::WorkOrderState::Received,
+            State::Dispatched => pb::WorkOrderState::Dispatched,
+            State::Arrived => pb::WorkOrderState::Arrived,
+            State::Resolved => pb::WorkOrderState::Resolved,
+            State::Closed => pb::WorkOrderState::Closed,
+        } as i32,
+        outcome: match o.outcome {
+            None => pb::Outcome::Unspecified,
+            Some(Outcome::Fixed) => pb::Outcome::Fixed,
+            Some(Outcome::Unresolved) => pb::Outcome::Unresolved,
+        } as i32,
+        receive_time: Some(to_timestamp(o.received_at)),
+        dispatch_time: opt_timestamp(o.dispatched_at),
+        arrive_time: opt_timestamp(o.arrived_at),
+        resolve_time: opt_timestamp(o.resolved_at),
+        close_time: opt_timestamp(o.closed_at),
+        crew: o.crew.clone(),
+        test_record: o.test_record.clone().unwrap_or_default(),
+        confirmed_by: o.confirmed_by.clone().unwrap_or_default(),
+        suspension_requested: o.suspension_requested,
+        follow_up_due_time: opt_timestamp(o.follow_up_due),
+        arrival_due_time: Some(to_timestamp(d.arrival_due)),
+        resolution_due_time: Some(to_timestamp(d.resolution_due)),
+        breaches: o
+            .breaches(now)
+            .into_iter()
+            .map(|b| pb::Breach {
+                rule: b.rule.into(),
+                what: b.what.into(),
+                due_time: Some(to_timestamp(b.due)),
+                met_time: Some(to_timestamp(b.at)),
+                lateness: prost_types::Duration::try_from(b.lateness.to_std().unwrap_or_default())
+                    .ok(),
+            })
+            .collect(),
+    }
+}
+
+impl DispatchApi {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    pub fn into_server(self) -> DispatchServiceServer<Self> {
+        DispatchServiceServer::new(self)
+    }
+
+    fn reply_order(&self, o: &WorkOrder) -> Option<pb::WorkOrder> {
+        Some(order_to_pb(o, self.engine.clock.now()))
+    }
+
+    async fn load(
+        &self,
+        p: &Principal,
+        operator_id: &str,
+        order_id: &str,
+    ) -> Result<(WorkOrder, i64), Error> {
+        let op = operator_for(p, operator_id)?;
+        self.engine
+            .store
+            .order(&op, order_id.trim())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("work order {}", order_id.trim())))
+    }
+
+    async fn save(&self, order: &WorkOrder, version: i64) -> Result<(), Error> {
+        Ok(self
+            .engine
+            .store
+            .update_order(order, version, self.engine.clock.now())
+            .await?)
+    }
+
+    async fn create_staff(
+        &self,
+        p: &Principal,
+        req: pb::CreateStaffMemberRequest,
+    ) -> Result<pb::StaffMember, Error> {
+        let input = req
+            .staff_member
+            .ok_or_else(|| Error::bad_field("staff_member", "must be set"))?;
+        let operator_id = operator_for(p, &input.operator_id)?;
+        let staff_id = input.staff_id.trim().to_owned();
+        if staff_id.is_empty()
+            || staff_id.len() > 64
+            || !staff_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::bad_field(
+                "staff_member.staff_id",
+                "must have 1 to 64 letters, digits, '-' or '_'",
+            ));
+        }
+        if input.name.trim().is_empty() {
+            return Err(Error::invalid("staff_member.name", "BASE-4", "is required"));
+        }
+        let employer = match pb::Employer::try_from(input.employer) {
+            Ok(pb::Employer::Own) => Employer::Own,
+            Ok(pb::Employer::Contractor) => Employer::Contractor,
+            _ => {
+                return Err(Error::invalid(
+                    "staff_member.employer",
+                    "FAULT-2",
+                    "must be set",
+                ));
+            }
+        };
+        let record = StaffRecord {
+            operator_id,
+            member: StaffMember {
+                staff_id,
+                name: input.name.trim().to_owned(),
+                employer,
+                electrician_certificate_until: date(
+                    "staff_member.electrician_certificate_until",
+                    &input.electrician_certificate_until,
+                )?,
+                qualified_until: date("staff_member.qualified_until", &input.qualified_until)?,
+            },
+        };
+        self.engine
+            .store
+            .create_staff(&record, self.engine.clock.now())
+            .await
+            .map_err(|e| match e {
+                chargemesh_kit::db::StoreError::Unique(_) => {
+                    Error::AlreadyExists(format!("staff member {}", record.member.staff_id))
+                }
+                other => Error::Store(other),
+            })?;
+        Ok(staff_to_pb(&record))
+    }
+
+    async fn create_order(
+        &self,
+        p: &Principal,
+        req: pb::CreateWorkOrderRequest,
+    ) -> Result<WorkOrder, Error> {
+        let operator_id = operator_for(p, &req.operator_id)?;
+        let channel = match pb::Channel::try_from(req.channel) {
+            Ok(pb::Channel::Patrol) => Channel::Patrol,
+            Ok(pb::Channel::Phone) => Channel::Phone,
+            _ => {
+                return Err(Error::invalid(
+                    "channel",
+                    "FAULT-4",
+                    "a manual order comes from patrol staff or a phone call",
+                ));
+            }
+        };
+        if req.description.trim().is_empty() {
+            return Err(Error::invalid("description", "MON-2", "is required"));
+        }
+        if req.pile_id.trim().is_empty() {
+            return Err(Error::bad_field("pile_id", "is required"));
+        }
+        let facts = self
+            .engine
+            .station(&operator_id, req.station_id.trim())
+            .await?;
+        let connector = Some(req.connector_id.trim().to_owned()).filter(|c| !c.is_empty());
+        let order = WorkOrder::receive(
+            new_order_id(),
+            operator_id,
+            req.station_id.trim().to_owned(),
+            req.pile_id.trim().to_owned(),
+            connector,
+            channel,
+            facts.zone,
+            String::new(),
+            req.description.trim().to_owned(),
+            self.engine.clock.now(),
+        );
+        self.engine.open(&order).await?;
+        Ok(order)
+    }
+
+    async fn dispatch(
+        &self,
+        p: &Principal,
+        req: pb::DispatchWorkOrderRequest,
+    ) -> Result<WorkOrder, Error> {
+        let (mut order, version) = self.load(p, &req.operator_id, &req.order_id).await?;
+        let risk = match pb::Risk::try_from(req.risk) {
+            Ok(pb::Risk::HighVoltage) => Risk::HighVoltage,
+            Ok(pb::Risk::WorkAtHeight) => Risk::WorkAtHeight,
+            Ok(pb::Risk::Normal) | Ok(pb::Risk::Unspecified) => Risk::Normal,
+            Err(_) => return Err(Error::bad_field("risk", "is not a known risk")),
+        };
+        let staff = self.engine.store.staff(&order.operator_id).await?;
+        let mut crew = Vec::with_capacity(req.crew.len());
+        for id in &req.crew {
+            let member = staff
+                .iter()
+                .find(|s| s.member.staff_id == id.trim())
+                .ok_or_else(|| Error::NotFound(format!("staff member {}", id.trim())))?;
+            crew.push(member.member.clone());
+        }
+        let now = self.engine.clock.now();
+        validate_crew(&crew, risk, china_date(now))?;
+        order.dispatch(crew.iter().map(|m| m.staff_id.clone()).collect(), now)?;
+        self.save(&order, version).await?;
+        Ok(order)
+    }
+
+    async fn check_in(
+        &self,
+        p: &Principal,
+        req: pb::CheckInWorkOrderRequest,
+    ) -> Result<WorkOrder, Error> {
+        let (mut order, version) = self.load(p, &req.operator_id, &req.order_id).await?;
+        let facts = self
+            .engine
+            .station(&order.operator_id, &order.station_id)
+            .await?;
+        order.arrive(
+            (req.longitude, req.latitude),
+            facts.location,
+            self.engine.clock.now(),
+        )?;
+        self.save(&order, version).await?;
+        Ok(order)
+    }
+}
+
+fn staff_to_pb(s: &StaffRecord) -> pb::StaffMember {
+    pb::StaffMember {
+        operator_id: s.operator_id.clone(),
+        staff_id: s.member.staff_id.clone(),
+        name: s.member.name.clone(),
+        employer: match s.member.employer {
+            Employer::Own => pb::Employer::Own,
+            Employer::Contractor => pb::Employer::Contractor,
+        } as i32,
+        electrician_certificate_until: s
+            .member
+            .electrician_certificate_until
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        qualified_until: s
+            .member
+            .qualified_until
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn reply<T>(result: Result<T, Error>) -> Reply<T> {
+    result.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl DispatchService for DispatchApi {
+    async fn create_staff_member(
+        &self,
+        request: Request<pb::CreateStaffMemberRequest>,
+    ) -> Reply<pb::CreateStaffMemberResponse> {
+        let p = principal(&request)?;
+        reply(self.create_staff(&p, request.into_inner()).await.map(|s| {
+            pb::CreateStaffMemberResponse {
+                staff_member: Some(s),
+            }
+        }))
+    }
+
+    async fn list_staff_members(
+        &self,
+        request: Request<pb::ListStaffMembersRequest>,
+    ) -> Reply<pb::ListStaffMembersResponse> {
+        let p = principal(&request)?;
+        let result = async {
+            let op = operator_for(&p, &request.get_ref().operator_id)?;
+            let staff = self.engine.store.staff(&op).await?;
+            Ok(pb::ListStaffMembersResponse {
+                staff_members: staff.iter().map(staff_to_pb).collect(),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn create_work_order(
+        &self,
+        request: Request<pb::CreateWorkOrderRequest>,
+    ) -> Reply<pb::CreateWorkOrderResponse> {
+        let p = principal(&request)?;
+        reply(self.create_order(&p, request.into_inner()).await.map(|o| {
+            pb::CreateWorkOrderResponse {
+                work_order: self.reply_order(&o),
+            }
+        }))
+    }
+
+    async fn get_work_order(
+        &self,
+        request: Request<pb::GetWorkOrderRequest>,
+    ) -> Reply<pb::GetWorkOrderResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        reply(
+            self.load(&p, &r.operator_id, &r.order_id)
+                .await
+                .map(|(o, _)| pb::GetWorkOrderResponse {
+                    work_order: self.reply_order(&o),
+                }),
+        )
+    }
+
+    async fn list_work_orders(
+        &self,
+        request: Request<pb::ListWorkOrdersRequest>,
+    ) -> Reply<pb::ListWorkOrdersResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let station = Some(r.station_id.trim()).filter(|s| !s.is_empty());
+            let mut orders = self.engine.store.orders(&op, station, r.open_only).await?;
+            orders.sort_by_key(|o| (!o.is_open(), o.received_at));
+            let now = self.engine.clock.now();
+            Ok(pb::ListWorkOrdersResponse {
+                work_orders: orders.iter().map(|o| order_to_pb(o, now)).collect(),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn dispatch_work_order(
+        &self,
+        request: Request<pb::DispatchWorkOrderRequest>,
+    ) -> Reply<pb::DispatchWorkOrderResponse> {
+        let p = principal(&request)?;
+        reply(self.dispatch(&p, request.into_inner()).await.map(|o| {
+            pb::DispatchWorkOrderResponse {
+                work_order: self.reply_order(&o),
+            }
+        }))
+    }
+
+    async fn check_in_work_order(
+        &self,
+        request: Request<pb::CheckInWorkOrderRequest>,
+    ) -> Reply<pb::CheckInWorkOrderResponse> {
+        let p = principal(&request)?;
+        reply(
+            self.check_in(&p, request.into_inner())
+                .await
+                .map(|o| pb::CheckInWorkOrderResponse {
+                    work_order: self.reply_order(&o),
+                }),
+        )
+    }
+
+    async fn resolve_work_order(
+        &self,
+        request: Request<pb::ResolveWorkOrderRequest>,
+    ) -> Reply<pb::ResolveWorkOrderResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let (mut order, version) = self.load(&p, &r.operator_id, &r.order_id).await?;
+            order.resolve(&r.test_record, self.engine.clock.now())?;
+            self.save(&order, version).await?;
+            Ok(pb::ResolveWorkOrderResponse {
+                work_order: self.reply_order(&order),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn confirm_work_order(
+        &self,
+        request: Request<pb::ConfirmWorkOrderRequest>,
+    ) -> Reply<pb::ConfirmWorkOrderResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let (mut order, version) = self.load(&p, &r.operator_id, &r.order_id).await?;
+            order.confirm(&p.to_string(), self.engine.clock.now())?;
+            self.save(&order, version).await?;
+            Ok(pb::ConfirmWorkOrderResponse {
+                work_order: self.reply_order(&order),
+            })
+        };
+        reply(result.await)
+    }
+}

@@ -1,0 +1,306 @@
+//! Dispatch persistence: staff, work orders (JSON documents beside their key columns), durable
+//! deadlines and breaches. The statements run unchanged on PostgreSQL and SQLite.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use chargemesh_kit::db::{Database, Migrations, StoreError};
+
+use crate::domain::crew::StaffMember;
+use crate::domain::work_order::{State, WorkOrder};
+
+pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: &POSTGRES_MIGRATIONS,
+    sqlite: &SQLITE_MIGRATIONS,
+};
+
+/// A member of an operator's staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffRecord {
+    pub operator_id: String,
+    #[serde(flatten)]
+    pub member: StaffMember,
+}
+
+/// A clock of an order that is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDeadline {
+    pub operator_id: String,
+    pub order_id: String,
+    pub kind: String,
+    pub due_at: DateTime<Utc>,
+}
+
+#[tonic::async_trait]
+pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
+    async fn create_staff(&self, staff: &StaffRecord, now: DateTime<Utc>)
+    -> Result<(), StoreError>;
+    async fn staff(&self, operator_id: &str) -> Result<Vec<StaffRecord>, StoreError>;
+    /// Creates an order with its deadlines; `false` when an automatic order is already open for
+    /// the connector.
+    async fn create_order(
+        &self,
+        order: &WorkOrder,
+        deadlines: &[(&str, DateTime<Utc>)],
+    ) -> Result<bool, StoreError>;
+    async fn order(
+        &self,
+        operator_id: &str,
+        order_id: &str,
+    ) -> Result<Option<(WorkOrder, i64)>, StoreError>;
+    async fn orders(
+        &self,
+        operator_id: &str,
+        station_id: Option<&str>,
+        open_only: bool,
+    ) -> Result<Vec<WorkOrder>, StoreError>;
+    async fn update_order(
+        &self,
+        order: &WorkOrder,
+        version: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Deadlines due by `now` that have not fired, oldest first.
+    async fn due_deadlines(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DueDeadline>, StoreError>;
+    /// Marks a deadline fired, with the breach it found if any; `false` if it had fired already.
+    async fn fire(
+        &self,
+        due: &DueDeadline,
+        breach: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// The deadlines breached for an order: (what, rule).
+    async fn breaches(
+        &self,
+        operator_id: &str,
+        order_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+    async fn follow_cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
+    async fn set_follow_cursor(&self, name: &str, cursor: &str) -> Result<(), StoreError>;
+}
+
+fn open_key(order: &WorkOrder) -> Option<String> {
+    use crate::domain::work_order::Channel;
+    match (&order.connector_id, order.channel, order.state) {
+        (Some(c), Channel::Automatic, s) if s != State::Closed => Some(c.clone()),
+        _ => None,
+    }
+}
+
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Received => "received",
+        State::Dispatched => "dispatched",
+        State::Arrived => "arrived",
+        State::Resolved => "resolved",
+        State::Closed => "closed",
+    }
+}
+
+macro_rules! sql_dispatch_store {
+    ($store:ident, $pool:ty) => {
+        #[derive(Debug, Clone)]
+        pub struct $store {
+            pool: $pool,
+        }
+
+        impl $store {
+            pub fn new(pool: $pool) -> Self {
+                Self { pool }
+            }
+        }
+
+        #[tonic::async_trait]
+        impl DispatchStore for $store {
+            async fn create_staff(&self, staff: &StaffRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO staff (operator_id, staff_id, doc, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&staff.operator_id)
+                    .bind(&staff.member.staff_id)
+                    .bind(sqlx::types::Json(staff))
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn staff(&self, operator_id: &str) -> Result<Vec<StaffRecord>, StoreError> {
+                let rows: Vec<sqlx::types::Json<StaffRecord>> =
+                    sqlx::query_scalar("SELECT doc FROM staff WHERE operator_id = $1 ORDER BY staff_id")
+                        .bind(operator_id)
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn create_order(&self, order: &WorkOrder, deadlines: &[(&str, DateTime<Utc>)]) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO work_orders (operator_id, order_id, station_id, open_key, state, version, doc, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $7) ON CONFLICT DO NOTHING",
+                )
+                .bind(&order.operator_id)
+                .bind(&order.order_id)
+                .bind(&order.station_id)
+                .bind(open_key(order))
+                .bind(state_name(order.state))
+                .bind(sqlx::types::Json(order))
+                .bind(order.received_at)
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                for (kind, due) in deadlines {
+                    sqlx::query("INSERT INTO deadlines (operator_id, order_id, kind, due_at) VALUES ($1, $2, $3, $4)")
+                        .bind(&order.operator_id)
+                        .bind(&order.order_id)
+                        .bind(*kind)
+                        .bind(*due)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn order(&self, operator_id: &str, order_id: &str) -> Result<Option<(WorkOrder, i64)>, StoreError> {
+                let row: Option<(sqlx::types::Json<WorkOrder>, i64)> =
+                    sqlx::query_as("SELECT doc, version FROM work_orders WHERE operator_id = $1 AND order_id = $2")
+                        .bind(operator_id)
+                        .bind(order_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(doc, version)| (doc.0, version)))
+            }
+
+            async fn orders(&self, operator_id: &str, station_id: Option<&str>, open_only: bool) -> Result<Vec<WorkOrder>, StoreError> {
+                let rows: Vec<sqlx::types::Json<WorkOrder>> = sqlx::query_scalar(
+                    "SELECT doc FROM work_orders WHERE operator_id = $1 AND ($2 = '' OR station_id = $2) \
+                     AND ($3 = 0 OR state <> 'closed') ORDER BY created_at, order_id LIMIT 1000",
+                )
+                .bind(operator_id)
+                .bind(station_id.unwrap_or(""))
+                .bind(i64::from(open_only))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn update_order(&self, order: &WorkOrder, version: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+                let done = sqlx::query(
+                    "UPDATE work_orders SET open_key = $3, state = $4, doc = $5, updated_at = $6, version = version + 1 \
+                     WHERE operator_id = $1 AND order_id = $2 AND version = $7",
+                )
+                .bind(&order.operator_id)
+                .bind(&order.order_id)
+                .bind(open_key(order))
+                .bind(state_name(order.state))
+                .bind(sqlx::types::Json(order))
+                .bind(now)
+                .bind(version)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!("work order {}", order.order_id)));
+                }
+                Ok(())
+            }
+
+            async fn due_deadlines(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DueDeadline>, StoreError> {
+                let sql = format!(
+                    "SELECT operator_id, order_id, kind, due_at FROM deadlines WHERE fired_at IS NULL AND due_at <= $1 \
+                     ORDER BY due_at LIMIT {}",
+                    limit.max(1)
+                );
+                let rows: Vec<(String, String, String, DateTime<Utc>)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(now).fetch_all(&self.pool).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(operator_id, order_id, kind, due_at)| DueDeadline {
+                        operator_id,
+                        order_id,
+                        kind,
+                        due_at,
+                    })
+                    .collect())
+            }
+
+            async fn fire(&self, due: &DueDeadline, breach: Option<&str>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let fired = sqlx::query(
+                    "UPDATE deadlines SET fired_at = $4 WHERE operator_id = $1 AND order_id = $2 AND kind = $3 AND fired_at IS NULL",
+                )
+                .bind(&due.operator_id)
+                .bind(&due.order_id)
+                .bind(&due.kind)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if fired.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                if let Some(rule) = breach {
+                    sqlx::query(
+                        "INSERT INTO breaches (operator_id, order_id, what, rule, due_at, recorded_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&due.operator_id)
+                    .bind(&due.order_id)
+                    .bind(&due.kind)
+                    .bind(rule)
+                    .bind(due.due_at)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn breaches(&self, operator_id: &str, order_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+                Ok(sqlx::query_as("SELECT what, rule FROM breaches WHERE operator_id = $1 AND order_id = $2 ORDER BY due_at")
+                    .bind(operator_id)
+                    .bind(order_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn follow_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT cursor FROM follow_state WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn set_follow_cursor(&self, name: &str, cursor: &str) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO follow_state (name, cursor) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET cursor = $2",
+                )
+                .bind(name)
+                .bind(cursor)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+sql_dispatch_store!(PgDispatchStore, sqlx::PgPool);
+sql_dispatch_store!(SqliteDispatchStore, sqlx::SqlitePool);
+
+/// Migrates the database and returns the store for its backend.
+pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn DispatchStore>, StoreError> {
+    database.migrate(MIGRATIONS).await?;
+    Ok(match database {
+        Database::Postgres(pool) => std::sync::Arc::new(PgDispatchStore::new(pool.clone())),
+        Database::Sqlite(pool) => std::sync::Arc::new(SqliteDispatchStore::new(pool.clone())),
+    })
+}

@@ -1,0 +1,490 @@
+//! Repair dispatch end to end, through the gateway with staff JWTs, on the injectable clock
+//! (REQ FAULT-1..FAULT-8, STAFF-3, MON-2).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::Code;
+
+use chargemesh::demo;
+use chargemesh::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
+use chargemesh_kit::clock::{Clock, ManualClock};
+use chargemesh_proto::asset::v1 as asset;
+use chargemesh_proto::dispatch::v1 as pb;
+use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
+use chargemesh_proto::telemetry::v1 as tm;
+use common::{TelemetryStream, TestMesh, with_token};
+
+const OP: &str = DEMO_OPERATOR_ID;
+
+async fn mesh_at(clock: &ManualClock) -> TestMesh {
+    let mesh_clock = clock.clone();
+    TestMesh::start_with_options(move |opts| {
+        opts.clock = Arc::new(mesh_clock);
+        opts.deadline_interval_ms = 20;
+        opts.telemetry.offline_after_seconds = 30 * 24 * 3600;
+    })
+    .await
+}
+
+/// The demo operator with an urban station (S-URB, pile P1) and an outlying one (S-OUT, pile P2),
+/// and four staff members.
+async fn setup(mesh: &TestMesh) -> Staff {
+    let mut op = mesh.client("operator");
+    op.create_operator(asset::CreateOperatorRequest {
+        operator: Some(demo::operator(DEMO_CREDIT_CODE)),
+    })
+    .await
+    .expect("operator");
+    for (station, pile, zone) in [
+        ("S-URB", "P1", asset::ServiceZone::MainUrban),
+        ("S-OUT", "P2", asset::ServiceZone::Other),
+    ] {
+        let mut s = demo::station(OP, station, "330602");
+        s.service_zone = zone as i32;
+        op.create_station(asset::CreateStationRequest { station: Some(s) })
+            .await
+            .expect("station");
+        op.create_pile(asset::CreatePileRequest {
+            pile: Some(demo::pile(OP, station, pile, asset::PileType::Dc, 60.0)),
+        })
+        .await
+        .expect("pile");
+    }
+    let staff = Staff::new(mesh);
+    let manager = staff.token("om_manager");
+    let mut client = staff.client();
+    for (id, employer, cert) in [
+        ("alice", pb::Employer::Own, "2030-12-31"),
+        ("bob", pb::Employer::Own, "2030-12-31"),
+        ("carol", pb::Employer::Own, "2020-01-31"),
+    ] {
+        client
+            .create_staff_member(with_token(
+                pb::CreateStaffMemberRequest {
+                    staff_member: Some(pb::StaffMember {
+                        operator_id: OP.into(),
+                        staff_id: id.into(),
+                        name: id.into(),
+                        employer: employer as i32,
+                        electrician_certificate_until: cert.into(),
+                        qualified_until: "2030-12-31".into(),
+                    }),
+                },
+                &manager,
+            ))
+            .await
+            .expect("staff member");
+    }
+    staff
+}
+
+/// Staff apps: no certificate, a bearer token per role.
+struct Staff {
+    channel: tonic::transport::Channel,
+    pki: pki::PkiDir,
+}
+
+impl Staff {
+    fn new(mesh: &TestMesh) -> Self {
+        Self {
+            channel: mesh.anonymous_channel(),
+            pki: mesh.pki().clone(),
+        }
+    }
+
+    fn token(&self, role: &str) -> String {
+        pki::mint_token(&self.pki, role, Some(OP), &[role.to_owned()], 3600).expect("token")
+    }
+
+    fn client(&self) -> DispatchServiceClient<tonic::transport::Channel> {
+        DispatchServiceClient::new(self.channel.clone())
+    }
+
+    async fn phone_order(&self, station: &str, pile: &str) -> pb::WorkOrder {
+        self.client()
+            .create_work_order(with_token(
+                pb::CreateWorkOrderRequest {
+                    operator_id: OP.into(),
+                    station_id: station.into(),
+                    pile_id: pile.into(),
+                    connector_id: format!("{pile}-1"),
+                    channel: pb::Channel::Phone as i32,
+                    description: "customer reports the gun does not lock".into(),
+                },
+                &self.token("monitor"),
+            ))
+            .await
+            .expect("order")
+            .into_inner()
+            .work_order
+            .expect("order")
+    }
+
+    async fn dispatch(&self, order: &str, crew: &[&str]) -> Result<pb::WorkOrder, tonic::Status> {
+        self.client()
+            .dispatch_work_order(with_token(
+                pb::DispatchWorkOrderRequest {
+                    operator_id: OP.into(),
+                    order_id: order.into(),
+                    crew: crew.iter().map(|c| (*c).to_owned()).collect(),
+                    risk: pb::Risk::Normal as i32,
+                },
+                &self.token("monitor"),
+            ))
+            .await
+            .map(|r| r.into_inner().work_order.expect("order"))
+    }
+
+    async fn get(&self, order: &str) -> pb::WorkOrder {
+        self.client()
+            .get_work_order(with_token(
+                pb::GetWorkOrderRequest {
+                    operator_id: OP.into(),
+                    order_id: order.into(),
+                },
+                &self.token("monitor"),
+            ))
+            .await
+            .expect("order")
+            .into_inner()
+            .work_order
+            .expect("order")
+    }
+
+    /// Polls until `check` holds, within ten seconds.
+    async fn until(&self, order: &str, check: impl Fn(&pb::WorkOrder) -> bool) -> pb::WorkOrder {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let o = self.get(order).await;
+            if check(&o) || tokio::time::Instant::now() > deadline {
+                return o;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn fault_4_a_pile_fault_opens_one_work_order() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let pile = TelemetryStream::open(mesh.channel("operator")).await;
+    let status = |sequence: u64, state: tm::ConnectorState| tm::TelemetryMessage {
+        sequence,
+        pile_id: "P1".into(),
+        connector_id: "P1-1".into(),
+        observe_time: Some(chargemesh_kit::time::to_timestamp(
+            clock.now() + chrono::Duration::seconds(sequence as i64),
+        )),
+        body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+            state: state as i32,
+            fault_code: if state == tm::ConnectorState::Fault {
+                "E42".into()
+            } else {
+                String::new()
+            },
+            fault_text: "insulation".into(),
+        })),
+        ..Default::default()
+    };
+    // A fault, the same fault again, a brief recovery and the fault once more: one open order.
+    pile.send(vec![
+        status(1, tm::ConnectorState::Fault),
+        status(2, tm::ConnectorState::Fault),
+        status(3, tm::ConnectorState::Idle),
+        status(4, tm::ConnectorState::Fault),
+    ])
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let orders = loop {
+        let orders = staff
+            .client()
+            .list_work_orders(with_token(
+                pb::ListWorkOrdersRequest {
+                    operator_id: OP.into(),
+                    open_only: true,
+                    ..Default::default()
+                },
+                &staff.token("monitor"),
+            ))
+            .await
+            .expect("list")
+            .into_inner()
+            .work_orders;
+        if !orders.is_empty() || tokio::time::Instant::now() > deadline {
+            break orders;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(orders.len(), 1, "one open order per connector fault");
+    let o = &orders[0];
+    assert_eq!(o.channel, pb::Channel::Automatic as i32);
+    assert_eq!(
+        (
+            o.station_id.as_str(),
+            o.connector_id.as_str(),
+            o.fault_code.as_str()
+        ),
+        ("S-URB", "P1-1", "E42")
+    );
+    assert_eq!(o.zone, pb::Zone::MainUrban as i32);
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn fault_1_and_staff_3_a_crew_of_one_or_with_an_expired_certificate_is_refused() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let order = staff.phone_order("S-URB", "P1").await;
+    let alone = staff
+        .dispatch(&order.order_id, &["alice"])
+        .await
+        .expect_err("alone");
+    assert_eq!(alone.code(), Code::InvalidArgument);
+    assert!(alone.message().contains("FAULT-1"), "{}", alone.message());
+    let expired = staff
+        .dispatch(&order.order_id, &["alice", "carol"])
+        .await
+        .expect_err("expired");
+    assert!(
+        expired.message().contains("STAFF-3") && expired.message().contains("carol"),
+        "{}",
+        expired.message()
+    );
+    let unknown = staff
+        .dispatch(&order.order_id, &["alice", "mallory"])
+        .await
+        .expect_err("unknown");
+    assert_eq!(unknown.code(), Code::NotFound);
+    let dispatched = staff
+        .dispatch(&order.order_id, &["alice", "bob"])
+        .await
+        .expect("a valid crew");
+    assert_eq!(dispatched.state, pb::WorkOrderState::Dispatched as i32);
+    // A repairer may not dispatch.
+    let refused = staff
+        .client()
+        .dispatch_work_order(with_token(
+            pb::DispatchWorkOrderRequest {
+                operator_id: OP.into(),
+                order_id: order.order_id.clone(),
+                crew: vec!["alice".into(), "bob".into()],
+                risk: pb::Risk::Normal as i32,
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect_err("policy");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    mesh.stop().await;
+}
+
+async fn check_in(staff: &Staff, order: &str) -> pb::WorkOrder {
+    staff
+        .client()
+        .check_in_work_order(with_token(
+            pb::CheckInWorkOrderRequest {
+                operator_id: OP.into(),
+                order_id: order.into(),
+                longitude: 120.582,
+                latitude: 30.0,
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("checked in")
+        .into_inner()
+        .work_order
+        .expect("order")
+}
+
+#[tokio::test]
+async fn fault_5_arrival_after_61_minutes_breaches_in_the_main_urban_zone_only() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let urban = staff.phone_order("S-URB", "P1").await;
+    let outlying = staff.phone_order("S-OUT", "P2").await;
+    for o in [&urban, &outlying] {
+        staff
+            .dispatch(&o.order_id, &["alice", "bob"])
+            .await
+            .expect("dispatched");
+    }
+    clock.advance(chrono::Duration::minutes(61));
+    let urban = check_in(&staff, &urban.order_id).await;
+    let outlying = check_in(&staff, &outlying.order_id).await;
+    let arrival: Vec<_> = urban
+        .breaches
+        .iter()
+        .filter(|b| b.what == "arrival")
+        .collect();
+    assert_eq!(arrival.len(), 1, "{:?}", urban.breaches);
+    assert_eq!(arrival[0].rule, "FAULT-5");
+    assert_eq!(arrival[0].lateness.as_ref().map(|d| d.seconds), Some(60));
+    assert!(
+        outlying.breaches.is_empty(),
+        "2 hours elsewhere: {:?}",
+        outlying.breaches
+    );
+    // A check-in far from the station is refused (REQ FAULT-7).
+    let other = staff.phone_order("S-URB", "P1").await;
+    staff
+        .dispatch(&other.order_id, &["alice", "bob"])
+        .await
+        .expect("dispatched");
+    let far = staff
+        .client()
+        .check_in_work_order(with_token(
+            pb::CheckInWorkOrderRequest {
+                operator_id: OP.into(),
+                order_id: other.order_id.clone(),
+                longitude: 120.70,
+                latitude: 30.0,
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect_err("far away");
+    assert!(far.message().contains("FAULT-7"), "{}", far.message());
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn fault_6_an_order_unresolved_at_4_hours_closes_with_a_suspension_request_even_across_a_restart()
+ {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mut mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let order = staff.phone_order("S-URB", "P1").await;
+    staff
+        .dispatch(&order.order_id, &["alice", "bob"])
+        .await
+        .expect("dispatched");
+    // The mesh restarts in the middle; the deadline is a row, not a timer.
+    mesh.restart().await;
+    let staff = Staff::new(&mesh);
+    clock.advance(chrono::Duration::hours(4));
+    let closed = staff
+        .until(&order.order_id, |o| {
+            o.state == pb::WorkOrderState::Closed as i32
+        })
+        .await;
+    assert_eq!(closed.outcome, pb::Outcome::Unresolved as i32);
+    assert!(closed.suspension_requested);
+    let close = closed
+        .close_time
+        .as_ref()
+        .map(|t| t.seconds)
+        .unwrap_or_default();
+    let follow_up = closed
+        .follow_up_due_time
+        .as_ref()
+        .map(|t| t.seconds)
+        .unwrap_or_default();
+    assert_eq!(
+        follow_up - close,
+        5 * 24 * 3600,
+        "the repair is due within 5 days"
+    );
+    assert!(closed.breaches.iter().any(|b| b.what == "resolution"));
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn fault_8_a_fixed_order_closes_only_when_the_monitor_confirms() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let order = staff.phone_order("S-URB", "P1").await;
+    staff
+        .dispatch(&order.order_id, &["alice", "bob"])
+        .await
+        .expect("dispatched");
+    clock.advance(chrono::Duration::minutes(30));
+    check_in(&staff, &order.order_id).await;
+    let resolved = staff
+        .client()
+        .resolve_work_order(with_token(
+            pb::ResolveWorkOrderRequest {
+                operator_id: OP.into(),
+                order_id: order.order_id.clone(),
+                test_record: "test charge 10 min OK".into(),
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("resolved")
+        .into_inner()
+        .work_order
+        .expect("order");
+    assert_eq!(resolved.state, pb::WorkOrderState::Resolved as i32);
+    let confirmed = staff
+        .client()
+        .confirm_work_order(with_token(
+            pb::ConfirmWorkOrderRequest {
+                operator_id: OP.into(),
+                order_id: order.order_id.clone(),
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("confirmed")
+        .into_inner()
+        .work_order
+        .expect("order");
+    assert_eq!(
+        (confirmed.state, confirmed.outcome),
+        (pb::WorkOrderState::Closed as i32, pb::Outcome::Fixed as i32)
+    );
+    assert!(confirmed.confirmed_by.contains("monitor"));
+    // Past every limit now, the closed order shows no breach and the scheduler leaves it be.
+    clock.advance(chrono::Duration::hours(5));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = staff.get(&order.order_id).await;
+    assert!(after.breaches.is_empty(), "{:?}", after.breaches);
+    assert_eq!(after.outcome, pb::Outcome::Fixed as i32);
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn operator_a_staff_cannot_see_operator_b_work_orders() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let order = staff.phone_order("S-URB", "P1").await;
+    let outsider = pki::mint_token(
+        mesh.pki(),
+        "eve",
+        Some("MA2BCDEF3"),
+        &["monitor".into()],
+        3600,
+    )
+    .expect("token");
+    let hidden = staff
+        .client()
+        .get_work_order(with_token(
+            pb::GetWorkOrderRequest {
+                operator_id: OP.into(),
+                order_id: order.order_id.clone(),
+            },
+            &outsider,
+        ))
+        .await
+        .expect_err("hidden");
+    assert_eq!(hidden.code(), Code::NotFound);
+    let own = staff
+        .client()
+        .list_work_orders(with_token(pb::ListWorkOrdersRequest::default(), &outsider))
+        .await
+        .expect("own list")
+        .into_inner();
+    assert!(own.work_orders.is_empty());
+    mesh.stop().await;
+}
