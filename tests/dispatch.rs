@@ -394,6 +394,18 @@ async fn fault_6_an_order_unresolved_at_4_hours_closes_with_a_suspension_request
         "the repair is due within 5 days"
     );
     assert!(closed.breaches.iter().any(|b| b.what == "resolution"));
+    // The suspension is carried out in the asset registry, with the order as evidence.
+    let pile = suspended_pile(&mesh).await;
+    let suspension = pile.suspension.expect("suspension");
+    assert_eq!(
+        suspension.reason,
+        asset::SuspensionReason::UnrepairedFault as i32
+    );
+    assert!(
+        suspension
+            .evidence_refs
+            .contains(&format!("work-order:{}", order.order_id))
+    );
     mesh.stop().await;
 }
 
@@ -486,5 +498,78 @@ async fn operator_a_staff_cannot_see_operator_b_work_orders() {
         .expect("own list")
         .into_inner();
     assert!(own.work_orders.is_empty());
+    mesh.stop().await;
+}
+
+/// P1 once the asset registry shows it suspended, within ten seconds.
+async fn suspended_pile(mesh: &TestMesh) -> asset::Pile {
+    let mut op = mesh.client("operator");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let pile = op
+            .get_pile(asset::GetPileRequest {
+                operator_id: OP.into(),
+                pile_id: "P1".into(),
+            })
+            .await
+            .expect("pile")
+            .into_inner()
+            .pile
+            .expect("pile");
+        if pile.state == asset::PileState::Suspended as i32
+            || tokio::time::Instant::now() > deadline
+        {
+            return pile;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn mon_4_the_monitor_may_request_suspension_two_hours_after_dispatch() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let order = staff.phone_order("S-URB", "P1").await;
+    staff
+        .dispatch(&order.order_id, &["alice", "bob"])
+        .await
+        .expect("dispatched");
+    let request = |staff: &Staff| {
+        let mut client = staff.client();
+        let token = staff.token("monitor");
+        let order_id = order.order_id.clone();
+        async move {
+            client
+                .request_suspension(with_token(
+                    pb::RequestSuspensionRequest {
+                        operator_id: OP.into(),
+                        order_id,
+                        evidence_refs: vec!["photo-7".into()],
+                    },
+                    &token,
+                ))
+                .await
+        }
+    };
+    clock.advance(chrono::Duration::minutes(119));
+    let early = request(&staff).await.expect_err("too early");
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    assert!(early.message().contains("MON-4"), "{}", early.message());
+    clock.advance(chrono::Duration::minutes(1));
+    let done = request(&staff)
+        .await
+        .expect("requested")
+        .into_inner()
+        .work_order
+        .expect("order");
+    assert!(done.suspension_requested);
+    let pile = suspended_pile(&mesh).await;
+    assert_eq!(pile.state, asset::PileState::Suspended as i32);
+    let evidence = pile.suspension.expect("suspension").evidence_refs;
+    assert!(
+        evidence.contains(&"photo-7".to_owned())
+            && evidence.iter().any(|e| e.starts_with("work-order:"))
+    );
     mesh.stop().await;
 }

@@ -158,6 +158,8 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (DISPATCH, "ResolveWorkOrder", staff_of(&[REPAIRER])),
     // REQ FAULT-8: the monitor confirms the fault is cleared.
     (DISPATCH, "ConfirmWorkOrder", staff_of(&[MONITOR])),
+    // REQ MON-4: the monitor requests suspension.
+    (DISPATCH, "RequestSuspension", staff_of(&[MONITOR])),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

@@ -77,6 +77,49 @@ impl Engine {
         Ok(StationFacts { zone, location })
     }
 
+    /// REQ MON-4, FAULT-6: suspends the order's pile through the asset registry, the order as
+    /// evidence. A pile already suspended is left as it is.
+    pub async fn suspend_pile(
+        &self,
+        order: &WorkOrder,
+        extra_evidence: &[String],
+    ) -> Result<(), Error> {
+        let mut evidence_refs = vec![format!("work-order:{}", order.order_id)];
+        evidence_refs.extend(
+            extra_evidence
+                .iter()
+                .filter(|e| !e.trim().is_empty())
+                .cloned(),
+        );
+        let result = self
+            .assets
+            .clone()
+            .suspend_pile(asset::SuspendPileRequest {
+                operator_id: order.operator_id.clone(),
+                pile_id: order.pile_id.clone(),
+                reason: asset::SuspensionReason::UnrepairedFault as i32,
+                evidence_refs,
+                note: format!("repair work order {} not fixed in time", order.order_id),
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(status)
+                if status.code() == tonic::Code::FailedPrecondition
+                    && status.message().contains("already suspended") =>
+            {
+                Ok(())
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                Err(Error::NotFound(format!("pile {}", order.pile_id)))
+            }
+            Err(status) => Err(Error::Unavailable(format!(
+                "the asset registry refused the suspension: {}",
+                status.message()
+            ))),
+        }
+    }
+
     /// Records a new order with its FAULT-5 clocks; `false` when an automatic order is already
     /// open for the connector.
     pub async fn open(&self, order: &WorkOrder) -> Result<bool, Error> {
@@ -188,6 +231,9 @@ impl Engine {
                     order.close_unresolved(now)?;
                     self.store.update_order(&order, version, now).await?;
                     tracing::info!(order = %order.order_id, "closed unresolved at 4 hours; suspension requested (REQ FAULT-6)");
+                    if let Err(error) = self.suspend_pile(&order, &[]).await {
+                        tracing::warn!(order = %order.order_id, %error, "the pile's suspension could not be carried out");
+                    }
                 }
                 open || order.resolved_at.is_some_and(|at| at > due.due_at)
             }

@@ -444,6 +444,28 @@ impl DispatchService for DispatchApi {
         reply(result.await)
     }
 
+    async fn request_suspension(
+        &self,
+        request: Request<pb::RequestSuspensionRequest>,
+    ) -> Reply<pb::RequestSuspensionResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let (mut order, version) = self.load(&p, &r.operator_id, &r.order_id).await?;
+            // REQ MON-4: not before two hours after dispatch without a fix.
+            order.may_request_suspension(self.engine.clock.now())?;
+            self.engine.suspend_pile(&order, &r.evidence_refs).await?;
+            if !order.suspension_requested {
+                order.suspension_requested = true;
+                self.save(&order, version).await?;
+            }
+            Ok(pb::RequestSuspensionResponse {
+                work_order: self.reply_order(&order),
+            })
+        };
+        reply(result.await)
+    }
+
     async fn confirm_work_order(
         &self,
         request: Request<pb::ConfirmWorkOrderRequest>,
