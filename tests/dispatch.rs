@@ -573,3 +573,119 @@ async fn mon_4_the_monitor_may_request_suspension_two_hours_after_dispatch() {
     );
     mesh.stop().await;
 }
+
+async fn available(staff: &Staff, pile: &str) -> (bool, String) {
+    let r = staff
+        .client()
+        .check_pile_availability(with_token(
+            pb::CheckPileAvailabilityRequest {
+                operator_id: OP.into(),
+                pile_id: pile.into(),
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("availability")
+        .into_inner();
+    (r.available, r.reason)
+}
+
+#[tokio::test]
+async fn eq_3_a_critical_defect_makes_its_pile_unavailable_until_accepted() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    assert!(available(&staff, "P1").await.0);
+    let register = |class: pb::DefectClass, plan: &str| pb::RegisterDefectRequest {
+        operator_id: OP.into(),
+        station_id: "S-URB".into(),
+        pile_id: "P1".into(),
+        class: class as i32,
+        description: "cracked connector with exposed cable".into(),
+        elimination_plan: plan.into(),
+        maintenance_plan: String::new(),
+    };
+    // REQ DEF-2: no elimination plan, no registration.
+    let refused = staff
+        .client()
+        .register_defect(with_token(
+            register(pb::DefectClass::Critical, ""),
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect_err("no plan");
+    assert!(refused.message().contains("DEF-2"), "{}", refused.message());
+    let defect = staff
+        .client()
+        .register_defect(with_token(
+            register(pb::DefectClass::Critical, "replace the gun today"),
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("registered")
+        .into_inner()
+        .defect
+        .expect("defect");
+    assert!(defect.enhanced_watch);
+    let (ok, why) = available(&staff, "P1").await;
+    assert!(
+        !ok && why.contains(&defect.defect_id) && why.contains("EQ-3"),
+        "{why}"
+    );
+    let eliminate = |record: &str| pb::EliminateDefectRequest {
+        operator_id: OP.into(),
+        defect_id: defect.defect_id.clone(),
+        record: record.into(),
+    };
+    let accept = |passed: bool| pb::AcceptDefectRequest {
+        operator_id: OP.into(),
+        defect_id: defect.defect_id.clone(),
+        passed,
+    };
+    staff
+        .client()
+        .eliminate_defect(with_token(
+            eliminate("gun replaced"),
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("eliminated");
+    assert!(
+        !available(&staff, "P1").await.0,
+        "eliminated is not yet accepted"
+    );
+    // A repairer may not accept; a failed acceptance reopens (REQ DEF-4).
+    let denied = staff
+        .client()
+        .accept_defect(with_token(accept(true), &staff.token("repairer")))
+        .await
+        .expect_err("policy");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let reopened = staff
+        .client()
+        .accept_defect(with_token(accept(false), &staff.token("om_manager")))
+        .await
+        .expect("failed acceptance")
+        .into_inner()
+        .defect
+        .expect("defect");
+    assert_eq!(
+        (reopened.state, reopened.reopened),
+        (pb::DefectState::Open as i32, 1)
+    );
+    staff
+        .client()
+        .eliminate_defect(with_token(
+            eliminate("gun replaced, insulation tested"),
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("eliminated again");
+    staff
+        .client()
+        .accept_defect(with_token(accept(true), &staff.token("om_manager")))
+        .await
+        .expect("accepted");
+    assert!(available(&staff, "P1").await.0, "available once accepted");
+    mesh.stop().await;
+}

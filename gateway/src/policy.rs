@@ -160,6 +160,30 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (DISPATCH, "ConfirmWorkOrder", staff_of(&[MONITOR])),
     // REQ MON-4: the monitor requests suspension.
     (DISPATCH, "RequestSuspension", staff_of(&[MONITOR])),
+    // REQ DEF-2: whoever finds a defect registers it; O&M eliminates; management accepts (DEF-4).
+    (
+        DISPATCH,
+        "RegisterDefect",
+        staff_of(&[
+            MONITOR,
+            REPAIRER,
+            STATION_MASTER,
+            SAFETY_OFFICER,
+            OM_MANAGER,
+        ]),
+    ),
+    (
+        DISPATCH,
+        "EliminateDefect",
+        staff_of(&[REPAIRER, STATION_MASTER, OM_MANAGER]),
+    ),
+    (
+        DISPATCH,
+        "AcceptDefect",
+        staff_of(&[STATION_MASTER, OM_MANAGER]),
+    ),
+    (DISPATCH, "ListDefects", OPERATOR_READ),
+    (DISPATCH, "CheckPileAvailability", OPERATOR_READ),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

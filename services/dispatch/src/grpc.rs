@@ -14,6 +14,7 @@ use chargemesh_proto::dispatch::v1::dispatch_service_server::{
 };
 
 use crate::domain::crew::{Employer, Risk, StaffMember, validate_crew};
+use crate::domain::defect::{Defect, DefectClass, DefectDeadlines, DefectState, NewDefect};
 use crate::domain::work_order::{Channel, Outcome, State, WorkOrder, Zone};
 use crate::engine::{Engine, new_order_id};
 use crate::store::StaffRecord;
@@ -280,6 +281,102 @@ impl DispatchApi {
         Ok(order)
     }
 
+    async fn register(
+        &self,
+        p: &Principal,
+        req: pb::RegisterDefectRequest,
+    ) -> Result<Defect, Error> {
+        let operator_id = operator_for(p, &req.operator_id)?;
+        let class = match pb::DefectClass::try_from(req.class) {
+            Ok(pb::DefectClass::Critical) => DefectClass::Critical,
+            Ok(pb::DefectClass::Serious) => DefectClass::Serious,
+            Ok(pb::DefectClass::General) => DefectClass::General,
+            _ => {
+                return Err(Error::invalid(
+                    "class",
+                    "DEF-1",
+                    "a defect is classified critical, serious or general",
+                ));
+            }
+        };
+        // The station must exist in the registry (and be the caller's).
+        self.engine
+            .station(&operator_id, req.station_id.trim())
+            .await?;
+        let defect = Defect::register(
+            NewDefect {
+                defect_id: format!("DF-{}", uuid::Uuid::now_v7().simple()),
+                operator_id,
+                station_id: req.station_id.trim().to_owned(),
+                pile_id: Some(req.pile_id.trim().to_owned()).filter(|p| !p.is_empty()),
+                class,
+                description: req.description,
+                finder: p.to_string(),
+                elimination_plan: req.elimination_plan,
+                maintenance_plan: Some(req.maintenance_plan),
+            },
+            DefectDeadlines::default(),
+            self.engine.clock.now(),
+        )?;
+        self.engine.store.create_defect(&defect).await?;
+        if matches!(defect.class, DefectClass::Critical | DefectClass::Serious) {
+            // REQ DEF-2: reported at once.
+            tracing::warn!(defect = %defect.defect_id, class = ?defect.class, station = %defect.station_id, "defect reported");
+        }
+        Ok(defect)
+    }
+
+    async fn change_defect(
+        &self,
+        p: &Principal,
+        operator_id: &str,
+        defect_id: &str,
+        change: impl FnOnce(&mut Defect, chrono::DateTime<chrono::Utc>) -> Result<(), Error>,
+    ) -> Result<Defect, Error> {
+        let op = operator_for(p, operator_id)?;
+        let (mut defect, version) = self
+            .engine
+            .store
+            .defect(&op, defect_id.trim())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("defect {}", defect_id.trim())))?;
+        let now = self.engine.clock.now();
+        change(&mut defect, now)?;
+        self.engine
+            .store
+            .update_defect(&defect, version, now)
+            .await?;
+        Ok(defect)
+    }
+
+    /// REQ EQ-3: a pile with an open critical defect or an active fault order is not available.
+    async fn availability(
+        &self,
+        p: &Principal,
+        req: pb::CheckPileAvailabilityRequest,
+    ) -> Result<pb::CheckPileAvailabilityResponse, Error> {
+        let op = operator_for(p, &req.operator_id)?;
+        let pile = req.pile_id.trim();
+        let mut reasons = Vec::new();
+        for d in self.engine.store.defects(&op, Some(pile)).await? {
+            if d.blocks_pile() {
+                reasons.push(format!(
+                    "critical defect {} is not accepted (REQ EQ-3, DEF-4)",
+                    d.defect_id
+                ));
+            }
+        }
+        for o in self.engine.store.orders(&op, None, true).await? {
+            if o.pile_id == pile && o.channel == Channel::Automatic {
+                reasons.push(format!("fault order {} is open (REQ EQ-3)", o.order_id));
+            }
+        }
+        Ok(pb::CheckPileAvailabilityResponse {
+            available: reasons.is_empty(),
+            reason: reasons.join("; "),
+        })
+    }
+
     async fn check_in(
         &self,
         p: &Principal,
@@ -297,6 +394,36 @@ impl DispatchApi {
         )?;
         self.save(&order, version).await?;
         Ok(order)
+    }
+}
+
+fn defect_to_pb(d: &Defect, now: chrono::DateTime<chrono::Utc>) -> pb::Defect {
+    pb::Defect {
+        operator_id: d.operator_id.clone(),
+        defect_id: d.defect_id.clone(),
+        station_id: d.station_id.clone(),
+        pile_id: d.pile_id.clone().unwrap_or_default(),
+        class: match d.class {
+            DefectClass::Critical => pb::DefectClass::Critical,
+            DefectClass::Serious => pb::DefectClass::Serious,
+            DefectClass::General => pb::DefectClass::General,
+        } as i32,
+        description: d.description.clone(),
+        finder: d.finder.clone(),
+        state: match d.state {
+            DefectState::Open => pb::DefectState::Open,
+            DefectState::Eliminated => pb::DefectState::Eliminated,
+            DefectState::Accepted => pb::DefectState::Accepted,
+        } as i32,
+        found_time: Some(to_timestamp(d.found_at)),
+        due_time: opt_timestamp(d.due_at),
+        maintenance_plan: d.maintenance_plan.clone().unwrap_or_default(),
+        elimination_plan: d.elimination_plan.clone(),
+        elimination_record: d.elimination_record.clone().unwrap_or_default(),
+        accepted_by: d.accepted_by.clone().unwrap_or_default(),
+        reopened: d.reopened,
+        enhanced_watch: d.enhanced_watch(),
+        overdue: d.overdue(now),
     }
 }
 
@@ -464,6 +591,82 @@ impl DispatchService for DispatchApi {
             })
         };
         reply(result.await)
+    }
+
+    async fn register_defect(
+        &self,
+        request: Request<pb::RegisterDefectRequest>,
+    ) -> Reply<pb::RegisterDefectResponse> {
+        let p = principal(&request)?;
+        let now = self.engine.clock.now();
+        reply(
+            self.register(&p, request.into_inner())
+                .await
+                .map(|d| pb::RegisterDefectResponse {
+                    defect: Some(defect_to_pb(&d, now)),
+                }),
+        )
+    }
+
+    async fn eliminate_defect(
+        &self,
+        request: Request<pb::EliminateDefectRequest>,
+    ) -> Reply<pb::EliminateDefectResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = self
+            .change_defect(&p, &r.operator_id, &r.defect_id, |d, now| {
+                d.eliminate(&r.record, now)
+            })
+            .await;
+        let now = self.engine.clock.now();
+        reply(result.map(|d| pb::EliminateDefectResponse {
+            defect: Some(defect_to_pb(&d, now)),
+        }))
+    }
+
+    async fn accept_defect(
+        &self,
+        request: Request<pb::AcceptDefectRequest>,
+    ) -> Reply<pb::AcceptDefectResponse> {
+        let p = principal(&request)?;
+        let by = p.to_string();
+        let r = request.into_inner();
+        let result = self
+            .change_defect(&p, &r.operator_id, &r.defect_id, |d, now| {
+                d.accept(r.passed, &by, now)
+            })
+            .await;
+        let now = self.engine.clock.now();
+        reply(result.map(|d| pb::AcceptDefectResponse {
+            defect: Some(defect_to_pb(&d, now)),
+        }))
+    }
+
+    async fn list_defects(
+        &self,
+        request: Request<pb::ListDefectsRequest>,
+    ) -> Reply<pb::ListDefectsResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let pile = Some(r.pile_id.trim()).filter(|s| !s.is_empty());
+            let now = self.engine.clock.now();
+            let defects = self.engine.store.defects(&op, pile).await?;
+            Ok(pb::ListDefectsResponse {
+                defects: defects.iter().map(|d| defect_to_pb(d, now)).collect(),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn check_pile_availability(
+        &self,
+        request: Request<pb::CheckPileAvailabilityRequest>,
+    ) -> Reply<pb::CheckPileAvailabilityResponse> {
+        let p = principal(&request)?;
+        reply(self.availability(&p, request.into_inner()).await)
     }
 
     async fn confirm_work_order(

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use chargemesh_kit::db::{Database, Migrations, StoreError};
 
 use crate::domain::crew::StaffMember;
+use crate::domain::defect::{Defect, DefectState};
 use crate::domain::work_order::{State, WorkOrder};
 
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -82,6 +83,24 @@ pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
         operator_id: &str,
         order_id: &str,
     ) -> Result<Vec<(String, String)>, StoreError>;
+    async fn create_defect(&self, defect: &Defect) -> Result<(), StoreError>;
+    async fn defect(
+        &self,
+        operator_id: &str,
+        defect_id: &str,
+    ) -> Result<Option<(Defect, i64)>, StoreError>;
+    async fn update_defect(
+        &self,
+        defect: &Defect,
+        version: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// An operator's defects, of one pile if given, oldest first.
+    async fn defects(
+        &self,
+        operator_id: &str,
+        pile_id: Option<&str>,
+    ) -> Result<Vec<Defect>, StoreError>;
     async fn follow_cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
     async fn set_follow_cursor(&self, name: &str, cursor: &str) -> Result<(), StoreError>;
 }
@@ -101,6 +120,14 @@ fn state_name(state: State) -> &'static str {
         State::Arrived => "arrived",
         State::Resolved => "resolved",
         State::Closed => "closed",
+    }
+}
+
+fn defect_state(state: DefectState) -> &'static str {
+    match state {
+        DefectState::Open => "open",
+        DefectState::Eliminated => "eliminated",
+        DefectState::Accepted => "accepted",
     }
 }
 
@@ -270,6 +297,63 @@ macro_rules! sql_dispatch_store {
                     .bind(order_id)
                     .fetch_all(&self.pool)
                     .await?)
+            }
+
+            async fn create_defect(&self, defect: &Defect) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO defects (operator_id, defect_id, station_id, pile_id, state, version, doc, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $7)",
+                )
+                .bind(&defect.operator_id)
+                .bind(&defect.defect_id)
+                .bind(&defect.station_id)
+                .bind(defect.pile_id.as_deref().unwrap_or(""))
+                .bind(defect_state(defect.state))
+                .bind(sqlx::types::Json(defect))
+                .bind(defect.found_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn defect(&self, operator_id: &str, defect_id: &str) -> Result<Option<(Defect, i64)>, StoreError> {
+                let row: Option<(sqlx::types::Json<Defect>, i64)> =
+                    sqlx::query_as("SELECT doc, version FROM defects WHERE operator_id = $1 AND defect_id = $2")
+                        .bind(operator_id)
+                        .bind(defect_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(doc, version)| (doc.0, version)))
+            }
+
+            async fn update_defect(&self, defect: &Defect, version: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+                let done = sqlx::query(
+                    "UPDATE defects SET state = $3, doc = $4, updated_at = $5, version = version + 1 \
+                     WHERE operator_id = $1 AND defect_id = $2 AND version = $6",
+                )
+                .bind(&defect.operator_id)
+                .bind(&defect.defect_id)
+                .bind(defect_state(defect.state))
+                .bind(sqlx::types::Json(defect))
+                .bind(now)
+                .bind(version)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!("defect {}", defect.defect_id)));
+                }
+                Ok(())
+            }
+
+            async fn defects(&self, operator_id: &str, pile_id: Option<&str>) -> Result<Vec<Defect>, StoreError> {
+                let rows: Vec<sqlx::types::Json<Defect>> = sqlx::query_scalar(
+                    "SELECT doc FROM defects WHERE operator_id = $1 AND ($2 = '' OR pile_id = $2) ORDER BY created_at, defect_id LIMIT 1000",
+                )
+                .bind(operator_id)
+                .bind(pile_id.unwrap_or(""))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
             }
 
             async fn follow_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {

@@ -1,5 +1,6 @@
 //! Dispatch rules as pure functions and state machines.
 
 pub mod crew;
+pub mod defect;
 pub mod geo;
 pub mod work_order;
