@@ -689,3 +689,148 @@ async fn eq_3_a_critical_defect_makes_its_pile_unavailable_until_accepted() {
     assert!(available(&staff, "P1").await.0, "available once accepted");
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn maint_1_a_plan_edited_after_approval_awaits_approval_and_a_repairer_cannot_approve() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let plan = staff
+        .client()
+        .create_maintenance_plan(with_token(
+            pb::CreateMaintenancePlanRequest {
+                plan: Some(pb::MaintenancePlan {
+                    operator_id: OP.into(),
+                    station_id: "S-URB".into(),
+                    title: "2026 annual maintenance".into(),
+                    period: "2026".into(),
+                    items: vec!["metering".into(), "grounding_resistance_test".into()],
+                    ..Default::default()
+                }),
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("drafted")
+        .into_inner()
+        .plan
+        .expect("plan");
+    assert_eq!(plan.state, pb::PlanState::AwaitingApproval as i32);
+    let approve = |token: String| {
+        let mut client = staff.client();
+        let plan_id = plan.plan_id.clone();
+        async move {
+            client
+                .approve_maintenance_plan(with_token(
+                    pb::ApproveMaintenancePlanRequest {
+                        operator_id: OP.into(),
+                        plan_id,
+                    },
+                    &token,
+                ))
+                .await
+        }
+    };
+    let denied = approve(staff.token("repairer"))
+        .await
+        .expect_err("a repairer cannot approve");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let approved = approve(staff.token("om_manager"))
+        .await
+        .expect("approved")
+        .into_inner()
+        .plan
+        .expect("plan");
+    assert_eq!(approved.state, pb::PlanState::Approved as i32);
+    let edited = staff
+        .client()
+        .update_maintenance_plan(with_token(
+            pb::UpdateMaintenancePlanRequest {
+                operator_id: OP.into(),
+                plan_id: plan.plan_id.clone(),
+                items: vec!["metering".into(), "cleaning".into()],
+                ..Default::default()
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("edited")
+        .into_inner()
+        .plan
+        .expect("plan");
+    assert_eq!(
+        (edited.state, edited.revision),
+        (pb::PlanState::AwaitingApproval as i32, 2)
+    );
+    // MAINT-3: only listed items.
+    let bad = staff
+        .client()
+        .update_maintenance_plan(with_token(
+            pb::UpdateMaintenancePlanRequest {
+                operator_id: OP.into(),
+                plan_id: plan.plan_id.clone(),
+                items: vec!["painting".into()],
+                ..Default::default()
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect_err("not a MAINT-3 item");
+    assert!(bad.message().contains("MAINT-3"), "{}", bad.message());
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn patrol_2_a_storm_alert_creates_special_patrols_for_exactly_the_stations_of_that_area() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    // A third station, in Hangzhou, outside the alert.
+    let mut op = mesh.client("operator");
+    op.create_station(asset::CreateStationRequest {
+        station: Some(demo::station(OP, "S-HZ", "330102")),
+    })
+    .await
+    .expect("station");
+    let patrols = staff
+        .client()
+        .record_patrol_trigger(with_token(
+            pb::RecordPatrolTriggerRequest {
+                operator_id: OP.into(),
+                trigger: pb::PatrolTrigger::Thunderstorm as i32,
+                area_code: "330600".into(),
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("recorded")
+        .into_inner()
+        .patrols;
+    let mut stations: Vec<&str> = patrols.iter().map(|p| p.station_id.as_str()).collect();
+    stations.sort_unstable();
+    assert_eq!(
+        stations,
+        ["S-OUT", "S-URB"],
+        "the Shaoxing stations, not Hangzhou's"
+    );
+    assert!(
+        patrols
+            .iter()
+            .all(|p| p.kind == "special" && p.checklist.iter().any(|c| c.contains("flashover")))
+    );
+    // Overdue after 24 hours (REQ MON-3).
+    clock.advance(chrono::Duration::hours(25));
+    let listed = staff
+        .client()
+        .list_patrols(with_token(
+            pb::ListPatrolsRequest::default(),
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("list")
+        .into_inner()
+        .patrols;
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|p| p.overdue));
+    mesh.stop().await;
+}

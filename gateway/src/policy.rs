@@ -184,6 +184,26 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     ),
     (DISPATCH, "ListDefects", OPERATOR_READ),
     (DISPATCH, "CheckPileAvailability", OPERATOR_READ),
+    // REQ MAINT-1: O&M drafts, an O&M manager approves.
+    (
+        DISPATCH,
+        "CreateMaintenancePlan",
+        staff_of(&[REPAIRER, STATION_MASTER, OM_MANAGER]),
+    ),
+    (
+        DISPATCH,
+        "UpdateMaintenancePlan",
+        staff_of(&[REPAIRER, STATION_MASTER, OM_MANAGER]),
+    ),
+    (DISPATCH, "ApproveMaintenancePlan", staff_of(&[OM_MANAGER])),
+    (DISPATCH, "ListMaintenancePlans", OPERATOR_READ),
+    // REQ PATROL-2: the monitor or station master records a trigger.
+    (
+        DISPATCH,
+        "RecordPatrolTrigger",
+        staff_of(&[MONITOR, STATION_MASTER, SAFETY_OFFICER, OM_MANAGER]),
+    ),
+    (DISPATCH, "ListPatrols", OPERATOR_READ),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

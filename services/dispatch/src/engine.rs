@@ -77,6 +77,44 @@ impl Engine {
         Ok(StationFacts { zone, location })
     }
 
+    /// The operator's stations within an area: (station id, area code).
+    pub async fn stations_in_area(
+        &self,
+        operator_id: &str,
+        area_code: &str,
+    ) -> Result<Vec<(String, String)>, Error> {
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .assets
+                .clone()
+                .list_stations(asset::ListStationsRequest {
+                    operator_id: operator_id.into(),
+                    area_code: area_code.into(),
+                    page_size: 500,
+                    page_token: page_token.clone(),
+                })
+                .await
+                .map_err(|status| match status.code() {
+                    tonic::Code::InvalidArgument => {
+                        Error::bad_field("area_code", status.message().to_owned())
+                    }
+                    _ => Error::Unavailable("the asset registry is unavailable".into()),
+                })?
+                .into_inner();
+            out.extend(
+                page.stations
+                    .into_iter()
+                    .map(|s| (s.station_id, s.area_code)),
+            );
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
     /// REQ MON-4, FAULT-6: suspends the order's pile through the asset registry, the order as
     /// evidence. A pile already suspended is left as it is.
     pub async fn suspend_pile(

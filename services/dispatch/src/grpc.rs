@@ -15,6 +15,8 @@ use chargemesh_proto::dispatch::v1::dispatch_service_server::{
 
 use crate::domain::crew::{Employer, Risk, StaffMember, validate_crew};
 use crate::domain::defect::{Defect, DefectClass, DefectDeadlines, DefectState, NewDefect};
+use crate::domain::patrol::{Patrol, PatrolKind, Trigger};
+use crate::domain::plan::{MaintenancePlan, PlanState};
 use crate::domain::work_order::{Channel, Outcome, State, WorkOrder, Zone};
 use crate::engine::{Engine, new_order_id};
 use crate::store::StaffRecord;
@@ -326,6 +328,22 @@ impl DispatchApi {
         Ok(defect)
     }
 
+    async fn plan(
+        &self,
+        p: &Principal,
+        operator_id: &str,
+        plan_id: &str,
+    ) -> Result<(MaintenancePlan, i64), Error> {
+        let op = operator_for(p, operator_id)?;
+        let (doc, version) = self
+            .engine
+            .store
+            .doc(PLAN, &op, plan_id.trim())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("maintenance plan {}", plan_id.trim())))?;
+        Ok((from_doc(doc)?, version))
+    }
+
     async fn change_defect(
         &self,
         p: &Principal,
@@ -425,6 +443,92 @@ fn defect_to_pb(d: &Defect, now: chrono::DateTime<chrono::Utc>) -> pb::Defect {
         enhanced_watch: d.enhanced_watch(),
         overdue: d.overdue(now),
     }
+}
+
+const PLAN: &str = "maintenance_plan";
+const PATROL: &str = "patrol";
+
+fn plan_to_pb(p: &MaintenancePlan) -> pb::MaintenancePlan {
+    pb::MaintenancePlan {
+        operator_id: p.operator_id.clone(),
+        plan_id: p.plan_id.clone(),
+        station_id: p.station_id.clone(),
+        title: p.title.clone(),
+        period: p.period.clone(),
+        items: p.items.clone(),
+        state: match p.state {
+            PlanState::AwaitingApproval => pb::PlanState::AwaitingApproval,
+            PlanState::Approved => pb::PlanState::Approved,
+        } as i32,
+        revision: p.revision,
+        drafted_by: p.drafted_by.clone(),
+        approved_by: p.approved_by.clone().unwrap_or_default(),
+        approved_revision: p.approved_revision.unwrap_or_default(),
+    }
+}
+
+fn trigger_of(v: i32) -> Result<Trigger, Error> {
+    use pb::PatrolTrigger as T;
+    Ok(match T::try_from(v) {
+        Ok(T::StrongWind) => Trigger::StrongWind,
+        Ok(T::Thunderstorm) => Trigger::Thunderstorm,
+        Ok(T::IceSnow) => Trigger::IceSnow,
+        Ok(T::Hail) => Trigger::Hail,
+        Ok(T::Earthquake) => Trigger::Earthquake,
+        Ok(T::NewEquipment) => Trigger::NewEquipment,
+        Ok(T::ReturnToService) => Trigger::ReturnToService,
+        Ok(T::DefectWorsening) => Trigger::DefectWorsening,
+        Ok(T::HolidayOrEvent) => Trigger::HolidayOrEvent,
+        Ok(T::ReliabilityDrop) => Trigger::ReliabilityDrop,
+        _ => {
+            return Err(Error::invalid(
+                "trigger",
+                "PATROL-2",
+                "must be one of the PATROL-2 triggers",
+            ));
+        }
+    })
+}
+
+fn patrol_to_pb(p: &Patrol, now: chrono::DateTime<chrono::Utc>) -> pb::Patrol {
+    use pb::PatrolTrigger as T;
+    pb::Patrol {
+        operator_id: p.operator_id.clone(),
+        patrol_id: p.patrol_id.clone(),
+        station_id: p.station_id.clone(),
+        kind: match p.kind {
+            PatrolKind::Normal => "normal",
+            PatrolKind::Special => "special",
+        }
+        .into(),
+        trigger: match p.trigger {
+            None => T::Unspecified,
+            Some(Trigger::StrongWind) => T::StrongWind,
+            Some(Trigger::Thunderstorm) => T::Thunderstorm,
+            Some(Trigger::IceSnow) => T::IceSnow,
+            Some(Trigger::Hail) => T::Hail,
+            Some(Trigger::Earthquake) => T::Earthquake,
+            Some(Trigger::NewEquipment) => T::NewEquipment,
+            Some(Trigger::ReturnToService) => T::ReturnToService,
+            Some(Trigger::DefectWorsening) => T::DefectWorsening,
+            Some(Trigger::HolidayOrEvent) => T::HolidayOrEvent,
+            Some(Trigger::ReliabilityDrop) => T::ReliabilityDrop,
+        } as i32,
+        area_code: p.area_code.clone(),
+        checklist: p.checklist.clone(),
+        due_time: Some(to_timestamp(p.due_at)),
+        overdue: p.overdue(now),
+    }
+}
+
+fn to_doc<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(value)
+        .map_err(|e| Error::Store(chargemesh_kit::db::StoreError::Internal(e.to_string())))
+}
+
+fn from_doc<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
+    serde_json::from_value(value)
+        .map_err(|e| Error::Store(chargemesh_kit::db::StoreError::Internal(e.to_string())))
 }
 
 fn staff_to_pb(s: &StaffRecord) -> pb::StaffMember {
@@ -667,6 +771,194 @@ impl DispatchService for DispatchApi {
     ) -> Reply<pb::CheckPileAvailabilityResponse> {
         let p = principal(&request)?;
         reply(self.availability(&p, request.into_inner()).await)
+    }
+
+    async fn create_maintenance_plan(
+        &self,
+        request: Request<pb::CreateMaintenancePlanRequest>,
+    ) -> Reply<pb::CreateMaintenancePlanResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let input = r
+                .plan
+                .ok_or_else(|| Error::bad_field("plan", "must be set"))?;
+            let op = operator_for(&p, &input.operator_id)?;
+            self.engine.station(&op, input.station_id.trim()).await?;
+            let plan = MaintenancePlan::draft(
+                format!("MP-{}", uuid::Uuid::now_v7().simple()),
+                op,
+                input.station_id.trim().to_owned(),
+                &input.title,
+                &input.period,
+                &input.items,
+                p.to_string(),
+            )?;
+            let now = self.engine.clock.now();
+            self.engine
+                .store
+                .insert_doc(
+                    PLAN,
+                    &plan.operator_id,
+                    &plan.plan_id,
+                    &plan.station_id,
+                    &to_doc(&plan)?,
+                    now,
+                )
+                .await?;
+            Ok(pb::CreateMaintenancePlanResponse {
+                plan: Some(plan_to_pb(&plan)),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn update_maintenance_plan(
+        &self,
+        request: Request<pb::UpdateMaintenancePlanRequest>,
+    ) -> Reply<pb::UpdateMaintenancePlanResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let (mut plan, version) = self.plan(&p, &r.operator_id, &r.plan_id).await?;
+            let title = Some(r.title.as_str()).filter(|t| !t.trim().is_empty());
+            let items = Some(r.items.as_slice()).filter(|i| !i.is_empty());
+            plan.edit(title, items)?;
+            self.engine
+                .store
+                .update_doc(
+                    PLAN,
+                    &plan.operator_id,
+                    &plan.plan_id,
+                    &to_doc(&plan)?,
+                    version,
+                    self.engine.clock.now(),
+                )
+                .await?;
+            Ok(pb::UpdateMaintenancePlanResponse {
+                plan: Some(plan_to_pb(&plan)),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn approve_maintenance_plan(
+        &self,
+        request: Request<pb::ApproveMaintenancePlanRequest>,
+    ) -> Reply<pb::ApproveMaintenancePlanResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let (mut plan, version) = self.plan(&p, &r.operator_id, &r.plan_id).await?;
+            let now = self.engine.clock.now();
+            plan.approve(&p.to_string(), now)?;
+            self.engine
+                .store
+                .update_doc(
+                    PLAN,
+                    &plan.operator_id,
+                    &plan.plan_id,
+                    &to_doc(&plan)?,
+                    version,
+                    now,
+                )
+                .await?;
+            Ok(pb::ApproveMaintenancePlanResponse {
+                plan: Some(plan_to_pb(&plan)),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn list_maintenance_plans(
+        &self,
+        request: Request<pb::ListMaintenancePlansRequest>,
+    ) -> Reply<pb::ListMaintenancePlansResponse> {
+        let p = principal(&request)?;
+        let result = async {
+            let op = operator_for(&p, &request.get_ref().operator_id)?;
+            let plans = self
+                .engine
+                .store
+                .docs(PLAN, &op)
+                .await?
+                .into_iter()
+                .map(from_doc::<MaintenancePlan>)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(pb::ListMaintenancePlansResponse {
+                plans: plans.iter().map(plan_to_pb).collect(),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn record_patrol_trigger(
+        &self,
+        request: Request<pb::RecordPatrolTriggerRequest>,
+    ) -> Reply<pb::RecordPatrolTriggerResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let trigger = trigger_of(r.trigger)?;
+            let area = r.area_code.trim();
+            if area.len() != 6 || !area.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::bad_field(
+                    "area_code",
+                    "must be a 6-digit GB/T 2260 area code",
+                ));
+            }
+            let now = self.engine.clock.now();
+            let mut patrols = Vec::new();
+            // REQ PATROL-2: a special patrol for exactly the stations of the area.
+            for (station_id, area_code) in self.engine.stations_in_area(&op, area).await? {
+                let patrol = Patrol::special(
+                    format!("PT-{}", uuid::Uuid::now_v7().simple()),
+                    &op,
+                    &station_id,
+                    &area_code,
+                    trigger,
+                    now,
+                );
+                self.engine
+                    .store
+                    .insert_doc(
+                        PATROL,
+                        &op,
+                        &patrol.patrol_id,
+                        &station_id,
+                        &to_doc(&patrol)?,
+                        now,
+                    )
+                    .await?;
+                patrols.push(patrol_to_pb(&patrol, now));
+            }
+            Ok(pb::RecordPatrolTriggerResponse { patrols })
+        };
+        reply(result.await)
+    }
+
+    async fn list_patrols(
+        &self,
+        request: Request<pb::ListPatrolsRequest>,
+    ) -> Reply<pb::ListPatrolsResponse> {
+        let p = principal(&request)?;
+        let result = async {
+            let op = operator_for(&p, &request.get_ref().operator_id)?;
+            let now = self.engine.clock.now();
+            let patrols = self
+                .engine
+                .store
+                .docs(PATROL, &op)
+                .await?
+                .into_iter()
+                .map(from_doc::<Patrol>)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(pb::ListPatrolsResponse {
+                patrols: patrols.iter().map(|pt| patrol_to_pb(pt, now)).collect(),
+            })
+        };
+        reply(result.await)
     }
 
     async fn confirm_work_order(

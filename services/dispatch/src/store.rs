@@ -101,6 +101,36 @@ pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
         operator_id: &str,
         pile_id: Option<&str>,
     ) -> Result<Vec<Defect>, StoreError>;
+    /// Plans, patrols and other records kept as documents of a `kind`.
+    async fn insert_doc(
+        &self,
+        kind: &str,
+        operator_id: &str,
+        id: &str,
+        station_id: &str,
+        doc: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn doc(
+        &self,
+        kind: &str,
+        operator_id: &str,
+        id: &str,
+    ) -> Result<Option<(serde_json::Value, i64)>, StoreError>;
+    async fn update_doc(
+        &self,
+        kind: &str,
+        operator_id: &str,
+        id: &str,
+        doc: &serde_json::Value,
+        version: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn docs(
+        &self,
+        kind: &str,
+        operator_id: &str,
+    ) -> Result<Vec<serde_json::Value>, StoreError>;
     async fn follow_cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
     async fn set_follow_cursor(&self, name: &str, cursor: &str) -> Result<(), StoreError>;
 }
@@ -351,6 +381,66 @@ macro_rules! sql_dispatch_store {
                 )
                 .bind(operator_id)
                 .bind(pile_id.unwrap_or(""))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn insert_doc(&self, kind: &str, operator_id: &str, id: &str, station_id: &str, doc: &serde_json::Value, now: DateTime<Utc>)
+            -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO documents (kind, operator_id, doc_id, station_id, version, doc, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 1, $5, $6, $6)",
+                )
+                .bind(kind)
+                .bind(operator_id)
+                .bind(id)
+                .bind(station_id)
+                .bind(sqlx::types::Json(doc))
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn doc(&self, kind: &str, operator_id: &str, id: &str) -> Result<Option<(serde_json::Value, i64)>, StoreError> {
+                let row: Option<(sqlx::types::Json<serde_json::Value>, i64)> = sqlx::query_as(
+                    "SELECT doc, version FROM documents WHERE kind = $1 AND operator_id = $2 AND doc_id = $3",
+                )
+                .bind(kind)
+                .bind(operator_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(doc, version)| (doc.0, version)))
+            }
+
+            async fn update_doc(&self, kind: &str, operator_id: &str, id: &str, doc: &serde_json::Value, version: i64, now: DateTime<Utc>)
+            -> Result<(), StoreError> {
+                let done = sqlx::query(
+                    "UPDATE documents SET doc = $4, updated_at = $5, version = version + 1 \
+                     WHERE kind = $1 AND operator_id = $2 AND doc_id = $3 AND version = $6",
+                )
+                .bind(kind)
+                .bind(operator_id)
+                .bind(id)
+                .bind(sqlx::types::Json(doc))
+                .bind(now)
+                .bind(version)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!("{kind} {id}")));
+                }
+                Ok(())
+            }
+
+            async fn docs(&self, kind: &str, operator_id: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+                let rows: Vec<sqlx::types::Json<serde_json::Value>> = sqlx::query_scalar(
+                    "SELECT doc FROM documents WHERE kind = $1 AND operator_id = $2 ORDER BY created_at, doc_id LIMIT 1000",
+                )
+                .bind(kind)
+                .bind(operator_id)
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows.into_iter().map(|j| j.0).collect())

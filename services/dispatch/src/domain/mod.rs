@@ -3,4 +3,6 @@
 pub mod crew;
 pub mod defect;
 pub mod geo;
+pub mod patrol;
+pub mod plan;
 pub mod work_order;
