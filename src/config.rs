@@ -105,6 +105,8 @@ mod tests {
         assert_eq!(cfg.reporting.service.database.schema, "reporting");
         assert_eq!(cfg.gateway.upstreams["telemetry"], "https://127.0.0.1:7001");
         assert_eq!(cfg.events.url, "redis://127.0.0.1:6379");
+        assert_eq!(cfg.dispatch.asset_url, "https://127.0.0.1:7001");
+        assert_eq!(cfg.gateway.upstreams["dispatch"], "https://127.0.0.1:7002");
         assert!(cfg.gateway.jwt.is_some());
     }
 }
