@@ -2,9 +2,10 @@
 //! in [`crate::domain`].
 
 use chrono::NaiveDate;
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use chargemesh_kit::clock::china_date;
+use chargemesh_kit::error::{Reply, reply};
 use chargemesh_kit::server::principal;
 use chargemesh_kit::time::{opt_timestamp, to_timestamp};
 use chargemesh_kit::{Error, Principal};
@@ -25,8 +26,6 @@ use crate::store::StaffRecord;
 pub struct DispatchApi {
     engine: Engine,
 }
-
-type Reply<T> = Result<Response<T>, Status>;
 
 /// The operator a request is about, when the caller may act for it; others' records are absent.
 fn operator_for(p: &Principal, requested: &str) -> Result<String, Error> {
@@ -551,10 +550,6 @@ fn staff_to_pb(s: &StaffRecord) -> pb::StaffMember {
             .map(|d| d.to_string())
             .unwrap_or_default(),
     }
-}
-
-fn reply<T>(result: Result<T, Error>) -> Reply<T> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 #[tonic::async_trait]

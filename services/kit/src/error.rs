@@ -131,6 +131,14 @@ impl From<Error> for Status {
 /// Shorthand for service results.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What an RPC handler returns.
+pub type Reply<T> = std::result::Result<tonic::Response<T>, Status>;
+
+/// Wraps a handler's outcome, mapping the error once.
+pub fn reply<T>(result: Result<T>) -> Reply<T> {
+    result.map(tonic::Response::new).map_err(Status::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

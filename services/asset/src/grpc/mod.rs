@@ -8,10 +8,11 @@ pub use convert::{pile_to_pb, station_to_pb};
 use std::sync::Arc;
 
 use serde::Serialize;
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use chargemesh_kit::clock::{SharedClock, china_date};
 use chargemesh_kit::db::StoreError;
+use chargemesh_kit::error::{Reply, reply};
 use chargemesh_kit::paging::{decode_token, encode_token, page_size};
 use chargemesh_kit::server::principal;
 use chargemesh_kit::time::from_timestamp;
@@ -47,12 +48,6 @@ pub struct AssetApi {
     trial: TrialGate,
     /// Told of every registry change, so telemetry ingest sees it at once.
     registry: Option<Arc<crate::telemetry::registry::Registry>>,
-}
-
-type Reply<T> = Result<Response<T>, Status>;
-
-fn reply<T>(result: Result<T, Error>) -> Reply<T> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 /// A unique violation on creation means the record exists; other store errors pass through.
