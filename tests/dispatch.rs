@@ -834,3 +834,147 @@ async fn patrol_2_a_storm_alert_creates_special_patrols_for_exactly_the_stations
     assert!(listed.iter().all(|p| p.overdue));
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn maint_2_and_emerg_2_yearly_maintenance_and_half_yearly_drills_are_tracked() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let compliance = |staff: &Staff| {
+        let mut client = staff.client();
+        let token = staff.token("monitor");
+        async move {
+            client
+                .get_maintenance_compliance(with_token(
+                    pb::GetMaintenanceComplianceRequest {
+                        operator_id: OP.into(),
+                        station_id: "S-URB".into(),
+                    },
+                    &token,
+                ))
+                .await
+                .expect("compliance")
+                .into_inner()
+        }
+    };
+    assert!(!compliance(&staff).await.compliant, "never maintained");
+    let plan = staff
+        .client()
+        .create_maintenance_plan(with_token(
+            pb::CreateMaintenancePlanRequest {
+                plan: Some(pb::MaintenancePlan {
+                    operator_id: OP.into(),
+                    station_id: "S-URB".into(),
+                    title: "annual".into(),
+                    period: "2026".into(),
+                    items: vec!["metering".into()],
+                    ..Default::default()
+                }),
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("plan")
+        .into_inner()
+        .plan
+        .expect("plan");
+    let complete = pb::RecordMaintenanceCompletionRequest {
+        operator_id: OP.into(),
+        plan_id: plan.plan_id.clone(),
+        item: "metering".into(),
+        record: "meter verified against the standard".into(),
+    };
+    let early = staff
+        .client()
+        .record_maintenance_completion(with_token(complete.clone(), &staff.token("repairer")))
+        .await
+        .expect_err("not approved");
+    assert!(early.message().contains("MAINT-1"), "{}", early.message());
+    staff
+        .client()
+        .approve_maintenance_plan(with_token(
+            pb::ApproveMaintenancePlanRequest {
+                operator_id: OP.into(),
+                plan_id: plan.plan_id.clone(),
+            },
+            &staff.token("om_manager"),
+        ))
+        .await
+        .expect("approved");
+    staff
+        .client()
+        .record_maintenance_completion(with_token(complete, &staff.token("repairer")))
+        .await
+        .expect("completed");
+    assert!(compliance(&staff).await.compliant);
+    clock.advance(chrono::Duration::days(366));
+    assert!(
+        !compliance(&staff).await.compliant,
+        "a year without maintenance (REQ MAINT-2)"
+    );
+
+    // Drills: overdue until one is held, and again six months later.
+    let readiness = |staff: &Staff| {
+        let mut client = staff.client();
+        let token = staff.token("monitor");
+        async move {
+            client
+                .get_emergency_readiness(with_token(
+                    pb::GetEmergencyReadinessRequest {
+                        operator_id: OP.into(),
+                        station_id: "S-URB".into(),
+                    },
+                    &token,
+                ))
+                .await
+                .expect("readiness")
+                .into_inner()
+        }
+    };
+    let before = readiness(&staff).await;
+    assert!(before.drill_overdue);
+    assert_eq!(before.missing_plans.len(), 6, "no SAFE-1 plan yet");
+    staff
+        .client()
+        .create_emergency_plan(with_token(
+            pb::CreateEmergencyPlanRequest {
+                operator_id: OP.into(),
+                station_id: "S-URB".into(),
+                hazard: pb::Hazard::BatteryFire as i32,
+                document_ref: "EP-BATTERY-2026".into(),
+            },
+            &staff.token("safety_officer"),
+        ))
+        .await
+        .expect("plan");
+    let today = chargemesh_kit::clock::china_date(clock.now());
+    staff
+        .client()
+        .record_drill(with_token(
+            pb::RecordDrillRequest {
+                operator_id: OP.into(),
+                station_id: "S-URB".into(),
+                hazard: pb::Hazard::BatteryFire as i32,
+                held_on: today.to_string(),
+                participants: vec!["alice".into(), "bob".into()],
+                record: "evacuation and extinguisher drill, 6 minutes".into(),
+            },
+            &staff.token("safety_officer"),
+        ))
+        .await
+        .expect("drill");
+    let after = readiness(&staff).await;
+    assert!(!after.drill_overdue);
+    assert_eq!(after.missing_plans.len(), 5);
+    assert!(
+        !after
+            .missing_plans
+            .contains(&(pb::Hazard::BatteryFire as i32))
+    );
+    clock.advance(chrono::Duration::days(200));
+    assert!(
+        readiness(&staff).await.drill_overdue,
+        "no drill for six months (REQ EMERG-2)"
+    );
+    mesh.stop().await;
+}

@@ -204,6 +204,24 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
         staff_of(&[MONITOR, STATION_MASTER, SAFETY_OFFICER, OM_MANAGER]),
     ),
     (DISPATCH, "ListPatrols", OPERATOR_READ),
+    (
+        DISPATCH,
+        "RecordMaintenanceCompletion",
+        staff_of(&[REPAIRER, STATION_MASTER, OM_MANAGER]),
+    ),
+    (DISPATCH, "GetMaintenanceCompliance", OPERATOR_READ),
+    // REQ SAFE-1, EMERG-2: the safety officer keeps the plans and the drills.
+    (
+        DISPATCH,
+        "CreateEmergencyPlan",
+        staff_of(&[SAFETY_OFFICER, STATION_MASTER, OM_MANAGER]),
+    ),
+    (
+        DISPATCH,
+        "RecordDrill",
+        staff_of(&[SAFETY_OFFICER, STATION_MASTER, OM_MANAGER]),
+    ),
+    (DISPATCH, "GetEmergencyReadiness", OPERATOR_READ),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

@@ -16,8 +16,9 @@ use chargemesh_proto::dispatch::v1::dispatch_service_server::{
 
 use crate::domain::crew::{Employer, Risk, StaffMember, validate_crew};
 use crate::domain::defect::{Defect, DefectClass, DefectDeadlines, DefectState, NewDefect};
+use crate::domain::emergency::{Drill, EmergencyPlan, HAZARDS, Hazard, readiness};
 use crate::domain::patrol::{Patrol, PatrolKind, Trigger};
-use crate::domain::plan::{MaintenancePlan, PlanState};
+use crate::domain::plan::{MaintenancePlan, PlanState, maintained_within_a_year};
 use crate::domain::work_order::{Channel, Outcome, State, WorkOrder, Zone};
 use crate::engine::{Engine, new_order_id};
 use crate::store::StaffRecord;
@@ -446,6 +447,24 @@ fn defect_to_pb(d: &Defect, now: chrono::DateTime<chrono::Utc>) -> pb::Defect {
 
 const PLAN: &str = "maintenance_plan";
 const PATROL: &str = "patrol";
+const EMERGENCY_PLAN: &str = "emergency_plan";
+const DRILL: &str = "drill";
+
+fn hazard_of(v: i32) -> Result<Hazard, Error> {
+    let index = usize::try_from(v)
+        .ok()
+        .filter(|i| (1..=HAZARDS.len()).contains(i));
+    index
+        .map(|i| HAZARDS[i - 1])
+        .ok_or_else(|| Error::invalid("hazard", "SAFE-1", "must be one of the SAFE-1 hazards"))
+}
+
+fn hazard_to_pb(h: Hazard) -> i32 {
+    HAZARDS
+        .iter()
+        .position(|x| *x == h)
+        .map_or(0, |i| i as i32 + 1)
+}
 
 fn plan_to_pb(p: &MaintenancePlan) -> pb::MaintenancePlan {
     pb::MaintenancePlan {
@@ -951,6 +970,193 @@ impl DispatchService for DispatchApi {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(pb::ListPatrolsResponse {
                 patrols: patrols.iter().map(|pt| patrol_to_pb(pt, now)).collect(),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn record_maintenance_completion(
+        &self,
+        request: Request<pb::RecordMaintenanceCompletionRequest>,
+    ) -> Reply<pb::RecordMaintenanceCompletionResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let (mut plan, version) = self.plan(&p, &r.operator_id, &r.plan_id).await?;
+            let now = self.engine.clock.now();
+            plan.complete(&r.item, &r.record, &p.to_string(), now)?;
+            self.engine
+                .store
+                .update_doc(
+                    PLAN,
+                    &plan.operator_id,
+                    &plan.plan_id,
+                    &to_doc(&plan)?,
+                    version,
+                    now,
+                )
+                .await?;
+            Ok(pb::RecordMaintenanceCompletionResponse {
+                plan: Some(plan_to_pb(&plan)),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn get_maintenance_compliance(
+        &self,
+        request: Request<pb::GetMaintenanceComplianceRequest>,
+    ) -> Reply<pb::GetMaintenanceComplianceResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let plans: Vec<MaintenancePlan> = self
+                .engine
+                .store
+                .docs(PLAN, &op)
+                .await?
+                .into_iter()
+                .map(from_doc::<MaintenancePlan>)
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .filter(|plan| plan.station_id == r.station_id.trim())
+                .collect();
+            let (last, compliant) = maintained_within_a_year(&plans, self.engine.clock.now());
+            Ok(pb::GetMaintenanceComplianceResponse {
+                last_maintained_time: opt_timestamp(last),
+                compliant,
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn create_emergency_plan(
+        &self,
+        request: Request<pb::CreateEmergencyPlanRequest>,
+    ) -> Reply<pb::CreateEmergencyPlanResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let hazard = hazard_of(r.hazard)?;
+            if r.document_ref.trim().is_empty() {
+                return Err(Error::invalid(
+                    "document_ref",
+                    "SAFE-1",
+                    "the plan document is referenced",
+                ));
+            }
+            self.engine.station(&op, r.station_id.trim()).await?;
+            let plan = EmergencyPlan {
+                plan_id: format!("EP-{}", uuid::Uuid::now_v7().simple()),
+                operator_id: op,
+                station_id: r.station_id.trim().to_owned(),
+                hazard,
+                document_ref: r.document_ref.trim().to_owned(),
+            };
+            self.engine
+                .store
+                .insert_doc(
+                    EMERGENCY_PLAN,
+                    &plan.operator_id,
+                    &plan.plan_id,
+                    &plan.station_id,
+                    &to_doc(&plan)?,
+                    self.engine.clock.now(),
+                )
+                .await?;
+            Ok(pb::CreateEmergencyPlanResponse {
+                plan_id: plan.plan_id,
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn record_drill(
+        &self,
+        request: Request<pb::RecordDrillRequest>,
+    ) -> Reply<pb::RecordDrillResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let hazard = hazard_of(r.hazard)?;
+            let held_on = date("held_on", &r.held_on)?
+                .ok_or_else(|| Error::invalid("held_on", "EMERG-2", "is required"))?;
+            if held_on > china_date(self.engine.clock.now()) {
+                return Err(Error::invalid("held_on", "EMERG-2", "lies in the future"));
+            }
+            if r.record.trim().is_empty() {
+                return Err(Error::invalid("record", "EMERG-2", "the drill is recorded"));
+            }
+            self.engine.station(&op, r.station_id.trim()).await?;
+            let drill = Drill {
+                drill_id: format!("DR-{}", uuid::Uuid::now_v7().simple()),
+                operator_id: op,
+                station_id: r.station_id.trim().to_owned(),
+                hazard,
+                held_on,
+                participants: r.participants,
+                record: r.record.trim().to_owned(),
+            };
+            self.engine
+                .store
+                .insert_doc(
+                    DRILL,
+                    &drill.operator_id,
+                    &drill.drill_id,
+                    &drill.station_id,
+                    &to_doc(&drill)?,
+                    self.engine.clock.now(),
+                )
+                .await?;
+            Ok(pb::RecordDrillResponse {
+                drill_id: drill.drill_id,
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn get_emergency_readiness(
+        &self,
+        request: Request<pb::GetEmergencyReadinessRequest>,
+    ) -> Reply<pb::GetEmergencyReadinessResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let station = r.station_id.trim();
+            let plans: Vec<EmergencyPlan> = self
+                .engine
+                .store
+                .docs(EMERGENCY_PLAN, &op)
+                .await?
+                .into_iter()
+                .map(from_doc::<EmergencyPlan>)
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .filter(|plan| plan.station_id == station)
+                .collect();
+            let drills: Vec<Drill> = self
+                .engine
+                .store
+                .docs(DRILL, &op)
+                .await?
+                .into_iter()
+                .map(from_doc::<Drill>)
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .filter(|drill| drill.station_id == station)
+                .collect();
+            let state = readiness(&plans, &drills, china_date(self.engine.clock.now()));
+            Ok(pb::GetEmergencyReadinessResponse {
+                missing_plans: state.missing_plans.into_iter().map(hazard_to_pb).collect(),
+                last_drill_on: state
+                    .last_drill_on
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                drill_overdue: state.drill_overdue,
             })
         };
         reply(result.await)

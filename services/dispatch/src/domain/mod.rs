@@ -2,6 +2,7 @@
 
 pub mod crew;
 pub mod defect;
+pub mod emergency;
 pub mod geo;
 pub mod patrol;
 pub mod plan;

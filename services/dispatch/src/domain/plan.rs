@@ -45,6 +45,32 @@ pub struct MaintenancePlan {
     pub approved_by: Option<String>,
     pub approved_at: Option<DateTime<Utc>>,
     pub approved_revision: Option<u32>,
+    /// Items carried out (REQ MAINT-2, MAINT-3).
+    #[serde(default)]
+    pub completions: Vec<Completion>,
+}
+
+/// An item of a plan carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    pub item: String,
+    pub completed_at: DateTime<Utc>,
+    pub record: String,
+    pub by: String,
+}
+
+/// REQ MAINT-2: every facility is maintained at least once a year.
+pub fn maintained_within_a_year(
+    plans: &[MaintenancePlan],
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, bool) {
+    let last = plans
+        .iter()
+        .flat_map(|p| p.completions.iter())
+        .map(|c| c.completed_at)
+        .max();
+    let compliant = last.is_some_and(|at| now - at <= chrono::Duration::days(365));
+    (last, compliant)
 }
 
 fn check_items(items: &[String]) -> Result<Vec<String>, Error> {
@@ -113,7 +139,46 @@ impl MaintenancePlan {
             approved_by: None,
             approved_at: None,
             approved_revision: None,
+            completions: Vec::new(),
         })
+    }
+
+    /// Records an item carried out; only an approved plan is carried out (REQ MAINT-1).
+    pub fn complete(
+        &mut self,
+        item: &str,
+        record: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if self.state != PlanState::Approved {
+            return Err(Error::precondition(
+                "MAINT-1",
+                "a plan is carried out once it is approved",
+            ));
+        }
+        let item = item.trim();
+        if !self.items.iter().any(|i| i == item) {
+            return Err(Error::invalid(
+                "item",
+                "MAINT-3",
+                format!("{item} is not an item of this plan"),
+            ));
+        }
+        if record.trim().is_empty() {
+            return Err(Error::invalid(
+                "record",
+                "EQ-2",
+                "the maintenance carried out is recorded",
+            ));
+        }
+        self.completions.push(Completion {
+            item: item.to_owned(),
+            completed_at: now,
+            record: record.trim().to_owned(),
+            by: by.to_owned(),
+        });
+        Ok(())
     }
 
     /// REQ MAINT-1: a change, even to an approved plan, waits for approval again.
@@ -218,5 +283,31 @@ mod tests {
         p.edit(None, Some(&["cleaning".into()])).expect("edited");
         assert_eq!((p.state, p.revision), (PlanState::AwaitingApproval, 2));
         assert!(p.approved_by.is_none());
+    }
+
+    #[test]
+    fn maint_2_a_facility_unmaintained_for_a_year_is_non_compliant() {
+        let t = DateTime::parse_from_rfc3339("2026-03-01T08:00:00Z")
+            .expect("t")
+            .to_utc();
+        let mut p = plan();
+        assert!(
+            p.complete("metering", "calibrated", "r", t).is_err(),
+            "not approved yet"
+        );
+        p.approve("staff:manager", t).expect("approved");
+        assert!(
+            p.complete("cleaning", "x", "r", t).is_err(),
+            "not in the plan"
+        );
+        p.complete("metering", "meter verified", "r", t)
+            .expect("done");
+        let plans = [p];
+        assert_eq!(
+            maintained_within_a_year(&plans, t + chrono::Duration::days(365)),
+            (Some(t), true)
+        );
+        assert!(!maintained_within_a_year(&plans, t + chrono::Duration::days(366)).1);
+        assert!(!maintained_within_a_year(&[], t).1);
     }
 }
