@@ -93,7 +93,7 @@ mod tests {
             readiness(&[], &[], d("2026-03-01")).drill_overdue,
             "never drilled"
         );
-        assert!(!readiness(&[], &[drill.clone()], d("2026-07-15")).drill_overdue);
+        assert!(!readiness(&[], std::slice::from_ref(&drill), d("2026-07-15")).drill_overdue);
         assert!(readiness(&[], &[drill], d("2026-07-16")).drill_overdue);
     }
 
