@@ -978,3 +978,98 @@ async fn maint_2_and_emerg_2_yearly_maintenance_and_half_yearly_drills_are_track
     );
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn mon_5_a_pile_resumes_once_its_repair_is_closed_with_the_downtime_recorded() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let order = staff.phone_order("S-URB", "P1").await;
+    staff
+        .dispatch(&order.order_id, &["alice", "bob"])
+        .await
+        .expect("dispatched");
+    clock.advance(chrono::Duration::hours(2));
+    staff
+        .client()
+        .request_suspension(with_token(
+            pb::RequestSuspensionRequest {
+                operator_id: OP.into(),
+                order_id: order.order_id.clone(),
+                evidence_refs: vec![],
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("suspension requested");
+    assert_eq!(
+        suspended_pile(&mesh).await.state,
+        asset::PileState::Suspended as i32
+    );
+    let resume = |staff: &Staff| {
+        let mut client = staff.client();
+        let token = staff.token("monitor");
+        async move {
+            client
+                .request_resumption(with_token(
+                    pb::RequestResumptionRequest {
+                        operator_id: OP.into(),
+                        pile_id: "P1".into(),
+                        note: "fault cleared".into(),
+                    },
+                    &token,
+                ))
+                .await
+        }
+    };
+    let blocked = resume(&staff)
+        .await
+        .expect_err("the repair order is still open");
+    assert!(blocked.message().contains("EQ-3"), "{}", blocked.message());
+    check_in(&staff, &order.order_id).await;
+    staff
+        .client()
+        .resolve_work_order(with_token(
+            pb::ResolveWorkOrderRequest {
+                operator_id: OP.into(),
+                order_id: order.order_id.clone(),
+                test_record: "test charge OK".into(),
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("resolved");
+    staff
+        .client()
+        .confirm_work_order(with_token(
+            pb::ConfirmWorkOrderRequest {
+                operator_id: OP.into(),
+                order_id: order.order_id.clone(),
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("confirmed");
+    clock.advance(chrono::Duration::minutes(90));
+    let resumed = resume(&staff).await.expect("resumed").into_inner();
+    assert_eq!(
+        resumed.downtime.map(|d| d.seconds),
+        Some(90 * 60),
+        "downtime from suspension to resumption"
+    );
+    let again = resume(&staff).await.expect_err("not suspended any more");
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    let mut op = mesh.client("operator");
+    let pile = op
+        .get_pile(asset::GetPileRequest {
+            operator_id: OP.into(),
+            pile_id: "P1".into(),
+        })
+        .await
+        .expect("pile")
+        .into_inner()
+        .pile
+        .expect("pile");
+    assert_eq!(pile.state, asset::PileState::InService as i32);
+    mesh.stop().await;
+}

@@ -222,6 +222,8 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
         staff_of(&[SAFETY_OFFICER, STATION_MASTER, OM_MANAGER]),
     ),
     (DISPATCH, "GetEmergencyReadiness", OPERATOR_READ),
+    // REQ MON-5: the monitor requests resumption promptly.
+    (DISPATCH, "RequestResumption", staff_of(&[MONITOR])),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

@@ -158,6 +158,53 @@ impl Engine {
         }
     }
 
+    /// REQ MON-5: resumes a suspended pile through the asset registry; returns when it was
+    /// suspended.
+    pub async fn resume_pile(
+        &self,
+        operator_id: &str,
+        pile_id: &str,
+        note: &str,
+    ) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+        let unavailable = |status: tonic::Status| match status.code() {
+            tonic::Code::NotFound => Error::NotFound(format!("pile {pile_id}")),
+            tonic::Code::FailedPrecondition => {
+                Error::precondition("MON-5", status.message().to_owned())
+            }
+            _ => Error::Unavailable("the asset registry is unavailable".into()),
+        };
+        let pile = self
+            .assets
+            .clone()
+            .get_pile(asset::GetPileRequest {
+                operator_id: operator_id.into(),
+                pile_id: pile_id.into(),
+            })
+            .await
+            .map_err(unavailable)?
+            .into_inner()
+            .pile
+            .ok_or_else(|| Error::NotFound(format!("pile {pile_id}")))?;
+        let suspended_at = pile
+            .suspension
+            .and_then(|s| s.suspend_time)
+            .as_ref()
+            .and_then(chargemesh_kit::time::from_timestamp)
+            .ok_or_else(|| {
+                Error::precondition("MON-5", format!("pile {pile_id} is not suspended"))
+            })?;
+        self.assets
+            .clone()
+            .resume_pile(asset::ResumePileRequest {
+                operator_id: operator_id.into(),
+                pile_id: pile_id.into(),
+                note: note.into(),
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(suspended_at)
+    }
+
     /// Records a new order with its FAULT-5 clocks; `false` when an automatic order is already
     /// open for the connector.
     pub async fn open(&self, order: &WorkOrder) -> Result<bool, Error> {

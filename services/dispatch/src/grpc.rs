@@ -385,8 +385,8 @@ impl DispatchApi {
             }
         }
         for o in self.engine.store.orders(&op, None, true).await? {
-            if o.pile_id == pile && o.channel == Channel::Automatic {
-                reasons.push(format!("fault order {} is open (REQ EQ-3)", o.order_id));
+            if o.pile_id == pile {
+                reasons.push(format!("repair order {} is open (REQ EQ-3)", o.order_id));
             }
         }
         Ok(pb::CheckPileAvailabilityResponse {
@@ -449,6 +449,17 @@ const PLAN: &str = "maintenance_plan";
 const PATROL: &str = "patrol";
 const EMERGENCY_PLAN: &str = "emergency_plan";
 const DRILL: &str = "drill";
+const DOWNTIME: &str = "downtime";
+
+/// A pile's suspension, from suspension to resumption (REQ MON-5).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Downtime {
+    operator_id: String,
+    pile_id: String,
+    suspended_at: chrono::DateTime<chrono::Utc>,
+    resumed_at: chrono::DateTime<chrono::Utc>,
+    minutes: i64,
+}
 
 fn hazard_of(v: i32) -> Result<Hazard, Error> {
     let index = usize::try_from(v)
@@ -1157,6 +1168,57 @@ impl DispatchService for DispatchApi {
                     .map(|d| d.to_string())
                     .unwrap_or_default(),
                 drill_overdue: state.drill_overdue,
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn request_resumption(
+        &self,
+        request: Request<pb::RequestResumptionRequest>,
+    ) -> Reply<pb::RequestResumptionResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let pile = r.pile_id.trim();
+            // REQ EQ-3: not while a critical defect or a fault order stands.
+            let check = self
+                .availability(
+                    &p,
+                    pb::CheckPileAvailabilityRequest {
+                        operator_id: op.clone(),
+                        pile_id: pile.to_owned(),
+                    },
+                )
+                .await?;
+            if !check.available {
+                return Err(Error::precondition(
+                    "EQ-3",
+                    format!("pile {pile} is not back to normal: {}", check.reason),
+                ));
+            }
+            let suspended_at = self.engine.resume_pile(&op, pile, &r.note).await?;
+            let now = self.engine.clock.now();
+            let downtime = Downtime {
+                operator_id: op.clone(),
+                pile_id: pile.to_owned(),
+                suspended_at,
+                resumed_at: now,
+                minutes: (now - suspended_at).num_minutes(),
+            };
+            let id = format!("DT-{}", uuid::Uuid::now_v7().simple());
+            self.engine
+                .store
+                .insert_doc(DOWNTIME, &op, &id, "", &to_doc(&downtime)?, now)
+                .await?;
+            Ok(pb::RequestResumptionResponse {
+                suspend_time: Some(to_timestamp(suspended_at)),
+                resume_time: Some(to_timestamp(now)),
+                downtime: prost_types::Duration::try_from(
+                    (now - suspended_at).to_std().unwrap_or_default(),
+                )
+                .ok(),
             })
         };
         reply(result.await)
