@@ -1073,3 +1073,61 @@ async fn mon_5_a_pile_resumes_once_its_repair_is_closed_with_the_downtime_record
     assert_eq!(pile.state, asset::PileState::InService as i32);
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn staff_1_an_attended_station_shows_the_posts_still_missing() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let assign = |post: pb::Post, who: &str, procedure: &str| pb::AssignPostRequest {
+        operator_id: OP.into(),
+        station_id: "S-URB".into(),
+        attended: true,
+        post: post as i32,
+        staff_id: who.into(),
+        procedure_ref: procedure.into(),
+    };
+    let no_procedure = staff
+        .client()
+        .assign_post(with_token(
+            assign(pb::Post::Monitor, "alice", ""),
+            &staff.token("station_master"),
+        ))
+        .await
+        .expect_err("no procedure");
+    assert!(
+        no_procedure.message().contains("BASE-4"),
+        "{}",
+        no_procedure.message()
+    );
+    let assigned = staff
+        .client()
+        .assign_post(with_token(
+            assign(pb::Post::Monitor, "alice", "SOP-MON-2026"),
+            &staff.token("station_master"),
+        ))
+        .await
+        .expect("assigned")
+        .into_inner();
+    assert_eq!(assigned.assignments.len(), 1);
+    assert_eq!(
+        assigned.missing_posts.len(),
+        4,
+        "station master, safety officer, technician, attendant"
+    );
+    let staffing = staff
+        .client()
+        .get_station_staffing(with_token(
+            pb::GetStationStaffingRequest {
+                operator_id: OP.into(),
+                station_id: "S-URB".into(),
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("staffing")
+        .into_inner();
+    assert!(staffing.attended);
+    assert!(!staffing.missing_posts.contains(&(pb::Post::Monitor as i32)));
+    mesh.stop().await;
+}

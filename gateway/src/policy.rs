@@ -224,6 +224,13 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (DISPATCH, "GetEmergencyReadiness", OPERATOR_READ),
     // REQ MON-5: the monitor requests resumption promptly.
     (DISPATCH, "RequestResumption", staff_of(&[MONITOR])),
+    // REQ STAFF-1, BASE-4: the station master and management staff the posts.
+    (
+        DISPATCH,
+        "AssignPost",
+        staff_of(&[STATION_MASTER, OM_MANAGER]),
+    ),
+    (DISPATCH, "GetStationStaffing", OPERATOR_READ),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

@@ -19,6 +19,7 @@ use crate::domain::defect::{Defect, DefectClass, DefectDeadlines, DefectState, N
 use crate::domain::emergency::{Drill, EmergencyPlan, HAZARDS, Hazard, readiness};
 use crate::domain::patrol::{Patrol, PatrolKind, Trigger};
 use crate::domain::plan::{MaintenancePlan, PlanState, maintained_within_a_year};
+use crate::domain::staffing::{Post, StationStaffing};
 use crate::domain::work_order::{Channel, Outcome, State, WorkOrder, Zone};
 use crate::engine::{Engine, new_order_id};
 use crate::store::StaffRecord;
@@ -450,6 +451,45 @@ const PATROL: &str = "patrol";
 const EMERGENCY_PLAN: &str = "emergency_plan";
 const DRILL: &str = "drill";
 const DOWNTIME: &str = "downtime";
+const STAFFING: &str = "staffing";
+
+const POSTS: &[Post] = &[
+    Post::StationMaster,
+    Post::SafetyOfficer,
+    Post::MaintenanceTechnician,
+    Post::Monitor,
+    Post::ChargingAttendant,
+    Post::PatrolStaff,
+];
+
+fn post_of(v: i32) -> Result<Post, Error> {
+    usize::try_from(v)
+        .ok()
+        .filter(|i| (1..=POSTS.len()).contains(i))
+        .map(|i| POSTS[i - 1])
+        .ok_or_else(|| Error::invalid("post", "STAFF-1", "must be one of the STAFF-1 posts"))
+}
+
+fn post_to_pb(p: Post) -> i32 {
+    POSTS
+        .iter()
+        .position(|x| *x == p)
+        .map_or(0, |i| i as i32 + 1)
+}
+
+fn staffing_to_pb(s: &StationStaffing) -> (Vec<pb::PostAssignment>, Vec<i32>) {
+    (
+        s.assignments
+            .iter()
+            .map(|a| pb::PostAssignment {
+                post: post_to_pb(a.post),
+                staff_id: a.staff_id.clone(),
+                procedure_ref: a.procedure_ref.clone(),
+            })
+            .collect(),
+        s.missing_posts().into_iter().map(post_to_pb).collect(),
+    )
+}
 
 /// A pile's suspension, from suspension to resumption (REQ MON-5).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -1219,6 +1259,82 @@ impl DispatchService for DispatchApi {
                     (now - suspended_at).to_std().unwrap_or_default(),
                 )
                 .ok(),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn assign_post(
+        &self,
+        request: Request<pb::AssignPostRequest>,
+    ) -> Reply<pb::AssignPostResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let station = r.station_id.trim();
+            let post = post_of(r.post)?;
+            self.engine.station(&op, station).await?;
+            let member = self
+                .engine
+                .store
+                .staff(&op)
+                .await?
+                .into_iter()
+                .find(|s| s.member.staff_id == r.staff_id.trim())
+                .ok_or_else(|| Error::NotFound(format!("staff member {}", r.staff_id.trim())))?;
+            let now = self.engine.clock.now();
+            let existing = self.engine.store.doc(STAFFING, &op, station).await?;
+            let (mut staffing, version) = match existing {
+                Some((doc, version)) => (from_doc::<StationStaffing>(doc)?, Some(version)),
+                None => (StationStaffing::new(&op, station, r.attended), None),
+            };
+            staffing.attended = r.attended;
+            staffing.assign(post, &member.member, &r.procedure_ref, china_date(now))?;
+            match version {
+                Some(v) => {
+                    self.engine
+                        .store
+                        .update_doc(STAFFING, &op, station, &to_doc(&staffing)?, v, now)
+                        .await?
+                }
+                None => {
+                    self.engine
+                        .store
+                        .insert_doc(STAFFING, &op, station, station, &to_doc(&staffing)?, now)
+                        .await?
+                }
+            }
+            let (assignments, missing_posts) = staffing_to_pb(&staffing);
+            Ok(pb::AssignPostResponse {
+                assignments,
+                missing_posts,
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn get_station_staffing(
+        &self,
+        request: Request<pb::GetStationStaffingRequest>,
+    ) -> Reply<pb::GetStationStaffingResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let station = r.station_id.trim();
+            let staffing = match self.engine.store.doc(STAFFING, &op, station).await? {
+                Some((doc, _)) => from_doc::<StationStaffing>(doc)?,
+                None => {
+                    self.engine.station(&op, station).await?;
+                    StationStaffing::new(&op, station, true)
+                }
+            };
+            let (assignments, missing_posts) = staffing_to_pb(&staffing);
+            Ok(pb::GetStationStaffingResponse {
+                attended: staffing.attended,
+                assignments,
+                missing_posts,
             })
         };
         reply(result.await)

@@ -6,4 +6,5 @@ pub mod emergency;
 pub mod geo;
 pub mod patrol;
 pub mod plan;
+pub mod staffing;
 pub mod work_order;
