@@ -1131,3 +1131,95 @@ async fn staff_1_an_attended_station_shows_the_posts_still_missing() {
     assert!(!staffing.missing_posts.contains(&(pb::Post::Monitor as i32)));
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn patrol_3_a_failed_checklist_item_registers_a_linked_defect() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let patrol = staff
+        .client()
+        .schedule_patrol(with_token(
+            pb::SchedulePatrolRequest {
+                operator_id: OP.into(),
+                station_id: "S-URB".into(),
+                due_time: Some(chargemesh_kit::time::to_timestamp(
+                    clock.now() + chrono::Duration::days(1),
+                )),
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("scheduled")
+        .into_inner()
+        .patrol
+        .expect("patrol");
+    assert_eq!(patrol.kind, "normal");
+    let results = |fail_class: pb::DefectClass, plan: &str| -> Vec<pb::ChecklistResult> {
+        patrol
+            .checklist
+            .iter()
+            .enumerate()
+            .map(|(i, item)| pb::ChecklistResult {
+                item: item.clone(),
+                ok: i != 3,
+                note: if i == 3 {
+                    "grounding resistance 12 ohm".into()
+                } else {
+                    String::new()
+                },
+                defect_class: fail_class as i32,
+                maintenance_plan: String::new(),
+                elimination_plan: plan.into(),
+            })
+            .collect()
+    };
+    let complete = |results: Vec<pb::ChecklistResult>| {
+        let mut client = staff.client();
+        let token = staff.token("repairer");
+        let patrol_id = patrol.patrol_id.clone();
+        async move {
+            client
+                .complete_patrol(with_token(
+                    pb::CompletePatrolRequest {
+                        operator_id: OP.into(),
+                        patrol_id,
+                        results,
+                    },
+                    &token,
+                ))
+                .await
+        }
+    };
+    // A serious defect without an elimination plan refuses the whole report; nothing is written.
+    let refused = complete(results(pb::DefectClass::Serious, ""))
+        .await
+        .expect_err("no plan");
+    assert!(refused.message().contains("DEF-2"), "{}", refused.message());
+    let defects_before = staff
+        .client()
+        .list_defects(with_token(
+            pb::ListDefectsRequest {
+                operator_id: OP.into(),
+                ..Default::default()
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("defects")
+        .into_inner()
+        .defects;
+    assert!(defects_before.is_empty());
+    let done = complete(results(
+        pb::DefectClass::Serious,
+        "re-bond the earth strap this week",
+    ))
+    .await
+    .expect("done")
+    .into_inner();
+    assert_eq!(done.defects.len(), 1);
+    assert!(done.defects[0].description.contains("grounding"));
+    let patrol_done = done.patrol.expect("patrol");
+    assert!(patrol_done.done && patrol_done.failed_items.len() == 1);
+    mesh.stop().await;
+}

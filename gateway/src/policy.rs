@@ -206,6 +206,16 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (DISPATCH, "ListPatrols", OPERATOR_READ),
     (
         DISPATCH,
+        "SchedulePatrol",
+        staff_of(&[MONITOR, STATION_MASTER, OM_MANAGER]),
+    ),
+    (
+        DISPATCH,
+        "CompletePatrol",
+        staff_of(&[REPAIRER, MONITOR, STATION_MASTER, SAFETY_OFFICER]),
+    ),
+    (
+        DISPATCH,
         "RecordMaintenanceCompletion",
         staff_of(&[REPAIRER, STATION_MASTER, OM_MANAGER]),
     ),

@@ -17,7 +17,7 @@ use chargemesh_proto::dispatch::v1::dispatch_service_server::{
 use crate::domain::crew::{Employer, Risk, StaffMember, validate_crew};
 use crate::domain::defect::{Defect, DefectClass, DefectDeadlines, DefectState, NewDefect};
 use crate::domain::emergency::{Drill, EmergencyPlan, HAZARDS, Hazard, readiness};
-use crate::domain::patrol::{Patrol, PatrolKind, Trigger};
+use crate::domain::patrol::{ItemResult, Patrol, PatrolKind, Trigger};
 use crate::domain::plan::{MaintenancePlan, PlanState, maintained_within_a_year};
 use crate::domain::staffing::{Post, StationStaffing};
 use crate::domain::work_order::{Channel, Outcome, State, WorkOrder, Zone};
@@ -587,6 +587,8 @@ fn patrol_to_pb(p: &Patrol, now: chrono::DateTime<chrono::Utc>) -> pb::Patrol {
         checklist: p.checklist.clone(),
         due_time: Some(to_timestamp(p.due_at)),
         overdue: p.overdue(now),
+        done: p.done_at.is_some(),
+        failed_items: p.failed_items.clone(),
     }
 }
 
@@ -1335,6 +1337,166 @@ impl DispatchService for DispatchApi {
                 attended: staffing.attended,
                 assignments,
                 missing_posts,
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn schedule_patrol(
+        &self,
+        request: Request<pb::SchedulePatrolRequest>,
+    ) -> Reply<pb::SchedulePatrolResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let station = r.station_id.trim();
+            let now = self.engine.clock.now();
+            let due = r
+                .due_time
+                .as_ref()
+                .and_then(chargemesh_kit::time::from_timestamp)
+                .filter(|due| *due > now)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "due_time",
+                        "PATROL-1",
+                        "a patrol is scheduled for a time to come",
+                    )
+                })?;
+            self.engine.station(&op, station).await?;
+            let patrol = Patrol::normal(
+                format!("PT-{}", uuid::Uuid::now_v7().simple()),
+                &op,
+                station,
+                "",
+                due,
+                now,
+            );
+            self.engine
+                .store
+                .insert_doc(
+                    PATROL,
+                    &op,
+                    &patrol.patrol_id,
+                    station,
+                    &to_doc(&patrol)?,
+                    now,
+                )
+                .await?;
+            Ok(pb::SchedulePatrolResponse {
+                patrol: Some(patrol_to_pb(&patrol, now)),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn complete_patrol(
+        &self,
+        request: Request<pb::CompletePatrolRequest>,
+    ) -> Reply<pb::CompletePatrolResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let (doc, version) = self
+                .engine
+                .store
+                .doc(PATROL, &op, r.patrol_id.trim())
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("patrol {}", r.patrol_id.trim())))?;
+            let mut patrol: Patrol = from_doc(doc)?;
+            let now = self.engine.clock.now();
+            let results: Vec<ItemResult> = r
+                .results
+                .iter()
+                .map(|x| ItemResult {
+                    item: x.item.clone(),
+                    ok: x.ok,
+                    note: x.note.clone(),
+                })
+                .collect();
+            let failed = patrol.complete(&results, now)?;
+            // Every failed item is a defect. All are checked before any is written, so a bad one
+            // refuses the whole report instead of leaving half of it registered.
+            let requests: Vec<pb::RegisterDefectRequest> = failed
+                .iter()
+                .map(|f| {
+                    let given = r.results.iter().find(|x| x.item == f.item);
+                    pb::RegisterDefectRequest {
+                        operator_id: op.clone(),
+                        station_id: patrol.station_id.clone(),
+                        pile_id: String::new(),
+                        class: given.map_or(0, |g| g.defect_class),
+                        description: format!("{}: {}", f.item, f.note.trim()),
+                        elimination_plan: given
+                            .map(|g| g.elimination_plan.clone())
+                            .unwrap_or_default(),
+                        maintenance_plan: given
+                            .map(|g| g.maintenance_plan.clone())
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect();
+            for request in &requests {
+                let class = match pb::DefectClass::try_from(request.class) {
+                    Ok(pb::DefectClass::Critical) => DefectClass::Critical,
+                    Ok(pb::DefectClass::Serious) => DefectClass::Serious,
+                    Ok(pb::DefectClass::General) => DefectClass::General,
+                    _ => {
+                        return Err(Error::invalid(
+                            "results.defect_class",
+                            "DEF-1",
+                            "a failed item names the class of its defect",
+                        ));
+                    }
+                };
+                Defect::register(
+                    NewDefect {
+                        defect_id: String::new(),
+                        operator_id: op.clone(),
+                        station_id: patrol.station_id.clone(),
+                        pile_id: None,
+                        class,
+                        description: request.description.clone(),
+                        finder: p.to_string(),
+                        elimination_plan: request.elimination_plan.clone(),
+                        maintenance_plan: Some(request.maintenance_plan.clone()),
+                    },
+                    DefectDeadlines::default(),
+                    now,
+                )?;
+            }
+            let mut defects = Vec::new();
+            for request in requests {
+                let mut defect = self.register(&p, request).await?;
+                let (_, defect_version) =
+                    self.engine
+                        .store
+                        .defect(&op, &defect.defect_id)
+                        .await?
+                        .ok_or_else(|| Error::NotFound(format!("defect {}", defect.defect_id)))?;
+                defect.found_on_patrol = Some(patrol.patrol_id.clone());
+                self.engine
+                    .store
+                    .update_defect(&defect, defect_version, now)
+                    .await?;
+                defects.push(defect_to_pb(&defect, now));
+            }
+            self.engine
+                .store
+                .update_doc(
+                    PATROL,
+                    &op,
+                    &patrol.patrol_id,
+                    &to_doc(&patrol)?,
+                    version,
+                    now,
+                )
+                .await?;
+            Ok(pb::CompletePatrolResponse {
+                patrol: Some(patrol_to_pb(&patrol, now)),
+                defects,
             })
         };
         reply(result.await)

@@ -89,6 +89,9 @@ pub struct Defect {
     pub accepted_by: Option<String>,
     /// REQ DEF-4: how often acceptance failed and the defect went round again.
     pub reopened: u32,
+    /// The patrol that found it, if one did (REQ PATROL-3).
+    #[serde(default)]
+    pub found_on_patrol: Option<String>,
 }
 
 /// What a finder reports.
@@ -165,6 +168,7 @@ impl Defect {
             accepted_at: None,
             accepted_by: None,
             reopened: 0,
+            found_on_patrol: None,
         })
     }
 

@@ -74,6 +74,17 @@ pub struct Patrol {
     pub created_at: DateTime<Utc>,
     pub due_at: DateTime<Utc>,
     pub done_at: Option<DateTime<Utc>>,
+    /// The checklist items found wrong, once done.
+    #[serde(default)]
+    pub failed_items: Vec<String>,
+}
+
+/// One checklist item as found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemResult {
+    pub item: String,
+    pub ok: bool,
+    pub note: String,
 }
 
 impl Patrol {
@@ -100,7 +111,65 @@ impl Patrol {
             created_at: now,
             due_at: now + SPECIAL_WITHIN,
             done_at: None,
+            failed_items: Vec::new(),
         }
+    }
+
+    /// REQ PATROL-1, MON-3: a normal patrol on the schedule, with the PATROL-3 checklist.
+    pub fn normal(
+        patrol_id: String,
+        operator_id: &str,
+        station_id: &str,
+        area_code: &str,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            patrol_id,
+            operator_id: operator_id.to_owned(),
+            station_id: station_id.to_owned(),
+            kind: PatrolKind::Normal,
+            trigger: None,
+            area_code: area_code.to_owned(),
+            checklist: NORMAL_CHECKLIST.iter().map(|s| (*s).to_owned()).collect(),
+            created_at: now,
+            due_at,
+            done_at: None,
+            failed_items: Vec::new(),
+        }
+    }
+
+    /// Records the patrol done: every checklist item answered; returns the failed ones, each to
+    /// be registered as a defect (REQ PATROL-3, DEF-2).
+    pub fn complete(
+        &mut self,
+        results: &[ItemResult],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ItemResult>, chargemesh_kit::Error> {
+        if self.done_at.is_some() {
+            return Err(chargemesh_kit::Error::state("the patrol is already done"));
+        }
+        if let Some(missing) = self
+            .checklist
+            .iter()
+            .find(|item| !results.iter().any(|r| &r.item == *item))
+        {
+            return Err(chargemesh_kit::Error::invalid(
+                "results",
+                "PATROL-3",
+                format!("the checklist item \"{missing}\" has no result"),
+            ));
+        }
+        if let Some(stray) = results.iter().find(|r| !self.checklist.contains(&r.item)) {
+            return Err(chargemesh_kit::Error::bad_field(
+                "results",
+                format!("\"{}\" is not on this patrol's checklist", stray.item),
+            ));
+        }
+        let failed: Vec<ItemResult> = results.iter().filter(|r| !r.ok).cloned().collect();
+        self.failed_items = failed.iter().map(|r| r.item.clone()).collect();
+        self.done_at = Some(now);
+        Ok(failed)
     }
 
     /// REQ MON-3: a patrol not done by its time shows overdue.
