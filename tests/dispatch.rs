@@ -1223,3 +1223,86 @@ async fn patrol_3_a_failed_checklist_item_registers_a_linked_defect() {
     assert!(patrol_done.done && patrol_done.failed_items.len() == 1);
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn mon_8_a_failed_daily_check_opens_defects_and_a_missed_one_is_overdue() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    staff
+        .client()
+        .register_monitoring_equipment(with_token(
+            pb::RegisterMonitoringEquipmentRequest {
+                operator_id: OP.into(),
+                station_id: "S-URB".into(),
+                cameras: vec![pb::Camera {
+                    camera_id: "CAM-1".into(),
+                    covers: vec!["P1".into(), "bay 1".into()],
+                }],
+                links: vec![pb::CommunicationLink {
+                    link_id: "SIM-1".into(),
+                    iccid: "89860012345".into(),
+                    carrier: "China Mobile".into(),
+                    traffic_min_mb: 5.0,
+                    traffic_max_mb: 50.0,
+                }],
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("registered");
+    let status = |staff: &Staff, day: String| {
+        let mut client = staff.client();
+        let token = staff.token("monitor");
+        async move {
+            client
+                .get_daily_check_status(with_token(
+                    pb::GetDailyCheckStatusRequest {
+                        operator_id: OP.into(),
+                        station_id: "S-URB".into(),
+                        day,
+                    },
+                    &token,
+                ))
+                .await
+                .expect("status")
+                .into_inner()
+        }
+    };
+    let today = chargemesh_kit::clock::china_date(clock.now()).to_string();
+    let pending = status(&staff, today.clone()).await;
+    assert!(!pending.done && !pending.overdue, "today is not over yet");
+    let recorded = staff
+        .client()
+        .record_daily_check(with_token(
+            pb::RecordDailyCheckRequest {
+                operator_id: OP.into(),
+                station_id: "S-URB".into(),
+                day: today.clone(),
+                cameras: vec![pb::CameraCheck {
+                    camera_id: "CAM-1".into(),
+                    aimed: true,
+                    live_video: true,
+                    recording: false,
+                }],
+                links: vec![pb::LinkCheck {
+                    link_id: "SIM-1".into(),
+                    up: true,
+                    traffic_mb: 480.0,
+                }],
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("recorded")
+        .into_inner();
+    assert_eq!(recorded.findings.len(), 2, "{:?}", recorded.findings);
+    assert_eq!(recorded.defects.len(), 2, "each finding opens a defect");
+    assert!(status(&staff, today).await.done);
+    // Tomorrow, without a check, becomes overdue the day after.
+    clock.advance(chrono::Duration::days(1));
+    let tomorrow = chargemesh_kit::clock::china_date(clock.now()).to_string();
+    clock.advance(chrono::Duration::days(1));
+    assert!(status(&staff, tomorrow).await.overdue);
+    mesh.stop().await;
+}

@@ -214,6 +214,14 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
         "CompletePatrol",
         staff_of(&[REPAIRER, MONITOR, STATION_MASTER, SAFETY_OFFICER]),
     ),
+    // REQ MON-7, MON-8: the monitor's daily checks.
+    (
+        DISPATCH,
+        "RegisterMonitoringEquipment",
+        staff_of(&[MONITOR, STATION_MASTER, OM_MANAGER]),
+    ),
+    (DISPATCH, "RecordDailyCheck", staff_of(&[MONITOR])),
+    (DISPATCH, "GetDailyCheckStatus", OPERATOR_READ),
     (
         DISPATCH,
         "RecordMaintenanceCompletion",

@@ -15,6 +15,7 @@ use chargemesh_proto::dispatch::v1::dispatch_service_server::{
 };
 
 use crate::domain::crew::{Employer, Risk, StaffMember, validate_crew};
+use crate::domain::daily::{Camera, CameraResult, Link, LinkResult, Register, findings, overdue};
 use crate::domain::defect::{Defect, DefectClass, DefectDeadlines, DefectState, NewDefect};
 use crate::domain::emergency::{Drill, EmergencyPlan, HAZARDS, Hazard, readiness};
 use crate::domain::patrol::{ItemResult, Patrol, PatrolKind, Trigger};
@@ -452,6 +453,19 @@ const EMERGENCY_PLAN: &str = "emergency_plan";
 const DRILL: &str = "drill";
 const DOWNTIME: &str = "downtime";
 const STAFFING: &str = "staffing";
+const MONITORING: &str = "monitoring_register";
+const DAILY_CHECK: &str = "daily_check";
+
+/// A day's check as recorded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct DailyCheck {
+    station_id: String,
+    day: NaiveDate,
+    cameras: Vec<CameraResult>,
+    links: Vec<LinkResult>,
+    findings: Vec<String>,
+    by: String,
+}
 
 const POSTS: &[Post] = &[
     Post::StationMaster,
@@ -1497,6 +1511,182 @@ impl DispatchService for DispatchApi {
             Ok(pb::CompletePatrolResponse {
                 patrol: Some(patrol_to_pb(&patrol, now)),
                 defects,
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn register_monitoring_equipment(
+        &self,
+        request: Request<pb::RegisterMonitoringEquipmentRequest>,
+    ) -> Reply<pb::RegisterMonitoringEquipmentResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let station = r.station_id.trim();
+            self.engine.station(&op, station).await?;
+            let register = Register {
+                cameras: r
+                    .cameras
+                    .into_iter()
+                    .map(|c| Camera {
+                        camera_id: c.camera_id,
+                        covers: c.covers,
+                    })
+                    .collect(),
+                links: r
+                    .links
+                    .into_iter()
+                    .map(|l| {
+                        if l.iccid.trim().is_empty() {
+                            Link::Ethernet { link_id: l.link_id }
+                        } else {
+                            Link::Sim {
+                                link_id: l.link_id,
+                                iccid: l.iccid,
+                                carrier: l.carrier,
+                                traffic_min_mb: l.traffic_min_mb,
+                                traffic_max_mb: l.traffic_max_mb,
+                            }
+                        }
+                    })
+                    .collect(),
+            };
+            let now = self.engine.clock.now();
+            match self.engine.store.doc(MONITORING, &op, station).await? {
+                Some((_, version)) => {
+                    self.engine
+                        .store
+                        .update_doc(MONITORING, &op, station, &to_doc(&register)?, version, now)
+                        .await?
+                }
+                None => {
+                    self.engine
+                        .store
+                        .insert_doc(MONITORING, &op, station, station, &to_doc(&register)?, now)
+                        .await?
+                }
+            }
+            Ok(pb::RegisterMonitoringEquipmentResponse {})
+        };
+        reply(result.await)
+    }
+
+    async fn record_daily_check(
+        &self,
+        request: Request<pb::RecordDailyCheckRequest>,
+    ) -> Reply<pb::RecordDailyCheckResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let station = r.station_id.trim().to_owned();
+            let now = self.engine.clock.now();
+            let day = date("day", &r.day)?.unwrap_or_else(|| china_date(now));
+            let register: Register = match self.engine.store.doc(MONITORING, &op, &station).await? {
+                Some((doc, _)) => from_doc(doc)?,
+                None => {
+                    return Err(Error::precondition(
+                        "MON-7",
+                        format!("station {station} has no registered cameras or links"),
+                    ));
+                }
+            };
+            let cameras: Vec<CameraResult> = r
+                .cameras
+                .iter()
+                .map(|c| CameraResult {
+                    camera_id: c.camera_id.clone(),
+                    aimed: c.aimed,
+                    live_video: c.live_video,
+                    recording: c.recording,
+                })
+                .collect();
+            let links: Vec<LinkResult> = r
+                .links
+                .iter()
+                .map(|l| LinkResult {
+                    link_id: l.link_id.clone(),
+                    up: l.up,
+                    traffic_mb: l.traffic_mb,
+                })
+                .collect();
+            let found = findings(&register, &cameras, &links)?;
+            let id = format!("{station}/{day}");
+            if self
+                .engine
+                .store
+                .doc(DAILY_CHECK, &op, &id)
+                .await?
+                .is_some()
+            {
+                return Err(Error::AlreadyExists(format!(
+                    "the daily check of {station} for {day}"
+                )));
+            }
+            let check = DailyCheck {
+                station_id: station.clone(),
+                day,
+                cameras,
+                links,
+                findings: found.clone(),
+                by: p.to_string(),
+            };
+            self.engine
+                .store
+                .insert_doc(DAILY_CHECK, &op, &id, &station, &to_doc(&check)?, now)
+                .await?;
+            let mut defects = Vec::new();
+            for finding in &found {
+                let defect = self
+                    .register(
+                        &p,
+                        pb::RegisterDefectRequest {
+                            operator_id: op.clone(),
+                            station_id: station.clone(),
+                            pile_id: String::new(),
+                            class: pb::DefectClass::Serious as i32,
+                            description: finding.clone(),
+                            elimination_plan: "restore monitoring and communication; check again"
+                                .into(),
+                            maintenance_plan: String::new(),
+                        },
+                    )
+                    .await?;
+                defects.push(defect_to_pb(&defect, now));
+            }
+            Ok(pb::RecordDailyCheckResponse {
+                findings: found,
+                defects,
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn get_daily_check_status(
+        &self,
+        request: Request<pb::GetDailyCheckStatusRequest>,
+    ) -> Reply<pb::GetDailyCheckStatusResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let today = china_date(self.engine.clock.now());
+            let day = date("day", &r.day)?.unwrap_or(today);
+            let check = self
+                .engine
+                .store
+                .doc(DAILY_CHECK, &op, &format!("{}/{day}", r.station_id.trim()))
+                .await?;
+            let findings = match &check {
+                Some((doc, _)) => from_doc::<DailyCheck>(doc.clone())?.findings,
+                None => Vec::new(),
+            };
+            Ok(pb::GetDailyCheckStatusResponse {
+                done: check.is_some(),
+                overdue: overdue(day, check.is_some(), today),
+                findings,
             })
         };
         reply(result.await)

@@ -1,6 +1,7 @@
 //! Dispatch rules as pure functions and state machines.
 
 pub mod crew;
+pub mod daily;
 pub mod defect;
 pub mod emergency;
 pub mod geo;
