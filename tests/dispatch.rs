@@ -1306,3 +1306,55 @@ async fn mon_8_a_failed_daily_check_opens_defects_and_a_missed_one_is_overdue() 
     assert!(status(&staff, tomorrow).await.overdue);
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn mon_2_the_monitor_sees_open_orders_with_time_left_and_breaches() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let urban = staff.phone_order("S-URB", "P1").await;
+    staff.phone_order("S-OUT", "P2").await;
+    clock.advance(chrono::Duration::minutes(70));
+    let view = staff
+        .client()
+        .get_monitor_view(with_token(
+            pb::GetMonitorViewRequest {
+                operator_id: OP.into(),
+                ..Default::default()
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("view")
+        .into_inner();
+    assert_eq!(view.work_orders.len(), 2);
+    let by_id = |id: &str| {
+        view.work_orders
+            .iter()
+            .find(|o| o.work_order.as_ref().is_some_and(|w| w.order_id == id))
+            .expect("order")
+    };
+    let u = by_id(&urban.order_id);
+    assert_eq!(u.next_limit, "arrival");
+    assert_eq!(
+        u.time_left.as_ref().map(|d| d.seconds),
+        Some(-10 * 60),
+        "10 minutes past the urban hour"
+    );
+    assert_eq!(view.breached_orders, 1, "only the urban order is late");
+    let one_station = staff
+        .client()
+        .get_monitor_view(with_token(
+            pb::GetMonitorViewRequest {
+                operator_id: OP.into(),
+                station_id: "S-OUT".into(),
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("view")
+        .into_inner();
+    assert_eq!(one_station.work_orders.len(), 1);
+    assert_eq!(one_station.breached_orders, 0);
+    mesh.stop().await;
+}

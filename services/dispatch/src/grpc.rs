@@ -1692,6 +1692,79 @@ impl DispatchService for DispatchApi {
         reply(result.await)
     }
 
+    async fn get_monitor_view(
+        &self,
+        request: Request<pb::GetMonitorViewRequest>,
+    ) -> Reply<pb::GetMonitorViewResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let station = Some(r.station_id.trim()).filter(|s| !s.is_empty());
+            let now = self.engine.clock.now();
+            let in_scope = |s: &str| station.is_none_or(|want| want == s);
+            let mut orders = self.engine.store.orders(&op, station, true).await?;
+            orders.sort_by_key(|o| o.received_at);
+            let mut breached = 0;
+            let work_orders = orders
+                .iter()
+                .map(|o| {
+                    let d = o.deadlines();
+                    let next = if o.arrived_at.is_none() {
+                        Some(("arrival", d.arrival_due))
+                    } else if o.resolved_at.is_none() {
+                        Some(("resolution", d.resolution_due))
+                    } else {
+                        None
+                    };
+                    let pb_order = order_to_pb(o, now);
+                    if !pb_order.breaches.is_empty() {
+                        breached += 1;
+                    }
+                    pb::OpenWorkOrder {
+                        work_order: Some(pb_order),
+                        next_limit: next.map(|(what, _)| what.to_owned()).unwrap_or_default(),
+                        time_left: next.map(|(_, due)| {
+                            let left = due - now;
+                            prost_types::Duration {
+                                seconds: left.num_seconds(),
+                                nanos: 0,
+                            }
+                        }),
+                    }
+                })
+                .collect();
+            let defects: Vec<Defect> = self
+                .engine
+                .store
+                .defects(&op, None)
+                .await?
+                .into_iter()
+                .filter(|d| d.state != DefectState::Accepted && in_scope(&d.station_id))
+                .collect();
+            let patrols: Vec<Patrol> = self
+                .engine
+                .store
+                .docs(PATROL, &op)
+                .await?
+                .into_iter()
+                .map(from_doc::<Patrol>)
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .filter(|pt| pt.done_at.is_none() && in_scope(&pt.station_id))
+                .collect();
+            Ok(pb::GetMonitorViewResponse {
+                work_orders,
+                overdue_defects: defects.iter().filter(|d| d.overdue(now)).count() as u32,
+                overdue_patrols: patrols.iter().filter(|pt| pt.overdue(now)).count() as u32,
+                defects: defects.iter().map(|d| defect_to_pb(d, now)).collect(),
+                patrols: patrols.iter().map(|pt| patrol_to_pb(pt, now)).collect(),
+                breached_orders: breached,
+            })
+        };
+        reply(result.await)
+    }
+
     async fn confirm_work_order(
         &self,
         request: Request<pb::ConfirmWorkOrderRequest>,
