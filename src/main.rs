@@ -281,11 +281,14 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
         }
         Role::Dispatch => {
             let listener = mesh::bind(&config.dispatch.service.listen).await?;
+            let bus =
+                chargemesh_kit::events::connect(&config.events.url, &config.events.prefix).await?;
             mesh::run_dispatch(
                 &config.dispatch,
                 &config.trust_domain,
                 listener,
                 clock,
+                bus,
                 shutdown,
                 mesh::DEFAULT_SHUTDOWN_GRACE,
             )

@@ -269,6 +269,7 @@ pub async fn run_dispatch(
     trust_domain: &str,
     listener: TcpListener,
     clock: SharedClock,
+    bus: SharedBus,
     shutdown: Shutdown,
     grace: std::time::Duration,
 ) -> anyhow::Result<()> {
@@ -278,7 +279,7 @@ pub async fn run_dispatch(
         .context("migrating the dispatch database")?;
     let client = Arc::new(chargemesh_kit::tls::client_config(&config.service.tls)?);
     let asset = chargemesh_kit::tls::channel(&config.asset_url, client)?;
-    let engine = chargemesh_dispatch::engine::Engine::new(store, clock, asset.clone());
+    let engine = chargemesh_dispatch::engine::Engine::new(store, clock, asset.clone(), bus);
     let background = [
         engine.spawn_follower(asset),
         engine.spawn_scheduler(std::time::Duration::from_millis(
@@ -353,6 +354,8 @@ pub struct EmbeddedMesh {
     pub gateway_addr: SocketAddr,
     pub asset_addr: SocketAddr,
     pub pki: PkiDir,
+    /// The event bus every component of the process shares.
+    pub bus: SharedBus,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
 }
@@ -398,6 +401,7 @@ impl EmbeddedMesh {
             }
             None => Arc::new(chargemesh_kit::events::InProcessBus::new()),
         };
+        let runtime_bus = bus.clone();
         let runtime = AssetRuntime {
             clock: opts.clock.clone(),
             bus,
@@ -452,16 +456,26 @@ impl EmbeddedMesh {
             deadline_interval_ms: opts.deadline_interval_ms,
         };
         {
-            let (td, clock, shutdown, grace) = (
+            let (td, clock, bus, shutdown, grace) = (
                 opts.trust_domain.clone(),
                 opts.clock.clone(),
+                runtime_bus.clone(),
                 shutdown.clone(),
                 opts.shutdown_grace,
             );
             tasks.push((
                 "dispatch",
                 tokio::spawn(async move {
-                    run_dispatch(&dispatch, &td, dispatch_listener, clock, shutdown, grace).await
+                    run_dispatch(
+                        &dispatch,
+                        &td,
+                        dispatch_listener,
+                        clock,
+                        bus,
+                        shutdown,
+                        grace,
+                    )
+                    .await
                 }),
             ));
         }
@@ -513,6 +527,7 @@ impl EmbeddedMesh {
             gateway_addr,
             asset_addr,
             pki,
+            bus: runtime_bus,
             stop,
             tasks,
         })

@@ -1358,3 +1358,43 @@ async fn mon_2_the_monitor_sees_open_orders_with_time_left_and_breaches() {
     assert_eq!(one_station.breached_orders, 0);
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn fault_5_a_breach_is_published_as_an_event_with_its_lateness() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let bus = mesh.mesh.as_ref().expect("mesh").bus.clone();
+    let mut events = bus
+        .subscribe(chargemesh_dispatch::engine::DISPATCH_TOPIC, "test", "t1")
+        .await
+        .expect("subscribed");
+    let staff = setup(&mesh).await;
+    let order = staff.phone_order("S-URB", "P1").await;
+    staff
+        .dispatch(&order.order_id, &["alice", "bob"])
+        .await
+        .expect("dispatched");
+    clock.advance(chrono::Duration::minutes(61));
+    let breach = loop {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event in time")
+            .expect("event");
+        events.ack(&delivery.id).await.expect("ack");
+        if delivery.envelope.r#type == chargemesh_dispatch::engine::BREACH_EVENT {
+            break delivery;
+        }
+    };
+    let payload: serde_json::Value =
+        serde_json::from_slice(&breach.envelope.payload).expect("json");
+    assert_eq!(payload["order_id"], order.order_id.as_str());
+    assert_eq!(payload["what"], "arrival");
+    assert!(
+        payload["lateness_seconds"]
+            .as_i64()
+            .is_some_and(|s| s >= 60),
+        "{payload}"
+    );
+    assert_eq!(breach.envelope.operator_id, OP);
+    mesh.stop().await;
+}

@@ -8,6 +8,7 @@ use tonic::transport::Channel;
 
 use chargemesh_kit::Error;
 use chargemesh_kit::clock::SharedClock;
+use chargemesh_kit::events::{SharedBus, envelope};
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
 use chargemesh_proto::regulator::v1 as reg;
@@ -21,11 +22,17 @@ const OFFLINE: i32 = 0;
 const FAULT: i32 = 255;
 const FOLLOW: &str = "status-log";
 
+/// The bus topic of dispatch events: breaches and defects reported at once.
+pub const DISPATCH_TOPIC: &str = "dispatch";
+pub const BREACH_EVENT: &str = "chargemesh.dispatch.deadline_breached";
+pub const DEFECT_EVENT: &str = "chargemesh.dispatch.defect_reported";
+
 #[derive(Debug, Clone)]
 pub struct Engine {
     pub store: Arc<dyn DispatchStore>,
     pub clock: SharedClock,
     assets: AssetServiceClient<Channel>,
+    bus: SharedBus,
 }
 
 /// The station facts an order needs.
@@ -36,11 +43,32 @@ pub struct StationFacts {
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn DispatchStore>, clock: SharedClock, assets: Channel) -> Self {
+    pub fn new(
+        store: Arc<dyn DispatchStore>,
+        clock: SharedClock,
+        assets: Channel,
+        bus: SharedBus,
+    ) -> Self {
         Self {
             store,
             clock,
             assets: AssetServiceClient::new(assets),
+            bus,
+        }
+    }
+
+    /// Publishes a dispatch event (JSON payload) on the `dispatch` topic; the database stays the
+    /// record, so a lost event costs a consumer a catch-up, not data.
+    pub async fn announce(&self, operator_id: &str, kind: &str, payload: &serde_json::Value) {
+        let event = envelope(
+            "dispatch",
+            operator_id,
+            kind,
+            serde_json::to_vec(payload).unwrap_or_default(),
+            self.clock.now(),
+        );
+        if let Err(error) = self.bus.publish(DISPATCH_TOPIC, &event).await {
+            tracing::warn!(%error, kind, "dispatch event not published");
         }
     }
 
@@ -329,12 +357,22 @@ impl Engine {
             .fire(due, breach.then_some("FAULT-5"), now)
             .await?;
         if fired && breach {
+            let lateness_s = (now - due.due_at).num_seconds();
             tracing::warn!(
                 order = %due.order_id,
                 deadline = %due.kind,
-                lateness_s = (now - due.due_at).num_seconds(),
+                lateness_s,
                 "deadline breached (REQ FAULT-5)"
             );
+            let payload = serde_json::json!({
+                "order_id": due.order_id,
+                "what": due.kind,
+                "rule": "FAULT-5",
+                "due": due.due_at,
+                "lateness_seconds": lateness_s,
+            });
+            self.announce(&due.operator_id, BREACH_EVENT, &payload)
+                .await;
         }
         Ok(fired)
     }

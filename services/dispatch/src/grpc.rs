@@ -324,8 +324,12 @@ impl DispatchApi {
         )?;
         self.engine.store.create_defect(&defect).await?;
         if matches!(defect.class, DefectClass::Critical | DefectClass::Serious) {
-            // REQ DEF-2: reported at once.
+            // REQ DEF-2: reported at once, with the preliminary elimination plan.
             tracing::warn!(defect = %defect.defect_id, class = ?defect.class, station = %defect.station_id, "defect reported");
+            let payload = to_doc(&defect)?;
+            self.engine
+                .announce(&defect.operator_id, crate::engine::DEFECT_EVENT, &payload)
+                .await;
         }
         Ok(defect)
     }
