@@ -1,7 +1,7 @@
 //! `chargemesh.dispatch.v1.DispatchService`: translation, access and persistence; the rules are
 //! in [`crate::domain`].
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use tonic::Request;
 
 use chargemesh_kit::clock::china_date;
@@ -348,6 +348,27 @@ impl DispatchApi {
             .await?
             .ok_or_else(|| Error::NotFound(format!("maintenance plan {}", plan_id.trim())))?;
         Ok((from_doc(doc)?, version))
+    }
+
+    /// Writes a plan back under optimistic concurrency: a concurrent change makes this fail.
+    async fn save_plan(
+        &self,
+        plan: &MaintenancePlan,
+        version: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.engine
+            .store
+            .update_doc(
+                PLAN,
+                &plan.operator_id,
+                &plan.plan_id,
+                &to_doc(plan)?,
+                version,
+                now,
+            )
+            .await?;
+        Ok(())
     }
 
     async fn change_defect(
@@ -909,16 +930,7 @@ impl DispatchService for DispatchApi {
             let title = Some(r.title.as_str()).filter(|t| !t.trim().is_empty());
             let items = Some(r.items.as_slice()).filter(|i| !i.is_empty());
             plan.edit(title, items)?;
-            self.engine
-                .store
-                .update_doc(
-                    PLAN,
-                    &plan.operator_id,
-                    &plan.plan_id,
-                    &to_doc(&plan)?,
-                    version,
-                    self.engine.clock.now(),
-                )
+            self.save_plan(&plan, version, self.engine.clock.now())
                 .await?;
             Ok(pb::UpdateMaintenancePlanResponse {
                 plan: Some(plan_to_pb(&plan)),
@@ -937,17 +949,7 @@ impl DispatchService for DispatchApi {
             let (mut plan, version) = self.plan(&p, &r.operator_id, &r.plan_id).await?;
             let now = self.engine.clock.now();
             plan.approve(&p.to_string(), now)?;
-            self.engine
-                .store
-                .update_doc(
-                    PLAN,
-                    &plan.operator_id,
-                    &plan.plan_id,
-                    &to_doc(&plan)?,
-                    version,
-                    now,
-                )
-                .await?;
+            self.save_plan(&plan, version, now).await?;
             Ok(pb::ApproveMaintenancePlanResponse {
                 plan: Some(plan_to_pb(&plan)),
             })
@@ -1056,17 +1058,7 @@ impl DispatchService for DispatchApi {
             let (mut plan, version) = self.plan(&p, &r.operator_id, &r.plan_id).await?;
             let now = self.engine.clock.now();
             plan.complete(&r.item, &r.record, &p.to_string(), now)?;
-            self.engine
-                .store
-                .update_doc(
-                    PLAN,
-                    &plan.operator_id,
-                    &plan.plan_id,
-                    &to_doc(&plan)?,
-                    version,
-                    now,
-                )
-                .await?;
+            self.save_plan(&plan, version, now).await?;
             Ok(pb::RecordMaintenanceCompletionResponse {
                 plan: Some(plan_to_pb(&plan)),
             })
