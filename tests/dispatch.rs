@@ -15,7 +15,7 @@ use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::dispatch::v1 as pb;
 use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
-use common::{TelemetryStream, TestMesh, with_token};
+use common::{TelemetryStream, TestMesh, eventually, with_token};
 
 const OP: &str = DEMO_OPERATOR_ID;
 
@@ -156,14 +156,7 @@ impl Staff {
 
     /// Polls until `check` holds, within ten seconds.
     async fn until(&self, order: &str, check: impl Fn(&pb::WorkOrder) -> bool) -> pb::WorkOrder {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let o = self.get(order).await;
-            if check(&o) || tokio::time::Instant::now() > deadline {
-                return o;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(async || self.get(order).await, check).await
     }
 }
 
@@ -199,27 +192,26 @@ async fn fault_4_a_pile_fault_opens_one_work_order() {
         status(4, tm::ConnectorState::Fault),
     ])
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let orders = loop {
-        let orders = staff
-            .client()
-            .list_work_orders(with_token(
-                pb::ListWorkOrdersRequest {
-                    operator_id: OP.into(),
-                    open_only: true,
-                    ..Default::default()
-                },
-                &staff.token("monitor"),
-            ))
-            .await
-            .expect("list")
-            .into_inner()
-            .work_orders;
-        if !orders.is_empty() || tokio::time::Instant::now() > deadline {
-            break orders;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let orders = eventually(
+        async || {
+            staff
+                .client()
+                .list_work_orders(with_token(
+                    pb::ListWorkOrdersRequest {
+                        operator_id: OP.into(),
+                        open_only: true,
+                        ..Default::default()
+                    },
+                    &staff.token("monitor"),
+                ))
+                .await
+                .expect("list")
+                .into_inner()
+                .work_orders
+        },
+        |orders| !orders.is_empty(),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(orders.len(), 1, "one open order per connector fault");
     let o = &orders[0];
@@ -504,10 +496,9 @@ async fn operator_a_staff_cannot_see_operator_b_work_orders() {
 /// P1 once the asset registry shows it suspended, within ten seconds.
 async fn suspended_pile(mesh: &TestMesh) -> asset::Pile {
     let mut op = mesh.client("operator");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let pile = op
-            .get_pile(asset::GetPileRequest {
+    eventually(
+        async || {
+            op.get_pile(asset::GetPileRequest {
                 operator_id: OP.into(),
                 pile_id: "P1".into(),
             })
@@ -515,14 +506,11 @@ async fn suspended_pile(mesh: &TestMesh) -> asset::Pile {
             .expect("pile")
             .into_inner()
             .pile
-            .expect("pile");
-        if pile.state == asset::PileState::Suspended as i32
-            || tokio::time::Instant::now() > deadline
-        {
-            return pile;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            .expect("pile")
+        },
+        |pile| pile.state == asset::PileState::Suspended as i32,
+    )
+    .await
 }
 
 #[tokio::test]

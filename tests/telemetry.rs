@@ -17,7 +17,7 @@ use chargemesh_proto::regulator::v1 as reg;
 use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::connect_response::Body as Answer;
-use common::{TelemetryStream, TestMesh};
+use common::{TelemetryStream, TestMesh, eventually};
 
 const OP: &str = DEMO_OPERATOR_ID;
 
@@ -616,21 +616,21 @@ async fn trial_days(
     regulator: &mut RegulatorServiceClient<tonic::transport::Channel>,
     n: usize,
 ) -> Vec<reg::TrialOperationDay> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let report = regulator
-            .get_trial_operation_report(reg::GetTrialOperationReportRequest {
-                operator_id: OP.into(),
-                station_id: "S1".into(),
-            })
-            .await
-            .expect("report")
-            .into_inner();
-        if report.days.len() >= n || tokio::time::Instant::now() > deadline {
-            return report.days;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        async || {
+            regulator
+                .get_trial_operation_report(reg::GetTrialOperationReportRequest {
+                    operator_id: OP.into(),
+                    station_id: "S1".into(),
+                })
+                .await
+                .expect("report")
+                .into_inner()
+                .days
+        },
+        |days| days.len() >= n,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -880,27 +880,25 @@ async fn history(
     station: &str,
     want: usize,
 ) -> Vec<i32> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = client
-            .list_status_history(chargemesh_proto::reporting::v1::ListStatusHistoryRequest {
-                operator_id: OP.into(),
-                station_id: station.into(),
-                ..Default::default()
-            })
-            .await
-            .expect("history")
-            .into_inner();
-        let codes: Vec<i32> = got
-            .changes
-            .iter()
-            .map(|c| c.status.as_ref().map_or(-1, |s| s.cec_status))
-            .collect();
-        if codes.len() >= want || tokio::time::Instant::now() > deadline {
-            return codes;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        async || {
+            client
+                .list_status_history(chargemesh_proto::reporting::v1::ListStatusHistoryRequest {
+                    operator_id: OP.into(),
+                    station_id: station.into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("history")
+                .into_inner()
+                .changes
+                .iter()
+                .map(|c| c.status.as_ref().map_or(-1, |s| s.cec_status))
+                .collect::<Vec<i32>>()
+        },
+        |codes| codes.len() >= want,
+    )
+    .await
 }
 
 #[tokio::test]

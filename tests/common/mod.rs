@@ -240,3 +240,16 @@ impl TelemetryStream {
         answer.body.expect("answer has a body")
     }
 }
+
+/// Fetches until `done` holds or ten seconds pass and returns the last value fetched, so the
+/// caller's assertions say what was missing rather than a bare timeout.
+pub async fn eventually<T>(mut fetch: impl AsyncFnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let value = fetch().await;
+        if done(&value) || tokio::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
