@@ -36,6 +36,16 @@ pub struct Page {
     pub limit: u32,
 }
 
+impl Page {
+    /// Everything of one station in a single page: a station has far fewer piles than this.
+    pub const WHOLE_STATION: Page = Page::first(10_000);
+
+    /// The first `limit` rows.
+    pub const fn first(limit: u32) -> Page {
+        Page { after: None, limit }
+    }
+}
+
 /// A column condition of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter {
@@ -632,8 +642,7 @@ macro_rules! sql_asset_store {
             }
 
             async fn list_certificates(&self, filters: &[Filter]) -> Result<Vec<Certificate>, StoreError> {
-                let page = Page { after: None, limit: 10_000 };
-                let certs: Vec<StationCertificate> = self.list(filters, &page).await?;
+                let certs: Vec<StationCertificate> = self.list(filters, &Page::WHOLE_STATION).await?;
                 Ok(certs.into_iter().map(|c| c.certificate).collect())
             }
 

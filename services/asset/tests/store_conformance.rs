@@ -218,13 +218,7 @@ async fn listings_filter_by_operator_and_area_prefix_and_page_in_key_order() {
         }
         let shaoxing = [Filter::Prefix("area_code", "3306".into())];
         let first = s
-            .list_stations(
-                &shaoxing,
-                &Page {
-                    after: None,
-                    limit: 2,
-                },
-            )
+            .list_stations(&shaoxing, &Page::first(2))
             .await
             .expect("list");
         let keys: Vec<_> = first
@@ -244,31 +238,19 @@ async fn listings_filter_by_operator_and_area_prefix_and_page_in_key_order() {
         assert_eq!(keys, [("OPB", "S1")], "{}", db.backend());
         let own = [Filter::Eq("operator_id", "OPA".into())];
         assert_eq!(
-            s.list_stations(
-                &own,
-                &Page {
-                    after: None,
-                    limit: 10
-                }
-            )
-            .await
-            .expect("list")
-            .len(),
+            s.list_stations(&own, &Page::first(10))
+                .await
+                .expect("list")
+                .len(),
             3
         );
         // LIKE wildcards are stripped from a prefix, so "%" is the empty prefix.
         let wild = [Filter::Prefix("area_code", "%".into())];
         assert_eq!(
-            s.list_stations(
-                &wild,
-                &Page {
-                    after: None,
-                    limit: 10
-                }
-            )
-            .await
-            .expect("list")
-            .len(),
+            s.list_stations(&wild, &Page::first(10))
+                .await
+                .expect("list")
+                .len(),
             4
         );
     }
@@ -371,16 +353,10 @@ async fn connector_ids_are_unique_per_operator_and_a_refused_pile_leaves_nothing
             Filter::Eq("station_id", "S1".into()),
         ];
         assert_eq!(
-            s.list_piles(
-                &filters,
-                &Page {
-                    after: None,
-                    limit: 10
-                }
-            )
-            .await
-            .expect("list")
-            .len(),
+            s.list_piles(&filters, &Page::first(10))
+                .await
+                .expect("list")
+                .len(),
             2
         );
     }

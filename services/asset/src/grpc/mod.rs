@@ -30,9 +30,6 @@ use crate::store::{
 use crate::telemetry::trial::{TrialSettings, commissioning_gate};
 use convert::*;
 
-/// Enough piles or certificates for any one station, read whole for commissioning.
-const STATION_WHOLE: u32 = 10_000;
-
 /// Where commissioning finds the published trial-operation days, and what it asks of them.
 #[derive(Debug, Clone)]
 pub struct TrialGate {
@@ -646,13 +643,7 @@ impl AssetApi {
         ];
         let piles = self
             .store
-            .list_piles(
-                &station_filters,
-                &Page {
-                    after: None,
-                    limit: STATION_WHOLE,
-                },
-            )
+            .list_piles(&station_filters, &Page::WHOLE_STATION)
             .await?;
         let certificates = self.store.list_certificates(&station_filters).await?;
         let next = rules::commission(

@@ -514,13 +514,7 @@ impl Telemetry {
         ];
         let piles = self
             .assets
-            .list_piles(
-                &filters,
-                &Page {
-                    after: None,
-                    limit: 10_000,
-                },
-            )
+            .list_piles(&filters, &Page::WHOLE_STATION)
             .await?;
         let mut timelines = self
             .store

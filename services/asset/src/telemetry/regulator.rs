@@ -228,13 +228,7 @@ impl RegulatorApi {
         ];
         Ok(self
             .assets
-            .list_piles(
-                &filters,
-                &Page {
-                    after: None,
-                    limit: 10_000,
-                },
-            )
+            .list_piles(&filters, &Page::WHOLE_STATION)
             .await?)
     }
 
