@@ -250,19 +250,9 @@ async fn netsec_1_an_operator_cannot_report_for_another_operators_pile() {
     assert_eq!(codes, [(1, "PERMISSION_DENIED"), (2, "NOT_FOUND")]);
 
     // The stream is still up, and the rejected reports changed nothing.
-    let mut regulator = RegulatorServiceClient::new(mesh.channel("regulator"));
-    let live = regulator
-        .get_station_status(reg::GetStationStatusRequest {
-            stations: vec![reg::StationKey {
-                operator_id: OP.into(),
-                station_id: "S1".into(),
-            }],
-        })
-        .await
-        .expect("status")
-        .into_inner();
     assert_eq!(
-        live.stations[0].connectors[0].cec_status, 0,
+        s1_first_connector_status(&mesh).await,
+        0,
         "never heard: offline"
     );
     mesh.stop().await;
@@ -547,19 +537,9 @@ async fn acknowledged_reports_survive_a_restart() {
     acknowledged(&mut platform, 1..=1).await;
     drop(platform);
     mesh.restart().await;
-    let mut regulator = RegulatorServiceClient::new(mesh.channel("regulator"));
-    let live = regulator
-        .get_station_status(reg::GetStationStatusRequest {
-            stations: vec![reg::StationKey {
-                operator_id: OP.into(),
-                station_id: "S1".into(),
-            }],
-        })
-        .await
-        .expect("status")
-        .into_inner();
     assert_eq!(
-        live.stations[0].connectors[0].cec_status, 255,
+        s1_first_connector_status(&mesh).await,
+        255,
         "the acknowledged fault is still there"
     );
     // A resend of the acknowledged message after the restart is recognised.
@@ -568,6 +548,7 @@ async fn acknowledged_reports_survive_a_restart() {
         .send(vec![status(1, "P1", tm::ConnectorState::Fault)])
         .await;
     assert!(acknowledged(&mut again, 1..=1).await.is_empty());
+    let mut regulator = RegulatorServiceClient::new(mesh.channel("regulator"));
     let mut watch = Watch::open(&mut regulator, &reg_cursor_zero()).await;
     let all = watch.changes(1).await;
     assert_eq!(all.len(), 1, "one change, not two");
@@ -610,6 +591,21 @@ fn local(day: u32, hour: u32, minute: u32) -> chrono::DateTime<chrono::Utc> {
         })
         .expect("valid local time")
         .to_utc()
+}
+
+/// The T/CEC 102 status the regulator sees for S1's first connector.
+async fn s1_first_connector_status(mesh: &TestMesh) -> i32 {
+    let live = RegulatorServiceClient::new(mesh.channel("regulator"))
+        .get_station_status(reg::GetStationStatusRequest {
+            stations: vec![reg::StationKey {
+                operator_id: OP.into(),
+                station_id: "S1".into(),
+            }],
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    live.stations[0].connectors[0].cec_status
 }
 
 async fn trial_days(
