@@ -398,6 +398,66 @@ async fn fault_6_an_order_unresolved_at_4_hours_closes_with_a_suspension_request
             .evidence_refs
             .contains(&format!("work-order:{}", order.order_id))
     );
+    // REQ FAULT-6: the repair carries on as one follow-up order, due 5 days after the close,
+    // with no arrival clock.
+    assert!(!closed.follow_up_order_id.is_empty());
+    let follow_up = eventually(
+        async || {
+            staff
+                .client()
+                .get_work_order(with_token(
+                    pb::GetWorkOrderRequest {
+                        operator_id: OP.into(),
+                        order_id: closed.follow_up_order_id.clone(),
+                    },
+                    &staff.token("monitor"),
+                ))
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().work_order)
+        },
+        Option::is_some,
+    )
+    .await
+    .expect("the follow-up order");
+    assert_eq!(follow_up.follow_up_of, order.order_id);
+    assert_eq!(follow_up.state, pb::WorkOrderState::Received as i32);
+    assert_eq!(follow_up.pile_id, order.pile_id);
+    assert!(follow_up.arrival_due_time.is_none());
+    assert_eq!(
+        follow_up.resolution_due_time.map(|t| t.seconds),
+        closed.follow_up_due_time.map(|t| t.seconds)
+    );
+    // Still unfixed after the 5 days: a FAULT-6 breach, and the follow-up stays open.
+    clock.advance(chrono::Duration::days(5) + chrono::Duration::minutes(1));
+    let late = staff
+        .until(&follow_up.order_id, |o| {
+            o.breaches.iter().any(|b| b.rule == "FAULT-6")
+        })
+        .await;
+    assert_eq!(late.state, pb::WorkOrderState::Received as i32);
+    assert!(late.breaches.iter().all(|b| b.rule == "FAULT-6"));
+    let open = staff
+        .client()
+        .list_work_orders(with_token(
+            pb::ListWorkOrdersRequest {
+                operator_id: OP.into(),
+                open_only: true,
+                ..Default::default()
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("listed")
+        .into_inner()
+        .work_orders;
+    assert_eq!(
+        open.iter()
+            .filter(|o| o.follow_up_of == order.order_id)
+            .count(),
+        1,
+        "one follow-up, made once"
+    );
     mesh.stop().await;
 }
 

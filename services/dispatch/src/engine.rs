@@ -1,5 +1,6 @@
 //! What runs on its own: automatic work orders from the status log (REQ FAULT-4, MON-1, MON-2)
-//! and the durable deadlines (REQ FAULT-5, FAULT-6), on the injectable clock.
+//! and the durable deadlines (REQ FAULT-5, FAULT-6) with the FAULT-6 follow-up repairs, on the
+//! injectable clock.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
 use chargemesh_proto::regulator::v1 as reg;
 use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
 
-use crate::domain::work_order::{Channel as OrderChannel, State, WorkOrder, Zone};
+use crate::domain::work_order::{Channel as OrderChannel, Outcome, State, WorkOrder, Zone};
 use crate::store::{DispatchStore, DueDeadline};
 
 /// T/CEC 102 codes that open a repair order: offline (0) and fault (255).
@@ -233,12 +234,10 @@ impl Engine {
         Ok(suspended_at)
     }
 
-    /// Records a new order with its FAULT-5 clocks; `false` when an automatic order is already
-    /// open for the connector.
+    /// Records a new order with its clocks (REQ FAULT-5, or FAULT-6 for a follow-up); `false`
+    /// when it exists already or an automatic order is already open for the connector.
     pub async fn open(&self, order: &WorkOrder) -> Result<bool, Error> {
-        let d = order.deadlines();
-        let deadlines = [("arrival", d.arrival_due), ("resolution", d.resolution_due)];
-        Ok(self.store.create_order(order, &deadlines).await?)
+        Ok(self.store.create_order(order, &order.clock_rows()).await?)
     }
 
     /// REQ FAULT-4: a fault or offline change opens one automatic order per connector.
@@ -335,12 +334,16 @@ impl Engine {
         else {
             return Ok(self.store.fire(due, None, now).await?);
         };
+        let rule = match due.kind.as_str() {
+            "resolution" => order.deadlines().resolution_rule,
+            _ => "FAULT-5",
+        };
         let breach = match due.kind.as_str() {
             // Not on site by the arrival limit.
             "arrival" => order.arrived_at.is_none_or(|at| at > due.due_at),
             "resolution" => {
-                let open = order.is_open() && order.state != State::Resolved;
-                if open {
+                let unfixed = order.is_open() && order.state != State::Resolved;
+                if unfixed && order.follow_up_of.is_none() {
                     order.close_unresolved(now)?;
                     self.store.update_order(&order, version, now).await?;
                     tracing::info!(order = %order.order_id, "closed unresolved at 4 hours; suspension requested (REQ FAULT-6)");
@@ -348,26 +351,38 @@ impl Engine {
                         tracing::warn!(order = %order.order_id, %error, "the pile's suspension could not be carried out");
                     }
                 }
-                open || order.resolved_at.is_some_and(|at| at > due.due_at)
+                // REQ FAULT-6: the repair carries on as a follow-up order due in 5 days; made
+                // again on a pass that repeats after a crash, it is made once.
+                if let Some(follow_up) = order.follow_up()
+                    && !self.open(&follow_up).await?
+                    && self
+                        .store
+                        .order(&follow_up.operator_id, &follow_up.order_id)
+                        .await?
+                        .is_none()
+                {
+                    tracing::warn!(order = %order.order_id, "no follow-up order: another order is open for the connector");
+                }
+                unfixed
+                    || order.outcome == Some(Outcome::Unresolved)
+                    || order.resolved_at.is_some_and(|at| at > due.due_at)
             }
             _ => false,
         };
-        let fired = self
-            .store
-            .fire(due, breach.then_some("FAULT-5"), now)
-            .await?;
+        let fired = self.store.fire(due, breach.then_some(rule), now).await?;
         if fired && breach {
             let lateness_s = (now - due.due_at).num_seconds();
             tracing::warn!(
                 order = %due.order_id,
                 deadline = %due.kind,
+                rule,
                 lateness_s,
-                "deadline breached (REQ FAULT-5)"
+                "deadline breached"
             );
             let payload = serde_json::json!({
                 "order_id": due.order_id,
                 "what": due.kind,
-                "rule": "FAULT-5",
+                "rule": rule,
                 "due": due.due_at,
                 "lateness_seconds": lateness_s,
             });

@@ -100,7 +100,9 @@ fn order_to_pb(o: &WorkOrder, now: chrono::DateTime<chrono::Utc>) -> pb::WorkOrd
         confirmed_by: o.confirmed_by.clone().unwrap_or_default(),
         suspension_requested: o.suspension_requested,
         follow_up_due_time: opt_timestamp(o.follow_up_due),
-        arrival_due_time: Some(to_timestamp(d.arrival_due)),
+        follow_up_order_id: o.follow_up_order_id.clone().unwrap_or_default(),
+        follow_up_of: o.follow_up_of.clone().unwrap_or_default(),
+        arrival_due_time: opt_timestamp(d.arrival_due),
         resolution_due_time: Some(to_timestamp(d.resolution_due)),
         breaches: o
             .breaches(now)
@@ -1706,8 +1708,10 @@ impl DispatchService for DispatchApi {
                 .iter()
                 .map(|o| {
                     let d = o.deadlines();
-                    let next = if o.arrived_at.is_none() {
-                        Some(("arrival", d.arrival_due))
+                    let next = if let Some(due) = d.arrival_due
+                        && o.arrived_at.is_none()
+                    {
+                        Some(("arrival", due))
                     } else if o.resolved_at.is_none() {
                         Some(("resolution", d.resolution_due))
                     } else {

@@ -77,23 +77,47 @@ pub struct WorkOrder {
     pub suspension_requested: bool,
     /// REQ FAULT-6: the repair is completed within 5 days of closing unresolved.
     pub follow_up_due: Option<DateTime<Utc>>,
+    /// REQ FAULT-6: the order that carries the repair on after this one closed unresolved.
+    #[serde(default)]
+    pub follow_up_order_id: Option<String>,
+    /// REQ FAULT-6: the order closed unresolved that this one follows up.
+    #[serde(default)]
+    pub follow_up_of: Option<String>,
 }
 
-/// The clocks of an order, from its receipt (REQ FAULT-5).
+/// REQ FAULT-6: how long the repair may take once an order closed unresolved.
+pub const FOLLOW_UP_WITHIN: Duration = Duration::days(5);
+
+/// The clocks of an order, from its receipt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadlines {
-    pub arrival_due: DateTime<Utc>,
+    /// None for a FAULT-6 follow-up, which is planned work with no arrival limit.
+    pub arrival_due: Option<DateTime<Utc>>,
     pub resolution_due: DateTime<Utc>,
+    /// The rule the resolution limit comes from: FAULT-5, or FAULT-6 for a follow-up.
+    pub resolution_rule: &'static str,
 }
 
+/// REQ FAULT-5: arrival within 1 hour in the main urban area and 2 elsewhere, resolution within
+/// 4 hours, both from receipt.
 pub fn deadlines(received_at: DateTime<Utc>, zone: Zone) -> Deadlines {
     let arrival = match zone {
         Zone::MainUrban => Duration::hours(1),
         Zone::Other => Duration::hours(2),
     };
     Deadlines {
-        arrival_due: received_at + arrival,
+        arrival_due: Some(received_at + arrival),
         resolution_due: received_at + Duration::hours(4),
+        resolution_rule: "FAULT-5",
+    }
+}
+
+/// REQ FAULT-6: a follow-up repair is complete within 5 days of the order closing unresolved.
+pub fn follow_up_deadlines(received_at: DateTime<Utc>) -> Deadlines {
+    Deadlines {
+        arrival_due: None,
+        resolution_due: received_at + FOLLOW_UP_WITHIN,
+        resolution_rule: "FAULT-6",
     }
 }
 
@@ -145,11 +169,51 @@ impl WorkOrder {
             confirmed_by: None,
             suspension_requested: false,
             follow_up_due: None,
+            follow_up_order_id: None,
+            follow_up_of: None,
         }
     }
 
     pub fn deadlines(&self) -> Deadlines {
-        deadlines(self.received_at, self.zone)
+        if self.follow_up_of.is_some() {
+            follow_up_deadlines(self.received_at)
+        } else {
+            deadlines(self.received_at, self.zone)
+        }
+    }
+
+    /// The durable clocks to record when the order is opened, by name.
+    pub fn clock_rows(&self) -> Vec<(&'static str, DateTime<Utc>)> {
+        let d = self.deadlines();
+        d.arrival_due
+            .map(|due| ("arrival", due))
+            .into_iter()
+            .chain([("resolution", d.resolution_due)])
+            .collect()
+    }
+
+    /// REQ FAULT-6: the follow-up repair of an order closed unresolved, received when it closed
+    /// and due within 5 days; its id is derived from the original so that making it twice makes
+    /// it once.
+    pub fn follow_up(&self) -> Option<WorkOrder> {
+        let (id, closed_at) = (self.follow_up_order_id.as_ref()?, self.closed_at?);
+        let mut next = WorkOrder::receive(
+            id.clone(),
+            self.operator_id.clone(),
+            self.station_id.clone(),
+            self.pile_id.clone(),
+            self.connector_id.clone(),
+            self.channel,
+            self.zone,
+            self.fault_code.clone(),
+            format!(
+                "follow-up of {} (closed unresolved): {}",
+                self.order_id, self.description
+            ),
+            closed_at,
+        );
+        next.follow_up_of = Some(self.order_id.clone());
+        Some(next)
     }
 
     pub fn is_open(&self) -> bool {
@@ -235,6 +299,11 @@ impl WorkOrder {
                 "only an open, unresolved order closes unresolved",
             ));
         }
+        if self.follow_up_of.is_some() {
+            return Err(Error::state(
+                "a follow-up repair stays open until it is fixed (REQ FAULT-6)",
+            ));
+        }
         let due = self.deadlines().resolution_due;
         if now < due {
             return Err(Error::precondition(
@@ -246,7 +315,8 @@ impl WorkOrder {
         self.outcome = Some(Outcome::Unresolved);
         self.state = State::Closed;
         self.suspension_requested = true;
-        self.follow_up_due = Some(now + Duration::days(5));
+        self.follow_up_due = Some(now + FOLLOW_UP_WITHIN);
+        self.follow_up_order_id = Some(format!("{}-F", self.order_id));
         Ok(())
     }
 
@@ -276,17 +346,20 @@ impl WorkOrder {
         let mut out = Vec::new();
         // REQ FAULT-5: arrival within 1 hour (main urban area) or 2 hours (elsewhere).
         let arrival = self.arrived_at.unwrap_or(now);
-        if arrival > d.arrival_due && (self.arrived_at.is_some() || self.is_open()) {
+        if let Some(due) = d.arrival_due
+            && arrival > due
+            && (self.arrived_at.is_some() || self.is_open())
+        {
             out.push(Breach {
                 rule: "FAULT-5",
                 what: "arrival",
-                due: d.arrival_due,
+                due,
                 at: arrival,
-                lateness: arrival - d.arrival_due,
+                lateness: arrival - due,
             });
         }
         // REQ FAULT-5: resolved within 4 hours. An order closed unresolved missed it (REQ FAULT-6),
-        // even when closed at the very mark.
+        // even when closed at the very mark. REQ FAULT-6: a follow-up within 5 days.
         let missed_at = match (self.outcome, self.resolved_at) {
             (Some(Outcome::Unresolved), _) => Some(self.closed_at.unwrap_or(now)),
             (_, Some(at)) => (at > d.resolution_due).then_some(at),
@@ -294,7 +367,7 @@ impl WorkOrder {
         };
         if let Some(at) = missed_at {
             out.push(Breach {
-                rule: "FAULT-5",
+                rule: d.resolution_rule,
                 what: "resolution",
                 due: d.resolution_due,
                 at,
@@ -351,7 +424,7 @@ mod tests {
         o.arrive(STATION, STATION, t("2026-03-01T09:01:00Z"))
             .expect("arrived");
         assert!(o.breaches(t("2026-03-01T09:01:00Z")).is_empty());
-        assert_eq!(o.deadlines().arrival_due, t("2026-03-01T10:00:00Z"));
+        assert_eq!(o.deadlines().arrival_due, Some(t("2026-03-01T10:00:00Z")));
     }
 
     #[test]
@@ -383,6 +456,32 @@ mod tests {
         assert_eq!(o.outcome, Some(Outcome::Unresolved));
         assert!(o.suspension_requested);
         assert_eq!(o.follow_up_due, Some(t("2026-03-06T12:00:00Z")));
+    }
+
+    #[test]
+    fn fault_6_the_follow_up_repair_is_due_in_five_days_with_no_arrival_clock() {
+        let mut o = order(Zone::MainUrban);
+        assert!(o.follow_up().is_none(), "no follow-up before closing");
+        o.close_unresolved(t("2026-03-01T12:00:00Z"))
+            .expect("closed");
+        let f = o.follow_up().expect("follow-up");
+        assert_eq!(f.order_id, "WO-1-F");
+        assert_eq!(o.follow_up().map(|g| g.order_id), Some(f.order_id.clone()));
+        assert_eq!(f.follow_up_of.as_deref(), Some("WO-1"));
+        assert_eq!(f.connector_id, o.connector_id);
+        let d = f.deadlines();
+        assert_eq!(d.arrival_due, None);
+        assert_eq!(d.resolution_due, t("2026-03-06T12:00:00Z"));
+        assert_eq!(f.clock_rows(), [("resolution", t("2026-03-06T12:00:00Z"))]);
+        // Days later without a fix it is in breach of FAULT-6, never of FAULT-5.
+        assert!(f.breaches(t("2026-03-05T12:00:00Z")).is_empty());
+        let late = f.breaches(t("2026-03-06T13:00:00Z"));
+        assert_eq!(late.len(), 1);
+        assert_eq!((late[0].rule, late[0].what), ("FAULT-6", "resolution"));
+        assert_eq!(late[0].lateness, Duration::hours(1));
+        // It stays open until fixed: it is never closed unresolved in turn.
+        let mut f = f;
+        assert!(f.close_unresolved(t("2026-03-07T12:00:00Z")).is_err());
     }
 
     #[test]
