@@ -154,6 +154,49 @@ impl Staff {
             .expect("order")
     }
 
+    /// A maintenance plan drafted by a repairer, awaiting approval (REQ MAINT-1).
+    async fn draft_plan(&self, station: &str, items: &[&str]) -> pb::MaintenancePlan {
+        self.client()
+            .create_maintenance_plan(with_token(
+                pb::CreateMaintenancePlanRequest {
+                    plan: Some(pb::MaintenancePlan {
+                        operator_id: OP.into(),
+                        station_id: station.into(),
+                        title: "2026 annual maintenance".into(),
+                        period: "2026".into(),
+                        items: items.iter().map(|i| (*i).to_owned()).collect(),
+                        ..Default::default()
+                    }),
+                },
+                &self.token("repairer"),
+            ))
+            .await
+            .expect("drafted")
+            .into_inner()
+            .plan
+            .expect("plan")
+    }
+
+    async fn approve_plan(
+        &self,
+        plan_id: &str,
+        role: &str,
+    ) -> Result<pb::MaintenancePlan, tonic::Status> {
+        Ok(self
+            .client()
+            .approve_maintenance_plan(with_token(
+                pb::ApproveMaintenancePlanRequest {
+                    operator_id: OP.into(),
+                    plan_id: plan_id.into(),
+                },
+                &self.token(role),
+            ))
+            .await?
+            .into_inner()
+            .plan
+            .unwrap_or_default())
+    }
+
     /// Polls until `check` holds, within ten seconds.
     async fn until(&self, order: &str, check: impl Fn(&pb::WorkOrder) -> bool) -> pb::WorkOrder {
         eventually(async || self.get(order).await, check).await
@@ -744,51 +787,18 @@ async fn maint_1_a_plan_edited_after_approval_awaits_approval_and_a_repairer_can
     let mesh = mesh_at(&clock).await;
     let staff = setup(&mesh).await;
     let plan = staff
-        .client()
-        .create_maintenance_plan(with_token(
-            pb::CreateMaintenancePlanRequest {
-                plan: Some(pb::MaintenancePlan {
-                    operator_id: OP.into(),
-                    station_id: "S-URB".into(),
-                    title: "2026 annual maintenance".into(),
-                    period: "2026".into(),
-                    items: vec!["metering".into(), "grounding_resistance_test".into()],
-                    ..Default::default()
-                }),
-            },
-            &staff.token("repairer"),
-        ))
-        .await
-        .expect("drafted")
-        .into_inner()
-        .plan
-        .expect("plan");
+        .draft_plan("S-URB", &["metering", "grounding_resistance_test"])
+        .await;
     assert_eq!(plan.state, pb::PlanState::AwaitingApproval as i32);
-    let approve = |token: String| {
-        let mut client = staff.client();
-        let plan_id = plan.plan_id.clone();
-        async move {
-            client
-                .approve_maintenance_plan(with_token(
-                    pb::ApproveMaintenancePlanRequest {
-                        operator_id: OP.into(),
-                        plan_id,
-                    },
-                    &token,
-                ))
-                .await
-        }
-    };
-    let denied = approve(staff.token("repairer"))
+    let denied = staff
+        .approve_plan(&plan.plan_id, "repairer")
         .await
         .expect_err("a repairer cannot approve");
     assert_eq!(denied.code(), Code::PermissionDenied);
-    let approved = approve(staff.token("om_manager"))
+    let approved = staff
+        .approve_plan(&plan.plan_id, "om_manager")
         .await
-        .expect("approved")
-        .into_inner()
-        .plan
-        .expect("plan");
+        .expect("approved");
     assert_eq!(approved.state, pb::PlanState::Approved as i32);
     let edited = staff
         .client()
@@ -884,6 +894,123 @@ async fn patrol_2_a_storm_alert_creates_special_patrols_for_exactly_the_stations
 }
 
 #[tokio::test]
+async fn maint_4_a_model_change_made_by_maintenance_updates_the_ledger_at_once() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let plan = staff.draft_plan("S-URB", &["charging_modes"]).await;
+    staff
+        .approve_plan(&plan.plan_id, "om_manager")
+        .await
+        .expect("approved");
+    let change = |pile: &str, model: &str| {
+        let mut pile = demo::pile(OP, "S-URB", pile, asset::PileType::Dc, 60.0);
+        pile.model = model.into();
+        pb::record_maintenance_completion_request::LedgerChange::PileChange(
+            asset::UpdatePileRequest {
+                pile: Some(pile),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["model".into()],
+                }),
+                reason: String::new(),
+            },
+        )
+    };
+    let complete = |ledger_change| pb::RecordMaintenanceCompletionRequest {
+        operator_id: OP.into(),
+        plan_id: plan.plan_id.clone(),
+        item: "charging_modes".into(),
+        record: "power module replaced with the DC-60B".into(),
+        ledger_change: Some(ledger_change),
+    };
+    // A pile of another station is refused, and nothing is recorded or changed.
+    let elsewhere = staff
+        .client()
+        .record_maintenance_completion(with_token(
+            complete(change("P2", "DC-60B")),
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect_err("P2 is at S-OUT");
+    assert_eq!(elsewhere.code(), Code::InvalidArgument);
+    assert!(
+        elsewhere.message().contains("MAINT-4"),
+        "{}",
+        elsewhere.message()
+    );
+    let done = staff
+        .client()
+        .record_maintenance_completion(with_token(
+            complete(change("P1", "DC-60B")),
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("completed")
+        .into_inner()
+        .plan
+        .expect("plan");
+    assert_eq!(done.completions.len(), 1, "the refused one left no record");
+    assert_eq!(done.completions[0].ledger_change, "pile P1: model");
+    // The ledger shows the new model at once, with the plan as the reason in its history.
+    let mut op = mesh.client("operator");
+    let pile = op
+        .get_pile(asset::GetPileRequest {
+            operator_id: OP.into(),
+            pile_id: "P1".into(),
+        })
+        .await
+        .expect("pile")
+        .into_inner()
+        .pile
+        .expect("pile");
+    assert_eq!(pile.model, "DC-60B");
+    let history = op
+        .list_change_records(asset::ListChangeRecordsRequest {
+            operator_id: OP.into(),
+            entity_type: "pile".into(),
+            entity_id: "P1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner();
+    assert!(
+        history
+            .change_records
+            .iter()
+            .any(|r| r.note.contains(&plan.plan_id)),
+        "{history:?}"
+    );
+    let untouched = op
+        .get_pile(asset::GetPileRequest {
+            operator_id: OP.into(),
+            pile_id: "P2".into(),
+        })
+        .await
+        .expect("pile")
+        .into_inner()
+        .pile
+        .expect("pile");
+    assert_ne!(untouched.model, "DC-60B");
+    // A change that names nothing is refused citing MAINT-4.
+    let mut vague = change("P1", "DC-60C");
+    if let pb::record_maintenance_completion_request::LedgerChange::PileChange(r) = &mut vague {
+        r.update_mask = None;
+    }
+    let refused = staff
+        .client()
+        .record_maintenance_completion(with_token(complete(vague), &staff.token("repairer")))
+        .await
+        .expect_err("no mask");
+    assert!(
+        refused.message().contains("MAINT-4"),
+        "{}",
+        refused.message()
+    );
+    mesh.stop().await;
+}
+
+#[tokio::test]
 async fn maint_2_and_emerg_2_yearly_maintenance_and_half_yearly_drills_are_tracked() {
     let clock = ManualClock::new(chrono::Utc::now());
     let mesh = mesh_at(&clock).await;
@@ -906,31 +1033,13 @@ async fn maint_2_and_emerg_2_yearly_maintenance_and_half_yearly_drills_are_track
         }
     };
     assert!(!compliance(&staff).await.compliant, "never maintained");
-    let plan = staff
-        .client()
-        .create_maintenance_plan(with_token(
-            pb::CreateMaintenancePlanRequest {
-                plan: Some(pb::MaintenancePlan {
-                    operator_id: OP.into(),
-                    station_id: "S-URB".into(),
-                    title: "annual".into(),
-                    period: "2026".into(),
-                    items: vec!["metering".into()],
-                    ..Default::default()
-                }),
-            },
-            &staff.token("repairer"),
-        ))
-        .await
-        .expect("plan")
-        .into_inner()
-        .plan
-        .expect("plan");
+    let plan = staff.draft_plan("S-URB", &["metering"]).await;
     let complete = pb::RecordMaintenanceCompletionRequest {
         operator_id: OP.into(),
         plan_id: plan.plan_id.clone(),
         item: "metering".into(),
         record: "meter verified against the standard".into(),
+        ledger_change: None,
     };
     let early = staff
         .client()
@@ -939,14 +1048,7 @@ async fn maint_2_and_emerg_2_yearly_maintenance_and_half_yearly_drills_are_track
         .expect_err("not approved");
     assert!(early.message().contains("MAINT-1"), "{}", early.message());
     staff
-        .client()
-        .approve_maintenance_plan(with_token(
-            pb::ApproveMaintenancePlanRequest {
-                operator_id: OP.into(),
-                plan_id: plan.plan_id.clone(),
-            },
-            &staff.token("om_manager"),
-        ))
+        .approve_plan(&plan.plan_id, "om_manager")
         .await
         .expect("approved");
     staff

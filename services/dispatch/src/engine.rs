@@ -58,6 +58,11 @@ impl Engine {
         }
     }
 
+    /// A client of the asset registry, over the engine's mesh channel.
+    pub(crate) fn assets(&self) -> AssetServiceClient<Channel> {
+        self.assets.clone()
+    }
+
     /// Publishes a dispatch event (JSON payload) on the `dispatch` topic; the database stays the
     /// record, so a lost event costs a consumer a catch-up, not data.
     pub async fn announce(&self, operator_id: &str, kind: &str, payload: &serde_json::Value) {

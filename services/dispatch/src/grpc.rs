@@ -574,6 +574,17 @@ fn plan_to_pb(p: &MaintenancePlan) -> pb::MaintenancePlan {
         drafted_by: p.drafted_by.clone(),
         approved_by: p.approved_by.clone().unwrap_or_default(),
         approved_revision: p.approved_revision.unwrap_or_default(),
+        completions: p
+            .completions
+            .iter()
+            .map(|c| pb::MaintenanceCompletion {
+                item: c.item.clone(),
+                complete_time: Some(to_timestamp(c.completed_at)),
+                record: c.record.clone(),
+                completed_by: c.by.clone(),
+                ledger_change: c.ledger_change.clone().unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 
@@ -1059,7 +1070,20 @@ impl DispatchService for DispatchApi {
         let result = async {
             let (mut plan, version) = self.plan(&p, &r.operator_id, &r.plan_id).await?;
             let now = self.engine.clock.now();
-            plan.complete(&r.item, &r.record, &p.to_string(), now)?;
+            let by = p.to_string();
+            // The completion is checked before the ledger changes, so a refused completion
+            // changes nothing.
+            plan.clone().complete(&r.item, &r.record, &by, None, now)?;
+            // REQ MAINT-4: the ledger takes the change at once, before the completion records it.
+            let ledger_change = match r.ledger_change {
+                Some(change) => Some(
+                    self.engine
+                        .apply_ledger_change(&plan, &r.item, &r.record, change)
+                        .await?,
+                ),
+                None => None,
+            };
+            plan.complete(&r.item, &r.record, &by, ledger_change, now)?;
             self.save_plan(&plan, version, now).await?;
             Ok(pb::RecordMaintenanceCompletionResponse {
                 plan: Some(plan_to_pb(&plan)),

@@ -57,6 +57,9 @@ pub struct Completion {
     pub completed_at: DateTime<Utc>,
     pub record: String,
     pub by: String,
+    /// REQ MAINT-4: the ledger change made with it.
+    #[serde(default)]
+    pub ledger_change: Option<String>,
 }
 
 /// REQ MAINT-2: every facility is maintained at least once a year.
@@ -149,6 +152,7 @@ impl MaintenancePlan {
         item: &str,
         record: &str,
         by: &str,
+        ledger_change: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         if self.state != PlanState::Approved {
@@ -177,6 +181,7 @@ impl MaintenancePlan {
             completed_at: now,
             record: record.trim().to_owned(),
             by: by.to_owned(),
+            ledger_change,
         });
         Ok(())
     }
@@ -292,15 +297,15 @@ mod tests {
             .to_utc();
         let mut p = plan();
         assert!(
-            p.complete("metering", "calibrated", "r", t).is_err(),
+            p.complete("metering", "calibrated", "r", None, t).is_err(),
             "not approved yet"
         );
         p.approve("staff:manager", t).expect("approved");
         assert!(
-            p.complete("cleaning", "x", "r", t).is_err(),
+            p.complete("cleaning", "x", "r", None, t).is_err(),
             "not in the plan"
         );
-        p.complete("metering", "meter verified", "r", t)
+        p.complete("metering", "meter verified", "r", None, t)
             .expect("done");
         let plans = [p];
         assert_eq!(

@@ -1,0 +1,153 @@
+//! REQ MAINT-4: a change of model, quantity or parameter made by maintenance updates the asset
+//! ledger at once, through the asset registry, with the plan and the record as the reason.
+
+use chargemesh_kit::Error;
+use chargemesh_proto::asset::v1 as asset;
+use chargemesh_proto::dispatch::v1::record_maintenance_completion_request::LedgerChange;
+
+use crate::domain::plan::MaintenancePlan;
+use crate::engine::Engine;
+
+/// What a ledger refusal means to the caller, naming the request field it came through.
+fn refusal(field: &str, what: &str, status: &tonic::Status) -> Error {
+    match status.code() {
+        tonic::Code::InvalidArgument => Error::bad_field(field, status.message().to_owned()),
+        tonic::Code::NotFound => Error::NotFound(what.to_owned()),
+        tonic::Code::FailedPrecondition => {
+            Error::precondition("MAINT-4", status.message().to_owned())
+        }
+        _ => Error::Unavailable("the asset registry is unavailable".into()),
+    }
+}
+
+/// The changed paths, refused when there are none: a ledger change says what changed.
+fn paths(field: &str, mask: Option<&prost_types::FieldMask>) -> Result<Vec<String>, Error> {
+    let paths: Vec<String> = mask
+        .map(|m| m.paths.iter().map(|p| p.trim().to_owned()).collect())
+        .unwrap_or_default();
+    if paths.is_empty() || paths.iter().any(String::is_empty) {
+        return Err(Error::invalid(
+            field,
+            "MAINT-4",
+            "name the model, quantity or parameter that changed",
+        ));
+    }
+    Ok(paths)
+}
+
+fn elsewhere(field: &str, what: &str, plan: &MaintenancePlan) -> Error {
+    Error::invalid(
+        field,
+        "MAINT-4",
+        format!(
+            "{what} is not at station {}, the plan's station",
+            plan.station_id
+        ),
+    )
+}
+
+impl Engine {
+    /// REQ MAINT-4: applies the ledger change of a completed maintenance item to the asset
+    /// registry and returns what changed, such as "pile P1: model, rated_power_kw". The change
+    /// is on the plan's operator and must concern the plan's station.
+    pub async fn apply_ledger_change(
+        &self,
+        plan: &MaintenancePlan,
+        item: &str,
+        record: &str,
+        change: LedgerChange,
+    ) -> Result<String, Error> {
+        let reason = format!(
+            "maintenance plan {} item {}: {}",
+            plan.plan_id,
+            item.trim(),
+            record.trim()
+        );
+        match change {
+            LedgerChange::PileChange(mut request) => {
+                let paths = paths("pile_change.update_mask", request.update_mask.as_ref())?;
+                let pile = request.pile.as_mut().ok_or_else(|| {
+                    Error::bad_field("pile_change.pile", "the changed pile is required")
+                })?;
+                pile.operator_id.clone_from(&plan.operator_id);
+                let pile_id = pile.pile_id.trim().to_owned();
+                let what = format!("pile {pile_id}");
+                let current = self
+                    .assets()
+                    .get_pile(asset::GetPileRequest {
+                        operator_id: plan.operator_id.clone(),
+                        pile_id: pile_id.clone(),
+                    })
+                    .await
+                    .map_err(|s| refusal("pile_change.pile.pile_id", &what, &s))?
+                    .into_inner()
+                    .pile
+                    .ok_or_else(|| Error::NotFound(what.clone()))?;
+                if current.station_id != plan.station_id {
+                    return Err(elsewhere("pile_change.pile.pile_id", &what, plan));
+                }
+                request.reason = reason;
+                self.assets()
+                    .update_pile(request)
+                    .await
+                    .map_err(|s| refusal("pile_change", &what, &s))?;
+                Ok(format!("{what}: {}", paths.join(", ")))
+            }
+            LedgerChange::EquipmentChange(mut request) => {
+                let paths = paths("equipment_change.update_mask", request.update_mask.as_ref())?;
+                let equipment = request.equipment.as_mut().ok_or_else(|| {
+                    Error::bad_field("equipment_change.equipment", "the changed item is required")
+                })?;
+                equipment.operator_id.clone_from(&plan.operator_id);
+                let id = equipment.equipment_id.trim().to_owned();
+                let what = format!("equipment {id}");
+                if !self.station_has_equipment(plan, &id).await? {
+                    return Err(elsewhere(
+                        "equipment_change.equipment.equipment_id",
+                        &what,
+                        plan,
+                    ));
+                }
+                request.reason = reason;
+                self.assets()
+                    .update_equipment(request)
+                    .await
+                    .map_err(|s| refusal("equipment_change", &what, &s))?;
+                Ok(format!("{what}: {}", paths.join(", ")))
+            }
+        }
+    }
+
+    /// Whether the ledger item is one of the plan's station's.
+    async fn station_has_equipment(
+        &self,
+        plan: &MaintenancePlan,
+        equipment_id: &str,
+    ) -> Result<bool, Error> {
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .assets()
+                .list_equipment(asset::ListEquipmentRequest {
+                    operator_id: plan.operator_id.clone(),
+                    station_id: plan.station_id.clone(),
+                    page_size: 500,
+                    page_token: page_token.clone(),
+                })
+                .await
+                .map_err(|s| refusal("equipment_change", "the station's ledger", &s))?
+                .into_inner();
+            if page
+                .equipment
+                .iter()
+                .any(|e| e.equipment_id == equipment_id)
+            {
+                return Ok(true);
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(false);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+}
