@@ -71,6 +71,7 @@ async fn setup(mesh: &TestMesh) -> Staff {
                         employer: employer as i32,
                         electrician_certificate_until: cert.into(),
                         qualified_until: "2030-12-31".into(),
+                        ..Default::default()
                     }),
                 },
                 &manager,
@@ -1279,6 +1280,121 @@ async fn staff_1_an_attended_station_shows_the_posts_still_missing() {
         .into_inner();
     assert!(staffing.attended);
     assert!(!staffing.missing_posts.contains(&(pb::Post::Monitor as i32)));
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn staff_2_a_lapsed_qualification_is_renewed_by_a_recorded_training() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let today = chargemesh_kit::clock::china_date(clock.now());
+    let day = |offset: i64| (today + chrono::Duration::days(offset)).to_string();
+    staff
+        .client()
+        .create_staff_member(with_token(
+            pb::CreateStaffMemberRequest {
+                staff_member: Some(pb::StaffMember {
+                    operator_id: OP.into(),
+                    staff_id: "dave".into(),
+                    name: "Dave".into(),
+                    employer: pb::Employer::Own as i32,
+                    electrician_certificate_until: day(400),
+                    qualified_until: day(-1),
+                    ..Default::default()
+                }),
+            },
+            &staff.token("om_manager"),
+        ))
+        .await
+        .expect("dave");
+    let assign = || pb::AssignPostRequest {
+        operator_id: OP.into(),
+        station_id: "S-URB".into(),
+        attended: true,
+        post: pb::Post::Monitor as i32,
+        staff_id: "dave".into(),
+        procedure_ref: "SOP-MON-2026".into(),
+    };
+    let lapsed = staff
+        .client()
+        .assign_post(with_token(assign(), &staff.token("station_master")))
+        .await
+        .expect_err("lapsed");
+    assert!(lapsed.message().contains("STAFF-2"), "{}", lapsed.message());
+    let due = |staff: &Staff| {
+        let mut client = staff.client();
+        let token = staff.token("monitor");
+        async move {
+            client
+                .list_staff_members(with_token(
+                    pb::ListStaffMembersRequest {
+                        operator_id: OP.into(),
+                        retraining_due_only: true,
+                    },
+                    &token,
+                ))
+                .await
+                .expect("list")
+                .into_inner()
+                .staff_members
+                .into_iter()
+                .map(|m| m.staff_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(due(&staff).await, ["dave"], "only dave is due");
+    let training = |record_ref: &str| pb::RecordTrainingRequest {
+        operator_id: OP.into(),
+        staff_id: "dave".into(),
+        training: Some(pb::Training {
+            course: "annual electrical safety".into(),
+            completed_on: day(0),
+            valid_until: day(365),
+            record_ref: record_ref.into(),
+        }),
+    };
+    let denied = staff
+        .client()
+        .record_training(with_token(training("CERT-7"), &staff.token("repairer")))
+        .await
+        .expect_err("a repairer records no trainings");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let unevidenced = staff
+        .client()
+        .record_training(with_token(training(" "), &staff.token("safety_officer")))
+        .await
+        .expect_err("no record");
+    assert_eq!(unevidenced.code(), Code::InvalidArgument);
+    assert!(
+        unevidenced.message().contains("training.record_ref")
+            && unevidenced.message().contains("STAFF-2"),
+        "{}",
+        unevidenced.message()
+    );
+    let renewed = staff
+        .client()
+        .record_training(with_token(
+            training("CERT-7"),
+            &staff.token("safety_officer"),
+        ))
+        .await
+        .expect("recorded")
+        .into_inner()
+        .staff_member
+        .expect("member");
+    assert_eq!(renewed.qualified_until, day(365));
+    assert_eq!(renewed.trainings.len(), 1);
+    assert!(!renewed.retraining_due);
+    assert!(due(&staff).await.is_empty());
+    staff
+        .client()
+        .assign_post(with_token(assign(), &staff.token("station_master")))
+        .await
+        .expect("qualified now");
+    // Eleven months on, the training comes due again.
+    clock.advance(chrono::Duration::days(340));
+    assert_eq!(due(&staff).await, ["dave"]);
     mesh.stop().await;
 }
 

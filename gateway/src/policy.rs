@@ -135,6 +135,12 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
         staff_of(&[OM_MANAGER, STATION_MASTER, PLATFORM_ADMIN]),
     ),
     (DISPATCH, "ListStaffMembers", OPERATOR_READ),
+    // REQ STAFF-2: trainings are recorded by management and the safety officer.
+    (
+        DISPATCH,
+        "RecordTraining",
+        staff_of(&[OM_MANAGER, STATION_MASTER, SAFETY_OFFICER, PLATFORM_ADMIN]),
+    ),
     // REQ FAULT-4: patrol staff and the phone desk open orders by hand.
     (
         DISPATCH,

@@ -21,6 +21,7 @@ use crate::domain::emergency::{Drill, EmergencyPlan, HAZARDS, Hazard, readiness}
 use crate::domain::patrol::{ItemResult, Patrol, PatrolKind, Trigger};
 use crate::domain::plan::{MaintenancePlan, PlanState, maintained_within_a_year};
 use crate::domain::staffing::{Post, StationStaffing};
+use crate::domain::training::Training;
 use crate::domain::work_order::{Channel, Outcome, State, WorkOrder, Zone};
 use crate::engine::{Engine, new_order_id};
 use crate::store::StaffRecord;
@@ -200,6 +201,7 @@ impl DispatchApi {
                     &input.electrician_certificate_until,
                 )?,
                 qualified_until: date("staff_member.qualified_until", &input.qualified_until)?,
+                trainings: Vec::new(),
             },
         };
         self.engine
@@ -212,7 +214,7 @@ impl DispatchApi {
                 }
                 other => Error::Store(other),
             })?;
-        Ok(staff_to_pb(&record))
+        Ok(staff_to_pb(&record, china_date(self.engine.clock.now())))
     }
 
     async fn create_order(
@@ -654,7 +656,7 @@ fn from_doc<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<
         .map_err(|e| Error::Store(chargemesh_kit::db::StoreError::Internal(e.to_string())))
 }
 
-fn staff_to_pb(s: &StaffRecord) -> pb::StaffMember {
+fn staff_to_pb(s: &StaffRecord, today: NaiveDate) -> pb::StaffMember {
     pb::StaffMember {
         operator_id: s.operator_id.clone(),
         staff_id: s.member.staff_id.clone(),
@@ -673,6 +675,18 @@ fn staff_to_pb(s: &StaffRecord) -> pb::StaffMember {
             .qualified_until
             .map(|d| d.to_string())
             .unwrap_or_default(),
+        trainings: s
+            .member
+            .trainings
+            .iter()
+            .map(|t| pb::Training {
+                course: t.course.clone(),
+                completed_on: t.completed_on.to_string(),
+                valid_until: t.valid_until.to_string(),
+                record_ref: t.record_ref.clone(),
+            })
+            .collect(),
+        retraining_due: s.member.retraining_due(today),
     }
 }
 
@@ -696,10 +710,54 @@ impl DispatchService for DispatchApi {
     ) -> Reply<pb::ListStaffMembersResponse> {
         let p = principal(&request)?;
         let result = async {
-            let op = operator_for(&p, &request.get_ref().operator_id)?;
+            let r = request.get_ref();
+            let op = operator_for(&p, &r.operator_id)?;
+            let today = china_date(self.engine.clock.now());
             let staff = self.engine.store.staff(&op).await?;
             Ok(pb::ListStaffMembersResponse {
-                staff_members: staff.iter().map(staff_to_pb).collect(),
+                staff_members: staff
+                    .iter()
+                    .filter(|s| !r.retraining_due_only || s.member.retraining_due(today))
+                    .map(|s| staff_to_pb(s, today))
+                    .collect(),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn record_training(
+        &self,
+        request: Request<pb::RecordTrainingRequest>,
+    ) -> Reply<pb::RecordTrainingResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let t = r
+                .training
+                .ok_or_else(|| Error::bad_field("training", "must be set"))?;
+            let today = china_date(self.engine.clock.now());
+            let required = |field: &str, value: &str| {
+                date(field, value)?.ok_or_else(|| Error::bad_field(field, "is required"))
+            };
+            let training = Training::new(
+                &t.course,
+                required("training.completed_on", &t.completed_on)?,
+                required("training.valid_until", &t.valid_until)?,
+                &t.record_ref,
+                today,
+            )
+            .map_err(|e| e.within("training"))?;
+            let (mut record, version) = self
+                .engine
+                .store
+                .staff_member(&op, r.staff_id.trim())
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("staff member {}", r.staff_id.trim())))?;
+            record.member.record_training(training);
+            self.engine.store.update_staff(&record, version).await?;
+            Ok(pb::RecordTrainingResponse {
+                staff_member: Some(staff_to_pb(&record, today)),
             })
         };
         reply(result.await)

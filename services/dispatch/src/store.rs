@@ -40,6 +40,14 @@ pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
     async fn create_staff(&self, staff: &StaffRecord, now: DateTime<Utc>)
     -> Result<(), StoreError>;
     async fn staff(&self, operator_id: &str) -> Result<Vec<StaffRecord>, StoreError>;
+    /// One member with the version an update must name.
+    async fn staff_member(
+        &self,
+        operator_id: &str,
+        staff_id: &str,
+    ) -> Result<Option<(StaffRecord, i64)>, StoreError>;
+    /// Writes a member back; `Conflict` when it changed since `version` was read.
+    async fn update_staff(&self, staff: &StaffRecord, version: i64) -> Result<(), StoreError>;
     /// Creates an order with its deadlines; `false` when an automatic order is already open for
     /// the connector.
     async fn create_order(
@@ -194,6 +202,33 @@ macro_rules! sql_dispatch_store {
                         .fetch_all(&self.pool)
                         .await?;
                 Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn staff_member(&self, operator_id: &str, staff_id: &str) -> Result<Option<(StaffRecord, i64)>, StoreError> {
+                let row: Option<(sqlx::types::Json<StaffRecord>, i64)> =
+                    sqlx::query_as("SELECT doc, version FROM staff WHERE operator_id = $1 AND staff_id = $2")
+                        .bind(operator_id)
+                        .bind(staff_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(doc, version)| (doc.0, version)))
+            }
+
+            async fn update_staff(&self, staff: &StaffRecord, version: i64) -> Result<(), StoreError> {
+                let done = sqlx::query(
+                    "UPDATE staff SET doc = $3, version = version + 1 \
+                     WHERE operator_id = $1 AND staff_id = $2 AND version = $4",
+                )
+                .bind(&staff.operator_id)
+                .bind(&staff.member.staff_id)
+                .bind(sqlx::types::Json(staff))
+                .bind(version)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!("staff member {}", staff.member.staff_id)));
+                }
+                Ok(())
             }
 
             async fn create_order(&self, order: &WorkOrder, deadlines: &[(&str, DateTime<Utc>)]) -> Result<bool, StoreError> {

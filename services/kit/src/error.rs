@@ -85,6 +85,23 @@ impl Error {
         }
     }
 
+    /// The same error with its field named inside `parent`, so a rule checked on a nested
+    /// message names the request's own path (`course` becomes `training.course`).
+    pub fn within(self, parent: &str) -> Self {
+        match self {
+            Error::Invalid {
+                field,
+                rule,
+                message,
+            } => Error::Invalid {
+                field: format!("{parent}.{field}"),
+                rule,
+                message,
+            },
+            other => other,
+        }
+    }
+
     pub fn code(&self) -> Code {
         match self {
             Error::Invalid { .. } => Code::InvalidArgument,
@@ -155,6 +172,14 @@ mod tests {
         let details = status.get_error_details();
         let bad = details.bad_request().expect("bad request details");
         assert_eq!(bad.field_violations[0].field, "pile.rated_power_kw");
+    }
+
+    #[test]
+    fn within_names_the_nested_field_and_leaves_other_errors_alone() {
+        let nested = Error::invalid("course", "STAFF-2", "is required").within("training");
+        assert!(matches!(&nested, Error::Invalid { field, .. } if field == "training.course"));
+        let other = Error::NotFound("x".into()).within("training");
+        assert!(matches!(other, Error::NotFound(_)));
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub struct StaffMember {
     pub electrician_certificate_until: Option<NaiveDate>,
     /// Safety training and post qualification, valid through this date (REQ STAFF-2).
     pub qualified_until: Option<NaiveDate>,
+    /// The trainings passed, oldest first (REQ STAFF-2).
+    #[serde(default)]
+    pub trainings: Vec<super::training::Training>,
 }
 
 /// Whether the work is high-risk (high voltage, work at height): crews of at least 3.
@@ -122,6 +125,7 @@ mod tests {
             employer,
             electrician_certificate_until: cert_until.map(d),
             qualified_until: Some(d("2027-01-01")),
+            trainings: Vec::new(),
         }
     }
 

@@ -8,4 +8,5 @@ pub mod geo;
 pub mod patrol;
 pub mod plan;
 pub mod staffing;
+pub mod training;
 pub mod work_order;

@@ -124,6 +124,7 @@ mod tests {
             electrician_certificate_until: None,
             qualified_until: qualified
                 .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").expect("date")),
+            trainings: Vec::new(),
         }
     }
 
