@@ -69,8 +69,7 @@ impl StaffMember {
     pub fn record_training(&mut self, training: Training) {
         self.qualified_until = self.qualified_until.max(Some(training.valid_until));
         self.trainings.push(training);
-        self.trainings
-            .sort_by(|a, b| a.completed_on.cmp(&b.completed_on));
+        self.trainings.sort_by_key(|t| t.completed_on);
     }
 
     /// REQ STAFF-2: never qualified, lapsed, or lapsing within the notice period.
