@@ -215,6 +215,18 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
         "SchedulePatrol",
         staff_of(&[MONITOR, STATION_MASTER, OM_MANAGER]),
     ),
+    // REQ PATROL-1: patrol plans are kept by the station master and O&M.
+    (
+        DISPATCH,
+        "CreatePatrolSchedule",
+        staff_of(&[STATION_MASTER, OM_MANAGER]),
+    ),
+    (DISPATCH, "ListPatrolSchedules", OPERATOR_READ),
+    (
+        DISPATCH,
+        "StopPatrolSchedule",
+        staff_of(&[STATION_MASTER, OM_MANAGER]),
+    ),
     (
         DISPATCH,
         "CompletePatrol",

@@ -37,10 +37,12 @@ pub struct Engine {
 }
 
 /// The station facts an order needs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StationFacts {
     pub zone: Zone,
     pub location: (f64, f64),
+    /// The GB/T 2260 district code.
+    pub area_code: String,
 }
 
 impl Engine {
@@ -108,7 +110,11 @@ impl Engine {
         let location = station
             .location
             .map_or((0.0, 0.0), |l| (l.longitude, l.latitude));
-        Ok(StationFacts { zone, location })
+        Ok(StationFacts {
+            zone,
+            location,
+            area_code: station.area_code,
+        })
     }
 
     /// The operator's stations within an area: (station id, area code).
@@ -317,7 +323,8 @@ impl Engine {
     }
 
     /// One pass over the due deadlines: each fires once, records its breach, and at the 4-hour
-    /// mark closes an unfixed order unresolved (REQ FAULT-5, FAULT-6).
+    /// mark closes an unfixed order unresolved (REQ FAULT-5, FAULT-6); a schedule's period makes
+    /// its normal patrol (REQ PATROL-1).
     pub async fn run_due(&self) -> Result<usize, Error> {
         let now = self.clock.now();
         let due = self.store.due_deadlines(now, 500).await?;
@@ -335,7 +342,11 @@ impl Engine {
         due: &DueDeadline,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, Error> {
-        let Some((mut order, version)) = self.store.order(&due.operator_id, &due.order_id).await?
+        if let Some(k) = crate::patrols::period_of(&due.kind) {
+            return self.open_period(due, k, now).await;
+        }
+        let Some((mut order, version)) =
+            self.store.order(&due.operator_id, &due.subject_id).await?
         else {
             return Ok(self.store.fire(due, None, now).await?);
         };
@@ -378,14 +389,14 @@ impl Engine {
         if fired && breach {
             let lateness_s = (now - due.due_at).num_seconds();
             tracing::warn!(
-                order = %due.order_id,
+                order = %due.subject_id,
                 deadline = %due.kind,
                 rule,
                 lateness_s,
                 "deadline breached"
             );
             let payload = serde_json::json!({
-                "order_id": due.order_id,
+                "order_id": due.subject_id,
                 "what": due.kind,
                 "rule": rule,
                 "due": due.due_at,

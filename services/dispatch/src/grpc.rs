@@ -18,13 +18,17 @@ use crate::domain::crew::{Employer, Risk, StaffMember, validate_crew};
 use crate::domain::daily::{Camera, CameraResult, Link, LinkResult, Register, findings, overdue};
 use crate::domain::defect::{Defect, DefectClass, DefectDeadlines, DefectState, NewDefect};
 use crate::domain::emergency::{Drill, EmergencyPlan, HAZARDS, Hazard, readiness};
-use crate::domain::patrol::{ItemResult, Patrol, PatrolKind, Trigger};
+use crate::domain::patrol::{ItemResult, Patrol, PatrolKind, PatrolSchedule, Trigger};
 use crate::domain::plan::{MaintenancePlan, PlanState, maintained_within_a_year};
 use crate::domain::staffing::{Post, StationStaffing};
 use crate::domain::training::Training;
 use crate::domain::work_order::{Channel, Outcome, State, WorkOrder, Zone};
 use crate::engine::{Engine, new_order_id};
-use crate::store::StaffRecord;
+use crate::store::kind::{
+    DAILY_CHECK, DOWNTIME, DRILL, EMERGENCY_PLAN, MONITORING, PATROL, PATROL_SCHEDULE, PLAN,
+    STAFFING,
+};
+use crate::store::{StaffRecord, from_doc, to_doc};
 
 #[derive(Debug, Clone)]
 pub struct DispatchApi {
@@ -476,15 +480,6 @@ fn defect_to_pb(d: &Defect, now: chrono::DateTime<chrono::Utc>) -> pb::Defect {
     }
 }
 
-const PLAN: &str = "maintenance_plan";
-const PATROL: &str = "patrol";
-const EMERGENCY_PLAN: &str = "emergency_plan";
-const DRILL: &str = "drill";
-const DOWNTIME: &str = "downtime";
-const STAFFING: &str = "staffing";
-const MONITORING: &str = "monitoring_register";
-const DAILY_CHECK: &str = "daily_check";
-
 /// A day's check as recorded.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct DailyCheck {
@@ -643,17 +638,21 @@ fn patrol_to_pb(p: &Patrol, now: chrono::DateTime<chrono::Utc>) -> pb::Patrol {
         overdue: p.overdue(now),
         done: p.done_at.is_some(),
         failed_items: p.failed_items.clone(),
+        schedule_id: p.schedule_id.clone().unwrap_or_default(),
     }
 }
 
-fn to_doc<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, Error> {
-    serde_json::to_value(value)
-        .map_err(|e| Error::Store(chargemesh_kit::db::StoreError::Internal(e.to_string())))
-}
-
-fn from_doc<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
-    serde_json::from_value(value)
-        .map_err(|e| Error::Store(chargemesh_kit::db::StoreError::Internal(e.to_string())))
+fn schedule_to_pb(s: &PatrolSchedule, now: DateTime<Utc>) -> pb::PatrolSchedule {
+    pb::PatrolSchedule {
+        operator_id: s.operator_id.clone(),
+        schedule_id: s.schedule_id.clone(),
+        station_id: s.station_id.clone(),
+        every_days: s.every_days,
+        first_due_time: Some(to_timestamp(s.first_due)),
+        next_due_time: opt_timestamp(s.next_due(now)),
+        create_time: Some(to_timestamp(s.created_at)),
+        stop_time: opt_timestamp(s.stopped_at),
+    }
 }
 
 fn staff_to_pb(s: &StaffRecord, today: NaiveDate) -> pb::StaffMember {
@@ -1480,6 +1479,99 @@ impl DispatchService for DispatchApi {
                 .await?;
             Ok(pb::SchedulePatrolResponse {
                 patrol: Some(patrol_to_pb(&patrol, now)),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn create_patrol_schedule(
+        &self,
+        request: Request<pb::CreatePatrolScheduleRequest>,
+    ) -> Reply<pb::CreatePatrolScheduleResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let input = r
+                .schedule
+                .ok_or_else(|| Error::bad_field("schedule", "must be set"))?;
+            let op = operator_for(&p, &input.operator_id)?;
+            let now = self.engine.clock.now();
+            let first_due = input
+                .first_due_time
+                .as_ref()
+                .and_then(chargemesh_kit::time::from_timestamp)
+                .ok_or_else(|| Error::bad_field("schedule.first_due_time", "is required"))?;
+            let schedule = PatrolSchedule::new(
+                format!("PS-{}", uuid::Uuid::now_v7().simple()),
+                &op,
+                input.station_id.trim(),
+                input.every_days,
+                first_due,
+                now,
+            )
+            .map_err(|e| e.within("schedule"))?;
+            self.engine.station(&op, &schedule.station_id).await?;
+            self.engine.start_schedule(&schedule).await?;
+            Ok(pb::CreatePatrolScheduleResponse {
+                schedule: Some(schedule_to_pb(&schedule, now)),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn list_patrol_schedules(
+        &self,
+        request: Request<pb::ListPatrolSchedulesRequest>,
+    ) -> Reply<pb::ListPatrolSchedulesResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let station = r.station_id.trim();
+            let now = self.engine.clock.now();
+            let schedules = self
+                .engine
+                .store
+                .docs(PATROL_SCHEDULE, &op)
+                .await?
+                .into_iter()
+                .map(from_doc::<PatrolSchedule>)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(pb::ListPatrolSchedulesResponse {
+                schedules: schedules
+                    .iter()
+                    .filter(|s| station.is_empty() || s.station_id == station)
+                    .map(|s| schedule_to_pb(s, now))
+                    .collect(),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn stop_patrol_schedule(
+        &self,
+        request: Request<pb::StopPatrolScheduleRequest>,
+    ) -> Reply<pb::StopPatrolScheduleResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let id = r.schedule_id.trim();
+            let (doc, version) = self
+                .engine
+                .store
+                .doc(PATROL_SCHEDULE, &op, id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("patrol schedule {id}")))?;
+            let mut schedule: PatrolSchedule = from_doc(doc)?;
+            let now = self.engine.clock.now();
+            schedule.stop(now)?;
+            self.engine
+                .store
+                .update_doc(PATROL_SCHEDULE, &op, id, &to_doc(&schedule)?, version, now)
+                .await?;
+            Ok(pb::StopPatrolScheduleResponse {
+                schedule: Some(schedule_to_pb(&schedule, now)),
             })
         };
         reply(result.await)

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod engine;
 pub mod grpc;
 pub mod ledger;
+pub mod patrols;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

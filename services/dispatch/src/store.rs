@@ -18,6 +18,31 @@ pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &SQLITE_MIGRATIONS,
 };
 
+/// The kinds of record kept whole in the document store.
+pub mod kind {
+    pub const PLAN: &str = "maintenance_plan";
+    pub const PATROL: &str = "patrol";
+    pub const PATROL_SCHEDULE: &str = "patrol_schedule";
+    pub const EMERGENCY_PLAN: &str = "emergency_plan";
+    pub const DRILL: &str = "drill";
+    pub const DOWNTIME: &str = "downtime";
+    pub const STAFFING: &str = "staffing";
+    pub const MONITORING: &str = "monitoring_register";
+    pub const DAILY_CHECK: &str = "daily_check";
+}
+
+/// A record as the document store keeps it.
+pub fn to_doc<T: Serialize>(value: &T) -> Result<serde_json::Value, chargemesh_kit::Error> {
+    serde_json::to_value(value).map_err(|e| StoreError::Internal(e.to_string()).into())
+}
+
+/// A record back from the document store.
+pub fn from_doc<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, chargemesh_kit::Error> {
+    serde_json::from_value(value).map_err(|e| StoreError::Internal(e.to_string()).into())
+}
+
 /// A member of an operator's staff.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StaffRecord {
@@ -30,7 +55,8 @@ pub struct StaffRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueDeadline {
     pub operator_id: String,
-    pub order_id: String,
+    /// The record the clock belongs to: a work order, or a patrol schedule.
+    pub subject_id: String,
     pub kind: String,
     pub due_at: DateTime<Utc>,
 }
@@ -73,6 +99,14 @@ pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// Deadlines due by `now` that have not fired, oldest first.
+    /// Adds one durable clock to a record (an order, a schedule); adding it again is a no-op.
+    async fn add_deadline(
+        &self,
+        operator_id: &str,
+        subject_id: &str,
+        kind: &str,
+        due_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     async fn due_deadlines(
         &self,
         now: DateTime<Utc>,
@@ -305,6 +339,19 @@ macro_rules! sql_dispatch_store {
                 Ok(())
             }
 
+            async fn add_deadline(&self, operator_id: &str, subject_id: &str, kind: &str, due_at: DateTime<Utc>) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO deadlines (operator_id, order_id, kind, due_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(operator_id)
+                .bind(subject_id)
+                .bind(kind)
+                .bind(due_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
             async fn due_deadlines(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DueDeadline>, StoreError> {
                 let sql = format!(
                     "SELECT operator_id, order_id, kind, due_at FROM deadlines WHERE fired_at IS NULL AND due_at <= $1 \
@@ -315,9 +362,9 @@ macro_rules! sql_dispatch_store {
                     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(now).fetch_all(&self.pool).await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(operator_id, order_id, kind, due_at)| DueDeadline {
+                    .map(|(operator_id, subject_id, kind, due_at)| DueDeadline {
                         operator_id,
-                        order_id,
+                        subject_id,
                         kind,
                         due_at,
                     })
@@ -330,7 +377,7 @@ macro_rules! sql_dispatch_store {
                     "UPDATE deadlines SET fired_at = $4 WHERE operator_id = $1 AND order_id = $2 AND kind = $3 AND fired_at IS NULL",
                 )
                 .bind(&due.operator_id)
-                .bind(&due.order_id)
+                .bind(&due.subject_id)
                 .bind(&due.kind)
                 .bind(now)
                 .execute(&mut *tx)
@@ -344,7 +391,7 @@ macro_rules! sql_dispatch_store {
                          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                     )
                     .bind(&due.operator_id)
-                    .bind(&due.order_id)
+                    .bind(&due.subject_id)
                     .bind(&due.kind)
                     .bind(rule)
                     .bind(due.due_at)
