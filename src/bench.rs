@@ -230,6 +230,16 @@ type AnswerStream =
 impl TelemetryService for Discard {
     type ConnectStream = AnswerStream;
 
+    /// The baseline keeps nothing, so it has no link states to list.
+    async fn list_link_states(
+        &self,
+        _request: Request<tm::ListLinkStatesRequest>,
+    ) -> Result<Response<tm::ListLinkStatesResponse>, Status> {
+        Err(Status::unimplemented(
+            "the ingest baseline keeps no telemetry",
+        ))
+    }
+
     async fn connect(
         &self,
         request: Request<Streaming<tm::ConnectRequest>>,

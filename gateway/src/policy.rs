@@ -123,6 +123,8 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (ASSET, "CheckSettlementEligibility", READ),
     (ASSET, "ListChangeRecords", READ),
     (TELEMETRY, "Connect", REPORTERS),
+    // REQ MON-8: what piles reported of their links, for the daily check.
+    (TELEMETRY, "ListLinkStates", READ),
     (REGULATOR, "ListStations", REGULATOR_VIEW),
     (REGULATOR, "GetStationStatus", REGULATOR_VIEW),
     (REGULATOR, "WatchStatusChanges", REGULATOR_VIEW),

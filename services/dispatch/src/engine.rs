@@ -14,7 +14,10 @@ use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
 use chargemesh_proto::regulator::v1 as reg;
 use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
+use chargemesh_proto::telemetry::v1 as tm;
+use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
+use crate::domain::daily::ReportedLink;
 use crate::domain::work_order::{Channel as OrderChannel, Outcome, State, WorkOrder, Zone};
 use crate::store::{DispatchStore, DueDeadline};
 
@@ -33,6 +36,7 @@ pub struct Engine {
     pub store: Arc<dyn DispatchStore>,
     pub clock: SharedClock,
     assets: AssetServiceClient<Channel>,
+    telemetry: TelemetryServiceClient<Channel>,
     bus: SharedBus,
 }
 
@@ -55,7 +59,8 @@ impl Engine {
         Self {
             store,
             clock,
-            assets: AssetServiceClient::new(assets),
+            assets: AssetServiceClient::new(assets.clone()),
+            telemetry: TelemetryServiceClient::new(assets),
             bus,
         }
     }
@@ -153,6 +158,42 @@ impl Engine {
             }
             page_token = page.next_page_token;
         }
+    }
+
+    /// REQ MON-8: the latest link states the station's piles reported on a local day.
+    pub async fn reported_links(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<Vec<ReportedLink>, Error> {
+        let links = self
+            .telemetry
+            .clone()
+            .list_link_states(tm::ListLinkStatesRequest {
+                operator_id: operator_id.into(),
+                station_id: station_id.into(),
+                day: day.to_string(),
+            })
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::NotFound => {
+                    Error::NotFound(format!("station {operator_id}/{station_id}"))
+                }
+                _ => Error::Unavailable("the telemetry service is unavailable".into()),
+            })?
+            .into_inner()
+            .links;
+        Ok(links
+            .into_iter()
+            .filter_map(|l| l.state)
+            .map(|s| ReportedLink {
+                link_id: s.link_id,
+                iccid: s.iccid,
+                up: s.up,
+                traffic_mb_24h: s.traffic_mb_24h,
+            })
+            .collect())
     }
 
     /// REQ MON-4, FAULT-6: suspends the order's pile through the asset registry, the order as

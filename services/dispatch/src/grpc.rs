@@ -15,7 +15,9 @@ use chargemesh_proto::dispatch::v1::dispatch_service_server::{
 };
 
 use crate::domain::crew::{Employer, Risk, StaffMember, validate_crew};
-use crate::domain::daily::{Camera, CameraResult, Link, LinkResult, Register, findings, overdue};
+use crate::domain::daily::{
+    Camera, CameraResult, Link, LinkResult, Register, findings, link_results, overdue,
+};
 use crate::domain::defect::{Defect, DefectClass, DefectDeadlines, DefectState, NewDefect};
 use crate::domain::emergency::{Drill, EmergencyPlan, HAZARDS, Hazard, readiness};
 use crate::domain::patrol::{ItemResult, Patrol, PatrolKind, PatrolSchedule, Trigger};
@@ -1775,15 +1777,23 @@ impl DispatchService for DispatchApi {
                     recording: c.recording,
                 })
                 .collect();
-            let links: Vec<LinkResult> = r
+            let by_hand: Vec<LinkResult> = r
                 .links
                 .iter()
                 .map(|l| LinkResult {
                     link_id: l.link_id.clone(),
                     up: l.up,
                     traffic_mb: l.traffic_mb,
+                    from_telemetry: false,
                 })
                 .collect();
+            // REQ MON-8: where the piles report their links, the day's reports stand in.
+            let reported = if register.links.is_empty() {
+                Vec::new()
+            } else {
+                self.engine.reported_links(&op, &station, day).await?
+            };
+            let links = link_results(&register, &by_hand, &reported);
             let found = findings(&register, &cameras, &links)?;
             let id = format!("{station}/{day}");
             if self

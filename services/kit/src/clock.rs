@@ -14,6 +14,13 @@ pub fn china_date(at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&china_offset()).date_naive()
 }
 
+/// The UTC window `[start, end)` of a local (UTC+8) calendar day.
+pub fn china_day(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = day.and_time(chrono::NaiveTime::MIN) - chrono::Duration::hours(8);
+    let start = start.and_utc();
+    (start, start + chrono::Duration::days(1))
+}
+
 /// A source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
@@ -84,5 +91,15 @@ mod tests {
             china_date(after.to_utc()),
             NaiveDate::from_ymd_opt(2026, 3, 2).expect("d")
         );
+    }
+
+    #[test]
+    fn china_day_runs_from_utc_sixteen_to_utc_sixteen() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 2).expect("d");
+        let (start, end) = china_day(day);
+        assert_eq!(start.to_rfc3339(), "2026-03-01T16:00:00+00:00");
+        assert_eq!(end - start, chrono::Duration::days(1));
+        assert_eq!(china_date(start), day);
+        assert_eq!(china_date(end - chrono::Duration::seconds(1)), day);
     }
 }

@@ -103,6 +103,14 @@ pub enum Body {
         severity: AlarmSeverity,
         text: String,
     },
+    /// REQ MON-8: a communication link's state, for the monitor's daily check.
+    Link {
+        link_id: String,
+        iccid: String,
+        up: bool,
+        /// Data carried over the last 24 hours, MB.
+        traffic_mb_24h: f64,
+    },
 }
 
 impl Body {
@@ -112,6 +120,7 @@ impl Body {
             Body::Heartbeat => "heartbeat",
             Body::Meter { .. } => "meter",
             Body::Alarm { .. } => "alarm",
+            Body::Link { .. } => "link",
         }
     }
 }
@@ -380,9 +389,70 @@ fn check_ranges(body: &Body, rated_power_kw: f64) -> Result<(), Rejection> {
                 return Err(Rejection::invalid("alarm.code is required"));
             }
         }
+        Body::Link {
+            link_id,
+            iccid,
+            traffic_mb_24h,
+            ..
+        } => {
+            if link_id.trim().is_empty() && iccid.trim().is_empty() {
+                return Err(Rejection::invalid(
+                    "link.link_id or link.iccid names the link (REQ MON-8)",
+                ));
+            }
+            if !traffic_mb_24h.is_finite() || !(0.0..=1_000_000.0).contains(traffic_mb_24h) {
+                return Err(Rejection::invalid(format!(
+                    "link.traffic_mb_24h {traffic_mb_24h} is outside 0 to 1000000 MB"
+                )));
+            }
+        }
         Body::Heartbeat => {}
     }
     Ok(())
+}
+
+/// REQ MON-8: a link's latest reported state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkReport {
+    pub pile_id: String,
+    pub observed_at: DateTime<Utc>,
+    pub link_id: String,
+    pub iccid: String,
+    pub up: bool,
+    pub traffic_mb_24h: f64,
+}
+
+/// REQ MON-8: the latest report of each link, from reports in observation order; a link is
+/// known by its id, or by its ICCID when reported without one. Ordered by link.
+pub fn latest_links(reports: Vec<(String, DateTime<Utc>, Body)>) -> Vec<LinkReport> {
+    let mut latest: std::collections::BTreeMap<String, LinkReport> = Default::default();
+    for (pile_id, observed_at, body) in reports {
+        if let Body::Link {
+            link_id,
+            iccid,
+            up,
+            traffic_mb_24h,
+        } = body
+        {
+            let key = if link_id.is_empty() {
+                iccid.clone()
+            } else {
+                link_id.clone()
+            };
+            latest.insert(
+                key,
+                LinkReport {
+                    pile_id,
+                    observed_at,
+                    link_id,
+                    iccid,
+                    up,
+                    traffic_mb_24h,
+                },
+            );
+        }
+    }
+    latest.into_values().collect()
 }
 
 /// Parses a meter energy register.
@@ -635,6 +705,34 @@ mod tests {
             last + Duration::minutes(3),
             Duration::minutes(3)
         ));
+    }
+
+    #[test]
+    fn mon_8_the_latest_report_of_each_link_wins_and_bad_reports_are_refused() {
+        let link = |id: &str, iccid: &str, up: bool, mb: f64| Body::Link {
+            link_id: id.into(),
+            iccid: iccid.into(),
+            up,
+            traffic_mb_24h: mb,
+        };
+        let t0 = now();
+        let latest = latest_links(vec![
+            ("P1".into(), t0, link("SIM-1", "8986", true, 10.0)),
+            ("P2".into(), t0, link("", "8987", true, 3.0)),
+            ("P1".into(), t0, Body::Heartbeat),
+            (
+                "P1".into(),
+                t0 + Duration::hours(1),
+                link("SIM-1", "8986", false, 0.0),
+            ),
+        ]);
+        assert_eq!(latest.len(), 2);
+        assert_eq!(latest[0].iccid, "8987", "keyed by ICCID without an id");
+        assert_eq!((latest[1].link_id.as_str(), latest[1].up), ("SIM-1", false));
+        assert!(check_ranges(&link("", "", true, 1.0), 60.0).is_err());
+        assert!(check_ranges(&link("L", "", true, -1.0), 60.0).is_err());
+        assert!(check_ranges(&link("L", "", true, f64::NAN), 60.0).is_err());
+        assert!(check_ranges(&link("L", "", true, 12.5), 60.0).is_ok());
     }
 
     #[test]

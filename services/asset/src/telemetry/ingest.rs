@@ -10,15 +10,17 @@ use serde::{Deserialize, Serialize};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use chargemesh_kit::Principal;
 use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::db::StoreError;
 use chargemesh_kit::server::principal;
 use chargemesh_kit::time::from_timestamp;
+use chargemesh_kit::{Error, Principal};
 use chargemesh_proto::telemetry::v1 as pb;
 use chargemesh_proto::telemetry::v1::telemetry_service_server::{
     TelemetryService, TelemetryServiceServer,
 };
+
+use crate::domain::tenancy::{Access, Decision, Target, decide};
 
 use super::domain::{self, AlarmSeverity, Body, ConnectorState, Incoming, Rejection, Report};
 use super::feed::ChangeFeed;
@@ -222,6 +224,12 @@ pub fn incoming(msg: pb::TelemetryMessage) -> Incoming {
             code: a.code.trim().to_owned(),
             severity,
             text: a.text.trim().to_owned(),
+        }),
+        Some(B::Link(l)) => Ok(Body::Link {
+            link_id: l.link_id.trim().to_owned(),
+            iccid: l.iccid.trim().to_owned(),
+            up: l.up,
+            traffic_mb_24h: l.traffic_mb_24h,
         }),
         None => Err(Rejection::invalid("the message has no body")),
     };
@@ -593,6 +601,65 @@ type ConnectStream =
 #[tonic::async_trait]
 impl TelemetryService for Telemetry {
     type ConnectStream = ConnectStream;
+
+    async fn list_link_states(
+        &self,
+        request: Request<pb::ListLinkStatesRequest>,
+    ) -> Result<Response<pb::ListLinkStatesResponse>, Status> {
+        let principal = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let operator_id = match r.operator_id.trim() {
+                "" => principal
+                    .operator_id()
+                    .map(str::to_owned)
+                    .ok_or_else(|| Error::bad_field("operator_id", "is required"))?,
+                given => given.to_owned(),
+            };
+            let station_id = r.station_id.trim();
+            let what = || format!("station {operator_id}/{station_id}");
+            let station = self
+                .assets
+                .station(&operator_id, station_id)
+                .await?
+                .ok_or_else(|| Error::NotFound(what()))?;
+            let target = Target {
+                operator_id: &operator_id,
+                station_id: Some(station_id),
+                pile_id: None,
+                area_code: Some(&station.value.area_code),
+            };
+            if decide(&principal, target, Access::Read) != Decision::Allow {
+                return Err(Error::NotFound(what()));
+            }
+            let day = match r.day.trim() {
+                "" => china_date(self.clock.now()),
+                given => NaiveDate::parse_from_str(given, "%Y-%m-%d")
+                    .map_err(|_| Error::bad_field("day", "must be a date YYYY-MM-DD"))?,
+            };
+            let (start, end) = chargemesh_kit::clock::china_day(day);
+            let reports = self
+                .store
+                .link_reports(&operator_id, station_id, start, end)
+                .await?;
+            Ok(pb::ListLinkStatesResponse {
+                links: domain::latest_links(reports)
+                    .into_iter()
+                    .map(|l| pb::ReportedLinkState {
+                        pile_id: l.pile_id,
+                        state: Some(pb::LinkState {
+                            link_id: l.link_id,
+                            iccid: l.iccid,
+                            up: l.up,
+                            traffic_mb_24h: l.traffic_mb_24h,
+                        }),
+                        observe_time: Some(chargemesh_kit::time::to_timestamp(l.observed_at)),
+                    })
+                    .collect(),
+            })
+        };
+        chargemesh_kit::error::reply(result.await)
+    }
 
     async fn connect(
         &self,

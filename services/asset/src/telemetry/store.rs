@@ -107,6 +107,15 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<BTreeMap<(String, String), Vec<Decimal>>, StoreError>;
+    /// REQ MON-8: the link reports of a station in `[start, end)`, in observation order:
+    /// (pile, observed at, body).
+    async fn link_reports(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>, Body)>, StoreError>;
     /// Publishes a trial day; `false` when it was published before.
     async fn publish_trial_day(
         &self,
@@ -584,6 +593,22 @@ macro_rules! sql_telemetry_store {
                     }
                 }
                 Ok(out)
+            }
+
+            async fn link_reports(&self, operator_id: &str, station_id: &str, start: DateTime<Utc>, end: DateTime<Utc>)
+            -> Result<Vec<(String, DateTime<Utc>, Body)>, StoreError> {
+                let rows: Vec<(String, DateTime<Utc>, sqlx::types::Json<Body>)> = sqlx::query_as(
+                    "SELECT pile_id, observed_at, body FROM telemetry_log \
+                     WHERE operator_id = $1 AND station_id = $2 AND kind = 'link' AND observed_at >= $3 AND observed_at < $4 \
+                     ORDER BY observed_at, sequence",
+                )
+                .bind(operator_id)
+                .bind(station_id)
+                .bind(start)
+                .bind(end)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|(pile, at, body)| (pile, at, body.0)).collect())
             }
 
             async fn publish_trial_day(&self, day: &TrialDay, now: DateTime<Utc>) -> Result<bool, StoreError> {

@@ -2,12 +2,11 @@
 //! sessions, energy, faults and offline minutes, computed from the status log and meter samples
 //! as each day closes, published to the regulator, and required before commissioning.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use chargemesh_kit::Error;
-use chargemesh_kit::clock::china_offset;
 
 use super::domain::ConnectorState;
 
@@ -65,12 +64,8 @@ pub struct TrialDay {
 
 /// The local (UTC+8) day window `[start, end)` of a date, clipped to begin no earlier than `from`.
 pub fn day_window(day: NaiveDate, from: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    let start = day
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_local_timezone(china_offset()).single())
-        .map(|t| t.to_utc())
-        .unwrap_or(from);
-    (start.max(from), start + Duration::days(1))
+    let (start, end) = chargemesh_kit::clock::china_day(day);
+    (start.max(from), end)
 }
 
 /// Computes a day's figures from the connectors' timelines and the energy delivered.

@@ -61,6 +61,54 @@ pub struct LinkResult {
     pub up: bool,
     /// The day's traffic, MB, for a SIM.
     pub traffic_mb: f64,
+    /// Taken from the pile's own report rather than checked by hand.
+    #[serde(default)]
+    pub from_telemetry: bool,
+}
+
+/// A link's state as a pile reported it through telemetry (REQ MON-8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportedLink {
+    pub link_id: String,
+    pub iccid: String,
+    pub up: bool,
+    pub traffic_mb_24h: f64,
+}
+
+impl Link {
+    /// Whether a pile's report is about this link: by its id, or a SIM by its ICCID.
+    fn reported_by(&self, r: &ReportedLink) -> bool {
+        match self {
+            Link::Sim { link_id, iccid, .. } => {
+                r.link_id == *link_id || (!r.iccid.is_empty() && r.iccid == *iccid)
+            }
+            Link::Ethernet { link_id } => r.link_id == *link_id,
+        }
+    }
+}
+
+/// REQ MON-8: the link results of a day's check. A result given by hand stands; a registered
+/// link without one takes the day's latest telemetry report of it, where the pile reports.
+pub fn link_results(
+    register: &Register,
+    by_hand: &[LinkResult],
+    reported: &[ReportedLink],
+) -> Vec<LinkResult> {
+    let mut out = by_hand.to_vec();
+    for link in &register.links {
+        if by_hand.iter().any(|r| r.link_id == link.id()) {
+            continue;
+        }
+        if let Some(r) = reported.iter().find(|r| link.reported_by(r)) {
+            out.push(LinkResult {
+                link_id: link.id().to_owned(),
+                up: r.up,
+                traffic_mb: r.traffic_mb_24h,
+                from_telemetry: true,
+            });
+        }
+    }
+    out
 }
 
 /// Checks a day's results against the register; returns what is wrong, one line each.
@@ -100,7 +148,14 @@ pub fn findings(
     }
     for l in &register.links {
         let r = links.iter().find(|r| r.link_id == l.id()).ok_or_else(|| {
-            Error::invalid("links", "MON-8", format!("link {} has no result", l.id()))
+            Error::invalid(
+                "links",
+                "MON-8",
+                format!(
+                    "link {} has no result and no telemetry report of the day",
+                    l.id()
+                ),
+            )
         })?;
         match l {
             Link::Sim {
@@ -172,11 +227,13 @@ mod tests {
                     link_id: "SIM-1".into(),
                     up,
                     traffic_mb: mb,
+                    from_telemetry: false,
                 },
                 LinkResult {
                     link_id: "ETH-1".into(),
                     up: true,
                     traffic_mb: 0.0,
+                    from_telemetry: false,
                 },
             ]
         };
@@ -210,6 +267,66 @@ mod tests {
             findings(&register(), &[], &links(true, 20.0)).is_err(),
             "every camera answered"
         );
+    }
+
+    #[test]
+    fn mon_8_links_the_piles_report_need_no_result_by_hand() {
+        let reported = [
+            ReportedLink {
+                link_id: String::new(),
+                iccid: "8986001".into(),
+                up: true,
+                traffic_mb_24h: 400.0,
+            },
+            ReportedLink {
+                link_id: "OTHER".into(),
+                iccid: String::new(),
+                up: false,
+                traffic_mb_24h: 0.0,
+            },
+        ];
+        let by_hand = [LinkResult {
+            link_id: "ETH-1".into(),
+            up: true,
+            traffic_mb: 0.0,
+            from_telemetry: false,
+        }];
+        let links = link_results(&register(), &by_hand, &reported);
+        assert_eq!(links.len(), 2, "the unregistered link is ignored");
+        let sim = links
+            .iter()
+            .find(|l| l.link_id == "SIM-1")
+            .expect("SIM by ICCID");
+        assert!(sim.from_telemetry);
+        let cam = CameraResult {
+            camera_id: "CAM-1".into(),
+            aimed: true,
+            live_video: true,
+            recording: true,
+        };
+        let found = findings(&register(), &[cam.clone()], &links).expect("checked");
+        assert!(found[0].contains("outside"), "{found:?}");
+        // A result given by hand stands over the report; with neither, the check is refused.
+        let hand_sim = LinkResult {
+            link_id: "SIM-1".into(),
+            up: true,
+            traffic_mb: 20.0,
+            from_telemetry: false,
+        };
+        let links = link_results(&register(), &[hand_sim, by_hand[0].clone()], &reported);
+        assert!(
+            findings(&register(), &[cam.clone()], &links)
+                .expect("checked")
+                .is_empty()
+        );
+        let none = link_results(&register(), &by_hand, &[]);
+        assert!(matches!(
+            findings(&register(), &[cam], &none),
+            Err(Error::Invalid {
+                rule: Some("MON-8"),
+                ..
+            })
+        ));
     }
 
     #[test]
