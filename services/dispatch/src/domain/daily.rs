@@ -304,7 +304,7 @@ mod tests {
             live_video: true,
             recording: true,
         };
-        let found = findings(&register(), &[cam.clone()], &links).expect("checked");
+        let found = findings(&register(), std::slice::from_ref(&cam), &links).expect("checked");
         assert!(found[0].contains("outside"), "{found:?}");
         // A result given by hand stands over the report; with neither, the check is refused.
         let hand_sim = LinkResult {
@@ -315,7 +315,7 @@ mod tests {
         };
         let links = link_results(&register(), &[hand_sim, by_hand[0].clone()], &reported);
         assert!(
-            findings(&register(), &[cam.clone()], &links)
+            findings(&register(), std::slice::from_ref(&cam), &links)
                 .expect("checked")
                 .is_empty()
         );
