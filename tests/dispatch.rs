@@ -1131,6 +1131,145 @@ async fn maint_4_a_model_change_made_by_maintenance_updates_the_ledger_at_once()
 }
 
 #[tokio::test]
+async fn emerg_1_an_incident_closes_only_once_limited_isolated_and_reported_up_level_by_level() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    let incident = staff
+        .client()
+        .open_incident(with_token(
+            pb::OpenIncidentRequest {
+                operator_id: OP.into(),
+                station_id: "S-URB".into(),
+                pile_id: "P1".into(),
+                hazard: pb::Hazard::BatteryFire as i32,
+                description: "smoke from a vehicle on P1".into(),
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("opened")
+        .into_inner()
+        .incident
+        .expect("incident");
+    assert_eq!(incident.missing_steps.len(), 3);
+    let step = |step: pb::IncidentStep, level: pb::EscalationLevel, to: &str| {
+        let mut client = staff.client();
+        let request = pb::RecordIncidentStepRequest {
+            operator_id: OP.into(),
+            incident_id: incident.incident_id.clone(),
+            step: step as i32,
+            level: level as i32,
+            to: to.into(),
+        };
+        let token = staff.token("repairer");
+        async move {
+            client
+                .record_incident_step(with_token(request, &token))
+                .await
+        }
+    };
+    let close = |report: &str, role: &str, model: Option<&str>| {
+        let mut client = staff.client();
+        let ledger_change = model.map(|model| {
+            let mut pile = demo::pile(OP, "S-URB", "P1", asset::PileType::Dc, 60.0);
+            pile.model = model.into();
+            pb::close_incident_request::LedgerChange::PileChange(asset::UpdatePileRequest {
+                pile: Some(pile),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["model".into()],
+                }),
+                reason: String::new(),
+            })
+        });
+        let request = pb::CloseIncidentRequest {
+            operator_id: OP.into(),
+            incident_id: incident.incident_id.clone(),
+            report: report.into(),
+            ledger_change,
+        };
+        let token = staff.token(role);
+        async move { client.close_incident(with_token(request, &token)).await }
+    };
+    let early = close("all fine", "station_master", None)
+        .await
+        .expect_err("steps missing");
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    assert!(early.message().contains("EMERG-1"), "{}", early.message());
+    use pb::EscalationLevel as L;
+    use pb::IncidentStep as S;
+    let skipped = step(S::Escalated, L::Operator, "O&M manager")
+        .await
+        .expect_err("the station level first");
+    assert_eq!(skipped.code(), Code::FailedPrecondition);
+    let unlimited = step(S::Isolated, L::Unspecified, "")
+        .await
+        .expect_err("limit first");
+    assert!(
+        unlimited.message().contains("EMERG-1"),
+        "{}",
+        unlimited.message()
+    );
+    step(S::Escalated, L::Station, "station master Li")
+        .await
+        .expect("reported");
+    step(S::Contained, L::Unspecified, "")
+        .await
+        .expect("limited");
+    let isolated = step(S::Isolated, L::Unspecified, "")
+        .await
+        .expect("isolated")
+        .into_inner()
+        .incident
+        .expect("incident");
+    assert!(isolated.missing_steps.is_empty());
+    let denied = close("report", "repairer", None)
+        .await
+        .expect_err("a repairer does not close incidents");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let closed = close(
+        "vehicle battery fire put out; P1's cable replaced with a new model",
+        "station_master",
+        Some("DC-60C"),
+    )
+    .await
+    .expect("closed")
+    .into_inner()
+    .incident
+    .expect("incident");
+    assert!(closed.close_time.is_some());
+    assert_eq!(closed.ledger_changes, ["pile P1: model"]);
+    let pile = mesh
+        .client("operator")
+        .get_pile(asset::GetPileRequest {
+            operator_id: OP.into(),
+            pile_id: "P1".into(),
+        })
+        .await
+        .expect("pile")
+        .into_inner()
+        .pile
+        .expect("pile");
+    assert_eq!(pile.model, "DC-60C", "changed equipment updates the ledger");
+    let open = staff
+        .client()
+        .list_incidents(with_token(
+            pb::ListIncidentsRequest {
+                operator_id: OP.into(),
+                open_only: true,
+                ..Default::default()
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("listed")
+        .into_inner()
+        .incidents;
+    assert!(open.is_empty());
+    mesh.stop().await;
+}
+
+#[tokio::test]
 async fn maint_2_and_emerg_2_yearly_maintenance_and_half_yearly_drills_are_tracked() {
     let clock = ManualClock::new(chrono::Utc::now());
     let mesh = mesh_at(&clock).await;

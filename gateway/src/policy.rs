@@ -234,6 +234,36 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
         "CompletePatrol",
         staff_of(&[REPAIRER, MONITOR, STATION_MASTER, SAFETY_OFFICER]),
     ),
+    // REQ EMERG-1: whoever is first on the scene opens and advances an incident; the station
+    // master, safety officer or O&M management closes it with the report.
+    (
+        DISPATCH,
+        "OpenIncident",
+        staff_of(&[
+            MONITOR,
+            REPAIRER,
+            STATION_MASTER,
+            SAFETY_OFFICER,
+            OM_MANAGER,
+        ]),
+    ),
+    (
+        DISPATCH,
+        "RecordIncidentStep",
+        staff_of(&[
+            MONITOR,
+            REPAIRER,
+            STATION_MASTER,
+            SAFETY_OFFICER,
+            OM_MANAGER,
+        ]),
+    ),
+    (
+        DISPATCH,
+        "CloseIncident",
+        staff_of(&[STATION_MASTER, SAFETY_OFFICER, OM_MANAGER]),
+    ),
+    (DISPATCH, "ListIncidents", OPERATOR_READ),
     // REQ MON-7, MON-8: the monitor's daily checks.
     (
         DISPATCH,

@@ -30,6 +30,7 @@ const FOLLOW: &str = "status-log";
 pub const DISPATCH_TOPIC: &str = "dispatch";
 pub const BREACH_EVENT: &str = "chargemesh.dispatch.deadline_breached";
 pub const DEFECT_EVENT: &str = "chargemesh.dispatch.defect_reported";
+pub const INCIDENT_EVENT: &str = "chargemesh.dispatch.incident_opened";
 
 #[derive(Debug, Clone)]
 pub struct Engine {

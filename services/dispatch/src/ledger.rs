@@ -1,12 +1,49 @@
-//! REQ MAINT-4: a change of model, quantity or parameter made by maintenance updates the asset
-//! ledger at once, through the asset registry, with the plan and the record as the reason.
+//! REQ MAINT-4, EMERG-1: a change of model, quantity or parameter made by maintenance or an
+//! emergency repair updates the asset ledger at once, through the asset registry, with the plan
+//! or the incident as the reason.
 
 use chargemesh_kit::Error;
 use chargemesh_proto::asset::v1 as asset;
-use chargemesh_proto::dispatch::v1::record_maintenance_completion_request::LedgerChange;
+use chargemesh_proto::dispatch::v1 as pb;
 
-use crate::domain::plan::MaintenancePlan;
 use crate::engine::Engine;
+
+/// A change to the asset ledger, as a request carries it (fields `pile_change` or
+/// `equipment_change`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LedgerChange {
+    Pile(asset::UpdatePileRequest),
+    Equipment(asset::UpdateEquipmentRequest),
+}
+
+impl From<pb::record_maintenance_completion_request::LedgerChange> for LedgerChange {
+    fn from(change: pb::record_maintenance_completion_request::LedgerChange) -> Self {
+        use pb::record_maintenance_completion_request::LedgerChange as C;
+        match change {
+            C::PileChange(r) => LedgerChange::Pile(r),
+            C::EquipmentChange(r) => LedgerChange::Equipment(r),
+        }
+    }
+}
+
+impl From<pb::close_incident_request::LedgerChange> for LedgerChange {
+    fn from(change: pb::close_incident_request::LedgerChange) -> Self {
+        use pb::close_incident_request::LedgerChange as C;
+        match change {
+            C::PileChange(r) => LedgerChange::Pile(r),
+            C::EquipmentChange(r) => LedgerChange::Equipment(r),
+        }
+    }
+}
+
+/// Where a ledger change may apply, and why it is made.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub operator_id: &'a str,
+    pub station_id: &'a str,
+    /// Kept in the ledger's change history, such as the plan and the record.
+    pub reason: &'a str,
+}
 
 /// What a ledger refusal means to the caller, naming the request field it came through.
 fn refusal(field: &str, what: &str, status: &tonic::Status) -> Error {
@@ -35,47 +72,36 @@ fn paths(field: &str, mask: Option<&prost_types::FieldMask>) -> Result<Vec<Strin
     Ok(paths)
 }
 
-fn elsewhere(field: &str, what: &str, plan: &MaintenancePlan) -> Error {
+fn elsewhere(field: &str, what: &str, scope: Scope<'_>) -> Error {
     Error::invalid(
         field,
         "MAINT-4",
-        format!(
-            "{what} is not at station {}, the plan's station",
-            plan.station_id
-        ),
+        format!("{what} is not at station {}", scope.station_id),
     )
 }
 
 impl Engine {
-    /// REQ MAINT-4: applies the ledger change of a completed maintenance item to the asset
-    /// registry and returns what changed, such as "pile P1: model, rated_power_kw". The change
-    /// is on the plan's operator and must concern the plan's station.
+    /// REQ MAINT-4: applies a ledger change to the asset registry and returns what changed,
+    /// such as "pile P1: model, rated_power_kw". The change is on the scope's operator and must
+    /// concern the scope's station.
     pub async fn apply_ledger_change(
         &self,
-        plan: &MaintenancePlan,
-        item: &str,
-        record: &str,
+        scope: Scope<'_>,
         change: LedgerChange,
     ) -> Result<String, Error> {
-        let reason = format!(
-            "maintenance plan {} item {}: {}",
-            plan.plan_id,
-            item.trim(),
-            record.trim()
-        );
         match change {
-            LedgerChange::PileChange(mut request) => {
+            LedgerChange::Pile(mut request) => {
                 let paths = paths("pile_change.update_mask", request.update_mask.as_ref())?;
                 let pile = request.pile.as_mut().ok_or_else(|| {
                     Error::bad_field("pile_change.pile", "the changed pile is required")
                 })?;
-                pile.operator_id.clone_from(&plan.operator_id);
+                scope.operator_id.clone_into(&mut pile.operator_id);
                 let pile_id = pile.pile_id.trim().to_owned();
                 let what = format!("pile {pile_id}");
                 let current = self
                     .assets()
                     .get_pile(asset::GetPileRequest {
-                        operator_id: plan.operator_id.clone(),
+                        operator_id: scope.operator_id.to_owned(),
                         pile_id: pile_id.clone(),
                     })
                     .await
@@ -83,32 +109,32 @@ impl Engine {
                     .into_inner()
                     .pile
                     .ok_or_else(|| Error::NotFound(what.clone()))?;
-                if current.station_id != plan.station_id {
-                    return Err(elsewhere("pile_change.pile.pile_id", &what, plan));
+                if current.station_id != scope.station_id {
+                    return Err(elsewhere("pile_change.pile.pile_id", &what, scope));
                 }
-                request.reason = reason;
+                scope.reason.clone_into(&mut request.reason);
                 self.assets()
                     .update_pile(request)
                     .await
                     .map_err(|s| refusal("pile_change", &what, &s))?;
                 Ok(format!("{what}: {}", paths.join(", ")))
             }
-            LedgerChange::EquipmentChange(mut request) => {
+            LedgerChange::Equipment(mut request) => {
                 let paths = paths("equipment_change.update_mask", request.update_mask.as_ref())?;
                 let equipment = request.equipment.as_mut().ok_or_else(|| {
                     Error::bad_field("equipment_change.equipment", "the changed item is required")
                 })?;
-                equipment.operator_id.clone_from(&plan.operator_id);
+                scope.operator_id.clone_into(&mut equipment.operator_id);
                 let id = equipment.equipment_id.trim().to_owned();
                 let what = format!("equipment {id}");
-                if !self.station_has_equipment(plan, &id).await? {
+                if !self.station_has_equipment(scope, &id).await? {
                     return Err(elsewhere(
                         "equipment_change.equipment.equipment_id",
                         &what,
-                        plan,
+                        scope,
                     ));
                 }
-                request.reason = reason;
+                scope.reason.clone_into(&mut request.reason);
                 self.assets()
                     .update_equipment(request)
                     .await
@@ -118,10 +144,10 @@ impl Engine {
         }
     }
 
-    /// Whether the ledger item is one of the plan's station's.
+    /// Whether the ledger item is one of the scope's station's.
     async fn station_has_equipment(
         &self,
-        plan: &MaintenancePlan,
+        scope: Scope<'_>,
         equipment_id: &str,
     ) -> Result<bool, Error> {
         let mut page_token = String::new();
@@ -129,8 +155,8 @@ impl Engine {
             let page = self
                 .assets()
                 .list_equipment(asset::ListEquipmentRequest {
-                    operator_id: plan.operator_id.clone(),
-                    station_id: plan.station_id.clone(),
+                    operator_id: scope.operator_id.to_owned(),
+                    station_id: scope.station_id.to_owned(),
                     page_size: 500,
                     page_token: page_token.clone(),
                 })

@@ -29,6 +29,7 @@ pub mod kind {
     pub const STAFFING: &str = "staffing";
     pub const MONITORING: &str = "monitoring_register";
     pub const DAILY_CHECK: &str = "daily_check";
+    pub const INCIDENT: &str = "incident";
 }
 
 /// A record as the document store keeps it.

@@ -5,6 +5,7 @@ pub mod daily;
 pub mod defect;
 pub mod emergency;
 pub mod geo;
+pub mod incident;
 pub mod patrol;
 pub mod plan;
 pub mod staffing;

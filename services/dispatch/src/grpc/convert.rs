@@ -9,6 +9,7 @@ use chargemesh_proto::dispatch::v1 as pb;
 use crate::domain::crew::Employer;
 use crate::domain::defect::{Defect, DefectClass, DefectState};
 use crate::domain::emergency::{HAZARDS, Hazard};
+use crate::domain::incident::{Incident, LEVELS, Level};
 use crate::domain::patrol::{Patrol, PatrolKind, PatrolSchedule, Trigger};
 use crate::domain::plan::{MaintenancePlan, PlanState};
 use crate::domain::staffing::{Post, StationStaffing};
@@ -290,5 +291,54 @@ pub(super) fn staff_to_pb(s: &StaffRecord, today: NaiveDate) -> pb::StaffMember 
             })
             .collect(),
         retraining_due: s.member.retraining_due(today),
+    }
+}
+
+/// REQ EMERG-1: an escalation level, which must be set.
+pub(super) fn level_of(v: i32) -> Result<Level, Error> {
+    usize::try_from(v)
+        .ok()
+        .filter(|i| (1..=LEVELS.len()).contains(i))
+        .map(|i| LEVELS[i - 1])
+        .ok_or_else(|| Error::invalid("level", "EMERG-1", "must be one of the escalation levels"))
+}
+
+fn level_to_pb(level: Level) -> i32 {
+    LEVELS
+        .iter()
+        .position(|x| *x == level)
+        .map_or(0, |i| i as i32 + 1)
+}
+
+pub(super) fn incident_to_pb(i: &Incident) -> pb::Incident {
+    pb::Incident {
+        operator_id: i.operator_id.clone(),
+        incident_id: i.incident_id.clone(),
+        station_id: i.station_id.clone(),
+        pile_id: i.pile_id.clone().unwrap_or_default(),
+        hazard: i.hazard.map_or(0, hazard_to_pb),
+        description: i.description.clone(),
+        open_time: Some(to_timestamp(i.opened_at)),
+        opened_by: i.opened_by.clone(),
+        contain_time: opt_timestamp(i.contained_at),
+        isolate_time: opt_timestamp(i.isolated_at),
+        escalations: i
+            .escalations
+            .iter()
+            .map(|e| pb::Escalation {
+                level: level_to_pb(e.level),
+                to: e.to.clone(),
+                report_time: Some(to_timestamp(e.at)),
+                reported_by: e.by.clone(),
+            })
+            .collect(),
+        report: i.report.clone().unwrap_or_default(),
+        close_time: opt_timestamp(i.closed_at),
+        ledger_changes: i.ledger_changes.clone(),
+        missing_steps: if i.closed_at.is_some() {
+            Vec::new()
+        } else {
+            i.missing_steps().into_iter().map(str::to_owned).collect()
+        },
     }
 }

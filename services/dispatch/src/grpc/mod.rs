@@ -20,23 +20,25 @@ use crate::domain::daily::{
 };
 use crate::domain::defect::{Defect, DefectClass, DefectDeadlines, DefectState, NewDefect};
 use crate::domain::emergency::{Drill, EmergencyPlan, readiness};
+use crate::domain::incident::{Incident, NewIncident};
 use crate::domain::patrol::{ItemResult, Patrol, PatrolSchedule};
 use crate::domain::plan::{MaintenancePlan, maintained_within_a_year};
 use crate::domain::staffing::StationStaffing;
 use crate::domain::training::Training;
 use crate::domain::work_order::{Channel, WorkOrder};
 use crate::engine::{Engine, new_order_id};
+use crate::ledger::Scope;
 use crate::store::kind::{
-    DAILY_CHECK, DOWNTIME, DRILL, EMERGENCY_PLAN, MONITORING, PATROL, PATROL_SCHEDULE, PLAN,
-    STAFFING,
+    DAILY_CHECK, DOWNTIME, DRILL, EMERGENCY_PLAN, INCIDENT, MONITORING, PATROL, PATROL_SCHEDULE,
+    PLAN, STAFFING,
 };
 use crate::store::{StaffRecord, from_doc, to_doc};
 
 mod convert;
 
 use convert::{
-    defect_to_pb, hazard_of, hazard_to_pb, order_to_pb, patrol_to_pb, plan_to_pb, post_of,
-    schedule_to_pb, staff_to_pb, staffing_to_pb, trigger_of,
+    defect_to_pb, hazard_of, hazard_to_pb, incident_to_pb, level_of, order_to_pb, patrol_to_pb,
+    plan_to_pb, post_of, schedule_to_pb, staff_to_pb, staffing_to_pb, trigger_of,
 };
 
 #[derive(Debug, Clone)]
@@ -305,6 +307,43 @@ impl DispatchApi {
             .await?
             .ok_or_else(|| Error::NotFound(format!("maintenance plan {}", plan_id.trim())))?;
         Ok((from_doc(doc)?, version))
+    }
+
+    async fn incident(
+        &self,
+        p: &Principal,
+        operator_id: &str,
+        incident_id: &str,
+    ) -> Result<(Incident, i64), Error> {
+        let op = operator_for(p, operator_id)?;
+        let (doc, version) = self
+            .engine
+            .store
+            .doc(INCIDENT, &op, incident_id.trim())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("incident {}", incident_id.trim())))?;
+        Ok((from_doc(doc)?, version))
+    }
+
+    /// Writes an incident back under optimistic concurrency.
+    async fn save_incident(
+        &self,
+        incident: &Incident,
+        version: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.engine
+            .store
+            .update_doc(
+                INCIDENT,
+                &incident.operator_id,
+                &incident.incident_id,
+                &to_doc(incident)?,
+                version,
+                now,
+            )
+            .await?;
+        Ok(())
     }
 
     /// Writes a plan back under optimistic concurrency: a concurrent change makes this fail.
@@ -864,11 +903,24 @@ impl DispatchService for DispatchApi {
             plan.clone().complete(&r.item, &r.record, &by, None, now)?;
             // REQ MAINT-4: the ledger takes the change at once, before the completion records it.
             let ledger_change = match r.ledger_change {
-                Some(change) => Some(
-                    self.engine
-                        .apply_ledger_change(&plan, &r.item, &r.record, change)
-                        .await?,
-                ),
+                Some(change) => {
+                    let reason = format!(
+                        "maintenance plan {} item {}: {}",
+                        plan.plan_id,
+                        r.item.trim(),
+                        r.record.trim()
+                    );
+                    let scope = Scope {
+                        operator_id: &plan.operator_id,
+                        station_id: &plan.station_id,
+                        reason: &reason,
+                    };
+                    Some(
+                        self.engine
+                            .apply_ledger_change(scope, change.into())
+                            .await?,
+                    )
+                }
                 None => None,
             };
             plan.complete(&r.item, &r.record, &by, ledger_change, now)?;
@@ -990,6 +1042,155 @@ impl DispatchService for DispatchApi {
                 .await?;
             Ok(pb::RecordDrillResponse {
                 drill_id: drill.drill_id,
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn open_incident(
+        &self,
+        request: Request<pb::OpenIncidentRequest>,
+    ) -> Reply<pb::OpenIncidentResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let hazard = match r.hazard {
+                0 => None,
+                v => Some(hazard_of(v)?),
+            };
+            let station = r.station_id.trim().to_owned();
+            self.engine.station(&op, &station).await?;
+            let now = self.engine.clock.now();
+            let incident = Incident::open(
+                format!("IN-{}", uuid::Uuid::now_v7().simple()),
+                NewIncident {
+                    operator_id: op,
+                    station_id: station,
+                    pile_id: Some(r.pile_id.trim().to_owned()),
+                    hazard,
+                    description: r.description,
+                },
+                &p.to_string(),
+                now,
+            )?;
+            self.engine
+                .store
+                .insert_doc(
+                    INCIDENT,
+                    &incident.operator_id,
+                    &incident.incident_id,
+                    &incident.station_id,
+                    &to_doc(&incident)?,
+                    now,
+                )
+                .await?;
+            let payload = serde_json::json!({
+                "incident_id": incident.incident_id,
+                "station_id": incident.station_id,
+                "pile_id": incident.pile_id,
+                "hazard": incident.hazard,
+                "description": incident.description,
+            });
+            self.engine
+                .announce(
+                    &incident.operator_id,
+                    crate::engine::INCIDENT_EVENT,
+                    &payload,
+                )
+                .await;
+            Ok(pb::OpenIncidentResponse {
+                incident: Some(incident_to_pb(&incident)),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn record_incident_step(
+        &self,
+        request: Request<pb::RecordIncidentStepRequest>,
+    ) -> Reply<pb::RecordIncidentStepResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let (mut incident, version) = self.incident(&p, &r.operator_id, &r.incident_id).await?;
+            let now = self.engine.clock.now();
+            match pb::IncidentStep::try_from(r.step) {
+                Ok(pb::IncidentStep::Contained) => incident.contain(now)?,
+                Ok(pb::IncidentStep::Isolated) => incident.isolate(now)?,
+                Ok(pb::IncidentStep::Escalated) => {
+                    incident.escalate(level_of(r.level)?, &r.to, &p.to_string(), now)?;
+                }
+                _ => return Err(Error::bad_field("step", "must be set")),
+            }
+            self.save_incident(&incident, version, now).await?;
+            Ok(pb::RecordIncidentStepResponse {
+                incident: Some(incident_to_pb(&incident)),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn close_incident(
+        &self,
+        request: Request<pb::CloseIncidentRequest>,
+    ) -> Reply<pb::CloseIncidentResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let (mut incident, version) = self.incident(&p, &r.operator_id, &r.incident_id).await?;
+            let now = self.engine.clock.now();
+            // Every step is checked before the ledger changes, so a refused close changes nothing.
+            incident.clone().close(&r.report, None, now)?;
+            let ledger_change = match r.ledger_change {
+                Some(change) => {
+                    let reason = format!("incident {}: {}", incident.incident_id, r.report.trim());
+                    let scope = Scope {
+                        operator_id: &incident.operator_id,
+                        station_id: &incident.station_id,
+                        reason: &reason,
+                    };
+                    Some(
+                        self.engine
+                            .apply_ledger_change(scope, change.into())
+                            .await?,
+                    )
+                }
+                None => None,
+            };
+            incident.close(&r.report, ledger_change, now)?;
+            self.save_incident(&incident, version, now).await?;
+            Ok(pb::CloseIncidentResponse {
+                incident: Some(incident_to_pb(&incident)),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn list_incidents(
+        &self,
+        request: Request<pb::ListIncidentsRequest>,
+    ) -> Reply<pb::ListIncidentsResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let station = r.station_id.trim();
+            let incidents = self
+                .engine
+                .store
+                .docs(INCIDENT, &op)
+                .await?
+                .into_iter()
+                .map(from_doc::<Incident>)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(pb::ListIncidentsResponse {
+                incidents: incidents
+                    .iter()
+                    .filter(|i| station.is_empty() || i.station_id == station)
+                    .filter(|i| !r.open_only || i.closed_at.is_none())
+                    .map(incident_to_pb)
+                    .collect(),
             })
         };
         reply(result.await)
