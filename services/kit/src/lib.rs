@@ -11,6 +11,7 @@ pub mod identity;
 pub mod jwt;
 pub mod paging;
 pub mod server;
+pub mod tariff;
 pub mod telemetry;
 pub mod time;
 pub mod tls;

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+pub use chargemesh_kit::tariff::{PeriodLabel, PricePeriod};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Operator {
@@ -68,25 +69,6 @@ impl StationState {
             StationState::Commissioned => "commissioned",
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PeriodLabel {
-    Cusp,
-    Peak,
-    Flat,
-    Valley,
-}
-
-/// A line of the price board; times are minutes after local midnight, `end` exclusive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PricePeriod {
-    pub start_minute: u16,
-    pub end_minute: u16,
-    pub label: PeriodLabel,
-    pub electricity_price: Decimal,
-    pub service_fee: Decimal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
