@@ -1,0 +1,5 @@
+//! Metering rules as pure functions over plain types.
+
+pub mod order_id;
+pub mod settlement;
+pub mod tariff;
