@@ -174,8 +174,8 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::fixtures::{t, tariff};
     use crate::domain::settlement::settle;
-    use crate::domain::tariff::tests::{t, tariff};
 
     fn d(s: &str) -> Decimal {
         s.parse().expect("decimal")

@@ -5,7 +5,7 @@
 //!
 //! The rules, in order:
 //! 1. The session is cut at every period boundary, local midnight and tariff version change
-//!    ([`Tariff::segments`]).
+//!    ([`Tariff::segments`], the station's tariff as the asset registry publishes it).
 //! 2. The energy between two consecutive meter samples is spread over the segments that interval
 //!    overlaps, in proportion to the time overlapped (the meter is read, not guessed: every kWh
 //!    comes from a register difference).
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use chargemesh_kit::Error;
 use chargemesh_kit::tariff::PeriodLabel;
 
-use super::tariff::{Segment, Tariff};
+use chargemesh_kit::tariff::{Segment, Tariff};
 
 /// A meter register reading of the session's connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,7 +239,7 @@ pub fn settle(tariff: &Tariff, samples: &[Sample]) -> Result<Settlement, Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::tariff::tests::{t, tariff};
+    use crate::domain::fixtures::{board, t, tariff};
 
     fn kwh(s: &str) -> Decimal {
         s.parse().expect("decimal")
@@ -297,10 +297,11 @@ mod tests {
     #[test]
     fn settle_1_a_session_over_midnight_and_a_tariff_change_is_split_at_both() {
         let mut tariff = tariff();
-        let mut dearer = crate::domain::tariff::tests::board();
+        let mut dearer = board();
         dearer[0].service_fee = kwh("0.9000");
         tariff
             .add_version(
+                "periods",
                 t("2026-03-02T01:00:00+08:00"),
                 dearer,
                 t("2026-03-01T00:00:00Z"),
