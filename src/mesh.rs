@@ -131,6 +131,7 @@ pub async fn run_asset(
         stores.assets.clone(),
         stores.telemetry.clone(),
         feed.clone(),
+        runtime.clock.clone(),
     );
     let gate = TrialGate {
         store: stores.telemetry.clone(),

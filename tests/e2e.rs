@@ -722,3 +722,109 @@ async fn up_demo_seeds_a_station_in_trial_operation_once() {
     let _ = TD;
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn base_3_a_scheduled_tariff_is_the_published_price_board_once_it_takes_effect() {
+    use chargemesh_kit::clock::{Clock, ManualClock};
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh_clock = clock.clone();
+    let mesh = TestMesh::start_with_options(move |opts| {
+        opts.clock = std::sync::Arc::new(mesh_clock);
+    })
+    .await;
+    let mut op = mesh.client("operator");
+    register(&mut op, DEMO_CREDIT_CODE).await;
+    station_of(&mut op, OP, "S-SX", "330602").await;
+    let at = |t: chrono::DateTime<chrono::Utc>| prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    };
+    let mut dearer = demo::price_board();
+    for p in &mut dearer {
+        p.service_fee = "0.9000".into();
+    }
+    let schedule = |periods: Vec<pb::PricePeriod>, from: chrono::DateTime<chrono::Utc>| {
+        pb::ScheduleTariffRequest {
+            operator_id: OP.into(),
+            station_id: "S-SX".into(),
+            effective_time: Some(at(from)),
+            periods,
+        }
+    };
+    let in_an_hour = clock.now() + chrono::Duration::hours(1);
+    // A board that leaves the evening uncovered is refused, naming the gap.
+    let mut gappy = dearer.clone();
+    gappy.pop();
+    let (code, message) = code_and_message(op.schedule_tariff(schedule(gappy, in_an_hour)).await);
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(
+        message.contains("21:00-24:00") && message.contains("BASE-3"),
+        "{message}"
+    );
+    // A price is not changed after the fact.
+    let (code, _) = code_and_message(
+        op.schedule_tariff(schedule(
+            dearer.clone(),
+            clock.now() - chrono::Duration::hours(1),
+        ))
+        .await,
+    );
+    assert_eq!(code, Code::InvalidArgument);
+    let version = op
+        .schedule_tariff(schedule(dearer.clone(), in_an_hour))
+        .await
+        .expect("scheduled")
+        .into_inner()
+        .version
+        .expect("version");
+    assert_eq!(version.version, 2);
+    let board = |op: &mut AssetServiceClient<tonic::transport::Channel>| {
+        let mut op = op.clone();
+        async move {
+            op.get_station(pb::GetStationRequest {
+                operator_id: OP.into(),
+                station_id: "S-SX".into(),
+            })
+            .await
+            .expect("station")
+            .into_inner()
+            .station
+            .expect("station")
+            .price_board
+        }
+    };
+    assert_eq!(
+        board(&mut op).await,
+        demo::price_board(),
+        "not yet in force"
+    );
+    clock.advance(chrono::Duration::hours(1));
+    assert_eq!(board(&mut op).await, dearer, "in force now");
+    // The regulator of the area reads the versions; another operator learns nothing.
+    let versions = mesh
+        .client("regulator")
+        .list_tariff_versions(pb::ListTariffVersionsRequest {
+            operator_id: OP.into(),
+            station_id: "S-SX".into(),
+        })
+        .await
+        .expect("versions")
+        .into_inner()
+        .versions;
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[1].periods, dearer);
+    let mut other = mesh.client_as(&Principal::Operator {
+        operator_id: OTHER_OP.into(),
+    });
+    register(&mut other, OTHER_CREDIT_CODE).await;
+    let (code, _) = code_and_message(
+        other
+            .list_tariff_versions(pb::ListTariffVersionsRequest {
+                operator_id: OP.into(),
+                station_id: "S-SX".into(),
+            })
+            .await,
+    );
+    assert_eq!(code, Code::NotFound);
+    mesh.stop().await;
+}

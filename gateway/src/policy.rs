@@ -101,6 +101,10 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (ASSET, "GetStation", READ),
     (ASSET, "ListStations", READ),
     (ASSET, "UpdateStation", OPERATOR_WRITE),
+    // REQ BASE-3, MON-10: the operator publishes its tariffs; anyone who may read the station
+    // may read them.
+    (ASSET, "ScheduleTariff", OPERATOR_WRITE),
+    (ASSET, "ListTariffVersions", READ),
     (ASSET, "AcceptStation", OPERATOR_WRITE),
     (ASSET, "FileStation", OPERATOR_WRITE),
     (ASSET, "ConnectStation", OPERATOR_WRITE),

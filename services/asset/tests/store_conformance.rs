@@ -48,13 +48,19 @@ fn station(op: &str, id: &str, area: &str) -> Station {
         service_phone: "0575-88888888".into(),
         connection_mode: ConnectionMode::WholeStation,
         service_zone: ServiceZone::MainUrban,
-        price_board: vec![PricePeriod {
-            start_minute: 0,
-            end_minute: 1440,
-            label: PeriodLabel::Flat,
-            electricity_price: Decimal::new(6800, 4),
-            service_fee: Decimal::new(4000, 4),
-        }],
+        tariff: Tariff {
+            versions: vec![TariffVersion {
+                version: 1,
+                effective_from: t("2026-01-01T00:00:00Z"),
+                periods: vec![PricePeriod {
+                    start_minute: 0,
+                    end_minute: 1440,
+                    label: PeriodLabel::Flat,
+                    electricity_price: Decimal::new(6800, 4),
+                    service_fee: Decimal::new(4000, 4),
+                }],
+            }],
+        },
         service_items: vec![],
         state: StationState::Registered,
         acceptance: None,

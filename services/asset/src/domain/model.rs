@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use chargemesh_kit::tariff::{PeriodLabel, PricePeriod};
+pub use chargemesh_kit::tariff::{PeriodLabel, PricePeriod, Tariff, TariffVersion};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Operator {
@@ -103,7 +103,8 @@ pub struct Station {
     pub service_phone: String,
     pub connection_mode: ConnectionMode,
     pub service_zone: ServiceZone,
-    pub price_board: Vec<PricePeriod>,
+    /// REQ BASE-3, MON-10: the tariff's versions; the one in force is the published price board.
+    pub tariff: Tariff,
     pub service_items: Vec<String>,
     pub state: StationState,
     pub acceptance: Option<Acceptance>,
@@ -113,6 +114,15 @@ pub struct Station {
     pub commissioned_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Station {
+    /// REQ BASE-3: the price board published at `at`: the tariff version in force then.
+    pub fn price_board(&self, at: DateTime<Utc>) -> &[PricePeriod] {
+        self.tariff
+            .in_force(at)
+            .map_or(&[][..], |v| v.periods.as_slice())
+    }
 }
 
 /// Current type; AC/DC piles meter both ways.

@@ -9,7 +9,6 @@ use super::codes::{
     operator_id_from_credit_code, required_text, validate_area_code, validate_id, validate_phone,
 };
 use super::model::*;
-use super::price::validate_board;
 
 /// The smallest rated power the standard covers (REQ SCOPE-2).
 pub const MIN_RATED_POWER_KW: f64 = 7.0;
@@ -73,8 +72,15 @@ pub fn validate_station(mut st: Station) -> Result<Station, Error> {
     )?;
     // REQ SIGN-2: the station publishes its service phone.
     st.service_phone = validate_phone("station.service_phone", &st.service_phone, "SIGN-2")?;
-    // REQ BASE-3, SIGN-2: the price board is published and covers the day.
-    st.price_board = validate_board("station.price_board", std::mem::take(&mut st.price_board))?;
+    // REQ BASE-3, SIGN-2: a price board is published; each version was checked to cover the
+    // day when it was added.
+    if st.tariff.versions.is_empty() {
+        return Err(Error::invalid(
+            "station.price_board",
+            "BASE-3",
+            "a price board must be published",
+        ));
+    }
     st.service_items = st
         .service_items
         .iter()
@@ -634,13 +640,24 @@ pub(crate) mod tests {
             service_phone: "0575-88888888".into(),
             connection_mode: ConnectionMode::WholeStation,
             service_zone: ServiceZone::MainUrban,
-            price_board: vec![PricePeriod {
-                start_minute: parse_clock("s", "00:00").expect("t"),
-                end_minute: parse_clock("e", "24:00").expect("t"),
-                label: PeriodLabel::Flat,
-                electricity_price: Decimal::new(6800, 4),
-                service_fee: Decimal::new(4000, 4),
-            }],
+            tariff: {
+                let mut tariff = Tariff::default();
+                tariff
+                    .add_version(
+                        "station.price_board",
+                        now,
+                        vec![PricePeriod {
+                            start_minute: parse_clock("s", "00:00").expect("t"),
+                            end_minute: parse_clock("e", "24:00").expect("t"),
+                            label: PeriodLabel::Flat,
+                            electricity_price: Decimal::new(6800, 4),
+                            service_fee: Decimal::new(4000, 4),
+                        }],
+                        now,
+                    )
+                    .expect("version 1");
+                tariff
+            },
             service_items: vec!["charging".into()],
             state: StationState::Registered,
             acceptance: None,
@@ -740,7 +757,7 @@ pub(crate) mod tests {
             Some("SIGN-2")
         );
         let mut st = station();
-        st.price_board.clear();
+        st.tariff.versions.clear();
         assert_eq!(
             rule_of(&validate_station(st).expect_err("refused")),
             Some("BASE-3")

@@ -1,6 +1,8 @@
 //! Protobuf <-> domain translation. Unset enums and malformed values become field errors that
 //! name the field and, where the standard is behind the field, the rule.
 
+use chrono::{DateTime, Utc};
+
 use chargemesh_kit::Error;
 use chargemesh_kit::time::{opt_timestamp, to_timestamp};
 use chargemesh_proto::asset::v1 as pb;
@@ -201,7 +203,31 @@ pub fn operator_to_pb(o: &Operator) -> pb::Operator {
     }
 }
 
-pub fn station_to_pb(s: &Station) -> pb::Station {
+fn period_to_pb(p: &PricePeriod) -> pb::PricePeriod {
+    pb::PricePeriod {
+        start_time: format_clock(p.start_minute),
+        end_time: format_clock(p.end_minute),
+        label: match p.label {
+            PeriodLabel::Cusp => pb::PeriodLabel::Cusp,
+            PeriodLabel::Peak => pb::PeriodLabel::Peak,
+            PeriodLabel::Flat => pb::PeriodLabel::Flat,
+            PeriodLabel::Valley => pb::PeriodLabel::Valley,
+        } as i32,
+        electricity_price: format!("{:.4}", p.electricity_price),
+        service_fee: format!("{:.4}", p.service_fee),
+    }
+}
+
+pub fn tariff_version_to_pb(v: &TariffVersion) -> pb::TariffVersion {
+    pb::TariffVersion {
+        version: v.version,
+        effective_time: Some(to_timestamp(v.effective_from)),
+        periods: v.periods.iter().map(period_to_pb).collect(),
+    }
+}
+
+/// A station as published at `now`: its price board is the tariff version in force then.
+pub fn station_to_pb(s: &Station, now: DateTime<Utc>) -> pb::Station {
     pb::Station {
         operator_id: s.operator_id.clone(),
         station_id: s.station_id.clone(),
@@ -229,22 +255,7 @@ pub fn station_to_pb(s: &Station) -> pb::Station {
             ServiceZone::MainUrban => pb::ServiceZone::MainUrban,
             ServiceZone::Other => pb::ServiceZone::Other,
         } as i32,
-        price_board: s
-            .price_board
-            .iter()
-            .map(|p| pb::PricePeriod {
-                start_time: format_clock(p.start_minute),
-                end_time: format_clock(p.end_minute),
-                label: match p.label {
-                    PeriodLabel::Cusp => pb::PeriodLabel::Cusp,
-                    PeriodLabel::Peak => pb::PeriodLabel::Peak,
-                    PeriodLabel::Flat => pb::PeriodLabel::Flat,
-                    PeriodLabel::Valley => pb::PeriodLabel::Valley,
-                } as i32,
-                electricity_price: format!("{:.4}", p.electricity_price),
-                service_fee: format!("{:.4}", p.service_fee),
-            })
-            .collect(),
+        price_board: s.price_board(now).iter().map(period_to_pb).collect(),
         service_items: s.service_items.clone(),
         state: match s.state {
             StationState::Registered => pb::StationState::Registered,

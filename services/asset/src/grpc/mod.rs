@@ -431,7 +431,16 @@ impl AssetApi {
                     Error::invalid("station.connection_mode", "BASE-2", "must be set")
                 })?,
             service_zone: service_zone("station.service_zone", input.service_zone)?,
-            price_board: price_board("station.price_board", &input.price_board)?,
+            tariff: {
+                let mut tariff = Tariff::default();
+                tariff.add_version(
+                    "station.price_board",
+                    now,
+                    price_board("station.price_board", &input.price_board)?,
+                    now,
+                )?;
+                tariff
+            },
             service_items: input.service_items,
             state: StationState::Registered,
             acceptance: None,
@@ -470,7 +479,7 @@ impl AssetApi {
             .await
             .map_err(|e| exists_as(e, format!("station {operator_id}/{}", station.station_id)))?;
         Ok(pb::CreateStationResponse {
-            station: Some(station_to_pb(&station)),
+            station: Some(station_to_pb(&station, self.clock.now())),
         })
     }
 
@@ -484,7 +493,7 @@ impl AssetApi {
             .load_station(p, &op, req.station_id.trim(), Access::Read)
             .await?;
         Ok(pb::GetStationResponse {
-            station: Some(station_to_pb(&st.value)),
+            station: Some(station_to_pb(&st.value, self.clock.now())),
         })
     }
 
@@ -521,7 +530,62 @@ impl AssetApi {
         let stations = self.store.list_stations(&filters, &page).await?;
         Ok(pb::ListStationsResponse {
             next_page_token: next_token(&stations, &page, |s| (&s.operator_id, &s.station_id)),
-            stations: stations.iter().map(station_to_pb).collect(),
+            stations: stations
+                .iter()
+                .map(|s| station_to_pb(s, self.clock.now()))
+                .collect(),
+        })
+    }
+
+    /// REQ BASE-3, MON-10: a new tariff version, kept with the station and its change history.
+    async fn schedule_tariff_(
+        &self,
+        p: &Principal,
+        req: pb::ScheduleTariffRequest,
+    ) -> Result<pb::ScheduleTariffResponse, Error> {
+        let op = operator_of(p, &req.operator_id)?;
+        let current = self
+            .load_station(p, &op, req.station_id.trim(), Access::Write)
+            .await?;
+        let effective = req
+            .effective_time
+            .as_ref()
+            .and_then(chargemesh_kit::time::from_timestamp)
+            .ok_or_else(|| Error::bad_field("effective_time", "is required"))?;
+        let now = self.clock.now();
+        let mut next = current.value.clone();
+        let version = next.tariff.add_version(
+            "periods",
+            effective,
+            price_board("periods", &req.periods)?,
+            now,
+        )?;
+        next.updated_at = now;
+        let note = format!("tariff version {} from {effective}", version.version);
+        self.save_station(p, current, next, "schedule_tariff", &note)
+            .await?;
+        Ok(pb::ScheduleTariffResponse {
+            version: Some(tariff_version_to_pb(&version)),
+        })
+    }
+
+    async fn list_tariff_versions_(
+        &self,
+        p: &Principal,
+        req: pb::ListTariffVersionsRequest,
+    ) -> Result<pb::ListTariffVersionsResponse, Error> {
+        let op = operator_of(p, &req.operator_id)?;
+        let station = self
+            .load_station(p, &op, req.station_id.trim(), Access::Read)
+            .await?;
+        Ok(pb::ListTariffVersionsResponse {
+            versions: station
+                .value
+                .tariff
+                .versions
+                .iter()
+                .map(tariff_version_to_pb)
+                .collect(),
         })
     }
 
@@ -573,8 +637,15 @@ impl AssetApi {
                 "service_zone" => {
                     next.service_zone = service_zone("station.service_zone", input.service_zone)?
                 }
+                // REQ BASE-3, MON-10: a new board is a new tariff version, in force from now.
                 "price_board" => {
-                    next.price_board = price_board("station.price_board", &input.price_board)?
+                    let now = self.clock.now();
+                    next.tariff.add_version(
+                        "station.price_board",
+                        now,
+                        price_board("station.price_board", &input.price_board)?,
+                        now,
+                    )?;
                 }
                 _ => next.service_items = input.service_items.clone(),
             }
@@ -609,7 +680,7 @@ impl AssetApi {
         self.store
             .update_station(&next, current.version, &change)
             .await?;
-        Ok(station_to_pb(&next))
+        Ok(station_to_pb(&next, self.clock.now()))
     }
 
     async fn transition(
@@ -1201,6 +1272,8 @@ asset_service! {
     get_station(pb::GetStationRequest) -> pb::GetStationResponse => get_station_;
     list_stations(pb::ListStationsRequest) -> pb::ListStationsResponse => list_stations_;
     update_station(pb::UpdateStationRequest) -> pb::UpdateStationResponse => update_station_;
+    schedule_tariff(pb::ScheduleTariffRequest) -> pb::ScheduleTariffResponse => schedule_tariff_;
+    list_tariff_versions(pb::ListTariffVersionsRequest) -> pb::ListTariffVersionsResponse => list_tariff_versions_;
     create_pile(pb::CreatePileRequest) -> pb::CreatePileResponse => create_pile_;
     get_pile(pb::GetPileRequest) -> pb::GetPileResponse => get_pile_;
     list_piles(pb::ListPilesRequest) -> pb::ListPilesResponse => list_piles_;

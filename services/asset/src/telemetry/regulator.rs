@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::paging::{decode_token, encode_token};
 use chargemesh_kit::server::principal;
 use chargemesh_kit::time::{from_timestamp, to_timestamp};
@@ -37,6 +38,8 @@ pub struct RegulatorApi {
     assets: Arc<dyn AssetStore>,
     store: Arc<dyn TelemetryStore>,
     feed: ChangeFeed,
+    /// What is published is as of now: the price board in force.
+    clock: SharedClock,
 }
 
 /// The area a caller may see: `Some(prefix)` for a regulator, `None` for everything.
@@ -200,7 +203,7 @@ impl RegulatorApi {
             .trial_days(&station.operator_id, &station.station_id)
             .await?;
         Ok(pb::GetTrialOperationReportResponse {
-            station: Some(station_to_pb(&station)),
+            station: Some(station_to_pb(&station, self.clock.now())),
             days: days.iter().map(trial_day_to_pb).collect(),
         })
     }
@@ -209,11 +212,13 @@ impl RegulatorApi {
         assets: Arc<dyn AssetStore>,
         store: Arc<dyn TelemetryStore>,
         feed: ChangeFeed,
+        clock: SharedClock,
     ) -> Self {
         Self {
             assets,
             store,
             feed,
+            clock,
         }
     }
 
@@ -274,7 +279,7 @@ impl RegulatorApi {
             });
             if changed {
                 records.push(pb::StationRecord {
-                    station: Some(station_to_pb(station)),
+                    station: Some(station_to_pb(station, self.clock.now())),
                     piles: piles.iter().map(pile_to_pb).collect(),
                 });
             }
