@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "chargemesh/regulator/v1/regulator_service.proto",
     "chargemesh/reporting/v1/reporting_service.proto",
     "chargemesh/dispatch/v1/dispatch_service.proto",
+    "chargemesh/metering/v1/metering_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

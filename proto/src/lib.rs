@@ -41,3 +41,9 @@ pub mod dispatch {
         include!(concat!(env!("OUT_DIR"), "/chargemesh.dispatch.v1.rs"));
     }
 }
+
+pub mod metering {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/chargemesh.metering.v1.rs"));
+    }
+}

@@ -272,6 +272,87 @@ impl Tariff {
     }
 }
 
+/// The protobuf form of tariffs (`chargemesh.asset.v1`), shared by the services that publish
+/// and settle by them.
+pub mod wire {
+    use chargemesh_proto::asset::v1 as pb;
+
+    use super::{PeriodLabel, PricePeriod, TariffVersion, format_clock, parse_clock, parse_price};
+    use crate::Error;
+    use crate::time::{from_timestamp, to_timestamp};
+
+    pub fn label_from_pb(field: &str, v: i32) -> Result<PeriodLabel, Error> {
+        match pb::PeriodLabel::try_from(v) {
+            Ok(pb::PeriodLabel::Cusp) => Ok(PeriodLabel::Cusp),
+            Ok(pb::PeriodLabel::Peak) => Ok(PeriodLabel::Peak),
+            Ok(pb::PeriodLabel::Flat) => Ok(PeriodLabel::Flat),
+            Ok(pb::PeriodLabel::Valley) => Ok(PeriodLabel::Valley),
+            _ => Err(Error::invalid(field, "BASE-3", "must be set")),
+        }
+    }
+
+    pub fn label_to_pb(label: PeriodLabel) -> i32 {
+        (match label {
+            PeriodLabel::Cusp => pb::PeriodLabel::Cusp,
+            PeriodLabel::Peak => pb::PeriodLabel::Peak,
+            PeriodLabel::Flat => pb::PeriodLabel::Flat,
+            PeriodLabel::Valley => pb::PeriodLabel::Valley,
+        }) as i32
+    }
+
+    /// A price board as sent, each field checked and named (`field[i].start_time`, ...).
+    pub fn board_from_pb(
+        field: &str,
+        periods: &[pb::PricePeriod],
+    ) -> Result<Vec<PricePeriod>, Error> {
+        periods
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let f = |name: &str| format!("{field}[{i}].{name}");
+                Ok(PricePeriod {
+                    start_minute: parse_clock(&f("start_time"), &p.start_time)?,
+                    end_minute: parse_clock(&f("end_time"), &p.end_time)?,
+                    label: label_from_pb(&f("label"), p.label)?,
+                    electricity_price: parse_price(&f("electricity_price"), &p.electricity_price)?,
+                    service_fee: parse_price(&f("service_fee"), &p.service_fee)?,
+                })
+            })
+            .collect()
+    }
+
+    pub fn period_to_pb(p: &PricePeriod) -> pb::PricePeriod {
+        pb::PricePeriod {
+            start_time: format_clock(p.start_minute),
+            end_time: format_clock(p.end_minute),
+            label: label_to_pb(p.label),
+            electricity_price: format!("{:.4}", p.electricity_price),
+            service_fee: format!("{:.4}", p.service_fee),
+        }
+    }
+
+    pub fn version_to_pb(v: &TariffVersion) -> pb::TariffVersion {
+        pb::TariffVersion {
+            version: v.version,
+            effective_time: Some(to_timestamp(v.effective_from)),
+            periods: v.periods.iter().map(period_to_pb).collect(),
+        }
+    }
+
+    /// A version as the asset registry lists it.
+    pub fn version_from_pb(v: &pb::TariffVersion) -> Result<TariffVersion, Error> {
+        Ok(TariffVersion {
+            version: v.version,
+            effective_from: v
+                .effective_time
+                .as_ref()
+                .and_then(from_timestamp)
+                .ok_or_else(|| Error::bad_field("effective_time", "is required"))?,
+            periods: board_from_pb("periods", &v.periods)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,3 +3,4 @@
 //! and checked for abnormal transactions (MON-9).
 
 pub mod domain;
+pub mod store;

@@ -10,7 +10,6 @@ use chargemesh_proto::common::v1 as common;
 
 use crate::domain::codes::parse_date;
 use crate::domain::model::*;
-use crate::domain::price::{format_clock, parse_clock, parse_price};
 
 fn unspecified(field: &str, rule: Option<&'static str>) -> Error {
     match rule {
@@ -50,16 +49,6 @@ pub fn service_zone(field: &str, v: i32) -> Result<ServiceZone, Error> {
         Ok(pb::ServiceZone::MainUrban) => Ok(ServiceZone::MainUrban),
         Ok(pb::ServiceZone::Other) => Ok(ServiceZone::Other),
         _ => Err(unspecified(field, Some("FAULT-5"))),
-    }
-}
-
-fn period_label(field: &str, v: i32) -> Result<PeriodLabel, Error> {
-    match pb::PeriodLabel::try_from(v) {
-        Ok(pb::PeriodLabel::Cusp) => Ok(PeriodLabel::Cusp),
-        Ok(pb::PeriodLabel::Peak) => Ok(PeriodLabel::Peak),
-        Ok(pb::PeriodLabel::Flat) => Ok(PeriodLabel::Flat),
-        Ok(pb::PeriodLabel::Valley) => Ok(PeriodLabel::Valley),
-        _ => Err(unspecified(field, Some("BASE-3"))),
     }
 }
 
@@ -128,20 +117,7 @@ pub fn procedure(field: &str, v: i32) -> Result<Procedure, Error> {
 }
 
 pub fn price_board(field: &str, periods: &[pb::PricePeriod]) -> Result<Vec<PricePeriod>, Error> {
-    periods
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let f = |name: &str| format!("{field}[{i}].{name}");
-            Ok(PricePeriod {
-                start_minute: parse_clock(&f("start_time"), &p.start_time)?,
-                end_minute: parse_clock(&f("end_time"), &p.end_time)?,
-                label: period_label(&f("label"), p.label)?,
-                electricity_price: parse_price(&f("electricity_price"), &p.electricity_price)?,
-                service_fee: parse_price(&f("service_fee"), &p.service_fee)?,
-            })
-        })
-        .collect()
+    chargemesh_kit::tariff::wire::board_from_pb(field, periods)
 }
 
 pub fn location(field: &str, loc: Option<&common::GeoPoint>) -> Result<GeoPoint, Error> {
@@ -203,28 +179,7 @@ pub fn operator_to_pb(o: &Operator) -> pb::Operator {
     }
 }
 
-fn period_to_pb(p: &PricePeriod) -> pb::PricePeriod {
-    pb::PricePeriod {
-        start_time: format_clock(p.start_minute),
-        end_time: format_clock(p.end_minute),
-        label: match p.label {
-            PeriodLabel::Cusp => pb::PeriodLabel::Cusp,
-            PeriodLabel::Peak => pb::PeriodLabel::Peak,
-            PeriodLabel::Flat => pb::PeriodLabel::Flat,
-            PeriodLabel::Valley => pb::PeriodLabel::Valley,
-        } as i32,
-        electricity_price: format!("{:.4}", p.electricity_price),
-        service_fee: format!("{:.4}", p.service_fee),
-    }
-}
-
-pub fn tariff_version_to_pb(v: &TariffVersion) -> pb::TariffVersion {
-    pb::TariffVersion {
-        version: v.version,
-        effective_time: Some(to_timestamp(v.effective_from)),
-        periods: v.periods.iter().map(period_to_pb).collect(),
-    }
-}
+pub use chargemesh_kit::tariff::wire::{period_to_pb, version_to_pb as tariff_version_to_pb};
 
 /// A station as published at `now`: its price board is the tariff version in force then.
 pub fn station_to_pb(s: &Station, now: DateTime<Utc>) -> pb::Station {

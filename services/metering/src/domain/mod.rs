@@ -1,7 +1,9 @@
 //! Metering rules as pure functions over plain types.
 
 pub mod abnormal;
+pub mod order;
 pub mod order_id;
+pub mod reconcile;
 pub mod settlement;
 
 /// Shared test fixtures: a three-period board and a tariff in force from 1 January 2026.

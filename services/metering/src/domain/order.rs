@@ -1,0 +1,338 @@
+//! Charge orders and their versions (REQ SETTLE-1, MON-9, REC-2): an order is reported once and
+//! never changed; a correction is a new version with its reason, and every version stays.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use chargemesh_kit::Error;
+
+use super::abnormal::{Flag, Neighbour, SessionFacts, Thresholds, check};
+use super::settlement::{Sample, Settlement, settle};
+
+/// REQ CHG-1: the safety steps of a session as the pile reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargingSteps {
+    pub connector_checked: bool,
+    pub charging_confirmed: bool,
+    pub end_confirmed: bool,
+    pub physically_separated: bool,
+}
+
+/// T/CEC 102 StopReason codes: 0 user, 1 home platform, 2 BMS, 3 charger fault, 4 unplugged,
+/// 5 to 99 custom.
+pub const MAX_STOP_REASON: i32 = 99;
+
+/// One version of a charge order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeOrder {
+    pub operator_id: String,
+    pub order_id: String,
+    pub version: u32,
+    pub station_id: String,
+    pub pile_id: String,
+    pub connector_id: String,
+    pub area_code: String,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    pub stop_reason: i32,
+    pub samples: Vec<Sample>,
+    pub steps: ChargingSteps,
+    /// REQ BASE-5: false when the meter was not verified at the start, or the order could not
+    /// be settled; such an order is kept but never counted.
+    pub billable: bool,
+    pub not_billable_reason: Option<String>,
+    pub settlement: Option<Settlement>,
+    pub flags: Vec<Flag>,
+    /// What the reporting platform said: (energy kWh, total money).
+    pub reported: Option<(Decimal, Decimal)>,
+    pub correction_reason: Option<String>,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A correction as a monitor asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Correction {
+    pub reason: String,
+    /// Replaces the readings when given.
+    pub samples: Option<Vec<Sample>>,
+    /// Replaces the end when given.
+    pub end: Option<DateTime<Utc>>,
+}
+
+impl ChargeOrder {
+    /// Whether a report describes this same session: a resend, answered with the order as it
+    /// is, rather than another session reusing the id.
+    pub fn same_session(&self, other: &ChargeOrder) -> bool {
+        self.connector_id == other.connector_id
+            && self.pile_id == other.pile_id
+            && self.start == other.start
+            && self.end == other.end
+            && self.samples == other.samples
+    }
+
+    /// The money counted in settlement totals: nothing unless billable.
+    pub fn billable_totals(&self) -> Option<(Decimal, Decimal)> {
+        match (&self.settlement, self.billable) {
+            (Some(s), true) => Some((s.energy_kwh, s.total_money)),
+            _ => None,
+        }
+    }
+
+    /// REQ MON-9, REC-2: the next version with the corrected facts and the reason; the caller
+    /// settles and checks it again. This version is left as it is.
+    pub fn corrected(
+        &self,
+        correction: Correction,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ChargeOrder, Error> {
+        let reason = correction.reason.trim();
+        if reason.is_empty() {
+            return Err(Error::invalid(
+                "reason",
+                "MON-9",
+                "a correction says why, such as the verification that found the error",
+            ));
+        }
+        if correction.samples.is_none() && correction.end.is_none() {
+            return Err(Error::bad_field(
+                "samples",
+                "a correction changes the readings or the end",
+            ));
+        }
+        let mut next = self.clone();
+        next.version += 1;
+        if let Some(samples) = correction.samples {
+            next.samples = samples;
+        }
+        if let Some(end) = correction.end {
+            next.end = Some(end);
+        }
+        next.correction_reason = Some(reason.to_owned());
+        next.recorded_by = by.to_owned();
+        next.recorded_at = now;
+        next.settlement = None;
+        next.flags = Vec::new();
+        next.billable = false;
+        next.not_billable_reason = None;
+        Ok(next)
+    }
+}
+
+/// What the registry says of the pile at the session's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PileFacts {
+    pub rated_power_kw: Decimal,
+    /// REQ BASE-5: `Err(why)` when the meter had no valid metrology certificate at the start.
+    pub eligibility: Result<(), String>,
+}
+
+/// REQ SETTLE-1, BASE-5, MON-9: settles a version by the tariff, decides whether it is billable
+/// and raises its flags. An order that cannot be settled (no tariff in force, a register going
+/// backwards) is kept, not billable, with the reason.
+pub fn evaluate(
+    order: &mut ChargeOrder,
+    tariff: &chargemesh_kit::tariff::Tariff,
+    pile: &PileFacts,
+    id_taken: bool,
+    neighbours: &[Neighbour<'_>],
+    now: DateTime<Utc>,
+    limits: Thresholds,
+) {
+    let (settlement, unsettled) = match settle(tariff, &order.samples) {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let facts = SessionFacts {
+        order_id: &order.order_id,
+        start: order.start,
+        end: order.end,
+        samples: &order.samples,
+        rated_power_kw: pile.rated_power_kw,
+        reported: order.reported,
+    };
+    order.flags = check(
+        &facts,
+        settlement.as_ref(),
+        id_taken,
+        neighbours,
+        now,
+        limits,
+    );
+    order.not_billable_reason = pile.eligibility.clone().err().or(unsettled);
+    order.billable = order.not_billable_reason.is_none();
+    order.settlement = settlement;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::t;
+
+    fn order() -> ChargeOrder {
+        ChargeOrder {
+            operator_id: "MA2D3K7Q0".into(),
+            order_id: "MA2D3K7Q0260301100000000001".into(),
+            version: 1,
+            station_id: "S1".into(),
+            pile_id: "P1".into(),
+            connector_id: "P1-1".into(),
+            area_code: "330602".into(),
+            start: t("2026-03-01T10:00:00+08:00"),
+            end: Some(t("2026-03-01T11:00:00+08:00")),
+            stop_reason: 0,
+            samples: vec![
+                Sample {
+                    at: t("2026-03-01T10:00:00+08:00"),
+                    register_kwh: Decimal::new(100, 0),
+                },
+                Sample {
+                    at: t("2026-03-01T11:00:00+08:00"),
+                    register_kwh: Decimal::new(90, 0),
+                },
+            ],
+            steps: ChargingSteps::default(),
+            billable: false,
+            not_billable_reason: Some("register backwards".into()),
+            settlement: None,
+            flags: Vec::new(),
+            reported: None,
+            correction_reason: None,
+            recorded_by: "platform".into(),
+            recorded_at: t("2026-03-01T11:00:05+08:00"),
+        }
+    }
+
+    #[test]
+    fn rec_2_a_correction_is_a_new_version_with_its_reason_and_the_original_stays() {
+        let original = order();
+        let mut fixed = original.samples.clone();
+        fixed[1].register_kwh = Decimal::new(110, 0);
+        let next = original
+            .corrected(
+                Correction {
+                    reason: "meter photo shows 110 kWh".into(),
+                    samples: Some(fixed.clone()),
+                    end: None,
+                },
+                "monitor mo",
+                t("2026-03-02T09:00:00+08:00"),
+            )
+            .expect("corrected");
+        assert_eq!(next.version, 2);
+        assert_eq!(next.samples, fixed);
+        assert_eq!(
+            next.correction_reason.as_deref(),
+            Some("meter photo shows 110 kWh")
+        );
+        assert_eq!(original.version, 1, "the original is untouched");
+        assert!(!original.same_session(&next));
+    }
+
+    #[test]
+    fn base_5_an_unverified_meter_keeps_the_order_settled_but_not_billable() {
+        let mut o = order();
+        o.samples[1].register_kwh = Decimal::new(110, 0);
+        let facts = |eligibility| PileFacts {
+            rated_power_kw: Decimal::new(60, 0),
+            eligibility,
+        };
+        let tariff = crate::domain::fixtures::tariff();
+        let now = t("2026-03-01T12:00:00+08:00");
+        evaluate(
+            &mut o,
+            &tariff,
+            &facts(Ok(())),
+            false,
+            &[],
+            now,
+            Thresholds::default(),
+        );
+        assert!(o.billable && o.not_billable_reason.is_none());
+        assert_eq!(
+            o.billable_totals().map(|(e, _)| e),
+            Some(Decimal::new(10, 0))
+        );
+        evaluate(
+            &mut o,
+            &tariff,
+            &facts(Err("no valid metrology certificate (REQ BASE-5)".into())),
+            false,
+            &[],
+            now,
+            Thresholds::default(),
+        );
+        assert!(!o.billable);
+        assert!(o.settlement.is_some(), "still itemised for the record");
+        assert_eq!(o.billable_totals(), None, "excluded from settlement totals");
+        assert!(
+            o.not_billable_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("BASE-5"))
+        );
+    }
+
+    #[test]
+    fn mon_9_an_order_that_cannot_be_settled_is_kept_flagged_and_not_billable() {
+        let mut o = order();
+        let pile = PileFacts {
+            rated_power_kw: Decimal::new(60, 0),
+            eligibility: Ok(()),
+        };
+        let tariff = crate::domain::fixtures::tariff();
+        evaluate(
+            &mut o,
+            &tariff,
+            &pile,
+            false,
+            &[],
+            t("2026-03-01T12:00:00+08:00"),
+            Thresholds::default(),
+        );
+        assert!(!o.billable);
+        assert!(o.settlement.is_none());
+        assert!(
+            o.not_billable_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("MON-9"))
+        );
+        assert_eq!(o.flags.len(), 1);
+    }
+
+    #[test]
+    fn mon_9_a_correction_needs_a_reason_and_a_change() {
+        let o = order();
+        let now = t("2026-03-02T09:00:00+08:00");
+        let no_reason = o
+            .corrected(
+                Correction {
+                    reason: " ".into(),
+                    end: Some(now),
+                    ..Correction::default()
+                },
+                "mo",
+                now,
+            )
+            .expect_err("reason");
+        assert!(matches!(
+            no_reason,
+            Error::Invalid {
+                rule: Some("MON-9"),
+                ..
+            }
+        ));
+        assert!(
+            o.corrected(
+                Correction {
+                    reason: "why".into(),
+                    ..Correction::default()
+                },
+                "mo",
+                now
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! Metering persistence: every version of every charge order, append-only (REQ REC-2: the
+//! database itself refuses updates and deletes). The statements run unchanged on PostgreSQL and
+//! SQLite.
+
+use chrono::{DateTime, Utc};
+
+use chargemesh_kit::db::{Database, Migrations, StoreError};
+
+use crate::domain::order::ChargeOrder;
+
+pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: &POSTGRES_MIGRATIONS,
+    sqlite: &SQLITE_MIGRATIONS,
+};
+
+/// Which orders a listing wants; always the latest version of each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderQuery {
+    pub operator_id: Option<String>,
+    /// Stations whose area code starts with this (a regulator's area).
+    pub area_prefix: Option<String>,
+    pub station_id: Option<String>,
+    pub connector_id: Option<String>,
+    /// Orders that started in `[from, to)`.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub flagged_only: bool,
+    /// Resume after this (start, operator, order id).
+    pub after: Option<(DateTime<Utc>, String, String)>,
+    pub limit: u32,
+}
+
+#[tonic::async_trait]
+pub trait MeteringStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Adds a version; `Unique` when that version of the order exists.
+    async fn insert(&self, order: &ChargeOrder) -> Result<(), StoreError>;
+    /// One version of an order, or the latest with `None`.
+    async fn order(
+        &self,
+        operator_id: &str,
+        order_id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<ChargeOrder>, StoreError>;
+    /// Latest versions, ordered by start, operator and order id.
+    async fn orders(&self, query: &OrderQuery) -> Result<Vec<ChargeOrder>, StoreError>;
+}
+
+macro_rules! sql_metering_store {
+    ($store:ident, $pool:ty) => {
+        #[derive(Debug, Clone)]
+        pub struct $store {
+            pool: $pool,
+        }
+
+        impl $store {
+            pub fn new(pool: $pool) -> Self {
+                Self { pool }
+            }
+        }
+
+        #[tonic::async_trait]
+        impl MeteringStore for $store {
+            async fn insert(&self, order: &ChargeOrder) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO charge_orders (operator_id, order_id, version, station_id, connector_id, area_code, \
+                     start_at, billable, flagged, doc, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&order.operator_id)
+                .bind(&order.order_id)
+                .bind(i64::from(order.version))
+                .bind(&order.station_id)
+                .bind(&order.connector_id)
+                .bind(&order.area_code)
+                .bind(order.start)
+                .bind(order.billable)
+                .bind(!order.flags.is_empty())
+                .bind(sqlx::types::Json(order))
+                .bind(order.recorded_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn order(&self, operator_id: &str, order_id: &str, version: Option<u32>)
+            -> Result<Option<ChargeOrder>, StoreError> {
+                let row: Option<sqlx::types::Json<ChargeOrder>> = sqlx::query_scalar(
+                    "SELECT doc FROM charge_orders WHERE operator_id = $1 AND order_id = $2 \
+                     AND ($3 = 0 OR version = $3) ORDER BY version DESC LIMIT 1",
+                )
+                .bind(operator_id)
+                .bind(order_id)
+                .bind(i64::from(version.unwrap_or(0)))
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn orders(&self, q: &OrderQuery) -> Result<Vec<ChargeOrder>, StoreError> {
+                let far_past = DateTime::<Utc>::MIN_UTC;
+                let far_future = DateTime::<Utc>::MAX_UTC;
+                let (after_start, after_op, after_id) = q
+                    .after
+                    .clone()
+                    .unwrap_or((far_past, String::new(), String::new()));
+                let sql = format!(
+                    "SELECT doc FROM charge_orders c WHERE \
+                     version = (SELECT MAX(version) FROM charge_orders l WHERE l.operator_id = c.operator_id AND l.order_id = c.order_id) \
+                     AND ($1 = '' OR operator_id = $1) \
+                     AND substr(area_code, 1, length($2)) = $2 \
+                     AND ($3 = '' OR station_id = $3) \
+                     AND ($4 = '' OR connector_id = $4) \
+                     AND start_at >= $5 AND start_at < $6 \
+                     AND ($7 = 0 OR flagged) \
+                     AND (start_at > $8 OR (start_at = $8 AND (operator_id > $9 OR (operator_id = $9 AND order_id > $10)))) \
+                     ORDER BY start_at, operator_id, order_id LIMIT {}",
+                    q.limit.clamp(1, 1000)
+                );
+                let rows: Vec<sqlx::types::Json<ChargeOrder>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(q.operator_id.as_deref().unwrap_or(""))
+                    .bind(q.area_prefix.as_deref().unwrap_or(""))
+                    .bind(q.station_id.as_deref().unwrap_or(""))
+                    .bind(q.connector_id.as_deref().unwrap_or(""))
+                    .bind(q.from.unwrap_or(far_past))
+                    .bind(q.to.unwrap_or(far_future))
+                    .bind(i64::from(q.flagged_only))
+                    .bind(after_start)
+                    .bind(after_op)
+                    .bind(after_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+        }
+    };
+}
+
+sql_metering_store!(PgMeteringStore, sqlx::PgPool);
+sql_metering_store!(SqliteMeteringStore, sqlx::SqlitePool);
+
+/// Migrates the database and returns the store for its backend.
+pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn MeteringStore>, StoreError> {
+    database.migrate(MIGRATIONS).await?;
+    Ok(match database {
+        Database::Postgres(pool) => std::sync::Arc::new(PgMeteringStore::new(pool.clone())),
+        Database::Sqlite(pool) => std::sync::Arc::new(SqliteMeteringStore::new(pool.clone())),
+    })
+}
