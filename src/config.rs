@@ -9,6 +9,7 @@ use chargemesh_dispatch::DispatchConfig;
 use chargemesh_gateway::GatewayConfig;
 use chargemesh_kit::config::ServiceConfig;
 use chargemesh_kit::telemetry::LogFormat;
+use chargemesh_metering::MeteringConfig;
 use chargemesh_reporting::ReportingConfig;
 
 pub const DEFAULT_TRUST_DOMAIN: &str = "chargemesh.local";
@@ -24,6 +25,7 @@ pub struct Config {
     pub asset: ServiceConfig,
     pub reporting: ReportingConfig,
     pub dispatch: DispatchConfig,
+    pub metering: MeteringConfig,
     /// Live telemetry, served by the asset component.
     pub telemetry: TelemetrySettings,
     /// Trial operation and what commissioning asks of it (REQ BASE-2).
@@ -52,10 +54,21 @@ impl Default for EventsConfig {
 
 impl Default for Config {
     fn default() -> Self {
-        let mut gateway = GatewayConfig::default();
-        gateway
-            .upstreams
-            .insert("asset".into(), "https://127.0.0.1:7001".into());
+        // The components' default ports; the asset component serves three of them.
+        let gateway = GatewayConfig {
+            upstreams: [
+                ("asset", 7001),
+                ("telemetry", 7001),
+                ("regulator", 7001),
+                ("dispatch", 7002),
+                ("metering", 7003),
+                ("reporting", 7005),
+            ]
+            .into_iter()
+            .map(|(c, port)| (c.to_owned(), format!("https://127.0.0.1:{port}")))
+            .collect(),
+            ..GatewayConfig::default()
+        };
         Self {
             trust_domain: DEFAULT_TRUST_DOMAIN.into(),
             log_format: LogFormat::Text,
@@ -63,6 +76,7 @@ impl Default for Config {
             asset: ServiceConfig::for_service("asset", 7001),
             reporting: ReportingConfig::default(),
             dispatch: DispatchConfig::default(),
+            metering: MeteringConfig::default(),
             telemetry: TelemetrySettings::default(),
             trial: TrialSettings::default(),
             events: EventsConfig::default(),
@@ -92,6 +106,10 @@ mod tests {
         assert_eq!(cfg.gateway.upstreams["asset"], "https://asset:7001");
         assert_eq!(cfg.log_format, LogFormat::Json);
         assert_eq!(cfg.asset.database.schema, "asset");
+        assert_eq!(
+            cfg.gateway.upstreams["metering"], "https://127.0.0.1:7003",
+            "the documented default"
+        );
     }
 
     #[test]
@@ -107,6 +125,8 @@ mod tests {
         assert_eq!(cfg.events.url, "redis://127.0.0.1:6379");
         assert_eq!(cfg.dispatch.asset_url, "https://127.0.0.1:7001");
         assert_eq!(cfg.gateway.upstreams["dispatch"], "https://127.0.0.1:7002");
+        assert_eq!(cfg.gateway.upstreams["metering"], "https://127.0.0.1:7003");
+        assert_eq!(cfg.metering.service.database.schema, "metering");
         assert!(cfg.gateway.jwt.is_some());
     }
 }

@@ -30,6 +30,7 @@ enum Role {
     Asset,
     Reporting,
     Dispatch,
+    Metering,
 }
 
 #[derive(Subcommand)]
@@ -168,6 +169,9 @@ async fn main() -> anyhow::Result<()> {
             let db = mesh::open_database("dispatch", &config.dispatch.service.database).await?;
             db.migrate(chargemesh_dispatch::store::MIGRATIONS).await?;
             tracing::info!("dispatch database migrated");
+            let db = mesh::open_database("metering", &config.metering.service.database).await?;
+            db.migrate(chargemesh_metering::store::MIGRATIONS).await?;
+            tracing::info!("metering database migrated");
             Ok(())
         }
         Command::Pki {
@@ -285,6 +289,21 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
                 chargemesh_kit::events::connect(&config.events.url, &config.events.prefix).await?;
             mesh::run_dispatch(
                 &config.dispatch,
+                &config.trust_domain,
+                listener,
+                clock,
+                bus,
+                shutdown,
+                mesh::DEFAULT_SHUTDOWN_GRACE,
+            )
+            .await
+        }
+        Role::Metering => {
+            let listener = mesh::bind(&config.metering.service.listen).await?;
+            let bus =
+                chargemesh_kit::events::connect(&config.events.url, &config.events.prefix).await?;
+            mesh::run_metering(
+                &config.metering,
                 &config.trust_domain,
                 listener,
                 clock,

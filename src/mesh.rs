@@ -24,9 +24,11 @@ use chargemesh_kit::db::Database;
 use chargemesh_kit::events::SharedBus;
 use chargemesh_kit::server::{ServeLimits, health_and_reflection, serve_service};
 use chargemesh_kit::tls::{ClientAuth, ReloadingServerConfig};
+use chargemesh_metering::{MeteringApi, MeteringConfig};
 use chargemesh_proto::FILE_DESCRIPTOR_SET;
 use chargemesh_proto::asset::v1::asset_service_server::AssetServiceServer;
 use chargemesh_proto::dispatch::v1::dispatch_service_server::DispatchServiceServer;
+use chargemesh_proto::metering::v1::metering_service_server::MeteringServiceServer;
 use chargemesh_proto::regulator::v1::regulator_service_server::RegulatorServiceServer;
 use chargemesh_proto::reporting::v1::reporting_service_server::ReportingServiceServer;
 use chargemesh_proto::telemetry::v1::telemetry_service_server::TelemetryServiceServer;
@@ -309,6 +311,43 @@ pub async fn run_dispatch(
     served
 }
 
+/// Runs the metering component until `shutdown`: it settles charge orders by the asset
+/// registry's tariffs and serves `MeteringService`.
+pub async fn run_metering(
+    config: &MeteringConfig,
+    trust_domain: &str,
+    listener: TcpListener,
+    clock: SharedClock,
+    bus: SharedBus,
+    shutdown: Shutdown,
+    grace: std::time::Duration,
+) -> anyhow::Result<()> {
+    let db = open_database("metering", &config.service.database).await?;
+    let store = chargemesh_metering::store::open(&db)
+        .await
+        .context("migrating the metering database")?;
+    let client = Arc::new(chargemesh_kit::tls::client_config(&config.service.tls)?);
+    let asset = chargemesh_kit::tls::channel(&config.asset_url, client)?;
+    let engine = chargemesh_metering::engine::Engine::new(store, clock, asset, bus);
+    let (health, routes) = health_and_reflection(&[FILE_DESCRIPTOR_SET]);
+    health
+        .set_serving::<MeteringServiceServer<MeteringApi>>()
+        .await;
+    let routes = routes.add_service(MeteringApi::new(engine).into_server());
+    let served = serve_component(
+        "metering",
+        &config.service.tls,
+        trust_domain,
+        listener,
+        routes,
+        shutdown,
+        grace,
+    )
+    .await;
+    db.close().await;
+    served
+}
+
 /// How to run the embedded mesh.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
@@ -481,6 +520,41 @@ impl EmbeddedMesh {
             ));
         }
 
+        let metering_listener = bind("127.0.0.1:0").await?;
+        let metering_addr = metering_listener.local_addr()?;
+        let metering = MeteringConfig {
+            service: ServiceConfig {
+                listen: metering_addr.to_string(),
+                tls: pki.files("metering"),
+                database: database("metering"),
+            },
+            asset_url: format!("https://127.0.0.1:{}", asset_addr.port()),
+        };
+        {
+            let (td, clock, bus, shutdown, grace) = (
+                opts.trust_domain.clone(),
+                opts.clock.clone(),
+                runtime_bus.clone(),
+                shutdown.clone(),
+                opts.shutdown_grace,
+            );
+            tasks.push((
+                "metering",
+                tokio::spawn(async move {
+                    run_metering(
+                        &metering,
+                        &td,
+                        metering_listener,
+                        clock,
+                        bus,
+                        shutdown,
+                        grace,
+                    )
+                    .await
+                }),
+            ));
+        }
+
         let gateway_listener = bind(&opts.gateway_listen).await?;
         let gateway_addr = gateway_listener.local_addr()?;
         let gateway = GatewayConfig {
@@ -507,6 +581,10 @@ impl EmbeddedMesh {
                     (
                         "dispatch".to_owned(),
                         format!("https://127.0.0.1:{}", dispatch_addr.port()),
+                    ),
+                    (
+                        "metering".to_owned(),
+                        format!("https://127.0.0.1:{}", metering_addr.port()),
                     ),
                 ])
                 .collect(),

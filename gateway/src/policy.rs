@@ -66,6 +66,7 @@ const TELEMETRY: &str = "/chargemesh.telemetry.v1.TelemetryService/";
 const REGULATOR: &str = "/chargemesh.regulator.v1.RegulatorService/";
 const REPORTING: &str = "/chargemesh.reporting.v1.ReportingService/";
 const DISPATCH: &str = "/chargemesh.dispatch.v1.DispatchService/";
+const METERING: &str = "/chargemesh.metering.v1.MeteringService/";
 
 /// Repair work: operators and mesh services, and the staff posts named.
 const fn staff_of(roles: &'static [&'static str]) -> Rule {
@@ -89,6 +90,17 @@ const REPORTERS: Rule = Rule {
 const REGULATOR_VIEW: Rule = Rule {
     kinds: &[Regulator, Service],
     staff: Some(&[PLATFORM_ADMIN]),
+};
+
+/// Charge orders: their operator, a station controller of theirs, the regulator of their area.
+const ORDERS_READ: Rule = Rule {
+    kinds: &[Operator, Station, Regulator, Service],
+    staff: Some(&[]),
+};
+/// Platforms and station controllers report finished sessions; staff do not.
+const ORDER_REPORTERS: Rule = Rule {
+    kinds: &[Operator, Station, Service],
+    staff: None,
 };
 
 /// Every routed method and its rule.
@@ -304,6 +316,16 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
         staff_of(&[STATION_MASTER, OM_MANAGER]),
     ),
     (DISPATCH, "GetStationStaffing", OPERATOR_READ),
+    (METERING, "ReportChargeOrder", ORDER_REPORTERS),
+    (METERING, "GetChargeOrder", ORDERS_READ),
+    (METERING, "ListChargeOrders", ORDERS_READ),
+    // REQ MON-9: the monitor verifies and corrects abnormal transactions.
+    (
+        METERING,
+        "CorrectChargeOrder",
+        staff_of(&[MONITOR, OM_MANAGER]),
+    ),
+    (METERING, "ReconcileChargeOrders", OPERATOR_READ),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

@@ -99,8 +99,11 @@ macro_rules! sql_metering_store {
             }
 
             async fn orders(&self, q: &OrderQuery) -> Result<Vec<ChargeOrder>, StoreError> {
-                let far_past = DateTime::<Utc>::MIN_UTC;
-                let far_future = DateTime::<Utc>::MAX_UTC;
+                // Bounds both backends store and compare as they do real times (SQLite keeps
+                // RFC 3339 text, so the year must keep four digits).
+                let far_past = DateTime::<Utc>::UNIX_EPOCH;
+                let far_future = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+                    .map_or(DateTime::<Utc>::UNIX_EPOCH, |t| t.to_utc());
                 let (after_start, after_op, after_id) = q
                     .after
                     .clone()

@@ -1,0 +1,416 @@
+//! Metering end to end through the gateway: orders reported by the operator's platform, settled
+//! by the station's tariff in force, refused for billing on an unverified meter, corrected as
+//! new versions, read by the regulator of the area only.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::Code;
+
+use chargemesh::demo;
+use chargemesh::pki::{DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
+use chargemesh_kit::Principal;
+use chargemesh_kit::clock::ManualClock;
+use chargemesh_proto::asset::v1 as asset;
+use chargemesh_proto::metering::v1 as pb;
+use chargemesh_proto::metering::v1::metering_service_client::MeteringServiceClient;
+use common::{TestMesh, with_token};
+
+const OP: &str = DEMO_OPERATOR_ID;
+
+fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .expect("time")
+        .to_utc()
+}
+
+fn ts(s: &str) -> Option<prost_types::Timestamp> {
+    Some(chargemesh_kit::time::to_timestamp(t(s)))
+}
+
+/// The demo operator with station S1 in Yuecheng (330602) on the demo price board, a verified
+/// pile P1 and a pile P2 whose certificate expired in September; the clock at 18:00 local on
+/// 20 November 2026.
+async fn setup(clock: &ManualClock) -> TestMesh {
+    clock.set(t("2026-11-20T08:00:00+08:00"));
+    let mesh_clock = clock.clone();
+    let mesh = TestMesh::start_with_options(move |opts| {
+        opts.clock = Arc::new(mesh_clock);
+    })
+    .await;
+    let mut op = mesh.client("operator");
+    op.create_operator(asset::CreateOperatorRequest {
+        operator: Some(demo::operator(DEMO_CREDIT_CODE)),
+    })
+    .await
+    .expect("operator");
+    op.create_station(asset::CreateStationRequest {
+        station: Some(demo::station(OP, "S1", "330602")),
+    })
+    .await
+    .expect("station");
+    for (pile, verified_on) in [("P1", "2026-11-01"), ("P2", "2025-10-01")] {
+        op.create_pile(asset::CreatePileRequest {
+            pile: Some(demo::pile(OP, "S1", pile, asset::PileType::Dc, 60.0)),
+        })
+        .await
+        .expect("pile");
+        op.create_metrology_certificate(asset::CreateMetrologyCertificateRequest {
+            certificate: Some(demo::certificate(
+                OP,
+                pile,
+                asset::VerificationProcedure::Jjg1149,
+                &format!("JJG1149-{pile}"),
+                chrono::NaiveDate::parse_from_str(verified_on, "%Y-%m-%d").expect("date"),
+            )),
+        })
+        .await
+        .expect("certificate");
+    }
+    clock.advance(chrono::Duration::hours(10));
+    mesh
+}
+
+fn metering(mesh: &TestMesh, name: &str) -> MeteringServiceClient<tonic::transport::Channel> {
+    MeteringServiceClient::new(mesh.channel(name))
+}
+
+fn sample(at: &str, kwh: &str) -> pb::MeterSample {
+    pb::MeterSample {
+        sample_time: ts(at),
+        register_kwh: kwh.into(),
+    }
+}
+
+/// 16:30 to 17:30 local on P1: 20 kWh at flat (0.65 + 0.60), then 20 kWh at peak (0.98 + 0.80).
+fn session(order_id: &str, pile: &str) -> pb::ReportChargeOrderRequest {
+    pb::ReportChargeOrderRequest {
+        operator_id: OP.into(),
+        order_id: order_id.into(),
+        station_id: "S1".into(),
+        pile_id: pile.into(),
+        connector_id: format!("{pile}-1"),
+        start_time: ts("2026-11-20T16:30:00+08:00"),
+        end_time: ts("2026-11-20T17:30:00+08:00"),
+        stop_reason: 0,
+        samples: vec![
+            sample("2026-11-20T16:30:00+08:00", "1000.000"),
+            sample("2026-11-20T17:00:00+08:00", "1020.000"),
+            sample("2026-11-20T17:30:00+08:00", "1040.000"),
+        ],
+        steps: Some(pb::ChargingSteps {
+            connector_checked: true,
+            charging_confirmed: true,
+            end_confirmed: true,
+            physically_separated: true,
+        }),
+        ..Default::default()
+    }
+}
+
+const ORDER_1: &str = "MA2D3K7Q0261120163000000001";
+const ORDER_2: &str = "MA2D3K7Q0261120163000000002";
+
+#[tokio::test]
+async fn settle_1_a_reported_session_is_itemised_per_period_to_the_fen() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = setup(&clock).await;
+    let mut platform = metering(&mesh, "operator");
+    let order = platform
+        .report_charge_order(session(ORDER_1, "P1"))
+        .await
+        .expect("reported")
+        .into_inner()
+        .order
+        .expect("order");
+    assert!(order.billable, "{}", order.not_billable_reason);
+    assert_eq!(order.energy_kwh, "40.000");
+    assert_eq!(order.electricity_money, "32.60");
+    assert_eq!(order.service_money, "28.00");
+    assert_eq!(order.total_money, "60.60");
+    let lines: Vec<(i32, &str, &str, &str)> = order
+        .details
+        .iter()
+        .map(|d| {
+            (
+                d.label,
+                d.energy_kwh.as_str(),
+                d.electricity_price.as_str(),
+                d.electricity_money.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (asset::PeriodLabel::Flat as i32, "20.000", "0.6500", "13.00"),
+            (asset::PeriodLabel::Peak as i32, "20.000", "0.9800", "19.60"),
+        ]
+    );
+    assert!(order.flags.is_empty(), "{:?}", order.flags);
+    // The same report again is the same order, not a second one.
+    let again = platform
+        .report_charge_order(session(ORDER_1, "P1"))
+        .await
+        .expect("resent")
+        .into_inner()
+        .order
+        .expect("order");
+    assert_eq!((again.version, again.total_money.as_str()), (1, "60.60"));
+    // Another session under a used id is refused rather than overwriting it.
+    let mut other = session(ORDER_1, "P1");
+    other.samples[2].register_kwh = "1041.000".into();
+    let refused = platform
+        .report_charge_order(other)
+        .await
+        .expect_err("duplicate id");
+    assert_eq!(refused.code(), Code::AlreadyExists);
+    assert!(refused.message().contains("MON-9"), "{}", refused.message());
+    // Bad input names the field.
+    let mut foreign_id = session("MA2BCDEF3261120163000000001", "P1");
+    foreign_id.stop_reason = 0;
+    let bad = platform
+        .report_charge_order(foreign_id)
+        .await
+        .expect_err("another operator's id");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("order_id"), "{}", bad.message());
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn base_5_a_session_on_an_expired_certificate_is_kept_not_billable_and_raises_an_alert() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = setup(&clock).await;
+    let bus = mesh.mesh.as_ref().expect("mesh").bus.clone();
+    let mut events = bus
+        .subscribe(chargemesh_metering::engine::METERING_TOPIC, "test", "t1")
+        .await
+        .expect("subscribed");
+    let mut platform = metering(&mesh, "operator");
+    platform
+        .report_charge_order(session(ORDER_1, "P1"))
+        .await
+        .expect("billable one");
+    let order = platform
+        .report_charge_order(session(ORDER_2, "P2"))
+        .await
+        .expect("stored anyway")
+        .into_inner()
+        .order
+        .expect("order");
+    assert!(!order.billable);
+    assert!(
+        order.not_billable_reason.contains("BASE-5"),
+        "{}",
+        order.not_billable_reason
+    );
+    assert_eq!(order.total_money, "60.60", "itemised for the record");
+    let alert = loop {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event in time")
+            .expect("event");
+        events.ack(&delivery.id).await.expect("ack");
+        if delivery.envelope.r#type == chargemesh_metering::engine::NOT_BILLABLE_EVENT {
+            break delivery;
+        }
+    };
+    let payload: serde_json::Value = serde_json::from_slice(&alert.envelope.payload).expect("json");
+    assert_eq!(payload["order_id"], ORDER_2);
+    // Excluded from the settlement totals of the day.
+    let check = platform
+        .reconcile_charge_orders(pb::ReconcileChargeOrdersRequest {
+            operator_id: OP.into(),
+            check_order_seq: "CHK-1".into(),
+            start_time: ts("2026-11-20T00:00:00+08:00"),
+            end_time: ts("2026-11-21T00:00:00+08:00"),
+            orders: vec![
+                pb::ReconciledOrder {
+                    order_id: ORDER_1.into(),
+                    energy_kwh: "40.000".into(),
+                    total_money: "60.60".into(),
+                },
+                pb::ReconciledOrder {
+                    order_id: ORDER_2.into(),
+                    energy_kwh: "40.000".into(),
+                    total_money: "60.60".into(),
+                },
+            ],
+        })
+        .await
+        .expect("reconciled")
+        .into_inner();
+    assert_eq!(
+        (
+            check.order_count,
+            check.energy_kwh.as_str(),
+            check.total_money.as_str()
+        ),
+        (1, "40.000", "60.60")
+    );
+    assert_eq!(check.dispute_count, 1);
+    assert_eq!(check.disputes[0].order_id, ORDER_2);
+    assert_eq!(check.disputes[0].reason, pb::DisputeReason::NotFound as i32);
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn rec_2_a_correction_is_a_new_version_and_the_original_stays_readable() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = setup(&clock).await;
+    let mut platform = metering(&mesh, "operator");
+    // The pile reported its register going backwards: kept, flagged, not billable.
+    let mut broken = session(ORDER_1, "P1");
+    broken.samples[2].register_kwh = "1010.000".into();
+    let original = platform
+        .report_charge_order(broken)
+        .await
+        .expect("kept")
+        .into_inner()
+        .order
+        .expect("order");
+    assert!(!original.billable);
+    assert_eq!(
+        original.flags.iter().map(|f| f.kind).collect::<Vec<_>>(),
+        [pb::FlagKind::RegisterBackwards as i32]
+    );
+    let staff = |role: &str| {
+        chargemesh::pki::mint_token(mesh.pki(), role, Some(OP), &[role.to_owned()], 3600)
+            .expect("token")
+    };
+    let mut desk = MeteringServiceClient::new(mesh.anonymous_channel());
+    let correction = pb::CorrectChargeOrderRequest {
+        operator_id: OP.into(),
+        order_id: ORDER_1.into(),
+        reason: "the meter display photographed at 17:30 reads 1040.000 kWh".into(),
+        samples: session(ORDER_1, "P1").samples,
+        end_time: None,
+    };
+    let denied = desk
+        .correct_charge_order(with_token(correction.clone(), &staff("repairer")))
+        .await
+        .expect_err("a repairer does not correct orders");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let mut no_reason = correction.clone();
+    no_reason.reason = " ".into();
+    let refused = desk
+        .correct_charge_order(with_token(no_reason, &staff("monitor")))
+        .await
+        .expect_err("no reason");
+    assert!(refused.message().contains("MON-9"), "{}", refused.message());
+    let corrected = desk
+        .correct_charge_order(with_token(correction, &staff("monitor")))
+        .await
+        .expect("corrected")
+        .into_inner()
+        .order
+        .expect("order");
+    assert_eq!(corrected.version, 2);
+    assert!(corrected.billable && corrected.flags.is_empty());
+    assert_eq!(corrected.total_money, "60.60");
+    assert!(corrected.recorded_by.contains("monitor"));
+    let get = |version: u32| pb::GetChargeOrderRequest {
+        operator_id: OP.into(),
+        order_id: ORDER_1.into(),
+        version,
+    };
+    let first = platform
+        .get_charge_order(get(1))
+        .await
+        .expect("version 1")
+        .into_inner();
+    assert_eq!(first.latest_version, 2);
+    let first = first.order.expect("order");
+    assert_eq!(first, original, "the original, exactly as recorded");
+    let latest = platform
+        .get_charge_order(get(0))
+        .await
+        .expect("latest")
+        .into_inner()
+        .order
+        .expect("order");
+    assert_eq!(latest.version, 2);
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn the_regulator_of_the_area_sees_the_orders_and_no_other_regulator_or_operator_does() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = setup(&clock).await;
+    metering(&mesh, "operator")
+        .report_charge_order(session(ORDER_1, "P1"))
+        .await
+        .expect("reported");
+    let list = pb::ListChargeOrdersRequest::default();
+    let own = metering(&mesh, "operator")
+        .list_charge_orders(list.clone())
+        .await
+        .expect("own orders")
+        .into_inner()
+        .orders;
+    assert_eq!(own.len(), 1);
+    let seen = metering(&mesh, "regulator")
+        .list_charge_orders(list.clone())
+        .await
+        .expect("listed")
+        .into_inner()
+        .orders;
+    assert_eq!(
+        seen.iter().map(|o| o.order_id.as_str()).collect::<Vec<_>>(),
+        [ORDER_1]
+    );
+    let mut hangzhou = MeteringServiceClient::new(mesh.channel_with(&mesh.identity(
+        &mesh.ca,
+        &Principal::Regulator {
+            area_code: "330100".into(),
+        },
+        -1,
+        30,
+    )));
+    assert!(
+        hangzhou
+            .list_charge_orders(list)
+            .await
+            .expect("listed")
+            .into_inner()
+            .orders
+            .is_empty()
+    );
+    let hidden = hangzhou
+        .get_charge_order(pb::GetChargeOrderRequest {
+            operator_id: OP.into(),
+            order_id: ORDER_1.into(),
+            version: 0,
+        })
+        .await
+        .expect_err("another area");
+    assert_eq!(hidden.code(), Code::NotFound);
+    let mut other_operator = MeteringServiceClient::new(mesh.channel_with(&mesh.identity(
+        &mesh.ca,
+        &Principal::Operator {
+            operator_id: "MA2BCDEF3".into(),
+        },
+        -1,
+        30,
+    )));
+    let hidden = other_operator
+        .get_charge_order(pb::GetChargeOrderRequest {
+            operator_id: OP.into(),
+            order_id: ORDER_1.into(),
+            version: 0,
+        })
+        .await
+        .expect_err("another operator");
+    assert_eq!(hidden.code(), Code::NotFound);
+    let none = other_operator
+        .list_charge_orders(pb::ListChargeOrdersRequest::default())
+        .await
+        .expect("own list")
+        .into_inner()
+        .orders;
+    assert!(none.is_empty());
+    mesh.stop().await;
+}
