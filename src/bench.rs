@@ -230,6 +230,16 @@ type AnswerStream =
 impl TelemetryService for Discard {
     type ConnectStream = AnswerStream;
 
+    /// The baseline keeps no log to read.
+    async fn read_log(
+        &self,
+        _request: Request<tm::ReadLogRequest>,
+    ) -> Result<Response<tm::ReadLogResponse>, Status> {
+        Err(Status::unimplemented(
+            "the ingest baseline keeps no telemetry",
+        ))
+    }
+
     /// The baseline keeps nothing, so it has no link states to list.
     async fn list_link_states(
         &self,

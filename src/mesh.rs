@@ -329,6 +329,8 @@ pub async fn run_metering(
     let client = Arc::new(chargemesh_kit::tls::client_config(&config.service.tls)?);
     let asset = chargemesh_kit::tls::channel(&config.asset_url, client)?;
     let engine = chargemesh_metering::engine::Engine::new(store, clock, asset, bus);
+    let follower =
+        engine.spawn_follower(std::time::Duration::from_millis(config.follow_interval_ms));
     let (health, routes) = health_and_reflection(&[FILE_DESCRIPTOR_SET]);
     health
         .set_serving::<MeteringServiceServer<MeteringApi>>()
@@ -344,6 +346,7 @@ pub async fn run_metering(
         grace,
     )
     .await;
+    follower.abort();
     db.close().await;
     served
 }
@@ -367,7 +370,8 @@ pub struct EmbeddedOptions {
     pub trial: TrialSettings,
     /// How long open streams may finish after a stop.
     pub shutdown_grace: std::time::Duration,
-    /// How often dispatch checks its due deadlines, in milliseconds.
+    /// How often dispatch checks its due deadlines, in milliseconds; metering polls a quiet
+    /// telemetry log as often (at most every second).
     pub deadline_interval_ms: u64,
 }
 
@@ -529,6 +533,7 @@ impl EmbeddedMesh {
                 database: database("metering"),
             },
             asset_url: format!("https://127.0.0.1:{}", asset_addr.port()),
+            follow_interval_ms: opts.deadline_interval_ms.min(1_000),
         };
         {
             let (td, clock, bus, shutdown, grace) = (

@@ -414,3 +414,168 @@ async fn the_regulator_of_the_area_sees_the_orders_and_no_other_regulator_or_ope
     assert!(none.is_empty());
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn settle_1_a_session_streamed_by_the_pile_becomes_an_exact_order_the_regulator_reads() {
+    use chargemesh_proto::telemetry::v1 as tm;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = setup(&clock).await;
+    let mut pile = common::TelemetryStream::open(mesh.channel("operator")).await;
+    let message =
+        |sequence: u64, at: &str, body: tm::telemetry_message::Body| tm::TelemetryMessage {
+            sequence,
+            pile_id: "P1".into(),
+            connector_id: "P1-1".into(),
+            observe_time: ts(at),
+            body: Some(body),
+            ..Default::default()
+        };
+    let meter = |kwh: &str| {
+        tm::telemetry_message::Body::Meter(tm::MeterSample {
+            energy_kwh: kwh.into(),
+            power_kw: 40.0,
+            voltage: 500.0,
+            current: 80.0,
+            soc_percent: 55.0,
+        })
+    };
+    pile.send(vec![
+        message(
+            1,
+            "2026-11-20T16:30:00+08:00",
+            tm::telemetry_message::Body::SessionStart(tm::SessionStart {
+                authorization_ref: "card 0042".into(),
+                meter_start_kwh: "1000.000".into(),
+                connector_checked: true,
+                charging_confirmed: true,
+                ..Default::default()
+            }),
+        ),
+        message(2, "2026-11-20T17:00:00+08:00", meter("1020.000")),
+        // A resend of the same reading is not a second one.
+        message(3, "2026-11-20T17:00:00+08:00", meter("1020.000")),
+        message(
+            4,
+            "2026-11-20T17:30:00+08:00",
+            tm::telemetry_message::Body::SessionEnd(tm::SessionEnd {
+                meter_stop_kwh: "1040.000".into(),
+                stop_reason: 2,
+                end_confirmed: true,
+                physically_separated: true,
+                ..Default::default()
+            }),
+        ),
+    ])
+    .await;
+    let ack = pile.next().await;
+    assert!(
+        matches!(ack, tm::connect_response::Body::Acknowledgement(ref a) if a.last_sequence == 4),
+        "{ack:?}"
+    );
+    let mut regulator = metering(&mesh, "regulator");
+    let orders = common::eventually(
+        async || {
+            regulator
+                .list_charge_orders(pb::ListChargeOrdersRequest::default())
+                .await
+                .expect("listed")
+                .into_inner()
+                .orders
+        },
+        |orders| !orders.is_empty(),
+    )
+    .await;
+    assert_eq!(orders.len(), 1);
+    let order = &orders[0];
+    assert_eq!(order.order_id.len(), 27);
+    assert!(order.order_id.starts_with(OP));
+    assert_eq!(order.recorded_by, "telemetry");
+    assert_eq!(order.samples.len(), 3);
+    assert_eq!(order.stop_reason, 2);
+    assert!(order.billable);
+    assert_eq!(
+        (order.energy_kwh.as_str(), order.total_money.as_str()),
+        ("40.000", "60.60")
+    );
+    assert!(order.steps.as_ref().is_some_and(|s| s.physically_separated));
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn settle_1_a_session_running_across_a_restart_of_the_mesh_is_settled_whole() {
+    use chargemesh_proto::telemetry::v1 as tm;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mut mesh = setup(&clock).await;
+    let message =
+        |sequence: u64, at: &str, body: tm::telemetry_message::Body| tm::TelemetryMessage {
+            sequence,
+            pile_id: "P1".into(),
+            connector_id: "P1-1".into(),
+            observe_time: ts(at),
+            body: Some(body),
+            ..Default::default()
+        };
+    let mut pile = common::TelemetryStream::open(mesh.channel("operator")).await;
+    pile.send(vec![
+        message(
+            1,
+            "2026-11-20T16:30:00+08:00",
+            tm::telemetry_message::Body::SessionStart(tm::SessionStart {
+                order_id: ORDER_1.into(),
+                meter_start_kwh: "1000.000".into(),
+                ..Default::default()
+            }),
+        ),
+        message(
+            2,
+            "2026-11-20T17:00:00+08:00",
+            tm::telemetry_message::Body::Meter(tm::MeterSample {
+                energy_kwh: "1020.000".into(),
+                power_kw: 40.0,
+                voltage: 500.0,
+                current: 80.0,
+                soc_percent: -1.0,
+            }),
+        ),
+    ])
+    .await;
+    pile.next().await;
+    drop(pile);
+    mesh.restart().await;
+    let mut pile = common::TelemetryStream::open(mesh.channel("operator")).await;
+    pile.send(vec![message(
+        3,
+        "2026-11-20T17:30:00+08:00",
+        tm::telemetry_message::Body::SessionEnd(tm::SessionEnd {
+            order_id: ORDER_1.into(),
+            meter_stop_kwh: "1040.000".into(),
+            ..Default::default()
+        }),
+    )])
+    .await;
+    pile.next().await;
+    let mut platform = metering(&mesh, "operator");
+    let order = common::eventually(
+        async || {
+            platform
+                .get_charge_order(pb::GetChargeOrderRequest {
+                    operator_id: OP.into(),
+                    order_id: ORDER_1.into(),
+                    version: 0,
+                })
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().order)
+        },
+        Option::is_some,
+    )
+    .await
+    .expect("the order");
+    assert_eq!(
+        order.samples.len(),
+        3,
+        "the reading before the restart is in it"
+    );
+    assert_eq!(order.total_money, "60.60");
+    mesh.stop().await;
+}

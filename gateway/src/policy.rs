@@ -141,6 +141,15 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (TELEMETRY, "Connect", REPORTERS),
     // REQ MON-8: what piles reported of their links, for the daily check.
     (TELEMETRY, "ListLinkStates", READ),
+    // The raw log is for mesh components only.
+    (
+        TELEMETRY,
+        "ReadLog",
+        Rule {
+            kinds: &[Service],
+            staff: None,
+        },
+    ),
     (REGULATOR, "ListStations", REGULATOR_VIEW),
     (REGULATOR, "GetStationStatus", REGULATOR_VIEW),
     (REGULATOR, "WatchStatusChanges", REGULATOR_VIEW),

@@ -15,6 +15,7 @@ use chargemesh_kit::tariff::wire::version_from_pb;
 use chargemesh_kit::time::to_timestamp;
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
+use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
 use crate::domain::abnormal::Thresholds;
 use crate::domain::order::{ChargeOrder, PileFacts, evaluate};
@@ -33,6 +34,7 @@ pub struct Engine {
     pub clock: SharedClock,
     pub limits: Thresholds,
     assets: AssetServiceClient<Channel>,
+    pub(crate) telemetry: TelemetryServiceClient<Channel>,
     bus: SharedBus,
 }
 
@@ -64,7 +66,8 @@ impl Engine {
             store,
             clock,
             limits: Thresholds::default(),
-            assets: AssetServiceClient::new(assets),
+            assets: AssetServiceClient::new(assets.clone()),
+            telemetry: TelemetryServiceClient::new(assets),
             bus,
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod domain;
 pub mod engine;
+pub mod follower;
 pub mod grpc;
 pub mod store;
 
@@ -19,8 +20,11 @@ pub use grpc::MeteringApi;
 pub struct MeteringConfig {
     #[serde(flatten)]
     pub service: ServiceConfig,
-    /// The mesh URL of the asset component: piles, tariffs and metrology certificates.
+    /// The mesh URL of the asset component: piles, tariffs and metrology certificates, and the
+    /// telemetry log sessions are assembled from.
     pub asset_url: String,
+    /// How often the telemetry log is polled when it is quiet, in milliseconds.
+    pub follow_interval_ms: u64,
 }
 
 impl Default for MeteringConfig {
@@ -28,6 +32,7 @@ impl Default for MeteringConfig {
         Self {
             service: ServiceConfig::for_service("metering", 7003),
             asset_url: "https://127.0.0.1:7001".into(),
+            follow_interval_ms: 1_000,
         }
     }
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use chargemesh_kit::db::{Database, Migrations, StoreError};
 
 use crate::domain::order::ChargeOrder;
+use crate::domain::session::OpenSession;
 
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -46,6 +47,22 @@ pub trait MeteringStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Option<ChargeOrder>, StoreError>;
     /// Latest versions, ordered by start, operator and order id.
     async fn orders(&self, query: &OrderQuery) -> Result<Vec<ChargeOrder>, StoreError>;
+    /// The session running on a connector, if one is.
+    async fn open_session(
+        &self,
+        operator_id: &str,
+        connector_id: &str,
+    ) -> Result<Option<OpenSession>, StoreError>;
+    /// Keeps a running session, replacing what the connector had.
+    async fn put_session(
+        &self,
+        session: &OpenSession,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn drop_session(&self, operator_id: &str, connector_id: &str) -> Result<(), StoreError>;
+    /// Where the reading of a log stands; 0 before the first read.
+    async fn position(&self, name: &str) -> Result<i64, StoreError>;
+    async fn set_position(&self, name: &str, position: i64) -> Result<(), StoreError>;
 }
 
 macro_rules! sql_metering_store {
@@ -135,6 +152,60 @@ macro_rules! sql_metering_store {
                     .fetch_all(&self.pool)
                     .await?;
                 Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn open_session(&self, operator_id: &str, connector_id: &str) -> Result<Option<OpenSession>, StoreError> {
+                let row: Option<sqlx::types::Json<OpenSession>> = sqlx::query_scalar(
+                    "SELECT doc FROM open_sessions WHERE operator_id = $1 AND connector_id = $2",
+                )
+                .bind(operator_id)
+                .bind(connector_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn put_session(&self, session: &OpenSession, now: DateTime<Utc>) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO open_sessions (operator_id, connector_id, doc, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (operator_id, connector_id) DO UPDATE SET doc = $3, updated_at = $4",
+                )
+                .bind(&session.operator_id)
+                .bind(&session.connector_id)
+                .bind(sqlx::types::Json(session))
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn drop_session(&self, operator_id: &str, connector_id: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM open_sessions WHERE operator_id = $1 AND connector_id = $2")
+                    .bind(operator_id)
+                    .bind(connector_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn position(&self, name: &str) -> Result<i64, StoreError> {
+                let found: Option<i64> = sqlx::query_scalar("SELECT position FROM follow_state WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(found.unwrap_or(0))
+            }
+
+            async fn set_position(&self, name: &str, position: i64) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO follow_state (name, position) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET position = $2",
+                )
+                .bind(name)
+                .bind(position)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
         }
     };

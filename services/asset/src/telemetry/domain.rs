@@ -103,6 +103,23 @@ pub enum Body {
         severity: AlarmSeverity,
         text: String,
     },
+    /// REQ CHG-1, SETTLE-1: a charging session starts on the connector.
+    SessionStart {
+        /// The StartChargeSeq, empty when the pile started the session on its own.
+        order_id: String,
+        authorization_ref: String,
+        meter_start_kwh: Decimal,
+        connector_checked: bool,
+        charging_confirmed: bool,
+    },
+    /// The session on the connector ends.
+    SessionEnd {
+        order_id: String,
+        meter_stop_kwh: Decimal,
+        stop_reason: i32,
+        end_confirmed: bool,
+        physically_separated: bool,
+    },
     /// REQ MON-8: a communication link's state, for the monitor's daily check.
     Link {
         link_id: String,
@@ -121,6 +138,8 @@ impl Body {
             Body::Meter { .. } => "meter",
             Body::Alarm { .. } => "alarm",
             Body::Link { .. } => "link",
+            Body::SessionStart { .. } => "session_start",
+            Body::SessionEnd { .. } => "session_end",
         }
     }
 }
@@ -288,10 +307,16 @@ pub fn validate(
             reason: format!("pile {pile_id} is retired (REQ MON-6)"),
         });
     }
-    let needs_connector = matches!(body, Body::Status { .. } | Body::Meter { .. });
+    let needs_connector = matches!(
+        body,
+        Body::Status { .. }
+            | Body::Meter { .. }
+            | Body::SessionStart { .. }
+            | Body::SessionEnd { .. }
+    );
     if needs_connector && msg.connector_id.is_empty() {
         return Err(Rejection::invalid(
-            "connector_id is required for status and meter messages",
+            "connector_id is required for status, meter and session messages",
         ));
     }
     if !msg.connector_id.is_empty() && !pile.connectors.contains(&msg.connector_id) {
@@ -406,6 +431,28 @@ fn check_ranges(body: &Body, rated_power_kw: f64) -> Result<(), Rejection> {
                 )));
             }
         }
+        Body::SessionStart {
+            order_id,
+            meter_start_kwh,
+            ..
+        } => {
+            check_order_id("session_start.order_id", order_id)?;
+            check_register("session_start.meter_start_kwh", *meter_start_kwh)?;
+        }
+        Body::SessionEnd {
+            order_id,
+            meter_stop_kwh,
+            stop_reason,
+            ..
+        } => {
+            check_order_id("session_end.order_id", order_id)?;
+            check_register("session_end.meter_stop_kwh", *meter_stop_kwh)?;
+            if !(0..=99).contains(stop_reason) {
+                return Err(Rejection::invalid(
+                    "session_end.stop_reason must be a T/CEC 102 StopReason code, 0 to 99",
+                ));
+            }
+        }
         Body::Heartbeat => {}
     }
     Ok(())
@@ -453,6 +500,29 @@ pub fn latest_links(reports: Vec<(String, DateTime<Utc>, Body)>) -> Vec<LinkRepo
         }
     }
     latest.into_values().collect()
+}
+
+/// An order id given with a session: empty, or a T/CEC 102 StartChargeSeq of 27 characters.
+fn check_order_id(field: &str, order_id: &str) -> Result<(), Rejection> {
+    if order_id.is_empty()
+        || (order_id.len() == 27 && order_id.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        Ok(())
+    } else {
+        Err(Rejection::invalid(format!(
+            "{field} must be a T/CEC 102 StartChargeSeq of 27 letters and digits"
+        )))
+    }
+}
+
+/// An energy register: 0 to 1e9 kWh with at most 3 decimals.
+fn check_register(field: &str, kwh: Decimal) -> Result<(), Rejection> {
+    if kwh.is_sign_negative() || kwh > Decimal::from(1_000_000_000u64) || kwh.scale() > 3 {
+        return Err(Rejection::invalid(format!(
+            "{field} must be 0 to 1e9 kWh with at most 3 decimals"
+        )));
+    }
+    Ok(())
 }
 
 /// Parses a meter energy register.

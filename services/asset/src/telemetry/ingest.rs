@@ -231,6 +231,25 @@ pub fn incoming(msg: pb::TelemetryMessage) -> Incoming {
             up: l.up,
             traffic_mb_24h: l.traffic_mb_24h,
         }),
+        Some(B::SessionStart(m)) => {
+            parse_register("session_start.meter_start_kwh", &m.meter_start_kwh).map(
+                |meter_start_kwh| Body::SessionStart {
+                    order_id: m.order_id.trim().to_owned(),
+                    authorization_ref: m.authorization_ref.trim().to_owned(),
+                    meter_start_kwh,
+                    connector_checked: m.connector_checked,
+                    charging_confirmed: m.charging_confirmed,
+                },
+            )
+        }
+        Some(B::SessionEnd(m)) => parse_register("session_end.meter_stop_kwh", &m.meter_stop_kwh)
+            .map(|meter_stop_kwh| Body::SessionEnd {
+                order_id: m.order_id.trim().to_owned(),
+                meter_stop_kwh,
+                stop_reason: m.stop_reason,
+                end_confirmed: m.end_confirmed,
+                physically_separated: m.physically_separated,
+            }),
         None => Err(Rejection::invalid("the message has no body")),
     };
     Incoming {
@@ -240,6 +259,92 @@ pub fn incoming(msg: pb::TelemetryMessage) -> Incoming {
         connector_id: msg.connector_id.trim().to_owned(),
         observed_at: msg.observe_time.as_ref().and_then(from_timestamp),
         body,
+    }
+}
+
+fn parse_register(field: &str, value: &str) -> Result<rust_decimal::Decimal, Rejection> {
+    use std::str::FromStr;
+    rust_decimal::Decimal::from_str(value.trim())
+        .map_err(|_| Rejection::invalid(format!("{field} must be a decimal such as 1234.567")))
+}
+
+/// A logged message in its protobuf form, for the components that read the log.
+pub fn body_to_pb(body: &Body) -> pb::telemetry_message::Body {
+    use pb::telemetry_message::Body as B;
+    match body.clone() {
+        Body::Status {
+            state,
+            fault_code,
+            fault_text,
+        } => B::Status(pb::ConnectorStatus {
+            state: state_to_pb(state) as i32,
+            fault_code,
+            fault_text,
+        }),
+        Body::Heartbeat => B::Heartbeat(pb::Heartbeat {}),
+        Body::Meter {
+            energy_kwh,
+            power_kw,
+            voltage,
+            current,
+            soc_percent,
+        } => B::Meter(pb::MeterSample {
+            energy_kwh: energy_kwh.to_string(),
+            power_kw,
+            voltage,
+            current,
+            soc_percent: soc_percent.unwrap_or(-1.0),
+        }),
+        Body::Alarm {
+            code,
+            severity,
+            text,
+        } => B::Alarm(pb::Alarm {
+            code,
+            severity: (match severity {
+                AlarmSeverity::Info => pb::AlarmSeverity::Info,
+                AlarmSeverity::Warning => pb::AlarmSeverity::Warning,
+                AlarmSeverity::Critical => pb::AlarmSeverity::Critical,
+            }) as i32,
+            text,
+        }),
+        Body::Link {
+            link_id,
+            iccid,
+            up,
+            traffic_mb_24h,
+        } => B::Link(pb::LinkState {
+            link_id,
+            iccid,
+            up,
+            traffic_mb_24h,
+        }),
+        Body::SessionStart {
+            order_id,
+            authorization_ref,
+            meter_start_kwh,
+            connector_checked,
+            charging_confirmed,
+        } => B::SessionStart(pb::SessionStart {
+            order_id,
+            authorization_ref,
+            meter_start_kwh: meter_start_kwh.to_string(),
+            connector_checked,
+            charging_confirmed,
+        }),
+        Body::SessionEnd {
+            order_id,
+            meter_stop_kwh,
+            stop_reason,
+            end_confirmed,
+            physically_separated,
+        } => B::SessionEnd(pb::SessionEnd {
+            order_id,
+            meter_stop_kwh: meter_stop_kwh.to_string(),
+            stop_reason,
+            end_confirmed,
+            physically_separated,
+        }),
     }
 }
 
@@ -601,6 +706,54 @@ type ConnectStream =
 #[tonic::async_trait]
 impl TelemetryService for Telemetry {
     type ConnectStream = ConnectStream;
+
+    async fn read_log(
+        &self,
+        request: Request<pb::ReadLogRequest>,
+    ) -> Result<Response<pb::ReadLogResponse>, Status> {
+        let principal = principal(&request)?;
+        if !matches!(principal, Principal::Service { .. }) {
+            return Err(Status::permission_denied(
+                "the telemetry log is read by mesh components only",
+            ));
+        }
+        let r = request.into_inner();
+        let limit = match r.limit {
+            0 => 500,
+            n if n < 0 => {
+                return chargemesh_kit::error::reply(Err(Error::bad_field(
+                    "limit",
+                    "must not be negative",
+                )));
+            }
+            n => n.min(1000) as u32,
+        };
+        let result = async {
+            let (logged, last_sequence) = self
+                .store
+                .log_after(r.after_sequence.max(0), &r.kinds, limit)
+                .await?;
+            Ok(pb::ReadLogResponse {
+                last_sequence,
+                entries: logged
+                    .into_iter()
+                    .map(|l| pb::LogEntry {
+                        sequence: l.sequence,
+                        station_id: l.station_id,
+                        message: Some(pb::TelemetryMessage {
+                            sequence: 0,
+                            operator_id: l.operator_id,
+                            pile_id: l.pile_id,
+                            connector_id: l.connector_id,
+                            observe_time: Some(chargemesh_kit::time::to_timestamp(l.observed_at)),
+                            body: Some(body_to_pb(&l.body)),
+                        }),
+                    })
+                    .collect(),
+            })
+        };
+        chargemesh_kit::error::reply(result.await)
+    }
 
     async fn list_link_states(
         &self,

@@ -60,6 +60,18 @@ pub struct AppendOutcome {
     pub resync: std::collections::HashSet<String>,
 }
 
+/// One accepted message as the log keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logged {
+    pub sequence: i64,
+    pub operator_id: String,
+    pub station_id: String,
+    pub pile_id: String,
+    pub connector_id: String,
+    pub observed_at: DateTime<Utc>,
+    pub body: Body,
+}
+
 #[tonic::async_trait]
 pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     /// Appends the reports (of one or several senders) and applies them to the live status, in
@@ -107,6 +119,14 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<BTreeMap<(String, String), Vec<Decimal>>, StoreError>;
+    /// Up to `limit` entries of the log after `after`, in sequence order, keeping those of the
+    /// `kinds` given (all when empty); with the last sequence scanned, where a reader resumes.
+    async fn log_after(
+        &self,
+        after: i64,
+        kinds: &[String],
+        limit: u32,
+    ) -> Result<(Vec<Logged>, i64), StoreError>;
     /// REQ MON-8: the link reports of a station in `[start, end)`, in observation order:
     /// (pile, observed at, body).
     async fn link_reports(
@@ -593,6 +613,35 @@ macro_rules! sql_telemetry_store {
                     }
                 }
                 Ok(out)
+            }
+
+            async fn log_after(&self, after: i64, kinds: &[String], limit: u32) -> Result<(Vec<Logged>, i64), StoreError> {
+                let all = kinds.is_empty();
+                let wanted = |k: &str| all || kinds.iter().any(|x| x == k);
+                // Kinds are filtered here rather than in SQL, so the statement is one for both
+                // backends; the limit bounds the work either way.
+                let sql = format!(
+                    "SELECT sequence, operator_id, station_id, pile_id, connector_id, observed_at, body \
+                     FROM telemetry_log WHERE sequence > $1 ORDER BY sequence LIMIT {}",
+                    limit.clamp(1, 1000)
+                );
+                let rows: Vec<(i64, String, String, String, String, DateTime<Utc>, sqlx::types::Json<Body>)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(after).fetch_all(&self.pool).await?;
+                let last = rows.last().map_or(after, |r| r.0);
+                let out: Vec<Logged> = rows
+                    .into_iter()
+                    .filter(|r| wanted(r.6.0.kind()))
+                    .map(|(sequence, operator_id, station_id, pile_id, connector_id, observed_at, body)| Logged {
+                        sequence,
+                        operator_id,
+                        station_id,
+                        pile_id,
+                        connector_id,
+                        observed_at,
+                        body: body.0,
+                    })
+                    .collect();
+                Ok((out, last))
             }
 
             async fn link_reports(&self, operator_id: &str, station_id: &str, start: DateTime<Utc>, end: DateTime<Utc>)

@@ -4,6 +4,7 @@ pub mod abnormal;
 pub mod order;
 pub mod order_id;
 pub mod reconcile;
+pub mod session;
 pub mod settlement;
 
 /// Shared test fixtures: a three-period board and a tariff in force from 1 January 2026.

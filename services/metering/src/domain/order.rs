@@ -153,14 +153,21 @@ pub fn evaluate(
         rated_power_kw: pile.rated_power_kw,
         reported: order.reported,
     };
-    order.flags = check(
+    // Flags raised before (by whoever assembled the order) stay; each kind once.
+    let mut flags = std::mem::take(&mut order.flags);
+    for flag in check(
         &facts,
         settlement.as_ref(),
         id_taken,
         neighbours,
         now,
         limits,
-    );
+    ) {
+        if !flags.iter().any(|f| f.kind == flag.kind) {
+            flags.push(flag);
+        }
+    }
+    order.flags = flags;
     order.not_billable_reason = pile.eligibility.clone().err().or(unsettled);
     order.billable = order.not_billable_reason.is_none();
     order.settlement = settlement;

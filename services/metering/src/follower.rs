@@ -1,0 +1,178 @@
+//! Orders from the telemetry stream (REQ SETTLE-1): metering reads the asset component's durable
+//! telemetry log from where it stopped — session starts, meter samples, session ends — keeps each
+//! running session in its database and, when a session ends, settles and records its order.
+//! Reading the log again after a crash makes nothing twice: session ids come from the log, a
+//! resent sample is ignored and an order already recorded is left as it is.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use chargemesh_kit::Error;
+use chargemesh_kit::db::StoreError;
+use chargemesh_kit::time::from_timestamp;
+use chargemesh_proto::telemetry::v1 as tm;
+use chargemesh_proto::telemetry::v1::telemetry_message::Body;
+
+use crate::domain::abnormal::{Flag, FlagKind};
+use crate::domain::order::ChargingSteps;
+use crate::domain::session::{Ending, OpenSession, Origin};
+use crate::engine::Engine;
+
+/// The name of the log position metering keeps.
+const LOG: &str = "telemetry-log";
+const KINDS: [&str; 3] = ["session_start", "meter", "session_end"];
+/// Who recorded orders assembled from telemetry.
+const RECORDER: &str = "telemetry";
+
+fn register(value: &str) -> Result<Decimal, Error> {
+    Decimal::from_str(value.trim())
+        .map_err(|_| Error::bad_field("register", format!("{value} is not a register reading")))
+}
+
+impl Engine {
+    /// Reads one page of the log and applies it; returns how many entries it applied.
+    pub async fn follow_once(&self) -> Result<usize, Error> {
+        let after = self.store.position(LOG).await?;
+        let page = self
+            .telemetry
+            .clone()
+            .read_log(tm::ReadLogRequest {
+                after_sequence: after,
+                kinds: KINDS.iter().map(|k| (*k).to_owned()).collect(),
+                limit: 500,
+            })
+            .await
+            .map_err(|status| {
+                Error::Unavailable(format!(
+                    "the telemetry log is unavailable: {}",
+                    status.message()
+                ))
+            })?
+            .into_inner();
+        let applied = page.entries.len();
+        for entry in page.entries {
+            self.apply(&entry).await?;
+        }
+        if page.last_sequence > after {
+            self.store.set_position(LOG, page.last_sequence).await?;
+        }
+        Ok(applied)
+    }
+
+    async fn apply(&self, entry: &tm::LogEntry) -> Result<(), Error> {
+        let Some(message) = &entry.message else {
+            return Ok(());
+        };
+        let Some(at) = message.observe_time.as_ref().and_then(from_timestamp) else {
+            return Ok(());
+        };
+        let origin = Origin {
+            operator_id: &message.operator_id,
+            station_id: &entry.station_id,
+            pile_id: &message.pile_id,
+            connector_id: &message.connector_id,
+            at,
+            sequence: entry.sequence,
+        };
+        let now = self.clock.now();
+        let open = self
+            .store
+            .open_session(&message.operator_id, &message.connector_id)
+            .await?;
+        match &message.body {
+            Some(Body::SessionStart(start)) => {
+                if let Some(previous) = open {
+                    // Started again without an end: the last one is kept without its end.
+                    self.close(previous, None).await?;
+                }
+                let session = OpenSession::start(
+                    &origin,
+                    &start.order_id,
+                    &start.authorization_ref,
+                    register(&start.meter_start_kwh)?,
+                    ChargingSteps {
+                        connector_checked: start.connector_checked,
+                        charging_confirmed: start.charging_confirmed,
+                        ..ChargingSteps::default()
+                    },
+                );
+                self.store.put_session(&session, now).await?;
+            }
+            Some(Body::Meter(sample)) => {
+                if let Some(mut session) = open
+                    && session.sample(at, register(&sample.energy_kwh)?)
+                {
+                    self.store.put_session(&session, now).await?;
+                }
+            }
+            Some(Body::SessionEnd(end)) => match open {
+                Some(session) => {
+                    let ending = Ending {
+                        at,
+                        meter_stop_kwh: register(&end.meter_stop_kwh)?,
+                        stop_reason: end.stop_reason,
+                        end_confirmed: end.end_confirmed,
+                        physically_separated: end.physically_separated,
+                    };
+                    self.close(session, Some(ending)).await?;
+                }
+                None => tracing::warn!(
+                    connector = %message.connector_id,
+                    sequence = entry.sequence,
+                    "a session end without its start; nothing to settle"
+                ),
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Settles and records a session's order, then forgets the running session.
+    async fn close(&self, session: OpenSession, ending: Option<Ending>) -> Result<(), Error> {
+        let (operator_id, connector_id) =
+            (session.operator_id.clone(), session.connector_id.clone());
+        if self
+            .store
+            .order(&operator_id, &session.order_id, None)
+            .await?
+            .is_none()
+        {
+            let context = self
+                .context(&operator_id, &session.pile_id, session.start)
+                .await?;
+            let mut order =
+                session.into_order(ending, &context.area_code, RECORDER, self.clock.now());
+            if ending.is_none() {
+                order.flags.push(Flag {
+                    kind: FlagKind::NeverEnded,
+                    detail: "a new session started on the connector before this one ended".into(),
+                });
+            }
+            match self.record(order, &context, false).await {
+                Ok(_) | Err(Error::Store(StoreError::Unique(_))) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        self.store.drop_session(&operator_id, &connector_id).await?;
+        Ok(())
+    }
+
+    /// Follows the log until aborted, polling every `every` when it is quiet.
+    pub fn spawn_follower(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match this.follow_once().await {
+                    Ok(0) => tokio::time::sleep(every).await,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "reading the telemetry log; retrying");
+                        tokio::time::sleep(every.max(Duration::from_secs(1))).await;
+                    }
+                }
+            }
+        })
+    }
+}
