@@ -150,6 +150,15 @@ async fn settle_1_a_reported_session_is_itemised_per_period_to_the_fen() {
         ]
     );
     assert!(order.flags.is_empty(), "{:?}", order.flags);
+    assert_eq!(
+        (
+            order.flat_energy_kwh.as_str(),
+            order.peak_energy_kwh.as_str()
+        ),
+        ("20.000", "20.000"),
+        "the time-of-use split"
+    );
+    assert_eq!(order.valley_energy_kwh, "0.000");
     // The same report again is the same order, not a second one.
     let again = platform
         .report_charge_order(session(ORDER_1, "P1"))
@@ -352,6 +361,17 @@ async fn the_regulator_of_the_area_sees_the_orders_and_no_other_regulator_or_ope
         .into_inner()
         .orders;
     assert_eq!(own.len(), 1);
+    // A regulator catching up asks for what changed since its last look.
+    let later = metering(&mesh, "regulator")
+        .list_charge_orders(pb::ListChargeOrdersRequest {
+            updated_since: ts("2026-11-20T19:00:00+08:00"),
+            ..Default::default()
+        })
+        .await
+        .expect("listed")
+        .into_inner()
+        .orders;
+    assert!(later.is_empty(), "recorded at 18:00");
     let seen = metering(&mesh, "regulator")
         .list_charge_orders(list.clone())
         .await

@@ -11,6 +11,7 @@ use chargemesh_kit::area::{area_covers, area_prefix};
 use chargemesh_kit::error::{Reply, reply};
 use chargemesh_kit::paging::{decode_token, encode_token, page_size};
 use chargemesh_kit::server::principal;
+use chargemesh_kit::tariff::PeriodLabel;
 use chargemesh_kit::tariff::wire::label_to_pb;
 use chargemesh_kit::time::{from_timestamp, opt_timestamp, to_timestamp};
 use chargemesh_kit::{Error, Principal};
@@ -117,6 +118,10 @@ fn flag_to_pb(kind: FlagKind) -> i32 {
 
 fn order_to_pb(o: &ChargeOrder) -> pb::ChargeOrder {
     let s = o.settlement.as_ref();
+    let by_label = |label| {
+        s.map(|s| energy(s.energy_by_label(label)))
+            .unwrap_or_default()
+    };
     pb::ChargeOrder {
         operator_id: o.operator_id.clone(),
         order_id: o.order_id.clone(),
@@ -179,6 +184,10 @@ fn order_to_pb(o: &ChargeOrder) -> pb::ChargeOrder {
         recorded_by: o.recorded_by.clone(),
         record_time: Some(to_timestamp(o.recorded_at)),
         area_code: o.area_code.clone(),
+        cusp_energy_kwh: by_label(PeriodLabel::Cusp),
+        peak_energy_kwh: by_label(PeriodLabel::Peak),
+        flat_energy_kwh: by_label(PeriodLabel::Flat),
+        valley_energy_kwh: by_label(PeriodLabel::Valley),
     }
 }
 
@@ -336,6 +345,7 @@ impl MeteringApi {
             from: r.start_time.as_ref().and_then(from_timestamp),
             to: r.end_time.as_ref().and_then(from_timestamp),
             flagged_only: r.flagged_only,
+            recorded_since: r.updated_since.as_ref().and_then(from_timestamp),
             limit,
             ..OrderQuery::default()
         };

@@ -29,6 +29,8 @@ pub struct OrderQuery {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub flagged_only: bool,
+    /// Latest versions recorded at or after this.
+    pub recorded_since: Option<DateTime<Utc>>,
     /// Resume after this (start, operator, order id).
     pub after: Option<(DateTime<Utc>, String, String)>,
     pub limit: u32,
@@ -135,6 +137,7 @@ macro_rules! sql_metering_store {
                      AND start_at >= $5 AND start_at < $6 \
                      AND ($7 = 0 OR flagged) \
                      AND (start_at > $8 OR (start_at = $8 AND (operator_id > $9 OR (operator_id = $9 AND order_id > $10)))) \
+                     AND recorded_at >= $11 \
                      ORDER BY start_at, operator_id, order_id LIMIT {}",
                     q.limit.clamp(1, 1000)
                 );
@@ -149,6 +152,7 @@ macro_rules! sql_metering_store {
                     .bind(after_start)
                     .bind(after_op)
                     .bind(after_id)
+                    .bind(q.recorded_since.unwrap_or(far_past))
                     .fetch_all(&self.pool)
                     .await?;
                 Ok(rows.into_iter().map(|j| j.0).collect())
