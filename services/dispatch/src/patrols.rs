@@ -10,8 +10,7 @@ use chargemesh_kit::db::StoreError;
 
 use crate::domain::patrol::PatrolSchedule;
 use crate::engine::Engine;
-use crate::store::kind::{PATROL, PATROL_SCHEDULE};
-use crate::store::{DueDeadline, from_doc, to_doc};
+use crate::store::DueDeadline;
 
 /// The deadline kind of a schedule's period: `patrol:<k>`.
 const PERIOD: &str = "patrol:";
@@ -29,16 +28,7 @@ pub fn period_of(kind: &str) -> Option<u32> {
 impl Engine {
     /// Starts a schedule: its record, then the clock of its first period, due at once.
     pub async fn start_schedule(&self, schedule: &PatrolSchedule) -> Result<(), Error> {
-        self.store
-            .insert_doc(
-                PATROL_SCHEDULE,
-                &schedule.operator_id,
-                &schedule.schedule_id,
-                &schedule.station_id,
-                &to_doc(schedule)?,
-                schedule.created_at,
-            )
-            .await?;
+        self.store.insert(schedule, schedule.created_at).await?;
         self.store
             .add_deadline(
                 &schedule.operator_id,
@@ -61,28 +51,16 @@ impl Engine {
     ) -> Result<bool, Error> {
         let schedule = self
             .store
-            .doc(PATROL_SCHEDULE, &due.operator_id, &due.subject_id)
+            .load::<PatrolSchedule>(&due.operator_id, &due.subject_id)
             .await?
-            .map(|(doc, _)| from_doc::<PatrolSchedule>(doc))
-            .transpose()?;
+            .map(|(schedule, _)| schedule);
         if let Some(schedule) = schedule.filter(|s| s.stopped_at.is_none()) {
             let area_code = self
                 .station(&schedule.operator_id, &schedule.station_id)
                 .await?
                 .area_code;
             let patrol = schedule.patrol(k, &area_code, now);
-            match self
-                .store
-                .insert_doc(
-                    PATROL,
-                    &patrol.operator_id,
-                    &patrol.patrol_id,
-                    &patrol.station_id,
-                    &to_doc(&patrol)?,
-                    now,
-                )
-                .await
-            {
+            match self.store.insert(&patrol, now).await {
                 Ok(()) | Err(StoreError::Unique(_)) => {}
                 Err(other) => return Err(other.into()),
             }

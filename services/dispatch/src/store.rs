@@ -44,6 +44,113 @@ pub fn from_doc<T: serde::de::DeserializeOwned>(
     serde_json::from_value(value).map_err(|e| StoreError::Internal(e.to_string()).into())
 }
 
+/// A record kept whole in the document store, filed under its kind and keys.
+pub trait Document: Serialize + serde::de::DeserializeOwned + Send + Sync {
+    const KIND: &'static str;
+    fn operator_id(&self) -> &str;
+    fn doc_id(&self) -> &str;
+    fn station_id(&self) -> &str;
+}
+
+macro_rules! document {
+    ($type:ty, $kind:expr, $id:ident) => {
+        impl Document for $type {
+            const KIND: &'static str = $kind;
+            fn operator_id(&self) -> &str {
+                &self.operator_id
+            }
+            fn doc_id(&self) -> &str {
+                &self.$id
+            }
+            fn station_id(&self) -> &str {
+                &self.station_id
+            }
+        }
+    };
+}
+
+document!(crate::domain::plan::MaintenancePlan, kind::PLAN, plan_id);
+document!(crate::domain::patrol::Patrol, kind::PATROL, patrol_id);
+document!(
+    crate::domain::patrol::PatrolSchedule,
+    kind::PATROL_SCHEDULE,
+    schedule_id
+);
+document!(
+    crate::domain::emergency::EmergencyPlan,
+    kind::EMERGENCY_PLAN,
+    plan_id
+);
+document!(crate::domain::emergency::Drill, kind::DRILL, drill_id);
+document!(
+    crate::domain::incident::Incident,
+    kind::INCIDENT,
+    incident_id
+);
+
+/// Typed access to the document store: each record under its own kind and keys.
+impl dyn DispatchStore {
+    /// Files a new record; `AlreadyExists` when its id is taken.
+    pub async fn insert<D: Document>(
+        &self,
+        record: &D,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let doc = serde_json::to_value(record).map_err(|e| StoreError::Internal(e.to_string()))?;
+        self.insert_doc(
+            D::KIND,
+            record.operator_id(),
+            record.doc_id(),
+            record.station_id(),
+            &doc,
+            now,
+        )
+        .await
+    }
+
+    /// A record with the version a save must name.
+    pub async fn load<D: Document>(
+        &self,
+        operator_id: &str,
+        id: &str,
+    ) -> Result<Option<(D, i64)>, StoreError> {
+        match self.doc(D::KIND, operator_id, id).await? {
+            Some((doc, version)) => serde_json::from_value(doc)
+                .map(|d| Some((d, version)))
+                .map_err(|e| StoreError::Internal(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a record back; `Conflict` when it changed since `version` was read.
+    pub async fn save<D: Document>(
+        &self,
+        record: &D,
+        version: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let doc = serde_json::to_value(record).map_err(|e| StoreError::Internal(e.to_string()))?;
+        self.update_doc(
+            D::KIND,
+            record.operator_id(),
+            record.doc_id(),
+            &doc,
+            version,
+            now,
+        )
+        .await
+    }
+
+    /// Every record of the kind an operator has, oldest first.
+    pub async fn all<D: Document>(&self, operator_id: &str) -> Result<Vec<D>, StoreError> {
+        self.docs(D::KIND, operator_id)
+            .await?
+            .into_iter()
+            .map(|doc| serde_json::from_value(doc).map_err(|e| StoreError::Internal(e.to_string())))
+            .collect()
+    }
+}
+
 /// A member of an operator's staff.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StaffRecord {

@@ -1,7 +1,7 @@
 //! `chargemesh.dispatch.v1.DispatchService`: translation, access and persistence; the rules are
 //! in [`crate::domain`].
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use tonic::Request;
 
 use chargemesh_kit::clock::china_date;
@@ -28,11 +28,8 @@ use crate::domain::training::Training;
 use crate::domain::work_order::{Channel, WorkOrder};
 use crate::engine::{Engine, new_order_id};
 use crate::ledger::Scope;
-use crate::store::kind::{
-    DAILY_CHECK, DOWNTIME, DRILL, EMERGENCY_PLAN, INCIDENT, MONITORING, PATROL, PATROL_SCHEDULE,
-    PLAN, STAFFING,
-};
-use crate::store::{StaffRecord, from_doc, to_doc};
+use crate::store::kind::{DAILY_CHECK, DOWNTIME, MONITORING, STAFFING};
+use crate::store::{Document, StaffRecord, from_doc, to_doc};
 
 mod convert;
 
@@ -293,78 +290,20 @@ impl DispatchApi {
         Ok(defect)
     }
 
-    async fn plan(
+    /// A record of the caller's operator with its version, or NOT_FOUND naming `what`.
+    async fn record<D: Document>(
         &self,
         p: &Principal,
         operator_id: &str,
-        plan_id: &str,
-    ) -> Result<(MaintenancePlan, i64), Error> {
+        id: &str,
+        what: &str,
+    ) -> Result<(D, i64), Error> {
         let op = operator_for(p, operator_id)?;
-        let (doc, version) = self
-            .engine
-            .store
-            .doc(PLAN, &op, plan_id.trim())
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("maintenance plan {}", plan_id.trim())))?;
-        Ok((from_doc(doc)?, version))
-    }
-
-    async fn incident(
-        &self,
-        p: &Principal,
-        operator_id: &str,
-        incident_id: &str,
-    ) -> Result<(Incident, i64), Error> {
-        let op = operator_for(p, operator_id)?;
-        let (doc, version) = self
-            .engine
-            .store
-            .doc(INCIDENT, &op, incident_id.trim())
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("incident {}", incident_id.trim())))?;
-        Ok((from_doc(doc)?, version))
-    }
-
-    /// Writes an incident back under optimistic concurrency.
-    async fn save_incident(
-        &self,
-        incident: &Incident,
-        version: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), Error> {
         self.engine
             .store
-            .update_doc(
-                INCIDENT,
-                &incident.operator_id,
-                &incident.incident_id,
-                &to_doc(incident)?,
-                version,
-                now,
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Writes a plan back under optimistic concurrency: a concurrent change makes this fail.
-    async fn save_plan(
-        &self,
-        plan: &MaintenancePlan,
-        version: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        self.engine
-            .store
-            .update_doc(
-                PLAN,
-                &plan.operator_id,
-                &plan.plan_id,
-                &to_doc(plan)?,
-                version,
-                now,
-            )
-            .await?;
-        Ok(())
+            .load::<D>(&op, id.trim())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{what} {}", id.trim())))
     }
 
     async fn change_defect(
@@ -741,17 +680,7 @@ impl DispatchService for DispatchApi {
                 p.to_string(),
             )?;
             let now = self.engine.clock.now();
-            self.engine
-                .store
-                .insert_doc(
-                    PLAN,
-                    &plan.operator_id,
-                    &plan.plan_id,
-                    &plan.station_id,
-                    &to_doc(&plan)?,
-                    now,
-                )
-                .await?;
+            self.engine.store.insert(&plan, now).await?;
             Ok(pb::CreateMaintenancePlanResponse {
                 plan: Some(plan_to_pb(&plan)),
             })
@@ -766,11 +695,15 @@ impl DispatchService for DispatchApi {
         let p = principal(&request)?;
         let r = request.into_inner();
         let result = async {
-            let (mut plan, version) = self.plan(&p, &r.operator_id, &r.plan_id).await?;
+            let (mut plan, version) = self
+                .record::<MaintenancePlan>(&p, &r.operator_id, &r.plan_id, "maintenance plan")
+                .await?;
             let title = Some(r.title.as_str()).filter(|t| !t.trim().is_empty());
             let items = Some(r.items.as_slice()).filter(|i| !i.is_empty());
             plan.edit(title, items)?;
-            self.save_plan(&plan, version, self.engine.clock.now())
+            self.engine
+                .store
+                .save(&plan, version, self.engine.clock.now())
                 .await?;
             Ok(pb::UpdateMaintenancePlanResponse {
                 plan: Some(plan_to_pb(&plan)),
@@ -786,10 +719,12 @@ impl DispatchService for DispatchApi {
         let p = principal(&request)?;
         let r = request.into_inner();
         let result = async {
-            let (mut plan, version) = self.plan(&p, &r.operator_id, &r.plan_id).await?;
+            let (mut plan, version) = self
+                .record::<MaintenancePlan>(&p, &r.operator_id, &r.plan_id, "maintenance plan")
+                .await?;
             let now = self.engine.clock.now();
             plan.approve(&p.to_string(), now)?;
-            self.save_plan(&plan, version, now).await?;
+            self.engine.store.save(&plan, version, now).await?;
             Ok(pb::ApproveMaintenancePlanResponse {
                 plan: Some(plan_to_pb(&plan)),
             })
@@ -804,14 +739,7 @@ impl DispatchService for DispatchApi {
         let p = principal(&request)?;
         let result = async {
             let op = operator_for(&p, &request.get_ref().operator_id)?;
-            let plans = self
-                .engine
-                .store
-                .docs(PLAN, &op)
-                .await?
-                .into_iter()
-                .map(from_doc::<MaintenancePlan>)
-                .collect::<Result<Vec<_>, _>>()?;
+            let plans = self.engine.store.all::<MaintenancePlan>(&op).await?;
             Ok(pb::ListMaintenancePlansResponse {
                 plans: plans.iter().map(plan_to_pb).collect(),
             })
@@ -847,17 +775,7 @@ impl DispatchService for DispatchApi {
                     trigger,
                     now,
                 );
-                self.engine
-                    .store
-                    .insert_doc(
-                        PATROL,
-                        &op,
-                        &patrol.patrol_id,
-                        &station_id,
-                        &to_doc(&patrol)?,
-                        now,
-                    )
-                    .await?;
+                self.engine.store.insert(&patrol, now).await?;
                 patrols.push(patrol_to_pb(&patrol, now));
             }
             Ok(pb::RecordPatrolTriggerResponse { patrols })
@@ -873,14 +791,7 @@ impl DispatchService for DispatchApi {
         let result = async {
             let op = operator_for(&p, &request.get_ref().operator_id)?;
             let now = self.engine.clock.now();
-            let patrols = self
-                .engine
-                .store
-                .docs(PATROL, &op)
-                .await?
-                .into_iter()
-                .map(from_doc::<Patrol>)
-                .collect::<Result<Vec<_>, _>>()?;
+            let patrols = self.engine.store.all::<Patrol>(&op).await?;
             Ok(pb::ListPatrolsResponse {
                 patrols: patrols.iter().map(|pt| patrol_to_pb(pt, now)).collect(),
             })
@@ -895,7 +806,9 @@ impl DispatchService for DispatchApi {
         let p = principal(&request)?;
         let r = request.into_inner();
         let result = async {
-            let (mut plan, version) = self.plan(&p, &r.operator_id, &r.plan_id).await?;
+            let (mut plan, version) = self
+                .record::<MaintenancePlan>(&p, &r.operator_id, &r.plan_id, "maintenance plan")
+                .await?;
             let now = self.engine.clock.now();
             let by = p.to_string();
             // The completion is checked before the ledger changes, so a refused completion
@@ -924,7 +837,7 @@ impl DispatchService for DispatchApi {
                 None => None,
             };
             plan.complete(&r.item, &r.record, &by, ledger_change, now)?;
-            self.save_plan(&plan, version, now).await?;
+            self.engine.store.save(&plan, version, now).await?;
             Ok(pb::RecordMaintenanceCompletionResponse {
                 plan: Some(plan_to_pb(&plan)),
             })
@@ -943,11 +856,8 @@ impl DispatchService for DispatchApi {
             let plans: Vec<MaintenancePlan> = self
                 .engine
                 .store
-                .docs(PLAN, &op)
+                .all::<MaintenancePlan>(&op)
                 .await?
-                .into_iter()
-                .map(from_doc::<MaintenancePlan>)
-                .collect::<Result<Vec<_>, _>>()?
                 .into_iter()
                 .filter(|plan| plan.station_id == r.station_id.trim())
                 .collect();
@@ -986,14 +896,7 @@ impl DispatchService for DispatchApi {
             };
             self.engine
                 .store
-                .insert_doc(
-                    EMERGENCY_PLAN,
-                    &plan.operator_id,
-                    &plan.plan_id,
-                    &plan.station_id,
-                    &to_doc(&plan)?,
-                    self.engine.clock.now(),
-                )
+                .insert(&plan, self.engine.clock.now())
                 .await?;
             Ok(pb::CreateEmergencyPlanResponse {
                 plan_id: plan.plan_id,
@@ -1031,14 +934,7 @@ impl DispatchService for DispatchApi {
             };
             self.engine
                 .store
-                .insert_doc(
-                    DRILL,
-                    &drill.operator_id,
-                    &drill.drill_id,
-                    &drill.station_id,
-                    &to_doc(&drill)?,
-                    self.engine.clock.now(),
-                )
+                .insert(&drill, self.engine.clock.now())
                 .await?;
             Ok(pb::RecordDrillResponse {
                 drill_id: drill.drill_id,
@@ -1074,17 +970,7 @@ impl DispatchService for DispatchApi {
                 &p.to_string(),
                 now,
             )?;
-            self.engine
-                .store
-                .insert_doc(
-                    INCIDENT,
-                    &incident.operator_id,
-                    &incident.incident_id,
-                    &incident.station_id,
-                    &to_doc(&incident)?,
-                    now,
-                )
-                .await?;
+            self.engine.store.insert(&incident, now).await?;
             let payload = serde_json::json!({
                 "incident_id": incident.incident_id,
                 "station_id": incident.station_id,
@@ -1113,7 +999,9 @@ impl DispatchService for DispatchApi {
         let p = principal(&request)?;
         let r = request.into_inner();
         let result = async {
-            let (mut incident, version) = self.incident(&p, &r.operator_id, &r.incident_id).await?;
+            let (mut incident, version) = self
+                .record::<Incident>(&p, &r.operator_id, &r.incident_id, "incident")
+                .await?;
             let now = self.engine.clock.now();
             match pb::IncidentStep::try_from(r.step) {
                 Ok(pb::IncidentStep::Contained) => incident.contain(now)?,
@@ -1123,7 +1011,7 @@ impl DispatchService for DispatchApi {
                 }
                 _ => return Err(Error::bad_field("step", "must be set")),
             }
-            self.save_incident(&incident, version, now).await?;
+            self.engine.store.save(&incident, version, now).await?;
             Ok(pb::RecordIncidentStepResponse {
                 incident: Some(incident_to_pb(&incident)),
             })
@@ -1138,7 +1026,9 @@ impl DispatchService for DispatchApi {
         let p = principal(&request)?;
         let r = request.into_inner();
         let result = async {
-            let (mut incident, version) = self.incident(&p, &r.operator_id, &r.incident_id).await?;
+            let (mut incident, version) = self
+                .record::<Incident>(&p, &r.operator_id, &r.incident_id, "incident")
+                .await?;
             let now = self.engine.clock.now();
             // Every step is checked before the ledger changes, so a refused close changes nothing.
             incident.clone().close(&r.report, None, now)?;
@@ -1159,7 +1049,7 @@ impl DispatchService for DispatchApi {
                 None => None,
             };
             incident.close(&r.report, ledger_change, now)?;
-            self.save_incident(&incident, version, now).await?;
+            self.engine.store.save(&incident, version, now).await?;
             Ok(pb::CloseIncidentResponse {
                 incident: Some(incident_to_pb(&incident)),
             })
@@ -1176,14 +1066,7 @@ impl DispatchService for DispatchApi {
         let result = async {
             let op = operator_for(&p, &r.operator_id)?;
             let station = r.station_id.trim();
-            let incidents = self
-                .engine
-                .store
-                .docs(INCIDENT, &op)
-                .await?
-                .into_iter()
-                .map(from_doc::<Incident>)
-                .collect::<Result<Vec<_>, _>>()?;
+            let incidents = self.engine.store.all::<Incident>(&op).await?;
             Ok(pb::ListIncidentsResponse {
                 incidents: incidents
                     .iter()
@@ -1208,22 +1091,16 @@ impl DispatchService for DispatchApi {
             let plans: Vec<EmergencyPlan> = self
                 .engine
                 .store
-                .docs(EMERGENCY_PLAN, &op)
+                .all::<EmergencyPlan>(&op)
                 .await?
-                .into_iter()
-                .map(from_doc::<EmergencyPlan>)
-                .collect::<Result<Vec<_>, _>>()?
                 .into_iter()
                 .filter(|plan| plan.station_id == station)
                 .collect();
             let drills: Vec<Drill> = self
                 .engine
                 .store
-                .docs(DRILL, &op)
+                .all::<Drill>(&op)
                 .await?
-                .into_iter()
-                .map(from_doc::<Drill>)
-                .collect::<Result<Vec<_>, _>>()?
                 .into_iter()
                 .filter(|drill| drill.station_id == station)
                 .collect();
@@ -1398,17 +1275,7 @@ impl DispatchService for DispatchApi {
                 due,
                 now,
             );
-            self.engine
-                .store
-                .insert_doc(
-                    PATROL,
-                    &op,
-                    &patrol.patrol_id,
-                    station,
-                    &to_doc(&patrol)?,
-                    now,
-                )
-                .await?;
+            self.engine.store.insert(&patrol, now).await?;
             Ok(pb::SchedulePatrolResponse {
                 patrol: Some(patrol_to_pb(&patrol, now)),
             })
@@ -1461,14 +1328,7 @@ impl DispatchService for DispatchApi {
             let op = operator_for(&p, &r.operator_id)?;
             let station = r.station_id.trim();
             let now = self.engine.clock.now();
-            let schedules = self
-                .engine
-                .store
-                .docs(PATROL_SCHEDULE, &op)
-                .await?
-                .into_iter()
-                .map(from_doc::<PatrolSchedule>)
-                .collect::<Result<Vec<_>, _>>()?;
+            let schedules = self.engine.store.all::<PatrolSchedule>(&op).await?;
             Ok(pb::ListPatrolSchedulesResponse {
                 schedules: schedules
                     .iter()
@@ -1489,19 +1349,15 @@ impl DispatchService for DispatchApi {
         let result = async {
             let op = operator_for(&p, &r.operator_id)?;
             let id = r.schedule_id.trim();
-            let (doc, version) = self
+            let (mut schedule, version) = self
                 .engine
                 .store
-                .doc(PATROL_SCHEDULE, &op, id)
+                .load::<PatrolSchedule>(&op, id)
                 .await?
                 .ok_or_else(|| Error::NotFound(format!("patrol schedule {id}")))?;
-            let mut schedule: PatrolSchedule = from_doc(doc)?;
             let now = self.engine.clock.now();
             schedule.stop(now)?;
-            self.engine
-                .store
-                .update_doc(PATROL_SCHEDULE, &op, id, &to_doc(&schedule)?, version, now)
-                .await?;
+            self.engine.store.save(&schedule, version, now).await?;
             Ok(pb::StopPatrolScheduleResponse {
                 schedule: Some(schedule_to_pb(&schedule, now)),
             })
@@ -1517,13 +1373,12 @@ impl DispatchService for DispatchApi {
         let r = request.into_inner();
         let result = async {
             let op = operator_for(&p, &r.operator_id)?;
-            let (doc, version) = self
+            let (mut patrol, version) = self
                 .engine
                 .store
-                .doc(PATROL, &op, r.patrol_id.trim())
+                .load::<Patrol>(&op, r.patrol_id.trim())
                 .await?
                 .ok_or_else(|| Error::NotFound(format!("patrol {}", r.patrol_id.trim())))?;
-            let mut patrol: Patrol = from_doc(doc)?;
             let now = self.engine.clock.now();
             let results: Vec<ItemResult> = r
                 .results
@@ -1601,17 +1456,7 @@ impl DispatchService for DispatchApi {
                     .await?;
                 defects.push(defect_to_pb(&defect, now));
             }
-            self.engine
-                .store
-                .update_doc(
-                    PATROL,
-                    &op,
-                    &patrol.patrol_id,
-                    &to_doc(&patrol)?,
-                    version,
-                    now,
-                )
-                .await?;
+            self.engine.store.save(&patrol, version, now).await?;
             Ok(pb::CompletePatrolResponse {
                 patrol: Some(patrol_to_pb(&patrol, now)),
                 defects,
@@ -1859,11 +1704,8 @@ impl DispatchService for DispatchApi {
             let patrols: Vec<Patrol> = self
                 .engine
                 .store
-                .docs(PATROL, &op)
+                .all::<Patrol>(&op)
                 .await?
-                .into_iter()
-                .map(from_doc::<Patrol>)
-                .collect::<Result<Vec<_>, _>>()?
                 .into_iter()
                 .filter(|pt| pt.done_at.is_none() && in_scope(&pt.station_id))
                 .collect();
