@@ -209,6 +209,52 @@ async fn serve_component(
     Ok(served?)
 }
 
+/// A component behind the gateway: the routes it serves, the database it keeps and the
+/// background tasks that feed it.
+struct Component<'a> {
+    name: &'static str,
+    tls: &'a chargemesh_kit::tls::TlsFiles,
+    db: Database,
+    routes: tonic::service::Routes,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Component<'_> {
+    /// Serves until `shutdown`, then stops the background tasks and closes the database.
+    async fn run(
+        self,
+        trust_domain: &str,
+        listener: TcpListener,
+        shutdown: Shutdown,
+        grace: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        let served = serve_component(
+            self.name,
+            self.tls,
+            trust_domain,
+            listener,
+            self.routes,
+            shutdown,
+            grace,
+        )
+        .await;
+        for task in self.background {
+            task.abort();
+        }
+        self.db.close().await;
+        served
+    }
+}
+
+/// A channel over the mesh to another component, with this component's certificate.
+fn mesh_channel(
+    tls: &chargemesh_kit::tls::TlsFiles,
+    url: &str,
+) -> anyhow::Result<tonic::transport::Channel> {
+    let client = Arc::new(chargemesh_kit::tls::client_config(tls)?);
+    Ok(chargemesh_kit::tls::channel(url, client)?)
+}
+
 /// Runs the gateway until `shutdown`.
 pub async fn run_gateway(
     config: &GatewayConfig,
@@ -242,27 +288,21 @@ pub async fn run_reporting(
     let store = chargemesh_reporting::store::open(&db)
         .await
         .context("migrating the reporting database")?;
-    let client = Arc::new(chargemesh_kit::tls::client_config(&config.service.tls)?);
-    let source = chargemesh_kit::tls::channel(&config.status_source, client)?;
+    let source = mesh_channel(&config.service.tls, &config.status_source)?;
     let follower = chargemesh_reporting::follow::spawn(source, store.clone());
     let (health, routes) = health_and_reflection(&[FILE_DESCRIPTOR_SET]);
     health
         .set_serving::<ReportingServiceServer<ReportingApi>>()
         .await;
-    let routes = routes.add_service(ReportingApi::new(store).into_server());
-    let served = serve_component(
-        "reporting",
-        &config.service.tls,
-        trust_domain,
-        listener,
-        routes,
-        shutdown,
-        grace,
-    )
-    .await;
-    follower.abort();
-    db.close().await;
-    served
+    Component {
+        name: "reporting",
+        tls: &config.service.tls,
+        db,
+        routes: routes.add_service(ReportingApi::new(store).into_server()),
+        background: vec![follower],
+    }
+    .run(trust_domain, listener, shutdown, grace)
+    .await
 }
 
 /// Runs the dispatch component until `shutdown`: it follows the asset component's status log,
@@ -280,10 +320,9 @@ pub async fn run_dispatch(
     let store = chargemesh_dispatch::store::open(&db)
         .await
         .context("migrating the dispatch database")?;
-    let client = Arc::new(chargemesh_kit::tls::client_config(&config.service.tls)?);
-    let asset = chargemesh_kit::tls::channel(&config.asset_url, client)?;
+    let asset = mesh_channel(&config.service.tls, &config.asset_url)?;
     let engine = chargemesh_dispatch::engine::Engine::new(store, clock, asset.clone(), bus);
-    let background = [
+    let background = vec![
         engine.spawn_follower(asset),
         engine.spawn_scheduler(std::time::Duration::from_millis(
             config.deadline_interval_ms,
@@ -293,22 +332,15 @@ pub async fn run_dispatch(
     health
         .set_serving::<DispatchServiceServer<DispatchApi>>()
         .await;
-    let routes = routes.add_service(DispatchApi::new(engine).into_server());
-    let served = serve_component(
-        "dispatch",
-        &config.service.tls,
-        trust_domain,
-        listener,
-        routes,
-        shutdown,
-        grace,
-    )
-    .await;
-    for task in background {
-        task.abort();
+    Component {
+        name: "dispatch",
+        tls: &config.service.tls,
+        db,
+        routes: routes.add_service(DispatchApi::new(engine).into_server()),
+        background,
     }
-    db.close().await;
-    served
+    .run(trust_domain, listener, shutdown, grace)
+    .await
 }
 
 /// Runs the metering component until `shutdown`: it settles charge orders by the asset
@@ -326,8 +358,7 @@ pub async fn run_metering(
     let store = chargemesh_metering::store::open(&db)
         .await
         .context("migrating the metering database")?;
-    let client = Arc::new(chargemesh_kit::tls::client_config(&config.service.tls)?);
-    let asset = chargemesh_kit::tls::channel(&config.asset_url, client)?;
+    let asset = mesh_channel(&config.service.tls, &config.asset_url)?;
     let engine = chargemesh_metering::engine::Engine::new(store, clock, asset, bus);
     let follower =
         engine.spawn_follower(std::time::Duration::from_millis(config.follow_interval_ms));
@@ -335,20 +366,15 @@ pub async fn run_metering(
     health
         .set_serving::<MeteringServiceServer<MeteringApi>>()
         .await;
-    let routes = routes.add_service(MeteringApi::new(engine).into_server());
-    let served = serve_component(
-        "metering",
-        &config.service.tls,
-        trust_domain,
-        listener,
-        routes,
-        shutdown,
-        grace,
-    )
-    .await;
-    follower.abort();
-    db.close().await;
-    served
+    Component {
+        name: "metering",
+        tls: &config.service.tls,
+        db,
+        routes: routes.add_service(MeteringApi::new(engine).into_server()),
+        background: vec![follower],
+    }
+    .run(trust_domain, listener, shutdown, grace)
+    .await
 }
 
 /// How to run the embedded mesh.

@@ -110,6 +110,22 @@ fn session(order_id: &str, pile: &str) -> pb::ReportChargeOrderRequest {
     }
 }
 
+/// A message of P1's connector on the telemetry stream.
+fn message(
+    sequence: u64,
+    at: &str,
+    body: chargemesh_proto::telemetry::v1::telemetry_message::Body,
+) -> chargemesh_proto::telemetry::v1::TelemetryMessage {
+    chargemesh_proto::telemetry::v1::TelemetryMessage {
+        sequence,
+        pile_id: "P1".into(),
+        connector_id: "P1-1".into(),
+        observe_time: ts(at),
+        body: Some(body),
+        ..Default::default()
+    }
+}
+
 const ORDER_1: &str = "MA2D3K7Q0261120163000000001";
 const ORDER_2: &str = "MA2D3K7Q0261120163000000002";
 
@@ -441,15 +457,6 @@ async fn settle_1_a_session_streamed_by_the_pile_becomes_an_exact_order_the_regu
     let clock = ManualClock::new(chrono::Utc::now());
     let mesh = setup(&clock).await;
     let mut pile = common::TelemetryStream::open(mesh.channel("operator")).await;
-    let message =
-        |sequence: u64, at: &str, body: tm::telemetry_message::Body| tm::TelemetryMessage {
-            sequence,
-            pile_id: "P1".into(),
-            connector_id: "P1-1".into(),
-            observe_time: ts(at),
-            body: Some(body),
-            ..Default::default()
-        };
     let meter = |kwh: &str| {
         tm::telemetry_message::Body::Meter(tm::MeterSample {
             energy_kwh: kwh.into(),
@@ -526,15 +533,6 @@ async fn settle_1_a_session_running_across_a_restart_of_the_mesh_is_settled_whol
     use chargemesh_proto::telemetry::v1 as tm;
     let clock = ManualClock::new(chrono::Utc::now());
     let mut mesh = setup(&clock).await;
-    let message =
-        |sequence: u64, at: &str, body: tm::telemetry_message::Body| tm::TelemetryMessage {
-            sequence,
-            pile_id: "P1".into(),
-            connector_id: "P1-1".into(),
-            observe_time: ts(at),
-            body: Some(body),
-            ..Default::default()
-        };
     let mut pile = common::TelemetryStream::open(mesh.channel("operator")).await;
     pile.send(vec![
         message(

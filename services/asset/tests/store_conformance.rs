@@ -137,11 +137,7 @@ async fn seeded(db: &Database) -> Arc<dyn AssetStore> {
 }
 
 async fn backends() -> Vec<TestDatabase> {
-    let mut dbs = vec![TestDatabase::sqlite("asset").await.expect("sqlite")];
-    if let Some(pg) = TestDatabase::postgres("asset").await.expect("postgres") {
-        dbs.push(pg);
-    }
-    dbs
+    TestDatabase::every("asset").await.expect("backends")
 }
 
 #[tokio::test]

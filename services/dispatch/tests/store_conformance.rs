@@ -18,12 +18,8 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 async fn backends() -> Vec<(TestDatabase, Arc<dyn DispatchStore>)> {
-    let mut dbs = vec![TestDatabase::sqlite("dispatch").await.expect("sqlite")];
-    if let Some(pg) = TestDatabase::postgres("dispatch").await.expect("postgres") {
-        dbs.push(pg);
-    }
     let mut out = Vec::new();
-    for db in dbs {
+    for db in TestDatabase::every("dispatch").await.expect("backends") {
         let s = store::open(&db.database).await.expect("migrated");
         out.push((db, s));
     }

@@ -190,6 +190,14 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// Every backend a conformance suite runs on: SQLite always, and PostgreSQL when
+    /// `CHARGEMESH_TEST_DATABASE_URL` is set.
+    pub async fn every(service: &str) -> Result<Vec<Self>, StoreError> {
+        let mut all = vec![Self::sqlite(service).await?];
+        all.extend(Self::postgres(service).await?);
+        Ok(all)
+    }
+
     /// PostgreSQL when `CHARGEMESH_TEST_DATABASE_URL` is set, else SQLite.
     pub async fn new(service: &str) -> Result<Self, StoreError> {
         match Self::postgres(service).await? {

@@ -15,12 +15,8 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 async fn backends() -> Vec<(TestDatabase, Arc<dyn MeteringStore>)> {
-    let mut dbs = vec![TestDatabase::sqlite("metering").await.expect("sqlite")];
-    if let Some(pg) = TestDatabase::postgres("metering").await.expect("postgres") {
-        dbs.push(pg);
-    }
     let mut out = Vec::new();
-    for db in dbs {
+    for db in TestDatabase::every("metering").await.expect("backends") {
         let s = store::open(&db.database).await.expect("migrated");
         out.push((db, s));
     }
