@@ -87,8 +87,31 @@ impl SimConnector {
             s => s,
         };
         let mut out = Vec::new();
+        let register = || Decimal::new(self.register_wh as i64, 3).to_string();
+        // A session ends before the connector says it stopped charging, and starts after it
+        // says it is charging (REQ CHG-1, SETTLE-1).
+        if before == S::Charging && self.state != S::Charging {
+            out.push(tm::telemetry_message::Body::SessionEnd(tm::SessionEnd {
+                meter_stop_kwh: register(),
+                stop_reason: if self.state == S::Fault { 3 } else { 0 },
+                end_confirmed: true,
+                physically_separated: self.state != S::Fault,
+                ..Default::default()
+            }));
+        }
         if self.state != before {
             out.push(self.status());
+        }
+        if self.state == S::Charging && before != S::Charging {
+            out.push(tm::telemetry_message::Body::SessionStart(
+                tm::SessionStart {
+                    authorization_ref: format!("sim card {}", rng.next() % 10_000),
+                    meter_start_kwh: register(),
+                    connector_checked: true,
+                    charging_confirmed: true,
+                    ..Default::default()
+                },
+            ));
         }
         if self.state == S::Charging {
             let kw = self.power_kw * (0.6 + 0.4 * (rng.next() % 100) as f64 / 100.0);
@@ -438,12 +461,31 @@ mod tests {
         };
         let mut seen = std::collections::HashSet::new();
         let mut last = c.register_wh;
+        let mut open = false;
+        let mut sessions = 0;
         for _ in 0..5000 {
-            c.tick(&mut rng, Duration::from_secs(5));
+            for body in c.tick(&mut rng, Duration::from_secs(5)) {
+                match body {
+                    tm::telemetry_message::Body::SessionStart(_) => {
+                        assert!(!open, "one session at a time");
+                        open = true;
+                        sessions += 1;
+                    }
+                    tm::telemetry_message::Body::SessionEnd(_) => {
+                        assert!(open, "an end follows its start");
+                        open = false;
+                    }
+                    tm::telemetry_message::Body::Meter(_) => {
+                        assert!(open, "readings within a session")
+                    }
+                    _ => {}
+                }
+            }
             seen.insert(c.state as i32);
             assert!(c.register_wh >= last);
             last = c.register_wh;
         }
+        assert!(sessions > 10, "{sessions} sessions");
         assert!(seen.contains(&(tm::ConnectorState::Charging as i32)));
         assert!(seen.contains(&(tm::ConnectorState::Idle as i32)));
         assert!(last > 1000, "charging delivered energy");

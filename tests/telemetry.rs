@@ -863,6 +863,30 @@ async fn the_simulator_reports_a_live_fleet_in_every_mode() {
         stations.into_iter().collect::<Vec<_>>(),
         ["SIM-A", "SIM-B", "SIM-C"]
     );
+    // Their charging sessions become settled charge orders (REQ SETTLE-1).
+    let mut metering =
+        chargemesh_proto::metering::v1::metering_service_client::MeteringServiceClient::new(
+            mesh.channel("operator"),
+        );
+    let orders = eventually(
+        async || {
+            metering
+                .list_charge_orders(
+                    chargemesh_proto::metering::v1::ListChargeOrdersRequest::default(),
+                )
+                .await
+                .expect("orders")
+                .into_inner()
+                .orders
+        },
+        |orders| !orders.is_empty(),
+    )
+    .await;
+    let order = orders
+        .first()
+        .expect("a charge order from a simulated session");
+    assert_eq!(order.recorded_by, "telemetry");
+    assert!(!order.details.is_empty(), "{order:?}");
     for task in all {
         task.abort();
     }
