@@ -358,6 +358,22 @@ async fn rec_2_a_correction_is_a_new_version_and_the_original_stays_readable() {
         .order
         .expect("order");
     assert_eq!(latest.version, 2);
+    // The platform resending its original report gets the order as it stands now.
+    let mut broken = session(ORDER_1, "P1");
+    broken.samples[2].register_kwh = "1010.000".into();
+    let resent = platform
+        .report_charge_order(broken)
+        .await
+        .expect("resent")
+        .into_inner()
+        .order
+        .expect("order");
+    assert_eq!(resent.version, 2);
+    let other = platform
+        .report_charge_order(session(ORDER_1, "P1"))
+        .await
+        .expect_err("another session under the id");
+    assert_eq!(other.code(), Code::AlreadyExists);
     mesh.stop().await;
 }
 

@@ -53,7 +53,19 @@ impl Engine {
             .into_inner();
         let applied = page.entries.len();
         for entry in page.entries {
-            self.apply(&entry).await?;
+            match self.apply(&entry).await {
+                Ok(()) => {}
+                // Worth another try: the registry or the database is away for a moment.
+                Err(e @ (Error::Unavailable(_) | Error::Store(_) | Error::Conflict(_))) => {
+                    return Err(e);
+                }
+                // The entry itself cannot make an order; reading on keeps every later session.
+                Err(error) => tracing::warn!(
+                    sequence = entry.sequence,
+                    %error,
+                    "a telemetry log entry makes no order; skipped"
+                ),
+            }
         }
         if page.last_sequence > after {
             self.store.set_position(LOG, page.last_sequence).await?;
@@ -84,6 +96,10 @@ impl Engine {
         match &message.body {
             Some(Body::SessionStart(start)) => {
                 if let Some(previous) = open {
+                    if previous.start == at && previous.pile_id == message.pile_id {
+                        // This very start, read again after an interruption.
+                        return Ok(());
+                    }
                     // Started again without an end: the last one is kept without its end.
                     self.close(previous, None).await?;
                 }

@@ -291,9 +291,15 @@ impl MeteringApi {
         };
         // A resend of the same session is answered with the order as kept; another session
         // under a used id is refused, so nothing is overwritten (REQ MON-9, REC-2).
-        if let Some(existing) = self.engine.store.order(&op, &order_id, None).await? {
-            if existing.same_session(&order) || existing.version > 1 {
-                return Ok(existing);
+        if let Some(first) = self.engine.store.order(&op, &order_id, Some(1)).await? {
+            if first.same_session(&order) {
+                // As it stands now, corrections included.
+                return self
+                    .engine
+                    .store
+                    .order(&op, &order_id, None)
+                    .await?
+                    .ok_or_else(|| Error::Conflict(format!("order {order_id}")));
             }
             return Err(Error::AlreadyExists(format!(
                 "order {order_id} for another session (REQ MON-9: duplicate order id)"

@@ -168,7 +168,12 @@ pub fn evaluate(
         }
     }
     order.flags = flags;
-    order.not_billable_reason = pile.eligibility.clone().err().or(unsettled);
+    // A session without its end is charged only once a monitor has verified it (REQ MON-9).
+    let unended = order
+        .end
+        .is_none()
+        .then(|| "the session never ended; a monitor verifies it first (REQ MON-9)".to_owned());
+    order.not_billable_reason = pile.eligibility.clone().err().or(unsettled).or(unended);
     order.billable = order.not_billable_reason.is_none();
     order.settlement = settlement;
 }
@@ -306,6 +311,51 @@ mod tests {
                 .is_some_and(|r| r.contains("MON-9"))
         );
         assert_eq!(o.flags.len(), 1);
+    }
+
+    #[test]
+    fn mon_9_a_session_that_never_ended_is_not_billable_until_corrected() {
+        let mut o = order();
+        o.samples[1].register_kwh = Decimal::new(110, 0);
+        o.end = None;
+        let pile = PileFacts {
+            rated_power_kw: Decimal::new(60, 0),
+            eligibility: Ok(()),
+        };
+        let tariff = crate::domain::fixtures::tariff();
+        let now = t("2026-03-01T12:00:00+08:00");
+        evaluate(
+            &mut o,
+            &tariff,
+            &pile,
+            false,
+            &[],
+            now,
+            Thresholds::default(),
+        );
+        assert!(!o.billable);
+        assert!(o.settlement.is_some());
+        let mut fixed = o
+            .corrected(
+                Correction {
+                    reason: "the pile's log shows the end at 11:00".into(),
+                    end: Some(t("2026-03-01T11:00:00+08:00")),
+                    ..Correction::default()
+                },
+                "mo",
+                now,
+            )
+            .expect("corrected");
+        evaluate(
+            &mut fixed,
+            &tariff,
+            &pile,
+            false,
+            &[],
+            now,
+            Thresholds::default(),
+        );
+        assert!(fixed.billable, "{:?}", fixed.not_billable_reason);
     }
 
     #[test]
