@@ -230,6 +230,16 @@ type AnswerStream =
 impl TelemetryService for Discard {
     type ConnectStream = AnswerStream;
 
+    /// The baseline holds no pile streams to command.
+    async fn send_pile_command(
+        &self,
+        _request: Request<tm::SendPileCommandRequest>,
+    ) -> Result<Response<tm::SendPileCommandResponse>, Status> {
+        Err(Status::unimplemented(
+            "the ingest baseline sends no commands",
+        ))
+    }
+
     /// The baseline keeps no log to read.
     async fn read_log(
         &self,

@@ -155,6 +155,9 @@ pub async fn run_asset(
         .add_service(regulator.into_server());
     let background = [
         telemetry.spawn_liveness(),
+        telemetry.spawn_command_delivery(std::time::Duration::from_millis(
+            runtime.telemetry.command_interval_ms,
+        )),
         telemetry.spawn_trial_publisher(std::time::Duration::from_millis(
             runtime.trial.publish_interval_ms,
         )),

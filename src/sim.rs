@@ -69,6 +69,8 @@ pub struct SimConnector {
     /// The energy register, Wh.
     pub register_wh: u64,
     pub power_kw: f64,
+    /// A start the platform asked for: (order id, authorisation), taken by the next session.
+    pub start_order: Option<(String, String)>,
 }
 
 impl SimConnector {
@@ -76,7 +78,10 @@ impl SimConnector {
     fn tick(&mut self, rng: &mut Rng, tick: Duration) -> Vec<tm::telemetry_message::Body> {
         use tm::ConnectorState as S;
         let before = self.state;
+        let asked =
+            self.start_order.is_some() && matches!(self.state, S::Idle | S::OccupiedNotCharging);
         self.state = match self.state {
+            _ if asked => S::Charging,
             S::Idle if rng.chance(0.05) => S::OccupiedNotCharging,
             S::OccupiedNotCharging if rng.chance(0.6) => S::Charging,
             S::OccupiedNotCharging if rng.chance(0.1) => S::Idle,
@@ -103,13 +108,17 @@ impl SimConnector {
             out.push(self.status());
         }
         if self.state == S::Charging && before != S::Charging {
+            let (order_id, authorization_ref) = self
+                .start_order
+                .take()
+                .unwrap_or_else(|| (String::new(), format!("sim card {}", rng.next() % 10_000)));
             out.push(tm::telemetry_message::Body::SessionStart(
                 tm::SessionStart {
-                    authorization_ref: format!("sim card {}", rng.next() % 10_000),
+                    order_id,
+                    authorization_ref,
                     meter_start_kwh: register(),
                     connector_checked: true,
                     charging_confirmed: true,
-                    ..Default::default()
                 },
             ));
         }
@@ -272,6 +281,15 @@ impl Reporter {
                             self.unacked.extend(messages.iter().cloned());
                             tx.send(tm::ConnectRequest { messages }).await?;
                         }
+                        Some(tm::connect_response::Body::Command(command)) => {
+                            if let Some(tm::pile_command::Action::StartCharge(start)) = command.action
+                                && let Some(c) = self.connectors.iter_mut().find(|c| {
+                                    c.pile_id == command.pile_id && c.connector_id == command.connector_id
+                                })
+                            {
+                                c.start_order = Some((start.order_id, start.authorization_ref));
+                            }
+                        }
                         None => anyhow::bail!("the server ended the stream"),
                     }
                 }
@@ -356,6 +374,7 @@ async fn connectors(opts: &SimOptions) -> anyhow::Result<Vec<(String, Vec<SimCon
                     state: tm::ConnectorState::Idle,
                     register_wh: 1_000_000 + rng.next() % 1_000_000,
                     power_kw: c.power_kw,
+                    start_order: None,
                 });
             }
         }
@@ -458,6 +477,7 @@ mod tests {
             state: tm::ConnectorState::Idle,
             register_wh: 1000,
             power_kw: 60.0,
+            start_order: None,
         };
         let mut seen = std::collections::HashSet::new();
         let mut last = c.register_wh;
@@ -486,6 +506,20 @@ mod tests {
             last = c.register_wh;
         }
         assert!(sessions > 10, "{sessions} sessions");
+        // A start the platform asked for begins at the next tick under its order id.
+        let mut asked = SimConnector {
+            state: tm::ConnectorState::Idle,
+            start_order: Some(("MA2D3K7Q0261120174000000001".into(), "app".into())),
+            ..c.clone()
+        };
+        let started = asked
+            .tick(&mut rng, Duration::from_secs(5))
+            .into_iter()
+            .any(|b| {
+                matches!(b, tm::telemetry_message::Body::SessionStart(s)
+                    if s.order_id == "MA2D3K7Q0261120174000000001")
+            });
+        assert!(started && asked.start_order.is_none());
         assert!(seen.contains(&(tm::ConnectorState::Charging as i32)));
         assert!(seen.contains(&(tm::ConnectorState::Idle as i32)));
         assert!(last > 1000, "charging delivered energy");

@@ -613,3 +613,91 @@ async fn settle_1_a_session_running_across_a_restart_of_the_mesh_is_settled_whol
     assert_eq!(order.total_money, "60.60");
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn base_5_a_platform_start_on_an_unverified_meter_is_refused_and_a_verified_pile_is_told_to_start()
+ {
+    use chargemesh_proto::telemetry::v1 as tm;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = setup(&clock).await;
+    let mut pile = common::TelemetryStream::open(mesh.channel("operator")).await;
+    let mut platform = metering(&mesh, "operator");
+    let start = |pile: &str| pb::StartChargeRequest {
+        operator_id: OP.into(),
+        pile_id: pile.into(),
+        connector_id: format!("{pile}-1"),
+        authorization_ref: "app user 7".into(),
+    };
+    let refused = platform
+        .start_charge(start("P2"))
+        .await
+        .expect_err("expired certificate");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("BASE-5"),
+        "{}",
+        refused.message()
+    );
+    let started = platform
+        .start_charge(start("P1"))
+        .await
+        .expect("started")
+        .into_inner();
+    assert_eq!(started.order_id.len(), 27);
+    // The command reaches the stream that reports for P1.
+    let command = loop {
+        if let tm::connect_response::Body::Command(command) = pile.next().await {
+            break command;
+        }
+    };
+    assert_eq!(
+        (command.pile_id.as_str(), command.connector_id.as_str()),
+        ("P1", "P1-1")
+    );
+    let Some(tm::pile_command::Action::StartCharge(order)) = command.action else {
+        panic!("a start command: {command:?}");
+    };
+    assert_eq!(order.order_id, started.order_id);
+    // The pile charges under that order id, and the order settles under it.
+    pile.send(vec![
+        message(
+            1,
+            "2026-11-20T17:40:00+08:00",
+            tm::telemetry_message::Body::SessionStart(tm::SessionStart {
+                order_id: order.order_id.clone(),
+                authorization_ref: order.authorization_ref.clone(),
+                meter_start_kwh: "1000.000".into(),
+                ..Default::default()
+            }),
+        ),
+        message(
+            2,
+            "2026-11-20T17:50:00+08:00",
+            tm::telemetry_message::Body::SessionEnd(tm::SessionEnd {
+                order_id: order.order_id.clone(),
+                meter_stop_kwh: "1010.000".into(),
+                ..Default::default()
+            }),
+        ),
+    ])
+    .await;
+    let settled = common::eventually(
+        async || {
+            platform
+                .get_charge_order(pb::GetChargeOrderRequest {
+                    operator_id: OP.into(),
+                    order_id: started.order_id.clone(),
+                    version: 0,
+                })
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().order)
+        },
+        Option::is_some,
+    )
+    .await
+    .expect("the started order");
+    // 10 kWh at peak: 9.80 + 8.00.
+    assert_eq!(settled.total_money, "17.80");
+    mesh.stop().await;
+}

@@ -104,7 +104,7 @@ async fn acknowledged(
                 }
             }
             Answer::Rejection(r) => rejections.push(r),
-            Answer::Resync(_) => {}
+            Answer::Resync(_) | Answer::Command(_) => {}
         }
     }
     rejections

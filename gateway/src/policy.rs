@@ -92,6 +92,11 @@ const REGULATOR_VIEW: Rule = Rule {
     staff: Some(&[PLATFORM_ADMIN]),
 };
 
+/// Mesh components only.
+const MESH_ONLY: Rule = Rule {
+    kinds: &[Service],
+    staff: None,
+};
 /// Charge orders: their operator, a station controller of theirs, the regulator of their area.
 const ORDERS_READ: Rule = Rule {
     kinds: &[Operator, Station, Regulator, Service],
@@ -141,15 +146,9 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (TELEMETRY, "Connect", REPORTERS),
     // REQ MON-8: what piles reported of their links, for the daily check.
     (TELEMETRY, "ListLinkStates", READ),
-    // The raw log is for mesh components only.
-    (
-        TELEMETRY,
-        "ReadLog",
-        Rule {
-            kinds: &[Service],
-            staff: None,
-        },
-    ),
+    // The raw log and pile commands are for mesh components only.
+    (TELEMETRY, "ReadLog", MESH_ONLY),
+    (TELEMETRY, "SendPileCommand", MESH_ONLY),
     (REGULATOR, "ListStations", REGULATOR_VIEW),
     (REGULATOR, "GetStationStatus", REGULATOR_VIEW),
     (REGULATOR, "WatchStatusChanges", REGULATOR_VIEW),
@@ -326,6 +325,8 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     ),
     (DISPATCH, "GetStationStaffing", OPERATOR_READ),
     (METERING, "ReportChargeOrder", ORDER_REPORTERS),
+    // Platforms start sessions for their users; staff do not.
+    (METERING, "StartCharge", ORDER_REPORTERS),
     (METERING, "GetChargeOrder", ORDERS_READ),
     (METERING, "ListChargeOrders", ORDERS_READ),
     // REQ MON-9: the monitor verifies and corrects abnormal transactions.

@@ -41,6 +41,8 @@ pub struct Engine {
 /// Where an order's pile is and what the registry knows of it.
 #[derive(Debug, Clone)]
 pub struct Context {
+    /// In service, suspended or retired (REQ MON-4, MON-6).
+    pub pile_state: asset::PileState,
     pub station_id: String,
     pub area_code: String,
     pub connectors: Vec<String>,
@@ -126,6 +128,7 @@ impl Engine {
             .map_err(unavailable(format!("pile {operator_id}/{pile_id}")))?
             .into_inner();
         Ok(Context {
+            pile_state: asset::PileState::try_from(pile.state).unwrap_or_default(),
             station_id: pile.station_id.clone(),
             area_code: station.area_code,
             connectors: pile
@@ -189,6 +192,47 @@ impl Engine {
             self.announce(&order, FLAGGED_EVENT).await;
         }
         Ok(order)
+    }
+
+    /// Sends the start command to the pile through the asset component, which delivers it on
+    /// the stream that reports for the pile.
+    pub async fn send_start(
+        &self,
+        operator_id: &str,
+        pile_id: &str,
+        connector_id: &str,
+        order_id: &str,
+        authorization_ref: &str,
+    ) -> Result<String, Error> {
+        use chargemesh_proto::telemetry::v1 as tm;
+        let command = tm::PileCommand {
+            command_id: String::new(),
+            pile_id: pile_id.into(),
+            connector_id: connector_id.into(),
+            action: Some(tm::pile_command::Action::StartCharge(
+                tm::StartChargeCommand {
+                    order_id: order_id.into(),
+                    authorization_ref: authorization_ref.into(),
+                },
+            )),
+        };
+        Ok(self
+            .telemetry
+            .clone()
+            .send_pile_command(tm::SendPileCommandRequest {
+                operator_id: operator_id.into(),
+                command: Some(command),
+            })
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::InvalidArgument => {
+                    Error::bad_field("connector_id", status.message().to_owned())
+                }
+                tonic::Code::NotFound => Error::NotFound(format!("pile {operator_id}/{pile_id}")),
+                _ => Error::Unavailable("the asset registry is unavailable".into()),
+            })?
+            .into_inner()
+            .command_id)
     }
 
     /// Publishes an alert about an order; the database stays the record.

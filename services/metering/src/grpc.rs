@@ -15,6 +15,7 @@ use chargemesh_kit::tariff::PeriodLabel;
 use chargemesh_kit::tariff::wire::label_to_pb;
 use chargemesh_kit::time::{from_timestamp, opt_timestamp, to_timestamp};
 use chargemesh_kit::{Error, Principal};
+use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::metering::v1 as pb;
 use chargemesh_proto::metering::v1::metering_service_server::{
     MeteringService, MeteringServiceServer,
@@ -22,7 +23,7 @@ use chargemesh_proto::metering::v1::metering_service_server::{
 
 use crate::domain::abnormal::FlagKind;
 use crate::domain::order::{ChargeOrder, ChargingSteps, Correction, MAX_STOP_REASON};
-use crate::domain::order_id::check_order_id;
+use crate::domain::order_id::{check_order_id, new_order_id};
 use crate::domain::reconcile::{Reason, reconcile};
 use crate::domain::settlement::Sample;
 use crate::engine::Engine;
@@ -316,6 +317,75 @@ impl MeteringApi {
         }
     }
 
+    /// T/CEC 102 query_start_charge: gated by the pile's state and its meter's verification
+    /// now (REQ MON-4, MON-6, BASE-5), then the order id is assigned and the pile told.
+    async fn start(
+        &self,
+        p: &Principal,
+        r: pb::StartChargeRequest,
+    ) -> Result<pb::StartChargeResponse, Error> {
+        let op = operator_for(p, &r.operator_id)?;
+        let pile_id = r.pile_id.trim();
+        let connector_id = r.connector_id.trim();
+        if r.authorization_ref.trim().is_empty() {
+            return Err(Error::bad_field(
+                "authorization_ref",
+                "the user's authorisation is required",
+            ));
+        }
+        let now = self.engine.clock.now();
+        let context = self.engine.context(&op, pile_id, now).await?;
+        if let Principal::Station { station_id, .. } = p
+            && *station_id != context.station_id
+        {
+            return Err(Error::NotFound(format!("pile {op}/{pile_id}")));
+        }
+        match context.pile_state {
+            asset::PileState::Suspended => {
+                return Err(Error::precondition(
+                    "MON-4",
+                    format!("pile {pile_id} is suspended"),
+                ));
+            }
+            asset::PileState::Retired => {
+                return Err(Error::precondition(
+                    "MON-6",
+                    format!("pile {pile_id} is retired"),
+                ));
+            }
+            _ => {}
+        }
+        if let Err(reason) = &context.pile.eligibility {
+            return Err(Error::precondition(
+                "BASE-5",
+                format!("pile {pile_id} cannot charge for settlement: {reason}"),
+            ));
+        }
+        if !context.connectors.iter().any(|c| c == connector_id) {
+            return Err(Error::bad_field(
+                "connector_id",
+                format!("{connector_id} is not a connector of pile {pile_id}"),
+            ));
+        }
+        let entropy = u64::try_from(uuid::Uuid::now_v7().as_u128() & u128::from(u64::MAX))
+            .unwrap_or_default();
+        let order_id = new_order_id(&op, now, entropy);
+        let command_id = self
+            .engine
+            .send_start(
+                &op,
+                pile_id,
+                connector_id,
+                &order_id,
+                r.authorization_ref.trim(),
+            )
+            .await?;
+        Ok(pb::StartChargeResponse {
+            order_id,
+            command_id,
+        })
+    }
+
     async fn visible(
         &self,
         p: &Principal,
@@ -505,6 +575,14 @@ impl MeteringService for MeteringApi {
                     order: Some(order_to_pb(&o)),
                 }),
         )
+    }
+
+    async fn start_charge(
+        &self,
+        request: Request<pb::StartChargeRequest>,
+    ) -> Reply<pb::StartChargeResponse> {
+        let p = principal(&request)?;
+        reply(self.start(&p, request.into_inner()).await)
     }
 
     async fn get_charge_order(

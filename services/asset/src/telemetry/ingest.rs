@@ -46,6 +46,9 @@ pub struct TelemetrySettings {
     pub sweep_interval_ms: u64,
     /// The most messages one batch may carry.
     pub max_batch: usize,
+    /// How often waiting pile commands are delivered to the streams of this process, in
+    /// milliseconds.
+    pub command_interval_ms: u64,
 }
 
 impl Default for TelemetrySettings {
@@ -54,6 +57,7 @@ impl Default for TelemetrySettings {
             offline_after_seconds: 180,
             sweep_interval_ms: 15_000,
             max_batch: 1_000,
+            command_interval_ms: 500,
         }
     }
 }
@@ -172,6 +176,7 @@ pub struct Telemetry {
     feed: ChangeFeed,
     settings: TelemetrySettings,
     writer: Writer,
+    streams: Arc<super::commands::Streams>,
 }
 
 fn state_of(v: i32) -> Result<ConnectorState, Rejection> {
@@ -388,7 +393,24 @@ impl Telemetry {
             feed,
             settings,
             writer,
+            streams: Arc::default(),
         }
+    }
+
+    pub(super) fn assets(&self) -> &Arc<dyn AssetStore> {
+        &self.assets
+    }
+
+    pub(super) fn store(&self) -> &Arc<dyn TelemetryStore> {
+        &self.store
+    }
+
+    pub(super) fn streams(&self) -> &Arc<super::commands::Streams> {
+        &self.streams
+    }
+
+    pub(super) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     pub fn into_server(self) -> TelemetryServiceServer<Self> {
@@ -707,6 +729,31 @@ type ConnectStream =
 impl TelemetryService for Telemetry {
     type ConnectStream = ConnectStream;
 
+    async fn send_pile_command(
+        &self,
+        request: Request<pb::SendPileCommandRequest>,
+    ) -> Result<Response<pb::SendPileCommandResponse>, Status> {
+        let principal = principal(&request)?;
+        if !matches!(principal, Principal::Service { .. }) {
+            return Err(Status::permission_denied(
+                "pile commands are sent by mesh components only",
+            ));
+        }
+        let r = request.into_inner();
+        let result = async {
+            let command = r
+                .command
+                .ok_or_else(|| Error::bad_field("command", "must be set"))?;
+            let command_id = self.queue_command(r.operator_id.trim(), command).await?;
+            // Straight away when the pile's stream is here; the next pass otherwise.
+            if let Err(error) = self.deliver_commands().await {
+                tracing::warn!(%error, "command delivery pass failed");
+            }
+            Ok(pb::SendPileCommandResponse { command_id })
+        };
+        chargemesh_kit::error::reply(result.await)
+    }
+
     async fn read_log(
         &self,
         request: Request<pb::ReadLogRequest>,
@@ -822,7 +869,10 @@ impl TelemetryService for Telemetry {
         let mut inbound = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let this = self.clone();
+        // Commands for the piles this stream reports for go out on it while it lives.
+        let registration = self.streams.register(principal.clone(), tx.clone());
         tokio::spawn(async move {
+            let _registration = registration;
             loop {
                 let batch = match inbound.message().await {
                     Ok(Some(batch)) => batch,

@@ -1,6 +1,7 @@
 //! Live telemetry: the `Connect` ingest stream, the durable log, live connector status, liveness
 //! (REQ MON-1), and the regulator's view of it (REQ BASE-2, SVC-2).
 
+pub mod commands;
 pub mod domain;
 pub mod feed;
 pub mod ingest;

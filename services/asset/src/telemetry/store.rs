@@ -60,6 +60,17 @@ pub struct AppendOutcome {
     pub resync: std::collections::HashSet<String>,
 }
 
+/// A command for a pile as it waits for delivery; `command` is the encoded `PileCommand`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct QueuedCommand {
+    pub command_id: String,
+    pub operator_id: String,
+    pub station_id: String,
+    pub pile_id: String,
+    pub command: Vec<u8>,
+    pub queued_at: DateTime<Utc>,
+}
+
 /// One accepted message as the log keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Logged {
@@ -127,6 +138,13 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
         kinds: &[String],
         limit: u32,
     ) -> Result<(Vec<Logged>, i64), StoreError>;
+    /// Keeps a command for a pile until it is delivered.
+    async fn queue_command(&self, command: &QueuedCommand) -> Result<(), StoreError>;
+    /// Commands not yet delivered, oldest first.
+    async fn pending_commands(&self, limit: u32) -> Result<Vec<QueuedCommand>, StoreError>;
+    /// Marks a command delivered; `false` when it was already.
+    async fn mark_delivered(&self, command_id: &str, at: DateTime<Utc>)
+    -> Result<bool, StoreError>;
     /// REQ MON-8: the link reports of a station in `[start, end)`, in observation order:
     /// (pile, observed at, body).
     async fn link_reports(
@@ -642,6 +660,42 @@ macro_rules! sql_telemetry_store {
                     })
                     .collect();
                 Ok((out, last))
+            }
+
+            async fn queue_command(&self, c: &QueuedCommand) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO pile_commands (command_id, operator_id, station_id, pile_id, command, queued_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&c.command_id)
+                .bind(&c.operator_id)
+                .bind(&c.station_id)
+                .bind(&c.pile_id)
+                .bind(&c.command)
+                .bind(c.queued_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn pending_commands(&self, limit: u32) -> Result<Vec<QueuedCommand>, StoreError> {
+                let sql = format!(
+                    "SELECT command_id, operator_id, station_id, pile_id, command, queued_at FROM pile_commands \
+                     WHERE delivered_at IS NULL ORDER BY queued_at, command_id LIMIT {}",
+                    limit.clamp(1, 1000)
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?)
+            }
+
+            async fn mark_delivered(&self, command_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE pile_commands SET delivered_at = $2 WHERE command_id = $1 AND delivered_at IS NULL",
+                )
+                .bind(command_id)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn link_reports(&self, operator_id: &str, station_id: &str, start: DateTime<Utc>, end: DateTime<Utc>)
