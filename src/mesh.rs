@@ -369,11 +369,15 @@ pub async fn run_metering(
     health
         .set_serving::<MeteringServiceServer<MeteringApi>>()
         .await;
+    let api = MeteringApi::new(engine);
+    let regulator = chargemesh_metering::regulator::RegulatorOrders::new(api.clone());
     Component {
         name: "metering",
         tls: &config.service.tls,
         db,
-        routes: routes.add_service(MeteringApi::new(engine).into_server()),
+        routes: routes
+            .add_service(api.into_server())
+            .add_service(regulator.into_server()),
         background: vec![follower],
     }
     .run(trust_domain, listener, shutdown, grace)

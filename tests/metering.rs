@@ -414,6 +414,18 @@ async fn the_regulator_of_the_area_sees_the_orders_and_no_other_regulator_or_ope
         seen.iter().map(|o| o.order_id.as_str()).collect::<Vec<_>>(),
         [ORDER_1]
     );
+    // The same through the regulator API, as a regulator platform integrates it.
+    let mut regulator_api =
+        chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient::new(
+            mesh.channel("regulator"),
+        );
+    let through_api = regulator_api
+        .list_charge_orders(chargemesh_proto::regulator::v1::ListChargeOrdersRequest::default())
+        .await
+        .expect("listed")
+        .into_inner()
+        .orders;
+    assert_eq!(through_api, seen);
     let mut hangzhou = MeteringServiceClient::new(mesh.channel_with(&mesh.identity(
         &mesh.ca,
         &Principal::Regulator {

@@ -154,6 +154,7 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (REGULATOR, "WatchStatusChanges", REGULATOR_VIEW),
     (REGULATOR, "GetStationStats", REGULATOR_VIEW),
     (REGULATOR, "GetTrialOperationReport", REGULATOR_VIEW),
+    (REGULATOR, "ListChargeOrders", REGULATOR_VIEW),
     (REPORTING, "ListStatusHistory", READ),
     (
         DISPATCH,
@@ -347,7 +348,17 @@ pub fn rule_for(path: &str) -> Option<Rule> {
 }
 
 /// The mesh component that owns a path: `chargemesh.<component>.v1.<Service>`.
+/// Methods of one API served by another component than the package's: the regulator's view
+/// of charge orders lives with metering.
+const SERVED_ELSEWHERE: &[(&str, &str)] = &[(
+    "/chargemesh.regulator.v1.RegulatorService/ListChargeOrders",
+    "metering",
+)];
+
 pub fn component_of(path: &str) -> Option<&str> {
+    if let Some((_, component)) = SERVED_ELSEWHERE.iter().find(|(p, _)| *p == path) {
+        return Some(component);
+    }
     let service = path.strip_prefix('/')?.split('/').next()?;
     let mut parts = service.split('.');
     match (parts.next(), parts.next()) {
@@ -431,5 +442,14 @@ mod tests {
             Some("asset")
         );
         assert_eq!(component_of("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(
+            component_of("/chargemesh.regulator.v1.RegulatorService/GetStationStatus"),
+            Some("regulator")
+        );
+        assert_eq!(
+            component_of("/chargemesh.regulator.v1.RegulatorService/ListChargeOrders"),
+            Some("metering"),
+            "served by metering"
+        );
     }
 }

@@ -410,7 +410,8 @@ impl MeteringApi {
         Ok(order)
     }
 
-    async fn list(
+    /// The latest versions the caller may see: its own, or its area's for a regulator.
+    pub(crate) async fn list(
         &self,
         p: &Principal,
         r: pb::ListChargeOrdersRequest,

@@ -361,6 +361,16 @@ type WatchStream =
 impl RegulatorService for RegulatorApi {
     type WatchStatusChangesStream = WatchStream;
 
+    /// Charge orders are the metering component's; the gateway routes this method there.
+    async fn list_charge_orders(
+        &self,
+        _request: Request<pb::ListChargeOrdersRequest>,
+    ) -> Result<Response<pb::ListChargeOrdersResponse>, Status> {
+        Err(Status::unimplemented(
+            "charge orders are served by the metering component",
+        ))
+    }
+
     async fn list_stations(
         &self,
         request: Request<pb::ListStationsRequest>,
