@@ -374,6 +374,47 @@ async fn rec_2_a_correction_is_a_new_version_and_the_original_stays_readable() {
         .await
         .expect_err("another session under the id");
     assert_eq!(other.code(), Code::AlreadyExists);
+    // A flag the monitor verifies as normal: a version with the reason and nothing else changed.
+    let mut heavy = session(ORDER_2, "P1");
+    heavy.start_time = ts("2026-11-20T12:30:00+08:00");
+    heavy.samples = vec![
+        sample("2026-11-20T12:30:00+08:00", "2000.000"),
+        sample("2026-11-20T13:30:00+08:00", "2080.000"),
+    ];
+    heavy.end_time = ts("2026-11-20T13:30:00+08:00");
+    let flagged = platform
+        .report_charge_order(heavy)
+        .await
+        .expect("kept")
+        .into_inner()
+        .order
+        .expect("order");
+    assert_eq!(
+        flagged.flags.iter().map(|f| f.kind).collect::<Vec<_>>(),
+        [pb::FlagKind::EnergyAboveRated as i32]
+    );
+    let verified = desk
+        .correct_charge_order(with_token(
+            pb::CorrectChargeOrderRequest {
+                operator_id: OP.into(),
+                order_id: ORDER_2.into(),
+                reason: "P1 was re-rated to 90 kW on site; the ledger update is pending".into(),
+                ..Default::default()
+            },
+            &staff("monitor"),
+        ))
+        .await
+        .expect("verified")
+        .into_inner()
+        .order
+        .expect("order");
+    assert_eq!(verified.version, 2);
+    assert!(verified.flags.is_empty());
+    assert_eq!(
+        verified.verified_flags,
+        [pb::FlagKind::EnergyAboveRated as i32]
+    );
+    assert_eq!(verified.samples, flagged.samples);
     mesh.stop().await;
 }
 

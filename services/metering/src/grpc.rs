@@ -185,6 +185,7 @@ fn order_to_pb(o: &ChargeOrder) -> pb::ChargeOrder {
         recorded_by: o.recorded_by.clone(),
         record_time: Some(to_timestamp(o.recorded_at)),
         area_code: o.area_code.clone(),
+        verified_flags: o.verified_flags.iter().map(|k| flag_to_pb(*k)).collect(),
         cusp_energy_kwh: by_label(PeriodLabel::Cusp),
         peak_energy_kwh: by_label(PeriodLabel::Peak),
         flat_energy_kwh: by_label(PeriodLabel::Flat),
@@ -287,6 +288,7 @@ impl MeteringApi {
             flags: Vec::new(),
             reported,
             correction_reason: None,
+            verified_flags: Vec::new(),
             recorded_by: p.to_string(),
             recorded_at: self.engine.clock.now(),
         };

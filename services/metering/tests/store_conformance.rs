@@ -44,6 +44,7 @@ fn order(operator: &str, id: &str, area: &str, connector: &str, start: &str) -> 
         flags: Vec::new(),
         reported: None,
         correction_reason: None,
+        verified_flags: Vec::new(),
         recorded_by: "platform".into(),
         recorded_at: start + Duration::hours(1),
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use chargemesh_kit::Error;
 
-use super::abnormal::{Flag, Neighbour, SessionFacts, Thresholds, check};
+use super::abnormal::{Flag, FlagKind, Neighbour, SessionFacts, Thresholds, check};
 use super::settlement::{Sample, Settlement, settle};
 
 /// REQ CHG-1: the safety steps of a session as the pile reports them.
@@ -47,6 +47,9 @@ pub struct ChargeOrder {
     /// What the reporting platform said: (energy kWh, total money).
     pub reported: Option<(Decimal, Decimal)>,
     pub correction_reason: Option<String>,
+    /// REQ MON-9: flags a monitor verified as normal; the rules raise them no more.
+    #[serde(default)]
+    pub verified_flags: Vec<FlagKind>,
     pub recorded_by: String,
     pub recorded_at: DateTime<Utc>,
 }
@@ -96,13 +99,21 @@ impl ChargeOrder {
                 "a correction says why, such as the verification that found the error",
             ));
         }
-        if correction.samples.is_none() && correction.end.is_none() {
-            return Err(Error::bad_field(
-                "samples",
-                "a correction changes the readings or the end",
-            ));
-        }
         let mut next = self.clone();
+        if correction.samples.is_none() && correction.end.is_none() {
+            // Nothing to change: the monitor verified the flags and found the order normal.
+            if self.flags.is_empty() {
+                return Err(Error::bad_field(
+                    "samples",
+                    "a correction changes the readings or the end, or verifies the order's flags",
+                ));
+            }
+            for flag in &self.flags {
+                if !next.verified_flags.contains(&flag.kind) {
+                    next.verified_flags.push(flag.kind);
+                }
+            }
+        }
         next.version += 1;
         if let Some(samples) = correction.samples {
             next.samples = samples;
@@ -153,7 +164,8 @@ pub fn evaluate(
         rated_power_kw: pile.rated_power_kw,
         reported: order.reported,
     };
-    // Flags raised before (by whoever assembled the order) stay; each kind once.
+    // Flags raised before (by whoever assembled the order) stay, each kind once; those a
+    // monitor verified as normal are raised no more.
     let mut flags = std::mem::take(&mut order.flags);
     for flag in check(
         &facts,
@@ -167,6 +179,7 @@ pub fn evaluate(
             flags.push(flag);
         }
     }
+    flags.retain(|f| !order.verified_flags.contains(&f.kind));
     order.flags = flags;
     // A session without its end is charged only once a monitor has verified it (REQ MON-9).
     let unended = order
@@ -212,6 +225,7 @@ mod tests {
             flags: Vec::new(),
             reported: None,
             correction_reason: None,
+            verified_flags: Vec::new(),
             recorded_by: "platform".into(),
             recorded_at: t("2026-03-01T11:00:05+08:00"),
         }
@@ -356,6 +370,50 @@ mod tests {
             Thresholds::default(),
         );
         assert!(fixed.billable, "{:?}", fixed.not_billable_reason);
+    }
+
+    #[test]
+    fn mon_9_a_monitor_verifying_a_flag_as_normal_makes_a_version_without_it() {
+        let mut o = order();
+        o.samples[1].register_kwh = Decimal::new(170, 0);
+        let pile = PileFacts {
+            rated_power_kw: Decimal::new(60, 0),
+            eligibility: Ok(()),
+        };
+        let tariff = crate::domain::fixtures::tariff();
+        let now = t("2026-03-01T12:00:00+08:00");
+        evaluate(
+            &mut o,
+            &tariff,
+            &pile,
+            false,
+            &[],
+            now,
+            Thresholds::default(),
+        );
+        assert_eq!(o.flags.len(), 1, "70 kWh in an hour on 60 kW");
+        let mut verified = o
+            .corrected(
+                Correction {
+                    reason: "the pile was upgraded to 80 kW; the ledger is behind".into(),
+                    ..Correction::default()
+                },
+                "mo",
+                now,
+            )
+            .expect("verified");
+        evaluate(
+            &mut verified,
+            &tariff,
+            &pile,
+            false,
+            &[],
+            now,
+            Thresholds::default(),
+        );
+        assert!(verified.flags.is_empty());
+        assert_eq!(verified.verified_flags, [FlagKind::EnergyAboveRated]);
+        assert_eq!(verified.samples, o.samples, "nothing else changed");
     }
 
     #[test]

@@ -132,6 +132,7 @@ impl OpenSession {
             flags: Vec::new(),
             reported: None,
             correction_reason: None,
+            verified_flags: Vec::new(),
             recorded_by: by.to_owned(),
             recorded_at: now,
         }
