@@ -198,6 +198,14 @@ impl Staff {
             .unwrap_or_default())
     }
 
+    /// A phone order dispatched to alice and bob, a valid crew.
+    async fn dispatched_order(&self, station: &str, pile: &str) -> pb::WorkOrder {
+        let order = self.phone_order(station, pile).await;
+        self.dispatch(&order.order_id, &["alice", "bob"])
+            .await
+            .expect("dispatched")
+    }
+
     /// Polls until `check` holds, within ten seconds.
     async fn until(&self, order: &str, check: impl Fn(&pb::WorkOrder) -> bool) -> pb::WorkOrder {
         eventually(async || self.get(order).await, check).await
@@ -398,11 +406,7 @@ async fn fault_6_an_order_unresolved_at_4_hours_closes_with_a_suspension_request
     let clock = ManualClock::new(chrono::Utc::now());
     let mut mesh = mesh_at(&clock).await;
     let staff = setup(&mesh).await;
-    let order = staff.phone_order("S-URB", "P1").await;
-    staff
-        .dispatch(&order.order_id, &["alice", "bob"])
-        .await
-        .expect("dispatched");
+    let order = staff.dispatched_order("S-URB", "P1").await;
     // The mesh restarts in the middle; the deadline is a row, not a timer.
     mesh.restart().await;
     let staff = Staff::new(&mesh);
@@ -510,11 +514,7 @@ async fn fault_8_a_fixed_order_closes_only_when_the_monitor_confirms() {
     let clock = ManualClock::new(chrono::Utc::now());
     let mesh = mesh_at(&clock).await;
     let staff = setup(&mesh).await;
-    let order = staff.phone_order("S-URB", "P1").await;
-    staff
-        .dispatch(&order.order_id, &["alice", "bob"])
-        .await
-        .expect("dispatched");
+    let order = staff.dispatched_order("S-URB", "P1").await;
     clock.advance(chrono::Duration::minutes(30));
     check_in(&staff, &order.order_id).await;
     let resolved = staff
@@ -622,11 +622,7 @@ async fn mon_4_the_monitor_may_request_suspension_two_hours_after_dispatch() {
     let clock = ManualClock::new(chrono::Utc::now());
     let mesh = mesh_at(&clock).await;
     let staff = setup(&mesh).await;
-    let order = staff.phone_order("S-URB", "P1").await;
-    staff
-        .dispatch(&order.order_id, &["alice", "bob"])
-        .await
-        .expect("dispatched");
+    let order = staff.dispatched_order("S-URB", "P1").await;
     let request = |staff: &Staff| {
         let mut client = staff.client();
         let token = staff.token("monitor");
@@ -1393,11 +1389,7 @@ async fn mon_5_a_pile_resumes_once_its_repair_is_closed_with_the_downtime_record
     let clock = ManualClock::new(chrono::Utc::now());
     let mesh = mesh_at(&clock).await;
     let staff = setup(&mesh).await;
-    let order = staff.phone_order("S-URB", "P1").await;
-    staff
-        .dispatch(&order.order_id, &["alice", "bob"])
-        .await
-        .expect("dispatched");
+    let order = staff.dispatched_order("S-URB", "P1").await;
     clock.advance(chrono::Duration::hours(2));
     staff
         .client()
@@ -1988,11 +1980,7 @@ async fn fault_5_a_breach_is_published_as_an_event_with_its_lateness() {
         .await
         .expect("subscribed");
     let staff = setup(&mesh).await;
-    let order = staff.phone_order("S-URB", "P1").await;
-    staff
-        .dispatch(&order.order_id, &["alice", "bob"])
-        .await
-        .expect("dispatched");
+    let order = staff.dispatched_order("S-URB", "P1").await;
     clock.advance(chrono::Duration::minutes(61));
     let breach = loop {
         let delivery = tokio::time::timeout(Duration::from_secs(10), events.next())
