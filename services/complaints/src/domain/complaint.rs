@@ -1,0 +1,568 @@
+//! A complaint's life (REQ CMP-1, CMP-2, CMP-4, EVAL-2): received → acknowledged (the first
+//! response, due within 24 hours) → investigating (the event and the responsible party) →
+//! promised (the handling, a reply to the customer and a completion time) → resolved → revisited
+//! (satisfaction 1 to 5) → archived. An unsatisfied revisit reopens it. Every step is kept with
+//! who, when and what; nothing is overwritten.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use chargemesh_kit::Error;
+
+/// REQ CMP-1: the first response is due within 24 hours of receipt.
+pub const RESPONSE_WITHIN: Duration = Duration::hours(24);
+/// A revisit score at or below this is unsatisfied and reopens the complaint.
+pub const UNSATISFIED_AT_OR_BELOW: u8 = 2;
+
+/// REQ CMP-2: how it reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Phone,
+    Email,
+    Visit,
+    App,
+}
+
+/// REQ EVAL-2: praise and suggestions are recorded the same way as complaints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Complaint,
+    Praise,
+    Suggestion,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    ChargingFailure,
+    Billing,
+    Pricing,
+    ServiceAttitude,
+    FacilitySafety,
+    Queueing,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Received,
+    Acknowledged,
+    Investigating,
+    Promised,
+    Resolved,
+    Revisited,
+    Archived,
+}
+
+/// One step of the record: who did what, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub state: State,
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub note: String,
+}
+
+/// REQ CMP-4: the handling decided, the reply given and the time promised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promise {
+    pub handling: String,
+    pub reply: String,
+    pub due: DateTime<Utc>,
+}
+
+/// What a customer tells us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intake {
+    pub operator_id: String,
+    pub kind: Kind,
+    pub channel: Channel,
+    pub category: Category,
+    pub customer_contact: String,
+    pub station_id: Option<String>,
+    pub pile_id: Option<String>,
+    pub description: String,
+    pub attachments: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Complaint {
+    pub complaint_id: String,
+    pub operator_id: String,
+    pub kind: Kind,
+    pub channel: Channel,
+    pub category: Category,
+    pub customer_contact: String,
+    pub station_id: Option<String>,
+    pub pile_id: Option<String>,
+    pub description: String,
+    pub attachments: Vec<String>,
+    pub received_at: DateTime<Utc>,
+    pub state: State,
+    /// Every step, in order (REQ CMP-4, REC-2).
+    pub steps: Vec<Step>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// The promises made, the latest last; a reopened complaint gets a new one.
+    pub promises: Vec<Promise>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Satisfaction 1 to 5 of the latest revisit (EVAL-2).
+    pub satisfaction: Option<u8>,
+    pub reopened: u32,
+}
+
+/// A limit missed, with its lateness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Breach {
+    pub rule: &'static str,
+    pub what: &'static str,
+    pub due: DateTime<Utc>,
+    pub lateness: Duration,
+}
+
+fn required(field: &str, value: &str, rule: &'static str, what: &str) -> Result<String, Error> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Error::invalid(field, rule, what));
+    }
+    Ok(value.to_owned())
+}
+
+impl Complaint {
+    /// REQ CMP-2, CMP-4: records what the customer said, with a way to reach them.
+    pub fn receive(
+        id: String,
+        intake: Intake,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Error> {
+        let contact = required(
+            "customer_contact",
+            &intake.customer_contact,
+            "CMP-4",
+            "a way to reach the customer is recorded, for the reply and the revisit",
+        )?;
+        let description = required(
+            "description",
+            &intake.description,
+            "CMP-4",
+            "what the customer says is recorded",
+        )?;
+        Ok(Self {
+            complaint_id: id,
+            operator_id: intake.operator_id,
+            kind: intake.kind,
+            channel: intake.channel,
+            category: intake.category,
+            customer_contact: contact,
+            station_id: intake.station_id.filter(|s| !s.trim().is_empty()),
+            pile_id: intake.pile_id.filter(|s| !s.trim().is_empty()),
+            description: description.clone(),
+            attachments: intake.attachments,
+            received_at: now,
+            state: State::Received,
+            steps: vec![Step {
+                state: State::Received,
+                at: now,
+                by: by.to_owned(),
+                note: description,
+            }],
+            acknowledged_at: None,
+            promises: Vec::new(),
+            resolved_at: None,
+            satisfaction: None,
+            reopened: 0,
+        })
+    }
+
+    fn step(&mut self, to: State, by: &str, note: String, now: DateTime<Utc>) {
+        self.state = to;
+        self.steps.push(Step {
+            state: to,
+            at: now,
+            by: by.to_owned(),
+            note,
+        });
+    }
+
+    fn require(&self, from: State, action: &str) -> Result<(), Error> {
+        if self.state == from {
+            Ok(())
+        } else {
+            Err(Error::precondition(
+                "CMP-4",
+                format!(
+                    "cannot {action} a complaint that is {:?}; it must be {:?}",
+                    self.state, from
+                )
+                .to_lowercase(),
+            ))
+        }
+    }
+
+    /// REQ CMP-1: the first response to the customer.
+    pub fn acknowledge(&mut self, reply: &str, by: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        self.require(State::Received, "acknowledge")?;
+        let reply = required(
+            "reply",
+            reply,
+            "CMP-1",
+            "the response to the customer is recorded",
+        )?;
+        self.acknowledged_at = Some(now);
+        self.step(State::Acknowledged, by, reply, now);
+        Ok(())
+    }
+
+    /// REQ CMP-4: the event and the responsible party, as investigated.
+    pub fn investigate(
+        &mut self,
+        event: &str,
+        responsible_party: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.require(State::Acknowledged, "investigate")?;
+        let event = required("event", event, "CMP-4", "the event is recorded")?;
+        let party = required(
+            "responsible_party",
+            responsible_party,
+            "CMP-4",
+            "the responsible party is recorded",
+        )?;
+        self.step(
+            State::Investigating,
+            by,
+            format!("{event}; responsible: {party}"),
+            now,
+        );
+        Ok(())
+    }
+
+    /// REQ CMP-4: the handling decided, a reply to the customer and the time it is promised by.
+    pub fn promise(
+        &mut self,
+        handling: &str,
+        reply: &str,
+        due: DateTime<Utc>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.require(State::Investigating, "promise a resolution of")?;
+        let handling = required("handling", handling, "CMP-4", "the handling is decided")?;
+        let reply = required(
+            "reply",
+            reply,
+            "CMP-4",
+            "the reply to the customer is recorded",
+        )?;
+        if due <= now {
+            return Err(Error::invalid(
+                "due_time",
+                "CMP-4",
+                "the promised completion lies ahead",
+            ));
+        }
+        self.promises.push(Promise {
+            handling: handling.clone(),
+            reply,
+            due,
+        });
+        self.step(State::Promised, by, handling, now);
+        Ok(())
+    }
+
+    /// REQ CMP-4: the promise kept.
+    pub fn resolve(&mut self, record: &str, by: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        self.require(State::Promised, "resolve")?;
+        let record = required("record", record, "CMP-4", "what was done is recorded")?;
+        self.resolved_at = Some(now);
+        self.step(State::Resolved, by, record, now);
+        Ok(())
+    }
+
+    /// REQ CMP-4, EVAL-3: the customer revisited; unsatisfied (2 or less) reopens the complaint
+    /// for a new investigation and promise. Returns whether it reopened.
+    pub fn revisit(
+        &mut self,
+        score: u32,
+        comment: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        self.require(State::Resolved, "revisit")?;
+        let score = u8::try_from(score)
+            .ok()
+            .filter(|s| (1..=5).contains(s))
+            .ok_or_else(|| Error::invalid("satisfaction", "EVAL-2", "is a score of 1 to 5"))?;
+        self.satisfaction = Some(score);
+        self.step(
+            State::Revisited,
+            by,
+            format!("satisfaction {score}: {}", comment.trim()),
+            now,
+        );
+        if score <= UNSATISFIED_AT_OR_BELOW {
+            self.reopened += 1;
+            self.resolved_at = None;
+            self.step(
+                State::Investigating,
+                by,
+                format!("reopened after an unsatisfied revisit ({score})"),
+                now,
+            );
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// REQ CMP-4: archived once revisited; praise and suggestions once acknowledged (EVAL-2).
+    pub fn archive(&mut self, by: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        let ready = match self.kind {
+            Kind::Complaint => self.state == State::Revisited,
+            Kind::Praise | Kind::Suggestion => {
+                matches!(self.state, State::Acknowledged | State::Revisited)
+            }
+        };
+        if !ready {
+            return Err(Error::precondition(
+                "CMP-4",
+                format!(
+                    "a {:?} that is {:?} is not ready to archive",
+                    self.kind, self.state
+                )
+                .to_lowercase(),
+            ));
+        }
+        self.step(State::Archived, by, String::new(), now);
+        Ok(())
+    }
+
+    /// REQ CMP-1: when the first response is due.
+    pub fn response_due(&self) -> DateTime<Utc> {
+        self.received_at + RESPONSE_WITHIN
+    }
+
+    /// The limits missed as of `now`: the 24-hour response (CMP-1) and the promises (CMP-4).
+    pub fn breaches(&self, now: DateTime<Utc>) -> Vec<Breach> {
+        let mut out = Vec::new();
+        let due = self.response_due();
+        let answered = self.acknowledged_at.unwrap_or(now);
+        if answered > due {
+            out.push(Breach {
+                rule: "CMP-1",
+                what: "response",
+                due,
+                lateness: answered - due,
+            });
+        }
+        // Each promise is judged by the resolution that followed it, or by now.
+        let resolutions: Vec<DateTime<Utc>> = self
+            .steps
+            .iter()
+            .filter(|s| s.state == State::Resolved)
+            .map(|s| s.at)
+            .collect();
+        for (i, promise) in self.promises.iter().enumerate() {
+            let kept_at = resolutions.get(i).copied().unwrap_or(now);
+            if kept_at > promise.due {
+                out.push(Breach {
+                    rule: "CMP-4",
+                    what: "promise",
+                    due: promise.due,
+                    lateness: kept_at - promise.due,
+                });
+            }
+        }
+        out
+    }
+
+    /// The next limit and the time left to it, for the handler's queue.
+    pub fn next_limit(&self, now: DateTime<Utc>) -> Option<(&'static str, Duration)> {
+        match self.state {
+            State::Received => Some(("response", self.response_due() - now)),
+            State::Promised => self.promises.last().map(|p| ("promise", p.due - now)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).expect("time").to_utc()
+    }
+
+    fn phone_complaint() -> Complaint {
+        Complaint::receive(
+            "CP-1".into(),
+            Intake {
+                operator_id: "OP".into(),
+                kind: Kind::Complaint,
+                channel: Channel::Phone,
+                category: Category::ChargingFailure,
+                customer_contact: "138 0000 0000".into(),
+                station_id: Some("S1".into()),
+                pile_id: Some("P1".into()),
+                description: "the gun would not lock".into(),
+                attachments: Vec::new(),
+            },
+            "desk",
+            t("2026-03-01T08:00:00Z"),
+        )
+        .expect("received")
+    }
+
+    fn rule(e: &Error) -> Option<&'static str> {
+        match e {
+            Error::Invalid { rule, .. } | Error::Precondition { rule, .. } => *rule,
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn cmp_1_a_response_after_25_hours_is_late_and_after_23_it_is_not() {
+        let mut late = phone_complaint();
+        late.acknowledge("sorry, we look into it", "desk", t("2026-03-02T09:00:00Z"))
+            .expect("acknowledged");
+        let breaches = late.breaches(t("2026-03-02T09:00:00Z"));
+        assert_eq!(breaches.len(), 1);
+        assert_eq!(
+            (breaches[0].rule, breaches[0].lateness),
+            ("CMP-1", Duration::hours(1))
+        );
+        let mut in_time = phone_complaint();
+        in_time
+            .acknowledge("sorry, we look into it", "desk", t("2026-03-02T07:00:00Z"))
+            .expect("acknowledged");
+        assert!(in_time.breaches(t("2026-03-05T00:00:00Z")).is_empty());
+        // Unanswered, it is in breach from the 24th hour on.
+        let open = phone_complaint();
+        assert!(open.breaches(t("2026-03-02T07:59:00Z")).is_empty());
+        assert_eq!(open.breaches(t("2026-03-02T08:01:00Z")).len(), 1);
+        assert_eq!(
+            open.next_limit(t("2026-03-01T20:00:00Z")),
+            Some(("response", Duration::hours(12)))
+        );
+    }
+
+    #[test]
+    fn cmp_4_steps_go_in_order_and_a_promise_missed_is_a_breach() {
+        let mut c = phone_complaint();
+        let now = t("2026-03-01T09:00:00Z");
+        let early = c
+            .promise(
+                "replace the gun",
+                "within 2 days",
+                t("2026-03-03T09:00:00Z"),
+                "h",
+                now,
+            )
+            .expect_err("out of order");
+        assert_eq!(rule(&early), Some("CMP-4"));
+        c.acknowledge("we call back today", "h", now).expect("ack");
+        c.investigate("gun latch worn", "maintenance contractor", "h", now)
+            .expect("investigated");
+        c.promise(
+            "replace the gun",
+            "fixed by Tuesday",
+            t("2026-03-03T09:00:00Z"),
+            "h",
+            now,
+        )
+        .expect("promised");
+        c.resolve("gun replaced, tested", "h", t("2026-03-03T10:00:00Z"))
+            .expect("resolved");
+        let missed = c.breaches(t("2026-03-04T00:00:00Z"));
+        assert_eq!(missed.len(), 1);
+        assert_eq!((missed[0].rule, missed[0].what), ("CMP-4", "promise"));
+        assert_eq!(missed[0].lateness, Duration::hours(1));
+        assert_eq!(c.steps.len(), 5, "every step kept");
+    }
+
+    #[test]
+    fn cmp_4_an_unsatisfied_revisit_reopens_and_a_satisfied_one_archives() {
+        let mut c = phone_complaint();
+        let now = t("2026-03-01T09:00:00Z");
+        c.acknowledge("ok", "h", now).expect("ack");
+        c.investigate("latch", "contractor", "h", now).expect("inv");
+        c.promise("fix", "soon", t("2026-03-02T09:00:00Z"), "h", now)
+            .expect("promise");
+        c.resolve("fixed", "h", now).expect("resolved");
+        assert_eq!(
+            rule(&c.archive("h", now).expect_err("not revisited")),
+            Some("CMP-4")
+        );
+        assert!(c.revisit(2, "still sticks", "h", now).expect("revisited"));
+        assert_eq!((c.state, c.reopened), (State::Investigating, 1));
+        c.promise(
+            "replace the whole gun",
+            "this week",
+            t("2026-03-05T09:00:00Z"),
+            "h",
+            now,
+        )
+        .expect("second promise");
+        c.resolve("replaced", "h", now).expect("resolved");
+        assert!(!c.revisit(5, "works now", "h", now).expect("revisited"));
+        c.archive("h", now).expect("archived");
+        assert_eq!(c.state, State::Archived);
+        assert_eq!(c.promises.len(), 2);
+        assert!(c.revisit(3, "", "h", now).is_err());
+        let mut bad = phone_complaint();
+        bad.state = State::Resolved;
+        assert_eq!(
+            rule(&bad.revisit(6, "", "h", now).expect_err("score")),
+            Some("EVAL-2")
+        );
+    }
+
+    #[test]
+    fn eval_2_praise_is_recorded_the_same_way_and_archived_once_answered() {
+        let mut praise = Complaint::receive(
+            "CP-2".into(),
+            Intake {
+                operator_id: "OP".into(),
+                kind: Kind::Praise,
+                channel: Channel::App,
+                category: Category::ServiceAttitude,
+                customer_contact: "app user 7".into(),
+                station_id: None,
+                pile_id: None,
+                description: "the attendant helped me at night".into(),
+                attachments: Vec::new(),
+            },
+            "app",
+            t("2026-03-01T08:00:00Z"),
+        )
+        .expect("received");
+        let now = t("2026-03-01T09:00:00Z");
+        praise.acknowledge("thank you", "h", now).expect("ack");
+        praise.archive("h", now).expect("archived");
+        let missing = Complaint::receive(
+            "CP-3".into(),
+            Intake {
+                customer_contact: " ".into(),
+                ..Intake {
+                    operator_id: "OP".into(),
+                    kind: Kind::Complaint,
+                    channel: Channel::Email,
+                    category: Category::Billing,
+                    customer_contact: String::new(),
+                    station_id: None,
+                    pile_id: None,
+                    description: "charged twice".into(),
+                    attachments: Vec::new(),
+                }
+            },
+            "mail",
+            now,
+        )
+        .expect_err("no contact");
+        assert_eq!(rule(&missing), Some("CMP-4"));
+    }
+}

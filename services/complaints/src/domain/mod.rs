@@ -1,0 +1,3 @@
+//! Complaint rules as pure functions and state machines over plain types.
+
+pub mod complaint;
