@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "chargemesh/reporting/v1/reporting_service.proto",
     "chargemesh/dispatch/v1/dispatch_service.proto",
     "chargemesh/metering/v1/metering_service.proto",
+    "chargemesh/complaints/v1/complaints_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use chargemesh_asset::telemetry::TelemetrySettings;
 use chargemesh_asset::telemetry::trial::TrialSettings;
+use chargemesh_complaints::ComplaintsConfig;
 use chargemesh_dispatch::DispatchConfig;
 use chargemesh_gateway::GatewayConfig;
 use chargemesh_kit::config::ServiceConfig;
@@ -26,6 +27,7 @@ pub struct Config {
     pub reporting: ReportingConfig,
     pub dispatch: DispatchConfig,
     pub metering: MeteringConfig,
+    pub complaints: ComplaintsConfig,
     /// Live telemetry, served by the asset component.
     pub telemetry: TelemetrySettings,
     /// Trial operation and what commissioning asks of it (REQ BASE-2).
@@ -62,6 +64,7 @@ impl Default for Config {
                 ("regulator", 7001),
                 ("dispatch", 7002),
                 ("metering", 7003),
+                ("complaints", 7004),
                 ("reporting", 7005),
             ]
             .into_iter()
@@ -77,6 +80,7 @@ impl Default for Config {
             reporting: ReportingConfig::default(),
             dispatch: DispatchConfig::default(),
             metering: MeteringConfig::default(),
+            complaints: ComplaintsConfig::default(),
             telemetry: TelemetrySettings::default(),
             trial: TrialSettings::default(),
             events: EventsConfig::default(),
@@ -127,6 +131,8 @@ mod tests {
         assert_eq!(cfg.gateway.upstreams["dispatch"], "https://127.0.0.1:7002");
         assert_eq!(cfg.gateway.upstreams["metering"], "https://127.0.0.1:7003");
         assert_eq!(cfg.metering.service.database.schema, "metering");
+        assert_eq!(cfg.complaints.service.listen, "127.0.0.1:7004");
+        assert_eq!(cfg.gateway.upstreams["complaints"], "https://127.0.0.1:7004");
         assert!(cfg.gateway.jwt.is_some());
     }
 }

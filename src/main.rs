@@ -31,6 +31,7 @@ enum Role {
     Reporting,
     Dispatch,
     Metering,
+    Complaints,
 }
 
 #[derive(Subcommand)]
@@ -172,6 +173,9 @@ async fn main() -> anyhow::Result<()> {
             let db = mesh::open_database("metering", &config.metering.service.database).await?;
             db.migrate(chargemesh_metering::store::MIGRATIONS).await?;
             tracing::info!("metering database migrated");
+            let db = mesh::open_database("complaints", &config.complaints.service.database).await?;
+            db.migrate(chargemesh_complaints::store::MIGRATIONS).await?;
+            tracing::info!("complaints database migrated");
             Ok(())
         }
         Command::Pki {
@@ -289,6 +293,21 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
                 chargemesh_kit::events::connect(&config.events.url, &config.events.prefix).await?;
             mesh::run_dispatch(
                 &config.dispatch,
+                &config.trust_domain,
+                listener,
+                clock,
+                bus,
+                shutdown,
+                mesh::DEFAULT_SHUTDOWN_GRACE,
+            )
+            .await
+        }
+        Role::Complaints => {
+            let listener = mesh::bind(&config.complaints.service.listen).await?;
+            let bus =
+                chargemesh_kit::events::connect(&config.events.url, &config.events.prefix).await?;
+            mesh::run_complaints(
+                &config.complaints,
                 &config.trust_domain,
                 listener,
                 clock,

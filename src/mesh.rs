@@ -16,6 +16,7 @@ use chargemesh_asset::telemetry::registry::Registry;
 use chargemesh_asset::telemetry::trial::TrialSettings;
 use chargemesh_asset::telemetry::{ChangeFeed, RegulatorApi, Telemetry, TelemetrySettings};
 use chargemesh_asset::{AssetApi, TrialGate};
+use chargemesh_complaints::{ComplaintsApi, ComplaintsConfig};
 use chargemesh_dispatch::{DispatchApi, DispatchConfig};
 use chargemesh_gateway::{GatewayConfig, JwtSettings};
 use chargemesh_kit::clock::SharedClock;
@@ -27,6 +28,7 @@ use chargemesh_kit::tls::{ClientAuth, ReloadingServerConfig};
 use chargemesh_metering::{MeteringApi, MeteringConfig};
 use chargemesh_proto::FILE_DESCRIPTOR_SET;
 use chargemesh_proto::asset::v1::asset_service_server::AssetServiceServer;
+use chargemesh_proto::complaints::v1::complaints_service_server::ComplaintsServiceServer;
 use chargemesh_proto::dispatch::v1::dispatch_service_server::DispatchServiceServer;
 use chargemesh_proto::metering::v1::metering_service_server::MeteringServiceServer;
 use chargemesh_proto::regulator::v1::regulator_service_server::RegulatorServiceServer;
@@ -384,6 +386,39 @@ pub async fn run_metering(
     .await
 }
 
+/// Runs the complaints component until `shutdown`: its clocks and `ComplaintsService`.
+pub async fn run_complaints(
+    config: &ComplaintsConfig,
+    trust_domain: &str,
+    listener: TcpListener,
+    clock: SharedClock,
+    bus: SharedBus,
+    shutdown: Shutdown,
+    grace: std::time::Duration,
+) -> anyhow::Result<()> {
+    let db = open_database("complaints", &config.service.database).await?;
+    let store = chargemesh_complaints::store::open(&db)
+        .await
+        .context("migrating the complaints database")?;
+    let engine = chargemesh_complaints::engine::Engine::new(store, clock, bus);
+    let scheduler = engine.spawn_scheduler(std::time::Duration::from_millis(
+        config.deadline_interval_ms,
+    ));
+    let (health, routes) = health_and_reflection(&[FILE_DESCRIPTOR_SET]);
+    health
+        .set_serving::<ComplaintsServiceServer<ComplaintsApi>>()
+        .await;
+    Component {
+        name: "complaints",
+        tls: &config.service.tls,
+        db,
+        routes: routes.add_service(ComplaintsApi::new(engine).into_server()),
+        background: vec![scheduler],
+    }
+    .run(trust_domain, listener, shutdown, grace)
+    .await
+}
+
 /// How to run the embedded mesh.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
@@ -593,6 +628,41 @@ impl EmbeddedMesh {
             ));
         }
 
+        let complaints_listener = bind("127.0.0.1:0").await?;
+        let complaints_addr = complaints_listener.local_addr()?;
+        let complaints = ComplaintsConfig {
+            service: ServiceConfig {
+                listen: complaints_addr.to_string(),
+                tls: pki.files("complaints"),
+                database: database("complaints"),
+            },
+            deadline_interval_ms: opts.deadline_interval_ms,
+        };
+        {
+            let (td, clock, bus, shutdown, grace) = (
+                opts.trust_domain.clone(),
+                opts.clock.clone(),
+                runtime_bus.clone(),
+                shutdown.clone(),
+                opts.shutdown_grace,
+            );
+            tasks.push((
+                "complaints",
+                tokio::spawn(async move {
+                    run_complaints(
+                        &complaints,
+                        &td,
+                        complaints_listener,
+                        clock,
+                        bus,
+                        shutdown,
+                        grace,
+                    )
+                    .await
+                }),
+            ));
+        }
+
         let gateway_listener = bind(&opts.gateway_listen).await?;
         let gateway_addr = gateway_listener.local_addr()?;
         let gateway = GatewayConfig {
@@ -623,6 +693,10 @@ impl EmbeddedMesh {
                     (
                         "metering".to_owned(),
                         format!("https://127.0.0.1:{}", metering_addr.port()),
+                    ),
+                    (
+                        "complaints".to_owned(),
+                        format!("https://127.0.0.1:{}", complaints_addr.port()),
                     ),
                 ])
                 .collect(),

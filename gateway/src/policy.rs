@@ -67,6 +67,7 @@ const REGULATOR: &str = "/chargemesh.regulator.v1.RegulatorService/";
 const REPORTING: &str = "/chargemesh.reporting.v1.ReportingService/";
 const DISPATCH: &str = "/chargemesh.dispatch.v1.DispatchService/";
 const METERING: &str = "/chargemesh.metering.v1.MeteringService/";
+const COMPLAINTS: &str = "/chargemesh.complaints.v1.ComplaintsService/";
 
 /// Repair work: operators and mesh services, and the staff posts named.
 const fn staff_of(roles: &'static [&'static str]) -> Rule {
@@ -337,6 +338,46 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
         staff_of(&[MONITOR, OM_MANAGER]),
     ),
     (METERING, "ReconcileChargeOrders", OPERATOR_READ),
+    // REQ CMP-2: the desk, the monitor and the station take complaints; the operator's app
+    // (its platform certificate) too.
+    (
+        COMPLAINTS,
+        "SubmitComplaint",
+        staff_of(&[COMPLAINT_HANDLER, MONITOR, STATION_MASTER, OM_MANAGER]),
+    ),
+    (COMPLAINTS, "GetComplaint", OPERATOR_READ),
+    (COMPLAINTS, "ListComplaints", OPERATOR_READ),
+    // REQ CMP-4: the complaint department handles them.
+    (
+        COMPLAINTS,
+        "AcknowledgeComplaint",
+        staff_of(&[COMPLAINT_HANDLER, OM_MANAGER]),
+    ),
+    (
+        COMPLAINTS,
+        "InvestigateComplaint",
+        staff_of(&[COMPLAINT_HANDLER, OM_MANAGER]),
+    ),
+    (
+        COMPLAINTS,
+        "PromiseResolution",
+        staff_of(&[COMPLAINT_HANDLER, OM_MANAGER]),
+    ),
+    (
+        COMPLAINTS,
+        "ResolveComplaint",
+        staff_of(&[COMPLAINT_HANDLER, OM_MANAGER]),
+    ),
+    (
+        COMPLAINTS,
+        "RevisitComplaint",
+        staff_of(&[COMPLAINT_HANDLER]),
+    ),
+    (
+        COMPLAINTS,
+        "ArchiveComplaint",
+        staff_of(&[COMPLAINT_HANDLER, OM_MANAGER]),
+    ),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

@@ -47,3 +47,9 @@ pub mod metering {
         include!(concat!(env!("OUT_DIR"), "/chargemesh.metering.v1.rs"));
     }
 }
+
+pub mod complaints {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/chargemesh.complaints.v1.rs"));
+    }
+}

@@ -1,5 +1,33 @@
 //! Complaints (REQ CMP-1..CMP-4, EVAL-2, EVAL-3): every complaint answered within 24 hours,
 //! investigated, promised, resolved, revisited for satisfaction and archived, with every step
-//! kept.
+//! kept and the clocks durable.
 
 pub mod domain;
+pub mod engine;
+pub mod grpc;
+pub mod store;
+
+use serde::{Deserialize, Serialize};
+
+use chargemesh_kit::config::ServiceConfig;
+
+pub use grpc::ComplaintsApi;
+
+/// The complaints component's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ComplaintsConfig {
+    #[serde(flatten)]
+    pub service: ServiceConfig,
+    /// How often due clocks are checked, in milliseconds.
+    pub deadline_interval_ms: u64,
+}
+
+impl Default for ComplaintsConfig {
+    fn default() -> Self {
+        Self {
+            service: ServiceConfig::for_service("complaints", 7004),
+            deadline_interval_ms: 5_000,
+        }
+    }
+}

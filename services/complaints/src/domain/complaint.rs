@@ -345,38 +345,61 @@ impl Complaint {
         self.received_at + RESPONSE_WITHIN
     }
 
-    /// The limits missed as of `now`: the 24-hour response (CMP-1) and the promises (CMP-4).
-    pub fn breaches(&self, now: DateTime<Utc>) -> Vec<Breach> {
-        let mut out = Vec::new();
+    /// REQ CMP-1: the 24-hour response, missed as of `now`.
+    fn response_breach(&self, now: DateTime<Utc>) -> Option<Breach> {
         let due = self.response_due();
         let answered = self.acknowledged_at.unwrap_or(now);
-        if answered > due {
-            out.push(Breach {
-                rule: "CMP-1",
-                what: "response",
-                due,
-                lateness: answered - due,
-            });
-        }
-        // Each promise is judged by the resolution that followed it, or by now.
-        let resolutions: Vec<DateTime<Utc>> = self
+        (answered > due).then(|| Breach {
+            rule: "CMP-1",
+            what: "response",
+            due,
+            lateness: answered - due,
+        })
+    }
+
+    /// REQ CMP-4: the `index`-th promise, judged by the resolution that followed it, or by now.
+    fn promise_breach(&self, index: usize, now: DateTime<Utc>) -> Option<Breach> {
+        let promise = self.promises.get(index)?;
+        let kept_at = self
             .steps
             .iter()
             .filter(|s| s.state == State::Resolved)
-            .map(|s| s.at)
-            .collect();
-        for (i, promise) in self.promises.iter().enumerate() {
-            let kept_at = resolutions.get(i).copied().unwrap_or(now);
-            if kept_at > promise.due {
-                out.push(Breach {
-                    rule: "CMP-4",
-                    what: "promise",
-                    due: promise.due,
-                    lateness: kept_at - promise.due,
-                });
-            }
+            .nth(index)
+            .map_or(now, |s| s.at);
+        (kept_at > promise.due).then(|| Breach {
+            rule: "CMP-4",
+            what: "promise",
+            due: promise.due,
+            lateness: kept_at - promise.due,
+        })
+    }
+
+    /// The limits missed as of `now`: the 24-hour response (CMP-1) and the promises (CMP-4).
+    pub fn breaches(&self, now: DateTime<Utc>) -> Vec<Breach> {
+        self.response_breach(now)
+            .into_iter()
+            .chain((0..self.promises.len()).filter_map(|i| self.promise_breach(i, now)))
+            .collect()
+    }
+
+    /// The durable clock of the latest promise: its kind and due time.
+    pub fn promise_clock(&self) -> Option<(String, DateTime<Utc>)> {
+        self.promises
+            .last()
+            .map(|p| (format!("promise:{}", self.promises.len()), p.due))
+    }
+
+    /// The breach the durable clock of `kind` ("response" or "promise:<n>") finds as of `now`.
+    pub fn breach_of(&self, kind: &str, now: DateTime<Utc>) -> Option<Breach> {
+        match kind.split_once(':') {
+            None if kind == "response" => self.response_breach(now),
+            Some(("promise", n)) => n
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|i| self.promise_breach(i, now)),
+            _ => None,
         }
-        out
     }
 
     /// The next limit and the time left to it, for the handler's queue.
@@ -519,6 +542,38 @@ mod tests {
             rule(&bad.revisit(6, "", "h", now).expect_err("score")),
             Some("EVAL-2")
         );
+    }
+
+    #[test]
+    fn cmp_1_and_cmp_4_each_durable_clock_finds_its_own_breach() {
+        let mut c = phone_complaint();
+        let now = t("2026-03-02T09:00:00Z");
+        assert!(c.breach_of("response", t("2026-03-01T20:00:00Z")).is_none());
+        assert_eq!(c.breach_of("response", now).map(|b| b.rule), Some("CMP-1"));
+        c.acknowledge("late, sorry", "h", now).expect("ack");
+        c.investigate("meter", "vendor", "h", now).expect("inv");
+        c.promise("fix", "by noon", t("2026-03-02T12:00:00Z"), "h", now)
+            .expect("promise");
+        assert_eq!(
+            c.promise_clock(),
+            Some(("promise:1".to_owned(), t("2026-03-02T12:00:00Z")))
+        );
+        assert!(
+            c.breach_of("promise:1", t("2026-03-02T11:00:00Z"))
+                .is_none()
+        );
+        let missed = c
+            .breach_of("promise:1", t("2026-03-02T13:00:00Z"))
+            .expect("missed");
+        assert_eq!(
+            (missed.rule, missed.lateness),
+            ("CMP-4", Duration::hours(1))
+        );
+        assert!(
+            c.breach_of("promise:2", t("2026-03-09T00:00:00Z"))
+                .is_none()
+        );
+        assert!(c.breach_of("unknown", now).is_none());
     }
 
     #[test]

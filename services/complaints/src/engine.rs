@@ -1,0 +1,81 @@
+//! The complaints' clocks (REQ CMP-1, CMP-4): durable rows on the injectable clock; each fires
+//! once, records its breach with the lateness and raises it as an event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chargemesh_kit::Error;
+use chargemesh_kit::clock::SharedClock;
+use chargemesh_kit::events::{SharedBus, envelope};
+
+use crate::store::ComplaintStore;
+
+pub const COMPLAINTS_TOPIC: &str = "complaints";
+pub const BREACH_EVENT: &str = "chargemesh.complaints.deadline_breached";
+
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub store: Arc<dyn ComplaintStore>,
+    pub clock: SharedClock,
+    bus: SharedBus,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn ComplaintStore>, clock: SharedClock, bus: SharedBus) -> Self {
+        Self { store, clock, bus }
+    }
+
+    /// One pass over the due clocks; returns how many fired.
+    pub async fn run_due(&self) -> Result<usize, Error> {
+        let now = self.clock.now();
+        let mut fired = 0;
+        for due in self.store.due(now, 500).await? {
+            let breach = self
+                .store
+                .complaint(&due.operator_id, &due.complaint_id)
+                .await?
+                .and_then(|(c, _)| c.breach_of(&due.kind, now));
+            let recorded = breach.as_ref().map(|b| (b.rule, b.lateness.num_seconds()));
+            if !self.store.fire(&due, recorded, now).await? {
+                continue;
+            }
+            fired += 1;
+            if let Some(b) = breach {
+                tracing::warn!(complaint = %due.complaint_id, rule = b.rule, what = b.what, "complaint limit breached");
+                let payload = serde_json::json!({
+                    "complaint_id": due.complaint_id,
+                    "rule": b.rule,
+                    "what": b.what,
+                    "due": b.due,
+                    "lateness_seconds": b.lateness.num_seconds(),
+                });
+                let event = envelope(
+                    "complaints",
+                    &due.operator_id,
+                    BREACH_EVENT,
+                    serde_json::to_vec(&payload).unwrap_or_default(),
+                    now,
+                );
+                if let Err(error) = self.bus.publish(COMPLAINTS_TOPIC, &event).await {
+                    tracing::warn!(%error, "complaint breach not published");
+                }
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Runs passes every `every` until aborted.
+    pub fn spawn_scheduler(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(error) = this.run_due().await {
+                    tracing::warn!(%error, "complaint deadline pass failed");
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,401 @@
+//! `chargemesh.complaints.v1.ComplaintsService`: translation, access and persistence; the rules
+//! are in [`crate::domain`].
+
+use tonic::Request;
+
+use chargemesh_kit::error::{Reply, reply};
+use chargemesh_kit::server::principal;
+use chargemesh_kit::time::{from_timestamp, opt_timestamp, to_timestamp};
+use chargemesh_kit::{Error, Principal};
+use chargemesh_proto::complaints::v1 as pb;
+use chargemesh_proto::complaints::v1::complaints_service_server::{
+    ComplaintsService, ComplaintsServiceServer,
+};
+
+use crate::domain::complaint::{Category, Channel, Complaint, Intake, Kind, State};
+use crate::engine::Engine;
+
+#[derive(Debug, Clone)]
+pub struct ComplaintsApi {
+    engine: Engine,
+}
+
+/// The operator a request is about, when the caller may act for it; others' complaints are
+/// absent.
+fn operator_for(p: &Principal, requested: &str) -> Result<String, Error> {
+    let requested = requested.trim();
+    let own = p.operator_id();
+    let operator = match (requested, own) {
+        ("", Some(own)) => own.to_owned(),
+        ("", None) => return Err(Error::bad_field("operator_id", "is required")),
+        (given, _) => given.to_owned(),
+    };
+    match p {
+        Principal::Service { .. } => Ok(operator),
+        _ if own == Some(operator.as_str()) => Ok(operator),
+        _ => Err(Error::NotFound(format!("operator {operator}'s complaints"))),
+    }
+}
+
+fn duration(d: chrono::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.num_seconds(),
+        nanos: 0,
+    }
+}
+
+fn state_to_pb(s: State) -> i32 {
+    (match s {
+        State::Received => pb::ComplaintState::Received,
+        State::Acknowledged => pb::ComplaintState::Acknowledged,
+        State::Investigating => pb::ComplaintState::Investigating,
+        State::Promised => pb::ComplaintState::Promised,
+        State::Resolved => pb::ComplaintState::Resolved,
+        State::Revisited => pb::ComplaintState::Revisited,
+        State::Archived => pb::ComplaintState::Archived,
+    }) as i32
+}
+
+fn to_pb(c: &Complaint, now: chrono::DateTime<chrono::Utc>) -> pb::Complaint {
+    pb::Complaint {
+        operator_id: c.operator_id.clone(),
+        complaint_id: c.complaint_id.clone(),
+        kind: (match c.kind {
+            Kind::Complaint => pb::ComplaintKind::Complaint,
+            Kind::Praise => pb::ComplaintKind::Praise,
+            Kind::Suggestion => pb::ComplaintKind::Suggestion,
+        }) as i32,
+        channel: (match c.channel {
+            Channel::Phone => pb::ComplaintChannel::Phone,
+            Channel::Email => pb::ComplaintChannel::Email,
+            Channel::Visit => pb::ComplaintChannel::Visit,
+            Channel::App => pb::ComplaintChannel::App,
+        }) as i32,
+        category: (match c.category {
+            Category::ChargingFailure => pb::ComplaintCategory::ChargingFailure,
+            Category::Billing => pb::ComplaintCategory::Billing,
+            Category::Pricing => pb::ComplaintCategory::Pricing,
+            Category::ServiceAttitude => pb::ComplaintCategory::ServiceAttitude,
+            Category::FacilitySafety => pb::ComplaintCategory::FacilitySafety,
+            Category::Queueing => pb::ComplaintCategory::Queueing,
+            Category::Other => pb::ComplaintCategory::Other,
+        }) as i32,
+        customer_contact: c.customer_contact.clone(),
+        station_id: c.station_id.clone().unwrap_or_default(),
+        pile_id: c.pile_id.clone().unwrap_or_default(),
+        description: c.description.clone(),
+        attachment_refs: c.attachments.clone(),
+        receive_time: Some(to_timestamp(c.received_at)),
+        state: state_to_pb(c.state),
+        steps: c
+            .steps
+            .iter()
+            .map(|s| pb::ComplaintStep {
+                state: state_to_pb(s.state),
+                step_time: Some(to_timestamp(s.at)),
+                by: s.by.clone(),
+                note: s.note.clone(),
+            })
+            .collect(),
+        response_due_time: Some(to_timestamp(c.response_due())),
+        promise_due_time: opt_timestamp(c.promises.last().map(|p| p.due)),
+        satisfaction: c.satisfaction.map_or(0, u32::from),
+        reopened: c.reopened,
+        breaches: c
+            .breaches(now)
+            .into_iter()
+            .map(|b| pb::ComplaintBreach {
+                rule: b.rule.into(),
+                what: b.what.into(),
+                due_time: Some(to_timestamp(b.due)),
+                lateness: Some(duration(b.lateness)),
+            })
+            .collect(),
+    }
+}
+
+fn intake(op: String, c: pb::Complaint) -> Result<Intake, Error> {
+    let kind = match pb::ComplaintKind::try_from(c.kind) {
+        Ok(pb::ComplaintKind::Praise) => Kind::Praise,
+        Ok(pb::ComplaintKind::Suggestion) => Kind::Suggestion,
+        // A complaint unless said otherwise.
+        _ => Kind::Complaint,
+    };
+    let channel = match pb::ComplaintChannel::try_from(c.channel) {
+        Ok(pb::ComplaintChannel::Phone) => Channel::Phone,
+        Ok(pb::ComplaintChannel::Email) => Channel::Email,
+        Ok(pb::ComplaintChannel::Visit) => Channel::Visit,
+        Ok(pb::ComplaintChannel::App) => Channel::App,
+        _ => {
+            return Err(Error::invalid(
+                "complaint.channel",
+                "CMP-2",
+                "is phone, email, visit or app",
+            ));
+        }
+    };
+    let category = match pb::ComplaintCategory::try_from(c.category) {
+        Ok(pb::ComplaintCategory::ChargingFailure) => Category::ChargingFailure,
+        Ok(pb::ComplaintCategory::Billing) => Category::Billing,
+        Ok(pb::ComplaintCategory::Pricing) => Category::Pricing,
+        Ok(pb::ComplaintCategory::ServiceAttitude) => Category::ServiceAttitude,
+        Ok(pb::ComplaintCategory::FacilitySafety) => Category::FacilitySafety,
+        Ok(pb::ComplaintCategory::Queueing) => Category::Queueing,
+        Ok(pb::ComplaintCategory::Other) => Category::Other,
+        _ => return Err(Error::bad_field("complaint.category", "must be set")),
+    };
+    Ok(Intake {
+        operator_id: op,
+        kind,
+        channel,
+        category,
+        customer_contact: c.customer_contact,
+        station_id: Some(c.station_id.trim().to_owned()),
+        pile_id: Some(c.pile_id.trim().to_owned()),
+        description: c.description,
+        attachments: c.attachment_refs,
+    })
+}
+
+impl ComplaintsApi {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    pub fn into_server(self) -> ComplaintsServiceServer<Self> {
+        ComplaintsServiceServer::new(self)
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.engine.clock.now()
+    }
+
+    /// Loads a complaint of the caller's operator, applies a step and writes it back with the
+    /// clock the step starts, if any.
+    async fn step(
+        &self,
+        p: &Principal,
+        operator_id: &str,
+        complaint_id: &str,
+        apply: impl FnOnce(&mut Complaint, &str, chrono::DateTime<chrono::Utc>) -> Result<(), Error>,
+    ) -> Result<Complaint, Error> {
+        let op = operator_for(p, operator_id)?;
+        let id = complaint_id.trim();
+        let (mut complaint, version) = self
+            .engine
+            .store
+            .complaint(&op, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("complaint {id}")))?;
+        let promises = complaint.promises.len();
+        apply(&mut complaint, &p.to_string(), self.now())?;
+        let clocks: Vec<_> = if complaint.promises.len() > promises {
+            complaint.promise_clock().into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        self.engine
+            .store
+            .update(&complaint, version, &clocks)
+            .await?;
+        Ok(complaint)
+    }
+
+    async fn submit(
+        &self,
+        p: &Principal,
+        r: pb::SubmitComplaintRequest,
+    ) -> Result<Complaint, Error> {
+        let input = r
+            .complaint
+            .ok_or_else(|| Error::bad_field("complaint", "must be set"))?;
+        let op = operator_for(p, &input.operator_id)?;
+        let now = self.now();
+        let complaint = Complaint::receive(
+            format!("CP-{}", uuid::Uuid::now_v7().simple()),
+            intake(op, input)?,
+            &p.to_string(),
+            now,
+        )
+        .map_err(|e| e.within("complaint"))?;
+        // REQ CMP-1: the response clock starts on receipt.
+        let clocks = [("response".to_owned(), complaint.response_due())];
+        self.engine.store.create(&complaint, &clocks).await?;
+        Ok(complaint)
+    }
+}
+
+fn answer(c: &Complaint, now: chrono::DateTime<chrono::Utc>) -> Option<pb::Complaint> {
+    Some(to_pb(c, now))
+}
+
+#[tonic::async_trait]
+impl ComplaintsService for ComplaintsApi {
+    async fn submit_complaint(
+        &self,
+        request: Request<pb::SubmitComplaintRequest>,
+    ) -> Reply<pb::SubmitComplaintResponse> {
+        let p = principal(&request)?;
+        let result = self.submit(&p, request.into_inner()).await;
+        reply(result.map(|c| pb::SubmitComplaintResponse {
+            complaint: answer(&c, self.now()),
+        }))
+    }
+
+    async fn get_complaint(
+        &self,
+        request: Request<pb::GetComplaintRequest>,
+    ) -> Reply<pb::GetComplaintResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let id = r.complaint_id.trim();
+            let (c, _) = self
+                .engine
+                .store
+                .complaint(&op, id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("complaint {id}")))?;
+            Ok(pb::GetComplaintResponse {
+                complaint: answer(&c, self.now()),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn list_complaints(
+        &self,
+        request: Request<pb::ListComplaintsRequest>,
+    ) -> Reply<pb::ListComplaintsResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let op = operator_for(&p, &r.operator_id)?;
+            let now = self.now();
+            let station = r.station_id.trim();
+            let complaints = self.engine.store.complaints(&op).await?;
+            Ok(pb::ListComplaintsResponse {
+                complaints: complaints
+                    .iter()
+                    .filter(|c| r.include_archived || c.state != State::Archived)
+                    .filter(|c| station.is_empty() || c.station_id.as_deref() == Some(station))
+                    .map(|c| {
+                        let next = c.next_limit(now);
+                        pb::QueuedComplaint {
+                            complaint: Some(to_pb(c, now)),
+                            next_limit: next.map(|(what, _)| what.to_owned()).unwrap_or_default(),
+                            time_left: next.map(|(_, left)| duration(left)),
+                        }
+                    })
+                    .collect(),
+            })
+        };
+        reply(result.await)
+    }
+
+    async fn acknowledge_complaint(
+        &self,
+        request: Request<pb::AcknowledgeComplaintRequest>,
+    ) -> Reply<pb::AcknowledgeComplaintResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = self
+            .step(&p, &r.operator_id, &r.complaint_id, |c, by, now| {
+                c.acknowledge(&r.reply, by, now)
+            })
+            .await;
+        reply(result.map(|c| pb::AcknowledgeComplaintResponse {
+            complaint: answer(&c, self.now()),
+        }))
+    }
+
+    async fn investigate_complaint(
+        &self,
+        request: Request<pb::InvestigateComplaintRequest>,
+    ) -> Reply<pb::InvestigateComplaintResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = self
+            .step(&p, &r.operator_id, &r.complaint_id, |c, by, now| {
+                c.investigate(&r.event, &r.responsible_party, by, now)
+            })
+            .await;
+        reply(result.map(|c| pb::InvestigateComplaintResponse {
+            complaint: answer(&c, self.now()),
+        }))
+    }
+
+    async fn promise_resolution(
+        &self,
+        request: Request<pb::PromiseResolutionRequest>,
+    ) -> Reply<pb::PromiseResolutionResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let due = r
+                .due_time
+                .as_ref()
+                .and_then(from_timestamp)
+                .ok_or_else(|| Error::bad_field("due_time", "is required"))?;
+            self.step(&p, &r.operator_id, &r.complaint_id, |c, by, now| {
+                c.promise(&r.handling, &r.reply, due, by, now)
+            })
+            .await
+        };
+        reply(result.await.map(|c| pb::PromiseResolutionResponse {
+            complaint: answer(&c, self.now()),
+        }))
+    }
+
+    async fn resolve_complaint(
+        &self,
+        request: Request<pb::ResolveComplaintRequest>,
+    ) -> Reply<pb::ResolveComplaintResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = self
+            .step(&p, &r.operator_id, &r.complaint_id, |c, by, now| {
+                c.resolve(&r.record, by, now)
+            })
+            .await;
+        reply(result.map(|c| pb::ResolveComplaintResponse {
+            complaint: answer(&c, self.now()),
+        }))
+    }
+
+    async fn revisit_complaint(
+        &self,
+        request: Request<pb::RevisitComplaintRequest>,
+    ) -> Reply<pb::RevisitComplaintResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let mut reopened = false;
+        let result = self
+            .step(&p, &r.operator_id, &r.complaint_id, |c, by, now| {
+                reopened = c.revisit(r.satisfaction, &r.comment, by, now)?;
+                Ok(())
+            })
+            .await;
+        reply(result.map(|c| pb::RevisitComplaintResponse {
+            complaint: answer(&c, self.now()),
+            reopened,
+        }))
+    }
+
+    async fn archive_complaint(
+        &self,
+        request: Request<pb::ArchiveComplaintRequest>,
+    ) -> Reply<pb::ArchiveComplaintResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = self
+            .step(&p, &r.operator_id, &r.complaint_id, |c, by, now| {
+                c.archive(by, now)
+            })
+            .await;
+        reply(result.map(|c| pb::ArchiveComplaintResponse {
+            complaint: answer(&c, self.now()),
+        }))
+    }
+}
