@@ -132,7 +132,10 @@ mod tests {
         assert_eq!(cfg.gateway.upstreams["metering"], "https://127.0.0.1:7003");
         assert_eq!(cfg.metering.service.database.schema, "metering");
         assert_eq!(cfg.complaints.service.listen, "127.0.0.1:7004");
-        assert_eq!(cfg.gateway.upstreams["complaints"], "https://127.0.0.1:7004");
+        assert_eq!(
+            cfg.gateway.upstreams["complaints"],
+            "https://127.0.0.1:7004"
+        );
         assert!(cfg.gateway.jwt.is_some());
     }
 }
