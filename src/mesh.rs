@@ -400,7 +400,8 @@ pub async fn run_complaints(
     let store = chargemesh_complaints::store::open(&db)
         .await
         .context("migrating the complaints database")?;
-    let engine = chargemesh_complaints::engine::Engine::new(store, clock, bus);
+    let dispatch = mesh_channel(&config.service.tls, &config.dispatch_url)?;
+    let engine = chargemesh_complaints::engine::Engine::new(store, clock, bus, dispatch);
     let scheduler = engine.spawn_scheduler(std::time::Duration::from_millis(
         config.deadline_interval_ms,
     ));
@@ -637,6 +638,7 @@ impl EmbeddedMesh {
                 database: database("complaints"),
             },
             deadline_interval_ms: opts.deadline_interval_ms,
+            dispatch_url: format!("https://127.0.0.1:{}", dispatch_addr.port()),
         };
         {
             let (td, clock, bus, shutdown, grace) = (

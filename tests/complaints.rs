@@ -295,3 +295,79 @@ async fn cmp_4_the_lifecycle_runs_in_order_a_missed_promise_is_a_breach_and_unsa
     assert_eq!(queue.len(), 1);
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn fault_4_a_complaint_about_a_broken_connector_opens_exactly_one_work_order() {
+    use chargemesh::demo;
+    use chargemesh_proto::asset::v1 as asset;
+    use chargemesh_proto::dispatch::v1 as dp;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let mut op = mesh.client("operator");
+    op.create_operator(asset::CreateOperatorRequest {
+        operator: Some(demo::operator(chargemesh::pki::DEMO_CREDIT_CODE)),
+    })
+    .await
+    .expect("operator");
+    op.create_station(asset::CreateStationRequest {
+        station: Some(demo::station(OP, "S1", "330602")),
+    })
+    .await
+    .expect("station");
+    op.create_pile(asset::CreatePileRequest {
+        pile: Some(demo::pile(OP, "S1", "P1", asset::PileType::Dc, 60.0)),
+    })
+    .await
+    .expect("pile");
+    let mut desk = Desk::new(&mesh);
+    let token = desk.token("complaint_handler", OP);
+    let complaint = desk
+        .client
+        .submit_complaint(with_token(
+            pb::SubmitComplaintRequest {
+                complaint: Some(pb::Complaint {
+                    operator_id: OP.into(),
+                    kind: pb::ComplaintKind::Complaint as i32,
+                    channel: pb::ComplaintChannel::Phone as i32,
+                    category: pb::ComplaintCategory::ChargingFailure as i32,
+                    customer_contact: "139 1111 2222".into(),
+                    station_id: "S1".into(),
+                    pile_id: "P1".into(),
+                    description: "connector 1 is broken, the latch is missing".into(),
+                    ..Default::default()
+                }),
+            },
+            &token,
+        ))
+        .await
+        .expect("submitted")
+        .into_inner()
+        .complaint
+        .expect("complaint");
+    assert_eq!(complaint.links.len(), 1, "{:?}", complaint.links);
+    assert_eq!(complaint.links[0].kind, "work_order");
+    let monitor = desk.token("monitor", OP);
+    let orders = dp::dispatch_service_client::DispatchServiceClient::new(mesh.anonymous_channel())
+        .list_work_orders(with_token(
+            dp::ListWorkOrdersRequest {
+                operator_id: OP.into(),
+                ..Default::default()
+            },
+            &monitor,
+        ))
+        .await
+        .expect("orders")
+        .into_inner()
+        .work_orders;
+    assert_eq!(orders.len(), 1, "exactly one work order");
+    assert_eq!(orders[0].order_id, complaint.links[0].id);
+    assert_eq!(orders[0].channel, dp::Channel::Phone as i32);
+    assert!(orders[0].description.contains(&complaint.complaint_id));
+    // The complaint shows the order and its state.
+    let shown = desk.get(&complaint.complaint_id).await;
+    assert_eq!(shown.links[0].state, "received");
+    // A complaint that names no pile opens nothing.
+    let vague = desk.submit("charging was slow somewhere").await;
+    assert!(vague.links.is_empty());
+    mesh.stop().await;
+}

@@ -8,6 +8,11 @@ use chargemesh_kit::Error;
 use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::events::{SharedBus, envelope};
 
+use chargemesh_proto::dispatch::v1 as dp;
+use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
+use tonic::transport::Channel;
+
+use crate::domain::complaint::Complaint;
 use crate::store::ComplaintStore;
 
 pub const COMPLAINTS_TOPIC: &str = "complaints";
@@ -18,11 +23,69 @@ pub struct Engine {
     pub store: Arc<dyn ComplaintStore>,
     pub clock: SharedClock,
     bus: SharedBus,
+    dispatch: DispatchServiceClient<Channel>,
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn ComplaintStore>, clock: SharedClock, bus: SharedBus) -> Self {
-        Self { store, clock, bus }
+    pub fn new(
+        store: Arc<dyn ComplaintStore>,
+        clock: SharedClock,
+        bus: SharedBus,
+        dispatch: Channel,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            bus,
+            dispatch: DispatchServiceClient::new(dispatch),
+        }
+    }
+
+    /// REQ FAULT-4: opens the repair work order a complaint about a pile calls for, from the
+    /// customer's call; returns its id.
+    pub async fn open_work_order(&self, c: &Complaint) -> Result<String, Error> {
+        let order = self
+            .dispatch
+            .clone()
+            .create_work_order(dp::CreateWorkOrderRequest {
+                operator_id: c.operator_id.clone(),
+                station_id: c.station_id.clone().unwrap_or_default(),
+                pile_id: c.pile_id.clone().unwrap_or_default(),
+                connector_id: String::new(),
+                channel: dp::Channel::Phone as i32,
+                description: format!("complaint {}: {}", c.complaint_id, c.description),
+            })
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::NotFound | tonic::Code::InvalidArgument => {
+                    Error::bad_field("complaint.pile_id", status.message().to_owned())
+                }
+                _ => Error::Unavailable("dispatch is unavailable".into()),
+            })?
+            .into_inner()
+            .work_order
+            .ok_or_else(|| Error::Unavailable("dispatch answered without the order".into()))?;
+        Ok(order.order_id)
+    }
+
+    /// The state of a linked work order, when dispatch can say.
+    pub async fn work_order_state(&self, operator_id: &str, order_id: &str) -> Option<String> {
+        let order = self
+            .dispatch
+            .clone()
+            .get_work_order(dp::GetWorkOrderRequest {
+                operator_id: operator_id.into(),
+                order_id: order_id.into(),
+            })
+            .await
+            .ok()?
+            .into_inner()
+            .work_order?;
+        dp::WorkOrderState::try_from(order.state).ok().map(|s| {
+            s.as_str_name()
+                .trim_start_matches("WORK_ORDER_STATE_")
+                .to_lowercase()
+        })
     }
 
     /// One pass over the due clocks; returns how many fired.

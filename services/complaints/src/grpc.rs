@@ -12,7 +12,7 @@ use chargemesh_proto::complaints::v1::complaints_service_server::{
     ComplaintsService, ComplaintsServiceServer,
 };
 
-use crate::domain::complaint::{Category, Channel, Complaint, Intake, Kind, State};
+use crate::domain::complaint::{Category, Channel, Complaint, Intake, Kind, Linked, State};
 use crate::engine::Engine;
 
 #[derive(Debug, Clone)]
@@ -101,6 +101,15 @@ fn to_pb(c: &Complaint, now: chrono::DateTime<chrono::Utc>) -> pb::Complaint {
         promise_due_time: opt_timestamp(c.promises.last().map(|p| p.due)),
         satisfaction: c.satisfaction.map_or(0, u32::from),
         reopened: c.reopened,
+        links: c
+            .links
+            .iter()
+            .map(|l| pb::LinkedItem {
+                kind: l.kind.clone(),
+                id: l.id.clone(),
+                state: String::new(),
+            })
+            .collect(),
         breaches: c
             .breaches(now)
             .into_iter()
@@ -221,7 +230,25 @@ impl ComplaintsApi {
         // REQ CMP-1: the response clock starts on receipt.
         let clocks = [("response".to_owned(), complaint.response_due())];
         self.engine.store.create(&complaint, &clocks).await?;
-        Ok(complaint)
+        if !complaint.needs_repair() {
+            return Ok(complaint);
+        }
+        // REQ FAULT-4: the complaint is kept first; its repair order follows and is linked.
+        match self.engine.open_work_order(&complaint).await {
+            Ok(order_id) => {
+                let mut linked = complaint.clone();
+                linked.links.push(Linked {
+                    kind: "work_order".into(),
+                    id: order_id,
+                });
+                self.engine.store.update(&linked, 1, &[]).await?;
+                Ok(linked)
+            }
+            Err(error) => {
+                tracing::warn!(complaint = %complaint.complaint_id, %error, "no repair work order for the complaint");
+                Ok(complaint)
+            }
+        }
     }
 }
 
@@ -257,8 +284,18 @@ impl ComplaintsService for ComplaintsApi {
                 .complaint(&op, id)
                 .await?
                 .ok_or_else(|| Error::NotFound(format!("complaint {id}")))?;
+            let mut complaint = to_pb(&c, self.now());
+            for link in &mut complaint.links {
+                if link.kind == "work_order" {
+                    link.state = self
+                        .engine
+                        .work_order_state(&c.operator_id, &link.id)
+                        .await
+                        .unwrap_or_default();
+                }
+            }
             Ok(pb::GetComplaintResponse {
-                complaint: answer(&c, self.now()),
+                complaint: Some(complaint),
             })
         };
         reply(result.await)

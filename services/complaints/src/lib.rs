@@ -21,6 +21,9 @@ pub struct ComplaintsConfig {
     pub service: ServiceConfig,
     /// How often due clocks are checked, in milliseconds.
     pub deadline_interval_ms: u64,
+    /// The mesh URL of the dispatch component, where complaints about piles open repair work
+    /// orders.
+    pub dispatch_url: String,
 }
 
 impl Default for ComplaintsConfig {
@@ -28,6 +31,7 @@ impl Default for ComplaintsConfig {
         Self {
             service: ServiceConfig::for_service("complaints", 7004),
             deadline_interval_ms: 5_000,
+            dispatch_url: "https://127.0.0.1:7002".into(),
         }
     }
 }

@@ -111,6 +111,17 @@ pub struct Complaint {
     /// Satisfaction 1 to 5 of the latest revisit (EVAL-2).
     pub satisfaction: Option<u8>,
     pub reopened: u32,
+    /// What the complaint set going elsewhere, such as a repair work order (REQ FAULT-4).
+    #[serde(default)]
+    pub links: Vec<Linked>,
+}
+
+/// An item another component keeps for this complaint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Linked {
+    /// "work_order".
+    pub kind: String,
+    pub id: String,
 }
 
 /// A limit missed, with its lateness.
@@ -174,6 +185,7 @@ impl Complaint {
             resolved_at: None,
             satisfaction: None,
             reopened: 0,
+            links: Vec::new(),
         })
     }
 
@@ -200,6 +212,19 @@ impl Complaint {
                 .to_lowercase(),
             ))
         }
+    }
+
+    /// REQ FAULT-4: a complaint about a pile that fails or is unsafe opens a repair work order
+    /// from the customer's call.
+    pub fn needs_repair(&self) -> bool {
+        self.kind == Kind::Complaint
+            && matches!(
+                self.category,
+                Category::ChargingFailure | Category::FacilitySafety
+            )
+            && self.pile_id.is_some()
+            && self.station_id.is_some()
+            && !self.links.iter().any(|l| l.kind == "work_order")
     }
 
     /// REQ CMP-1: the first response to the customer.
