@@ -401,7 +401,8 @@ pub async fn run_complaints(
         .await
         .context("migrating the complaints database")?;
     let dispatch = mesh_channel(&config.service.tls, &config.dispatch_url)?;
-    let engine = chargemesh_complaints::engine::Engine::new(store, clock, bus, dispatch);
+    let metering = mesh_channel(&config.service.tls, &config.metering_url)?;
+    let engine = chargemesh_complaints::engine::Engine::new(store, clock, bus, dispatch, metering);
     let scheduler = engine.spawn_scheduler(std::time::Duration::from_millis(
         config.deadline_interval_ms,
     ));
@@ -639,6 +640,7 @@ impl EmbeddedMesh {
             },
             deadline_interval_ms: opts.deadline_interval_ms,
             dispatch_url: format!("https://127.0.0.1:{}", dispatch_addr.port()),
+            metering_url: format!("https://127.0.0.1:{}", metering_addr.port()),
         };
         {
             let (td, clock, bus, shutdown, grace) = (

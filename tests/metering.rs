@@ -754,3 +754,91 @@ async fn base_5_a_platform_start_on_an_unverified_meter_is_refused_and_a_verifie
     assert_eq!(settled.total_money, "17.80");
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn mon_9_a_billing_complaint_flags_its_order_for_verification() {
+    use chargemesh_proto::complaints::v1 as cp;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = setup(&clock).await;
+    let mut platform = metering(&mesh, "operator");
+    platform
+        .report_charge_order(session(ORDER_1, "P1"))
+        .await
+        .expect("reported");
+    let handler = chargemesh::pki::mint_token(
+        mesh.pki(),
+        "desk",
+        Some(OP),
+        &["complaint_handler".to_owned()],
+        3600,
+    )
+    .expect("token");
+    let mut desk =
+        cp::complaints_service_client::ComplaintsServiceClient::new(mesh.anonymous_channel());
+    let complaint = desk
+        .submit_complaint(with_token(
+            cp::SubmitComplaintRequest {
+                complaint: Some(cp::Complaint {
+                    operator_id: OP.into(),
+                    kind: cp::ComplaintKind::Complaint as i32,
+                    channel: cp::ComplaintChannel::App as i32,
+                    category: cp::ComplaintCategory::Billing as i32,
+                    customer_contact: "app user 7".into(),
+                    description: "charged 60.60 but my car shows 35 kWh".into(),
+                    charge_order_id: ORDER_1.into(),
+                    ..Default::default()
+                }),
+            },
+            &handler,
+        ))
+        .await
+        .expect("submitted")
+        .into_inner()
+        .complaint
+        .expect("complaint");
+    assert_eq!(
+        complaint
+            .links
+            .iter()
+            .map(|l| (l.kind.as_str(), l.id.as_str()))
+            .collect::<Vec<_>>(),
+        [("charge_order", ORDER_1)]
+    );
+    let order = platform
+        .get_charge_order(pb::GetChargeOrderRequest {
+            operator_id: OP.into(),
+            order_id: ORDER_1.into(),
+            version: 0,
+        })
+        .await
+        .expect("order")
+        .into_inner()
+        .order
+        .expect("order");
+    assert_eq!(
+        order.version, 2,
+        "the dispute is a new version; the original stays"
+    );
+    assert!(
+        order
+            .flags
+            .iter()
+            .any(|f| f.kind == pb::FlagKind::CustomerDispute as i32
+                && f.detail.contains(&complaint.complaint_id))
+    );
+    let shown = desk
+        .get_complaint(with_token(
+            cp::GetComplaintRequest {
+                operator_id: OP.into(),
+                complaint_id: complaint.complaint_id.clone(),
+            },
+            &handler,
+        ))
+        .await
+        .expect("complaint")
+        .into_inner()
+        .complaint
+        .expect("complaint");
+    assert_eq!(shown.links[0].state, "disputed");
+    mesh.stop().await;
+}

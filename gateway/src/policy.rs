@@ -338,6 +338,12 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
         staff_of(&[MONITOR, OM_MANAGER]),
     ),
     (METERING, "ReconcileChargeOrders", OPERATOR_READ),
+    // REQ MON-9: the complaint department (or its service) raises a customer's dispute.
+    (
+        METERING,
+        "DisputeChargeOrder",
+        staff_of(&[COMPLAINT_HANDLER, MONITOR, OM_MANAGER]),
+    ),
     // REQ CMP-2: the desk, the monitor and the station take complaints; the operator's app
     // (its platform certificate) too.
     (

@@ -10,6 +10,8 @@ use chargemesh_kit::events::{SharedBus, envelope};
 
 use chargemesh_proto::dispatch::v1 as dp;
 use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
+use chargemesh_proto::metering::v1 as mt;
+use chargemesh_proto::metering::v1::metering_service_client::MeteringServiceClient;
 use tonic::transport::Channel;
 
 use crate::domain::complaint::Complaint;
@@ -24,6 +26,7 @@ pub struct Engine {
     pub clock: SharedClock,
     bus: SharedBus,
     dispatch: DispatchServiceClient<Channel>,
+    metering: MeteringServiceClient<Channel>,
 }
 
 impl Engine {
@@ -32,13 +35,56 @@ impl Engine {
         clock: SharedClock,
         bus: SharedBus,
         dispatch: Channel,
+        metering: Channel,
     ) -> Self {
         Self {
             store,
             clock,
             bus,
             dispatch: DispatchServiceClient::new(dispatch),
+            metering: MeteringServiceClient::new(metering),
         }
+    }
+
+    /// REQ MON-9: flags the charge order a billing complaint is about for verification.
+    pub async fn dispute_order(&self, c: &Complaint) -> Result<String, Error> {
+        let order_id = c.charge_order_id.clone().unwrap_or_default();
+        self.metering
+            .clone()
+            .dispute_charge_order(mt::DisputeChargeOrderRequest {
+                operator_id: c.operator_id.clone(),
+                order_id: order_id.clone(),
+                reason: format!("complaint {}: {}", c.complaint_id, c.description),
+            })
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::NotFound | tonic::Code::InvalidArgument => {
+                    Error::bad_field("complaint.charge_order_id", status.message().to_owned())
+                }
+                _ => Error::Unavailable("metering is unavailable".into()),
+            })?;
+        Ok(order_id)
+    }
+
+    /// The state of a linked charge order: whether the dispute still stands.
+    pub async fn charge_order_state(&self, operator_id: &str, order_id: &str) -> Option<String> {
+        let order = self
+            .metering
+            .clone()
+            .get_charge_order(mt::GetChargeOrderRequest {
+                operator_id: operator_id.into(),
+                order_id: order_id.into(),
+                version: 0,
+            })
+            .await
+            .ok()?
+            .into_inner()
+            .order?;
+        let disputed = order
+            .flags
+            .iter()
+            .any(|f| f.kind == mt::FlagKind::CustomerDispute as i32);
+        Some(if disputed { "disputed" } else { "verified" }.to_owned())
     }
 
     /// REQ FAULT-4: opens the repair work order a complaint about a pile calls for, from the

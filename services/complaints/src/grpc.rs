@@ -85,6 +85,7 @@ fn to_pb(c: &Complaint, now: chrono::DateTime<chrono::Utc>) -> pb::Complaint {
         pile_id: c.pile_id.clone().unwrap_or_default(),
         description: c.description.clone(),
         attachment_refs: c.attachments.clone(),
+        charge_order_id: c.charge_order_id.clone().unwrap_or_default(),
         receive_time: Some(to_timestamp(c.received_at)),
         state: state_to_pb(c.state),
         steps: c
@@ -163,6 +164,7 @@ fn intake(op: String, c: pb::Complaint) -> Result<Intake, Error> {
         pile_id: Some(c.pile_id.trim().to_owned()),
         description: c.description,
         attachments: c.attachment_refs,
+        charge_order_id: Some(c.charge_order_id.trim().to_owned()),
     })
 }
 
@@ -230,25 +232,36 @@ impl ComplaintsApi {
         // REQ CMP-1: the response clock starts on receipt.
         let clocks = [("response".to_owned(), complaint.response_due())];
         self.engine.store.create(&complaint, &clocks).await?;
-        if !complaint.needs_repair() {
+        // The complaint is kept first; what it sets going elsewhere follows and is linked:
+        // a repair order for a failing pile (REQ FAULT-4), a dispute of a billed order (MON-9).
+        let mut linked = complaint.clone();
+        if complaint.needs_repair() {
+            match self.engine.open_work_order(&complaint).await {
+                Ok(id) => linked.links.push(Linked {
+                    kind: "work_order".into(),
+                    id,
+                }),
+                Err(error) => {
+                    tracing::warn!(complaint = %complaint.complaint_id, %error, "no repair work order for the complaint");
+                }
+            }
+        }
+        if complaint.disputes_an_order() {
+            match self.engine.dispute_order(&complaint).await {
+                Ok(id) => linked.links.push(Linked {
+                    kind: "charge_order".into(),
+                    id,
+                }),
+                Err(error) => {
+                    tracing::warn!(complaint = %complaint.complaint_id, %error, "the charge order could not be flagged");
+                }
+            }
+        }
+        if linked.links.is_empty() {
             return Ok(complaint);
         }
-        // REQ FAULT-4: the complaint is kept first; its repair order follows and is linked.
-        match self.engine.open_work_order(&complaint).await {
-            Ok(order_id) => {
-                let mut linked = complaint.clone();
-                linked.links.push(Linked {
-                    kind: "work_order".into(),
-                    id: order_id,
-                });
-                self.engine.store.update(&linked, 1, &[]).await?;
-                Ok(linked)
-            }
-            Err(error) => {
-                tracing::warn!(complaint = %complaint.complaint_id, %error, "no repair work order for the complaint");
-                Ok(complaint)
-            }
-        }
+        self.engine.store.update(&linked, 1, &[]).await?;
+        Ok(linked)
     }
 }
 
@@ -286,13 +299,16 @@ impl ComplaintsService for ComplaintsApi {
                 .ok_or_else(|| Error::NotFound(format!("complaint {id}")))?;
             let mut complaint = to_pb(&c, self.now());
             for link in &mut complaint.links {
-                if link.kind == "work_order" {
-                    link.state = self
-                        .engine
-                        .work_order_state(&c.operator_id, &link.id)
-                        .await
-                        .unwrap_or_default();
-                }
+                let state = match link.kind.as_str() {
+                    "work_order" => self.engine.work_order_state(&c.operator_id, &link.id).await,
+                    "charge_order" => {
+                        self.engine
+                            .charge_order_state(&c.operator_id, &link.id)
+                            .await
+                    }
+                    _ => None,
+                };
+                link.state = state.unwrap_or_default();
             }
             Ok(pb::GetComplaintResponse {
                 complaint: Some(complaint),

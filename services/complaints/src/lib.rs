@@ -24,6 +24,8 @@ pub struct ComplaintsConfig {
     /// The mesh URL of the dispatch component, where complaints about piles open repair work
     /// orders.
     pub dispatch_url: String,
+    /// The mesh URL of the metering component, where billing complaints flag their order.
+    pub metering_url: String,
 }
 
 impl Default for ComplaintsConfig {
@@ -32,6 +34,7 @@ impl Default for ComplaintsConfig {
             service: ServiceConfig::for_service("complaints", 7004),
             deadline_interval_ms: 5_000,
             dispatch_url: "https://127.0.0.1:7002".into(),
+            metering_url: "https://127.0.0.1:7003".into(),
         }
     }
 }

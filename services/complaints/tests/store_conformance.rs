@@ -36,6 +36,7 @@ fn complaint(operator: &str, id: &str) -> Complaint {
             pile_id: None,
             description: "charged twice".into(),
             attachments: Vec::new(),
+            charge_order_id: None,
         },
         "desk",
         t("2026-03-01T08:00:00Z"),

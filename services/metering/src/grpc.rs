@@ -114,6 +114,7 @@ fn flag_to_pb(kind: FlagKind) -> i32 {
         FlagKind::NeverEnded => pb::FlagKind::NeverEnded,
         FlagKind::DuplicateOrderId => pb::FlagKind::DuplicateOrderId,
         FlagKind::AmountMismatch => pb::FlagKind::AmountMismatch,
+        FlagKind::CustomerDispute => pb::FlagKind::CustomerDispute,
     }) as i32
 }
 
@@ -487,6 +488,27 @@ impl MeteringApi {
         }
     }
 
+    /// REQ MON-9: a customer's dispute flags the order, as a new version.
+    async fn dispute(
+        &self,
+        p: &Principal,
+        r: pb::DisputeChargeOrderRequest,
+    ) -> Result<ChargeOrder, Error> {
+        let current = self.visible(p, &r.operator_id, &r.order_id, None).await?;
+        let Some(next) = current.disputed(&r.reason, &p.to_string(), self.engine.clock.now())?
+        else {
+            return Ok(current);
+        };
+        match self.engine.store.insert(&next).await {
+            Ok(()) => Ok(next),
+            Err(chargemesh_kit::db::StoreError::Unique(_)) => Err(Error::Conflict(format!(
+                "charge order {}",
+                current.order_id
+            ))),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     /// T/CEC 102 check_charge_orders.
     async fn reconcile(
         &self,
@@ -630,6 +652,18 @@ impl MeteringService for MeteringApi {
         let p = principal(&request)?;
         reply(self.correct(&p, request.into_inner()).await.map(|o| {
             pb::CorrectChargeOrderResponse {
+                order: Some(order_to_pb(&o)),
+            }
+        }))
+    }
+
+    async fn dispute_charge_order(
+        &self,
+        request: Request<pb::DisputeChargeOrderRequest>,
+    ) -> Reply<pb::DisputeChargeOrderResponse> {
+        let p = principal(&request)?;
+        reply(self.dispute(&p, request.into_inner()).await.map(|o| {
+            pb::DisputeChargeOrderResponse {
                 order: Some(order_to_pb(&o)),
             }
         }))

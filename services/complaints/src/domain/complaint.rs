@@ -86,6 +86,8 @@ pub struct Intake {
     pub pile_id: Option<String>,
     pub description: String,
     pub attachments: Vec<String>,
+    /// The charge order a billing complaint is about (T/CEC 102 StartChargeSeq).
+    pub charge_order_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +102,8 @@ pub struct Complaint {
     pub pile_id: Option<String>,
     pub description: String,
     pub attachments: Vec<String>,
+    #[serde(default)]
+    pub charge_order_id: Option<String>,
     pub received_at: DateTime<Utc>,
     pub state: State,
     /// Every step, in order (REQ CMP-4, REC-2).
@@ -172,6 +176,7 @@ impl Complaint {
             pile_id: intake.pile_id.filter(|s| !s.trim().is_empty()),
             description: description.clone(),
             attachments: intake.attachments,
+            charge_order_id: intake.charge_order_id.filter(|o| !o.trim().is_empty()),
             received_at: now,
             state: State::Received,
             steps: vec![Step {
@@ -225,6 +230,15 @@ impl Complaint {
             && self.pile_id.is_some()
             && self.station_id.is_some()
             && !self.links.iter().any(|l| l.kind == "work_order")
+    }
+
+    /// REQ MON-9: a billing or pricing complaint naming its charge order flags that order for
+    /// verification in metering.
+    pub fn disputes_an_order(&self) -> bool {
+        self.kind == Kind::Complaint
+            && matches!(self.category, Category::Billing | Category::Pricing)
+            && self.charge_order_id.is_some()
+            && !self.links.iter().any(|l| l.kind == "charge_order")
     }
 
     /// REQ CMP-1: the first response to the customer.
@@ -458,6 +472,7 @@ mod tests {
                 pile_id: Some("P1".into()),
                 description: "the gun would not lock".into(),
                 attachments: Vec::new(),
+                charge_order_id: None,
             },
             "desk",
             t("2026-03-01T08:00:00Z"),
@@ -615,6 +630,7 @@ mod tests {
                 pile_id: None,
                 description: "the attendant helped me at night".into(),
                 attachments: Vec::new(),
+                charge_order_id: None,
             },
             "app",
             t("2026-03-01T08:00:00Z"),
@@ -637,6 +653,7 @@ mod tests {
                     pile_id: None,
                     description: "charged twice".into(),
                     attachments: Vec::new(),
+                    charge_order_id: None,
                 }
             },
             "mail",

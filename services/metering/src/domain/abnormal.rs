@@ -25,6 +25,8 @@ pub enum FlagKind {
     DuplicateOrderId,
     /// Amounts reported that disagree with the tariff in force.
     AmountMismatch,
+    /// A customer disputes the order (a billing complaint, REQ CMP-4).
+    CustomerDispute,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

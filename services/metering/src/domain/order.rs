@@ -132,6 +132,45 @@ impl ChargeOrder {
     }
 }
 
+impl ChargeOrder {
+    /// REQ MON-9: a customer's dispute (a billing complaint) flags the order for a monitor to
+    /// verify, as a new version; raising it again while it stands changes nothing.
+    pub fn disputed(
+        &self,
+        reason: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Self>, Error> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::invalid(
+                "reason",
+                "MON-9",
+                "the dispute says what the customer contests",
+            ));
+        }
+        if self
+            .flags
+            .iter()
+            .any(|f| f.kind == FlagKind::CustomerDispute)
+        {
+            return Ok(None);
+        }
+        let mut next = self.clone();
+        next.version += 1;
+        next.verified_flags
+            .retain(|k| *k != FlagKind::CustomerDispute);
+        next.flags.push(Flag {
+            kind: FlagKind::CustomerDispute,
+            detail: reason.to_owned(),
+        });
+        next.correction_reason = Some(format!("disputed: {reason}"));
+        next.recorded_by = by.to_owned();
+        next.recorded_at = now;
+        Ok(Some(next))
+    }
+}
+
 /// What the registry says of the pile at the session's start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PileFacts {
@@ -414,6 +453,30 @@ mod tests {
         assert!(verified.flags.is_empty());
         assert_eq!(verified.verified_flags, [FlagKind::EnergyAboveRated]);
         assert_eq!(verified.samples, o.samples, "nothing else changed");
+    }
+
+    #[test]
+    fn mon_9_a_customer_dispute_flags_the_order_once_as_a_new_version() {
+        let o = order();
+        let now = t("2026-03-02T09:00:00+08:00");
+        let disputed = o
+            .disputed(
+                "complaint CP-1: charged for 10 kWh, car shows 8",
+                "complaints",
+                now,
+            )
+            .expect("disputed")
+            .expect("a new version");
+        assert_eq!(disputed.version, 2);
+        assert_eq!(
+            disputed.flags.last().map(|f| f.kind),
+            Some(FlagKind::CustomerDispute)
+        );
+        assert_eq!(
+            disputed.disputed("again", "complaints", now).expect("ok"),
+            None
+        );
+        assert!(o.disputed(" ", "c", now).is_err());
     }
 
     #[test]
