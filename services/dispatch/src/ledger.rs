@@ -84,6 +84,18 @@ impl Engine {
     /// REQ MAINT-4: applies a ledger change to the asset registry and returns what changed,
     /// such as "pile P1: model, rated_power_kw". The change is on the scope's operator and must
     /// concern the scope's station.
+    /// The same for a request that may carry no change: nothing to do then.
+    pub async fn apply_any_ledger_change(
+        &self,
+        scope: Scope<'_>,
+        change: Option<impl Into<LedgerChange>>,
+    ) -> Result<Option<String>, Error> {
+        match change {
+            Some(change) => Ok(Some(self.apply_ledger_change(scope, change.into()).await?)),
+            None => Ok(None),
+        }
+    }
+
     pub async fn apply_ledger_change(
         &self,
         scope: Scope<'_>,

@@ -147,22 +147,16 @@ impl DispatchApi {
         let now = self.engine.clock.now();
         // Every step is checked before the ledger changes, so a refused close changes nothing.
         incident.clone().close(&r.report, None, now)?;
-        let ledger_change = match r.ledger_change {
-            Some(change) => {
-                let reason = format!("incident {}: {}", incident.incident_id, r.report.trim());
-                let scope = Scope {
-                    operator_id: &incident.operator_id,
-                    station_id: &incident.station_id,
-                    reason: &reason,
-                };
-                Some(
-                    self.engine
-                        .apply_ledger_change(scope, change.into())
-                        .await?,
-                )
-            }
-            None => None,
+        let reason = format!("incident {}: {}", incident.incident_id, r.report.trim());
+        let scope = Scope {
+            operator_id: &incident.operator_id,
+            station_id: &incident.station_id,
+            reason: &reason,
         };
+        let ledger_change = self
+            .engine
+            .apply_any_ledger_change(scope, r.ledger_change)
+            .await?;
         incident.close(&r.report, ledger_change, now)?;
         self.engine.store.save(&incident, version, now).await?;
         Ok(pb::CloseIncidentResponse {

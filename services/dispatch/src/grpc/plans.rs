@@ -79,27 +79,21 @@ impl DispatchApi {
         // changes nothing.
         plan.clone().complete(&r.item, &r.record, &by, None, now)?;
         // REQ MAINT-4: the ledger takes the change at once, before the completion records it.
-        let ledger_change = match r.ledger_change {
-            Some(change) => {
-                let reason = format!(
-                    "maintenance plan {} item {}: {}",
-                    plan.plan_id,
-                    r.item.trim(),
-                    r.record.trim()
-                );
-                let scope = Scope {
-                    operator_id: &plan.operator_id,
-                    station_id: &plan.station_id,
-                    reason: &reason,
-                };
-                Some(
-                    self.engine
-                        .apply_ledger_change(scope, change.into())
-                        .await?,
-                )
-            }
-            None => None,
+        let reason = format!(
+            "maintenance plan {} item {}: {}",
+            plan.plan_id,
+            r.item.trim(),
+            r.record.trim()
+        );
+        let scope = Scope {
+            operator_id: &plan.operator_id,
+            station_id: &plan.station_id,
+            reason: &reason,
         };
+        let ledger_change = self
+            .engine
+            .apply_any_ledger_change(scope, r.ledger_change)
+            .await?;
         plan.complete(&r.item, &r.record, &by, ledger_change, now)?;
         self.engine.store.save(&plan, version, now).await?;
         Ok(pb::RecordMaintenanceCompletionResponse {
