@@ -267,6 +267,24 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// What a component role runs with: its listener, the configured event bus, the clock and the
+/// shutdown signal.
+async fn run_with(
+    config: &Config,
+    listen: &str,
+    clock: chargemesh_kit::clock::SharedClock,
+    shutdown: Shutdown,
+) -> anyhow::Result<mesh::Run> {
+    Ok(mesh::Run {
+        trust_domain: config.trust_domain.clone(),
+        listener: mesh::bind(listen).await?,
+        clock,
+        bus: chargemesh_kit::events::connect(&config.events.url, &config.events.prefix).await?,
+        shutdown,
+        grace: mesh::DEFAULT_SHUTDOWN_GRACE,
+    })
+}
+
 async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
     let (stop, shutdown) = Shutdown::new();
     tokio::spawn(async move {
@@ -288,49 +306,16 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
             .await
         }
         Role::Dispatch => {
-            let listener = mesh::bind(&config.dispatch.service.listen).await?;
-            let bus =
-                chargemesh_kit::events::connect(&config.events.url, &config.events.prefix).await?;
-            mesh::run_dispatch(
-                &config.dispatch,
-                &config.trust_domain,
-                listener,
-                clock,
-                bus,
-                shutdown,
-                mesh::DEFAULT_SHUTDOWN_GRACE,
-            )
-            .await
+            let run = run_with(&config, &config.dispatch.service.listen, clock, shutdown).await?;
+            mesh::run_dispatch(&config.dispatch, run).await
         }
         Role::Complaints => {
-            let listener = mesh::bind(&config.complaints.service.listen).await?;
-            let bus =
-                chargemesh_kit::events::connect(&config.events.url, &config.events.prefix).await?;
-            mesh::run_complaints(
-                &config.complaints,
-                &config.trust_domain,
-                listener,
-                clock,
-                bus,
-                shutdown,
-                mesh::DEFAULT_SHUTDOWN_GRACE,
-            )
-            .await
+            let run = run_with(&config, &config.complaints.service.listen, clock, shutdown).await?;
+            mesh::run_complaints(&config.complaints, run).await
         }
         Role::Metering => {
-            let listener = mesh::bind(&config.metering.service.listen).await?;
-            let bus =
-                chargemesh_kit::events::connect(&config.events.url, &config.events.prefix).await?;
-            mesh::run_metering(
-                &config.metering,
-                &config.trust_domain,
-                listener,
-                clock,
-                bus,
-                shutdown,
-                mesh::DEFAULT_SHUTDOWN_GRACE,
-            )
-            .await
+            let run = run_with(&config, &config.metering.service.listen, clock, shutdown).await?;
+            mesh::run_metering(&config.metering, run).await
         }
         Role::Reporting => {
             let listener = mesh::bind(&config.reporting.service.listen).await?;

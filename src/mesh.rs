@@ -214,6 +214,17 @@ async fn serve_component(
     Ok(served?)
 }
 
+/// What a component behind the gateway runs with: its identity's trust domain, its listener,
+/// the clock, the event bus and when to stop.
+pub struct Run {
+    pub trust_domain: String,
+    pub listener: TcpListener,
+    pub clock: SharedClock,
+    pub bus: SharedBus,
+    pub shutdown: Shutdown,
+    pub grace: std::time::Duration,
+}
+
 /// A component behind the gateway: the routes it serves, the database it keeps and the
 /// background tasks that feed it.
 struct Component<'a> {
@@ -312,21 +323,13 @@ pub async fn run_reporting(
 
 /// Runs the dispatch component until `shutdown`: it follows the asset component's status log,
 /// keeps the work orders' deadlines and serves `DispatchService`.
-pub async fn run_dispatch(
-    config: &DispatchConfig,
-    trust_domain: &str,
-    listener: TcpListener,
-    clock: SharedClock,
-    bus: SharedBus,
-    shutdown: Shutdown,
-    grace: std::time::Duration,
-) -> anyhow::Result<()> {
+pub async fn run_dispatch(config: &DispatchConfig, run: Run) -> anyhow::Result<()> {
     let db = open_database("dispatch", &config.service.database).await?;
     let store = chargemesh_dispatch::store::open(&db)
         .await
         .context("migrating the dispatch database")?;
     let asset = mesh_channel(&config.service.tls, &config.asset_url)?;
-    let engine = chargemesh_dispatch::engine::Engine::new(store, clock, asset.clone(), bus);
+    let engine = chargemesh_dispatch::engine::Engine::new(store, run.clock, asset.clone(), run.bus);
     let background = vec![
         engine.spawn_follower(asset),
         engine.spawn_scheduler(std::time::Duration::from_millis(
@@ -344,27 +347,19 @@ pub async fn run_dispatch(
         routes: routes.add_service(DispatchApi::new(engine).into_server()),
         background,
     }
-    .run(trust_domain, listener, shutdown, grace)
+    .run(&run.trust_domain, run.listener, run.shutdown, run.grace)
     .await
 }
 
 /// Runs the metering component until `shutdown`: it settles charge orders by the asset
 /// registry's tariffs and serves `MeteringService`.
-pub async fn run_metering(
-    config: &MeteringConfig,
-    trust_domain: &str,
-    listener: TcpListener,
-    clock: SharedClock,
-    bus: SharedBus,
-    shutdown: Shutdown,
-    grace: std::time::Duration,
-) -> anyhow::Result<()> {
+pub async fn run_metering(config: &MeteringConfig, run: Run) -> anyhow::Result<()> {
     let db = open_database("metering", &config.service.database).await?;
     let store = chargemesh_metering::store::open(&db)
         .await
         .context("migrating the metering database")?;
     let asset = mesh_channel(&config.service.tls, &config.asset_url)?;
-    let engine = chargemesh_metering::engine::Engine::new(store, clock, asset, bus);
+    let engine = chargemesh_metering::engine::Engine::new(store, run.clock, asset, run.bus);
     let follower =
         engine.spawn_follower(std::time::Duration::from_millis(config.follow_interval_ms));
     let (health, routes) = health_and_reflection(&[FILE_DESCRIPTOR_SET]);
@@ -382,27 +377,20 @@ pub async fn run_metering(
             .add_service(regulator.into_server()),
         background: vec![follower],
     }
-    .run(trust_domain, listener, shutdown, grace)
+    .run(&run.trust_domain, run.listener, run.shutdown, run.grace)
     .await
 }
 
 /// Runs the complaints component until `shutdown`: its clocks and `ComplaintsService`.
-pub async fn run_complaints(
-    config: &ComplaintsConfig,
-    trust_domain: &str,
-    listener: TcpListener,
-    clock: SharedClock,
-    bus: SharedBus,
-    shutdown: Shutdown,
-    grace: std::time::Duration,
-) -> anyhow::Result<()> {
+pub async fn run_complaints(config: &ComplaintsConfig, run: Run) -> anyhow::Result<()> {
     let db = open_database("complaints", &config.service.database).await?;
     let store = chargemesh_complaints::store::open(&db)
         .await
         .context("migrating the complaints database")?;
     let dispatch = mesh_channel(&config.service.tls, &config.dispatch_url)?;
     let metering = mesh_channel(&config.service.tls, &config.metering_url)?;
-    let engine = chargemesh_complaints::engine::Engine::new(store, clock, bus, dispatch, metering);
+    let engine =
+        chargemesh_complaints::engine::Engine::new(store, run.clock, run.bus, dispatch, metering);
     let scheduler = engine.spawn_scheduler(std::time::Duration::from_millis(
         config.deadline_interval_ms,
     ));
@@ -417,7 +405,7 @@ pub async fn run_complaints(
         routes: routes.add_service(ComplaintsApi::new(engine).into_server()),
         background: vec![scheduler],
     }
-    .run(trust_domain, listener, shutdown, grace)
+    .run(&run.trust_domain, run.listener, run.shutdown, run.grace)
     .await
 }
 
@@ -558,6 +546,14 @@ impl EmbeddedMesh {
             ));
         }
 
+        let component_run = |listener| Run {
+            trust_domain: opts.trust_domain.clone(),
+            listener,
+            clock: opts.clock.clone(),
+            bus: runtime_bus.clone(),
+            shutdown: shutdown.clone(),
+            grace: opts.shutdown_grace,
+        };
         let dispatch_listener = bind("127.0.0.1:0").await?;
         let dispatch_addr = dispatch_listener.local_addr()?;
         let dispatch = DispatchConfig {
@@ -570,27 +566,10 @@ impl EmbeddedMesh {
             deadline_interval_ms: opts.deadline_interval_ms,
         };
         {
-            let (td, clock, bus, shutdown, grace) = (
-                opts.trust_domain.clone(),
-                opts.clock.clone(),
-                runtime_bus.clone(),
-                shutdown.clone(),
-                opts.shutdown_grace,
-            );
+            let run = component_run(dispatch_listener);
             tasks.push((
                 "dispatch",
-                tokio::spawn(async move {
-                    run_dispatch(
-                        &dispatch,
-                        &td,
-                        dispatch_listener,
-                        clock,
-                        bus,
-                        shutdown,
-                        grace,
-                    )
-                    .await
-                }),
+                tokio::spawn(async move { run_dispatch(&dispatch, run).await }),
             ));
         }
 
@@ -606,27 +585,10 @@ impl EmbeddedMesh {
             follow_interval_ms: opts.deadline_interval_ms.min(1_000),
         };
         {
-            let (td, clock, bus, shutdown, grace) = (
-                opts.trust_domain.clone(),
-                opts.clock.clone(),
-                runtime_bus.clone(),
-                shutdown.clone(),
-                opts.shutdown_grace,
-            );
+            let run = component_run(metering_listener);
             tasks.push((
                 "metering",
-                tokio::spawn(async move {
-                    run_metering(
-                        &metering,
-                        &td,
-                        metering_listener,
-                        clock,
-                        bus,
-                        shutdown,
-                        grace,
-                    )
-                    .await
-                }),
+                tokio::spawn(async move { run_metering(&metering, run).await }),
             ));
         }
 
@@ -643,27 +605,10 @@ impl EmbeddedMesh {
             metering_url: format!("https://127.0.0.1:{}", metering_addr.port()),
         };
         {
-            let (td, clock, bus, shutdown, grace) = (
-                opts.trust_domain.clone(),
-                opts.clock.clone(),
-                runtime_bus.clone(),
-                shutdown.clone(),
-                opts.shutdown_grace,
-            );
+            let run = component_run(complaints_listener);
             tasks.push((
                 "complaints",
-                tokio::spawn(async move {
-                    run_complaints(
-                        &complaints,
-                        &td,
-                        complaints_listener,
-                        clock,
-                        bus,
-                        shutdown,
-                        grace,
-                    )
-                    .await
-                }),
+                tokio::spawn(async move { run_complaints(&complaints, run).await }),
             ));
         }
 
