@@ -206,6 +206,23 @@ impl Staff {
             .expect("dispatched")
     }
 
+    /// The operator's open work orders, as the monitor sees them.
+    async fn open_orders(&self) -> Vec<pb::WorkOrder> {
+        self.client()
+            .list_work_orders(with_token(
+                pb::ListWorkOrdersRequest {
+                    operator_id: OP.into(),
+                    open_only: true,
+                    ..Default::default()
+                },
+                &self.token("monitor"),
+            ))
+            .await
+            .expect("open orders")
+            .into_inner()
+            .work_orders
+    }
+
     /// Polls until `check` holds, within ten seconds.
     async fn until(&self, order: &str, check: impl Fn(&pb::WorkOrder) -> bool) -> pb::WorkOrder {
         eventually(async || self.get(order).await, check).await
@@ -245,22 +262,7 @@ async fn fault_4_a_pile_fault_opens_one_work_order() {
     ])
     .await;
     let orders = eventually(
-        async || {
-            staff
-                .client()
-                .list_work_orders(with_token(
-                    pb::ListWorkOrdersRequest {
-                        operator_id: OP.into(),
-                        open_only: true,
-                        ..Default::default()
-                    },
-                    &staff.token("monitor"),
-                ))
-                .await
-                .expect("list")
-                .into_inner()
-                .work_orders
-        },
+        async || staff.open_orders().await,
         |orders| !orders.is_empty(),
     )
     .await;
@@ -485,20 +487,7 @@ async fn fault_6_an_order_unresolved_at_4_hours_closes_with_a_suspension_request
         .await;
     assert_eq!(late.state, pb::WorkOrderState::Received as i32);
     assert!(late.breaches.iter().all(|b| b.rule == "FAULT-6"));
-    let open = staff
-        .client()
-        .list_work_orders(with_token(
-            pb::ListWorkOrdersRequest {
-                operator_id: OP.into(),
-                open_only: true,
-                ..Default::default()
-            },
-            &staff.token("monitor"),
-        ))
-        .await
-        .expect("listed")
-        .into_inner()
-        .work_orders;
+    let open = staff.open_orders().await;
     assert_eq!(
         open.iter()
             .filter(|o| o.follow_up_of == order.order_id)
