@@ -384,6 +384,35 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
         "ArchiveComplaint",
         staff_of(&[COMPLAINT_HANDLER, OM_MANAGER]),
     ),
+    // REQ EVAL-2: the desk records survey answers (the operator's app too); anyone of the
+    // operator reads the figures.
+    (
+        COMPLAINTS,
+        "RecordSurveyAnswer",
+        staff_of(&[COMPLAINT_HANDLER, OM_MANAGER]),
+    ),
+    (COMPLAINTS, "GetSatisfaction", OPERATOR_READ),
+    // REQ EVAL-3: the complaint department opens corrective actions, whoever owns one records
+    // it done, and management judges whether it worked.
+    (
+        COMPLAINTS,
+        "OpenCorrectiveAction",
+        staff_of(&[COMPLAINT_HANDLER, OM_MANAGER]),
+    ),
+    (COMPLAINTS, "GetCorrectiveAction", OPERATOR_READ),
+    (COMPLAINTS, "ListCorrectiveActions", OPERATOR_READ),
+    (
+        COMPLAINTS,
+        "ImplementCorrectiveAction",
+        staff_of(&[
+            COMPLAINT_HANDLER,
+            OM_MANAGER,
+            STATION_MASTER,
+            MONITOR,
+            REPAIRER,
+        ]),
+    ),
+    (COMPLAINTS, "CheckCorrectiveAction", staff_of(&[OM_MANAGER])),
 ];
 
 /// The rule of a request path such as `/chargemesh.asset.v1.AssetService/GetStation`.

@@ -1,5 +1,6 @@
-//! The complaints' clocks (REQ CMP-1, CMP-4): durable rows on the injectable clock; each fires
-//! once, records its breach with the lateness and raises it as an event.
+//! The complaints' clocks (REQ CMP-1, CMP-4) and the corrective actions' deadlines (EVAL-3):
+//! durable rows on the injectable clock; each fires once, records its breach with the lateness
+//! and raises it as an event. Also the calls to the components complaints link to.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,20 +140,33 @@ impl Engine {
         let now = self.clock.now();
         let mut fired = 0;
         for due in self.store.due(now, 500).await? {
-            let breach = self
-                .store
-                .complaint(&due.operator_id, &due.complaint_id)
-                .await?
-                .and_then(|(c, _)| c.breach_of(&due.kind, now));
+            // The clocks of corrective actions (REQ EVAL-3) run beside the complaints' own.
+            let is_action = due.kind.starts_with("action:");
+            let breach = if is_action {
+                self.store
+                    .action(&due.operator_id, &due.complaint_id)
+                    .await?
+                    .and_then(|(a, _)| a.breach_of(&due.kind, now))
+            } else {
+                self.store
+                    .complaint(&due.operator_id, &due.complaint_id)
+                    .await?
+                    .and_then(|(c, _)| c.breach_of(&due.kind, now))
+            };
             let recorded = breach.as_ref().map(|b| (b.rule, b.lateness.num_seconds()));
             if !self.store.fire(&due, recorded, now).await? {
                 continue;
             }
             fired += 1;
             if let Some(b) = breach {
-                tracing::warn!(complaint = %due.complaint_id, rule = b.rule, what = b.what, "complaint limit breached");
+                tracing::warn!(subject = %due.complaint_id, rule = b.rule, what = b.what, "complaint limit breached");
+                let subject = if is_action {
+                    "action_id"
+                } else {
+                    "complaint_id"
+                };
                 let payload = serde_json::json!({
-                    "complaint_id": due.complaint_id,
+                    subject: due.complaint_id,
                     "rule": b.rule,
                     "what": b.what,
                     "due": b.due,

@@ -1,12 +1,14 @@
-//! Complaints persistence: each complaint a document with its steps under optimistic
-//! concurrency, its durable clocks, and the breaches they recorded. The statements run
-//! unchanged on PostgreSQL and SQLite.
+//! Complaints persistence: each complaint and corrective action a document with its steps under
+//! optimistic concurrency, their durable clocks and the breaches they recorded, and the
+//! satisfaction answers. The statements run unchanged on PostgreSQL and SQLite.
 
 use chrono::{DateTime, Utc};
 
 use chargemesh_kit::db::{Database, Migrations, StoreError};
 
+use crate::domain::action::CorrectiveAction;
 use crate::domain::complaint::Complaint;
+use crate::domain::satisfaction::{Answer, Bucket, Tally, month_of};
 
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -40,10 +42,53 @@ pub trait ComplaintStore: Send + Sync + std::fmt::Debug + 'static {
         complaint_id: &str,
     ) -> Result<Option<(Complaint, i64)>, StoreError>;
     async fn complaints(&self, operator_id: &str) -> Result<Vec<Complaint>, StoreError>;
-    /// Writes a complaint back with any new clocks; `Conflict` when it changed since `version`.
+    /// Complaints received at or after `since`, oldest first.
+    async fn complaints_since(
+        &self,
+        operator_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Complaint>, StoreError>;
+    /// Writes a complaint back with any new clocks and satisfaction answers, in one
+    /// transaction; `Conflict` when it changed since `version`.
     async fn update(
         &self,
         complaint: &Complaint,
+        version: i64,
+        clocks: &[(String, DateTime<Utc>)],
+        answers: &[Answer],
+    ) -> Result<(), StoreError>;
+    /// REQ EVAL-2: keeps an answer once; returns the answer as kept under its id (an earlier one
+    /// when the id was used).
+    async fn record_answer(&self, answer: &Answer) -> Result<Answer, StoreError>;
+    /// REQ EVAL-2: the counts of answers and of complaints by kind, per month and station, for
+    /// the months `from..=to` ("YYYY-MM").
+    async fn tallies(
+        &self,
+        operator_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<Tally>, StoreError>;
+    /// REQ EVAL-3: files a corrective action with its first clock.
+    async fn create_action(
+        &self,
+        action: &CorrectiveAction,
+        clocks: &[(String, DateTime<Utc>)],
+    ) -> Result<(), StoreError>;
+    async fn action(
+        &self,
+        operator_id: &str,
+        action_id: &str,
+    ) -> Result<Option<(CorrectiveAction, i64)>, StoreError>;
+    /// The operator's actions, oldest first; only those answering `complaint_id` when given.
+    async fn actions(
+        &self,
+        operator_id: &str,
+        complaint_id: Option<&str>,
+    ) -> Result<Vec<CorrectiveAction>, StoreError>;
+    /// Writes an action back with any new clock; `Conflict` when it changed since `version`.
+    async fn update_action(
+        &self,
+        action: &CorrectiveAction,
         version: i64,
         clocks: &[(String, DateTime<Utc>)],
     ) -> Result<(), StoreError>;
@@ -57,12 +102,12 @@ pub trait ComplaintStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<bool, StoreError>;
 }
 
-fn state_name(c: &Complaint) -> String {
-    format!("{:?}", c.state).to_lowercase()
+fn name_of(value: impl std::fmt::Debug) -> String {
+    format!("{value:?}").to_lowercase()
 }
 
 macro_rules! sql_complaint_store {
-    ($store:ident, $pool:ty) => {
+    ($store:ident, $pool:ty, $db:ty) => {
         #[derive(Debug, Clone)]
         pub struct $store {
             pool: $pool,
@@ -72,6 +117,50 @@ macro_rules! sql_complaint_store {
             pub fn new(pool: $pool) -> Self {
                 Self { pool }
             }
+
+            /// Starts the clocks of a complaint or an action (its id in `complaint_id`).
+            async fn insert_clocks(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                operator_id: &str,
+                id: &str,
+                clocks: &[(String, DateTime<Utc>)],
+            ) -> Result<(), StoreError> {
+                for (kind, due) in clocks {
+                    sqlx::query(
+                        "INSERT INTO complaint_deadlines (operator_id, complaint_id, kind, due_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(operator_id)
+                    .bind(id)
+                    .bind(kind)
+                    .bind(*due)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn insert_answer(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                a: &Answer,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO satisfaction_answers \
+                     (operator_id, answer_id, source, station_id, month, score, answered_at, doc) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                )
+                .bind(&a.operator_id)
+                .bind(&a.answer_id)
+                .bind(a.source.as_str())
+                .bind(a.station_id.as_deref().unwrap_or(""))
+                .bind(a.month())
+                .bind(i32::from(a.score))
+                .bind(a.answered_at)
+                .bind(sqlx::types::Json(a))
+                .execute(&mut **tx)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
         }
 
         #[tonic::async_trait]
@@ -79,29 +168,20 @@ macro_rules! sql_complaint_store {
             async fn create(&self, c: &Complaint, clocks: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
-                    "INSERT INTO complaints (operator_id, complaint_id, station_id, state, version, doc, received_at) \
-                     VALUES ($1, $2, $3, $4, 1, $5, $6)",
+                    "INSERT INTO complaints (operator_id, complaint_id, station_id, state, version, doc, received_at, kind, month) \
+                     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8)",
                 )
                 .bind(&c.operator_id)
                 .bind(&c.complaint_id)
                 .bind(c.station_id.as_deref().unwrap_or(""))
-                .bind(state_name(c))
+                .bind(name_of(c.state))
                 .bind(sqlx::types::Json(c))
                 .bind(c.received_at)
+                .bind(name_of(c.kind))
+                .bind(month_of(c.received_at))
                 .execute(&mut *tx)
                 .await?;
-                for (kind, due) in clocks {
-                    sqlx::query(
-                        "INSERT INTO complaint_deadlines (operator_id, complaint_id, kind, due_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(&c.operator_id)
-                    .bind(&c.complaint_id)
-                    .bind(kind)
-                    .bind(*due)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                Self::insert_clocks(&mut tx, &c.operator_id, &c.complaint_id, clocks).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -127,7 +207,25 @@ macro_rules! sql_complaint_store {
                 Ok(rows.into_iter().map(|j| j.0).collect())
             }
 
-            async fn update(&self, c: &Complaint, version: i64, clocks: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+            async fn complaints_since(&self, operator_id: &str, since: DateTime<Utc>) -> Result<Vec<Complaint>, StoreError> {
+                let rows: Vec<sqlx::types::Json<Complaint>> = sqlx::query_scalar(
+                    "SELECT doc FROM complaints WHERE operator_id = $1 AND received_at >= $2 \
+                     ORDER BY received_at, complaint_id LIMIT 10000",
+                )
+                .bind(operator_id)
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn update(
+                &self,
+                c: &Complaint,
+                version: i64,
+                clocks: &[(String, DateTime<Utc>)],
+                answers: &[Answer],
+            ) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE complaints SET state = $3, doc = $4, version = version + 1 \
@@ -135,7 +233,7 @@ macro_rules! sql_complaint_store {
                 )
                 .bind(&c.operator_id)
                 .bind(&c.complaint_id)
-                .bind(state_name(c))
+                .bind(name_of(c.state))
                 .bind(sqlx::types::Json(c))
                 .bind(version)
                 .execute(&mut *tx)
@@ -143,18 +241,154 @@ macro_rules! sql_complaint_store {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::Conflict(format!("complaint {}", c.complaint_id)));
                 }
-                for (kind, due) in clocks {
+                Self::insert_clocks(&mut tx, &c.operator_id, &c.complaint_id, clocks).await?;
+                for answer in answers {
+                    Self::insert_answer(&mut tx, answer).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn record_answer(&self, answer: &Answer) -> Result<Answer, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                Self::insert_answer(&mut tx, answer).await?;
+                let kept: sqlx::types::Json<Answer> = sqlx::query_scalar(
+                    "SELECT doc FROM satisfaction_answers WHERE operator_id = $1 AND answer_id = $2",
+                )
+                .bind(&answer.operator_id)
+                .bind(&answer.answer_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(kept.0)
+            }
+
+            async fn tallies(&self, operator_id: &str, from: &str, to: &str) -> Result<Vec<Tally>, StoreError> {
+                let answers: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
+                    "SELECT month, station_id, source, COUNT(*), SUM(score), \
+                            SUM(CASE WHEN score >= 4 THEN 1 ELSE 0 END) \
+                     FROM satisfaction_answers WHERE operator_id = $1 AND month >= $2 AND month <= $3 \
+                     GROUP BY month, station_id, source",
+                )
+                .bind(operator_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                let received: Vec<(String, String, String, i64)> = sqlx::query_as(
+                    "SELECT month, station_id, kind, COUNT(*) FROM complaints \
+                     WHERE operator_id = $1 AND month >= $2 AND month <= $3 \
+                     GROUP BY month, station_id, kind",
+                )
+                .bind(operator_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                let counted = received
+                    .into_iter()
+                    .map(|(month, station_id, bucket, n)| (month, station_id, bucket, n, 0, 0));
+                Ok(answers
+                    .into_iter()
+                    .chain(counted)
+                    .filter_map(|(month, station_id, bucket, n, sum, satisfied)| {
+                        Some(Tally {
+                            month,
+                            station_id,
+                            bucket: Bucket::parse(&bucket)?,
+                            count: count(n),
+                            score_sum: count(sum),
+                            satisfied: count(satisfied),
+                        })
+                    })
+                    .collect())
+            }
+
+            async fn create_action(&self, a: &CorrectiveAction, clocks: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO corrective_actions (operator_id, action_id, state, version, doc, opened_at) \
+                     VALUES ($1, $2, $3, 1, $4, $5)",
+                )
+                .bind(&a.operator_id)
+                .bind(&a.action_id)
+                .bind(name_of(a.state))
+                .bind(sqlx::types::Json(a))
+                .bind(a.opened_at)
+                .execute(&mut *tx)
+                .await?;
+                for complaint_id in &a.complaint_ids {
                     sqlx::query(
-                        "INSERT INTO complaint_deadlines (operator_id, complaint_id, kind, due_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT DO NOTHING",
+                        "INSERT INTO corrective_action_complaints (operator_id, complaint_id, action_id) \
+                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                     )
-                    .bind(&c.operator_id)
-                    .bind(&c.complaint_id)
-                    .bind(kind)
-                    .bind(*due)
+                    .bind(&a.operator_id)
+                    .bind(complaint_id)
+                    .bind(&a.action_id)
                     .execute(&mut *tx)
                     .await?;
                 }
+                Self::insert_clocks(&mut tx, &a.operator_id, &a.action_id, clocks).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn action(&self, operator_id: &str, action_id: &str) -> Result<Option<(CorrectiveAction, i64)>, StoreError> {
+                let row: Option<(sqlx::types::Json<CorrectiveAction>, i64)> = sqlx::query_as(
+                    "SELECT doc, version FROM corrective_actions WHERE operator_id = $1 AND action_id = $2",
+                )
+                .bind(operator_id)
+                .bind(action_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(doc, version)| (doc.0, version)))
+            }
+
+            async fn actions(&self, operator_id: &str, complaint_id: Option<&str>) -> Result<Vec<CorrectiveAction>, StoreError> {
+                let rows: Vec<sqlx::types::Json<CorrectiveAction>> = match complaint_id {
+                    None => {
+                        sqlx::query_scalar(
+                            "SELECT doc FROM corrective_actions WHERE operator_id = $1 \
+                             ORDER BY opened_at, action_id LIMIT 1000",
+                        )
+                        .bind(operator_id)
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                    Some(complaint_id) => {
+                        sqlx::query_scalar(
+                            "SELECT a.doc FROM corrective_actions a JOIN corrective_action_complaints l \
+                             ON l.operator_id = a.operator_id AND l.action_id = a.action_id \
+                             WHERE a.operator_id = $1 AND l.complaint_id = $2 \
+                             ORDER BY a.opened_at, a.action_id",
+                        )
+                        .bind(operator_id)
+                        .bind(complaint_id)
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                };
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn update_action(&self, a: &CorrectiveAction, version: i64, clocks: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE corrective_actions SET state = $3, doc = $4, version = version + 1 \
+                     WHERE operator_id = $1 AND action_id = $2 AND version = $5",
+                )
+                .bind(&a.operator_id)
+                .bind(&a.action_id)
+                .bind(name_of(a.state))
+                .bind(sqlx::types::Json(a))
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!("corrective action {}", a.action_id)));
+                }
+                Self::insert_clocks(&mut tx, &a.operator_id, &a.action_id, clocks).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -215,8 +449,8 @@ macro_rules! sql_complaint_store {
     };
 }
 
-sql_complaint_store!(PgComplaintStore, sqlx::PgPool);
-sql_complaint_store!(SqliteComplaintStore, sqlx::SqlitePool);
+sql_complaint_store!(PgComplaintStore, sqlx::PgPool, sqlx::Postgres);
+sql_complaint_store!(SqliteComplaintStore, sqlx::SqlitePool, sqlx::Sqlite);
 
 /// Migrates the database and returns the store for its backend.
 pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn ComplaintStore>, StoreError> {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
+use chargemesh_complaints::domain::action::{CorrectiveAction, Opening};
 use chargemesh_complaints::domain::complaint::{Category, Channel, Complaint, Intake, Kind};
+use chargemesh_complaints::domain::satisfaction::{Answer, Bucket, Source};
 use chargemesh_complaints::store::{self, ComplaintStore};
 use chargemesh_kit::db::{StoreError, TestDatabase};
 
@@ -63,9 +65,9 @@ async fn complaints_are_kept_per_tenant_and_change_under_their_version() {
         assert_eq!(got, c, "{}", db.backend());
         got.acknowledge("sorry", "h", t("2026-03-01T09:00:00Z"))
             .expect("ack");
-        s.update(&got, version, &[]).await.expect("updated");
+        s.update(&got, version, &[], &[]).await.expect("updated");
         assert!(matches!(
-            s.update(&got, version, &[]).await,
+            s.update(&got, version, &[], &[]).await,
             Err(StoreError::Conflict(_))
         ));
         assert_eq!(s.complaints("OPA").await.expect("list").len(), 1);
@@ -111,5 +113,141 @@ async fn cmp_1_clocks_come_due_in_order_fire_once_and_record_one_breach() {
         let left = s.due(now, 10).await.expect("due");
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].kind, "promise:1");
+    }
+}
+
+fn answer(id: &str, station: &str, score: u8, at: &str) -> Answer {
+    Answer {
+        operator_id: "OPA".into(),
+        answer_id: id.into(),
+        source: Source::Survey,
+        survey: "2026-Q1".into(),
+        station_id: Some(station.to_owned()).filter(|s| !s.is_empty()),
+        respondent: "138".into(),
+        score,
+        comment: String::new(),
+        answered_at: t(at),
+        recorded_by: "desk".into(),
+    }
+}
+
+#[tokio::test]
+async fn eval_2_answers_are_kept_once_and_tallied_per_month_station_and_kind() {
+    for (db, s) in backends().await {
+        let first = answer("SA-1", "S1", 5, "2026-03-10T00:00:00Z");
+        assert_eq!(s.record_answer(&first).await.expect("kept"), first);
+        // The same id again keeps the first.
+        let again = answer("SA-1", "S1", 1, "2026-03-11T00:00:00Z");
+        assert_eq!(s.record_answer(&again).await.expect("kept"), first);
+        s.record_answer(&answer("SA-2", "S1", 2, "2026-03-31T15:00:00Z"))
+            .await
+            .expect("kept");
+        // 16:00 UTC on the 31st is April in China.
+        s.record_answer(&answer("SA-3", "", 4, "2026-03-31T16:00:00Z"))
+            .await
+            .expect("kept");
+        // A revisit kept with its complaint's step.
+        let c = complaint("OPA", "CP-1");
+        s.create(&c, &[]).await.expect("created");
+        let revisit = Answer {
+            answer_id: "CP-1/revisit/1".into(),
+            source: Source::Revisit,
+            ..answer("", "S1", 4, "2026-03-20T00:00:00Z")
+        };
+        s.update(&c, 1, &[], &[revisit]).await.expect("updated");
+        let mut tallies = s
+            .tallies("OPA", "2026-03", "2026-04")
+            .await
+            .expect("tallies");
+        tallies.sort_by_key(|t| {
+            (
+                t.month.clone(),
+                t.station_id.clone(),
+                format!("{:?}", t.bucket),
+            )
+        });
+        let seen: Vec<_> = tallies
+            .iter()
+            .map(|t| {
+                (
+                    t.month.as_str(),
+                    t.station_id.as_str(),
+                    t.bucket,
+                    t.count,
+                    t.score_sum,
+                    t.satisfied,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("2026-03", "S1", Bucket::Complaint, 1, 0, 0),
+                ("2026-03", "S1", Bucket::Revisit, 1, 4, 1),
+                ("2026-03", "S1", Bucket::Survey, 2, 7, 1),
+                ("2026-04", "", Bucket::Survey, 1, 4, 1),
+            ],
+            "{}",
+            db.backend()
+        );
+        assert!(
+            s.tallies("OPB", "2026-01", "2026-12")
+                .await
+                .expect("tallies")
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn eval_3_actions_are_found_by_complaint_change_under_their_version_and_their_clocks_come_due()
+ {
+    for (db, s) in backends().await {
+        let c = complaint("OPA", "CP-1");
+        s.create(&c, &[]).await.expect("created");
+        let action = CorrectiveAction::open(
+            "CA-1".into(),
+            Opening {
+                operator_id: "OPA".into(),
+                complaints: vec![c],
+                problem: "tariff board unclear".into(),
+                plan: "new board".into(),
+                owner: "Li".into(),
+                due: t("2026-03-20T00:00:00Z"),
+            },
+            "mgr",
+            t("2026-03-05T00:00:00Z"),
+        )
+        .expect("opened");
+        s.create_action(&action, &[action.clock()])
+            .await
+            .expect("created");
+        let (mut got, version) = s
+            .action("OPA", "CA-1")
+            .await
+            .expect("read")
+            .expect("present");
+        assert_eq!(got, action, "{}", db.backend());
+        assert_eq!(s.actions("OPA", Some("CP-1")).await.expect("list").len(), 1);
+        assert!(
+            s.actions("OPA", Some("CP-9"))
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert!(s.actions("OPB", None).await.expect("list").is_empty());
+        got.implement("board replaced", "Li", t("2026-03-19T00:00:00Z"))
+            .expect("implemented");
+        s.update_action(&got, version, &[]).await.expect("updated");
+        assert!(matches!(
+            s.update_action(&got, version, &[]).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let due = s.due(t("2026-03-21T00:00:00Z"), 10).await.expect("due");
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            (due[0].complaint_id.as_str(), due[0].kind.as_str()),
+            ("CA-1", "action:1")
+        );
     }
 }

@@ -441,6 +441,14 @@ impl Complaint {
         }
     }
 
+    /// How many times it was revisited.
+    pub fn revisits(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| s.state == State::Revisited)
+            .count()
+    }
+
     /// The next limit and the time left to it, for the handler's queue.
     pub fn next_limit(&self, now: DateTime<Utc>) -> Option<(&'static str, Duration)> {
         match self.state {

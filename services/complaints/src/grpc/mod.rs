@@ -13,7 +13,11 @@ use chargemesh_proto::complaints::v1::complaints_service_server::{
 };
 
 use crate::domain::complaint::{Category, Channel, Complaint, Intake, Kind, Linked, State};
+use crate::domain::satisfaction::Answer;
 use crate::engine::Engine;
+
+mod actions;
+mod satisfaction;
 
 #[derive(Debug, Clone)]
 pub struct ComplaintsApi {
@@ -22,7 +26,7 @@ pub struct ComplaintsApi {
 
 /// The operator a request is about, when the caller may act for it; others' complaints are
 /// absent.
-fn operator_for(p: &Principal, requested: &str) -> Result<String, Error> {
+pub(crate) fn operator_for(p: &Principal, requested: &str) -> Result<String, Error> {
     let requested = requested.trim();
     let own = p.operator_id();
     let operator = match (requested, own) {
@@ -37,10 +41,19 @@ fn operator_for(p: &Principal, requested: &str) -> Result<String, Error> {
     }
 }
 
-fn duration(d: chrono::Duration) -> prost_types::Duration {
+pub(crate) fn duration(d: chrono::Duration) -> prost_types::Duration {
     prost_types::Duration {
         seconds: d.num_seconds(),
         nanos: 0,
+    }
+}
+
+pub(crate) fn breach_to_pb(b: &crate::domain::complaint::Breach) -> pb::ComplaintBreach {
+    pb::ComplaintBreach {
+        rule: b.rule.into(),
+        what: b.what.into(),
+        due_time: Some(to_timestamp(b.due)),
+        lateness: Some(duration(b.lateness)),
     }
 }
 
@@ -114,12 +127,7 @@ fn to_pb(c: &Complaint, now: chrono::DateTime<chrono::Utc>) -> pb::Complaint {
         breaches: c
             .breaches(now)
             .into_iter()
-            .map(|b| pb::ComplaintBreach {
-                rule: b.rule.into(),
-                what: b.what.into(),
-                due_time: Some(to_timestamp(b.due)),
-                lateness: Some(duration(b.lateness)),
-            })
+            .map(|b| breach_to_pb(&b))
             .collect(),
     }
 }
@@ -198,16 +206,23 @@ impl ComplaintsApi {
             .complaint(&op, id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("complaint {id}")))?;
-        let promises = complaint.promises.len();
-        apply(&mut complaint, &p.to_string(), self.now())?;
+        let (promises, revisits) = (complaint.promises.len(), complaint.revisits());
+        let (by, now) = (p.to_string(), self.now());
+        apply(&mut complaint, &by, now)?;
         let clocks: Vec<_> = if complaint.promises.len() > promises {
             complaint.promise_clock().into_iter().collect()
         } else {
             Vec::new()
         };
+        // REQ EVAL-2: a revisit's score is a satisfaction answer, kept with the step.
+        let answers: Vec<_> = if complaint.revisits() > revisits {
+            Answer::revisit(&complaint, &by, now).into_iter().collect()
+        } else {
+            Vec::new()
+        };
         self.engine
             .store
-            .update(&complaint, version, &clocks)
+            .update(&complaint, version, &clocks, &answers)
             .await?;
         Ok(complaint)
     }
@@ -260,7 +275,7 @@ impl ComplaintsApi {
         if linked.links.is_empty() {
             return Ok(complaint);
         }
-        self.engine.store.update(&linked, 1, &[]).await?;
+        self.engine.store.update(&linked, 1, &[], &[]).await?;
         Ok(linked)
     }
 }
@@ -309,6 +324,14 @@ impl ComplaintsService for ComplaintsApi {
                     _ => None,
                 };
                 link.state = state.unwrap_or_default();
+            }
+            // REQ EVAL-3: the corrective actions that answer it.
+            for action in self.engine.store.actions(&op, Some(id)).await? {
+                complaint.links.push(pb::LinkedItem {
+                    kind: "corrective_action".into(),
+                    id: action.action_id,
+                    state: format!("{:?}", action.state).to_lowercase(),
+                });
             }
             Ok(pb::GetComplaintResponse {
                 complaint: Some(complaint),
@@ -449,6 +472,87 @@ impl ComplaintsService for ComplaintsApi {
             .await;
         reply(result.map(|c| pb::ArchiveComplaintResponse {
             complaint: answer(&c, self.now()),
+        }))
+    }
+
+    async fn record_survey_answer(
+        &self,
+        request: Request<pb::RecordSurveyAnswerRequest>,
+    ) -> Reply<pb::RecordSurveyAnswerResponse> {
+        let p = principal(&request)?;
+        reply(self.record_survey_answer_(&p, request.into_inner()).await)
+    }
+
+    async fn get_satisfaction(
+        &self,
+        request: Request<pb::GetSatisfactionRequest>,
+    ) -> Reply<pb::GetSatisfactionResponse> {
+        let p = principal(&request)?;
+        reply(self.get_satisfaction_(&p, request.into_inner()).await)
+    }
+
+    async fn open_corrective_action(
+        &self,
+        request: Request<pb::OpenCorrectiveActionRequest>,
+    ) -> Reply<pb::OpenCorrectiveActionResponse> {
+        let p = principal(&request)?;
+        let result = self.open_action(&p, request.into_inner()).await;
+        reply(result.map(|action| pb::OpenCorrectiveActionResponse {
+            action: Some(action),
+        }))
+    }
+
+    async fn get_corrective_action(
+        &self,
+        request: Request<pb::GetCorrectiveActionRequest>,
+    ) -> Reply<pb::GetCorrectiveActionResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = self.get_action(&p, &r.operator_id, &r.action_id).await;
+        reply(result.map(|action| pb::GetCorrectiveActionResponse {
+            action: Some(action),
+        }))
+    }
+
+    async fn list_corrective_actions(
+        &self,
+        request: Request<pb::ListCorrectiveActionsRequest>,
+    ) -> Reply<pb::ListCorrectiveActionsResponse> {
+        let p = principal(&request)?;
+        reply(self.list_actions(&p, request.into_inner()).await)
+    }
+
+    async fn implement_corrective_action(
+        &self,
+        request: Request<pb::ImplementCorrectiveActionRequest>,
+    ) -> Reply<pb::ImplementCorrectiveActionResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let result = self
+            .action_step(&p, &r.operator_id, &r.action_id, |a, by, now| {
+                a.implement(&r.record, by, now)
+            })
+            .await;
+        reply(result.map(|action| pb::ImplementCorrectiveActionResponse {
+            action: Some(action),
+        }))
+    }
+
+    async fn check_corrective_action(
+        &self,
+        request: Request<pb::CheckCorrectiveActionRequest>,
+    ) -> Reply<pb::CheckCorrectiveActionResponse> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let next_due = r.next_due_time.as_ref().and_then(from_timestamp);
+        let result = self
+            .action_step(&p, &r.operator_id, &r.action_id, |a, by, now| {
+                a.check(r.effective, &r.evidence, (&r.next_plan, next_due), by, now)
+                    .map(|_| ())
+            })
+            .await;
+        reply(result.map(|action| pb::CheckCorrectiveActionResponse {
+            action: Some(action),
         }))
     }
 }
