@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "chargemesh/dispatch/v1/dispatch_service.proto",
     "chargemesh/metering/v1/metering_service.proto",
     "chargemesh/complaints/v1/complaints_service.proto",
+    "chargemesh/journal/v1/journal_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -23,6 +23,7 @@ use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::config::{DatabaseConfig, Secret, ServiceConfig};
 use chargemesh_kit::db::Database;
 use chargemesh_kit::events::SharedBus;
+use chargemesh_kit::journal::JournalApi;
 use chargemesh_kit::server::{ServeLimits, health_and_reflection, serve_service};
 use chargemesh_kit::tls::{ClientAuth, ReloadingServerConfig};
 use chargemesh_metering::{MeteringApi, MeteringConfig};
@@ -340,11 +341,14 @@ pub async fn run_dispatch(config: &DispatchConfig, run: Run) -> anyhow::Result<(
     health
         .set_serving::<DispatchServiceServer<DispatchApi>>()
         .await;
+    let journal = JournalApi::new(db.clone()).into_server();
     Component {
         name: "dispatch",
         tls: &config.service.tls,
         db,
-        routes: routes.add_service(DispatchApi::new(engine).into_server()),
+        routes: routes
+            .add_service(journal)
+            .add_service(DispatchApi::new(engine).into_server()),
         background,
     }
     .run(&run.trust_domain, run.listener, run.shutdown, run.grace)
@@ -368,13 +372,15 @@ pub async fn run_metering(config: &MeteringConfig, run: Run) -> anyhow::Result<(
         .await;
     let api = MeteringApi::new(engine);
     let regulator = chargemesh_metering::regulator::RegulatorOrders::new(api.clone());
+    let journal = JournalApi::new(db.clone()).into_server();
     Component {
         name: "metering",
         tls: &config.service.tls,
         db,
         routes: routes
             .add_service(api.into_server())
-            .add_service(regulator.into_server()),
+            .add_service(regulator.into_server())
+            .add_service(journal),
         background: vec![follower],
     }
     .run(&run.trust_domain, run.listener, run.shutdown, run.grace)
@@ -398,11 +404,14 @@ pub async fn run_complaints(config: &ComplaintsConfig, run: Run) -> anyhow::Resu
     health
         .set_serving::<ComplaintsServiceServer<ComplaintsApi>>()
         .await;
+    let journal = JournalApi::new(db.clone()).into_server();
     Component {
         name: "complaints",
         tls: &config.service.tls,
         db,
-        routes: routes.add_service(ComplaintsApi::new(engine).into_server()),
+        routes: routes
+            .add_service(journal)
+            .add_service(ComplaintsApi::new(engine).into_server()),
         background: vec![scheduler],
     }
     .run(&run.trust_domain, run.listener, run.shutdown, run.grace)

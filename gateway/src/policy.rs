@@ -68,6 +68,7 @@ const REPORTING: &str = "/chargemesh.reporting.v1.ReportingService/";
 const DISPATCH: &str = "/chargemesh.dispatch.v1.DispatchService/";
 const METERING: &str = "/chargemesh.metering.v1.MeteringService/";
 const COMPLAINTS: &str = "/chargemesh.complaints.v1.ComplaintsService/";
+const JOURNAL: &str = "/chargemesh.journal.v1.JournalService/";
 
 /// Repair work: operators and mesh services, and the staff posts named.
 const fn staff_of(roles: &'static [&'static str]) -> Rule {
@@ -150,6 +151,8 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     // The raw log and pile commands are for mesh components only.
     (TELEMETRY, "ReadLog", MESH_ONLY),
     (TELEMETRY, "SendPileCommand", MESH_ONLY),
+    // Each component's journal is read by reporting over the mesh, never through the edge.
+    (JOURNAL, "ReadJournal", MESH_ONLY),
     (REGULATOR, "ListStations", REGULATOR_VIEW),
     (REGULATOR, "GetStationStatus", REGULATOR_VIEW),
     (REGULATOR, "WatchStatusChanges", REGULATOR_VIEW),

@@ -53,3 +53,9 @@ pub mod complaints {
         include!(concat!(env!("OUT_DIR"), "/chargemesh.complaints.v1.rs"));
     }
 }
+
+pub mod journal {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/chargemesh.journal.v1.rs"));
+    }
+}

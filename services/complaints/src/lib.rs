@@ -5,6 +5,7 @@
 pub mod domain;
 pub mod engine;
 pub mod grpc;
+pub mod journal;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

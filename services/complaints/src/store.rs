@@ -107,7 +107,7 @@ fn name_of(value: impl std::fmt::Debug) -> String {
 }
 
 macro_rules! sql_complaint_store {
-    ($store:ident, $pool:ty, $db:ty) => {
+    ($store:ident, $pool:ty, $db:ty, $journal:path) => {
         #[derive(Debug, Clone)]
         pub struct $store {
             pool: $pool,
@@ -182,6 +182,7 @@ macro_rules! sql_complaint_store {
                 .execute(&mut *tx)
                 .await?;
                 Self::insert_clocks(&mut tx, &c.operator_id, &c.complaint_id, clocks).await?;
+                $journal(&mut tx, &[crate::journal::complaint_entry(c, 1, c.received_at)]).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -245,6 +246,8 @@ macro_rules! sql_complaint_store {
                 for answer in answers {
                     Self::insert_answer(&mut tx, answer).await?;
                 }
+                let now = c.steps.last().map_or(c.received_at, |s| s.at);
+                $journal(&mut tx, &[crate::journal::complaint_entry(c, version + 1, now)]).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -449,8 +452,18 @@ macro_rules! sql_complaint_store {
     };
 }
 
-sql_complaint_store!(PgComplaintStore, sqlx::PgPool, sqlx::Postgres);
-sql_complaint_store!(SqliteComplaintStore, sqlx::SqlitePool, sqlx::Sqlite);
+sql_complaint_store!(
+    PgComplaintStore,
+    sqlx::PgPool,
+    sqlx::Postgres,
+    chargemesh_kit::journal::append_pg
+);
+sql_complaint_store!(
+    SqliteComplaintStore,
+    sqlx::SqlitePool,
+    sqlx::Sqlite,
+    chargemesh_kit::journal::append_sqlite
+);
 
 /// Migrates the database and returns the store for its backend.
 pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn ComplaintStore>, StoreError> {

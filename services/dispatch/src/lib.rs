@@ -6,6 +6,7 @@
 pub mod domain;
 pub mod engine;
 pub mod grpc;
+pub mod journal;
 pub mod ledger;
 pub mod patrols;
 pub mod store;

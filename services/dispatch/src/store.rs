@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use chargemesh_kit::journal;
 use chargemesh_kit::db::{Database, Migrations, StoreError};
 
 use crate::domain::crew::StaffMember;
@@ -293,7 +294,7 @@ fn open_key(order: &WorkOrder) -> Option<String> {
     }
 }
 
-fn state_name(state: State) -> &'static str {
+pub(crate) fn state_name(state: State) -> &'static str {
     match state {
         State::Received => "received",
         State::Dispatched => "dispatched",
@@ -303,7 +304,7 @@ fn state_name(state: State) -> &'static str {
     }
 }
 
-fn defect_state(state: DefectState) -> &'static str {
+pub(crate) fn defect_state(state: DefectState) -> &'static str {
     match state {
         DefectState::Open => "open",
         DefectState::Eliminated => "eliminated",
@@ -312,7 +313,7 @@ fn defect_state(state: DefectState) -> &'static str {
 }
 
 macro_rules! sql_dispatch_store {
-    ($store:ident, $pool:ty) => {
+    ($store:ident, $pool:ty, $journal:path) => {
         #[derive(Debug, Clone)]
         pub struct $store {
             pool: $pool,
@@ -400,6 +401,7 @@ macro_rules! sql_dispatch_store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                $journal(&mut tx, &[crate::journal::work_order_entry(order, 1, order.received_at)]).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -428,6 +430,7 @@ macro_rules! sql_dispatch_store {
             }
 
             async fn update_order(&self, order: &WorkOrder, version: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE work_orders SET open_key = $3, state = $4, doc = $5, updated_at = $6, version = version + 1 \
                      WHERE operator_id = $1 AND order_id = $2 AND version = $7",
@@ -439,11 +442,13 @@ macro_rules! sql_dispatch_store {
                 .bind(sqlx::types::Json(order))
                 .bind(now)
                 .bind(version)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::Conflict(format!("work order {}", order.order_id)));
                 }
+                $journal(&mut tx, &[crate::journal::work_order_entry(order, version + 1, now)]).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -520,6 +525,7 @@ macro_rules! sql_dispatch_store {
             }
 
             async fn create_defect(&self, defect: &Defect) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO defects (operator_id, defect_id, station_id, pile_id, state, version, doc, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $7)",
@@ -531,8 +537,10 @@ macro_rules! sql_dispatch_store {
                 .bind(defect_state(defect.state))
                 .bind(sqlx::types::Json(defect))
                 .bind(defect.found_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                $journal(&mut tx, &[crate::journal::defect_entry(defect, 1, defect.found_at)]).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -547,6 +555,7 @@ macro_rules! sql_dispatch_store {
             }
 
             async fn update_defect(&self, defect: &Defect, version: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE defects SET state = $3, doc = $4, updated_at = $5, version = version + 1 \
                      WHERE operator_id = $1 AND defect_id = $2 AND version = $6",
@@ -557,11 +566,13 @@ macro_rules! sql_dispatch_store {
                 .bind(sqlx::types::Json(defect))
                 .bind(now)
                 .bind(version)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::Conflict(format!("defect {}", defect.defect_id)));
                 }
+                $journal(&mut tx, &[crate::journal::defect_entry(defect, version + 1, now)]).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -657,8 +668,8 @@ macro_rules! sql_dispatch_store {
     };
 }
 
-sql_dispatch_store!(PgDispatchStore, sqlx::PgPool);
-sql_dispatch_store!(SqliteDispatchStore, sqlx::SqlitePool);
+sql_dispatch_store!(PgDispatchStore, sqlx::PgPool, journal::append_pg);
+sql_dispatch_store!(SqliteDispatchStore, sqlx::SqlitePool, journal::append_sqlite);
 
 /// Migrates the database and returns the store for its backend.
 pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn DispatchStore>, StoreError> {

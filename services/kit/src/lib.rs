@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod identity;
+pub mod journal;
 pub mod jwt;
 pub mod paging;
 pub mod server;

@@ -6,6 +6,7 @@ pub mod domain;
 pub mod engine;
 pub mod follower;
 pub mod grpc;
+pub mod journal;
 pub mod regulator;
 pub mod store;
 

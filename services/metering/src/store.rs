@@ -68,7 +68,7 @@ pub trait MeteringStore: Send + Sync + std::fmt::Debug + 'static {
 }
 
 macro_rules! sql_metering_store {
-    ($store:ident, $pool:ty) => {
+    ($store:ident, $pool:ty, $journal:path) => {
         #[derive(Debug, Clone)]
         pub struct $store {
             pool: $pool,
@@ -83,6 +83,7 @@ macro_rules! sql_metering_store {
         #[tonic::async_trait]
         impl MeteringStore for $store {
             async fn insert(&self, order: &ChargeOrder) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO charge_orders (operator_id, order_id, version, station_id, connector_id, area_code, \
                      start_at, billable, flagged, doc, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -98,8 +99,10 @@ macro_rules! sql_metering_store {
                 .bind(!order.flags.is_empty())
                 .bind(sqlx::types::Json(order))
                 .bind(order.recorded_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                $journal(&mut tx, &[crate::journal::charge_order_entry(order)]).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -215,8 +218,8 @@ macro_rules! sql_metering_store {
     };
 }
 
-sql_metering_store!(PgMeteringStore, sqlx::PgPool);
-sql_metering_store!(SqliteMeteringStore, sqlx::SqlitePool);
+sql_metering_store!(PgMeteringStore, sqlx::PgPool, chargemesh_kit::journal::append_pg);
+sql_metering_store!(SqliteMeteringStore, sqlx::SqlitePool, chargemesh_kit::journal::append_sqlite);
 
 /// Migrates the database and returns the store for its backend.
 pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn MeteringStore>, StoreError> {

@@ -1,0 +1,36 @@
+//! What metering tells reporting: a fact per version of a charge order (sessions and energy for
+//! the KPIs; not-billable orders as evidence of charging on an unverified meter, REQ BASE-5),
+//! appended to the journal in the same transaction as the version.
+
+use chargemesh_kit::journal::Entry;
+use chargemesh_kit::time::opt_timestamp;
+use chargemesh_proto::journal::v1 as pb;
+
+use crate::domain::order::ChargeOrder;
+
+/// The fact of one version of a charge order.
+pub fn charge_order_entry(o: &ChargeOrder) -> Entry {
+    let settled = o.settlement.as_ref();
+    let fact = pb::ChargeOrderFact {
+        order_id: o.order_id.clone(),
+        station_id: o.station_id.clone(),
+        pile_id: o.pile_id.clone(),
+        connector_id: o.connector_id.clone(),
+        start_time: opt_timestamp(Some(o.start)),
+        end_time: opt_timestamp(o.end),
+        energy_kwh: settled.map(|s| s.energy_kwh.to_string()).unwrap_or_default(),
+        total_money: settled
+            .map(|s| s.total_money.to_string())
+            .unwrap_or_default(),
+        billable: o.billable,
+        not_billable_reason: o.not_billable_reason.clone().unwrap_or_default(),
+    };
+    Entry::new(
+        &o.operator_id,
+        "charge_order",
+        &o.order_id,
+        i64::from(o.version),
+        o.recorded_at,
+        pb::fact::Fact::ChargeOrder(fact),
+    )
+}
