@@ -85,3 +85,26 @@ pub fn defect_entry(d: &Defect, version: i64, now: DateTime<Utc>) -> Entry {
         pb::fact::Fact::Defect(fact),
     )
 }
+
+/// The fact of a pile's suspension once it is resumed (REQ MON-5).
+pub fn downtime_entry(
+    operator_id: &str,
+    id: &str,
+    pile_id: &str,
+    suspended_at: DateTime<Utc>,
+    resumed_at: DateTime<Utc>,
+) -> Entry {
+    let fact = pb::DowntimeFact {
+        pile_id: pile_id.to_owned(),
+        suspend_time: opt_timestamp(Some(suspended_at)),
+        resume_time: opt_timestamp(Some(resumed_at)),
+    };
+    Entry::new(
+        operator_id,
+        "downtime",
+        id,
+        1,
+        resumed_at,
+        pb::fact::Fact::Downtime(fact),
+    )
+}

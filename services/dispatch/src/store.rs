@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use chargemesh_kit::journal;
 use chargemesh_kit::db::{Database, Migrations, StoreError};
+use chargemesh_kit::journal;
 
 use crate::domain::crew::StaffMember;
 use crate::domain::defect::{Defect, DefectState};
@@ -51,6 +51,28 @@ pub trait Document: Serialize + serde::de::DeserializeOwned + Send + Sync {
     fn operator_id(&self) -> &str;
     fn doc_id(&self) -> &str;
     fn station_id(&self) -> &str;
+    /// What reporting is told of the record as it stands, if anything.
+    fn fact(&self) -> Option<chargemesh_proto::journal::v1::fact::Fact> {
+        None
+    }
+}
+
+/// The journal entry of a record at `version`, when it has a fact to tell.
+fn entries_of<D: Document>(record: &D, version: i64, now: DateTime<Utc>) -> Vec<journal::Entry> {
+    record
+        .fact()
+        .map(|fact| {
+            journal::Entry::new(
+                record.operator_id(),
+                D::KIND,
+                record.doc_id(),
+                version,
+                now,
+                fact,
+            )
+        })
+        .into_iter()
+        .collect()
 }
 
 macro_rules! document {
@@ -105,6 +127,7 @@ impl dyn DispatchStore {
             record.station_id(),
             &doc,
             now,
+            &entries_of(record, 1, now),
         )
         .await
     }
@@ -138,6 +161,7 @@ impl dyn DispatchStore {
             &doc,
             version,
             now,
+            &entries_of(record, version + 1, now),
         )
         .await
     }
@@ -261,6 +285,7 @@ pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
         station_id: &str,
         doc: &serde_json::Value,
         now: DateTime<Utc>,
+        journal: &[journal::Entry],
     ) -> Result<(), StoreError>;
     async fn doc(
         &self,
@@ -276,6 +301,7 @@ pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
         doc: &serde_json::Value,
         version: i64,
         now: DateTime<Utc>,
+        journal: &[journal::Entry],
     ) -> Result<(), StoreError>;
     async fn docs(
         &self,
@@ -587,8 +613,10 @@ macro_rules! sql_dispatch_store {
                 Ok(rows.into_iter().map(|j| j.0).collect())
             }
 
-            async fn insert_doc(&self, kind: &str, operator_id: &str, id: &str, station_id: &str, doc: &serde_json::Value, now: DateTime<Utc>)
+            async fn insert_doc(&self, kind: &str, operator_id: &str, id: &str, station_id: &str, doc: &serde_json::Value, now: DateTime<Utc>,
+                entries: &[journal::Entry])
             -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO documents (kind, operator_id, doc_id, station_id, version, doc, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, 1, $5, $6, $6)",
@@ -599,8 +627,10 @@ macro_rules! sql_dispatch_store {
                 .bind(station_id)
                 .bind(sqlx::types::Json(doc))
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                $journal(&mut tx, entries).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -616,8 +646,10 @@ macro_rules! sql_dispatch_store {
                 Ok(row.map(|(doc, version)| (doc.0, version)))
             }
 
-            async fn update_doc(&self, kind: &str, operator_id: &str, id: &str, doc: &serde_json::Value, version: i64, now: DateTime<Utc>)
+            async fn update_doc(&self, kind: &str, operator_id: &str, id: &str, doc: &serde_json::Value, version: i64, now: DateTime<Utc>,
+                entries: &[journal::Entry])
             -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE documents SET doc = $4, updated_at = $5, version = version + 1 \
                      WHERE kind = $1 AND operator_id = $2 AND doc_id = $3 AND version = $6",
@@ -628,11 +660,13 @@ macro_rules! sql_dispatch_store {
                 .bind(sqlx::types::Json(doc))
                 .bind(now)
                 .bind(version)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::Conflict(format!("{kind} {id}")));
                 }
+                $journal(&mut tx, entries).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -669,7 +703,11 @@ macro_rules! sql_dispatch_store {
 }
 
 sql_dispatch_store!(PgDispatchStore, sqlx::PgPool, journal::append_pg);
-sql_dispatch_store!(SqliteDispatchStore, sqlx::SqlitePool, journal::append_sqlite);
+sql_dispatch_store!(
+    SqliteDispatchStore,
+    sqlx::SqlitePool,
+    journal::append_sqlite
+);
 
 /// Migrates the database and returns the store for its backend.
 pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn DispatchStore>, StoreError> {

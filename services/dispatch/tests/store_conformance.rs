@@ -270,11 +270,11 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
     for (db, s) in backends().await {
         let now = t("2026-03-01T08:00:00Z");
         let doc = serde_json::json!({ "plan_id": "MP-1", "items": ["metering"] });
-        s.insert_doc("maintenance_plan", "OPA", "MP-1", "S1", &doc, now)
+        s.insert_doc("maintenance_plan", "OPA", "MP-1", "S1", &doc, now, &[])
             .await
             .expect("inserted");
         let dup = s
-            .insert_doc("maintenance_plan", "OPA", "MP-1", "S1", &doc, now)
+            .insert_doc("maintenance_plan", "OPA", "MP-1", "S1", &doc, now, &[])
             .await;
         assert!(
             matches!(dup, Err(StoreError::Unique(_))),
@@ -282,10 +282,10 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
             db.backend()
         );
         // The same id under another kind or tenant is another record.
-        s.insert_doc("patrol", "OPA", "MP-1", "S1", &doc, now)
+        s.insert_doc("patrol", "OPA", "MP-1", "S1", &doc, now, &[])
             .await
             .expect("other kind");
-        s.insert_doc("maintenance_plan", "OPB", "MP-1", "S1", &doc, now)
+        s.insert_doc("maintenance_plan", "OPB", "MP-1", "S1", &doc, now, &[])
             .await
             .expect("other tenant");
         let (got, version) = s
@@ -295,12 +295,28 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
             .expect("present");
         assert_eq!(got, doc);
         let changed = serde_json::json!({ "plan_id": "MP-1", "items": ["cleaning"] });
-        s.update_doc("maintenance_plan", "OPA", "MP-1", &changed, version, now)
-            .await
-            .expect("updated");
+        s.update_doc(
+            "maintenance_plan",
+            "OPA",
+            "MP-1",
+            &changed,
+            version,
+            now,
+            &[],
+        )
+        .await
+        .expect("updated");
         assert!(matches!(
-            s.update_doc("maintenance_plan", "OPA", "MP-1", &changed, version, now)
-                .await,
+            s.update_doc(
+                "maintenance_plan",
+                "OPA",
+                "MP-1",
+                &changed,
+                version,
+                now,
+                &[]
+            )
+            .await,
             Err(StoreError::Conflict(_))
         ));
         assert_eq!(

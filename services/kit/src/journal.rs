@@ -14,9 +14,7 @@ use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use chargemesh_proto::journal::v1 as pb;
-use chargemesh_proto::journal::v1::journal_service_server::{
-    JournalService, JournalServiceServer,
-};
+use chargemesh_proto::journal::v1::journal_service_server::{JournalService, JournalServiceServer};
 
 use crate::Principal;
 use crate::db::{Database, StoreError};
@@ -68,10 +66,7 @@ const APPEND: &str = "INSERT INTO journal (entry_id, operator_id, kind, subject_
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// Appends entries inside a PostgreSQL transaction.
-pub async fn append_pg(
-    conn: &mut sqlx::PgConnection,
-    entries: &[Entry],
-) -> Result<(), StoreError> {
+pub async fn append_pg(conn: &mut sqlx::PgConnection, entries: &[Entry]) -> Result<(), StoreError> {
     for e in entries {
         sqlx::query(APPEND)
             .bind(&e.entry_id)
@@ -107,7 +102,16 @@ pub async fn append_sqlite(
     Ok(())
 }
 
-type Row = (i64, String, String, String, String, i64, DateTime<Utc>, Vec<u8>);
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    DateTime<Utc>,
+    Vec<u8>,
+);
 
 const READ: &str = "SELECT sequence, entry_id, operator_id, kind, subject_id, version, recorded_at, fact \
     FROM journal WHERE sequence > $1 ORDER BY sequence LIMIT $2";

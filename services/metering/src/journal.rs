@@ -18,7 +18,9 @@ pub fn charge_order_entry(o: &ChargeOrder) -> Entry {
         connector_id: o.connector_id.clone(),
         start_time: opt_timestamp(Some(o.start)),
         end_time: opt_timestamp(o.end),
-        energy_kwh: settled.map(|s| s.energy_kwh.to_string()).unwrap_or_default(),
+        energy_kwh: settled
+            .map(|s| s.energy_kwh.to_string())
+            .unwrap_or_default(),
         total_money: settled
             .map(|s| s.total_money.to_string())
             .unwrap_or_default(),

@@ -218,8 +218,16 @@ macro_rules! sql_metering_store {
     };
 }
 
-sql_metering_store!(PgMeteringStore, sqlx::PgPool, chargemesh_kit::journal::append_pg);
-sql_metering_store!(SqliteMeteringStore, sqlx::SqlitePool, chargemesh_kit::journal::append_sqlite);
+sql_metering_store!(
+    PgMeteringStore,
+    sqlx::PgPool,
+    chargemesh_kit::journal::append_pg
+);
+sql_metering_store!(
+    SqliteMeteringStore,
+    sqlx::SqlitePool,
+    chargemesh_kit::journal::append_sqlite
+);
 
 /// Migrates the database and returns the store for its backend.
 pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn MeteringStore>, StoreError> {

@@ -57,13 +57,29 @@ impl DispatchApi {
             Some((_, version)) => {
                 self.engine
                     .store
-                    .update_doc(MONITORING, &op, station, &to_doc(&register)?, version, now)
+                    .update_doc(
+                        MONITORING,
+                        &op,
+                        station,
+                        &to_doc(&register)?,
+                        version,
+                        now,
+                        &[],
+                    )
                     .await?
             }
             None => {
                 self.engine
                     .store
-                    .insert_doc(MONITORING, &op, station, station, &to_doc(&register)?, now)
+                    .insert_doc(
+                        MONITORING,
+                        &op,
+                        station,
+                        station,
+                        &to_doc(&register)?,
+                        now,
+                        &[],
+                    )
                     .await?
             }
         }
@@ -138,7 +154,7 @@ impl DispatchApi {
         };
         self.engine
             .store
-            .insert_doc(DAILY_CHECK, &op, &id, &station, &to_doc(&check)?, now)
+            .insert_doc(DAILY_CHECK, &op, &id, &station, &to_doc(&check)?, now, &[])
             .await?;
         let mut defects = Vec::new();
         for finding in &found {

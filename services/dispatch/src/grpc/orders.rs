@@ -97,7 +97,21 @@ impl DispatchApi {
         let id = format!("DT-{}", uuid::Uuid::now_v7().simple());
         self.engine
             .store
-            .insert_doc(DOWNTIME, &op, &id, "", &to_doc(&downtime)?, now)
+            .insert_doc(
+                DOWNTIME,
+                &op,
+                &id,
+                "",
+                &to_doc(&downtime)?,
+                now,
+                &[crate::journal::downtime_entry(
+                    &op,
+                    &id,
+                    pile,
+                    suspended_at,
+                    now,
+                )],
+            )
             .await?;
         Ok(pb::RequestResumptionResponse {
             suspend_time: Some(to_timestamp(suspended_at)),

@@ -66,13 +66,21 @@ impl DispatchApi {
             Some(v) => {
                 self.engine
                     .store
-                    .update_doc(STAFFING, &op, station, &to_doc(&staffing)?, v, now)
+                    .update_doc(STAFFING, &op, station, &to_doc(&staffing)?, v, now, &[])
                     .await?
             }
             None => {
                 self.engine
                     .store
-                    .insert_doc(STAFFING, &op, station, station, &to_doc(&staffing)?, now)
+                    .insert_doc(
+                        STAFFING,
+                        &op,
+                        station,
+                        station,
+                        &to_doc(&staffing)?,
+                        now,
+                        &[],
+                    )
                     .await?
             }
         }
