@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "chargemesh/common/v1/event.proto",
     "chargemesh/asset/v1/asset_service.proto",
     "chargemesh/telemetry/v1/telemetry_service.proto",
+    "chargemesh/kpi/v1/kpi.proto",
     "chargemesh/regulator/v1/regulator_service.proto",
     "chargemesh/reporting/v1/reporting_service.proto",
     "chargemesh/dispatch/v1/dispatch_service.proto",

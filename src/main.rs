@@ -318,15 +318,8 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
             mesh::run_metering(&config.metering, run).await
         }
         Role::Reporting => {
-            let listener = mesh::bind(&config.reporting.service.listen).await?;
-            mesh::run_reporting(
-                &config.reporting,
-                &config.trust_domain,
-                listener,
-                shutdown,
-                mesh::DEFAULT_SHUTDOWN_GRACE,
-            )
-            .await
+            let run = run_with(&config, &config.reporting.service.listen, clock, shutdown).await?;
+            mesh::run_reporting(&config.reporting, run).await
         }
         Role::Asset => {
             let listener = mesh::bind(&config.asset.listen).await?;

@@ -294,31 +294,51 @@ pub async fn run_gateway(
 
 /// Runs the reporting component until `shutdown`: it follows the asset component's status log
 /// with its own mesh certificate and serves the history it keeps.
-pub async fn run_reporting(
-    config: &ReportingConfig,
-    trust_domain: &str,
-    listener: TcpListener,
-    shutdown: Shutdown,
-    grace: std::time::Duration,
-) -> anyhow::Result<()> {
+pub async fn run_reporting(config: &ReportingConfig, run: Run) -> anyhow::Result<()> {
+    use std::time::Duration;
     let db = open_database("reporting", &config.service.database).await?;
     let store = chargemesh_reporting::store::open(&db)
         .await
         .context("migrating the reporting database")?;
-    let source = mesh_channel(&config.service.tls, &config.status_source)?;
-    let follower = chargemesh_reporting::follow::spawn(source, store.clone());
+    let tls = &config.service.tls;
+    let source = mesh_channel(tls, &config.status_source)?;
+    let every = Duration::from_millis(config.follow_interval_ms);
+    let mut background = vec![
+        chargemesh_reporting::follow::spawn(source.clone(), store.clone()),
+        chargemesh_reporting::directory::spawn(
+            source,
+            store.clone(),
+            Duration::from_millis(config.directory_interval_ms),
+        ),
+    ];
+    for (name, url) in [
+        ("dispatch", &config.dispatch_url),
+        ("metering", &config.metering_url),
+        ("complaints", &config.complaints_url),
+    ] {
+        let channel = mesh_channel(tls, url)?;
+        background.push(chargemesh_reporting::journals::spawn(
+            name,
+            channel,
+            store.clone(),
+            every,
+        ));
+    }
     let (health, routes) = health_and_reflection(&[FILE_DESCRIPTOR_SET]);
     health
         .set_serving::<ReportingServiceServer<ReportingApi>>()
         .await;
+    let api = ReportingApi::new(store, run.clock);
     Component {
         name: "reporting",
-        tls: &config.service.tls,
+        tls,
         db,
-        routes: routes.add_service(ReportingApi::new(store).into_server()),
-        background: vec![follower],
+        routes: routes
+            .add_service(api.clone().into_server())
+            .add_service(api.regulator_server()),
+        background,
     }
-    .run(trust_domain, listener, shutdown, grace)
+    .run(&run.trust_domain, run.listener, run.shutdown, run.grace)
     .await
 }
 
@@ -531,30 +551,6 @@ impl EmbeddedMesh {
             ));
         }
 
-        let reporting_listener = bind("127.0.0.1:0").await?;
-        let reporting_addr = reporting_listener.local_addr()?;
-        let reporting = ReportingConfig {
-            service: ServiceConfig {
-                listen: reporting_addr.to_string(),
-                tls: pki.files("reporting"),
-                database: database("reporting"),
-            },
-            status_source: format!("https://127.0.0.1:{}", asset_addr.port()),
-        };
-        {
-            let (td, shutdown, grace) = (
-                opts.trust_domain.clone(),
-                shutdown.clone(),
-                opts.shutdown_grace,
-            );
-            tasks.push((
-                "reporting",
-                tokio::spawn(async move {
-                    run_reporting(&reporting, &td, reporting_listener, shutdown, grace).await
-                }),
-            ));
-        }
-
         let component_run = |listener| Run {
             trust_domain: opts.trust_domain.clone(),
             listener,
@@ -618,6 +614,29 @@ impl EmbeddedMesh {
             tasks.push((
                 "complaints",
                 tokio::spawn(async move { run_complaints(&complaints, run).await }),
+            ));
+        }
+
+        let reporting_listener = bind("127.0.0.1:0").await?;
+        let reporting_addr = reporting_listener.local_addr()?;
+        let reporting = ReportingConfig {
+            service: ServiceConfig {
+                listen: reporting_addr.to_string(),
+                tls: pki.files("reporting"),
+                database: database("reporting"),
+            },
+            status_source: format!("https://127.0.0.1:{}", asset_addr.port()),
+            dispatch_url: format!("https://127.0.0.1:{}", dispatch_addr.port()),
+            metering_url: format!("https://127.0.0.1:{}", metering_addr.port()),
+            complaints_url: format!("https://127.0.0.1:{}", complaints_addr.port()),
+            follow_interval_ms: opts.deadline_interval_ms.min(1_000),
+            directory_interval_ms: opts.deadline_interval_ms.clamp(50, 5_000),
+        };
+        {
+            let run = component_run(reporting_listener);
+            tasks.push((
+                "reporting",
+                tokio::spawn(async move { run_reporting(&reporting, run).await }),
             ));
         }
 

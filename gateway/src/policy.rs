@@ -159,7 +159,19 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (REGULATOR, "GetStationStats", REGULATOR_VIEW),
     (REGULATOR, "GetTrialOperationReport", REGULATOR_VIEW),
     (REGULATOR, "ListChargeOrders", REGULATOR_VIEW),
+    (REGULATOR, "GetKpiReport", REGULATOR_VIEW),
     (REPORTING, "ListStatusHistory", READ),
+    // The operator's figures, for its own staff and platform (REQ EVAL-1).
+    (REPORTING, "GetKpiReport", OPERATOR_READ),
+    (REPORTING, "ExportKpiReport", OPERATOR_READ),
+    // REQ MON-9: the monitor declares an exemption and a manager decides it.
+    (
+        REPORTING,
+        "DeclareExemption",
+        staff_of(&[MONITOR, OM_MANAGER]),
+    ),
+    (REPORTING, "DecideExemption", staff_of(&[OM_MANAGER])),
+    (REPORTING, "ListExemptions", OPERATOR_READ),
     (
         DISPATCH,
         "CreateStaffMember",
@@ -428,11 +440,17 @@ pub fn rule_for(path: &str) -> Option<Rule> {
 
 /// The mesh component that owns a path: `chargemesh.<component>.v1.<Service>`.
 /// Methods of one API served by another component than the package's: the regulator's view
-/// of charge orders lives with metering.
-const SERVED_ELSEWHERE: &[(&str, &str)] = &[(
-    "/chargemesh.regulator.v1.RegulatorService/ListChargeOrders",
-    "metering",
-)];
+/// of charge orders lives with metering, its KPI reports with reporting.
+const SERVED_ELSEWHERE: &[(&str, &str)] = &[
+    (
+        "/chargemesh.regulator.v1.RegulatorService/ListChargeOrders",
+        "metering",
+    ),
+    (
+        "/chargemesh.regulator.v1.RegulatorService/GetKpiReport",
+        "reporting",
+    ),
+];
 
 pub fn component_of(path: &str) -> Option<&str> {
     if let Some((_, component)) = SERVED_ELSEWHERE.iter().find(|(p, _)| *p == path) {

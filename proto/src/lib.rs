@@ -59,3 +59,9 @@ pub mod journal {
         include!(concat!(env!("OUT_DIR"), "/chargemesh.journal.v1.rs"));
     }
 }
+
+pub mod kpi {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/chargemesh.kpi.v1.rs"));
+    }
+}

@@ -70,6 +70,13 @@ impl RegulatorService for RegulatorOrders {
         }))
     }
 
+    async fn get_kpi_report(
+        &self,
+        _: Request<reg::GetKpiReportRequest>,
+    ) -> Result<Response<reg::GetKpiReportResponse>, Status> {
+        Err(Status::unimplemented("served by the reporting component"))
+    }
+
     async fn list_stations(
         &self,
         _request: Request<reg::ListStationsRequest>,

@@ -14,6 +14,15 @@ use chargemesh_proto::reporting::v1::reporting_service_server::{
     ReportingService, ReportingServiceServer,
 };
 
+use chargemesh_kit::clock::SharedClock;
+use chargemesh_kit::time::to_timestamp;
+use chargemesh_proto::regulator::v1 as reg;
+use chargemesh_proto::regulator::v1::regulator_service_server::{
+    RegulatorService, RegulatorServiceServer,
+};
+
+use crate::domain::exemption::{Cause, Declaration, Exemption, ExemptionState};
+use crate::report::{self, Scope};
 use crate::store::{HistoryQuery, ReportingStore};
 
 const PLATFORM_ADMIN: &str = "platform_admin";
@@ -21,6 +30,57 @@ const PLATFORM_ADMIN: &str = "platform_admin";
 #[derive(Debug, Clone)]
 pub struct ReportingApi {
     store: Arc<dyn ReportingStore>,
+    clock: SharedClock,
+}
+
+/// The operator a request is about, when the caller may act for it: its own staff and
+/// certificates, mesh components and the platform's administrators; others learn nothing.
+fn operator_for(p: &Principal, requested: &str) -> Result<String, Error> {
+    let requested = requested.trim();
+    let own = p.operator_id();
+    let operator = match (requested, own) {
+        ("", Some(own)) => own.to_owned(),
+        ("", None) => return Err(Error::bad_field("operator_id", "is required")),
+        (given, _) => given.to_owned(),
+    };
+    let admin = matches!(p, Principal::Staff { operator_id: None, roles, .. } if roles.iter().any(|r| r == PLATFORM_ADMIN));
+    match p {
+        Principal::Service { .. } => Ok(operator),
+        _ if admin || own == Some(operator.as_str()) => Ok(operator),
+        _ => Err(Error::NotFound(format!("operator {operator}'s reports"))),
+    }
+}
+
+fn exemption_to_pb(e: &Exemption) -> pb::Exemption {
+    pb::Exemption {
+        operator_id: e.operator_id.clone(),
+        exemption_id: e.exemption_id.clone(),
+        station_ids: e.station_ids.clone(),
+        start_time: Some(to_timestamp(e.start)),
+        end_time: Some(to_timestamp(e.end)),
+        cause: (match e.cause {
+            Cause::PlatformFailure => pb::ExemptionCause::PlatformFailure,
+            Cause::TcuUpgrade => pb::ExemptionCause::TcuUpgrade,
+            Cause::SevereWeather => pb::ExemptionCause::SevereWeather,
+            Cause::Other => pb::ExemptionCause::Other,
+        }) as i32,
+        cause_text: e.cause_text.clone(),
+        evidence_refs: e.evidence.clone(),
+        state: state_to_pb(e.state) as i32,
+        declared_by: e.declared_by.clone(),
+        declare_time: Some(to_timestamp(e.declared_at)),
+        decided_by: e.decided_by.clone().unwrap_or_default(),
+        decide_time: e.decided_at.map(to_timestamp),
+        decision_note: e.note.clone(),
+    }
+}
+
+fn state_to_pb(s: ExemptionState) -> pb::ExemptionState {
+    match s {
+        ExemptionState::Declared => pb::ExemptionState::Declared,
+        ExemptionState::Approved => pb::ExemptionState::Approved,
+        ExemptionState::Rejected => pb::ExemptionState::Rejected,
+    }
 }
 
 /// Whether the caller may see a station's history: its operator (or the operator's staff and
@@ -52,12 +112,123 @@ fn may_see(p: &Principal, operator_id: &str, station_id: &str, area_code: &str) 
 }
 
 impl ReportingApi {
-    pub fn new(store: Arc<dyn ReportingStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn ReportingStore>, clock: SharedClock) -> Self {
+        Self { store, clock }
     }
 
     pub fn into_server(self) -> ReportingServiceServer<Self> {
         ReportingServiceServer::new(self)
+    }
+
+    /// The regulator's side of the KPIs.
+    pub fn regulator_server(self) -> RegulatorServiceServer<RegulatorKpis> {
+        RegulatorServiceServer::new(RegulatorKpis { api: self })
+    }
+
+    async fn kpi_report(
+        &self,
+        p: &Principal,
+        r: &pb::GetKpiReportRequest,
+    ) -> Result<report::Report, Error> {
+        let op = operator_for(p, &r.operator_id)?;
+        let now = self.clock.now();
+        let period = report::period_of(r.period, &r.period_start, now)?;
+        let station = Some(r.station_id.trim().to_owned()).filter(|s| !s.is_empty());
+        let scope = Scope::Operator {
+            operator_id: op,
+            station_id: station,
+        };
+        report::build(self.store.as_ref(), &scope, period, now).await
+    }
+
+    async fn declare(
+        &self,
+        p: &Principal,
+        r: pb::DeclareExemptionRequest,
+    ) -> Result<pb::DeclareExemptionResponse, Error> {
+        let input = r
+            .exemption
+            .ok_or_else(|| Error::bad_field("exemption", "must be set"))?;
+        let op = operator_for(p, &input.operator_id)?;
+        let time = |ts: &Option<prost_types::Timestamp>| ts.as_ref().and_then(from_timestamp);
+        let cause = match pb::ExemptionCause::try_from(input.cause) {
+            Ok(pb::ExemptionCause::PlatformFailure) => Some(Cause::PlatformFailure),
+            Ok(pb::ExemptionCause::TcuUpgrade) => Some(Cause::TcuUpgrade),
+            Ok(pb::ExemptionCause::SevereWeather) => Some(Cause::SevereWeather),
+            Ok(pb::ExemptionCause::Other) => Some(Cause::Other),
+            _ => None,
+        };
+        let now = self.clock.now();
+        let exemption = Exemption::declare(
+            format!("EX-{}", uuid::Uuid::now_v7().simple()),
+            Declaration {
+                operator_id: op.clone(),
+                station_ids: input.station_ids,
+                start: time(&input.start_time),
+                end: time(&input.end_time),
+                cause,
+                cause_text: input.cause_text,
+                evidence: input.evidence_refs,
+            },
+            &p.to_string(),
+            now,
+        )
+        .map_err(|e| e.within("exemption"))?;
+        let known = self.store.stations().await?;
+        if let Some(unknown) = exemption.station_ids.iter().find(|id| {
+            !known
+                .iter()
+                .any(|s| s.operator_id == op && &s.station_id == *id)
+        }) {
+            return Err(Error::bad_field(
+                "exemption.station_ids",
+                format!("station {unknown} is not one of the operator's"),
+            ));
+        }
+        self.store.create_exemption(&exemption).await?;
+        Ok(pb::DeclareExemptionResponse {
+            exemption: Some(exemption_to_pb(&exemption)),
+        })
+    }
+
+    async fn decide(
+        &self,
+        p: &Principal,
+        r: pb::DecideExemptionRequest,
+    ) -> Result<pb::DecideExemptionResponse, Error> {
+        let op = operator_for(p, &r.operator_id)?;
+        let id = r.exemption_id.trim();
+        let (mut exemption, version) = self
+            .store
+            .exemption(&op, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("exemption {id}")))?;
+        exemption.decide(r.approve, &r.note, &p.to_string(), self.clock.now())?;
+        self.store.update_exemption(&exemption, version).await?;
+        Ok(pb::DecideExemptionResponse {
+            exemption: Some(exemption_to_pb(&exemption)),
+        })
+    }
+
+    async fn list_exemptions_(
+        &self,
+        p: &Principal,
+        r: pb::ListExemptionsRequest,
+    ) -> Result<pb::ListExemptionsResponse, Error> {
+        let op = operator_for(p, &r.operator_id)?;
+        let wanted = pb::ExemptionState::try_from(r.state).unwrap_or_default();
+        Ok(pb::ListExemptionsResponse {
+            exemptions: self
+                .store
+                .exemptions(&op)
+                .await?
+                .iter()
+                .filter(|e| {
+                    wanted == pb::ExemptionState::Unspecified || state_to_pb(e.state) == wanted
+                })
+                .map(exemption_to_pb)
+                .collect(),
+        })
     }
 
     async fn history(
@@ -128,6 +299,164 @@ impl ReportingService for ReportingApi {
     ) -> Result<Response<pb::ListStatusHistoryResponse>, Status> {
         let p = principal(&request)?;
         Ok(Response::new(self.history(&p, request.into_inner()).await?))
+    }
+
+    async fn get_kpi_report(
+        &self,
+        request: Request<pb::GetKpiReportRequest>,
+    ) -> Result<Response<pb::GetKpiReportResponse>, Status> {
+        let p = principal(&request)?;
+        let built = self.kpi_report(&p, request.get_ref()).await?;
+        Ok(Response::new(pb::GetKpiReportResponse {
+            report: Some(report::to_pb(&built)),
+        }))
+    }
+
+    async fn export_kpi_report(
+        &self,
+        request: Request<pb::ExportKpiReportRequest>,
+    ) -> Result<Response<pb::ExportKpiReportResponse>, Status> {
+        let p = principal(&request)?;
+        let r = request
+            .into_inner()
+            .report
+            .ok_or_else(|| Status::from(Error::bad_field("report", "must be set")))?;
+        let built = self.kpi_report(&p, &r).await?;
+        let operator = built
+            .rows
+            .last()
+            .map(|row| row.operator_id.clone())
+            .unwrap_or_default();
+        Ok(Response::new(pb::ExportKpiReportResponse {
+            content_type: "text/csv; charset=utf-8".into(),
+            file_name: format!("kpi-{operator}-{}.csv", built.period.label),
+            content: crate::export::kpi_csv(&built).into_bytes(),
+        }))
+    }
+
+    async fn declare_exemption(
+        &self,
+        request: Request<pb::DeclareExemptionRequest>,
+    ) -> Result<Response<pb::DeclareExemptionResponse>, Status> {
+        let p = principal(&request)?;
+        Ok(Response::new(self.declare(&p, request.into_inner()).await?))
+    }
+
+    async fn decide_exemption(
+        &self,
+        request: Request<pb::DecideExemptionRequest>,
+    ) -> Result<Response<pb::DecideExemptionResponse>, Status> {
+        let p = principal(&request)?;
+        Ok(Response::new(self.decide(&p, request.into_inner()).await?))
+    }
+
+    async fn list_exemptions(
+        &self,
+        request: Request<pb::ListExemptionsRequest>,
+    ) -> Result<Response<pb::ListExemptionsResponse>, Status> {
+        let p = principal(&request)?;
+        Ok(Response::new(
+            self.list_exemptions_(&p, request.into_inner()).await?,
+        ))
+    }
+}
+
+/// `RegulatorService/GetKpiReport`, the one method of the regulator API reporting serves: the
+/// KPIs of the regulator's area (or a part of it).
+#[derive(Debug, Clone)]
+pub struct RegulatorKpis {
+    api: ReportingApi,
+}
+
+fn elsewhere() -> Status {
+    Status::unimplemented("served by the asset component")
+}
+
+type Changes = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<reg::WatchStatusChangesResponse, Status>> + Send>,
+>;
+
+#[tonic::async_trait]
+impl RegulatorService for RegulatorKpis {
+    async fn get_kpi_report(
+        &self,
+        request: Request<reg::GetKpiReportRequest>,
+    ) -> Result<Response<reg::GetKpiReportResponse>, Status> {
+        let p = principal(&request)?;
+        let r = request.into_inner();
+        let requested = r.area_code.trim();
+        let area = match &p {
+            Principal::Regulator { area_code } if requested.is_empty() => area_code.clone(),
+            Principal::Regulator { area_code } if area_covers(area_code, requested) => {
+                requested.to_owned()
+            }
+            Principal::Regulator { .. } => {
+                return Err(Error::PermissionDenied(format!(
+                    "area {requested} is outside the regulator's area"
+                ))
+                .into());
+            }
+            _ if requested.is_empty() => {
+                return Err(Error::bad_field("area_code", "is required").into());
+            }
+            _ => requested.to_owned(),
+        };
+        let now = self.api.clock.now();
+        let period = report::period_of(r.period, &r.period_start, now)?;
+        let built = report::build(
+            self.api.store.as_ref(),
+            &Scope::Area { area_code: area },
+            period,
+            now,
+        )
+        .await?;
+        Ok(Response::new(reg::GetKpiReportResponse {
+            report: Some(report::to_pb(&built)),
+        }))
+    }
+
+    async fn list_stations(
+        &self,
+        _: Request<reg::ListStationsRequest>,
+    ) -> Result<Response<reg::ListStationsResponse>, Status> {
+        Err(elsewhere())
+    }
+
+    async fn get_station_status(
+        &self,
+        _: Request<reg::GetStationStatusRequest>,
+    ) -> Result<Response<reg::GetStationStatusResponse>, Status> {
+        Err(elsewhere())
+    }
+
+    type WatchStatusChangesStream = Changes;
+
+    async fn watch_status_changes(
+        &self,
+        _: Request<reg::WatchStatusChangesRequest>,
+    ) -> Result<Response<Self::WatchStatusChangesStream>, Status> {
+        Err(elsewhere())
+    }
+
+    async fn get_station_stats(
+        &self,
+        _: Request<reg::GetStationStatsRequest>,
+    ) -> Result<Response<reg::GetStationStatsResponse>, Status> {
+        Err(elsewhere())
+    }
+
+    async fn get_trial_operation_report(
+        &self,
+        _: Request<reg::GetTrialOperationReportRequest>,
+    ) -> Result<Response<reg::GetTrialOperationReportResponse>, Status> {
+        Err(elsewhere())
+    }
+
+    async fn list_charge_orders(
+        &self,
+        _: Request<reg::ListChargeOrdersRequest>,
+    ) -> Result<Response<reg::ListChargeOrdersResponse>, Status> {
+        Err(Status::unimplemented("served by the metering component"))
     }
 }
 

@@ -1,11 +1,31 @@
-//! Reporting's store: the status history, append-only and idempotent on the source cursor. The
-//! statements run unchanged on PostgreSQL and SQLite.
+//! Reporting's store: the status history (append-only, idempotent on the source cursor), the
+//! latest fact of each journaled record (replaced only by a greater version), each journal's
+//! position, the station directory and the exemptions. The statements run unchanged on
+//! PostgreSQL and SQLite.
 
 use chrono::{DateTime, Utc};
 
 use chargemesh_kit::db::{Database, Migrations, StoreError};
 use chargemesh_kit::time::{from_timestamp, to_timestamp};
+use chargemesh_proto::journal::v1 as jpb;
 use chargemesh_proto::regulator::v1 as pb;
+use prost::Message as _;
+
+use crate::domain::exemption::Exemption;
+use crate::domain::period::Span;
+
+/// A station as the directory keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationRow {
+    pub operator_id: String,
+    pub station_id: String,
+    pub area_code: String,
+    pub pile_ids: Vec<String>,
+}
+
+fn state_name(e: &Exemption) -> String {
+    format!("{:?}", e.state).to_lowercase()
+}
 
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -38,7 +58,51 @@ pub trait ReportingStore: Send + Sync + std::fmt::Debug + 'static {
         &self,
         query: &HistoryQuery,
     ) -> Result<Vec<(i64, pb::StatusChange)>, StoreError>;
+    /// The state of each connector of a station at its last change before `before`.
+    async fn states_before(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<(String, String, i32)>, StoreError>;
+
+    /// Keeps the journal entries of `source`: each record's fact is replaced only by a greater
+    /// version, so an entry read again changes nothing. Returns how many facts changed.
+    async fn apply(&self, source: &str, entries: &[jpb::JournalEntry])
+    -> Result<usize, StoreError>;
+    /// How far the journal of `source` was read (0 before anything).
+    async fn position(&self, source: &str) -> Result<i64, StoreError>;
+    async fn set_position(&self, source: &str, position: i64) -> Result<(), StoreError>;
+    /// The facts of a kind that matter to `span`: begun before its end and not over before its
+    /// start.
+    async fn facts(
+        &self,
+        operator_id: &str,
+        kind: &str,
+        span: &Span,
+    ) -> Result<Vec<jpb::fact::Fact>, StoreError>;
+
+    async fn put_stations(&self, rows: &[StationRow]) -> Result<(), StoreError>;
+    async fn stations(&self) -> Result<Vec<StationRow>, StoreError>;
+
+    async fn create_exemption(&self, e: &Exemption) -> Result<(), StoreError>;
+    async fn exemption(
+        &self,
+        operator_id: &str,
+        exemption_id: &str,
+    ) -> Result<Option<(Exemption, i64)>, StoreError>;
+    async fn update_exemption(&self, e: &Exemption, version: i64) -> Result<(), StoreError>;
+    /// An operator's exemptions, oldest first.
+    async fn exemptions(&self, operator_id: &str) -> Result<Vec<Exemption>, StoreError>;
 }
+
+const UPSERT_FACT: &str = "INSERT INTO facts \
+    (kind, operator_id, subject_id, source, version, entry_id, station_id, at, until, fact) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+    ON CONFLICT (kind, operator_id, subject_id) DO UPDATE SET source = excluded.source, \
+    version = excluded.version, entry_id = excluded.entry_id, station_id = excluded.station_id, \
+    at = excluded.at, until = excluded.until, fact = excluded.fact \
+    WHERE facts.version < excluded.version";
 
 const INSERT: &str = "INSERT INTO status_history \
     (source_cursor, operator_id, station_id, pile_id, connector_id, area_code, state, previous_state, cec_status, \
@@ -151,6 +215,185 @@ macro_rules! sql_reporting_store {
                     })
                     .collect::<Result<Vec<_>, sqlx::Error>>()
                     .map_err(StoreError::from)
+            }
+
+            async fn states_before(&self, operator_id: &str, station_id: &str, before: DateTime<Utc>)
+            -> Result<Vec<(String, String, i32)>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT h.pile_id, h.connector_id, h.state FROM status_history h JOIN \
+                     (SELECT pile_id, connector_id, MAX(sequence) AS last FROM status_history \
+                      WHERE operator_id = $1 AND station_id = $2 AND changed_at < $3 \
+                      GROUP BY pile_id, connector_id) x ON h.sequence = x.last",
+                )
+                .bind(operator_id)
+                .bind(station_id)
+                .bind(before)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn apply(&self, source: &str, entries: &[jpb::JournalEntry]) -> Result<usize, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let mut changed = 0;
+                for e in entries {
+                    let Some(fact) = e.fact.as_ref().and_then(|f| f.fact.as_ref()) else {
+                        continue;
+                    };
+                    let Some((station, at, until)) = crate::facts::window(fact) else {
+                        tracing::warn!(entry = %e.entry_id, "a journal entry without its times; skipped");
+                        continue;
+                    };
+                    let encoded = jpb::Fact { fact: Some(fact.clone()) }.encode_to_vec();
+                    let done = sqlx::query(UPSERT_FACT)
+                        .bind(&e.kind)
+                        .bind(&e.operator_id)
+                        .bind(&e.subject_id)
+                        .bind(source)
+                        .bind(e.version)
+                        .bind(&e.entry_id)
+                        .bind(station)
+                        .bind(at)
+                        .bind(until)
+                        .bind(encoded)
+                        .execute(&mut *tx)
+                        .await?;
+                    changed += done.rows_affected() as usize;
+                }
+                tx.commit().await?;
+                Ok(changed)
+            }
+
+            async fn position(&self, source: &str) -> Result<i64, StoreError> {
+                let position: Option<i64> =
+                    sqlx::query_scalar("SELECT position FROM journal_positions WHERE source = $1")
+                        .bind(source)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(position.unwrap_or(0))
+            }
+
+            async fn set_position(&self, source: &str, position: i64) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO journal_positions (source, position) VALUES ($1, $2) \
+                     ON CONFLICT (source) DO UPDATE SET position = excluded.position",
+                )
+                .bind(source)
+                .bind(position)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn facts(&self, operator_id: &str, kind: &str, span: &Span) -> Result<Vec<jpb::fact::Fact>, StoreError> {
+                let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT fact FROM facts WHERE operator_id = $1 AND kind = $2 AND at < $3 \
+                     AND (until IS NULL OR until >= $4) ORDER BY at, subject_id",
+                )
+                .bind(operator_id)
+                .bind(kind)
+                .bind(span.end)
+                .bind(span.start)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|bytes| {
+                        jpb::Fact::decode(bytes.as_slice())
+                            .map_err(|e| StoreError::Internal(format!("a kept fact: {e}")))
+                            .map(|f| f.fact)
+                    })
+                    .filter_map(Result::transpose)
+                    .collect()
+            }
+
+            async fn put_stations(&self, rows: &[StationRow]) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO stations (operator_id, station_id, area_code, pile_ids) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (operator_id, station_id) DO UPDATE SET area_code = excluded.area_code, \
+                         pile_ids = excluded.pile_ids",
+                    )
+                    .bind(&r.operator_id)
+                    .bind(&r.station_id)
+                    .bind(&r.area_code)
+                    .bind(r.pile_ids.join(","))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn stations(&self) -> Result<Vec<StationRow>, StoreError> {
+                let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+                    "SELECT operator_id, station_id, area_code, pile_ids FROM stations ORDER BY operator_id, station_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(operator_id, station_id, area_code, piles)| StationRow {
+                        operator_id,
+                        station_id,
+                        area_code,
+                        pile_ids: piles.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+                    })
+                    .collect())
+            }
+
+            async fn create_exemption(&self, e: &Exemption) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO exemptions (operator_id, exemption_id, state, version, start_at, end_at, doc) \
+                     VALUES ($1, $2, $3, 1, $4, $5, $6)",
+                )
+                .bind(&e.operator_id)
+                .bind(&e.exemption_id)
+                .bind(state_name(e))
+                .bind(e.start)
+                .bind(e.end)
+                .bind(sqlx::types::Json(e))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn exemption(&self, operator_id: &str, exemption_id: &str) -> Result<Option<(Exemption, i64)>, StoreError> {
+                let row: Option<(sqlx::types::Json<Exemption>, i64)> = sqlx::query_as(
+                    "SELECT doc, version FROM exemptions WHERE operator_id = $1 AND exemption_id = $2",
+                )
+                .bind(operator_id)
+                .bind(exemption_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(doc, version)| (doc.0, version)))
+            }
+
+            async fn update_exemption(&self, e: &Exemption, version: i64) -> Result<(), StoreError> {
+                let done = sqlx::query(
+                    "UPDATE exemptions SET state = $3, doc = $4, version = version + 1 \
+                     WHERE operator_id = $1 AND exemption_id = $2 AND version = $5",
+                )
+                .bind(&e.operator_id)
+                .bind(&e.exemption_id)
+                .bind(state_name(e))
+                .bind(sqlx::types::Json(e))
+                .bind(version)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!("exemption {}", e.exemption_id)));
+                }
+                Ok(())
+            }
+
+            async fn exemptions(&self, operator_id: &str) -> Result<Vec<Exemption>, StoreError> {
+                let rows: Vec<sqlx::types::Json<Exemption>> = sqlx::query_scalar(
+                    "SELECT doc FROM exemptions WHERE operator_id = $1 ORDER BY start_at, exemption_id",
+                )
+                .bind(operator_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
             }
         }
     };

@@ -371,6 +371,15 @@ impl RegulatorService for RegulatorApi {
         ))
     }
 
+    async fn get_kpi_report(
+        &self,
+        _request: Request<pb::GetKpiReportRequest>,
+    ) -> Result<Response<pb::GetKpiReportResponse>, Status> {
+        Err(Status::unimplemented(
+            "KPI reports are served by the reporting component",
+        ))
+    }
+
     async fn list_stations(
         &self,
         request: Request<pb::ListStationsRequest>,

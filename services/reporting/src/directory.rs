@@ -1,0 +1,70 @@
+//! The station directory: each station's operator, area and piles, listed from the asset
+//! registry (`RegulatorService/ListStations`) on a period, for area reports and for finding the
+//! station of a pile.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::transport::Channel;
+
+use chargemesh_proto::regulator::v1 as pb;
+use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
+
+use crate::store::{ReportingStore, StationRow};
+
+/// Lists every station once and keeps it; returns how many were listed.
+pub async fn refresh(
+    client: &mut RegulatorServiceClient<Channel>,
+    store: &dyn ReportingStore,
+) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    let mut token = String::new();
+    let mut listed = 0;
+    loop {
+        let page = client
+            .list_stations(pb::ListStationsRequest {
+                updated_since: None,
+                page_size: 100,
+                page_token: token,
+            })
+            .await?
+            .into_inner();
+        let rows: Vec<StationRow> = page
+            .stations
+            .into_iter()
+            .filter_map(|record| {
+                let station = record.station?;
+                Some(StationRow {
+                    operator_id: station.operator_id,
+                    station_id: station.station_id,
+                    area_code: station.area_code,
+                    pile_ids: record.piles.into_iter().map(|p| p.pile_id).collect(),
+                })
+            })
+            .collect();
+        listed += rows.len();
+        store.put_stations(&rows).await?;
+        if page.next_page_token.is_empty() {
+            return Ok(listed);
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// Refreshes every `every` until the task is aborted.
+pub fn spawn(
+    channel: Channel,
+    store: Arc<dyn ReportingStore>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut client = RegulatorServiceClient::new(channel);
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(error) = refresh(&mut client, store.as_ref()).await {
+                tracing::warn!(%error, "station directory not refreshed");
+            }
+        }
+    })
+}

@@ -1,0 +1,6 @@
+//! Reporting's rules as pure functions over plain types: periods, exemptions and the KPI
+//! formulas.
+
+pub mod exemption;
+pub mod kpi;
+pub mod period;

@@ -1,0 +1,73 @@
+//! Follows the journals of dispatch, metering and complaints (`JournalService/ReadJournal`) into
+//! reporting's facts. Entries may commit out of sequence order, so each pass re-reads a window
+//! behind the position; the facts keep each record's greatest version, so reading an entry again
+//! changes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::transport::Channel;
+
+use chargemesh_proto::journal::v1 as pb;
+use chargemesh_proto::journal::v1::journal_service_client::JournalServiceClient;
+
+use crate::store::ReportingStore;
+
+/// How many sequences behind its position a pass starts, for entries that committed late.
+pub const REREAD_WINDOW: i64 = 256;
+const PAGE: i32 = 500;
+
+/// One pass over a journal: reads everything new and keeps it. Returns how many facts changed.
+pub async fn pass(
+    source: &str,
+    client: &mut JournalServiceClient<Channel>,
+    store: &dyn ReportingStore,
+) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    let mut position = store.position(source).await?;
+    let mut after = (position - REREAD_WINDOW).max(0);
+    let mut changed = 0;
+    loop {
+        let page = client
+            .read_journal(pb::ReadJournalRequest {
+                after_sequence: after,
+                limit: PAGE,
+            })
+            .await?
+            .into_inner();
+        let Some(last) = page.entries.last().map(|e| e.sequence) else {
+            break;
+        };
+        changed += store.apply(source, &page.entries).await?;
+        after = last;
+        if last > position {
+            position = last;
+            store.set_position(source, position).await?;
+        }
+        if page.entries.len() < PAGE as usize {
+            break;
+        }
+    }
+    Ok(changed)
+}
+
+/// Follows `source` every `every` until the task is aborted.
+pub fn spawn(
+    source: &'static str,
+    channel: Channel,
+    store: Arc<dyn ReportingStore>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut client = JournalServiceClient::new(channel);
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match pass(source, &mut client, store.as_ref()).await {
+                Ok(0) => {}
+                Ok(changed) => tracing::debug!(source, changed, "journal facts kept"),
+                Err(error) => tracing::warn!(source, %error, "journal follower interrupted"),
+            }
+        }
+    })
+}
