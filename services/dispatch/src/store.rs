@@ -45,6 +45,14 @@ pub fn from_doc<T: serde::de::DeserializeOwned>(
     serde_json::from_value(value).map_err(|e| StoreError::Internal(e.to_string()).into())
 }
 
+/// Where a document is filed: its kind, operator and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocKey<'a> {
+    pub kind: &'a str,
+    pub operator_id: &'a str,
+    pub id: &'a str,
+}
+
 /// A record kept whole in the document store, filed under its kind and keys.
 pub trait Document: Serialize + serde::de::DeserializeOwned + Send + Sync {
     const KIND: &'static str;
@@ -121,9 +129,11 @@ impl dyn DispatchStore {
     ) -> Result<(), StoreError> {
         let doc = serde_json::to_value(record).map_err(|e| StoreError::Internal(e.to_string()))?;
         self.insert_doc(
-            D::KIND,
-            record.operator_id(),
-            record.doc_id(),
+            DocKey {
+                kind: D::KIND,
+                operator_id: record.operator_id(),
+                id: record.doc_id(),
+            },
             record.station_id(),
             &doc,
             now,
@@ -155,9 +165,11 @@ impl dyn DispatchStore {
     ) -> Result<(), StoreError> {
         let doc = serde_json::to_value(record).map_err(|e| StoreError::Internal(e.to_string()))?;
         self.update_doc(
-            D::KIND,
-            record.operator_id(),
-            record.doc_id(),
+            DocKey {
+                kind: D::KIND,
+                operator_id: record.operator_id(),
+                id: record.doc_id(),
+            },
             &doc,
             version,
             now,
@@ -279,9 +291,7 @@ pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
     /// Plans, patrols and other records kept as documents of a `kind`.
     async fn insert_doc(
         &self,
-        kind: &str,
-        operator_id: &str,
-        id: &str,
+        key: DocKey<'_>,
         station_id: &str,
         doc: &serde_json::Value,
         now: DateTime<Utc>,
@@ -295,9 +305,7 @@ pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Option<(serde_json::Value, i64)>, StoreError>;
     async fn update_doc(
         &self,
-        kind: &str,
-        operator_id: &str,
-        id: &str,
+        key: DocKey<'_>,
         doc: &serde_json::Value,
         version: i64,
         now: DateTime<Utc>,
@@ -613,9 +621,10 @@ macro_rules! sql_dispatch_store {
                 Ok(rows.into_iter().map(|j| j.0).collect())
             }
 
-            async fn insert_doc(&self, kind: &str, operator_id: &str, id: &str, station_id: &str, doc: &serde_json::Value, now: DateTime<Utc>,
+            async fn insert_doc(&self, key: DocKey<'_>, station_id: &str, doc: &serde_json::Value, now: DateTime<Utc>,
                 entries: &[journal::Entry])
             -> Result<(), StoreError> {
+                let DocKey { kind, operator_id, id } = key;
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO documents (kind, operator_id, doc_id, station_id, version, doc, created_at, updated_at) \
@@ -646,9 +655,10 @@ macro_rules! sql_dispatch_store {
                 Ok(row.map(|(doc, version)| (doc.0, version)))
             }
 
-            async fn update_doc(&self, kind: &str, operator_id: &str, id: &str, doc: &serde_json::Value, version: i64, now: DateTime<Utc>,
+            async fn update_doc(&self, key: DocKey<'_>, doc: &serde_json::Value, version: i64, now: DateTime<Utc>,
                 entries: &[journal::Entry])
             -> Result<(), StoreError> {
+                let DocKey { kind, operator_id, id } = key;
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE documents SET doc = $4, updated_at = $5, version = version + 1 \

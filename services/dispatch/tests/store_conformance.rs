@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use chargemesh_dispatch::domain::crew::{Employer, StaffMember};
 use chargemesh_dispatch::domain::defect::{Defect, DefectClass, DefectDeadlines, NewDefect};
 use chargemesh_dispatch::domain::work_order::{Channel, State, WorkOrder, Zone};
-use chargemesh_dispatch::store::{self, DispatchStore, StaffRecord};
+use chargemesh_dispatch::store::{self, DispatchStore, DocKey, StaffRecord};
 use chargemesh_kit::db::{StoreError, TestDatabase};
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -270,11 +270,31 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
     for (db, s) in backends().await {
         let now = t("2026-03-01T08:00:00Z");
         let doc = serde_json::json!({ "plan_id": "MP-1", "items": ["metering"] });
-        s.insert_doc("maintenance_plan", "OPA", "MP-1", "S1", &doc, now, &[])
-            .await
-            .expect("inserted");
+        s.insert_doc(
+            DocKey {
+                kind: "maintenance_plan",
+                operator_id: "OPA",
+                id: "MP-1",
+            },
+            "S1",
+            &doc,
+            now,
+            &[],
+        )
+        .await
+        .expect("inserted");
         let dup = s
-            .insert_doc("maintenance_plan", "OPA", "MP-1", "S1", &doc, now, &[])
+            .insert_doc(
+                DocKey {
+                    kind: "maintenance_plan",
+                    operator_id: "OPA",
+                    id: "MP-1",
+                },
+                "S1",
+                &doc,
+                now,
+                &[],
+            )
             .await;
         assert!(
             matches!(dup, Err(StoreError::Unique(_))),
@@ -282,12 +302,32 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
             db.backend()
         );
         // The same id under another kind or tenant is another record.
-        s.insert_doc("patrol", "OPA", "MP-1", "S1", &doc, now, &[])
-            .await
-            .expect("other kind");
-        s.insert_doc("maintenance_plan", "OPB", "MP-1", "S1", &doc, now, &[])
-            .await
-            .expect("other tenant");
+        s.insert_doc(
+            DocKey {
+                kind: "patrol",
+                operator_id: "OPA",
+                id: "MP-1",
+            },
+            "S1",
+            &doc,
+            now,
+            &[],
+        )
+        .await
+        .expect("other kind");
+        s.insert_doc(
+            DocKey {
+                kind: "maintenance_plan",
+                operator_id: "OPB",
+                id: "MP-1",
+            },
+            "S1",
+            &doc,
+            now,
+            &[],
+        )
+        .await
+        .expect("other tenant");
         let (got, version) = s
             .doc("maintenance_plan", "OPA", "MP-1")
             .await
@@ -296,9 +336,11 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
         assert_eq!(got, doc);
         let changed = serde_json::json!({ "plan_id": "MP-1", "items": ["cleaning"] });
         s.update_doc(
-            "maintenance_plan",
-            "OPA",
-            "MP-1",
+            DocKey {
+                kind: "maintenance_plan",
+                operator_id: "OPA",
+                id: "MP-1",
+            },
             &changed,
             version,
             now,
@@ -308,9 +350,11 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
         .expect("updated");
         assert!(matches!(
             s.update_doc(
-                "maintenance_plan",
-                "OPA",
-                "MP-1",
+                DocKey {
+                    kind: "maintenance_plan",
+                    operator_id: "OPA",
+                    id: "MP-1"
+                },
                 &changed,
                 version,
                 now,

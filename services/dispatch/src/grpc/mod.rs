@@ -29,7 +29,7 @@ use crate::domain::work_order::{Channel, WorkOrder};
 use crate::engine::{Engine, new_order_id};
 use crate::ledger::Scope;
 use crate::store::kind::{DAILY_CHECK, DOWNTIME, MONITORING, STAFFING};
-use crate::store::{Document, StaffRecord, from_doc, to_doc};
+use crate::store::{DocKey, Document, StaffRecord, from_doc, to_doc};
 
 mod convert;
 mod emergency;

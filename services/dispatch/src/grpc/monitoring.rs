@@ -58,9 +58,11 @@ impl DispatchApi {
                 self.engine
                     .store
                     .update_doc(
-                        MONITORING,
-                        &op,
-                        station,
+                        DocKey {
+                            kind: MONITORING,
+                            operator_id: &op,
+                            id: station,
+                        },
                         &to_doc(&register)?,
                         version,
                         now,
@@ -72,9 +74,11 @@ impl DispatchApi {
                 self.engine
                     .store
                     .insert_doc(
-                        MONITORING,
-                        &op,
-                        station,
+                        DocKey {
+                            kind: MONITORING,
+                            operator_id: &op,
+                            id: station,
+                        },
                         station,
                         &to_doc(&register)?,
                         now,
@@ -154,7 +158,17 @@ impl DispatchApi {
         };
         self.engine
             .store
-            .insert_doc(DAILY_CHECK, &op, &id, &station, &to_doc(&check)?, now, &[])
+            .insert_doc(
+                DocKey {
+                    kind: DAILY_CHECK,
+                    operator_id: &op,
+                    id: &id,
+                },
+                &station,
+                &to_doc(&check)?,
+                now,
+                &[],
+            )
             .await?;
         let mut defects = Vec::new();
         for finding in &found {

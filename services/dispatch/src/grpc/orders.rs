@@ -98,9 +98,11 @@ impl DispatchApi {
         self.engine
             .store
             .insert_doc(
-                DOWNTIME,
-                &op,
-                &id,
+                DocKey {
+                    kind: DOWNTIME,
+                    operator_id: &op,
+                    id: &id,
+                },
                 "",
                 &to_doc(&downtime)?,
                 now,

@@ -66,16 +66,28 @@ impl DispatchApi {
             Some(v) => {
                 self.engine
                     .store
-                    .update_doc(STAFFING, &op, station, &to_doc(&staffing)?, v, now, &[])
+                    .update_doc(
+                        DocKey {
+                            kind: STAFFING,
+                            operator_id: &op,
+                            id: station,
+                        },
+                        &to_doc(&staffing)?,
+                        v,
+                        now,
+                        &[],
+                    )
                     .await?
             }
             None => {
                 self.engine
                     .store
                     .insert_doc(
-                        STAFFING,
-                        &op,
-                        station,
+                        DocKey {
+                            kind: STAFFING,
+                            operator_id: &op,
+                            id: station,
+                        },
                         station,
                         &to_doc(&staffing)?,
                         now,

@@ -1,0 +1,671 @@
+//! Reporting end to end: a scripted month of telemetry, work orders, defects and complaints gives
+//! the expected KPIs to the exact figure; an approved exemption changes exactly the figures of its
+//! period and stations; the regulator reads its area's; the CSV export opens with the columns a
+//! spreadsheet user expects; a restart that reads the journals again changes nothing.
+
+mod common;
+
+use std::sync::Arc;
+
+use tonic::Code;
+
+use chargemesh::demo;
+use chargemesh::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
+use chargemesh_kit::Principal;
+use chargemesh_kit::clock::{Clock, ManualClock};
+use chargemesh_kit::time::to_timestamp;
+use chargemesh_proto::asset::v1 as asset;
+use chargemesh_proto::complaints::v1 as cp;
+use chargemesh_proto::complaints::v1::complaints_service_client::ComplaintsServiceClient;
+use chargemesh_proto::dispatch::v1 as dp;
+use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
+use chargemesh_proto::kpi::v1 as kpi;
+use chargemesh_proto::regulator::v1 as reg;
+use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
+use chargemesh_proto::reporting::v1 as pb;
+use chargemesh_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
+use chargemesh_proto::telemetry::v1 as tm;
+use common::{TelemetryStream, TestMesh, eventually, with_token};
+
+const OP: &str = DEMO_OPERATOR_ID;
+const MONTH_SECONDS: i64 = 31 * 24 * 3600;
+
+/// Local time (UTC+8) on a March 2026 day.
+fn local(day: u32, hour: u32, minute: u32) -> chrono::DateTime<chrono::Utc> {
+    chrono::NaiveDate::from_ymd_opt(2026, 3, day)
+        .and_then(|d| d.and_hms_opt(hour, minute, 0))
+        .and_then(|t| {
+            t.and_local_timezone(chargemesh_kit::clock::china_offset())
+                .single()
+        })
+        .expect("valid local time")
+        .to_utc()
+}
+
+struct Staff {
+    channel: tonic::transport::Channel,
+    pki: pki::PkiDir,
+}
+
+impl Staff {
+    fn token(&self, role: &str) -> String {
+        self.token_of(role, OP)
+    }
+
+    fn token_of(&self, role: &str, operator: &str) -> String {
+        pki::mint_token(&self.pki, role, Some(operator), &[role.to_owned()], 3600).expect("token")
+    }
+
+    fn dispatch(&self) -> DispatchServiceClient<tonic::transport::Channel> {
+        DispatchServiceClient::new(self.channel.clone())
+    }
+
+    fn reports(&self) -> ReportingServiceClient<tonic::transport::Channel> {
+        ReportingServiceClient::new(self.channel.clone())
+    }
+
+    async fn report(&self, period: kpi::KpiPeriod, start: &str) -> kpi::KpiReport {
+        self.reports()
+            .get_kpi_report(with_token(
+                pb::GetKpiReportRequest {
+                    operator_id: OP.into(),
+                    station_id: String::new(),
+                    period: period as i32,
+                    period_start: start.into(),
+                },
+                &self.token("om_manager"),
+            ))
+            .await
+            .expect("report")
+            .into_inner()
+            .report
+            .expect("report")
+    }
+
+    async fn month(&self) -> kpi::KpiReport {
+        self.report(kpi::KpiPeriod::Month, "2026-03").await
+    }
+
+    /// Takes an order through check-in at `arrive` and the on-site repair at `repair`, closed by
+    /// the monitor.
+    async fn work(&self, clock: &ManualClock, order: &str, arrive: i64, repair: i64) {
+        let received = clock.now();
+        let mut client = self.dispatch();
+        client
+            .dispatch_work_order(with_token(
+                dp::DispatchWorkOrderRequest {
+                    operator_id: OP.into(),
+                    order_id: order.into(),
+                    crew: vec!["alice".into(), "bob".into()],
+                    risk: dp::Risk::Normal as i32,
+                },
+                &self.token("monitor"),
+            ))
+            .await
+            .expect("dispatched");
+        clock.set(received + chrono::Duration::minutes(arrive));
+        client
+            .check_in_work_order(with_token(
+                dp::CheckInWorkOrderRequest {
+                    operator_id: OP.into(),
+                    order_id: order.into(),
+                    longitude: 120.582,
+                    latitude: 30.0,
+                },
+                &self.token("repairer"),
+            ))
+            .await
+            .expect("checked in");
+        clock.set(received + chrono::Duration::minutes(repair));
+        client
+            .resolve_work_order(with_token(
+                dp::ResolveWorkOrderRequest {
+                    operator_id: OP.into(),
+                    order_id: order.into(),
+                    test_record: "test charge 10 min OK".into(),
+                },
+                &self.token("repairer"),
+            ))
+            .await
+            .expect("resolved");
+        client
+            .confirm_work_order(with_token(
+                dp::ConfirmWorkOrderRequest {
+                    operator_id: OP.into(),
+                    order_id: order.into(),
+                },
+                &self.token("monitor"),
+            ))
+            .await
+            .expect("confirmed");
+    }
+
+    async fn complaint(&self, clock: &ManualClock, station: &str, answer_after_hours: i64) {
+        let mut client = ComplaintsServiceClient::new(self.channel.clone());
+        let token = self.token("complaint_handler");
+        let c = client
+            .submit_complaint(with_token(
+                cp::SubmitComplaintRequest {
+                    complaint: Some(cp::Complaint {
+                        operator_id: OP.into(),
+                        kind: cp::ComplaintKind::Complaint as i32,
+                        channel: cp::ComplaintChannel::Phone as i32,
+                        category: cp::ComplaintCategory::Queueing as i32,
+                        customer_contact: "138 0000 0000".into(),
+                        station_id: station.into(),
+                        description: "an hour's queue".into(),
+                        ..Default::default()
+                    }),
+                },
+                &token,
+            ))
+            .await
+            .expect("submitted")
+            .into_inner()
+            .complaint
+            .expect("complaint");
+        clock.advance(chrono::Duration::hours(answer_after_hours));
+        client
+            .acknowledge_complaint(with_token(
+                cp::AcknowledgeComplaintRequest {
+                    operator_id: OP.into(),
+                    complaint_id: c.complaint_id,
+                    reply: "we are looking into it".into(),
+                },
+                &token,
+            ))
+            .await
+            .expect("acknowledged");
+    }
+}
+
+/// The demo operator with an urban station (S-URB, pile P1) and an outlying one (S-OUT, P2) in
+/// Yuecheng district, and two staff for the crews.
+async fn setup(mesh: &TestMesh) -> Staff {
+    let mut op = mesh.client("operator");
+    op.create_operator(asset::CreateOperatorRequest {
+        operator: Some(demo::operator(DEMO_CREDIT_CODE)),
+    })
+    .await
+    .expect("operator");
+    for (station, pile, zone) in [
+        ("S-URB", "P1", asset::ServiceZone::MainUrban),
+        ("S-OUT", "P2", asset::ServiceZone::Other),
+    ] {
+        let mut s = demo::station(OP, station, "330602");
+        s.service_zone = zone as i32;
+        op.create_station(asset::CreateStationRequest { station: Some(s) })
+            .await
+            .expect("station");
+        op.create_pile(asset::CreatePileRequest {
+            pile: Some(demo::pile(OP, station, pile, asset::PileType::Dc, 60.0)),
+        })
+        .await
+        .expect("pile");
+    }
+    let staff = Staff {
+        channel: mesh.anonymous_channel(),
+        pki: mesh.pki().clone(),
+    };
+    for id in ["alice", "bob"] {
+        staff
+            .dispatch()
+            .create_staff_member(with_token(
+                dp::CreateStaffMemberRequest {
+                    staff_member: Some(dp::StaffMember {
+                        operator_id: OP.into(),
+                        staff_id: id.into(),
+                        name: id.into(),
+                        employer: dp::Employer::Own as i32,
+                        electrician_certificate_until: "2030-12-31".into(),
+                        qualified_until: "2030-12-31".into(),
+                        ..Default::default()
+                    }),
+                },
+                &staff.token("om_manager"),
+            ))
+            .await
+            .expect("staff member");
+    }
+    staff
+}
+
+fn status(
+    pile: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    seq: u64,
+    state: tm::ConnectorState,
+) -> tm::TelemetryMessage {
+    tm::TelemetryMessage {
+        sequence: seq,
+        pile_id: pile.into(),
+        connector_id: format!("{pile}-1"),
+        observe_time: Some(to_timestamp(at)),
+        body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+            state: state as i32,
+            fault_code: if state == tm::ConnectorState::Fault {
+                "E42".into()
+            } else {
+                String::new()
+            },
+            fault_text: String::new(),
+        })),
+        ..Default::default()
+    }
+}
+
+/// Runs March: P1 faulted 3 hours on the 5th (arrived in 50 minutes, repaired in 3 hours), a
+/// phone order at S-OUT on the 10th (arrived 30 minutes late, repaired in 3 h 30), a critical
+/// defect eliminated in an hour on the 12th, and two complaints, one answered late.
+async fn run_march(mesh: &TestMesh, clock: &ManualClock, staff: &Staff) {
+    let stream = TelemetryStream::open(mesh.channel("operator")).await;
+    stream
+        .send(vec![
+            status("P1", local(1, 0, 0), 1, tm::ConnectorState::Idle),
+            status("P2", local(1, 0, 0), 2, tm::ConnectorState::Idle),
+        ])
+        .await;
+    clock.set(local(5, 8, 0));
+    stream
+        .send(vec![status(
+            "P1",
+            local(5, 8, 0),
+            3,
+            tm::ConnectorState::Fault,
+        )])
+        .await;
+    let monitor = staff.token("monitor");
+    let automatic = eventually(
+        async || {
+            staff
+                .dispatch()
+                .list_work_orders(with_token(
+                    dp::ListWorkOrdersRequest {
+                        operator_id: OP.into(),
+                        ..Default::default()
+                    },
+                    &monitor,
+                ))
+                .await
+                .expect("orders")
+                .into_inner()
+                .work_orders
+        },
+        |orders| !orders.is_empty(),
+    )
+    .await;
+    staff.work(clock, &automatic[0].order_id, 50, 180).await;
+    stream
+        .send(vec![status(
+            "P1",
+            local(5, 11, 0),
+            4,
+            tm::ConnectorState::Idle,
+        )])
+        .await;
+
+    clock.set(local(10, 8, 0));
+    let phone = staff
+        .dispatch()
+        .create_work_order(with_token(
+            dp::CreateWorkOrderRequest {
+                operator_id: OP.into(),
+                station_id: "S-OUT".into(),
+                pile_id: "P2".into(),
+                connector_id: "P2-1".into(),
+                channel: dp::Channel::Phone as i32,
+                description: "customer reports the screen is dark".into(),
+            },
+            &monitor,
+        ))
+        .await
+        .expect("order")
+        .into_inner()
+        .work_order
+        .expect("order");
+    staff.work(clock, &phone.order_id, 150, 210).await;
+
+    clock.set(local(12, 9, 0));
+    let defect = staff
+        .dispatch()
+        .register_defect(with_token(
+            dp::RegisterDefectRequest {
+                operator_id: OP.into(),
+                station_id: "S-URB".into(),
+                pile_id: "P1".into(),
+                class: dp::DefectClass::Critical as i32,
+                description: "cracked connector".into(),
+                elimination_plan: "replace the gun today".into(),
+                maintenance_plan: String::new(),
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("defect")
+        .into_inner()
+        .defect
+        .expect("defect");
+    clock.advance(chrono::Duration::hours(1));
+    staff
+        .dispatch()
+        .eliminate_defect(with_token(
+            dp::EliminateDefectRequest {
+                operator_id: OP.into(),
+                defect_id: defect.defect_id.clone(),
+                record: "gun replaced".into(),
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("eliminated");
+    clock.advance(chrono::Duration::hours(1));
+    staff
+        .dispatch()
+        .accept_defect(with_token(
+            dp::AcceptDefectRequest {
+                operator_id: OP.into(),
+                defect_id: defect.defect_id,
+                passed: true,
+            },
+            &staff.token("om_manager"),
+        ))
+        .await
+        .expect("accepted");
+
+    clock.set(local(15, 9, 0));
+    staff.complaint(clock, "S-URB", 2).await;
+    clock.set(local(20, 9, 0));
+    staff.complaint(clock, "S-OUT", 30).await;
+    clock.set(local(31, 23, 0) + chrono::Duration::hours(2));
+}
+
+fn row<'a>(report: &'a kpi::KpiReport, station: &str) -> &'a kpi::Kpis {
+    report
+        .rows
+        .iter()
+        .find(|r| r.station_id == station)
+        .and_then(|r| r.kpis.as_ref())
+        .unwrap_or_else(|| panic!("no row for {station:?}"))
+}
+
+fn seconds(d: &Option<prost_types::Duration>) -> Option<i64> {
+    d.as_ref().map(|d| d.seconds)
+}
+
+fn counts(k: &kpi::Kpis) -> (u32, u32, u32, u32, u32, u32) {
+    (
+        k.faults,
+        k.arrivals_judged,
+        k.arrivals_on_time,
+        k.repairs_judged,
+        k.repairs_on_time,
+        k.exempted_work_orders,
+    )
+}
+
+async fn mesh_at(clock: &ManualClock) -> TestMesh {
+    let mesh_clock = clock.clone();
+    TestMesh::start_with_options(move |opts| {
+        opts.clock = Arc::new(mesh_clock);
+        opts.deadline_interval_ms = 20;
+        opts.telemetry.offline_after_seconds = 90 * 24 * 3600;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn mon_1_fault_5_def_5_cmp_1_a_scripted_month_gives_the_kpis_to_the_exact_figure_and_mon_9_exemptions_change_only_theirs()
+ {
+    let clock = ManualClock::new(local(1, 0, 0));
+    let mut mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    run_march(&mesh, &clock, &staff).await;
+    let month = eventually(
+        async || staff.month().await,
+        |r| {
+            r.rows.len() == 3 && {
+                let all = row(r, "");
+                all.faults == 2
+                    && all.complaints == 2
+                    && all.defects.first().is_some_and(|d| d.closed == 1)
+                    && all.observed_seconds == 2 * MONTH_SECONDS
+            }
+        },
+    )
+    .await;
+    let keys: Vec<_> = month.rows.iter().map(|r| r.station_id.as_str()).collect();
+    assert_eq!(keys, ["S-OUT", "S-URB", ""]);
+    let urban = row(&month, "S-URB");
+    assert_eq!(urban.observed_seconds, MONTH_SECONDS);
+    assert_eq!(urban.available_seconds, MONTH_SECONDS - 3 * 3600);
+    assert_eq!(counts(urban), (1, 1, 1, 1, 1, 0));
+    assert_eq!(seconds(&urban.mean_time_to_arrive), Some(50 * 60));
+    assert_eq!(seconds(&urban.mean_time_to_repair), Some(3 * 3600));
+    let critical = &urban.defects[0];
+    assert_eq!(
+        (
+            critical.defect_class.as_str(),
+            critical.opened,
+            critical.closed,
+            critical.closed_on_time
+        ),
+        ("critical", 1, 1, 1)
+    );
+    assert_eq!(
+        (
+            urban.complaints,
+            urban.responses_judged,
+            urban.responses_on_time
+        ),
+        (1, 1, 1)
+    );
+    let outlying = row(&month, "S-OUT");
+    assert_eq!(outlying.available_seconds, MONTH_SECONDS);
+    assert_eq!(counts(outlying), (1, 1, 0, 1, 1, 0));
+    assert_eq!(seconds(&outlying.mean_time_to_arrive), Some(150 * 60));
+    assert_eq!((outlying.complaints, outlying.responses_on_time), (1, 0));
+    let all = row(&month, "");
+    assert_eq!(all.available_seconds, 2 * MONTH_SECONDS - 3 * 3600);
+    assert_eq!(counts(all), (2, 2, 1, 2, 2, 0));
+    assert_eq!(seconds(&all.mean_time_to_arrive), Some(100 * 60));
+    assert_eq!(seconds(&all.mean_time_to_repair), Some(195 * 60));
+    assert!((all.arrival_on_time_share - 0.5).abs() < 1e-12);
+    assert!((all.response_on_time_share - 0.5).abs() < 1e-12);
+    assert_eq!((all.sessions, all.energy_kwh.as_str()), (0, "0.000"));
+    assert!(month.exemptions_applied.is_empty());
+    let day_5 = staff.report(kpi::KpiPeriod::Day, "2026-03-05").await;
+    assert_eq!(row(&day_5, "S-URB").available_seconds, 21 * 3600);
+
+    // REQ MON-9: a platform failure at S-OUT on the 10th, 07:00 to 12:00, declared and approved.
+    let mut reports = staff.reports();
+    let declaration = |evidence: &[&str]| pb::DeclareExemptionRequest {
+        exemption: Some(pb::Exemption {
+            operator_id: OP.into(),
+            station_ids: vec!["S-OUT".into()],
+            start_time: Some(to_timestamp(local(10, 7, 0))),
+            end_time: Some(to_timestamp(local(10, 12, 0))),
+            cause: pb::ExemptionCause::PlatformFailure as i32,
+            evidence_refs: evidence.iter().map(|e| (*e).to_owned()).collect(),
+            ..Default::default()
+        }),
+    };
+    let no_evidence = reports
+        .declare_exemption(with_token(declaration(&[]), &staff.token("monitor")))
+        .await
+        .expect_err("no evidence");
+    assert_eq!(no_evidence.code(), Code::InvalidArgument);
+    assert!(
+        no_evidence.message().contains("exemption.evidence_refs")
+            && no_evidence.message().contains("MON-9"),
+        "{}",
+        no_evidence.message()
+    );
+    let declared = reports
+        .declare_exemption(with_token(
+            declaration(&["incident-report-0310.pdf"]),
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect("declared")
+        .into_inner()
+        .exemption
+        .expect("exemption");
+    assert_eq!(declared.state, pb::ExemptionState::Declared as i32);
+    // Declared is not approved: nothing changes yet.
+    let pending = staff.month().await;
+    assert_eq!(pending.rows, month.rows);
+    let decide = || pb::DecideExemptionRequest {
+        operator_id: OP.into(),
+        exemption_id: declared.exemption_id.clone(),
+        approve: true,
+        note: "platform outage log checked".into(),
+    };
+    let monitor_may_not = reports
+        .decide_exemption(with_token(decide(), &staff.token("monitor")))
+        .await
+        .expect_err("a manager decides");
+    assert_eq!(monitor_may_not.code(), Code::PermissionDenied);
+    reports
+        .decide_exemption(with_token(decide(), &staff.token("om_manager")))
+        .await
+        .expect("approved");
+    let twice = reports
+        .decide_exemption(with_token(decide(), &staff.token("om_manager")))
+        .await
+        .expect_err("decided once");
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+    let exempted = staff.month().await;
+    assert_eq!(exempted.exemptions_applied.len(), 1);
+    assert_eq!(
+        exempted.exemptions_applied[0].exemption_id,
+        declared.exemption_id
+    );
+    assert_eq!(
+        row(&exempted, "S-URB"),
+        urban,
+        "another station is untouched"
+    );
+    let out = row(&exempted, "S-OUT");
+    assert_eq!(out.observed_seconds, MONTH_SECONDS - 5 * 3600);
+    assert_eq!(out.exempted_seconds, 5 * 3600);
+    assert_eq!(counts(out), (1, 0, 0, 0, 0, 1));
+    assert_eq!(seconds(&out.mean_time_to_arrive), None);
+    assert_eq!(
+        (out.complaints, out.responses_on_time),
+        (1, 0),
+        "complaints are not the exemption's"
+    );
+    let day_5_after = staff.report(kpi::KpiPeriod::Day, "2026-03-05").await;
+    assert_eq!(day_5_after.rows, day_5.rows, "another period is untouched");
+    assert!(day_5_after.exemptions_applied.is_empty());
+
+    // The regulator of Shaoxing reads the same figures for its area; Shanghai is not its area.
+    let mut regulator = RegulatorServiceClient::new(mesh.channel_as(&Principal::Regulator {
+        area_code: "330600".into(),
+    }));
+    let area = regulator
+        .get_kpi_report(reg::GetKpiReportRequest {
+            area_code: String::new(),
+            period: kpi::KpiPeriod::Month as i32,
+            period_start: "2026-03".into(),
+        })
+        .await
+        .expect("area report")
+        .into_inner()
+        .report
+        .expect("report");
+    assert_eq!(area.rows.len(), 3);
+    assert_eq!(row(&area, ""), row(&exempted, ""));
+    assert_eq!(area.rows[0].operator_id, OP);
+    let outside = regulator
+        .get_kpi_report(reg::GetKpiReportRequest {
+            area_code: "310000".into(),
+            period: kpi::KpiPeriod::Month as i32,
+            period_start: "2026-03".into(),
+        })
+        .await
+        .expect_err("outside its area");
+    assert_eq!(outside.code(), Code::PermissionDenied);
+
+    // The CSV a manager downloads.
+    let export = reports
+        .export_kpi_report(with_token(
+            pb::ExportKpiReportRequest {
+                report: Some(pb::GetKpiReportRequest {
+                    operator_id: OP.into(),
+                    station_id: String::new(),
+                    period: kpi::KpiPeriod::Month as i32,
+                    period_start: "2026-03".into(),
+                }),
+            },
+            &staff.token("om_manager"),
+        ))
+        .await
+        .expect("export")
+        .into_inner();
+    assert_eq!(export.content_type, "text/csv; charset=utf-8");
+    assert_eq!(export.file_name, format!("kpi-{OP}-2026-03.csv"));
+    let csv = String::from_utf8(export.content).expect("utf-8");
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').split("\r\n").collect();
+    assert!(
+        lines[0].starts_with(
+            "operator_id,station_id,area_code,period,availability_pct,observed_hours,available_hours"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines.len(),
+        5,
+        "header, two stations, the total and the final line end"
+    );
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let total: Vec<&str> = lines[3].split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).expect("column");
+    assert_eq!(total[column("station_id")], "ALL");
+    assert_eq!(total[column("faults")], "2");
+    assert_eq!(total[column("arrivals_on_time")], "1");
+    assert_eq!(total[column("arrival_on_time_pct")], "100.00");
+    assert_eq!(total[column("response_within_24h_pct")], "50.00");
+
+    // Bad input is named; another operator learns nothing.
+    let bad = reports
+        .get_kpi_report(with_token(
+            pb::GetKpiReportRequest {
+                operator_id: OP.into(),
+                station_id: String::new(),
+                period: kpi::KpiPeriod::Month as i32,
+                period_start: "2026-13".into(),
+            },
+            &staff.token("om_manager"),
+        ))
+        .await
+        .expect_err("bad month");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("period_start"), "{}", bad.message());
+    let outsider = reports
+        .get_kpi_report(with_token(
+            pb::GetKpiReportRequest {
+                operator_id: OP.into(),
+                station_id: String::new(),
+                period: kpi::KpiPeriod::Month as i32,
+                period_start: "2026-03".into(),
+            },
+            &staff.token_of("om_manager", "MA2BCDEF3"),
+        ))
+        .await
+        .expect_err("hidden");
+    assert_eq!(outsider.code(), Code::NotFound);
+
+    // A restart reads the journals again from behind its positions: not one figure moves.
+    mesh.restart().await;
+    let staff = Staff {
+        channel: mesh.anonymous_channel(),
+        pki: mesh.pki().clone(),
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let replayed = staff.month().await;
+    assert_eq!(replayed.rows, exempted.rows);
+    assert_eq!(replayed.exemptions_applied, exempted.exemptions_applied);
+    mesh.stop().await;
+}
