@@ -42,6 +42,15 @@ fn local(day: u32, hour: u32, minute: u32) -> chrono::DateTime<chrono::Utc> {
         .to_utc()
 }
 
+fn scope(period: kpi::KpiPeriod, start: &str) -> pb::ReportScope {
+    pb::ReportScope {
+        operator_id: OP.into(),
+        station_id: String::new(),
+        period: period as i32,
+        period_start: start.into(),
+    }
+}
+
 struct Staff {
     channel: tonic::transport::Channel,
     pki: pki::PkiDir,
@@ -68,10 +77,7 @@ impl Staff {
         self.reports()
             .get_kpi_report(with_token(
                 pb::GetKpiReportRequest {
-                    operator_id: OP.into(),
-                    station_id: String::new(),
-                    period: period as i32,
-                    period_start: start.into(),
+                    scope: Some(scope(period, start)),
                 },
                 &self.token("om_manager"),
             ))
@@ -589,14 +595,11 @@ async fn mon_1_fault_5_def_5_cmp_1_a_scripted_month_gives_the_kpis_to_the_exact_
 
     // The CSV a manager downloads.
     let export = reports
-        .export_kpi_report(with_token(
-            pb::ExportKpiReportRequest {
-                report: Some(pb::GetKpiReportRequest {
-                    operator_id: OP.into(),
-                    station_id: String::new(),
-                    period: kpi::KpiPeriod::Month as i32,
-                    period_start: "2026-03".into(),
-                }),
+        .export_report(with_token(
+            pb::ExportReportRequest {
+                kind: pb::ReportKind::Kpi as i32,
+                format: pb::ExportFormat::Csv as i32,
+                scope: Some(scope(kpi::KpiPeriod::Month, "2026-03")),
             },
             &staff.token("om_manager"),
         ))
@@ -604,7 +607,7 @@ async fn mon_1_fault_5_def_5_cmp_1_a_scripted_month_gives_the_kpis_to_the_exact_
         .expect("export")
         .into_inner();
     assert_eq!(export.content_type, "text/csv; charset=utf-8");
-    assert_eq!(export.file_name, format!("kpi-{OP}-2026-03.csv"));
+    assert_eq!(export.file_name, format!("kpi-2026-03-{OP}.csv"));
     let csv = String::from_utf8(export.content).expect("utf-8");
     let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').split("\r\n").collect();
     assert!(
@@ -632,24 +635,22 @@ async fn mon_1_fault_5_def_5_cmp_1_a_scripted_month_gives_the_kpis_to_the_exact_
     let bad = reports
         .get_kpi_report(with_token(
             pb::GetKpiReportRequest {
-                operator_id: OP.into(),
-                station_id: String::new(),
-                period: kpi::KpiPeriod::Month as i32,
-                period_start: "2026-13".into(),
+                scope: Some(scope(kpi::KpiPeriod::Month, "2026-13")),
             },
             &staff.token("om_manager"),
         ))
         .await
         .expect_err("bad month");
     assert_eq!(bad.code(), Code::InvalidArgument);
-    assert!(bad.message().contains("period_start"), "{}", bad.message());
+    assert!(
+        bad.message().contains("scope.period_start"),
+        "{}",
+        bad.message()
+    );
     let outsider = reports
         .get_kpi_report(with_token(
             pb::GetKpiReportRequest {
-                operator_id: OP.into(),
-                station_id: String::new(),
-                period: kpi::KpiPeriod::Month as i32,
-                period_start: "2026-03".into(),
+                scope: Some(scope(kpi::KpiPeriod::Month, "2026-03")),
             },
             &staff.token_of("om_manager", "MA2BCDEF3"),
         ))
@@ -667,5 +668,310 @@ async fn mon_1_fault_5_def_5_cmp_1_a_scripted_month_gives_the_kpis_to_the_exact_
     let replayed = staff.month().await;
     assert_eq!(replayed.rows, exempted.rows);
     assert_eq!(replayed.exemptions_applied, exempted.exemptions_applied);
+    mesh.stop().await;
+}
+
+/// Local (UTC+8) midnight of a 2026 day.
+fn day(month: u32, day: u32) -> chrono::DateTime<chrono::Utc> {
+    let date = chrono::NaiveDate::from_ymd_opt(2026, month, day).expect("date");
+    chargemesh_kit::clock::china_day(date).0
+}
+
+impl Staff {
+    async fn drill(&self, clock: &ManualClock, station: &str, month: u32, on: u32) {
+        clock.set(day(month, on) + chrono::Duration::hours(10));
+        self.dispatch()
+            .record_drill(with_token(
+                dp::RecordDrillRequest {
+                    operator_id: OP.into(),
+                    station_id: station.into(),
+                    hazard: dp::Hazard::BatteryFire as i32,
+                    held_on: format!("2026-{month:02}-{on:02}"),
+                    participants: vec!["alice".into(), "bob".into()],
+                    record: "evacuation and extinguisher drill".into(),
+                },
+                &self.token("safety_officer"),
+            ))
+            .await
+            .expect("drill");
+    }
+
+    async fn phone_order(
+        &self,
+        clock: &ManualClock,
+        station: &str,
+        pile: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        clock.set(at);
+        self.dispatch()
+            .create_work_order(with_token(
+                dp::CreateWorkOrderRequest {
+                    operator_id: OP.into(),
+                    station_id: station.into(),
+                    pile_id: pile.into(),
+                    connector_id: format!("{pile}-1"),
+                    channel: dp::Channel::Phone as i32,
+                    description: "customer reports the gun does not lock".into(),
+                },
+                &self.token("monitor"),
+            ))
+            .await
+            .expect("order")
+            .into_inner()
+            .work_order
+            .expect("order")
+            .order_id
+    }
+}
+
+#[tokio::test]
+async fn eval_1_fault_8_def_5_the_self_evaluation_lists_a_late_arrival_and_an_overdue_drill_and_nothing_on_time()
+ {
+    let clock = ManualClock::new(day(1, 2));
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    // Drills: S-URB goes from January to September without one (overdue from mid-July); S-OUT
+    // drills in January and June, on time.
+    staff.drill(&clock, "S-URB", 1, 15).await;
+    staff.drill(&clock, "S-OUT", 1, 15).await;
+    // On time: the urban crew arrives in 50 minutes and repairs in 3 hours.
+    let on_time = staff
+        .phone_order(
+            &clock,
+            "S-URB",
+            "P1",
+            day(3, 5) + chrono::Duration::hours(8),
+        )
+        .await;
+    staff.work(&clock, &on_time, 50, 180).await;
+    // Late: the outlying crew arrives after 2 h 30, half an hour past its 2-hour limit.
+    let late = staff
+        .phone_order(
+            &clock,
+            "S-OUT",
+            "P2",
+            day(4, 10) + chrono::Duration::hours(8),
+        )
+        .await;
+    staff.work(&clock, &late, 150, 210).await;
+    // A critical defect eliminated and accepted within its day.
+    clock.set(day(5, 12) + chrono::Duration::hours(9));
+    let defect = staff
+        .dispatch()
+        .register_defect(with_token(
+            dp::RegisterDefectRequest {
+                operator_id: OP.into(),
+                station_id: "S-URB".into(),
+                pile_id: "P1".into(),
+                class: dp::DefectClass::Critical as i32,
+                description: "cracked connector".into(),
+                elimination_plan: "replace the gun today".into(),
+                maintenance_plan: String::new(),
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("defect")
+        .into_inner()
+        .defect
+        .expect("defect");
+    clock.advance(chrono::Duration::hours(1));
+    staff
+        .dispatch()
+        .eliminate_defect(with_token(
+            dp::EliminateDefectRequest {
+                operator_id: OP.into(),
+                defect_id: defect.defect_id.clone(),
+                record: "gun replaced".into(),
+            },
+            &staff.token("repairer"),
+        ))
+        .await
+        .expect("eliminated");
+    staff
+        .dispatch()
+        .accept_defect(with_token(
+            dp::AcceptDefectRequest {
+                operator_id: OP.into(),
+                defect_id: defect.defect_id.clone(),
+                passed: true,
+            },
+            &staff.token("om_manager"),
+        ))
+        .await
+        .expect("accepted");
+    staff.drill(&clock, "S-OUT", 6, 20).await;
+    staff.drill(&clock, "S-URB", 9, 20).await;
+    clock.set(day(10, 1));
+
+    let mut reports = staff.reports();
+    let manager = staff.token("om_manager");
+    let evaluation = eventually(
+        async || {
+            reports
+                .clone()
+                .get_self_evaluation(with_token(
+                    pb::GetSelfEvaluationRequest {
+                        operator_id: OP.into(),
+                        year: "2026".into(),
+                    },
+                    &manager,
+                ))
+                .await
+                .expect("self-evaluation")
+                .into_inner()
+                .evaluation
+                .expect("evaluation")
+        },
+        // Until the last drill has been read from dispatch's journal.
+        |e| {
+            e.non_conformities
+                .iter()
+                .any(|n| n.rule == "EMERG-2" && n.detail.contains("days late"))
+        },
+    )
+    .await;
+    let listed: Vec<_> = evaluation
+        .non_conformities
+        .iter()
+        .map(|n| (n.rule.as_str(), n.station_id.as_str(), n.record_id.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("FAULT-5", "S-OUT", late.as_str()),
+            ("EMERG-2", "S-URB", listed[1].2)
+        ],
+        "{:?}",
+        evaluation.non_conformities
+    );
+    assert_eq!(evaluation.non_conformities[1].record_kind, "drill");
+    assert!(
+        evaluation.non_conformities[0].detail.contains("30 min"),
+        "{}",
+        evaluation.non_conformities[0].detail
+    );
+    assert!(
+        !evaluation.year_complete,
+        "maintenance is judged at the year's end"
+    );
+    let year_total = evaluation
+        .kpis
+        .last()
+        .and_then(|r| r.kpis.as_ref())
+        .expect("kpis");
+    assert_eq!((year_total.faults, year_total.arrivals_on_time), (2, 1));
+
+    // REQ FAULT-8: April's fault analysis shows the late order.
+    let april = reports
+        .get_fault_analysis(with_token(
+            pb::GetFaultAnalysisRequest {
+                scope: Some(scope(kpi::KpiPeriod::Month, "2026-04")),
+            },
+            &manager,
+        ))
+        .await
+        .expect("fault analysis")
+        .into_inner()
+        .analysis
+        .expect("analysis");
+    assert_eq!(april.orders.len(), 1);
+    assert_eq!(
+        (
+            april.orders[0].order_id.as_str(),
+            april.orders[0].arrival_late,
+            april.orders[0].repair_late
+        ),
+        (late.as_str(), true, false)
+    );
+    assert_eq!(april.by_pile.len(), 1);
+    // REQ DEF-5: May's defect statistics.
+    let may = reports
+        .get_defect_statistics(with_token(
+            pb::GetDefectStatisticsRequest {
+                scope: Some(scope(kpi::KpiPeriod::Month, "2026-05")),
+            },
+            &manager,
+        ))
+        .await
+        .expect("defect statistics")
+        .into_inner()
+        .statistics
+        .expect("statistics");
+    assert_eq!(may.defects.len(), 1);
+    assert_eq!(may.defects[0].defect_id, defect.defect_id);
+    assert!(!may.defects[0].overdue);
+    assert_eq!(
+        may.by_station
+            .iter()
+            .map(|s| (s.station_id.as_str(), s.opened, s.closed, s.open_at_end))
+            .collect::<Vec<_>>(),
+        [("S-URB", 1, 1, 0)]
+    );
+    let critical = &may.by_class[0];
+    assert_eq!(
+        (critical.opened, critical.closed, critical.closed_on_time),
+        (1, 1, 1)
+    );
+
+    // The page management is handed.
+    let page = reports
+        .export_report(with_token(
+            pb::ExportReportRequest {
+                kind: pb::ReportKind::SelfEvaluation as i32,
+                format: pb::ExportFormat::Html as i32,
+                scope: Some(scope(kpi::KpiPeriod::Year, "2026")),
+            },
+            &manager,
+        ))
+        .await
+        .expect("export")
+        .into_inner();
+    assert_eq!(page.content_type, "text/html; charset=utf-8");
+    assert_eq!(page.file_name, format!("self-evaluation-2026-{OP}.html"));
+    let html = String::from_utf8(page.content).expect("utf-8");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("Non-conformity report"));
+    assert!(html.contains(&late) && html.contains("EMERG-2"));
+    assert!(
+        !html.contains(&on_time),
+        "an order on time is not a non-conformity"
+    );
+    let csv = reports
+        .export_report(with_token(
+            pb::ExportReportRequest {
+                kind: pb::ReportKind::FaultAnalysis as i32,
+                format: pb::ExportFormat::Csv as i32,
+                scope: Some(scope(kpi::KpiPeriod::Year, "2026")),
+            },
+            &manager,
+        ))
+        .await
+        .expect("export")
+        .into_inner();
+    let text = String::from_utf8(csv.content).expect("utf-8");
+    assert!(
+        text.trim_start_matches('\u{feff}')
+            .starts_with("order_id,station_id,pile_id")
+    );
+    assert_eq!(text.matches("\r\n").count(), 3, "a header and two orders");
+    let unknown = reports
+        .export_report(with_token(
+            pb::ExportReportRequest {
+                kind: pb::ReportKind::Kpi as i32,
+                format: pb::ExportFormat::Unspecified as i32,
+                scope: Some(scope(kpi::KpiPeriod::Year, "2026")),
+            },
+            &manager,
+        ))
+        .await
+        .expect_err("no format");
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert!(
+        unknown.message().contains("format"),
+        "{}",
+        unknown.message()
+    );
     mesh.stop().await;
 }

@@ -163,7 +163,11 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (REPORTING, "ListStatusHistory", READ),
     // The operator's figures, for its own staff and platform (REQ EVAL-1).
     (REPORTING, "GetKpiReport", OPERATOR_READ),
-    (REPORTING, "ExportKpiReport", OPERATOR_READ),
+    // REQ FAULT-8, DEF-5, EVAL-1: the periodic analyses and the yearly self-evaluation.
+    (REPORTING, "GetFaultAnalysis", OPERATOR_READ),
+    (REPORTING, "GetDefectStatistics", OPERATOR_READ),
+    (REPORTING, "GetSelfEvaluation", OPERATOR_READ),
+    (REPORTING, "ExportReport", OPERATOR_READ),
     // REQ MON-9: the monitor declares an exemption and a manager decides it.
     (
         REPORTING,

@@ -8,6 +8,8 @@ use chargemesh_kit::time::opt_timestamp;
 use chargemesh_proto::journal::v1 as pb;
 
 use crate::domain::defect::{Defect, DefectClass};
+use crate::domain::emergency::Drill;
+use crate::domain::plan::MaintenancePlan;
 use crate::domain::work_order::{Channel, Outcome, WorkOrder, Zone};
 use crate::store::{defect_state, state_name};
 
@@ -107,4 +109,29 @@ pub fn downtime_entry(
         resumed_at,
         pb::fact::Fact::Downtime(fact),
     )
+}
+
+/// The fact of a maintenance plan: what of it was carried out when (REQ MAINT-2).
+pub fn plan_fact(p: &MaintenancePlan) -> pb::fact::Fact {
+    pb::fact::Fact::MaintenancePlan(pb::MaintenancePlanFact {
+        plan_id: p.plan_id.clone(),
+        station_id: p.station_id.clone(),
+        period: p.period.clone(),
+        state: format!("{:?}", p.state).to_lowercase(),
+        completion_times: p
+            .completions
+            .iter()
+            .filter_map(|c| opt_timestamp(Some(c.completed_at)))
+            .collect(),
+    })
+}
+
+/// The fact of a drill held (REQ EMERG-2).
+pub fn drill_fact(d: &Drill) -> pb::fact::Fact {
+    pb::fact::Fact::Drill(pb::DrillFact {
+        drill_id: d.drill_id.clone(),
+        station_id: d.station_id.clone(),
+        held_on: d.held_on.format("%Y-%m-%d").to_string(),
+        hazard: format!("{:?}", d.hazard),
+    })
 }

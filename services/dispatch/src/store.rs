@@ -84,6 +84,23 @@ fn entries_of<D: Document>(record: &D, version: i64, now: DateTime<Utc>) -> Vec<
 }
 
 macro_rules! document {
+    ($type:ty, $kind:expr, $id:ident, fact = $fact:path) => {
+        impl Document for $type {
+            const KIND: &'static str = $kind;
+            fn operator_id(&self) -> &str {
+                &self.operator_id
+            }
+            fn doc_id(&self) -> &str {
+                &self.$id
+            }
+            fn station_id(&self) -> &str {
+                &self.station_id
+            }
+            fn fact(&self) -> Option<chargemesh_proto::journal::v1::fact::Fact> {
+                Some($fact(self))
+            }
+        }
+    };
     ($type:ty, $kind:expr, $id:ident) => {
         impl Document for $type {
             const KIND: &'static str = $kind;
@@ -100,7 +117,12 @@ macro_rules! document {
     };
 }
 
-document!(crate::domain::plan::MaintenancePlan, kind::PLAN, plan_id);
+document!(
+    crate::domain::plan::MaintenancePlan,
+    kind::PLAN,
+    plan_id,
+    fact = crate::journal::plan_fact
+);
 document!(crate::domain::patrol::Patrol, kind::PATROL, patrol_id);
 document!(
     crate::domain::patrol::PatrolSchedule,
@@ -112,7 +134,12 @@ document!(
     kind::EMERGENCY_PLAN,
     plan_id
 );
-document!(crate::domain::emergency::Drill, kind::DRILL, drill_id);
+document!(
+    crate::domain::emergency::Drill,
+    kind::DRILL,
+    drill_id,
+    fact = crate::journal::drill_fact
+);
 document!(
     crate::domain::incident::Incident,
     kind::INCIDENT,

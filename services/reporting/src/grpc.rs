@@ -21,7 +21,11 @@ use chargemesh_proto::regulator::v1::regulator_service_server::{
     RegulatorService, RegulatorServiceServer,
 };
 
+use chargemesh_proto::kpi::v1 as kpb;
+
+use crate::domain::evaluation::NonConformity;
 use crate::domain::exemption::{Cause, Declaration, Exemption, ExemptionState};
+use crate::domain::period::Period;
 use crate::report::{self, Scope};
 use crate::store::{HistoryQuery, ReportingStore};
 
@@ -125,20 +129,133 @@ impl ReportingApi {
         RegulatorServiceServer::new(RegulatorKpis { api: self })
     }
 
-    async fn kpi_report(
+    /// The scope and period a request names, for a caller who may see them.
+    fn scope_of(
         &self,
         p: &Principal,
-        r: &pb::GetKpiReportRequest,
-    ) -> Result<report::Report, Error> {
+        r: Option<&pb::ReportScope>,
+    ) -> Result<(Scope, Period), Error> {
+        let r = r.ok_or_else(|| Error::bad_field("scope", "must be set"))?;
         let op = operator_for(p, &r.operator_id)?;
-        let now = self.clock.now();
-        let period = report::period_of(r.period, &r.period_start, now)?;
+        let period = report::period_of(r.period, &r.period_start, self.clock.now())
+            .map_err(|e| e.within("scope"))?;
         let station = Some(r.station_id.trim().to_owned()).filter(|s| !s.is_empty());
-        let scope = Scope::Operator {
-            operator_id: op,
-            station_id: station,
+        Ok((
+            Scope::Operator {
+                operator_id: op,
+                station_id: station,
+            },
+            period,
+        ))
+    }
+
+    /// REQ EVAL-1: the year's figures and its non-conformities.
+    async fn evaluation(
+        &self,
+        p: &Principal,
+        operator_id: &str,
+        year: &str,
+    ) -> Result<(report::Report, Vec<NonConformity>), Error> {
+        let scope = pb::ReportScope {
+            operator_id: operator_id.to_owned(),
+            station_id: String::new(),
+            period: kpb::KpiPeriod::Year as i32,
+            period_start: year.to_owned(),
         };
-        report::build(self.store.as_ref(), &scope, period, now).await
+        let (scope, period) = self.scope_of(p, Some(&scope)).map_err(|e| match e {
+            Error::Invalid { rule, message, .. } => Error::Invalid {
+                field: "year".into(),
+                rule,
+                message,
+            },
+            other => other,
+        })?;
+        report::self_evaluation(self.store.as_ref(), &scope, period, self.clock.now()).await
+    }
+
+    /// A report as a file.
+    async fn export(
+        &self,
+        p: &Principal,
+        r: pb::ExportReportRequest,
+    ) -> Result<pb::ExportReportResponse, Error> {
+        let html = match pb::ExportFormat::try_from(r.format) {
+            Ok(pb::ExportFormat::Csv) => false,
+            Ok(pb::ExportFormat::Html) => true,
+            _ => return Err(Error::bad_field("format", "is csv or html")),
+        };
+        let now = self.clock.now();
+        let store = self.store.as_ref();
+        let (name, content) = match pb::ReportKind::try_from(r.kind) {
+            Ok(pb::ReportKind::Kpi) => {
+                let (scope, period) = self.scope_of(p, r.scope.as_ref())?;
+                let built = report::build(store, &scope, period, now).await?;
+                let text = if html {
+                    crate::export::kpi_html(&built)
+                } else {
+                    crate::export::kpi_csv(&built)
+                };
+                (format!("kpi-{}", built.period.label), text)
+            }
+            Ok(pb::ReportKind::FaultAnalysis) => {
+                let (scope, period) = self.scope_of(p, r.scope.as_ref())?;
+                let (built, a) = report::fault_analysis(store, &scope, period, now).await?;
+                let text = if html {
+                    crate::export::fault_html(&built, &a)
+                } else {
+                    crate::export::fault_csv(&a)
+                };
+                (format!("fault-analysis-{}", built.period.label), text)
+            }
+            Ok(pb::ReportKind::DefectStatistics) => {
+                let (scope, period) = self.scope_of(p, r.scope.as_ref())?;
+                let (built, s) = report::defect_statistics(store, &scope, period, now).await?;
+                let text = if html {
+                    crate::export::defect_html(&built, &s)
+                } else {
+                    crate::export::defect_csv(&s)
+                };
+                (format!("defect-statistics-{}", built.period.label), text)
+            }
+            Ok(pb::ReportKind::SelfEvaluation) => {
+                let scope = r
+                    .scope
+                    .as_ref()
+                    .ok_or_else(|| Error::bad_field("scope", "must be set"))?;
+                let (built, list) = self
+                    .evaluation(p, &scope.operator_id, &scope.period_start)
+                    .await?;
+                let text = if html {
+                    crate::export::self_evaluation_html(&built, &list)
+                } else {
+                    crate::export::non_conformity_csv(&list)
+                };
+                (format!("self-evaluation-{}", built.period.label), text)
+            }
+            _ => {
+                return Err(Error::bad_field(
+                    "kind",
+                    "is kpi, fault analysis, defect statistics or self-evaluation",
+                ));
+            }
+        };
+        let operator = r
+            .scope
+            .as_ref()
+            .map(|s| s.operator_id.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .or_else(|| p.operator_id().map(str::to_owned))
+            .unwrap_or_default();
+        let (content_type, extension) = if html {
+            ("text/html; charset=utf-8", "html")
+        } else {
+            ("text/csv; charset=utf-8", "csv")
+        };
+        Ok(pb::ExportReportResponse {
+            content_type: content_type.into(),
+            file_name: format!("{name}-{operator}.{extension}"),
+            content: content.into_bytes(),
+        })
     }
 
     async fn declare(
@@ -306,32 +423,58 @@ impl ReportingService for ReportingApi {
         request: Request<pb::GetKpiReportRequest>,
     ) -> Result<Response<pb::GetKpiReportResponse>, Status> {
         let p = principal(&request)?;
-        let built = self.kpi_report(&p, request.get_ref()).await?;
+        let (scope, period) = self.scope_of(&p, request.get_ref().scope.as_ref())?;
+        let built = report::build(self.store.as_ref(), &scope, period, self.clock.now()).await?;
         Ok(Response::new(pb::GetKpiReportResponse {
             report: Some(report::to_pb(&built)),
         }))
     }
 
-    async fn export_kpi_report(
+    async fn get_fault_analysis(
         &self,
-        request: Request<pb::ExportKpiReportRequest>,
-    ) -> Result<Response<pb::ExportKpiReportResponse>, Status> {
+        request: Request<pb::GetFaultAnalysisRequest>,
+    ) -> Result<Response<pb::GetFaultAnalysisResponse>, Status> {
         let p = principal(&request)?;
-        let r = request
-            .into_inner()
-            .report
-            .ok_or_else(|| Status::from(Error::bad_field("report", "must be set")))?;
-        let built = self.kpi_report(&p, &r).await?;
-        let operator = built
-            .rows
-            .last()
-            .map(|row| row.operator_id.clone())
-            .unwrap_or_default();
-        Ok(Response::new(pb::ExportKpiReportResponse {
-            content_type: "text/csv; charset=utf-8".into(),
-            file_name: format!("kpi-{operator}-{}.csv", built.period.label),
-            content: crate::export::kpi_csv(&built).into_bytes(),
+        let (scope, period) = self.scope_of(&p, request.get_ref().scope.as_ref())?;
+        let (built, a) =
+            report::fault_analysis(self.store.as_ref(), &scope, period, self.clock.now()).await?;
+        Ok(Response::new(pb::GetFaultAnalysisResponse {
+            analysis: Some(crate::views::fault_analysis(&built, &a)),
         }))
+    }
+
+    async fn get_defect_statistics(
+        &self,
+        request: Request<pb::GetDefectStatisticsRequest>,
+    ) -> Result<Response<pb::GetDefectStatisticsResponse>, Status> {
+        let p = principal(&request)?;
+        let (scope, period) = self.scope_of(&p, request.get_ref().scope.as_ref())?;
+        let (built, s) =
+            report::defect_statistics(self.store.as_ref(), &scope, period, self.clock.now())
+                .await?;
+        Ok(Response::new(pb::GetDefectStatisticsResponse {
+            statistics: Some(crate::views::defect_statistics(&built, &s)),
+        }))
+    }
+
+    async fn get_self_evaluation(
+        &self,
+        request: Request<pb::GetSelfEvaluationRequest>,
+    ) -> Result<Response<pb::GetSelfEvaluationResponse>, Status> {
+        let p = principal(&request)?;
+        let r = request.get_ref();
+        let (built, list) = self.evaluation(&p, &r.operator_id, &r.year).await?;
+        Ok(Response::new(pb::GetSelfEvaluationResponse {
+            evaluation: Some(crate::views::self_evaluation(&built, &list)),
+        }))
+    }
+
+    async fn export_report(
+        &self,
+        request: Request<pb::ExportReportRequest>,
+    ) -> Result<Response<pb::ExportReportResponse>, Status> {
+        let p = principal(&request)?;
+        Ok(Response::new(self.export(&p, request.into_inner()).await?))
     }
 
     async fn declare_exemption(

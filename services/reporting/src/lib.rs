@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod journals;
 pub mod report;
 pub mod store;
+pub mod views;
 
 use serde::{Deserialize, Serialize};
 

@@ -11,9 +11,12 @@ use chargemesh_kit::time::to_timestamp;
 use chargemesh_proto::kpi::v1 as pb;
 use chargemesh_proto::telemetry::v1::ConnectorState;
 
+use crate::domain::analysis;
+use crate::domain::evaluation::{self, NonConformity};
 use crate::domain::exemption::Exemption;
-use crate::domain::kpi::{self, ConnectorHistory, Inputs, Kpis};
+use crate::domain::kpi::{self, ConnectorHistory, Kpis};
 use crate::domain::period::{Granularity, Period, Span, merge};
+use crate::facts::FactSet;
 use crate::store::{HistoryQuery, ReportingStore, StationRow};
 
 /// Whose stations a report covers.
@@ -46,12 +49,14 @@ pub struct Report {
 }
 
 /// The fact kinds a report reads.
-const KINDS: [&str; 5] = [
+const KINDS: [&str; 7] = [
     "work_order",
     "defect",
     "downtime",
     "complaint",
     "charge_order",
+    "maintenance_plan",
+    "drill",
 ];
 
 fn available(state: i32) -> bool {
@@ -142,13 +147,27 @@ async fn histories(
         .collect())
 }
 
-/// Builds the report of `scope` over `period` as of `now`.
-pub async fn build(
+/// What a report reads: the stations of its scope, their facts and status histories, and the
+/// approved exemptions covering them in the period.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub stations: Vec<StationRow>,
+    pub facts: FactSet,
+    pub pile_station: HashMap<String, String>,
+    pub exempt: BTreeMap<String, Vec<Span>>,
+    pub applied: Vec<Exemption>,
+    pub histories: Vec<ConnectorHistory>,
+}
+
+/// Reads what a report over `span` needs; facts from `facts_from` on (earlier than the span for
+/// rules that look back, such as the drills of EMERG-2).
+pub async fn load(
     store: &dyn ReportingStore,
     scope: &Scope,
-    period: Period,
-    now: DateTime<Utc>,
-) -> Result<Report, Error> {
+    span: &Span,
+    facts_from: DateTime<Utc>,
+    with_history: bool,
+) -> Result<Loaded, Error> {
     let directory = store.stations().await?;
     let pile_station: HashMap<String, String> = directory
         .iter()
@@ -158,7 +177,10 @@ pub async fn build(
                 .map(move |p| (p.clone(), s.station_id.clone()))
         })
         .collect();
-    let stations: Vec<&StationRow> = directory.iter().filter(|s| in_scope(scope, s)).collect();
+    let stations: Vec<StationRow> = directory
+        .into_iter()
+        .filter(|s| in_scope(scope, s))
+        .collect();
     if let Scope::Operator {
         station_id: Some(id),
         ..
@@ -167,20 +189,19 @@ pub async fn build(
     {
         return Err(Error::NotFound(format!("station {id}")));
     }
-    let span = Span::new(period.start, period.end);
-    let operators: BTreeSet<&str> = stations.iter().map(|s| s.operator_id.as_str()).collect();
-    let mut inputs = Inputs::default();
+    let operators: BTreeSet<String> = stations.iter().map(|s| s.operator_id.clone()).collect();
+    let mut facts = FactSet::default();
     let mut applied = Vec::new();
     let mut exempt: BTreeMap<String, Vec<Span>> = BTreeMap::new();
+    let read_span = Span::new(facts_from.min(span.start), span.end);
     for op in &operators {
         for kind in KINDS {
-            let facts = store.facts(op, kind, &span).await?;
-            crate::facts::add_to_inputs(&mut inputs, facts, &pile_station);
+            facts.add(store.facts(op, kind, &read_span).await?);
         }
         for e in store.exemptions(op).await? {
             let mut used = false;
-            for s in stations.iter().filter(|s| s.operator_id == *op) {
-                if let Some(cover) = e.span_for(&s.station_id).and_then(|c| c.intersect(&span)) {
+            for s in stations.iter().filter(|s| &s.operator_id == op) {
+                if let Some(cover) = e.span_for(&s.station_id).and_then(|c| c.intersect(span)) {
                     exempt.entry(s.station_id.clone()).or_default().push(cover);
                     used = true;
                 }
@@ -190,30 +211,57 @@ pub async fn build(
             }
         }
     }
-    inputs.exempt = exempt.into_iter().map(|(k, v)| (k, merge(v))).collect();
-    for s in &stations {
-        inputs
-            .connectors
-            .extend(histories(store, s, &period).await?);
+    let names: BTreeSet<String> = stations.iter().map(|s| s.station_id.clone()).collect();
+    facts.retain(|id| names.contains(id), &pile_station);
+    let mut histories = Vec::new();
+    if with_history {
+        let period = Period {
+            granularity: Granularity::Day,
+            label: String::new(),
+            start: span.start,
+            end: span.end,
+        };
+        for s in &stations {
+            histories.extend(self::histories(store, s, &period).await?);
+        }
     }
-    let names: BTreeSet<&str> = stations.iter().map(|s| s.station_id.as_str()).collect();
-    let mut rows: Vec<Row> = stations
+    Ok(Loaded {
+        stations,
+        facts,
+        pile_station,
+        exempt: exempt.into_iter().map(|(k, v)| (k, merge(v))).collect(),
+        applied,
+        histories,
+    })
+}
+
+/// The KPI rows of what was loaded: one per station, then the scope's.
+fn kpi_rows(loaded: &Loaded, scope: &Scope, span: &Span, now: DateTime<Utc>) -> Vec<Row> {
+    let mut inputs = loaded.facts.kpi_inputs(&loaded.pile_station);
+    inputs.connectors = loaded.histories.clone();
+    inputs.exempt = loaded.exempt.clone();
+    let names: BTreeSet<&str> = loaded
+        .stations
+        .iter()
+        .map(|s| s.station_id.as_str())
+        .collect();
+    let mut rows: Vec<Row> = loaded
+        .stations
         .iter()
         .map(|s| Row {
             operator_id: s.operator_id.clone(),
             station_id: Some(s.station_id.clone()),
             area_code: s.area_code.clone(),
-            kpis: kpi::compute(&inputs, &span, now, |id| id == s.station_id),
+            kpis: kpi::compute(&inputs, span, now, |id| id == s.station_id),
         })
         .collect();
     let (operator_id, area_code) = match scope {
         Scope::Operator { operator_id, .. } => (
             operator_id.clone(),
-            stations
-                .first()
-                .map(|s| s.area_code.clone())
-                .filter(|_| stations.len() == 1)
-                .unwrap_or_default(),
+            match loaded.stations.as_slice() {
+                [only] => only.area_code.clone(),
+                _ => String::new(),
+            },
         ),
         Scope::Area { area_code } => (String::new(), area_code.clone()),
     };
@@ -221,14 +269,114 @@ pub async fn build(
         operator_id,
         station_id: None,
         area_code,
-        kpis: kpi::compute(&inputs, &span, now, |id| names.contains(id)),
+        kpis: kpi::compute(&inputs, span, now, |id| names.contains(id)),
     });
+    rows
+}
+
+/// Builds the KPI report of `scope` over `period` as of `now`.
+pub async fn build(
+    store: &dyn ReportingStore,
+    scope: &Scope,
+    period: Period,
+    now: DateTime<Utc>,
+) -> Result<Report, Error> {
+    let span = Span::new(period.start, period.end);
+    let loaded = load(store, scope, &span, span.start, true).await?;
     Ok(Report {
+        rows: kpi_rows(&loaded, scope, &span, now),
         period,
-        rows,
-        exemptions: applied,
+        exemptions: loaded.applied,
         computed_at: now,
     })
+}
+
+/// REQ FAULT-8: the fault analysis of `scope` over `period`, with the period's KPIs.
+pub async fn fault_analysis(
+    store: &dyn ReportingStore,
+    scope: &Scope,
+    period: Period,
+    now: DateTime<Utc>,
+) -> Result<(Report, analysis::FaultAnalysis), Error> {
+    let span = Span::new(period.start, period.end);
+    let loaded = load(store, scope, &span, span.start, true).await?;
+    let result = analysis::fault_analysis(&loaded.facts, &span, now);
+    Ok((
+        Report {
+            rows: kpi_rows(&loaded, scope, &span, now),
+            period,
+            exemptions: loaded.applied,
+            computed_at: now,
+        },
+        result,
+    ))
+}
+
+/// REQ DEF-5: the defect statistics of `scope` over `period`, with the period's KPIs.
+pub async fn defect_statistics(
+    store: &dyn ReportingStore,
+    scope: &Scope,
+    period: Period,
+    now: DateTime<Utc>,
+) -> Result<(Report, analysis::DefectStatistics), Error> {
+    let span = Span::new(period.start, period.end);
+    let loaded = load(store, scope, &span, span.start, false).await?;
+    let result = analysis::defect_statistics(&loaded.facts, &span, now);
+    let mut inputs = loaded.facts.kpi_inputs(&loaded.pile_station);
+    inputs.exempt = loaded.exempt.clone();
+    let names: BTreeSet<&str> = loaded
+        .stations
+        .iter()
+        .map(|s| s.station_id.as_str())
+        .collect();
+    let operator_id = match scope {
+        Scope::Operator { operator_id, .. } => operator_id.clone(),
+        Scope::Area { .. } => String::new(),
+    };
+    Ok((
+        Report {
+            rows: vec![Row {
+                operator_id,
+                station_id: None,
+                area_code: String::new(),
+                kpis: kpi::compute(&inputs, &span, now, |id| names.contains(id)),
+            }],
+            period,
+            exemptions: loaded.applied,
+            computed_at: now,
+        },
+        result,
+    ))
+}
+
+/// REQ EVAL-1: the self-evaluation of an operator's year: its KPIs and non-conformities.
+pub async fn self_evaluation(
+    store: &dyn ReportingStore,
+    scope: &Scope,
+    year: Period,
+    now: DateTime<Utc>,
+) -> Result<(Report, Vec<NonConformity>), Error> {
+    let span = Span::new(year.start, year.end);
+    let look_back = span
+        .start
+        .checked_sub_months(evaluation::DRILL_EVERY)
+        .unwrap_or(span.start);
+    let loaded = load(store, scope, &span, look_back, true).await?;
+    let stations: Vec<String> = loaded
+        .stations
+        .iter()
+        .map(|s| s.station_id.clone())
+        .collect();
+    let list = evaluation::non_conformities(&loaded.facts, &stations, &span, now, &loaded.exempt);
+    Ok((
+        Report {
+            rows: kpi_rows(&loaded, scope, &span, now),
+            period: year,
+            exemptions: loaded.applied,
+            computed_at: now,
+        },
+        list,
+    ))
 }
 
 fn duration(seconds: Option<i64>) -> Option<prost_types::Duration> {
@@ -287,6 +435,7 @@ pub fn to_pb(r: &Report) -> pb::KpiReport {
         period: match r.period.granularity {
             Granularity::Day => pb::KpiPeriod::Day,
             Granularity::Month => pb::KpiPeriod::Month,
+            Granularity::Year => pb::KpiPeriod::Year,
         } as i32,
         period_start: r.period.label.clone(),
         start_time: Some(to_timestamp(r.period.start)),
@@ -322,7 +471,8 @@ pub fn period_of(period: i32, start: &str, now: DateTime<Utc>) -> Result<Period,
     let granularity = match pb::KpiPeriod::try_from(period) {
         Ok(pb::KpiPeriod::Day) => Granularity::Day,
         Ok(pb::KpiPeriod::Month) => Granularity::Month,
-        _ => return Err(Error::bad_field("period", "is day or month")),
+        Ok(pb::KpiPeriod::Year) => Granularity::Year,
+        _ => return Err(Error::bad_field("period", "is day, month or year")),
     };
     Period::parse(granularity, start, now)
 }

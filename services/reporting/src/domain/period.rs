@@ -9,13 +9,14 @@ use chargemesh_kit::clock::china_day;
 pub enum Granularity {
     Day,
     Month,
+    Year,
 }
 
 /// A report period: `[start, end)` in UTC, with its local label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Period {
     pub granularity: Granularity,
-    /// "YYYY-MM-DD" or "YYYY-MM".
+    /// "YYYY-MM-DD", "YYYY-MM" or "YYYY".
     pub label: String,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -44,6 +45,16 @@ impl Period {
                 })?;
                 (first, last)
             }
+            Granularity::Year => {
+                let year: i32 = label
+                    .parse()
+                    .ok()
+                    .filter(|y| (2000..=9999).contains(y))
+                    .ok_or_else(|| Error::bad_field("period_start", "is a year written YYYY"))?;
+                let bounds =
+                    NaiveDate::from_ymd_opt(year, 1, 1).zip(NaiveDate::from_ymd_opt(year, 12, 31));
+                bounds.ok_or_else(|| Error::bad_field("period_start", "is a year written YYYY"))?
+            }
         };
         let (start, _) = china_day(first);
         let (_, end) = china_day(last);
@@ -53,6 +64,7 @@ impl Period {
         let label = match granularity {
             Granularity::Day => first.format("%Y-%m-%d").to_string(),
             Granularity::Month => first.format("%Y-%m").to_string(),
+            Granularity::Year => first.format("%Y").to_string(),
         };
         Ok(Self {
             granularity,
@@ -139,6 +151,12 @@ mod tests {
         assert!(Period::parse(Granularity::Month, "2026-04", now).is_err());
         assert!(Period::parse(Granularity::Day, "2026-3-5x", now).is_err());
         assert!(Period::parse(Granularity::Month, "2026-13", now).is_err());
+        let year = Period::parse(Granularity::Year, "2025", now).expect("year");
+        assert_eq!(
+            (year.start, year.end),
+            (t("2024-12-31T16:00:00Z"), t("2025-12-31T16:00:00Z"))
+        );
+        assert!(Period::parse(Granularity::Year, "25", now).is_err());
     }
 
     #[test]
