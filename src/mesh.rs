@@ -342,9 +342,28 @@ pub async fn run_reporting(config: &ReportingConfig, run: Run) -> anyhow::Result
     .await
 }
 
+/// A component's records under the retention rules (REQ REC-3) and their periodic purge.
+fn retention(
+    db: &Database,
+    tables: &'static [chargemesh_kit::retention::RecordTable],
+    clock: &SharedClock,
+    service: &ServiceConfig,
+) -> (
+    chargemesh_kit::retention::Records,
+    tokio::task::JoinHandle<()>,
+) {
+    let records = chargemesh_kit::retention::Records::new(db.clone(), tables);
+    let purge = records.spawn_purge(
+        clock.clone(),
+        std::time::Duration::from_secs(service.retention_purge_interval_s),
+    );
+    (records, purge)
+}
+
 /// Runs the dispatch component until `shutdown`: it follows the asset component's status log,
 /// keeps the work orders' deadlines and serves `DispatchService`.
 pub async fn run_dispatch(config: &DispatchConfig, run: Run) -> anyhow::Result<()> {
+    let clock = run.clock.clone();
     let db = open_database("dispatch", &config.service.database).await?;
     let store = chargemesh_dispatch::store::open(&db)
         .await
@@ -361,6 +380,14 @@ pub async fn run_dispatch(config: &DispatchConfig, run: Run) -> anyhow::Result<(
     health
         .set_serving::<DispatchServiceServer<DispatchApi>>()
         .await;
+    let (records, purge) = retention(
+        &db,
+        chargemesh_dispatch::retention::RECORDS,
+        &clock,
+        &config.service,
+    );
+    let records = chargemesh_dispatch::retention::DispatchRecordsApi::new(records, clock.clone())
+        .into_server();
     let journal = JournalApi::new(db.clone()).into_server();
     Component {
         name: "dispatch",
@@ -368,8 +395,9 @@ pub async fn run_dispatch(config: &DispatchConfig, run: Run) -> anyhow::Result<(
         db,
         routes: routes
             .add_service(journal)
+            .add_service(records)
             .add_service(DispatchApi::new(engine).into_server()),
-        background,
+        background: background.into_iter().chain([purge]).collect(),
     }
     .run(&run.trust_domain, run.listener, run.shutdown, run.grace)
     .await
@@ -378,6 +406,7 @@ pub async fn run_dispatch(config: &DispatchConfig, run: Run) -> anyhow::Result<(
 /// Runs the metering component until `shutdown`: it settles charge orders by the asset
 /// registry's tariffs and serves `MeteringService`.
 pub async fn run_metering(config: &MeteringConfig, run: Run) -> anyhow::Result<()> {
+    let clock = run.clock.clone();
     let db = open_database("metering", &config.service.database).await?;
     let store = chargemesh_metering::store::open(&db)
         .await
@@ -392,6 +421,14 @@ pub async fn run_metering(config: &MeteringConfig, run: Run) -> anyhow::Result<(
         .await;
     let api = MeteringApi::new(engine);
     let regulator = chargemesh_metering::regulator::RegulatorOrders::new(api.clone());
+    let (records, purge) = retention(
+        &db,
+        chargemesh_metering::retention::RECORDS,
+        &clock,
+        &config.service,
+    );
+    let records = chargemesh_metering::retention::MeteringRecordsApi::new(records, clock.clone())
+        .into_server();
     let journal = JournalApi::new(db.clone()).into_server();
     Component {
         name: "metering",
@@ -400,8 +437,9 @@ pub async fn run_metering(config: &MeteringConfig, run: Run) -> anyhow::Result<(
         routes: routes
             .add_service(api.into_server())
             .add_service(regulator.into_server())
-            .add_service(journal),
-        background: vec![follower],
+            .add_service(journal)
+            .add_service(records),
+        background: vec![follower, purge],
     }
     .run(&run.trust_domain, run.listener, run.shutdown, run.grace)
     .await
@@ -409,6 +447,7 @@ pub async fn run_metering(config: &MeteringConfig, run: Run) -> anyhow::Result<(
 
 /// Runs the complaints component until `shutdown`: its clocks and `ComplaintsService`.
 pub async fn run_complaints(config: &ComplaintsConfig, run: Run) -> anyhow::Result<()> {
+    let clock = run.clock.clone();
     let db = open_database("complaints", &config.service.database).await?;
     let store = chargemesh_complaints::store::open(&db)
         .await
@@ -424,6 +463,15 @@ pub async fn run_complaints(config: &ComplaintsConfig, run: Run) -> anyhow::Resu
     health
         .set_serving::<ComplaintsServiceServer<ComplaintsApi>>()
         .await;
+    let (records, purge) = retention(
+        &db,
+        chargemesh_complaints::retention::RECORDS,
+        &clock,
+        &config.service,
+    );
+    let records =
+        chargemesh_complaints::retention::ComplaintsRecordsApi::new(records, clock.clone())
+            .into_server();
     let journal = JournalApi::new(db.clone()).into_server();
     Component {
         name: "complaints",
@@ -431,8 +479,9 @@ pub async fn run_complaints(config: &ComplaintsConfig, run: Run) -> anyhow::Resu
         db,
         routes: routes
             .add_service(journal)
+            .add_service(records)
             .add_service(ComplaintsApi::new(engine).into_server()),
-        background: vec![scheduler],
+        background: vec![scheduler, purge],
     }
     .run(&run.trust_domain, run.listener, run.shutdown, run.grace)
     .await
@@ -519,6 +568,7 @@ impl EmbeddedMesh {
             listen: asset_addr.to_string(),
             tls: pki.files("asset"),
             database: database("asset"),
+            retention_purge_interval_s: 3_600,
         };
         // The database is ready before the gateway takes calls.
         open_database("asset", &asset.database)
@@ -566,6 +616,7 @@ impl EmbeddedMesh {
                 listen: dispatch_addr.to_string(),
                 tls: pki.files("dispatch"),
                 database: database("dispatch"),
+                retention_purge_interval_s: 3_600,
             },
             asset_url: format!("https://127.0.0.1:{}", asset_addr.port()),
             deadline_interval_ms: opts.deadline_interval_ms,
@@ -585,6 +636,7 @@ impl EmbeddedMesh {
                 listen: metering_addr.to_string(),
                 tls: pki.files("metering"),
                 database: database("metering"),
+                retention_purge_interval_s: 3_600,
             },
             asset_url: format!("https://127.0.0.1:{}", asset_addr.port()),
             follow_interval_ms: opts.deadline_interval_ms.min(1_000),
@@ -604,6 +656,7 @@ impl EmbeddedMesh {
                 listen: complaints_addr.to_string(),
                 tls: pki.files("complaints"),
                 database: database("complaints"),
+                retention_purge_interval_s: 3_600,
             },
             deadline_interval_ms: opts.deadline_interval_ms,
             dispatch_url: format!("https://127.0.0.1:{}", dispatch_addr.port()),
@@ -624,6 +677,7 @@ impl EmbeddedMesh {
                 listen: reporting_addr.to_string(),
                 tls: pki.files("reporting"),
                 database: database("reporting"),
+                retention_purge_interval_s: 3_600,
             },
             status_source: format!("https://127.0.0.1:{}", asset_addr.port()),
             dispatch_url: format!("https://127.0.0.1:{}", dispatch_addr.port()),

@@ -69,6 +69,18 @@ const DISPATCH: &str = "/chargemesh.dispatch.v1.DispatchService/";
 const METERING: &str = "/chargemesh.metering.v1.MeteringService/";
 const COMPLAINTS: &str = "/chargemesh.complaints.v1.ComplaintsService/";
 const JOURNAL: &str = "/chargemesh.journal.v1.JournalService/";
+const DISPATCH_RECORDS: &str = "/chargemesh.dispatch.v1.DispatchRecordsService/";
+const METERING_RECORDS: &str = "/chargemesh.metering.v1.MeteringRecordsService/";
+const COMPLAINTS_RECORDS: &str = "/chargemesh.complaints.v1.ComplaintsRecordsService/";
+
+/// REQ REC-3, FAULT-9: management deletes a record past retention and marks records important;
+/// the platform purges.
+const RECORD_DELETE: Rule = staff_of(&[OM_MANAGER, PLATFORM_ADMIN]);
+const RECORD_MARK: Rule = staff_of(&[OM_MANAGER, SAFETY_OFFICER, MONITOR, PLATFORM_ADMIN]);
+const RECORD_PURGE: Rule = Rule {
+    kinds: &[Service],
+    staff: Some(&[PLATFORM_ADMIN]),
+};
 
 /// Repair work: operators and mesh services, and the staff posts named.
 const fn staff_of(roles: &'static [&'static str]) -> Rule {
@@ -398,6 +410,15 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
         "RevisitComplaint",
         staff_of(&[COMPLAINT_HANDLER]),
     ),
+    (DISPATCH_RECORDS, "DeleteRecord", RECORD_DELETE),
+    (DISPATCH_RECORDS, "MarkRecordImportant", RECORD_MARK),
+    (DISPATCH_RECORDS, "PurgeExpiredRecords", RECORD_PURGE),
+    (METERING_RECORDS, "DeleteRecord", RECORD_DELETE),
+    (METERING_RECORDS, "MarkRecordImportant", RECORD_MARK),
+    (METERING_RECORDS, "PurgeExpiredRecords", RECORD_PURGE),
+    (COMPLAINTS_RECORDS, "DeleteRecord", RECORD_DELETE),
+    (COMPLAINTS_RECORDS, "MarkRecordImportant", RECORD_MARK),
+    (COMPLAINTS_RECORDS, "PurgeExpiredRecords", RECORD_PURGE),
     (
         COMPLAINTS,
         "ArchiveComplaint",

@@ -6,6 +6,7 @@ pub mod domain;
 pub mod engine;
 pub mod grpc;
 pub mod journal;
+pub mod retention;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

@@ -168,8 +168,8 @@ macro_rules! sql_complaint_store {
             async fn create(&self, c: &Complaint, clocks: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
-                    "INSERT INTO complaints (operator_id, complaint_id, station_id, state, version, doc, received_at, kind, month) \
-                     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8)",
+                    "INSERT INTO complaints (operator_id, complaint_id, station_id, state, version, doc, received_at, kind, month, updated_at) \
+                     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $6)",
                 )
                 .bind(&c.operator_id)
                 .bind(&c.complaint_id)
@@ -229,7 +229,7 @@ macro_rules! sql_complaint_store {
             ) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
-                    "UPDATE complaints SET state = $3, doc = $4, version = version + 1 \
+                    "UPDATE complaints SET state = $3, doc = $4, version = version + 1, updated_at = $6 \
                      WHERE operator_id = $1 AND complaint_id = $2 AND version = $5",
                 )
                 .bind(&c.operator_id)
@@ -237,6 +237,7 @@ macro_rules! sql_complaint_store {
                 .bind(name_of(c.state))
                 .bind(sqlx::types::Json(c))
                 .bind(version)
+                .bind(c.steps.last().map_or(c.received_at, |s| s.at))
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
@@ -311,8 +312,8 @@ macro_rules! sql_complaint_store {
             async fn create_action(&self, a: &CorrectiveAction, clocks: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
-                    "INSERT INTO corrective_actions (operator_id, action_id, state, version, doc, opened_at) \
-                     VALUES ($1, $2, $3, 1, $4, $5)",
+                    "INSERT INTO corrective_actions (operator_id, action_id, state, version, doc, opened_at, updated_at) \
+                     VALUES ($1, $2, $3, 1, $4, $5, $5)",
                 )
                 .bind(&a.operator_id)
                 .bind(&a.action_id)
@@ -378,7 +379,7 @@ macro_rules! sql_complaint_store {
             async fn update_action(&self, a: &CorrectiveAction, version: i64, clocks: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
-                    "UPDATE corrective_actions SET state = $3, doc = $4, version = version + 1 \
+                    "UPDATE corrective_actions SET state = $3, doc = $4, version = version + 1, updated_at = $6 \
                      WHERE operator_id = $1 AND action_id = $2 AND version = $5",
                 )
                 .bind(&a.operator_id)
@@ -386,6 +387,7 @@ macro_rules! sql_complaint_store {
                 .bind(name_of(a.state))
                 .bind(sqlx::types::Json(a))
                 .bind(version)
+                .bind(a.steps.last().map_or(a.opened_at, |s| s.at))
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {

@@ -9,6 +9,7 @@ pub mod grpc;
 pub mod journal;
 pub mod ledger;
 pub mod patrols;
+pub mod retention;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

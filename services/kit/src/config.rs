@@ -228,6 +228,8 @@ pub struct ServiceConfig {
     pub listen: String,
     pub tls: crate::tls::TlsFiles,
     pub database: DatabaseConfig,
+    /// How often records past retention are purged (REQ REC-3), in seconds.
+    pub retention_purge_interval_s: u64,
 }
 
 impl ServiceConfig {
@@ -241,6 +243,7 @@ impl ServiceConfig {
                 schema: name.to_owned(),
                 max_connections: 10,
             },
+            retention_purge_interval_s: 3_600,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod journal;
 pub mod jwt;
 pub mod paging;
+pub mod retention;
 pub mod server;
 pub mod tariff;
 pub mod telemetry;

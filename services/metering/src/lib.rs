@@ -8,6 +8,7 @@ pub mod follower;
 pub mod grpc;
 pub mod journal;
 pub mod regulator;
+pub mod retention;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

@@ -163,3 +163,58 @@ async fn listings_show_latest_versions_by_operator_area_connector_and_time_with_
         assert_eq!(ids(&two), [("B1", 1), ("A3", 1)]);
     }
 }
+
+#[tokio::test]
+async fn rec_3_versions_are_deleted_only_past_retention_through_the_purge_gate() {
+    use chargemesh_kit::retention::Records;
+    for (db, s) in backends().await {
+        let first = order("OPA", "A1", "330602", "C1", "2026-11-20T08:00:00Z");
+        s.insert(&first).await.expect("v1");
+        let mut second = first.clone();
+        second.version = 2;
+        second.recorded_at = t("2026-12-01T00:00:00Z");
+        s.insert(&second).await.expect("v2");
+        // A plain delete is refused by the database on both backends.
+        let plain = match &db.database {
+            Database::Postgres(pool) => sqlx::query("DELETE FROM charge_orders")
+                .execute(pool)
+                .await
+                .map(|_| ()),
+            Database::Sqlite(pool) => sqlx::query("DELETE FROM charge_orders")
+                .execute(pool)
+                .await
+                .map(|_| ()),
+        };
+        assert!(plain.is_err(), "{}", db.backend());
+        let records = Records::new(db.database.clone(), chargemesh_metering::retention::RECORDS);
+        // Three years after the first version but not the last: kept.
+        let early = records
+            .delete(
+                "charge_order",
+                "OPA",
+                "A1",
+                "admin",
+                t("2029-11-25T00:00:00Z"),
+            )
+            .await
+            .expect_err("kept");
+        assert!(early.to_string().contains("REC-3"), "{early}");
+        let removed = records
+            .delete(
+                "charge_order",
+                "OPA",
+                "A1",
+                "admin",
+                t("2029-12-01T00:00:00Z"),
+            )
+            .await
+            .expect("removed");
+        assert_eq!(removed.last_changed, t("2026-12-01T00:00:00Z"));
+        assert_eq!(
+            s.order("OPA", "A1", None).await.expect("read"),
+            None,
+            "{}",
+            db.backend()
+        );
+    }
+}
