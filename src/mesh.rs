@@ -152,11 +152,23 @@ pub async fn run_asset(
     health
         .set_serving::<RegulatorServiceServer<RegulatorApi>>()
         .await;
+    let records =
+        chargemesh_kit::retention::Records::new(db.clone(), chargemesh_asset::retention::RECORDS)
+            .with_logs(chargemesh_asset::retention::LOGS);
+    let purge = records.spawn_purge(
+        runtime.clock.clone(),
+        std::time::Duration::from_secs(config.retention_purge_interval_s),
+    );
     let routes = routes
         .add_service(assets.into_server())
         .add_service(telemetry.clone().into_server())
-        .add_service(regulator.into_server());
+        .add_service(regulator.into_server())
+        .add_service(
+            chargemesh_asset::retention::AssetRecordsApi::new(records, runtime.clock.clone())
+                .into_server(),
+        );
     let background = [
+        purge,
         telemetry.spawn_liveness(),
         telemetry.spawn_command_delivery(std::time::Duration::from_millis(
             runtime.telemetry.command_interval_ms,
@@ -328,6 +340,17 @@ pub async fn run_reporting(config: &ReportingConfig, run: Run) -> anyhow::Result
     health
         .set_serving::<ReportingServiceServer<ReportingApi>>()
         .await;
+    let (records, purge) = retention(
+        &db,
+        chargemesh_reporting::retention::RECORDS,
+        chargemesh_reporting::retention::LOGS,
+        &run.clock,
+        &config.service,
+    );
+    background.push(purge);
+    let records =
+        chargemesh_reporting::retention::ReportingRecordsApi::new(records, run.clock.clone())
+            .into_server();
     let api = ReportingApi::new(store, run.clock);
     Component {
         name: "reporting",
@@ -335,7 +358,8 @@ pub async fn run_reporting(config: &ReportingConfig, run: Run) -> anyhow::Result
         db,
         routes: routes
             .add_service(api.clone().into_server())
-            .add_service(api.regulator_server()),
+            .add_service(api.regulator_server())
+            .add_service(records),
         background,
     }
     .run(&run.trust_domain, run.listener, run.shutdown, run.grace)
@@ -346,13 +370,14 @@ pub async fn run_reporting(config: &ReportingConfig, run: Run) -> anyhow::Result
 fn retention(
     db: &Database,
     tables: &'static [chargemesh_kit::retention::RecordTable],
+    logs: &'static [chargemesh_kit::retention::LogTable],
     clock: &SharedClock,
     service: &ServiceConfig,
 ) -> (
     chargemesh_kit::retention::Records,
     tokio::task::JoinHandle<()>,
 ) {
-    let records = chargemesh_kit::retention::Records::new(db.clone(), tables);
+    let records = chargemesh_kit::retention::Records::new(db.clone(), tables).with_logs(logs);
     let purge = records.spawn_purge(
         clock.clone(),
         std::time::Duration::from_secs(service.retention_purge_interval_s),
@@ -383,6 +408,7 @@ pub async fn run_dispatch(config: &DispatchConfig, run: Run) -> anyhow::Result<(
     let (records, purge) = retention(
         &db,
         chargemesh_dispatch::retention::RECORDS,
+        &[],
         &clock,
         &config.service,
     );
@@ -424,6 +450,7 @@ pub async fn run_metering(config: &MeteringConfig, run: Run) -> anyhow::Result<(
     let (records, purge) = retention(
         &db,
         chargemesh_metering::retention::RECORDS,
+        &[],
         &clock,
         &config.service,
     );
@@ -466,6 +493,7 @@ pub async fn run_complaints(config: &ComplaintsConfig, run: Run) -> anyhow::Resu
     let (records, purge) = retention(
         &db,
         chargemesh_complaints::retention::RECORDS,
+        &[],
         &clock,
         &config.service,
     );

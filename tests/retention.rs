@@ -12,13 +12,17 @@ use chargemesh::demo;
 use chargemesh::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
 use chargemesh_kit::clock::ManualClock;
 use chargemesh_proto::asset::v1 as asset;
+use chargemesh_proto::asset::v1::asset_records_service_client::AssetRecordsServiceClient;
 use chargemesh_proto::complaints::v1 as cp;
 use chargemesh_proto::complaints::v1::complaints_records_service_client::ComplaintsRecordsServiceClient;
 use chargemesh_proto::complaints::v1::complaints_service_client::ComplaintsServiceClient;
 use chargemesh_proto::dispatch::v1 as dp;
 use chargemesh_proto::dispatch::v1::dispatch_records_service_client::DispatchRecordsServiceClient;
 use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
-use common::{TestMesh, with_token};
+use chargemesh_proto::reporting::v1 as rp;
+use chargemesh_proto::reporting::v1::reporting_records_service_client::ReportingRecordsServiceClient;
+use chargemesh_proto::telemetry::v1 as tm;
+use common::{TelemetryStream, TestMesh, eventually, with_token};
 
 const OP: &str = DEMO_OPERATOR_ID;
 
@@ -67,6 +71,47 @@ async fn rec_3_and_fault_9_records_are_kept_3_years_important_ones_for_good_and_
     )
     .expect("token");
     let channel = mesh.anonymous_channel();
+    // Status reports of 2026, which asset logs and reporting copies.
+    let stream = TelemetryStream::open(mesh.channel("operator")).await;
+    stream
+        .send(vec![tm::TelemetryMessage {
+            sequence: 1,
+            pile_id: "P1".into(),
+            connector_id: "P1-1".into(),
+            observe_time: Some(chargemesh_kit::time::to_timestamp(at(
+                "2026-01-10T02:00:00Z",
+            ))),
+            body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+                state: tm::ConnectorState::Idle as i32,
+                ..Default::default()
+            })),
+            ..Default::default()
+        }])
+        .await;
+    let history = || {
+        let mut client =
+            chargemesh_proto::reporting::v1::reporting_service_client::ReportingServiceClient::new(
+                channel.clone(),
+            );
+        let monitor = token("monitor");
+        async move {
+            client
+                .list_status_history(with_token(
+                    rp::ListStatusHistoryRequest {
+                        operator_id: OP.into(),
+                        station_id: "S1".into(),
+                        ..Default::default()
+                    },
+                    &monitor,
+                ))
+                .await
+                .expect("history")
+                .into_inner()
+                .changes
+                .len()
+        }
+    };
+    eventually(history, |n| *n == 1).await;
     // A drill record: no clock runs on it, so it last changed the day it was made.
     let drill = DispatchServiceClient::new(channel.clone())
         .record_drill(with_token(
@@ -258,6 +303,68 @@ async fn rec_3_and_fault_9_records_are_kept_3_years_important_ones_for_good_and_
         .expect_err("important");
     assert_eq!(kept.code(), Code::FailedPrecondition);
     assert!(kept.message().contains("FAULT-9"), "{}", kept.message());
+    // Logs go by age: the telemetry and status changes of 2026, and reporting's copy.
+    let mut asset_records = AssetRecordsServiceClient::new(channel.clone());
+    let entry_by_entry = asset_records
+        .delete_record(with_token(
+            asset::DeleteRecordRequest {
+                operator_id: OP.into(),
+                kind: "telemetry".into(),
+                record_id: "1".into(),
+            },
+            &token("om_manager"),
+        ))
+        .await
+        .expect_err("a log goes by age");
+    assert_eq!(entry_by_entry.code(), Code::FailedPrecondition);
+    assert!(
+        entry_by_entry.message().contains("REC-3"),
+        "{}",
+        entry_by_entry.message()
+    );
+    let purge_assets = |dry_run| {
+        let mut client = asset_records.clone();
+        let admin = admin.clone();
+        async move {
+            client
+                .purge_expired_records(with_token(
+                    asset::PurgeExpiredRecordsRequest { dry_run },
+                    &admin,
+                ))
+                .await
+                .expect("purge")
+                .into_inner()
+                .removed
+        }
+    };
+    let logs = purge_assets(false).await;
+    let kinds: Vec<&str> = logs.iter().map(|r| r.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"telemetry") && kinds.contains(&"status_change"),
+        "{logs:?}"
+    );
+    assert!(
+        purge_assets(true)
+            .await
+            .iter()
+            .all(|r| r.kind != "telemetry" && r.kind != "status_change"),
+        "nothing older is left"
+    );
+    let reporting_purged = ReportingRecordsServiceClient::new(channel.clone())
+        .purge_expired_records(with_token(
+            rp::PurgeExpiredRecordsRequest { dry_run: false },
+            &admin,
+        ))
+        .await
+        .expect("purge")
+        .into_inner()
+        .removed;
+    assert!(
+        reporting_purged.iter().any(|r| r.kind == "status_history"),
+        "{reporting_purged:?}"
+    );
+    assert_eq!(history().await, 0, "reporting's copy went with it");
+
     // Another operator's manager learns nothing of it.
     let outsider = pki::mint_token(
         mesh.pki(),

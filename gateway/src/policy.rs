@@ -72,6 +72,8 @@ const JOURNAL: &str = "/chargemesh.journal.v1.JournalService/";
 const DISPATCH_RECORDS: &str = "/chargemesh.dispatch.v1.DispatchRecordsService/";
 const METERING_RECORDS: &str = "/chargemesh.metering.v1.MeteringRecordsService/";
 const COMPLAINTS_RECORDS: &str = "/chargemesh.complaints.v1.ComplaintsRecordsService/";
+const ASSET_RECORDS: &str = "/chargemesh.asset.v1.AssetRecordsService/";
+const REPORTING_RECORDS: &str = "/chargemesh.reporting.v1.ReportingRecordsService/";
 
 /// REQ REC-3, FAULT-9: management deletes a record past retention and marks records important;
 /// the platform purges.
@@ -419,6 +421,12 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (COMPLAINTS_RECORDS, "DeleteRecord", RECORD_DELETE),
     (COMPLAINTS_RECORDS, "MarkRecordImportant", RECORD_MARK),
     (COMPLAINTS_RECORDS, "PurgeExpiredRecords", RECORD_PURGE),
+    (ASSET_RECORDS, "DeleteRecord", RECORD_DELETE),
+    (ASSET_RECORDS, "MarkRecordImportant", RECORD_MARK),
+    (ASSET_RECORDS, "PurgeExpiredRecords", RECORD_PURGE),
+    (REPORTING_RECORDS, "DeleteRecord", RECORD_DELETE),
+    (REPORTING_RECORDS, "MarkRecordImportant", RECORD_MARK),
+    (REPORTING_RECORDS, "PurgeExpiredRecords", RECORD_PURGE),
     (
         COMPLAINTS,
         "ArchiveComplaint",

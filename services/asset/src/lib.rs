@@ -3,6 +3,7 @@
 
 pub mod domain;
 pub mod grpc;
+pub mod retention;
 pub mod store;
 pub mod telemetry;
 

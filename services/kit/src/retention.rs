@@ -31,6 +31,16 @@ pub struct RecordTable {
     pub dependents: &'static [(&'static str, &'static str)],
 }
 
+/// A log kept whole and purged by age (telemetry, status changes): its entries are not records
+/// one deletes one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogTable {
+    pub kind: &'static str,
+    pub table: &'static str,
+    /// When an entry was recorded.
+    pub time_column: &'static str,
+}
+
 /// A record's retention as of now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
@@ -224,14 +234,34 @@ async fn remove(
 pub struct Records {
     db: Database,
     tables: &'static [RecordTable],
+    logs: &'static [LogTable],
 }
 
 impl Records {
     pub fn new(db: Database, tables: &'static [RecordTable]) -> Self {
-        Self { db, tables }
+        Self {
+            db,
+            tables,
+            logs: &[],
+        }
+    }
+
+    /// With logs purged by age as a whole.
+    pub fn with_logs(mut self, logs: &'static [LogTable]) -> Self {
+        self.logs = logs;
+        self
     }
 
     fn table(&self, kind: &str) -> Result<&'static RecordTable, Error> {
+        if let Some(log) = self.logs.iter().find(|l| l.kind == kind.trim()) {
+            return Err(Error::precondition(
+                "REC-3",
+                format!(
+                    "the {} log is kept 3 years and purged by age, not entry by entry",
+                    log.kind
+                ),
+            ));
+        }
         self.tables
             .iter()
             .find(|t| t.kind == kind.trim())
@@ -340,7 +370,75 @@ impl Records {
                 removed.push(r);
             }
         }
+        for log in self.logs {
+            if let Some(r) = self.purge_log(log, cutoff, by, now, dry_run).await? {
+                removed.push(r);
+            }
+        }
         Ok(removed)
+    }
+
+    /// Removes a log's entries recorded before `cutoff`, logging one removal with their number.
+    async fn purge_log(
+        &self,
+        log: &LogTable,
+        cutoff: DateTime<Utc>,
+        by: &str,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<Option<Removed>, StoreError> {
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} < $1",
+            log.table, log.time_column
+        );
+        let delete_sql = format!("DELETE FROM {} WHERE {} < $1", log.table, log.time_column);
+        let count: i64 = on_backend!(&self.db, pool => sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql.clone()))
+            .bind(cutoff)
+            .fetch_one(pool)
+            .await?);
+        if count == 0 {
+            return Ok(None);
+        }
+        let r = Removed {
+            kind: log.kind,
+            operator_id: String::new(),
+            record_id: format!(
+                "{count} entries before {}",
+                cutoff.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            last_changed: cutoff,
+        };
+        if dry_run {
+            return Ok(Some(r));
+        }
+        on_backend!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO retention_purge_gate (opened) VALUES (1)")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(delete_sql.clone()))
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO retention_log (kind, operator_id, record_id, last_changed, removed_at, removed_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(r.kind)
+            .bind(&r.operator_id)
+            .bind(&r.record_id)
+            .bind(r.last_changed)
+            .bind(now)
+            .bind(by)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM retention_purge_gate")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        tracing::info!(kind = r.kind, removed = %r.record_id, by, "log entries removed past retention (REQ REC-3)");
+        Ok(Some(r))
     }
 
     /// Purges every `every` until the task is aborted.

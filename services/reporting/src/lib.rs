@@ -11,6 +11,7 @@ pub mod follow;
 pub mod grpc;
 pub mod journals;
 pub mod report;
+pub mod retention;
 pub mod store;
 pub mod views;
 
