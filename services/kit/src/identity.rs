@@ -96,6 +96,29 @@ impl Principal {
         }
     }
 
+    /// The operator a request is about (`requested`, or the caller's own when empty), when the
+    /// caller may act for it: the operator's own staff and certificates, mesh components and the
+    /// platform's administrators. Anyone else gets `NOT_FOUND` for the operator's `what`, and so
+    /// learns nothing of them.
+    pub fn acting_for(&self, requested: &str, what: &str) -> Result<String, crate::Error> {
+        let requested = requested.trim();
+        let own = self.operator_id();
+        let operator = match (requested, own) {
+            ("", Some(own)) => own.to_owned(),
+            ("", None) => return Err(crate::Error::bad_field("operator_id", "is required")),
+            (given, _) => given.to_owned(),
+        };
+        let admin = matches!(self, Principal::Staff { operator_id: None, roles, .. }
+            if roles.iter().any(|r| r == "platform_admin"));
+        match self {
+            Principal::Service { .. } => Ok(operator),
+            _ if admin || own == Some(operator.as_str()) => Ok(operator),
+            _ => Err(crate::Error::NotFound(format!(
+                "operator {operator}'s {what}"
+            ))),
+        }
+    }
+
     /// Staff roles; empty for certificate principals.
     pub fn roles(&self) -> &[Role] {
         match self {
@@ -229,6 +252,32 @@ fn is_identifier(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn acting_for_lets_the_operator_its_platform_and_the_mesh_act_and_hides_the_rest() {
+        let staff = |operator: Option<&str>, role: &str| Principal::Staff {
+            subject: "u".into(),
+            operator_id: operator.map(str::to_owned),
+            roles: vec![role.to_owned()],
+        };
+        let own = staff(Some("A"), "monitor");
+        assert_eq!(own.acting_for("", "records").ok().as_deref(), Some("A"));
+        assert_eq!(own.acting_for(" A ", "records").ok().as_deref(), Some("A"));
+        assert!(matches!(
+            own.acting_for("B", "records"),
+            Err(crate::Error::NotFound(_))
+        ));
+        let admin = staff(None, "platform_admin");
+        assert_eq!(admin.acting_for("B", "records").ok().as_deref(), Some("B"));
+        assert!(matches!(
+            admin.acting_for("", "records"),
+            Err(crate::Error::Invalid { .. })
+        ));
+        let regulator = Principal::Regulator {
+            area_code: "330600".into(),
+        };
+        assert!(regulator.acting_for("A", "records").is_err());
+    }
+
     use super::*;
 
     const TD: &str = "chargemesh.test";

@@ -468,25 +468,6 @@ impl Records {
     }
 }
 
-/// Who may act on an operator's records: its own staff and certificates, mesh components and the
-/// platform's administrators; others learn nothing of them.
-pub fn operator_for(p: &crate::Principal, requested: &str) -> Result<String, Error> {
-    let requested = requested.trim();
-    let own = p.operator_id();
-    let operator = match (requested, own) {
-        ("", Some(own)) => own.to_owned(),
-        ("", None) => return Err(Error::bad_field("operator_id", "is required")),
-        (given, _) => given.to_owned(),
-    };
-    let admin = matches!(p, crate::Principal::Staff { operator_id: None, roles, .. }
-        if roles.iter().any(|r| r == "platform_admin"));
-    match p {
-        crate::Principal::Service { .. } => Ok(operator),
-        _ if admin || own == Some(operator.as_str()) => Ok(operator),
-        _ => Err(Error::NotFound(format!("operator {operator}'s records"))),
-    }
-}
-
 /// The removal as the protobuf `RemovedRecord`.
 pub fn removed_to_pb(r: &Removed) -> chargemesh_proto::common::v1::RemovedRecord {
     chargemesh_proto::common::v1::RemovedRecord {
@@ -533,7 +514,7 @@ macro_rules! records_service {
                 let p = $crate::server::principal(&request)?;
                 let r = request.into_inner();
                 let result = async {
-                    let op = $crate::retention::operator_for(&p, &r.operator_id)?;
+                    let op = p.acting_for(&r.operator_id, "records")?;
                     let removed = self
                         .records
                         .delete(&r.kind, &op, &r.record_id, &p.to_string(), self.clock.now())
@@ -552,7 +533,7 @@ macro_rules! records_service {
                 let p = $crate::server::principal(&request)?;
                 let r = request.into_inner();
                 let result = async {
-                    let op = $crate::retention::operator_for(&p, &r.operator_id)?;
+                    let op = p.acting_for(&r.operator_id, "records")?;
                     self.records
                         .mark_important(
                             &r.kind,

@@ -34,22 +34,10 @@ pub struct MeteringApi {
     engine: Engine,
 }
 
-/// The operator a request is about, when the caller may act for it; others' orders are absent.
+/// The operator a request is about, when the caller may act for it (see
+/// [`Principal::acting_for`]).
 fn operator_for(p: &Principal, requested: &str) -> Result<String, Error> {
-    let requested = requested.trim();
-    let own = p.operator_id();
-    let operator = match (requested, own) {
-        ("", Some(own)) => own.to_owned(),
-        ("", None) => return Err(Error::bad_field("operator_id", "is required")),
-        (given, _) => given.to_owned(),
-    };
-    match p {
-        Principal::Service { .. } => Ok(operator),
-        _ if own == Some(operator.as_str()) => Ok(operator),
-        _ => Err(Error::NotFound(format!(
-            "operator {operator}'s charge orders"
-        ))),
-    }
+    p.acting_for(requested, "charge orders")
 }
 
 /// Whether the caller may read an order: its operator (or a station its own), a regulator of

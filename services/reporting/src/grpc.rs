@@ -37,22 +37,10 @@ pub struct ReportingApi {
     clock: SharedClock,
 }
 
-/// The operator a request is about, when the caller may act for it: its own staff and
-/// certificates, mesh components and the platform's administrators; others learn nothing.
+/// The operator a request is about, when the caller may act for it (see
+/// [`Principal::acting_for`]).
 fn operator_for(p: &Principal, requested: &str) -> Result<String, Error> {
-    let requested = requested.trim();
-    let own = p.operator_id();
-    let operator = match (requested, own) {
-        ("", Some(own)) => own.to_owned(),
-        ("", None) => return Err(Error::bad_field("operator_id", "is required")),
-        (given, _) => given.to_owned(),
-    };
-    let admin = matches!(p, Principal::Staff { operator_id: None, roles, .. } if roles.iter().any(|r| r == PLATFORM_ADMIN));
-    match p {
-        Principal::Service { .. } => Ok(operator),
-        _ if admin || own == Some(operator.as_str()) => Ok(operator),
-        _ => Err(Error::NotFound(format!("operator {operator}'s reports"))),
-    }
+    p.acting_for(requested, "reports")
 }
 
 fn exemption_to_pb(e: &Exemption) -> pb::Exemption {

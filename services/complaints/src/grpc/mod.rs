@@ -24,21 +24,10 @@ pub struct ComplaintsApi {
     engine: Engine,
 }
 
-/// The operator a request is about, when the caller may act for it; others' complaints are
-/// absent.
+/// The operator a request is about, when the caller may act for it (see
+/// [`Principal::acting_for`]).
 pub(crate) fn operator_for(p: &Principal, requested: &str) -> Result<String, Error> {
-    let requested = requested.trim();
-    let own = p.operator_id();
-    let operator = match (requested, own) {
-        ("", Some(own)) => own.to_owned(),
-        ("", None) => return Err(Error::bad_field("operator_id", "is required")),
-        (given, _) => given.to_owned(),
-    };
-    match p {
-        Principal::Service { .. } => Ok(operator),
-        _ if own == Some(operator.as_str()) => Ok(operator),
-        _ => Err(Error::NotFound(format!("operator {operator}'s complaints"))),
-    }
+    p.acting_for(requested, "complaints")
 }
 
 pub(crate) fn duration(d: chrono::Duration) -> prost_types::Duration {

@@ -49,23 +49,10 @@ pub struct DispatchApi {
     engine: Engine,
 }
 
-/// The operator a request is about, when the caller may act for it; others' records are absent.
+/// The operator a request is about, when the caller may act for it (see
+/// [`Principal::acting_for`]).
 fn operator_for(p: &Principal, requested: &str) -> Result<String, Error> {
-    let requested = requested.trim();
-    let own = p.operator_id();
-    let operator = if requested.is_empty() {
-        own.ok_or_else(|| Error::bad_field("operator_id", "is required"))?
-            .to_owned()
-    } else {
-        requested.to_owned()
-    };
-    match p {
-        Principal::Service { .. } => Ok(operator),
-        _ if own == Some(operator.as_str()) => Ok(operator),
-        _ => Err(Error::NotFound(format!(
-            "operator {operator}'s dispatch records"
-        ))),
-    }
+    p.acting_for(requested, "dispatch records")
 }
 
 fn date(field: &str, value: &str) -> Result<Option<NaiveDate>, Error> {
