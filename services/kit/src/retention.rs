@@ -170,6 +170,56 @@ pub async fn mark_important(
     Ok(())
 }
 
+/// What deletion statements are bound to: a record's key, or a time before which all goes.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    Record { operator_id: &'a str, id: &'a str },
+    Before(DateTime<Utc>),
+}
+
+/// Runs deletion statements and logs the removal, in one transaction opened through the purge
+/// gate the append-only triggers check.
+async fn delete_logged(
+    db: &Database,
+    statements: &[String],
+    target: Target<'_>,
+    r: &Removed,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    on_backend!(db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query("INSERT INTO retention_purge_gate (opened) VALUES (1)")
+            .execute(&mut *tx)
+            .await?;
+        for sql in statements {
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            let query = match target {
+                Target::Record { operator_id, id } => query.bind(operator_id).bind(id),
+                Target::Before(at) => query.bind(at),
+            };
+            query.execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO retention_log (kind, operator_id, record_id, last_changed, removed_at, removed_by) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(r.kind)
+        .bind(&r.operator_id)
+        .bind(&r.record_id)
+        .bind(r.last_changed)
+        .bind(now)
+        .bind(by)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM retention_purge_gate")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
 /// Removes one record with the rows that belong to it and logs the removal, in one transaction
 /// opened through the purge gate.
 async fn remove(
@@ -189,35 +239,18 @@ async fn remove(
             "DELETE FROM {table} WHERE operator_id = $1 AND {column} = $2"
         ));
     }
-    on_backend!(db, pool => {
-        let mut tx = pool.begin().await?;
-        sqlx::query("INSERT INTO retention_purge_gate (opened) VALUES (1)")
-            .execute(&mut *tx)
-            .await?;
-        for sql in &statements {
-            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(&r.operator_id)
-                .bind(&r.record_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO retention_log (kind, operator_id, record_id, last_changed, removed_at, removed_by) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(r.kind)
-        .bind(&r.operator_id)
-        .bind(&r.record_id)
-        .bind(r.last_changed)
-        .bind(now)
-        .bind(by)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM retention_purge_gate")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-    });
+    delete_logged(
+        db,
+        &statements,
+        Target::Record {
+            operator_id: &r.operator_id,
+            id: &r.record_id,
+        },
+        r,
+        by,
+        now,
+    )
+    .await?;
     tracing::info!(
         kind = r.kind,
         operator = %r.operator_id,
@@ -411,32 +444,7 @@ impl Records {
         if dry_run {
             return Ok(Some(r));
         }
-        on_backend!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("INSERT INTO retention_purge_gate (opened) VALUES (1)")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(sqlx::AssertSqlSafe(delete_sql.clone()))
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO retention_log (kind, operator_id, record_id, last_changed, removed_at, removed_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(r.kind)
-            .bind(&r.operator_id)
-            .bind(&r.record_id)
-            .bind(r.last_changed)
-            .bind(now)
-            .bind(by)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM retention_purge_gate")
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
+        delete_logged(&self.db, &[delete_sql], Target::Before(cutoff), &r, by, now).await?;
         tracing::info!(kind = r.kind, removed = %r.record_id, by, "log entries removed past retention (REQ REC-3)");
         Ok(Some(r))
     }
