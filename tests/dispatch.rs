@@ -9,7 +9,7 @@ use std::time::Duration;
 use tonic::Code;
 
 use chargemesh::demo;
-use chargemesh::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
+use chargemesh::pki::{self, DEMO_OPERATOR_ID};
 use chargemesh_kit::clock::{Clock, ManualClock};
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::dispatch::v1 as pb;
@@ -32,27 +32,7 @@ async fn mesh_at(clock: &ManualClock) -> TestMesh {
 /// The demo operator with an urban station (S-URB, pile P1) and an outlying one (S-OUT, pile P2),
 /// and four staff members.
 async fn setup(mesh: &TestMesh) -> Staff {
-    let mut op = mesh.client("operator");
-    op.create_operator(asset::CreateOperatorRequest {
-        operator: Some(demo::operator(DEMO_CREDIT_CODE)),
-    })
-    .await
-    .expect("operator");
-    for (station, pile, zone) in [
-        ("S-URB", "P1", asset::ServiceZone::MainUrban),
-        ("S-OUT", "P2", asset::ServiceZone::Other),
-    ] {
-        let mut s = demo::station(OP, station, "330602");
-        s.service_zone = zone as i32;
-        op.create_station(asset::CreateStationRequest { station: Some(s) })
-            .await
-            .expect("station");
-        op.create_pile(asset::CreatePileRequest {
-            pile: Some(demo::pile(OP, station, pile, asset::PileType::Dc, 60.0)),
-        })
-        .await
-        .expect("pile");
-    }
+    common::two_station_fleet(mesh).await;
     let staff = Staff::new(mesh);
     let manager = staff.token("om_manager");
     let mut client = staff.client();

@@ -9,12 +9,10 @@ use std::sync::Arc;
 
 use tonic::Code;
 
-use chargemesh::demo;
-use chargemesh::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
+use chargemesh::pki::{self, DEMO_OPERATOR_ID};
 use chargemesh_kit::Principal;
 use chargemesh_kit::clock::{Clock, ManualClock};
 use chargemesh_kit::time::to_timestamp;
-use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::complaints::v1 as cp;
 use chargemesh_proto::complaints::v1::complaints_service_client::ComplaintsServiceClient;
 use chargemesh_proto::dispatch::v1 as dp;
@@ -146,6 +144,56 @@ impl Staff {
             .expect("confirmed");
     }
 
+    /// A critical defect on P1 found now, eliminated an hour later and accepted an hour after
+    /// that (REQ DEF-2..DEF-4); returns its id.
+    async fn fixed_critical_defect(&self, clock: &ManualClock) -> String {
+        let defect = self
+            .dispatch()
+            .register_defect(with_token(
+                dp::RegisterDefectRequest {
+                    operator_id: OP.into(),
+                    station_id: "S-URB".into(),
+                    pile_id: "P1".into(),
+                    class: dp::DefectClass::Critical as i32,
+                    description: "cracked connector".into(),
+                    elimination_plan: "replace the gun today".into(),
+                    maintenance_plan: String::new(),
+                },
+                &self.token("repairer"),
+            ))
+            .await
+            .expect("defect")
+            .into_inner()
+            .defect
+            .expect("defect")
+            .defect_id;
+        clock.advance(chrono::Duration::hours(1));
+        self.dispatch()
+            .eliminate_defect(with_token(
+                dp::EliminateDefectRequest {
+                    operator_id: OP.into(),
+                    defect_id: defect.clone(),
+                    record: "gun replaced".into(),
+                },
+                &self.token("repairer"),
+            ))
+            .await
+            .expect("eliminated");
+        clock.advance(chrono::Duration::hours(1));
+        self.dispatch()
+            .accept_defect(with_token(
+                dp::AcceptDefectRequest {
+                    operator_id: OP.into(),
+                    defect_id: defect.clone(),
+                    passed: true,
+                },
+                &self.token("om_manager"),
+            ))
+            .await
+            .expect("accepted");
+        defect
+    }
+
     async fn complaint(&self, clock: &ManualClock, station: &str, answer_after_hours: i64) {
         let mut client = ComplaintsServiceClient::new(self.channel.clone());
         let token = self.token("complaint_handler");
@@ -188,27 +236,7 @@ impl Staff {
 /// The demo operator with an urban station (S-URB, pile P1) and an outlying one (S-OUT, P2) in
 /// Yuecheng district, and two staff for the crews.
 async fn setup(mesh: &TestMesh) -> Staff {
-    let mut op = mesh.client("operator");
-    op.create_operator(asset::CreateOperatorRequest {
-        operator: Some(demo::operator(DEMO_CREDIT_CODE)),
-    })
-    .await
-    .expect("operator");
-    for (station, pile, zone) in [
-        ("S-URB", "P1", asset::ServiceZone::MainUrban),
-        ("S-OUT", "P2", asset::ServiceZone::Other),
-    ] {
-        let mut s = demo::station(OP, station, "330602");
-        s.service_zone = zone as i32;
-        op.create_station(asset::CreateStationRequest { station: Some(s) })
-            .await
-            .expect("station");
-        op.create_pile(asset::CreatePileRequest {
-            pile: Some(demo::pile(OP, station, pile, asset::PileType::Dc, 60.0)),
-        })
-        .await
-        .expect("pile");
-    }
+    common::two_station_fleet(mesh).await;
     let staff = Staff {
         channel: mesh.anonymous_channel(),
         pki: mesh.pki().clone(),
@@ -332,51 +360,7 @@ async fn run_march(mesh: &TestMesh, clock: &ManualClock, staff: &Staff) {
     staff.work(clock, &phone.order_id, 150, 210).await;
 
     clock.set(local(12, 9, 0));
-    let defect = staff
-        .dispatch()
-        .register_defect(with_token(
-            dp::RegisterDefectRequest {
-                operator_id: OP.into(),
-                station_id: "S-URB".into(),
-                pile_id: "P1".into(),
-                class: dp::DefectClass::Critical as i32,
-                description: "cracked connector".into(),
-                elimination_plan: "replace the gun today".into(),
-                maintenance_plan: String::new(),
-            },
-            &staff.token("repairer"),
-        ))
-        .await
-        .expect("defect")
-        .into_inner()
-        .defect
-        .expect("defect");
-    clock.advance(chrono::Duration::hours(1));
-    staff
-        .dispatch()
-        .eliminate_defect(with_token(
-            dp::EliminateDefectRequest {
-                operator_id: OP.into(),
-                defect_id: defect.defect_id.clone(),
-                record: "gun replaced".into(),
-            },
-            &staff.token("repairer"),
-        ))
-        .await
-        .expect("eliminated");
-    clock.advance(chrono::Duration::hours(1));
-    staff
-        .dispatch()
-        .accept_defect(with_token(
-            dp::AcceptDefectRequest {
-                operator_id: OP.into(),
-                defect_id: defect.defect_id,
-                passed: true,
-            },
-            &staff.token("om_manager"),
-        ))
-        .await
-        .expect("accepted");
+    staff.fixed_critical_defect(clock).await;
 
     clock.set(local(15, 9, 0));
     staff.complaint(clock, "S-URB", 2).await;
@@ -757,50 +741,7 @@ async fn eval_1_fault_8_def_5_the_self_evaluation_lists_a_late_arrival_and_an_ov
     staff.work(&clock, &late, 150, 210).await;
     // A critical defect eliminated and accepted within its day.
     clock.set(day(5, 12) + chrono::Duration::hours(9));
-    let defect = staff
-        .dispatch()
-        .register_defect(with_token(
-            dp::RegisterDefectRequest {
-                operator_id: OP.into(),
-                station_id: "S-URB".into(),
-                pile_id: "P1".into(),
-                class: dp::DefectClass::Critical as i32,
-                description: "cracked connector".into(),
-                elimination_plan: "replace the gun today".into(),
-                maintenance_plan: String::new(),
-            },
-            &staff.token("repairer"),
-        ))
-        .await
-        .expect("defect")
-        .into_inner()
-        .defect
-        .expect("defect");
-    clock.advance(chrono::Duration::hours(1));
-    staff
-        .dispatch()
-        .eliminate_defect(with_token(
-            dp::EliminateDefectRequest {
-                operator_id: OP.into(),
-                defect_id: defect.defect_id.clone(),
-                record: "gun replaced".into(),
-            },
-            &staff.token("repairer"),
-        ))
-        .await
-        .expect("eliminated");
-    staff
-        .dispatch()
-        .accept_defect(with_token(
-            dp::AcceptDefectRequest {
-                operator_id: OP.into(),
-                defect_id: defect.defect_id.clone(),
-                passed: true,
-            },
-            &staff.token("om_manager"),
-        ))
-        .await
-        .expect("accepted");
+    let defect = staff.fixed_critical_defect(&clock).await;
     staff.drill(&clock, "S-OUT", 6, 20).await;
     staff.drill(&clock, "S-URB", 9, 20).await;
     clock.set(day(10, 1));
@@ -900,7 +841,7 @@ async fn eval_1_fault_8_def_5_the_self_evaluation_lists_a_late_arrival_and_an_ov
         .statistics
         .expect("statistics");
     assert_eq!(may.defects.len(), 1);
-    assert_eq!(may.defects[0].defect_id, defect.defect_id);
+    assert_eq!(may.defects[0].defect_id, defect);
     assert!(!may.defects[0].overdue);
     assert_eq!(
         may.by_station

@@ -253,3 +253,37 @@ pub async fn eventually<T>(mut fetch: impl AsyncFnMut() -> T, done: impl Fn(&T) 
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// The demo operator with an urban station (S-URB, pile P1) and an outlying one (S-OUT, pile P2),
+/// both in Yuecheng district (330602), registered by the operator's platform.
+pub async fn two_station_fleet(mesh: &TestMesh) {
+    use chargemesh::demo;
+    use chargemesh_proto::asset::v1 as asset;
+    let mut op = mesh.client("operator");
+    op.create_operator(asset::CreateOperatorRequest {
+        operator: Some(demo::operator(pki::DEMO_CREDIT_CODE)),
+    })
+    .await
+    .expect("operator");
+    for (station, pile, zone) in [
+        ("S-URB", "P1", asset::ServiceZone::MainUrban),
+        ("S-OUT", "P2", asset::ServiceZone::Other),
+    ] {
+        let mut s = demo::station(pki::DEMO_OPERATOR_ID, station, "330602");
+        s.service_zone = zone as i32;
+        op.create_station(asset::CreateStationRequest { station: Some(s) })
+            .await
+            .expect("station");
+        op.create_pile(asset::CreatePileRequest {
+            pile: Some(demo::pile(
+                pki::DEMO_OPERATOR_ID,
+                station,
+                pile,
+                asset::PileType::Dc,
+                60.0,
+            )),
+        })
+        .await
+        .expect("pile");
+    }
+}
