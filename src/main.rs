@@ -296,10 +296,17 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
     match role {
         Role::Gateway => {
             let listener = mesh::bind(&config.gateway.listen).await?;
+            let cec = if config.gateway.cec.listen.trim().is_empty() {
+                None
+            } else {
+                let clock: chargemesh_kit::clock::SharedClock = clock;
+                Some((mesh::bind(&config.gateway.cec.listen).await?, clock))
+            };
             mesh::run_gateway(
                 &config.gateway,
                 &config.trust_domain,
                 listener,
+                cec,
                 shutdown,
                 mesh::DEFAULT_SHUTDOWN_GRACE,
             )

@@ -284,15 +284,41 @@ fn mesh_channel(
     Ok(chargemesh_kit::tls::channel(url, client)?)
 }
 
-/// Runs the gateway until `shutdown`.
+/// Runs the gateway until `shutdown`, with the T/CEC 102 edge on `cec` when given.
 pub async fn run_gateway(
     config: &GatewayConfig,
     trust_domain: &str,
     listener: TcpListener,
+    cec: Option<(TcpListener, SharedClock)>,
     shutdown: Shutdown,
     grace: std::time::Duration,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "gateway serving");
+    let cec_task = match cec {
+        Some((cec_listener, clock)) => {
+            let asset = config
+                .upstreams
+                .get("regulator")
+                .or_else(|| config.upstreams.get("asset"))
+                .cloned()
+                .context("the T/CEC 102 edge needs the asset upstream")?;
+            tracing::info!(addr = %cec_listener.local_addr()?, prefix = %config.cec.prefix, "T/CEC 102 edge serving");
+            let (cec_config, tls, stop) =
+                (config.cec.clone(), config.tls.clone(), shutdown.clone());
+            Some(tokio::spawn(async move {
+                chargemesh_gateway::cec::serve(
+                    &cec_config,
+                    &tls,
+                    &asset,
+                    cec_listener,
+                    clock,
+                    stop.wait(),
+                )
+                .await
+            }))
+        }
+        None => None,
+    };
     let serve = chargemesh_gateway::serve(
         config,
         trust_domain,
@@ -301,6 +327,9 @@ pub async fn run_gateway(
         shutdown.clone().wait(),
     );
     shutdown.serve_with_grace(grace, serve).await?;
+    if let Some(task) = cec_task {
+        task.await.context("the T/CEC 102 edge")??;
+    }
     Ok(())
 }
 
@@ -537,6 +566,8 @@ pub struct EmbeddedOptions {
     /// How often dispatch checks its due deadlines, in milliseconds; metering polls a quiet
     /// telemetry log as often (at most every second).
     pub deadline_interval_ms: u64,
+    /// The T/CEC 102 edge, when regulator or operator platforms are to connect.
+    pub cec: Option<chargemesh_gateway::cec::CecConfig>,
 }
 
 impl EmbeddedOptions {
@@ -553,6 +584,7 @@ impl EmbeddedOptions {
             trial: TrialSettings::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             deadline_interval_ms: 5_000,
+            cec: None,
         }
     }
 }
@@ -560,6 +592,8 @@ impl EmbeddedOptions {
 /// Every role in one process.
 pub struct EmbeddedMesh {
     pub gateway_addr: SocketAddr,
+    /// Where the T/CEC 102 edge listens, when it runs.
+    pub cec_addr: Option<SocketAddr>,
     pub asset_addr: SocketAddr,
     pub pki: PkiDir,
     /// The event bus every component of the process shares.
@@ -759,6 +793,15 @@ impl EmbeddedMesh {
                     ),
                 ])
                 .collect(),
+            cec: opts.cec.clone().unwrap_or_default(),
+        };
+        let (cec, cec_addr) = match &opts.cec {
+            Some(config) => {
+                let listener = bind(&config.listen).await?;
+                let addr = listener.local_addr()?;
+                (Some((listener, opts.clock.clone())), Some(addr))
+            }
+            None => (None, None),
         };
         {
             let (td, shutdown, grace) = (
@@ -769,12 +812,13 @@ impl EmbeddedMesh {
             tasks.push((
                 "gateway",
                 tokio::spawn(async move {
-                    run_gateway(&gateway, &td, gateway_listener, shutdown, grace).await
+                    run_gateway(&gateway, &td, gateway_listener, cec, shutdown, grace).await
                 }),
             ));
         }
         Ok(Self {
             gateway_addr,
+            cec_addr,
             asset_addr,
             pki,
             bus: runtime_bus,

@@ -3,6 +3,7 @@
 //! the call over the mesh's mutual TLS with the principal in metadata the services trust only
 //! from the gateway's certificate.
 
+pub mod cec;
 pub mod policy;
 
 use std::collections::{BTreeMap, HashMap};
@@ -51,6 +52,8 @@ pub struct GatewayConfig {
     pub jwt: Option<JwtSettings>,
     /// Mesh component name to its URL, such as `asset = "https://asset:7001"`.
     pub upstreams: BTreeMap<String, String>,
+    /// The T/CEC 102 edge for regulator and operator platforms; off unless `cec.listen` is set.
+    pub cec: cec::CecConfig,
 }
 
 impl Default for GatewayConfig {
@@ -60,6 +63,7 @@ impl Default for GatewayConfig {
             tls: TlsFiles::in_dir(std::path::Path::new("pki"), "gateway"),
             jwt: None,
             upstreams: BTreeMap::new(),
+            cec: cec::CecConfig::default(),
         }
     }
 }
@@ -74,6 +78,8 @@ pub enum GatewayError {
     Listen(String, std::io::Error),
     #[error(transparent)]
     Serve(#[from] tonic::transport::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// The edge service: authenticate, authorise, forward.

@@ -1,0 +1,235 @@
+//! A T/CEC 102 peer as a client: HTTPS POST of sealed envelopes over HTTP/1.1, with the token
+//! fetched by `query_token`, and on `Ret` 4002 fetched again and the call retried once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use tokio::sync::Mutex;
+
+use chargemesh_cec::{CecError, Dialect, Request, Response, Ret, Secrets};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad url {0}")]
+    Url(String),
+    #[error("cannot reach {0}: {1}")]
+    Connect(String, String),
+    #[error("HTTP {0}")]
+    Http(u16),
+    #[error("the answer is not an envelope: {0}")]
+    Envelope(String),
+    #[error(transparent)]
+    Cec(#[from] CecError),
+    #[error("the token was refused: {0}")]
+    Token(String),
+}
+
+/// HTTPS POST over HTTP/1.1 with rustls.
+#[derive(Clone)]
+pub struct Https {
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for Https {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Https")
+    }
+}
+
+impl Https {
+    /// A client trusting `tls`'s roots; its ALPN is set to HTTP/1.1.
+    pub fn new(mut tls: rustls::ClientConfig) -> Self {
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self { tls: Arc::new(tls) }
+    }
+
+    /// POSTs `body` as JSON; returns the status and the body.
+    pub async fn post(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let uri: http::Uri = url.parse().map_err(|_| ClientError::Url(url.into()))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| ClientError::Url(url.into()))?
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(443);
+        let connect = |e: &dyn std::fmt::Display| ClientError::Connect(url.into(), e.to_string());
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| connect(&e))?;
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|_| ClientError::Url(url.into()))?;
+        let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| connect(&e))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| connect(&e))?;
+        let driver = tokio::spawn(connection);
+        let mut request = http::Request::post(uri.path())
+            .header(http::header::HOST, format!("{host}:{port}"))
+            .header(http::header::CONTENT_TYPE, "application/json;charset=utf-8");
+        if let Some(token) = bearer {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| ClientError::Url(url.into()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| connect(&e))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| connect(&e))?
+            .to_bytes()
+            .to_vec();
+        driver.abort();
+        Ok((status, bytes))
+    }
+}
+
+/// One side of a peer link, calling the other: its base URL, the OperatorID it calls as, the
+/// secrets of this direction and the other side's dialect.
+#[derive(Debug)]
+pub struct PeerClient {
+    https: Https,
+    base_url: String,
+    operator_id: String,
+    secrets: Secrets,
+    dialect: Dialect,
+    token: Mutex<Option<String>>,
+    seq: AtomicU16,
+    clock: chargemesh_kit::clock::SharedClock,
+}
+
+impl PeerClient {
+    pub fn new(
+        https: Https,
+        base_url: &str,
+        operator_id: &str,
+        secrets: Secrets,
+        dialect: Dialect,
+    ) -> Self {
+        Self {
+            https,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            operator_id: operator_id.to_owned(),
+            secrets,
+            dialect,
+            token: Mutex::new(None),
+            seq: AtomicU16::new(0),
+            clock: Arc::new(chargemesh_kit::clock::SystemClock),
+        }
+    }
+
+    /// Stamps requests by `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: chargemesh_kit::clock::SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn next_seq(&self) -> u16 {
+        self.seq.fetch_add(1, Ordering::Relaxed) % 9999 + 1
+    }
+
+    /// Sends one sealed request as it is; returns the opened answer. For tests of the refusals.
+    pub async fn send(
+        &self,
+        interface: &str,
+        request: &Request,
+        bearer: Option<&str>,
+    ) -> Result<Response, ClientError> {
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Envelope(e.to_string()))?;
+        let url = format!("{}/{interface}", self.base_url);
+        let (status, bytes) = self.https.post(&url, bearer, body).await?;
+        if status != 200 {
+            return Err(ClientError::Http(status));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Envelope(e.to_string()))
+    }
+
+    /// A request sealed now for `payload`.
+    pub fn seal(&self, payload: &serde_json::Value) -> Request {
+        let mut payload = payload.clone();
+        self.dialect.outbound(&mut payload);
+        let bytes = serde_json::to_vec(&payload).unwrap_or_default();
+        Request::seal(
+            &self.secrets,
+            &self.operator_id,
+            &bytes,
+            &chargemesh_cec::timestamp(self.clock.now()),
+            self.next_seq(),
+        )
+    }
+
+    /// Opens an answer: its code and its payload in canonical form.
+    pub fn open(&self, response: &Response) -> Result<(Ret, serde_json::Value), ClientError> {
+        let (ret, bytes) = response.open(&self.secrets)?;
+        let mut value = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Envelope(e.to_string()))?
+        };
+        self.dialect.inbound(&mut value);
+        Ok((ret, value))
+    }
+
+    /// Fetches a token (`query_token`).
+    pub async fn fetch_token(&self) -> Result<String, ClientError> {
+        let request = self.seal(&serde_json::json!({
+            "OperatorID": self.operator_id,
+            "OperatorSecret": self.secrets.operator_secret,
+        }));
+        let response = self.send("query_token", &request, None).await?;
+        let (ret, value) = self.open(&response)?;
+        if ret != Ret::Ok || value["SuccStat"] != 0 {
+            return Err(ClientError::Token(format!(
+                "Ret {} FailReason {}",
+                ret.code(),
+                value["FailReason"]
+            )));
+        }
+        let token = value["AccessToken"]
+            .as_str()
+            .ok_or_else(|| ClientError::Token("no AccessToken".into()))?
+            .to_owned();
+        *self.token.lock().await = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Calls an interface with a token, fetching one first if needed, and once more on 4002.
+    pub async fn call(
+        &self,
+        interface: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(Ret, serde_json::Value), ClientError> {
+        let mut token = self.token.lock().await.clone();
+        for attempt in 0..2 {
+            let bearer = match &token {
+                Some(t) => t.clone(),
+                None => self.fetch_token().await?,
+            };
+            let response = self
+                .send(interface, &self.seal(payload), Some(&bearer))
+                .await?;
+            let (ret, value) = self.open(&response)?;
+            if ret == Ret::BadToken && attempt == 0 {
+                token = None;
+                continue;
+            }
+            return Ok((ret, value));
+        }
+        Err(ClientError::Token("refused twice".into()))
+    }
+}

@@ -1,0 +1,652 @@
+//! The T/CEC 102 edge (REQ BASE-2): an HTTPS listener beside the gRPC one, under a configurable
+//! prefix such as `/evcs/v1/`, where regulator and operator platforms call Chargemesh the way
+//! they call any operator platform. Each request is checked in order — its envelope (`Ret`
+//! 4003), its sender among the configured peers, its signature (4001, before anything is
+//! decrypted), its timestamp within the window and its `Seq` not repeated within its second
+//! (4003), and its token (4002) — then answered from the mesh as the peer's principal: a
+//! regulator peer sees its area, an operator peer its own stations.
+
+pub mod client;
+pub mod map;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+use chargemesh_cec::{CecError, Dialect, Request, Response, Ret, Secrets};
+use chargemesh_kit::Principal;
+use chargemesh_kit::clock::SharedClock;
+use chargemesh_kit::config::Secret;
+use chargemesh_kit::identity::PRINCIPAL_METADATA_KEY;
+use chargemesh_kit::tls::{self, ClientAuth, TlsFiles};
+use chargemesh_proto::regulator::v1 as reg;
+use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
+
+use crate::GatewayError;
+
+/// The four secrets of one direction of a peer link.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretsConfig {
+    pub operator_secret: Secret,
+    pub data_secret: Secret,
+    pub data_iv: Secret,
+    pub sig_secret: Secret,
+}
+
+impl SecretsConfig {
+    pub fn secrets(&self) -> Result<Secrets, CecError> {
+        Secrets::new(
+            self.operator_secret.expose(),
+            self.data_secret.expose(),
+            self.data_iv.expose(),
+            self.sig_secret.expose(),
+        )
+    }
+}
+
+/// What a peer may see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PeerAccess {
+    /// A regulator platform: every station of its area.
+    Regulator { area_code: String },
+    /// An operator platform connected in platform mode: its own stations.
+    Operator { operator_id: String },
+}
+
+/// One platform Chargemesh exchanges with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerConfig {
+    pub name: String,
+    /// The peer's own OperatorID, which its requests carry.
+    pub operator_id: String,
+    pub access: PeerAccess,
+    /// The secrets of the peer's calls to us (and our answers).
+    pub inbound: SecretsConfig,
+    /// The secrets of our calls to the peer (pushes), when we push to it.
+    #[serde(default)]
+    pub outbound: Option<SecretsConfig>,
+    #[serde(default)]
+    pub dialect: Dialect,
+    /// Where the peer serves the interfaces we push to, such as
+    /// `https://regulator.example/evcs/v1`.
+    #[serde(default)]
+    pub push_url: Option<String>,
+}
+
+/// The T/CEC 102 edge's settings; off unless `listen` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CecConfig {
+    pub listen: String,
+    /// Our platform's OperatorID, which our pushes carry.
+    pub operator_id: String,
+    /// The path prefix of the interfaces, such as `/evcs/v1/`.
+    pub prefix: String,
+    /// How long an issued token is good for.
+    pub token_ttl_s: u64,
+    /// How far a request's TimeStamp may be from now.
+    pub timestamp_window_s: u64,
+    pub peers: Vec<PeerConfig>,
+}
+
+impl Default for CecConfig {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            operator_id: String::new(),
+            prefix: "/evcs/v1/".into(),
+            token_ttl_s: 7_200,
+            timestamp_window_s: 300,
+            peers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Peer {
+    config: PeerConfig,
+    secrets: Secrets,
+}
+
+impl Peer {
+    fn principal(&self) -> Principal {
+        match &self.config.access {
+            PeerAccess::Regulator { area_code } => Principal::Regulator {
+                area_code: area_code.clone(),
+            },
+            // The registry view is the regulator API's, read as the mesh and narrowed here to
+            // the operator's own stations.
+            PeerAccess::Operator { .. } => Principal::Service {
+                name: "gateway".into(),
+            },
+        }
+    }
+
+    fn sees(&self, station: &chargemesh_proto::asset::v1::Station) -> bool {
+        match &self.config.access {
+            PeerAccess::Regulator { .. } => true,
+            PeerAccess::Operator { operator_id } => &station.operator_id == operator_id,
+        }
+    }
+}
+
+/// The edge's state: peers, issued tokens and the Seqs seen within the window.
+pub struct Edge {
+    prefix: String,
+    window: chrono::Duration,
+    ttl: chrono::Duration,
+    peers: HashMap<String, Peer>,
+    tokens: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
+    seen: Mutex<HashMap<String, BTreeMap<String, HashSet<String>>>>,
+    asset: Channel,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("prefix", &self.prefix)
+            .field("peers", &self.peers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A refusal: its code and what is logged.
+fn refusal(error: CecError) -> (Ret, String) {
+    (error.ret(), error.to_string())
+}
+
+/// A token of 32 random bytes from the system's randomness (by way of rustls's provider).
+fn fresh_token() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    tls::provider().secure_random.fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Edge {
+    pub fn new(config: &CecConfig, asset: Channel, clock: SharedClock) -> Result<Self, CecError> {
+        let mut peers = HashMap::new();
+        for p in &config.peers {
+            peers.insert(
+                p.operator_id.clone(),
+                Peer {
+                    secrets: p.inbound.secrets()?,
+                    config: p.clone(),
+                },
+            );
+        }
+        let mut prefix = config.prefix.clone();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(Self {
+            prefix,
+            window: chrono::Duration::seconds(
+                i64::try_from(config.timestamp_window_s).unwrap_or(300),
+            ),
+            ttl: chrono::Duration::seconds(i64::try_from(config.token_ttl_s).unwrap_or(7_200)),
+            peers,
+            tokens: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
+            asset,
+            clock,
+        })
+    }
+
+    /// Answers one POST: the HTTP status and the body.
+    pub async fn handle(&self, path: &str, bearer: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
+        let Some(interface) = path.strip_prefix(&self.prefix) else {
+            return (404, Vec::new());
+        };
+        let request = match Request::parse(body) {
+            Ok(r) => r,
+            Err(error) => {
+                tracing::info!(interface, %error, "T/CEC 102 request refused");
+                return unsigned(error.ret(), &error.to_string());
+            }
+        };
+        let Some(peer) = self.peers.get(&request.operator_id) else {
+            tracing::info!(interface, operator = %request.operator_id, "T/CEC 102 request from an unknown operator");
+            return unsigned(Ret::BadEnvelope, "unknown OperatorID");
+        };
+        let answer = match self.admit(peer, interface, &request, bearer) {
+            Ok(payload) => self.answer(peer, interface, &request, payload).await,
+            Err(e) => Err(e),
+        };
+        let response = match answer {
+            Ok(mut value) => {
+                peer.config.dialect.outbound(&mut value);
+                let bytes = serde_json::to_vec(&value).unwrap_or_default();
+                Response::seal(&peer.secrets, Ret::Ok, "", Some(&bytes))
+            }
+            Err((ret, why)) => {
+                tracing::info!(interface, peer = %peer.config.name, ret = ret.code(), why, "T/CEC 102 request refused");
+                Response::seal(&peer.secrets, ret, ret.message(), None)
+            }
+        };
+        (200, serde_json::to_vec(&response).unwrap_or_default())
+    }
+
+    /// The checks, in order: signature, timestamp window, Seq once within its second, token;
+    /// then the payload decrypted.
+    fn admit(
+        &self,
+        peer: &Peer,
+        interface: &str,
+        request: &Request,
+        bearer: Option<&str>,
+    ) -> Result<Value, (Ret, String)> {
+        request.verify(&peer.secrets).map_err(refusal)?;
+        let now = self.clock.now();
+        let stamped = chargemesh_cec::parse_timestamp(&request.time_stamp)
+            .ok_or_else(|| (Ret::BadEnvelope, "TimeStamp".to_owned()))?;
+        if (now - stamped).abs() > self.window {
+            return Err((
+                Ret::BadEnvelope,
+                format!("TimeStamp {} is outside the window", request.time_stamp),
+            ));
+        }
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let by_second = seen.entry(peer.config.operator_id.clone()).or_default();
+            let oldest = chargemesh_cec::timestamp(now - self.window);
+            by_second.retain(|second, _| second.as_str() >= oldest.as_str());
+            if !by_second
+                .entry(request.time_stamp.clone())
+                .or_default()
+                .insert(request.seq.clone())
+            {
+                return Err((
+                    Ret::BadEnvelope,
+                    format!("Seq {} repeated within {}", request.seq, request.time_stamp),
+                ));
+            }
+        }
+        if interface != "query_token" {
+            let token = bearer.ok_or_else(|| (Ret::BadToken, "no token".to_owned()))?;
+            let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+            match tokens.get(token) {
+                Some((owner, expires)) if owner == &peer.config.operator_id && *expires > now => {}
+                Some(_) => return Err((Ret::BadToken, "token expired or not the peer's".into())),
+                None => return Err((Ret::BadToken, "token unknown".into())),
+            }
+        }
+        let bytes = peer.secrets.decrypt(&request.data).map_err(refusal)?;
+        let mut value: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| (Ret::BadPayload, "Data is not JSON".to_owned()))?;
+        peer.config.dialect.inbound(&mut value);
+        Ok(value)
+    }
+
+    async fn answer(
+        &self,
+        peer: &Peer,
+        interface: &str,
+        request: &Request,
+        payload: Value,
+    ) -> Result<Value, (Ret, String)> {
+        match interface {
+            "query_token" => Ok(self.issue_token(peer, request, &payload)),
+            "query_stations_info" => self.stations_info(peer, &payload).await,
+            "query_station_status" => self.station_status(peer, &payload).await,
+            "query_station_stats" => self.station_stats(peer, &payload).await,
+            "query_equip_business_policy" => self.business_policy(peer, &payload).await,
+            other => Err((Ret::BadPayload, format!("no interface {other}"))),
+        }
+    }
+
+    /// `query_token` (102.4 Appendix A): the peer proves itself with its OperatorSecret.
+    fn issue_token(&self, peer: &Peer, request: &Request, payload: &Value) -> Value {
+        let claimed = payload["OperatorID"].as_str().unwrap_or_default();
+        let secret = payload["OperatorSecret"].as_str().unwrap_or_default();
+        let fail = |reason: i32| json!({"OperatorID": claimed, "SuccStat": 1, "AccessToken": "", "TokenAvailableTime": 0, "FailReason": reason});
+        if claimed != request.operator_id {
+            return fail(1);
+        }
+        if secret != peer.secrets.operator_secret {
+            return fail(2);
+        }
+        let Some(token) = fresh_token() else {
+            return fail(99);
+        };
+        let expires = self.clock.now() + self.ttl;
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock.now();
+        tokens.retain(|_, (_, until)| *until > now);
+        tokens.insert(token.clone(), (peer.config.operator_id.clone(), expires));
+        json!({
+            "OperatorID": claimed,
+            "SuccStat": 0,
+            "AccessToken": token,
+            "TokenAvailableTime": self.ttl.num_seconds(),
+            "FailReason": 0,
+        })
+    }
+
+    fn client(&self) -> RegulatorServiceClient<Channel> {
+        RegulatorServiceClient::new(self.asset.clone())
+    }
+
+    /// A mesh request made as the peer's principal, which the services trust from the
+    /// gateway's certificate.
+    fn as_peer<T>(&self, peer: &Peer, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.metadata_mut().insert_bin(
+            PRINCIPAL_METADATA_KEY,
+            tonic::metadata::MetadataValue::from_bytes(&peer.principal().to_metadata_bytes()),
+        );
+        request
+    }
+
+    /// Every station the peer sees, changed since `since` when given, in station order.
+    async fn stations(
+        &self,
+        peer: &Peer,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<reg::StationRecord>, (Ret, String)> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .client()
+                .list_stations(self.as_peer(
+                    peer,
+                    reg::ListStationsRequest {
+                        updated_since: since.map(chargemesh_kit::time::to_timestamp),
+                        page_size: 100,
+                        page_token: token,
+                    },
+                ))
+                .await
+                .map_err(|s| (Ret::SystemError, s.message().to_owned()))?
+                .into_inner();
+            out.extend(
+                page.stations
+                    .into_iter()
+                    .filter(|r| r.station.as_ref().is_some_and(|s| peer.sees(s))),
+            );
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        out.sort_by(|a, b| {
+            let key = |r: &reg::StationRecord| {
+                r.station
+                    .as_ref()
+                    .map(|s| s.station_id.clone())
+                    .unwrap_or_default()
+            };
+            key(a).cmp(&key(b))
+        });
+        Ok(out)
+    }
+
+    /// `query_stations_info`: paged, optionally only what changed since LastQueryTime.
+    async fn stations_info(&self, peer: &Peer, p: &Value) -> Result<Value, (Ret, String)> {
+        let since = match p["LastQueryTime"].as_str().filter(|s| !s.trim().is_empty()) {
+            Some(text) => Some(chargemesh_cec::parse_payload_time(text).ok_or_else(|| {
+                (
+                    Ret::BadPayload,
+                    "LastQueryTime is yyyy-MM-dd HH:mm:ss".to_owned(),
+                )
+            })?),
+            None => None,
+        };
+        let page_no = p["PageNo"].as_u64().unwrap_or(1).max(1);
+        let page_size = p["PageSize"].as_u64().unwrap_or(10).clamp(1, 100);
+        let stations = self.stations(peer, since).await?;
+        let total = stations.len() as u64;
+        let page_count = total.div_ceil(page_size).max(1);
+        let start = usize::try_from((page_no - 1) * page_size).unwrap_or(usize::MAX);
+        let items: Vec<Value> = stations
+            .iter()
+            .skip(start)
+            .take(usize::try_from(page_size).unwrap_or(10))
+            .map(map::station_info)
+            .collect();
+        Ok(json!({
+            "PageNo": page_no,
+            "PageCount": page_count,
+            "ItemSize": total,
+            "StationInfos": items,
+        }))
+    }
+
+    /// The operator of each station id the peer named, from what it sees.
+    async fn keys(
+        &self,
+        peer: &Peer,
+        ids: &[String],
+    ) -> Result<Vec<(String, reg::StationRecord)>, (Ret, String)> {
+        let stations = self.stations(peer, None).await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                stations
+                    .iter()
+                    .find(|r| r.station.as_ref().is_some_and(|s| &s.station_id == id))
+                    .map(|r| (id.clone(), r.clone()))
+            })
+            .collect())
+    }
+
+    /// `query_station_status`: up to 50 stations.
+    async fn station_status(&self, peer: &Peer, p: &Value) -> Result<Value, (Ret, String)> {
+        let ids: Vec<String> = p["StationIDs"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if ids.is_empty() || ids.len() > 50 {
+            return Err((Ret::BadPayload, "StationIDs names 1 to 50 stations".into()));
+        }
+        let keys: Vec<reg::StationKey> = self
+            .keys(peer, &ids)
+            .await?
+            .into_iter()
+            .filter_map(|(_, r)| {
+                r.station.map(|s| reg::StationKey {
+                    operator_id: s.operator_id,
+                    station_id: s.station_id,
+                })
+            })
+            .collect();
+        let statuses = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.client()
+                .get_station_status(
+                    self.as_peer(peer, reg::GetStationStatusRequest { stations: keys }),
+                )
+                .await
+                .map_err(|s| (Ret::SystemError, s.message().to_owned()))?
+                .into_inner()
+                .stations
+        };
+        Ok(json!({
+            "Total": statuses.len(),
+            "StationStatusInfos": statuses.iter().map(map::station_status_info).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// `query_station_stats`: energy per station, equipment and connector over whole days.
+    async fn station_stats(&self, peer: &Peer, p: &Value) -> Result<Value, (Ret, String)> {
+        let id = p["StationID"].as_str().unwrap_or_default().to_owned();
+        let day = |field: &str| {
+            p[field]
+                .as_str()
+                .and_then(|t| chrono::NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d").ok())
+                .ok_or_else(|| (Ret::BadPayload, format!("{field} is yyyy-MM-dd")))
+        };
+        let (first, last) = (day("StartTime")?, day("EndTime")?);
+        if last < first {
+            return Err((Ret::BadPayload, "EndTime is not before StartTime".into()));
+        }
+        let Some((_, record)) = self
+            .keys(peer, std::slice::from_ref(&id))
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Err((Ret::BadPayload, format!("no station {id}")));
+        };
+        let station = record.station.unwrap_or_default();
+        let start = chargemesh_kit::clock::china_day(first).0;
+        let end = chargemesh_kit::clock::china_day(last).1;
+        let stats = self
+            .client()
+            .get_station_stats(self.as_peer(
+                peer,
+                reg::GetStationStatsRequest {
+                    operator_id: station.operator_id,
+                    station_id: station.station_id,
+                    start_time: Some(chargemesh_kit::time::to_timestamp(start)),
+                    end_time: Some(chargemesh_kit::time::to_timestamp(end)),
+                },
+            ))
+            .await
+            .map_err(|s| (Ret::BadPayload, s.message().to_owned()))?
+            .into_inner();
+        Ok(map::station_stats(
+            &stats,
+            &first.format("%Y-%m-%d").to_string(),
+            &last.format("%Y-%m-%d").to_string(),
+        ))
+    }
+
+    /// `query_equip_business_policy`: the price board of the connector's station.
+    async fn business_policy(&self, peer: &Peer, p: &Value) -> Result<Value, (Ret, String)> {
+        let connector = p["ConnectorID"].as_str().unwrap_or_default();
+        let seq = p["EquipBizSeq"].as_str().unwrap_or_default();
+        let stations = self.stations(peer, None).await?;
+        let found = stations.iter().find(|r| {
+            r.piles
+                .iter()
+                .any(|pile| pile.connectors.iter().any(|c| c.connector_id == connector))
+        });
+        Ok(match found.and_then(|r| r.station.as_ref()) {
+            Some(station) => {
+                let infos = map::policy_infos(&station.price_board);
+                json!({
+                    "EquipBizSeq": seq,
+                    "ConnectorID": connector,
+                    "SuccStat": 0,
+                    "FailReason": 0,
+                    "SumPeriod": infos.len(),
+                    "PolicyInfos": infos,
+                })
+            }
+            None => json!({
+                "EquipBizSeq": seq,
+                "ConnectorID": connector,
+                "SuccStat": 1,
+                "FailReason": 1,
+                "SumPeriod": 0,
+                "PolicyInfos": [],
+            }),
+        })
+    }
+}
+
+/// An answer that cannot be signed: the sender is unknown or the envelope unreadable.
+fn unsigned(ret: Ret, msg: &str) -> (u16, Vec<u8>) {
+    let response = Response {
+        ret: ret.code(),
+        msg: format!("{} ({msg})", ret.message()),
+        data: String::new(),
+        sig: String::new(),
+    };
+    (200, serde_json::to_vec(&response).unwrap_or_default())
+}
+
+/// Serves the T/CEC 102 edge on `listener` (HTTPS, HTTP/1.1) until `shutdown` resolves.
+pub async fn serve(
+    config: &CecConfig,
+    tls_files: &TlsFiles,
+    asset_url: &str,
+    listener: TcpListener,
+    clock: SharedClock,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GatewayError> {
+    let client = Arc::new(tls::client_config(tls_files)?);
+    let asset = tls::channel(asset_url, client)?;
+    let edge =
+        Arc::new(Edge::new(config, asset, clock).map_err(|e| GatewayError::Config(e.to_string()))?);
+    let mut server = tls::server_config(tls_files, ClientAuth::Optional)?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "T/CEC 102 accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let (acceptor, edge) = (acceptor.clone(), edge.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let edge = edge.clone();
+                    async move {
+                        let (status, body) = if req.method() != http::Method::POST {
+                            (405, Vec::new())
+                        } else {
+                            let path = req.uri().path().to_owned();
+                            let bearer = req
+                                .headers()
+                                .get(http::header::AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| {
+                                    v.strip_prefix("Bearer ")
+                                        .or_else(|| v.strip_prefix("bearer "))
+                                })
+                                .map(|t| t.trim().to_owned());
+                            match req.into_body().collect().await {
+                                Ok(collected) => {
+                                    edge.handle(&path, bearer.as_deref(), &collected.to_bytes())
+                                        .await
+                                }
+                                Err(_) => (400, Vec::new()),
+                            }
+                        };
+                        let response = http::Response::builder()
+                            .status(status)
+                            .header(http::header::CONTENT_TYPE, "application/json;charset=utf-8")
+                            .body(Full::new(Bytes::from(body)));
+                        Ok::<_, http::Error>(
+                            response
+                                .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new()))),
+                        )
+                    }
+                });
+            if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "T/CEC 102 connection ended");
+            }
+        });
+    }
+}

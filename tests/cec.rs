@@ -1,0 +1,326 @@
+//! The T/CEC 102 edge end to end on 127.0.0.1 (REQ BASE-2): a regulator platform pulls the
+//! stations of its area page by page, their status, statistics and prices, the way it pulls any
+//! operator platform; forged, stale, replayed and token-less requests get the standard's codes.
+
+mod common;
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use chargemesh::demo;
+use chargemesh::pki::{DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
+use chargemesh_cec::{Dialect, Request, Ret, Secrets};
+use chargemesh_gateway::cec::client::{Https, PeerClient};
+use chargemesh_gateway::cec::{CecConfig, PeerAccess, PeerConfig, SecretsConfig};
+use chargemesh_kit::clock::{Clock, ManualClock};
+use chargemesh_kit::config::Secret;
+use chargemesh_kit::tls;
+use chargemesh_proto::asset::v1 as asset;
+use common::TestMesh;
+
+const OP: &str = DEMO_OPERATOR_ID;
+const SHAOXING: &str = "SXJG00001";
+const SHANGHAI: &str = "SHJG00001";
+
+fn secrets(seed: &str) -> SecretsConfig {
+    let sixteen =
+        |tag: &str| Secret::new(format!("{seed}{tag}").chars().take(16).collect::<String>());
+    SecretsConfig {
+        operator_secret: sixteen("op-secret-000000"),
+        data_secret: sixteen("data-secret-0000"),
+        data_iv: sixteen("data-iv-00000000"),
+        sig_secret: sixteen("sig-secret-00000"),
+    }
+}
+
+fn peer(name: &str, operator_id: &str, area_code: &str) -> PeerConfig {
+    PeerConfig {
+        name: name.into(),
+        operator_id: operator_id.into(),
+        access: PeerAccess::Regulator {
+            area_code: area_code.into(),
+        },
+        inbound: secrets(name),
+        outbound: None,
+        dialect: Dialect::default(),
+        push_url: None,
+    }
+}
+
+async fn mesh_at(clock: &ManualClock) -> TestMesh {
+    let mesh_clock = clock.clone();
+    TestMesh::start_with_options(move |opts| {
+        opts.clock = Arc::new(mesh_clock);
+        opts.telemetry.offline_after_seconds = 365 * 24 * 3600;
+        opts.cec = Some(CecConfig {
+            listen: "127.0.0.1:0".into(),
+            operator_id: "MA0000001".into(),
+            prefix: "/evcs/v1/".into(),
+            token_ttl_s: 7_200,
+            timestamp_window_s: 300,
+            peers: vec![
+                peer("sx", SHAOXING, "330600"),
+                peer("sh", SHANGHAI, "310000"),
+            ],
+        });
+    })
+    .await
+}
+
+fn client(mesh: &TestMesh, clock: &ManualClock, name: &str, operator_id: &str) -> PeerClient {
+    let addr = mesh
+        .mesh
+        .as_ref()
+        .and_then(|m| m.cec_addr)
+        .expect("the T/CEC 102 edge runs");
+    let tls = tls::anonymous_client_config(&mesh.pki().ca()).expect("tls");
+    PeerClient::new(
+        Https::new(tls),
+        &format!("https://127.0.0.1:{}/evcs/v1", addr.port()),
+        operator_id,
+        secrets(name).secrets().expect("secrets"),
+        Dialect::default(),
+    )
+    .with_clock(Arc::new(clock.clone()))
+}
+
+/// Three stations: two in Shaoxing's Yuecheng district, one in Shanghai.
+async fn fleet(mesh: &TestMesh) {
+    let mut op = mesh.client("operator");
+    op.create_operator(asset::CreateOperatorRequest {
+        operator: Some(demo::operator(DEMO_CREDIT_CODE)),
+    })
+    .await
+    .expect("operator");
+    for (station, pile, area) in [
+        ("S-A", "PA", "330602"),
+        ("S-B", "PB", "330602"),
+        ("S-SH", "PSH", "310101"),
+    ] {
+        op.create_station(asset::CreateStationRequest {
+            station: Some(demo::station(OP, station, area)),
+        })
+        .await
+        .expect("station");
+        op.create_pile(asset::CreatePileRequest {
+            pile: Some(demo::pile(OP, station, pile, asset::PileType::Dc, 60.0)),
+        })
+        .await
+        .expect("pile");
+    }
+}
+
+#[tokio::test]
+async fn base_2_a_regulator_pulls_exactly_the_stations_of_its_area_page_by_page() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    fleet(&mesh).await;
+    let shaoxing = client(&mesh, &clock, "sx", SHAOXING);
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let (ret, value) = shaoxing
+            .call(
+                "query_stations_info",
+                &json!({"PageNo": page, "PageSize": 1}),
+            )
+            .await
+            .expect("page");
+        assert_eq!(ret, Ret::Ok);
+        assert_eq!(
+            (value["PageCount"].as_u64(), value["ItemSize"].as_u64()),
+            (Some(2), Some(2))
+        );
+        for s in value["StationInfos"].as_array().expect("stations") {
+            seen.push(s["StationID"].as_str().expect("id").to_owned());
+            assert_eq!(s["AreaCode"], "330602");
+            assert_eq!(s["EquipmentInfos"][0]["EquipmentType"], 1, "DC");
+        }
+    }
+    assert_eq!(seen, ["S-A", "S-B"], "exactly its area, each once");
+    // Shanghai's regulator sees only Shanghai's.
+    let (_, shanghai) = client(&mesh, &clock, "sh", SHANGHAI)
+        .call("query_stations_info", &json!({}))
+        .await
+        .expect("stations");
+    let ids: Vec<_> = shanghai["StationInfos"]
+        .as_array()
+        .expect("stations")
+        .iter()
+        .map(|s| s["StationID"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(ids, ["S-SH"]);
+    // Status of its stations; another area's station is not among them.
+    let (ret, status) = shaoxing
+        .call(
+            "query_station_status",
+            &json!({"StationIDs": ["S-A", "S-SH"]}),
+        )
+        .await
+        .expect("status");
+    assert_eq!(ret, Ret::Ok);
+    assert_eq!(status["Total"], 1);
+    assert_eq!(status["StationStatusInfos"][0]["StationID"], "S-A");
+    let (ret, too_many) = shaoxing
+        .call(
+            "query_station_status",
+            &json!({"StationIDs": (0..51).map(|i| format!("S-{i}")).collect::<Vec<_>>()}),
+        )
+        .await
+        .expect("answer");
+    assert_eq!((ret, too_many), (Ret::BadPayload, serde_json::Value::Null));
+    // Prices of a connector, with the 4-place prices of the board.
+    let (ret, policy) = shaoxing
+        .call(
+            "query_equip_business_policy",
+            &json!({"EquipBizSeq": "SEQ1", "ConnectorID": "PA-1"}),
+        )
+        .await
+        .expect("policy");
+    assert_eq!(ret, Ret::Ok);
+    assert_eq!(policy["SuccStat"], 0);
+    assert!(policy["SumPeriod"].as_u64().unwrap_or(0) >= 1, "{policy}");
+    // Statistics over whole days.
+    let today = chargemesh_kit::clock::china_date(clock.now())
+        .format("%Y-%m-%d")
+        .to_string();
+    let (ret, stats) = shaoxing
+        .call(
+            "query_station_stats",
+            &json!({"StationID": "S-A", "StartTime": today, "EndTime": today}),
+        )
+        .await
+        .expect("stats");
+    assert_eq!(ret, Ret::Ok, "{stats}");
+    assert_eq!(stats["StationStats"]["StationID"], "S-A");
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn forged_stale_replayed_and_tokenless_requests_get_4001_4003_and_4002() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    fleet(&mesh).await;
+    let shaoxing = client(&mesh, &clock, "sx", SHAOXING);
+    let token = shaoxing.fetch_token().await.expect("token");
+    let payload = json!({"PageNo": 1});
+    // A wrong signature: 4001, and the envelope carries no Data.
+    let mut forged = shaoxing.seal(&payload);
+    forged.sig = "0".repeat(32);
+    let answer = shaoxing
+        .send("query_stations_info", &forged, Some(&token))
+        .await
+        .expect("answer");
+    assert_eq!((answer.ret, answer.data.as_str()), (4001, ""));
+    // Signed with another peer's secrets: 4001 too.
+    let wrong = Secrets::new(
+        "0000000000000000",
+        "0000000000000000",
+        "0000000000000000",
+        "0000000000000000",
+    )
+    .expect("secrets");
+    let stamp = chargemesh_cec::timestamp(clock.now());
+    let other = Request::seal(&wrong, SHAOXING, b"{}", &stamp, 9);
+    let answer = shaoxing
+        .send("query_stations_info", &other, Some(&token))
+        .await
+        .expect("answer");
+    assert_eq!(answer.ret, 4001);
+    // A malformed envelope: 4003.
+    let mut missing = serde_json::to_value(shaoxing.seal(&payload)).expect("json");
+    missing.as_object_mut().expect("object").remove("Seq");
+    let (status, body) = Https::new(tls::anonymous_client_config(&mesh.pki().ca()).expect("tls"))
+        .post(
+            &format!(
+                "https://127.0.0.1:{}/evcs/v1/query_stations_info",
+                mesh.mesh
+                    .as_ref()
+                    .and_then(|m| m.cec_addr)
+                    .expect("edge")
+                    .port()
+            ),
+            Some(&token),
+            serde_json::to_vec(&missing).expect("json"),
+        )
+        .await
+        .expect("answer");
+    let answer: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!((status, answer["Ret"].as_i64()), (200, Some(4003)));
+    // The same Seq twice within its second: 4003 the second time.
+    let once = shaoxing.seal(&payload);
+    let first = shaoxing
+        .send("query_stations_info", &once, Some(&token))
+        .await
+        .expect("answer");
+    assert_eq!(first.ret, 0);
+    let replayed = shaoxing
+        .send("query_stations_info", &once, Some(&token))
+        .await
+        .expect("answer");
+    assert_eq!(replayed.ret, 4003);
+    // A timestamp ten minutes old: 4003.
+    let old = Request::seal(
+        &secrets("sx").secrets().expect("secrets"),
+        SHAOXING,
+        b"{\"PageNo\":1}",
+        &chargemesh_cec::timestamp(clock.now() - chrono::Duration::minutes(10)),
+        1,
+    );
+    let stale = shaoxing
+        .send("query_stations_info", &old, Some(&token))
+        .await
+        .expect("answer");
+    assert_eq!(stale.ret, 4003);
+    // No token, an unknown token, another peer's token: 4002.
+    for bearer in [None, Some("not-a-token")] {
+        let answer = shaoxing
+            .send("query_stations_info", &shaoxing.seal(&payload), bearer)
+            .await
+            .expect("answer");
+        assert_eq!(answer.ret, 4002);
+    }
+    let shanghai = client(&mesh, &clock, "sh", SHANGHAI);
+    let theirs = shanghai.fetch_token().await.expect("token");
+    let answer = shaoxing
+        .send(
+            "query_stations_info",
+            &shaoxing.seal(&payload),
+            Some(&theirs),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(answer.ret, 4002);
+    // A wrong OperatorSecret gets no token.
+    let bad_secret = shaoxing.seal(&json!({"OperatorID": SHAOXING, "OperatorSecret": "guess"}));
+    let answer = shaoxing
+        .send("query_token", &bad_secret, None)
+        .await
+        .expect("answer");
+    let (ret, value) = shaoxing.open(&answer).expect("opened");
+    assert_eq!(
+        (
+            ret,
+            value["SuccStat"].as_i64(),
+            value["FailReason"].as_i64()
+        ),
+        (Ret::Ok, Some(1), Some(2))
+    );
+    // Two hours on, the token has expired: 4002; the client fetches a new one and retries once.
+    clock.advance(chrono::Duration::hours(2) + chrono::Duration::seconds(1));
+    let expired = shaoxing
+        .send(
+            "query_stations_info",
+            &shaoxing.seal(&payload),
+            Some(&token),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(expired.ret, 4002);
+    let (ret, _) = shaoxing
+        .call("query_stations_info", &payload)
+        .await
+        .expect("retried with a new token");
+    assert_eq!(ret, Ret::Ok);
+    mesh.stop().await;
+}
