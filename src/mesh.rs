@@ -302,6 +302,11 @@ pub async fn run_gateway(
                 .or_else(|| config.upstreams.get("asset"))
                 .cloned()
                 .context("the T/CEC 102 edge needs the asset upstream")?;
+            let metering = config
+                .upstreams
+                .get("metering")
+                .cloned()
+                .context("the T/CEC 102 edge needs the metering upstream")?;
             tracing::info!(addr = %cec_listener.local_addr()?, prefix = %config.cec.prefix, "T/CEC 102 edge serving");
             let (cec_config, tls, stop) =
                 (config.cec.clone(), config.tls.clone(), shutdown.clone());
@@ -310,6 +315,7 @@ pub async fn run_gateway(
                     &cec_config,
                     &tls,
                     &asset,
+                    &metering,
                     cec_listener,
                     clock,
                     stop.wait(),

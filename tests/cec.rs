@@ -62,6 +62,17 @@ async fn mesh_at(clock: &ManualClock) -> TestMesh {
             peers: vec![
                 peer("sx", SHAOXING, "330600"),
                 peer("sh", SHANGHAI, "310000"),
+                PeerConfig {
+                    access: PeerAccess::Operator {
+                        operator_id: OP.into(),
+                    },
+                    dialect: Dialect {
+                        service_spelling: chargemesh_cec::dialect::ServiceSpelling::Service,
+                        status_push: chargemesh_cec::dialect::StatusPush::Array,
+                        ..Dialect::default()
+                    },
+                    ..peer("op", OP, "")
+                },
             ],
         });
     })
@@ -108,6 +119,18 @@ async fn fleet(mesh: &TestMesh) {
         })
         .await
         .expect("pile");
+        // The meter was verified a month ago (REQ BASE-5), so its sessions are billable.
+        op.create_metrology_certificate(asset::CreateMetrologyCertificateRequest {
+            certificate: Some(demo::certificate(
+                OP,
+                pile,
+                asset::VerificationProcedure::Jjg1149,
+                &format!("JJG1149-{pile}"),
+                chrono::Utc::now().date_naive() - chrono::Duration::days(30),
+            )),
+        })
+        .await
+        .expect("certificate");
     }
 }
 
@@ -322,5 +345,170 @@ async fn forged_stale_replayed_and_tokenless_requests_get_4001_4003_and_4002() {
         .await
         .expect("retried with a new token");
     assert_eq!(ret, Ret::Ok);
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn a_platform_in_platform_mode_pushes_status_and_orders_by_cec_and_the_grpc_side_shows_them()
+{
+    use chargemesh_proto::metering::v1 as mt;
+    use chargemesh_proto::regulator::v1 as reg;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    fleet(&mesh).await;
+    let mut platform = client(&mesh, &clock, "op", OP);
+    platform = platform.with_dialect(Dialect {
+        service_spelling: chargemesh_cec::dialect::ServiceSpelling::Service,
+        status_push: chargemesh_cec::dialect::StatusPush::Array,
+        ..Dialect::default()
+    });
+    let mut regulator =
+        chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient::new(
+            mesh.channel("regulator"),
+        );
+    let mut watch = regulator
+        .watch_status_changes(reg::WatchStatusChangesRequest {
+            cursor: String::new(),
+            from_start: true,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    // A connector goes to fault, pushed the Zhejiang way (an array).
+    let (ret, answer) = platform
+        .call(
+            "notification_stationStatus",
+            &json!({"ConnectorStatusInfos": [{"ConnectorID": "PA-1", "Status": 255}]}),
+        )
+        .await
+        .expect("pushed");
+    assert_eq!((ret, answer["Status"].as_i64()), (Ret::Ok, Some(0)));
+    let change = loop {
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
+            .await
+            .expect("a change in time")
+            .expect("stream")
+            .expect("batch");
+        if let Some(c) = batch
+            .changes
+            .into_iter()
+            .find(|c| c.status.as_ref().is_some_and(|s| s.connector_id == "PA-1"))
+        {
+            break c;
+        }
+    };
+    let status = change.status.expect("status");
+    assert_eq!(
+        (status.station_id.as_str(), status.cec_status),
+        ("S-A", 255)
+    );
+    // An unknown connector is the payload's fault: 4004, nothing kept.
+    let (ret, _) = platform
+        .call(
+            "notification_stationStatus",
+            &json!({"ConnectorStatusInfos": [{"ConnectorID": "NOPE-1", "Status": 1}]}),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(ret, Ret::BadPayload);
+    // A regulator may not push a station's status.
+    let (ret, _) = client(&mesh, &clock, "sx", SHAOXING)
+        .call(
+            "notification_stationStatus",
+            &json!({"ConnectorStatusInfo": {"ConnectorID": "PA-1", "Status": 1}}),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(ret, Ret::BadPayload);
+
+    // A finished order with its details, in the Service spelling, after the station's first
+    // tariff came into force.
+    clock.advance(chrono::Duration::hours(3));
+    let start = clock.now() - chrono::Duration::hours(2);
+    let t = |minutes: i64| chargemesh_cec::payload_time(start + chrono::Duration::minutes(minutes));
+    let seq = format!("{OP}000000000000000001");
+    let order = json!({
+        "StartChargeSeq": seq,
+        "ConnectorID": "PA-1",
+        "StartTime": t(0),
+        "EndTime": t(60),
+        "TotalPower": 20.5,
+        "TotalElecMoney": 10.25,
+        "TotalServiceMoney": 8.2,
+        "TotalMoney": 18.45,
+        "StopReason": 0,
+        "SumPeriod": 2,
+        "ChargeDetails": [
+            {"DetailStartTime": t(0), "DetailEndTime": t(30), "DetailPower": 10.0},
+            {"DetailStartTime": t(30), "DetailEndTime": t(60), "DetailPower": 10.5}
+        ]
+    });
+    let (ret, confirmed) = platform
+        .call("notification_charge_order_info", &order)
+        .await
+        .expect("pushed");
+    assert_eq!(ret, Ret::Ok, "{confirmed}");
+    assert_eq!(confirmed["ConfirmResult"], 0);
+    // Sent again (the peer did not see our answer): the same order, confirmed again.
+    let (_, again) = platform
+        .call("notification_charge_order_info", &order)
+        .await
+        .expect("pushed");
+    assert_eq!(again["ConfirmResult"], 0);
+    // Another session under the same StartChargeSeq is disputed.
+    let mut other = order.clone();
+    other["TotalPower"] = json!(30.0);
+    other["ChargeDetails"][1]["DetailPower"] = json!(20.0);
+    let (_, disputed) = platform
+        .call("notification_charge_order_info", &other)
+        .await
+        .expect("pushed");
+    assert_eq!(disputed["ConfirmResult"], 1);
+    let kept = chargemesh_proto::metering::v1::metering_service_client::MeteringServiceClient::new(
+        mesh.channel("operator"),
+    )
+    .get_charge_order(mt::GetChargeOrderRequest {
+        operator_id: OP.into(),
+        order_id: seq.clone(),
+        version: 0,
+    })
+    .await
+    .expect("kept")
+    .into_inner()
+    .order
+    .expect("order");
+    assert_eq!(kept.station_id, "S-A");
+    assert!(kept.billable, "{}", kept.not_billable_reason);
+    assert_eq!(kept.energy_kwh, "20.500");
+    let registers: Vec<&str> = kept
+        .samples
+        .iter()
+        .map(|s| s.register_kwh.as_str())
+        .collect();
+    assert_eq!(
+        registers,
+        ["0.000", "10.000", "20.500"],
+        "each period keeps its energy"
+    );
+    // Reconciliation: the kept order matches; an order we never had is disputed as not found.
+    let (ret, check) = platform
+        .call(
+            "check_charge_orders",
+            &json!({
+                "CheckOrderSeq": "CHK1",
+                "StartTime": t(-60),
+                "EndTime": t(120),
+                "OrderCount": 2,
+                "ChargeOrders": [
+                    {"StartChargeSeq": seq, "TotalPower": 20.5, "TotalMoney": kept.total_money},
+                    {"StartChargeSeq": format!("{OP}999999999999999999"), "TotalPower": 1.0, "TotalMoney": 1.0}
+                ]
+            }),
+        )
+        .await
+        .expect("checked");
+    assert_eq!(ret, Ret::Ok, "{check}");
+    assert_eq!(check["TotalDisputeOrder"], 1, "{check}");
+    assert_eq!(check["DisputeOrders"][0]["DisputeReason"], 1);
     mesh.stop().await;
 }

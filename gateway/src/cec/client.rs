@@ -133,6 +133,12 @@ impl PeerClient {
         }
     }
 
+    /// Speaks `dialect` instead of the standard's spelling.
+    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
     /// Stamps requests by `clock` instead of the system's.
     pub fn with_clock(mut self, clock: chargemesh_kit::clock::SharedClock) -> Self {
         self.clock = clock;

@@ -132,6 +132,19 @@ impl Peer {
         }
     }
 
+    /// The operator a platform-mode peer reports for; regulators report nothing.
+    fn reporter(&self) -> Result<Principal, (Ret, String)> {
+        match &self.config.access {
+            PeerAccess::Operator { operator_id } => Ok(Principal::Operator {
+                operator_id: operator_id.clone(),
+            }),
+            PeerAccess::Regulator { .. } => Err((
+                Ret::BadPayload,
+                "a regulator peer does not report stations".to_owned(),
+            )),
+        }
+    }
+
     fn sees(&self, station: &chargemesh_proto::asset::v1::Station) -> bool {
         match &self.config.access {
             PeerAccess::Regulator { .. } => true,
@@ -149,6 +162,7 @@ pub struct Edge {
     tokens: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
     seen: Mutex<HashMap<String, BTreeMap<String, HashSet<String>>>>,
     asset: Channel,
+    metering: Channel,
     clock: SharedClock,
 }
 
@@ -174,7 +188,12 @@ fn fresh_token() -> Option<String> {
 }
 
 impl Edge {
-    pub fn new(config: &CecConfig, asset: Channel, clock: SharedClock) -> Result<Self, CecError> {
+    pub fn new(
+        config: &CecConfig,
+        asset: Channel,
+        metering: Channel,
+        clock: SharedClock,
+    ) -> Result<Self, CecError> {
         let mut peers = HashMap::new();
         for p in &config.peers {
             peers.insert(
@@ -199,6 +218,7 @@ impl Edge {
             tokens: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
             asset,
+            metering,
             clock,
         })
     }
@@ -301,6 +321,10 @@ impl Edge {
             "query_station_status" => self.station_status(peer, &payload).await,
             "query_station_stats" => self.station_stats(peer, &payload).await,
             "query_equip_business_policy" => self.business_policy(peer, &payload).await,
+            "notification_stationStatus" => self.received_status(peer, &payload).await,
+            "notification_equip_charge_status" => received_charge_status(peer, &payload),
+            "notification_charge_order_info" => self.received_order(peer, &payload).await,
+            "check_charge_orders" => self.check_orders(peer, &payload).await,
             other => Err((Ret::BadPayload, format!("no interface {other}"))),
         }
     }
@@ -340,12 +364,7 @@ impl Edge {
     /// A mesh request made as the peer's principal, which the services trust from the
     /// gateway's certificate.
     fn as_peer<T>(&self, peer: &Peer, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request.metadata_mut().insert_bin(
-            PRINCIPAL_METADATA_KEY,
-            tonic::metadata::MetadataValue::from_bytes(&peer.principal().to_metadata_bytes()),
-        );
-        request
+        as_principal(&peer.principal(), message)
     }
 
     /// Every station the peer sees, changed since `since` when given, in station order.
@@ -528,6 +547,252 @@ impl Edge {
         ))
     }
 
+    /// The pile and station of a connector among what the peer sees.
+    async fn locate(
+        &self,
+        peer: &Peer,
+        connector: &str,
+    ) -> Result<(String, String), (Ret, String)> {
+        self.stations(peer, None)
+            .await?
+            .iter()
+            .find_map(|r| {
+                let pile = r
+                    .piles
+                    .iter()
+                    .find(|p| p.connectors.iter().any(|c| c.connector_id == connector))?;
+                Some((r.station.as_ref()?.station_id.clone(), pile.pile_id.clone()))
+            })
+            .ok_or_else(|| (Ret::BadPayload, format!("no connector {connector}")))
+    }
+
+    /// `notification_stationStatus` from a platform-mode operator: the same status telemetry its
+    /// piles would send, deduplicated and validated by the same ingest; `Status` 0 when kept, 1
+    /// when refused.
+    async fn received_status(&self, peer: &Peer, p: &Value) -> Result<Value, (Ret, String)> {
+        use chargemesh_proto::telemetry::v1 as tm;
+        use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
+        let reporter = peer.reporter()?;
+        let connectors = Dialect::status_received(p);
+        if connectors.is_empty() {
+            return Err((Ret::BadPayload, "ConnectorStatusInfo is required".into()));
+        }
+        let now = self.clock.now();
+        let mut messages = Vec::with_capacity(connectors.len());
+        for c in &connectors {
+            let connector = text(&c["ConnectorID"])
+                .ok_or_else(|| (Ret::BadPayload, "ConnectorID is required".to_owned()))?;
+            let code = c["Status"].as_i64().unwrap_or(-1);
+            let state = match code {
+                0 => tm::ConnectorState::Offline,
+                1 => tm::ConnectorState::Idle,
+                2 => tm::ConnectorState::OccupiedNotCharging,
+                3 => tm::ConnectorState::Charging,
+                4 => tm::ConnectorState::Reserved,
+                255 => tm::ConnectorState::Fault,
+                _ => {
+                    return Err((
+                        Ret::BadPayload,
+                        format!("Status {code} is not a CEC status"),
+                    ));
+                }
+            };
+            let (_, pile) = self.locate(peer, &connector).await?;
+            let second = chargemesh_cec::timestamp(now);
+            messages.push(tm::TelemetryMessage {
+                sequence: report_sequence(&[&connector, &code.to_string(), &second]),
+                operator_id: reporter.operator_id().unwrap_or_default().to_owned(),
+                pile_id: pile,
+                connector_id: connector,
+                observe_time: Some(chargemesh_kit::time::to_timestamp(now)),
+                body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+                    state: state as i32,
+                    fault_code: if code == 255 {
+                        "CEC-255".into()
+                    } else {
+                        String::new()
+                    },
+                    fault_text: String::new(),
+                })),
+            });
+        }
+        let mut pending: HashSet<u64> = messages.iter().map(|m| m.sequence).collect();
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        sender
+            .send(tm::ConnectRequest { messages })
+            .await
+            .map_err(|_| (Ret::SystemError, "telemetry unavailable".to_owned()))?;
+        let mut answers = TelemetryServiceClient::new(self.asset.clone())
+            .connect(as_principal(
+                &reporter,
+                tokio_stream::wrappers::ReceiverStream::new(receiver),
+            ))
+            .await
+            .map_err(|s| (Ret::SystemError, s.message().to_owned()))?
+            .into_inner();
+        let mut refused = false;
+        while !pending.is_empty() {
+            let answer = answers
+                .message()
+                .await
+                .map_err(|s| (Ret::SystemError, s.message().to_owned()))?;
+            let Some(answer) = answer else {
+                break;
+            };
+            match answer.body {
+                Some(tm::connect_response::Body::Acknowledgement(a)) => {
+                    pending.retain(|s| *s < a.first_sequence || *s > a.last_sequence);
+                }
+                Some(tm::connect_response::Body::Rejection(r)) => {
+                    tracing::info!(peer = %peer.config.name, reason = %r.reason, "a received status was refused");
+                    refused = true;
+                    pending.remove(&r.sequence);
+                }
+                _ => {}
+            }
+        }
+        drop(sender);
+        if !pending.is_empty() {
+            return Err((Ret::SystemError, "telemetry did not acknowledge".into()));
+        }
+        Ok(json!({"Status": i32::from(refused)}))
+    }
+
+    /// `notification_charge_order_info` from a platform-mode operator: the same order the gRPC
+    /// path reports, its register readings rebuilt from the ChargeDetails so each period keeps its
+    /// energy; `ConfirmResult` 0 when kept (or the same kept before), 1 when it disputes an order
+    /// kept under its StartChargeSeq.
+    async fn received_order(&self, peer: &Peer, p: &Value) -> Result<Value, (Ret, String)> {
+        use chargemesh_proto::metering::v1 as mt;
+        use chargemesh_proto::metering::v1::metering_service_client::MeteringServiceClient;
+        let reporter = peer.reporter()?;
+        let seq = text(&p["StartChargeSeq"])
+            .ok_or_else(|| (Ret::BadPayload, "StartChargeSeq is required".to_owned()))?;
+        let connector = text(&p["ConnectorID"])
+            .ok_or_else(|| (Ret::BadPayload, "ConnectorID is required".to_owned()))?;
+        let (start, end) = (time_of(p, "StartTime")?, time_of(p, "EndTime")?);
+        let total = number(&p["TotalPower"])
+            .ok_or_else(|| (Ret::BadPayload, "TotalPower is required".to_owned()))?;
+        let mut samples = Vec::new();
+        let mut register = 0f64;
+        for d in p["ChargeDetails"].as_array().into_iter().flatten() {
+            let (Ok(from), Ok(to), Some(energy)) = (
+                time_of(d, "DetailStartTime"),
+                time_of(d, "DetailEndTime"),
+                number(&d["DetailPower"]),
+            ) else {
+                return Err((
+                    Ret::BadPayload,
+                    "ChargeDetails need their times and DetailPower".into(),
+                ));
+            };
+            if samples.is_empty() {
+                samples.push((from, register));
+            }
+            register += energy;
+            samples.push((to, register));
+        }
+        if samples.len() < 2 {
+            samples = vec![(start, 0.0), (end, total)];
+        }
+        let (station, pile) = self.locate(peer, &connector).await?;
+        let report = mt::ReportChargeOrderRequest {
+            operator_id: reporter.operator_id().unwrap_or_default().to_owned(),
+            order_id: seq.clone(),
+            station_id: station,
+            pile_id: pile,
+            connector_id: connector.clone(),
+            start_time: Some(chargemesh_kit::time::to_timestamp(start)),
+            end_time: Some(chargemesh_kit::time::to_timestamp(end)),
+            stop_reason: i32::try_from(p["StopReason"].as_i64().unwrap_or(0)).unwrap_or(0),
+            samples: samples
+                .into_iter()
+                .map(|(at, kwh)| mt::MeterSample {
+                    sample_time: Some(chargemesh_kit::time::to_timestamp(at)),
+                    register_kwh: format!("{kwh:.3}"),
+                })
+                .collect(),
+            steps: None,
+            reported_energy_kwh: format!("{total:.3}"),
+            reported_total_money: number(&p["TotalMoney"])
+                .map(|m| format!("{m:.2}"))
+                .unwrap_or_default(),
+        };
+        let outcome = MeteringServiceClient::new(self.metering.clone())
+            .report_charge_order(as_principal(&reporter, report))
+            .await;
+        let confirm = match outcome {
+            Ok(_) => 0,
+            Err(status) if status.code() == tonic::Code::AlreadyExists => 1,
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+                ) =>
+            {
+                return Err((Ret::BadPayload, status.message().to_owned()));
+            }
+            Err(status) => return Err((Ret::SystemError, status.message().to_owned())),
+        };
+        Ok(json!({"StartChargeSeq": seq, "ConnectorID": connector, "ConfirmResult": confirm}))
+    }
+
+    /// `check_charge_orders`: the peer's totals reconciled against the orders kept.
+    async fn check_orders(&self, peer: &Peer, p: &Value) -> Result<Value, (Ret, String)> {
+        use chargemesh_proto::metering::v1 as mt;
+        use chargemesh_proto::metering::v1::metering_service_client::MeteringServiceClient;
+        let reporter = peer.reporter()?;
+        let orders = p["ChargeOrders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| mt::ReconciledOrder {
+                order_id: text(&o["StartChargeSeq"]).unwrap_or_default(),
+                energy_kwh: number(&o["TotalPower"])
+                    .map(|v| format!("{v:.3}"))
+                    .unwrap_or_default(),
+                total_money: number(&o["TotalMoney"])
+                    .map(|v| format!("{v:.2}"))
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let check = text(&p["CheckOrderSeq"]).unwrap_or_default();
+        let request = mt::ReconcileChargeOrdersRequest {
+            operator_id: reporter.operator_id().unwrap_or_default().to_owned(),
+            check_order_seq: check.clone(),
+            start_time: Some(chargemesh_kit::time::to_timestamp(time_of(p, "StartTime")?)),
+            end_time: Some(chargemesh_kit::time::to_timestamp(time_of(p, "EndTime")?)),
+            orders,
+        };
+        let answer = MeteringServiceClient::new(self.metering.clone())
+            .reconcile_charge_orders(as_principal(&reporter, request))
+            .await
+            .map_err(|s| (Ret::BadPayload, s.message().to_owned()))?
+            .into_inner();
+        let decimal = |t: &str| t.parse::<f64>().unwrap_or(0.0);
+        let disputes: Vec<Value> = answer
+            .disputes
+            .iter()
+            .map(|d| {
+                json!({
+                    "StartChargeSeq": d.order_id,
+                    "TotalPower": decimal(&d.energy_kwh),
+                    "TotalMoney": decimal(&d.total_money),
+                    "DisputeReason": d.reason,
+                })
+            })
+            .collect();
+        Ok(json!({
+            "CheckOrderSeq": check,
+            "StartTime": p["StartTime"],
+            "EndTime": p["EndTime"],
+            "TotalDisputeOrder": answer.dispute_count,
+            "TotalDisputePower": decimal(&answer.dispute_energy_kwh),
+            "TotalDisputeMoney": decimal(&answer.dispute_money),
+            "DisputeOrders": disputes,
+        }))
+    }
+
     /// `query_equip_business_policy`: the price board of the connector's station.
     async fn business_policy(&self, peer: &Peer, p: &Value) -> Result<Value, (Ret, String)> {
         let connector = p["ConnectorID"].as_str().unwrap_or_default();
@@ -562,6 +827,65 @@ impl Edge {
     }
 }
 
+/// A text field that a peer may send as a string or a number.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A number that a peer may send as a number or a string.
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A payload time field (`yyyy-MM-dd HH:mm:ss`, China time).
+fn time_of(p: &Value, field: &str) -> Result<DateTime<Utc>, (Ret, String)> {
+    p[field]
+        .as_str()
+        .and_then(chargemesh_cec::parse_payload_time)
+        .ok_or_else(|| (Ret::BadPayload, format!("{field} is yyyy-MM-dd HH:mm:ss")))
+}
+
+fn as_principal<T>(principal: &Principal, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert_bin(
+        PRINCIPAL_METADATA_KEY,
+        tonic::metadata::MetadataValue::from_bytes(&principal.to_metadata_bytes()),
+    );
+    request
+}
+
+/// `notification_equip_charge_status`: acknowledged; the session's energy reaches metering with
+/// its order (`notification_charge_order_info`), the progress itself is not kept.
+fn received_charge_status(peer: &Peer, p: &Value) -> Result<Value, (Ret, String)> {
+    peer.reporter()?;
+    let seq = p["StartChargeSeq"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| (Ret::BadPayload, "StartChargeSeq is required".to_owned()))?;
+    Ok(json!({"StartChargeSeq": seq, "SuccStat": 0}))
+}
+
+/// The sequence a received status report is deduplicated by: the same report again has the same
+/// one (FNV-1a of its connector, status and the second it arrived in, kept within 63 bits).
+fn report_sequence(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    (hash >> 1).max(1)
+}
+
 /// An answer that cannot be signed: the sender is unknown or the envelope unreadable.
 fn unsigned(ret: Ret, msg: &str) -> (u16, Vec<u8>) {
     let response = Response {
@@ -578,14 +902,18 @@ pub async fn serve(
     config: &CecConfig,
     tls_files: &TlsFiles,
     asset_url: &str,
+    metering_url: &str,
     listener: TcpListener,
     clock: SharedClock,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GatewayError> {
     let client = Arc::new(tls::client_config(tls_files)?);
-    let asset = tls::channel(asset_url, client)?;
-    let edge =
-        Arc::new(Edge::new(config, asset, clock).map_err(|e| GatewayError::Config(e.to_string()))?);
+    let asset = tls::channel(asset_url, client.clone())?;
+    let metering = tls::channel(metering_url, client)?;
+    let edge = Arc::new(
+        Edge::new(config, asset, metering, clock)
+            .map_err(|e| GatewayError::Config(e.to_string()))?,
+    );
     let mut server = tls::server_config(tls_files, ClientAuth::Optional)?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
