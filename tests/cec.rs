@@ -10,11 +10,11 @@ use serde_json::json;
 
 use chargemesh::demo;
 use chargemesh::pki::{DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
+use chargemesh_cec::peers::Secret;
 use chargemesh_cec::{Dialect, Request, Ret, Secrets};
 use chargemesh_gateway::cec::client::{Https, PeerClient};
 use chargemesh_gateway::cec::{CecConfig, PeerAccess, PeerConfig, SecretsConfig};
 use chargemesh_kit::clock::{Clock, ManualClock};
-use chargemesh_kit::config::Secret;
 use chargemesh_kit::tls;
 use chargemesh_proto::asset::v1 as asset;
 use common::TestMesh;
@@ -93,7 +93,10 @@ fn client(mesh: &TestMesh, clock: &ManualClock, name: &str, operator_id: &str) -
         secrets(name).secrets().expect("secrets"),
         Dialect::default(),
     )
-    .with_clock(Arc::new(clock.clone()))
+    .with_clock({
+        let clock = clock.clone();
+        move || clock.now()
+    })
 }
 
 /// Three stations: two in Shaoxing's Yuecheng district, one in Shanghai.

@@ -6,8 +6,10 @@
 //! (4003), and its token (4002) — then answered from the mesh as the peer's principal: a
 //! regulator peer sees its area, an operator peer its own stations.
 
-pub mod client;
 pub mod map;
+
+pub use chargemesh_cec::client;
+pub use chargemesh_cec::peers::{PeerAccess, PeerConfig, SecretsConfig};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -25,63 +27,12 @@ use tonic::transport::Channel;
 use chargemesh_cec::{CecError, Dialect, Request, Response, Ret, Secrets};
 use chargemesh_kit::Principal;
 use chargemesh_kit::clock::SharedClock;
-use chargemesh_kit::config::Secret;
 use chargemesh_kit::identity::PRINCIPAL_METADATA_KEY;
 use chargemesh_kit::tls::{self, ClientAuth, TlsFiles};
 use chargemesh_proto::regulator::v1 as reg;
 use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
 
 use crate::GatewayError;
-
-/// The four secrets of one direction of a peer link.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretsConfig {
-    pub operator_secret: Secret,
-    pub data_secret: Secret,
-    pub data_iv: Secret,
-    pub sig_secret: Secret,
-}
-
-impl SecretsConfig {
-    pub fn secrets(&self) -> Result<Secrets, CecError> {
-        Secrets::new(
-            self.operator_secret.expose(),
-            self.data_secret.expose(),
-            self.data_iv.expose(),
-            self.sig_secret.expose(),
-        )
-    }
-}
-
-/// What a peer may see.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum PeerAccess {
-    /// A regulator platform: every station of its area.
-    Regulator { area_code: String },
-    /// An operator platform connected in platform mode: its own stations.
-    Operator { operator_id: String },
-}
-
-/// One platform Chargemesh exchanges with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerConfig {
-    pub name: String,
-    /// The peer's own OperatorID, which its requests carry.
-    pub operator_id: String,
-    pub access: PeerAccess,
-    /// The secrets of the peer's calls to us (and our answers).
-    pub inbound: SecretsConfig,
-    /// The secrets of our calls to the peer (pushes), when we push to it.
-    #[serde(default)]
-    pub outbound: Option<SecretsConfig>,
-    #[serde(default)]
-    pub dialect: Dialect,
-    /// Where the peer serves the interfaces we push to, such as
-    /// `https://regulator.example/evcs/v1`.
-    #[serde(default)]
-    pub push_url: Option<String>,
-}
 
 /// The T/CEC 102 edge's settings; off unless `listen` is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,9 +6,11 @@
 //! as an object or an array, the CEC or Zhejiang equipment types). See
 //! `design/protocols.md` §1 and the vectors of §4, which the tests pass.
 
+pub mod client;
 pub mod crypto;
 pub mod dialect;
 pub mod envelope;
+pub mod peers;
 
 pub use crypto::Secrets;
 pub use dialect::Dialect;

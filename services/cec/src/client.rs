@@ -9,7 +9,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::sync::Mutex;
 
-use chargemesh_cec::{CecError, Dialect, Request, Response, Ret, Secrets};
+use crate::{CecError, Dialect, Request, Response, Ret, Secrets};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -101,7 +101,6 @@ impl Https {
 
 /// One side of a peer link, calling the other: its base URL, the OperatorID it calls as, the
 /// secrets of this direction and the other side's dialect.
-#[derive(Debug)]
 pub struct PeerClient {
     https: Https,
     base_url: String,
@@ -110,7 +109,16 @@ pub struct PeerClient {
     dialect: Dialect,
     token: Mutex<Option<String>>,
     seq: AtomicU16,
-    clock: chargemesh_kit::clock::SharedClock,
+    clock: std::sync::Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>,
+}
+
+impl std::fmt::Debug for PeerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerClient")
+            .field("base_url", &self.base_url)
+            .field("operator_id", &self.operator_id)
+            .finish()
+    }
 }
 
 impl PeerClient {
@@ -129,7 +137,7 @@ impl PeerClient {
             dialect,
             token: Mutex::new(None),
             seq: AtomicU16::new(0),
-            clock: Arc::new(chargemesh_kit::clock::SystemClock),
+            clock: Arc::new(chrono::Utc::now),
         }
     }
 
@@ -139,9 +147,12 @@ impl PeerClient {
         self
     }
 
-    /// Stamps requests by `clock` instead of the system's.
-    pub fn with_clock(mut self, clock: chargemesh_kit::clock::SharedClock) -> Self {
-        self.clock = clock;
+    /// Stamps requests by `now` instead of the system's clock.
+    pub fn with_clock(
+        mut self,
+        now: impl Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync + 'static,
+    ) -> Self {
+        self.clock = Arc::new(now);
         self
     }
 
@@ -174,7 +185,7 @@ impl PeerClient {
             &self.secrets,
             &self.operator_id,
             &bytes,
-            &chargemesh_cec::timestamp(self.clock.now()),
+            &crate::timestamp((self.clock)()),
             self.next_seq(),
         )
     }
