@@ -386,7 +386,26 @@ pub async fn run_reporting(config: &ReportingConfig, run: Run) -> anyhow::Result
     let records =
         chargemesh_reporting::retention::ReportingRecordsApi::new(records, run.clock.clone())
             .into_server();
-    let api = ReportingApi::new(store, run.clock);
+    let pushes = config
+        .cec_push
+        .peers
+        .iter()
+        .any(|p| p.push_url.is_some() && p.outbound.is_some());
+    let pusher = if pushes {
+        let tls = chargemesh_kit::tls::anonymous_client_config(&config.service.tls.ca_file)?;
+        let pusher = chargemesh_reporting::push::Pusher::new(
+            db.clone(),
+            config.cec_push.clone(),
+            tls,
+            run.clock.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("reporting.cec_push: {e}"))?;
+        background.push(pusher.spawn());
+        Some(pusher)
+    } else {
+        None
+    };
+    let api = ReportingApi::new(store, run.clock).with_pusher(pusher);
     Component {
         name: "reporting",
         tls,
@@ -574,6 +593,8 @@ pub struct EmbeddedOptions {
     pub deadline_interval_ms: u64,
     /// The T/CEC 102 edge, when regulator or operator platforms are to connect.
     pub cec: Option<chargemesh_gateway::cec::CecConfig>,
+    /// Pushes to regulator platforms over T/CEC 102.
+    pub cec_push: chargemesh_reporting::push::PushConfig,
 }
 
 impl EmbeddedOptions {
@@ -591,6 +612,7 @@ impl EmbeddedOptions {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             deadline_interval_ms: 5_000,
             cec: None,
+            cec_push: chargemesh_reporting::push::PushConfig::default(),
         }
     }
 }
@@ -753,6 +775,7 @@ impl EmbeddedMesh {
             complaints_url: format!("https://127.0.0.1:{}", complaints_addr.port()),
             follow_interval_ms: opts.deadline_interval_ms.min(1_000),
             directory_interval_ms: opts.deadline_interval_ms.clamp(50, 5_000),
+            cec_push: opts.cec_push.clone(),
         };
         {
             let run = component_run(reporting_listener);

@@ -190,6 +190,7 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     ),
     (REPORTING, "DecideExemption", staff_of(&[OM_MANAGER])),
     (REPORTING, "ListExemptions", OPERATOR_READ),
+    (REPORTING, "ListParkedPushes", RECORD_PURGE),
     (
         DISPATCH,
         "CreateStaffMember",

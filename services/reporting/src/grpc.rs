@@ -35,6 +35,7 @@ const PLATFORM_ADMIN: &str = "platform_admin";
 pub struct ReportingApi {
     store: Arc<dyn ReportingStore>,
     clock: SharedClock,
+    pusher: Option<crate::push::Pusher>,
 }
 
 /// The operator a request is about, when the caller may act for it (see
@@ -105,7 +106,17 @@ fn may_see(p: &Principal, operator_id: &str, station_id: &str, area_code: &str) 
 
 impl ReportingApi {
     pub fn new(store: Arc<dyn ReportingStore>, clock: SharedClock) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            pusher: None,
+        }
+    }
+
+    /// With the pusher whose parked pushes it lists.
+    pub fn with_pusher(mut self, pusher: Option<crate::push::Pusher>) -> Self {
+        self.pusher = pusher;
+        self
     }
 
     pub fn into_server(self) -> ReportingServiceServer<Self> {
@@ -479,6 +490,30 @@ impl ReportingService for ReportingApi {
     ) -> Result<Response<pb::DecideExemptionResponse>, Status> {
         let p = principal(&request)?;
         Ok(Response::new(self.decide(&p, request.into_inner()).await?))
+    }
+
+    async fn list_parked_pushes(
+        &self,
+        _request: Request<pb::ListParkedPushesRequest>,
+    ) -> Result<Response<pb::ListParkedPushesResponse>, Status> {
+        let parked = match &self.pusher {
+            Some(pusher) => pusher.parked().await.map_err(Error::from)?,
+            None => Vec::new(),
+        };
+        Ok(Response::new(pb::ListParkedPushesResponse {
+            pushes: parked
+                .into_iter()
+                .map(|d| pb::ParkedPush {
+                    peer: d.peer,
+                    interface: d.interface,
+                    item_key: d.item_key,
+                    attempts: u32::try_from(d.attempts).unwrap_or(0),
+                    last_error: d.last_error,
+                    payload: d.payload,
+                    park_time: Some(to_timestamp(d.next_attempt_at)),
+                })
+                .collect(),
+        }))
     }
 
     async fn list_exemptions(

@@ -10,6 +10,7 @@ pub mod facts;
 pub mod follow;
 pub mod grpc;
 pub mod journals;
+pub mod push;
 pub mod report;
 pub mod retention;
 pub mod store;
@@ -38,6 +39,8 @@ pub struct ReportingConfig {
     pub follow_interval_ms: u64,
     /// How often the station directory is listed again, in milliseconds.
     pub directory_interval_ms: u64,
+    /// Pushes to regulator platforms over T/CEC 102; off without peers that take pushes.
+    pub cec_push: push::PushConfig,
 }
 
 impl Default for ReportingConfig {
@@ -50,6 +53,7 @@ impl Default for ReportingConfig {
             complaints_url: "https://127.0.0.1:7004".into(),
             follow_interval_ms: 1_000,
             directory_interval_ms: 30_000,
+            cec_push: push::PushConfig::default(),
         }
     }
 }
