@@ -393,13 +393,9 @@ pub async fn run_reporting(config: &ReportingConfig, run: Run) -> anyhow::Result
         .any(|p| p.push_url.is_some() && p.outbound.is_some());
     let pusher = if pushes {
         let tls = chargemesh_kit::tls::anonymous_client_config(&config.service.tls.ca_file)?;
-        let pusher = chargemesh_reporting::push::Pusher::new(
-            db.clone(),
-            config.cec_push.clone(),
-            tls,
-            run.clock.clone(),
-        )
-        .map_err(|e| anyhow::anyhow!("reporting.cec_push: {e}"))?;
+        let pusher =
+            chargemesh_reporting::push::Pusher::new(db.clone(), config.cec_push.clone(), tls)
+                .map_err(|e| anyhow::anyhow!("reporting.cec_push: {e}"))?;
         background.push(pusher.spawn());
         Some(pusher)
     } else {

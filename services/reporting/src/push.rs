@@ -22,7 +22,6 @@ use chargemesh_cec::Ret;
 use chargemesh_cec::client::{Https, PeerClient};
 use chargemesh_cec::peers::{PeerAccess, PeerConfig};
 use chargemesh_kit::area::area_covers;
-use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::db::{Database, StoreError};
 
 /// The push settings.
@@ -152,7 +151,6 @@ pub struct Pusher {
     db: Database,
     config: PushConfig,
     clients: Vec<(PeerConfig, std::sync::Arc<PeerClient>)>,
-    clock: SharedClock,
 }
 
 impl std::fmt::Debug for Pusher {
@@ -172,11 +170,11 @@ fn in_scope(peer: &PeerConfig, operator_id: &str, area_code: &str) -> bool {
 
 impl Pusher {
     /// The pusher of `config`'s peers that take pushes, over `tls`.
+    /// Envelopes are stamped, and retries paced, by wall time: the peer checks its own clock.
     pub fn new(
         db: Database,
         config: PushConfig,
         tls: rustls::ClientConfig,
-        clock: SharedClock,
     ) -> Result<Self, chargemesh_cec::CecError> {
         let https = Https::new(tls);
         let mut clients = Vec::new();
@@ -184,22 +182,19 @@ impl Pusher {
             let (Some(url), Some(secrets)) = (&peer.push_url, &peer.outbound) else {
                 continue;
             };
-            let now = clock.clone();
             let client = PeerClient::new(
                 https.clone(),
                 url,
                 &config.operator_id,
                 secrets.secrets()?,
                 peer.dialect,
-            )
-            .with_clock(move || now.now());
+            );
             clients.push((peer.clone(), std::sync::Arc::new(client)));
         }
         Ok(Self {
             db,
             config,
             clients,
-            clock,
         })
     }
 
@@ -234,7 +229,7 @@ impl Pusher {
     /// in one transaction.
     async fn enqueue_status(&self, peer: &PeerConfig) -> Result<(), StoreError> {
         type Row = (i64, String, String, String, String, i32, DateTime<Utc>);
-        let now = self.clock.now();
+        let now = Utc::now();
         on_backend!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let position: Option<i64> = sqlx::query_scalar(
@@ -292,7 +287,7 @@ impl Pusher {
     async fn enqueue_orders(&self, peer: &PeerConfig) -> Result<(), StoreError> {
         use prost::Message as _;
         type Row = (String, String, i64, Vec<u8>);
-        let now = self.clock.now();
+        let now = Utc::now();
         let rows: Vec<Row> = on_backend!(&self.db, pool => sqlx::query_as(
             "SELECT f.operator_id, f.subject_id, f.version, f.fact FROM facts f \
              WHERE f.kind = 'charge_order' AND f.until IS NOT NULL AND NOT EXISTS \
@@ -403,7 +398,9 @@ impl Pusher {
     }
 
     async fn record(&self, d: &Delivery, outcome: &Outcome) -> Result<(), StoreError> {
-        let now = self.clock.now();
+        // Retries are paced by wall time: backoff is about the network, not the standard's
+        // clocks.
+        let now = Utc::now();
         let attempts = d.attempts.saturating_add(1);
         let (state, error, next) = match outcome {
             Outcome::Delivered => ("delivered", String::new(), now),
@@ -453,7 +450,7 @@ impl Pusher {
     async fn send(&self, peer: &PeerConfig, client: &PeerClient) -> Result<usize, StoreError> {
         let pending = self.pending(peer).await?;
         let mut delivered = 0;
-        for d in heads(&pending, self.clock.now()) {
+        for d in heads(&pending, Utc::now()) {
             let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
             let outcome = match client.call(&d.interface, &payload).await {
                 Ok((ret, answer)) => judge(&d.interface, ret, &answer),

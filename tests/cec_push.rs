@@ -1,0 +1,270 @@
+//! Pushes to a regulator platform over T/CEC 102, end to end on 127.0.0.1 against the mock
+//! regulator (REQ BASE-2): a status change arrives once; with the regulator down and the mesh
+//! restarted in between, everything arrives afterwards, in order, once; an order is resent until
+//! the regulator confirms it.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use chargemesh::demo;
+use chargemesh::pki::{DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
+use chargemesh_cec::Dialect;
+use chargemesh_cec::mock::MockPeer;
+use chargemesh_cec::peers::{PeerAccess, PeerConfig, Secret, SecretsConfig};
+use chargemesh_kit::clock::{Clock, ManualClock};
+use chargemesh_kit::tls::{self, ClientAuth};
+use chargemesh_proto::asset::v1 as asset;
+use chargemesh_proto::metering::v1 as mt;
+use chargemesh_proto::telemetry::v1 as tm;
+use chargemesh_reporting::push::PushConfig;
+use common::{TelemetryStream, TestMesh, eventually};
+
+const OP: &str = DEMO_OPERATOR_ID;
+const US: &str = "MA0000001";
+
+fn secrets() -> SecretsConfig {
+    SecretsConfig {
+        operator_secret: Secret::new("push-op-secret01"),
+        data_secret: Secret::new("push-data-secret"),
+        data_iv: Secret::new("push-data-iv-001"),
+        sig_secret: Secret::new("push-sig-secret1"),
+    }
+}
+
+struct Setup {
+    mesh: TestMesh,
+    regulator: MockPeer,
+    clock: ManualClock,
+}
+
+/// The mesh pushing to a regulator of Shaoxing whose listener is bound first; the regulator
+/// starts on it with the mesh's development PKI.
+async fn setup() -> Setup {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mesh_clock = clock.clone();
+    let mesh = TestMesh::start_with_options(move |opts| {
+        opts.clock = Arc::new(mesh_clock);
+        opts.deadline_interval_ms = 20;
+        opts.telemetry.offline_after_seconds = 365 * 24 * 3600;
+        opts.cec_push = PushConfig {
+            operator_id: US.into(),
+            peers: vec![PeerConfig {
+                name: "shaoxing".into(),
+                operator_id: "SXJG00001".into(),
+                access: PeerAccess::Regulator {
+                    area_code: "330600".into(),
+                },
+                inbound: secrets(),
+                outbound: Some(secrets()),
+                dialect: Dialect::default(),
+                push_url: Some(format!("https://127.0.0.1:{port}/evcs/v1")),
+            }],
+            interval_ms: 20,
+            backoff_base_ms: 20,
+            backoff_max_ms: 200,
+            max_attempts: 1_000,
+        };
+    })
+    .await;
+    let tls = tls::server_config(&mesh.pki_files("gateway"), ClientAuth::Optional).expect("tls");
+    let regulator = MockPeer::start(
+        listener,
+        tls,
+        US,
+        secrets().secrets().expect("secrets"),
+        Dialect::default(),
+        "/evcs/v1/",
+    )
+    .expect("regulator");
+    let mut op = mesh.client("operator");
+    op.create_operator(asset::CreateOperatorRequest {
+        operator: Some(demo::operator(DEMO_CREDIT_CODE)),
+    })
+    .await
+    .expect("operator");
+    op.create_station(asset::CreateStationRequest {
+        station: Some(demo::station(OP, "S-A", "330602")),
+    })
+    .await
+    .expect("station");
+    op.create_pile(asset::CreatePileRequest {
+        pile: Some(demo::pile(OP, "S-A", "PA", asset::PileType::Dc, 60.0)),
+    })
+    .await
+    .expect("pile");
+    Setup {
+        mesh,
+        regulator,
+        clock,
+    }
+}
+
+fn status(
+    seq: u64,
+    at: chrono::DateTime<chrono::Utc>,
+    state: tm::ConnectorState,
+) -> tm::TelemetryMessage {
+    tm::TelemetryMessage {
+        sequence: seq,
+        pile_id: "PA".into(),
+        connector_id: "PA-1".into(),
+        observe_time: Some(chargemesh_kit::time::to_timestamp(at)),
+        body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+            state: state as i32,
+            fault_code: if state == tm::ConnectorState::Fault {
+                "E42".into()
+            } else {
+                String::new()
+            },
+            fault_text: String::new(),
+        })),
+        ..Default::default()
+    }
+}
+
+fn pushed_statuses(received: &[(String, Value)]) -> Vec<i64> {
+    received
+        .iter()
+        .filter(|(i, _)| i == "notification_stationStatus")
+        .map(|(_, p)| p["ConnectorStatusInfo"]["Status"].as_i64().unwrap_or(-1))
+        .collect()
+}
+
+#[tokio::test]
+async fn base_2_status_changes_reach_the_regulator_once_in_order_across_an_outage_and_a_restart() {
+    let Setup {
+        mut mesh,
+        regulator,
+        clock,
+    } = setup().await;
+    let stream = TelemetryStream::open(mesh.channel("operator")).await;
+    stream
+        .send(vec![status(1, clock.now(), tm::ConnectorState::Idle)])
+        .await;
+    let first = eventually(
+        async || pushed_statuses(&regulator.received()),
+        |s| !s.is_empty(),
+    )
+    .await;
+    assert_eq!(first, [1], "idle is CEC status 1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pushed_statuses(&regulator.received()), [1], "once");
+
+    // The regulator goes down; three changes happen; the mesh restarts in between.
+    regulator.set_down(true);
+    stream
+        .send(vec![
+            status(
+                2,
+                clock.now() + chrono::Duration::seconds(1),
+                tm::ConnectorState::Fault,
+            ),
+            status(
+                3,
+                clock.now() + chrono::Duration::seconds(2),
+                tm::ConnectorState::Idle,
+            ),
+        ])
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    mesh.restart().await;
+    let stream = TelemetryStream::open(mesh.channel("operator")).await;
+    stream
+        .send(vec![status(
+            4,
+            clock.now() + chrono::Duration::seconds(3),
+            tm::ConnectorState::Charging,
+        )])
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        pushed_statuses(&regulator.received()),
+        [1],
+        "nothing gets through while down"
+    );
+    regulator.set_down(false);
+    let all = eventually(
+        async || pushed_statuses(&regulator.received()),
+        |s| s.len() >= 4,
+    )
+    .await;
+    assert_eq!(all, [1, 255, 1, 3], "in order");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pushed_statuses(&regulator.received()).len(), 4, "each once");
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn base_2_a_finished_order_is_resent_until_the_regulator_confirms_it() {
+    let Setup {
+        mesh,
+        regulator,
+        clock,
+    } = setup().await;
+    regulator.confirm_next(&[1, 1]);
+    // The station's first tariff comes into force at its creation; the session follows.
+    clock.advance(chrono::Duration::hours(3));
+    let start = clock.now() - chrono::Duration::hours(2);
+    let at = |minutes: i64| {
+        Some(chargemesh_kit::time::to_timestamp(
+            start + chrono::Duration::minutes(minutes),
+        ))
+    };
+    let order_id = format!("{OP}000000000000000042");
+    mt::metering_service_client::MeteringServiceClient::new(mesh.channel("operator"))
+        .report_charge_order(mt::ReportChargeOrderRequest {
+            operator_id: OP.into(),
+            order_id: order_id.clone(),
+            station_id: "S-A".into(),
+            pile_id: "PA".into(),
+            connector_id: "PA-1".into(),
+            start_time: at(0),
+            end_time: at(60),
+            stop_reason: 0,
+            samples: vec![
+                mt::MeterSample {
+                    sample_time: at(0),
+                    register_kwh: "100.000".into(),
+                },
+                mt::MeterSample {
+                    sample_time: at(60),
+                    register_kwh: "120.500".into(),
+                },
+            ],
+            steps: None,
+            reported_energy_kwh: String::new(),
+            reported_total_money: String::new(),
+        })
+        .await
+        .expect("order kept");
+    let orders = |received: Vec<(String, Value)>| -> Vec<Value> {
+        received
+            .into_iter()
+            .filter(|(i, _)| i == "notification_charge_order_info")
+            .map(|(_, p)| p)
+            .collect()
+    };
+    let pushed = eventually(async || orders(regulator.received()), |o| o.len() >= 3).await;
+    assert!(
+        pushed
+            .iter()
+            .all(|o| o["StartChargeSeq"] == order_id.as_str())
+    );
+    assert_eq!(pushed[0]["TotalPower"], 20.5);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        orders(regulator.received()).len(),
+        3,
+        "disputed twice, then confirmed: no more"
+    );
+    mesh.stop().await;
+}
