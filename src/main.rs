@@ -94,6 +94,23 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// A mock regulator platform for development (T/CEC 102): it takes the pushes of one caller,
+    /// checking envelopes, signatures and tokens, and prints each as a JSON line.
+    CecPeer {
+        #[arg(long, default_value = "127.0.0.1:9443")]
+        listen: String,
+        /// Its TLS certificate is the development PKI's gateway certificate.
+        #[arg(long, default_value = "data/pki")]
+        pki: PathBuf,
+        /// The OperatorID of the platform that pushes to it.
+        #[arg(long, default_value = DEMO_PLATFORM_ID)]
+        caller: String,
+        /// One 16-character secret used as all four (as the published test vectors do).
+        #[arg(long, default_value = DEMO_CEC_SECRET)]
+        secret: String,
+        #[arg(long, default_value = "/evcs/v1/")]
+        prefix: String,
+    },
     /// Run every component in one process on the embedded default: SQLite files, a development
     /// PKI made on first run, and optionally a demo fleet.
     Up {
@@ -238,6 +255,13 @@ async fn main() -> anyhow::Result<()> {
             listen,
             demo,
         } => up(config, data_dir, listen, demo).await,
+        Command::CecPeer {
+            listen,
+            pki,
+            caller,
+            secret,
+            prefix,
+        } => cec_peer(&listen, &pki, &caller, &secret, &prefix).await,
         Command::Bench {
             command:
                 BenchCommand::Ingest {
@@ -350,6 +374,84 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
     }
 }
 
+/// The OperatorID the demo platform pushes to regulators as.
+const DEMO_PLATFORM_ID: &str = "MA0000001";
+/// The demo regulator link's secret: the published test vectors' (protocols.md §4).
+const DEMO_CEC_SECRET: &str = "1234567890abcdef";
+/// The demo regulator's OperatorID.
+const DEMO_REGULATOR_ID: &str = "SXJG00001";
+
+fn demo_cec_secrets(secret: &str) -> chargemesh_cec::peers::SecretsConfig {
+    use chargemesh_cec::peers::Secret;
+    chargemesh_cec::peers::SecretsConfig {
+        operator_secret: Secret::new(secret),
+        data_secret: Secret::new(secret),
+        data_iv: Secret::new(secret),
+        sig_secret: Secret::new(secret),
+    }
+}
+
+/// Starts a mock regulator on `listener` with the PKI's gateway certificate.
+fn start_mock_regulator(
+    listener: tokio::net::TcpListener,
+    pki: &std::path::Path,
+    caller: &str,
+    secret: &str,
+    prefix: &str,
+) -> anyhow::Result<chargemesh_cec::mock::MockPeer> {
+    let files = chargemesh_kit::tls::TlsFiles::in_dir(pki, "gateway");
+    let tls = chargemesh_kit::tls::server_config(&files, chargemesh_kit::tls::ClientAuth::Optional)
+        .context("the regulator's certificate (run `chargemesh pki init` or `up` first)")?;
+    let secrets = demo_cec_secrets(secret)
+        .secrets()
+        .map_err(|e| anyhow::anyhow!("--secret: {e}"))?;
+    Ok(chargemesh_cec::mock::MockPeer::start(
+        listener,
+        tls,
+        caller,
+        secrets,
+        chargemesh_cec::Dialect::default(),
+        prefix,
+    )?)
+}
+
+/// Prints what a mock regulator receives, as JSON lines, until stopped.
+fn print_pushes(
+    peer: std::sync::Arc<chargemesh_cec::mock::MockPeer>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut shown = 0;
+        loop {
+            let received = peer.received();
+            for (interface, payload) in received.iter().skip(shown) {
+                println!(
+                    "{}",
+                    serde_json::json!({"regulator_received": interface, "payload": payload})
+                );
+            }
+            shown = received.len();
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    })
+}
+
+async fn cec_peer(
+    listen: &str,
+    pki: &std::path::Path,
+    caller: &str,
+    secret: &str,
+    prefix: &str,
+) -> anyhow::Result<()> {
+    let listener = mesh::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let peer = std::sync::Arc::new(start_mock_regulator(listener, pki, caller, secret, prefix)?);
+    println!("mock regulator on https://{addr}{prefix} taking pushes from {caller}");
+    let printer = print_pushes(peer);
+    tokio::signal::ctrl_c().await?;
+    printer.abort();
+    Ok(())
+}
+
 async fn up(
     config: Config,
     data_dir: PathBuf,
@@ -359,8 +461,57 @@ async fn up(
     let mut opts = EmbeddedOptions::new(&data_dir);
     opts.gateway_listen = listen;
     opts.trust_domain = config.trust_domain.clone();
+    // The demo connects a regulator of Shaoxing both ways over T/CEC 102: it pulls from the
+    // edge on 127.0.0.1:7444 and is pushed to at a mock regulator in this process.
+    let regulator_listener = if seed_demo {
+        let listener = mesh::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let peer = chargemesh_cec::peers::PeerConfig {
+            name: "shaoxing-regulator".into(),
+            operator_id: DEMO_REGULATOR_ID.into(),
+            access: chargemesh_cec::peers::PeerAccess::Regulator {
+                area_code: "330600".into(),
+            },
+            inbound: demo_cec_secrets(DEMO_CEC_SECRET),
+            outbound: Some(demo_cec_secrets(DEMO_CEC_SECRET)),
+            dialect: chargemesh_cec::Dialect::default(),
+            push_url: Some(format!("https://127.0.0.1:{port}/evcs/v1")),
+        };
+        opts.cec = Some(chargemesh_gateway::cec::CecConfig {
+            listen: "127.0.0.1:7444".into(),
+            operator_id: DEMO_PLATFORM_ID.into(),
+            peers: vec![peer.clone()],
+            ..Default::default()
+        });
+        opts.cec_push = chargemesh_reporting::push::PushConfig {
+            operator_id: DEMO_PLATFORM_ID.into(),
+            peers: vec![peer],
+            ..Default::default()
+        };
+        Some(listener)
+    } else {
+        None
+    };
     let mesh = EmbeddedMesh::start(opts).await?;
     let pki = mesh.pki.clone();
+    let _regulator = match regulator_listener {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            let peer = std::sync::Arc::new(start_mock_regulator(
+                listener,
+                &pki.dir,
+                DEMO_PLATFORM_ID,
+                DEMO_CEC_SECRET,
+                "/evcs/v1/",
+            )?);
+            println!(
+                "demo regulator (T/CEC 102): pushed to at https://{addr}/evcs/v1/, pulls from \
+                 https://127.0.0.1:7444/evcs/v1/ as {DEMO_REGULATOR_ID} with secret {DEMO_CEC_SECRET}"
+            );
+            Some((print_pushes(peer.clone()), peer))
+        }
+        None => None,
+    };
     if seed_demo {
         let seeded = demo::seed(mesh.gateway_addr, &pki.files("operator"))
             .await

@@ -203,15 +203,9 @@ async fn base_2_status_changes_reach_the_regulator_once_in_order_across_an_outag
     mesh.stop().await;
 }
 
-#[tokio::test]
-async fn base_2_a_finished_order_is_resent_until_the_regulator_confirms_it() {
-    let Setup {
-        mesh,
-        regulator,
-        clock,
-    } = setup().await;
-    regulator.confirm_next(&[1, 1]);
-    // The station's first tariff comes into force at its creation; the session follows.
+/// Reports a finished session of 20.5 kWh under `order_id`, an hour long, after the station's
+/// first tariff came into force.
+async fn report_order(mesh: &TestMesh, clock: &ManualClock, order_id: &str) {
     clock.advance(chrono::Duration::hours(3));
     let start = clock.now() - chrono::Duration::hours(2);
     let at = |minutes: i64| {
@@ -219,11 +213,10 @@ async fn base_2_a_finished_order_is_resent_until_the_regulator_confirms_it() {
             start + chrono::Duration::minutes(minutes),
         ))
     };
-    let order_id = format!("{OP}000000000000000042");
     mt::metering_service_client::MeteringServiceClient::new(mesh.channel("operator"))
         .report_charge_order(mt::ReportChargeOrderRequest {
             operator_id: OP.into(),
-            order_id: order_id.clone(),
+            order_id: order_id.to_owned(),
             station_id: "S-A".into(),
             pile_id: "PA".into(),
             connector_id: "PA-1".into(),
@@ -246,6 +239,18 @@ async fn base_2_a_finished_order_is_resent_until_the_regulator_confirms_it() {
         })
         .await
         .expect("order kept");
+}
+
+#[tokio::test]
+async fn base_2_a_finished_order_is_resent_until_the_regulator_confirms_it() {
+    let Setup {
+        mesh,
+        regulator,
+        clock,
+    } = setup().await;
+    regulator.confirm_next(&[1, 1]);
+    let order_id = format!("{OP}000000000000000042");
+    report_order(&mesh, &clock, &order_id).await;
     let orders = |received: Vec<(String, Value)>| -> Vec<Value> {
         received
             .into_iter()
@@ -266,5 +271,54 @@ async fn base_2_a_finished_order_is_resent_until_the_regulator_confirms_it() {
         3,
         "disputed twice, then confirmed: no more"
     );
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn base_2_a_push_the_regulator_refuses_is_parked_visible_and_not_retried() {
+    use chargemesh_proto::reporting::v1 as rp;
+    let Setup {
+        mesh,
+        regulator,
+        clock,
+    } = setup().await;
+    regulator.refuse_next(1);
+    let order_id = format!("{OP}000000000000000077");
+    report_order(&mesh, &clock, &order_id).await;
+    let admin = chargemesh::pki::mint_token(
+        mesh.pki(),
+        "admin",
+        None,
+        &["platform_admin".to_owned()],
+        3600,
+    )
+    .expect("token");
+    let parked = eventually(
+        async || {
+            rp::reporting_service_client::ReportingServiceClient::new(mesh.anonymous_channel())
+                .list_parked_pushes(common::with_token(rp::ListParkedPushesRequest {}, &admin))
+                .await
+                .expect("parked")
+                .into_inner()
+                .pushes
+        },
+        |p| !p.is_empty(),
+    )
+    .await;
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].item_key, format!("{order_id}@1"));
+    assert_eq!(parked[0].interface, "notification_charge_order_info");
+    assert!(
+        parked[0].last_error.contains("refused"),
+        "{}",
+        parked[0].last_error
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let pushes = regulator
+        .received()
+        .iter()
+        .filter(|(i, _)| i == "notification_charge_order_info")
+        .count();
+    assert_eq!(pushes, 1, "parked, not retried");
     mesh.stop().await;
 }

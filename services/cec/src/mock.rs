@@ -23,6 +23,7 @@ struct State {
     confirm: VecDeque<i64>,
     tokens: HashSet<String>,
     issued: u64,
+    refuse: u32,
 }
 
 /// A running mock regulator.
@@ -129,6 +130,12 @@ impl MockPeer {
         self.lock().confirm.extend(results.iter().copied());
     }
 
+    /// Refuses the content of the next `n` pushes (`Ret` 4004), as a regulator does with data
+    /// it cannot take; they are recorded all the same.
+    pub fn refuse_next(&self, n: u32) {
+        self.lock().refuse += n;
+    }
+
     /// Forgets the tokens issued, as a platform restart would: the next call gets 4002.
     pub fn forget_tokens(&self) {
         self.lock().tokens.clear();
@@ -206,6 +213,10 @@ fn answer(
         return sealed(Ret::BadToken, None);
     }
     state.received.push((interface.to_owned(), payload.clone()));
+    if state.refuse > 0 {
+        state.refuse -= 1;
+        return sealed(Ret::BadPayload, None);
+    }
     let reply = match interface {
         "notification_stationStatus" => json!({"Status": 0}),
         "notification_charge_order_info" => {
