@@ -405,6 +405,32 @@ async fn a_platform_in_platform_mode_pushes_status_and_orders_by_cec_and_the_grp
         (status.station_id.as_str(), status.cec_status),
         ("S-A", 255)
     );
+    // A forged push (wrong signature) is refused with 4001 and changes nothing.
+    let token = platform.fetch_token().await.expect("token");
+    let mut forged =
+        platform.seal(&json!({"ConnectorStatusInfos": [{"ConnectorID": "PA-1", "Status": 1}]}));
+    forged.sig = "F".repeat(32);
+    let refused = platform
+        .send("notification_stationStatus", &forged, Some(&token))
+        .await
+        .expect("answer");
+    assert_eq!(refused.ret, 4001);
+    let live = regulator
+        .get_station_status(reg::GetStationStatusRequest {
+            stations: vec![reg::StationKey {
+                operator_id: OP.into(),
+                station_id: "S-A".into(),
+            }],
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    let pa = live.stations[0]
+        .connectors
+        .iter()
+        .find(|c| c.connector_id == "PA-1")
+        .expect("PA-1");
+    assert_eq!(pa.cec_status, 255, "still faulted");
     // An unknown connector is the payload's fault: 4004, nothing kept.
     let (ret, _) = platform
         .call(
