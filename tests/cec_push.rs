@@ -71,6 +71,7 @@ async fn setup() -> Setup {
             backoff_base_ms: 20,
             backoff_max_ms: 200,
             max_attempts: 1_000,
+            charge_status_every_s: 1,
         };
     })
     .await;
@@ -320,5 +321,106 @@ async fn base_2_a_push_the_regulator_refuses_is_parked_visible_and_not_retried()
         .filter(|(i, _)| i == "notification_charge_order_info")
         .count();
     assert_eq!(pushes, 1, "parked, not retried");
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn base_2_a_running_session_is_reported_every_period_until_it_ends() {
+    let Setup {
+        mesh,
+        regulator,
+        clock,
+    } = setup().await;
+    clock.advance(chrono::Duration::hours(3));
+    let order_id = format!("{OP}000000000000000099");
+    let body = |seq: u64, minutes: i64, body: tm::telemetry_message::Body| tm::TelemetryMessage {
+        sequence: seq,
+        pile_id: "PA".into(),
+        connector_id: "PA-1".into(),
+        observe_time: Some(chargemesh_kit::time::to_timestamp(
+            clock.now() - chrono::Duration::minutes(10) + chrono::Duration::minutes(minutes),
+        )),
+        body: Some(body),
+        ..Default::default()
+    };
+    let meter = |kwh: &str| {
+        tm::telemetry_message::Body::Meter(tm::MeterSample {
+            energy_kwh: kwh.into(),
+            ..Default::default()
+        })
+    };
+    let stream = TelemetryStream::open(mesh.channel("operator")).await;
+    stream
+        .send(vec![
+            body(
+                1,
+                0,
+                tm::telemetry_message::Body::SessionStart(tm::SessionStart {
+                    order_id: order_id.clone(),
+                    meter_start_kwh: "100.000".into(),
+                    connector_checked: true,
+                    charging_confirmed: true,
+                    ..Default::default()
+                }),
+            ),
+            body(2, 5, meter("102.500")),
+        ])
+        .await;
+    let progress = |received: Vec<(String, Value)>| -> Vec<Value> {
+        received
+            .into_iter()
+            .filter(|(i, _)| i == "notification_equip_charge_status")
+            .map(|(_, p)| p)
+            .collect()
+    };
+    let running = eventually(
+        async || progress(regulator.received()),
+        |p| p.len() >= 2 && p.iter().any(|r| r["TotalPower"] == 2.5),
+    )
+    .await;
+    assert!(
+        running.len() >= 2 && running.iter().any(|r| r["TotalPower"] == 2.5),
+        "reported every period with the energy so far: {running:?}"
+    );
+    assert!(
+        running
+            .iter()
+            .all(|r| r["StartChargeSeq"] == order_id.as_str())
+    );
+    assert!(running.iter().all(|r| r["StartChargeSeqStat"] == 2));
+    stream
+        .send(vec![body(
+            3,
+            10,
+            tm::telemetry_message::Body::SessionEnd(tm::SessionEnd {
+                order_id: order_id.clone(),
+                meter_stop_kwh: "104.000".into(),
+                end_confirmed: true,
+                physically_separated: true,
+                ..Default::default()
+            }),
+        )])
+        .await;
+    let ordered = eventually(
+        async || regulator.received(),
+        |r| {
+            r.iter().any(|(i, p)| {
+                i == "notification_charge_order_info" && p["StartChargeSeq"] == order_id.as_str()
+            })
+        },
+    )
+    .await;
+    assert!(
+        ordered
+            .iter()
+            .any(|(i, p)| i == "notification_charge_order_info" && p["TotalPower"] == 4.0),
+        "the finished order follows"
+    );
+    // Once ended, no more progress reports.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let settled = progress(regulator.received()).len();
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let after = progress(regulator.received());
+    assert_eq!(after.len(), settled, "none after the end: {after:?}");
     mesh.stop().await;
 }

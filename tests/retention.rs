@@ -111,7 +111,11 @@ async fn rec_3_and_fault_9_records_are_kept_3_years_important_ones_for_good_and_
                 .len()
         }
     };
-    eventually(history, |n| *n == 1).await;
+    assert_eq!(
+        eventually(history, |n| *n == 1).await,
+        1,
+        "reporting copied the change"
+    );
     // A drill record: no clock runs on it, so it last changed the day it was made.
     let drill = DispatchServiceClient::new(channel.clone())
         .record_drill(with_token(

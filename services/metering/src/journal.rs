@@ -7,6 +7,7 @@ use chargemesh_kit::time::opt_timestamp;
 use chargemesh_proto::journal::v1 as pb;
 
 use crate::domain::order::ChargeOrder;
+use crate::domain::session::OpenSession;
 
 /// The fact of one version of a charge order.
 pub fn charge_order_entry(o: &ChargeOrder) -> Entry {
@@ -34,5 +35,35 @@ pub fn charge_order_entry(o: &ChargeOrder) -> Entry {
         i64::from(o.version),
         o.recorded_at,
         pb::fact::Fact::ChargeOrder(fact),
+    )
+}
+
+/// The fact of a running session (or, with `running` false, of its end); its version grows with
+/// each reading, and its end is later than any reading.
+pub fn session_entry(s: &OpenSession, running: bool, now: chrono::DateTime<chrono::Utc>) -> Entry {
+    let first = s.samples.first();
+    let last = s.samples.last();
+    let energy = match (first, last) {
+        (Some(a), Some(b)) => (b.register_kwh - a.register_kwh).round_dp(3).to_string(),
+        _ => "0".into(),
+    };
+    let readings = i64::try_from(s.samples.len()).unwrap_or(i64::MAX - 1);
+    let fact = pb::ChargeSessionFact {
+        order_id: s.order_id.clone(),
+        station_id: s.station_id.clone(),
+        pile_id: s.pile_id.clone(),
+        connector_id: s.connector_id.clone(),
+        start_time: opt_timestamp(Some(s.start)),
+        sample_time: opt_timestamp(Some(last.map_or(s.start, |l| l.at))),
+        energy_kwh: energy,
+        running,
+    };
+    Entry::new(
+        &s.operator_id,
+        "charge_session",
+        &s.order_id,
+        if running { readings } else { readings + 1 },
+        now,
+        pb::fact::Fact::ChargeSession(fact),
     )
 }

@@ -173,6 +173,7 @@ macro_rules! sql_metering_store {
             }
 
             async fn put_session(&self, session: &OpenSession, now: DateTime<Utc>) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO open_sessions (operator_id, connector_id, doc, updated_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (operator_id, connector_id) DO UPDATE SET doc = $3, updated_at = $4",
@@ -181,17 +182,32 @@ macro_rules! sql_metering_store {
                 .bind(&session.connector_id)
                 .bind(sqlx::types::Json(session))
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                $journal(&mut tx, &[crate::journal::session_entry(session, true, now)]).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
             async fn drop_session(&self, operator_id: &str, connector_id: &str) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let running: Option<sqlx::types::Json<OpenSession>> = sqlx::query_scalar(
+                    "SELECT doc FROM open_sessions WHERE operator_id = $1 AND connector_id = $2",
+                )
+                .bind(operator_id)
+                .bind(connector_id)
+                .fetch_optional(&mut *tx)
+                .await?;
                 sqlx::query("DELETE FROM open_sessions WHERE operator_id = $1 AND connector_id = $2")
                     .bind(operator_id)
                     .bind(connector_id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                if let Some(session) = running {
+                    let ended = session.0.samples.last().map_or(session.0.start, |s| s.at);
+                    $journal(&mut tx, &[crate::journal::session_entry(&session.0, false, ended)]).await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 

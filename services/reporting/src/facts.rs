@@ -52,6 +52,12 @@ pub fn window(fact: &Fact) -> Option<(String, DateTime<Utc>, Option<DateTime<Utc
             let held = drill_day(d)?;
             Some((d.station_id.clone(), held, Some(held)))
         }
+        // A running session matters until it ends.
+        Fact::ChargeSession(c) => Some((
+            c.station_id.clone(),
+            at(&c.start_time)?,
+            if c.running { None } else { at(&c.sample_time) },
+        )),
     }
 }
 
@@ -71,6 +77,7 @@ pub struct FactSet {
     pub charge_orders: Vec<chargemesh_proto::journal::v1::ChargeOrderFact>,
     pub plans: Vec<chargemesh_proto::journal::v1::MaintenancePlanFact>,
     pub drills: Vec<chargemesh_proto::journal::v1::DrillFact>,
+    pub charge_sessions: Vec<chargemesh_proto::journal::v1::ChargeSessionFact>,
 }
 
 impl FactSet {
@@ -84,6 +91,7 @@ impl FactSet {
                 Fact::ChargeOrder(f) => self.charge_orders.push(f),
                 Fact::MaintenancePlan(f) => self.plans.push(f),
                 Fact::Drill(f) => self.drills.push(f),
+                Fact::ChargeSession(f) => self.charge_sessions.push(f),
             }
         }
     }
@@ -173,6 +181,7 @@ impl FactSet {
         self.charge_orders.retain(|f| keep(&f.station_id));
         self.plans.retain(|f| keep(&f.station_id));
         self.drills.retain(|f| keep(&f.station_id));
+        self.charge_sessions.retain(|f| keep(&f.station_id));
     }
 }
 

@@ -1,5 +1,6 @@
 //! Pushes to regulator platforms over T/CEC 102 (REQ BASE-2): every connector status change
-//! (`notification_stationStatus`) and every finished charge order
+//! (`notification_stationStatus`), each running session's progress every few minutes
+//! (`notification_equip_charge_status`) and every finished charge order
 //! (`notification_charge_order_info`, resent until the peer confirms it with `ConfirmResult` 0).
 //!
 //! The outbox is durable: deliveries are made from the logs reporting has already kept — the
@@ -39,6 +40,9 @@ pub struct PushConfig {
     pub backoff_max_ms: u64,
     /// After this many failed attempts an item is parked.
     pub max_attempts: u32,
+    /// How often a running session's progress is pushed, in seconds (the 5 minutes regulators
+    /// ask for).
+    pub charge_status_every_s: u64,
 }
 
 impl Default for PushConfig {
@@ -50,6 +54,7 @@ impl Default for PushConfig {
             backoff_base_ms: 1_000,
             backoff_max_ms: 300_000,
             max_attempts: 20,
+            charge_status_every_s: 300,
         }
     }
 }
@@ -204,6 +209,7 @@ impl Pusher {
         for (peer, client) in &self.clients {
             self.enqueue_status(peer).await?;
             self.enqueue_orders(peer).await?;
+            self.enqueue_charge_status(peer).await?;
             delivered += self.send(peer, client).await?;
         }
         Ok(delivered)
@@ -300,14 +306,7 @@ impl Pusher {
         if rows.is_empty() {
             return Ok(());
         }
-        let areas: std::collections::HashMap<(String, String), String> = on_backend!(&self.db, pool => {
-            let stations: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT operator_id, station_id, area_code FROM stations",
-            )
-            .fetch_all(pool)
-            .await?;
-            stations.into_iter().map(|(o, s, a)| ((o, s), a)).collect()
-        });
+        let areas = self.areas().await?;
         for (operator_id, order_id, version, bytes) in rows {
             let Ok(chargemesh_proto::journal::v1::Fact {
                 fact: Some(chargemesh_proto::journal::v1::fact::Fact::ChargeOrder(o)),
@@ -356,6 +355,96 @@ impl Pusher {
             });
         }
         Ok(())
+    }
+
+    /// One progress report per running session and period of `charge_status_every_s`.
+    async fn enqueue_charge_status(&self, peer: &PeerConfig) -> Result<(), StoreError> {
+        use prost::Message as _;
+        type Row = (String, String, Vec<u8>);
+        let now = Utc::now();
+        let every = i64::try_from(self.config.charge_status_every_s.max(1)).unwrap_or(300);
+        let slot = now.timestamp().div_euclid(every);
+        let rows: Vec<Row> = on_backend!(&self.db, pool => sqlx::query_as(
+            "SELECT f.operator_id, f.subject_id, f.fact FROM facts f \
+             WHERE f.kind = 'charge_session' AND f.until IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM cec_deliveries d WHERE d.peer = $1 AND d.stream = 'charge' \
+              AND d.lane = f.subject_id AND d.seq = $2) LIMIT 500",
+        )
+        .bind(&peer.name)
+        .bind(slot)
+        .fetch_all(pool)
+        .await?);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let areas = self.areas().await?;
+        for (operator_id, order_id, bytes) in rows {
+            let Ok(chargemesh_proto::journal::v1::Fact {
+                fact: Some(chargemesh_proto::journal::v1::fact::Fact::ChargeSession(c)),
+            }) = chargemesh_proto::journal::v1::Fact::decode(bytes.as_slice())
+            else {
+                continue;
+            };
+            let area = areas
+                .get(&(operator_id.clone(), c.station_id.clone()))
+                .cloned()
+                .unwrap_or_default();
+            if !in_scope(peer, &operator_id, &area) {
+                continue;
+            }
+            let time = |ts: &Option<prost_types::Timestamp>| {
+                ts.as_ref()
+                    .and_then(chargemesh_kit::time::from_timestamp)
+                    .map(chargemesh_cec::payload_time)
+                    .unwrap_or_default()
+            };
+            let mut payload = json!({
+                "StartChargeSeq": order_id,
+                "StartChargeSeqStat": 2,
+                "ConnectorID": c.connector_id,
+                "ConnectorStatus": 3,
+                "CurrentA": 0,
+                "VoltageA": 0,
+                "Soc": 0,
+                "StartTime": time(&c.start_time),
+                "EndTime": time(&c.sample_time),
+                "TotalPower": c.energy_kwh.parse::<f64>().unwrap_or(0.0),
+                "ElecMoney": 0,
+                "SeviceMoney": 0,
+                "TotalMoney": 0,
+                "SumPeriod": 0,
+                "ChargeDetails": [],
+            });
+            peer.dialect.outbound(&mut payload);
+            on_backend!(&self.db, pool => {
+                sqlx::query(INSERT)
+                    .bind(&peer.name)
+                    .bind("charge")
+                    .bind(format!("{order_id}@{slot}"))
+                    .bind(&order_id)
+                    .bind(slot)
+                    .bind("notification_equip_charge_status")
+                    .bind(payload.to_string())
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// Each station's area, for the peers' scopes.
+    async fn areas(
+        &self,
+    ) -> Result<std::collections::HashMap<(String, String), String>, StoreError> {
+        Ok(on_backend!(&self.db, pool => {
+            let stations: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT operator_id, station_id, area_code FROM stations",
+            )
+            .fetch_all(pool)
+            .await?;
+            stations.into_iter().map(|(o, s, a)| ((o, s), a)).collect()
+        }))
     }
 
     async fn pending(&self, peer: &PeerConfig) -> Result<Vec<Delivery>, StoreError> {
