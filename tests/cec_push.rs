@@ -283,6 +283,18 @@ async fn base_2_a_push_the_regulator_refuses_is_parked_visible_and_not_retried()
         regulator,
         clock,
     } = setup().await;
+    // The station's own pushes go first; then the regulator refuses the next one.
+    eventually(
+        async || regulator.received(),
+        |r| {
+            r.iter().any(|(i, p)| {
+                i == "notification_stationInfo"
+                    && p["StationInfo"]["EquipmentInfos"][0]["EquipmentID"] == "PA"
+            })
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     regulator.refuse_next(1);
     let order_id = format!("{OP}000000000000000077");
     report_order(&mesh, &clock, &order_id).await;
@@ -422,5 +434,53 @@ async fn base_2_a_running_session_is_reported_every_period_until_it_ends() {
     tokio::time::sleep(Duration::from_millis(2_200)).await;
     let after = progress(regulator.received());
     assert_eq!(after.len(), settled, "none after the end: {after:?}");
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn base_2_a_station_is_pushed_once_and_again_when_it_changes() {
+    let Setup {
+        mesh, regulator, ..
+    } = setup().await;
+    let infos = |received: Vec<(String, Value)>| -> Vec<Value> {
+        received
+            .into_iter()
+            .filter(|(i, _)| i == "notification_stationInfo")
+            .map(|(_, p)| p["StationInfo"].clone())
+            .collect()
+    };
+    // Pushed when registered, and again once its pile was added.
+    let first = eventually(
+        async || infos(regulator.received()),
+        |i| {
+            i.last()
+                .is_some_and(|s| s["EquipmentInfos"][0]["EquipmentID"] == "PA")
+        },
+    )
+    .await;
+    let current = first.last().expect("pushed");
+    assert_eq!(current["StationID"], "S-A");
+    assert_eq!(current["EquipmentInfos"][0]["EquipmentID"], "PA");
+    let settled = first.len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        infos(regulator.received()).len(),
+        settled,
+        "unchanged, not pushed again"
+    );
+    let mut station = demo::station(OP, "S-A", "330602");
+    station.name = "Keqiao Hub, renamed".into();
+    mesh.client("operator")
+        .update_station(asset::UpdateStationRequest {
+            station: Some(station),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["name".into()],
+            }),
+        })
+        .await
+        .expect("renamed");
+    let after = eventually(async || infos(regulator.received()), |i| i.len() > settled).await;
+    assert_eq!(after.len(), settled + 1);
+    assert_eq!(after[settled]["StationName"], "Keqiao Hub, renamed");
     mesh.stop().await;
 }

@@ -6,9 +6,8 @@
 //! (4003), and its token (4002) — then answered from the mesh as the peer's principal: a
 //! regulator peer sees its area, an operator peer its own stations.
 
-pub mod map;
-
 pub use chargemesh_cec::client;
+pub use chargemesh_cec::map;
 pub use chargemesh_cec::peers::{PeerAccess, PeerConfig, SecretsConfig};
 
 use std::collections::{BTreeMap, HashMap, HashSet};

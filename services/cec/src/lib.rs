@@ -10,6 +10,7 @@ pub mod client;
 pub mod crypto;
 pub mod dialect;
 pub mod envelope;
+pub mod map;
 pub mod mock;
 pub mod peers;
 

@@ -1,6 +1,7 @@
 //! The station directory: each station's operator, area and piles, listed from the asset
 //! registry (`RegulatorService/ListStations`) on a period, for area reports and for finding the
-//! station of a pile.
+//! station of a pile; and each station's T/CEC 102 StationInfo, versioned when it changes, for
+//! the pushes to regulators.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,21 @@ pub async fn refresh(
             })
             .await?
             .into_inner();
+        // REQ BASE-2: each station as regulators are told of it; a changed one is pushed again.
+        let infos: Vec<(String, String, String, String)> = page
+            .stations
+            .iter()
+            .filter_map(|record| {
+                let station = record.station.as_ref()?;
+                Some((
+                    station.operator_id.clone(),
+                    station.station_id.clone(),
+                    station.area_code.clone(),
+                    chargemesh_cec::map::station_info(record).to_string(),
+                ))
+            })
+            .collect();
+        store.put_station_infos(&infos).await?;
         let rows: Vec<StationRow> = page
             .stations
             .into_iter()

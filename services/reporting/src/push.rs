@@ -1,4 +1,5 @@
-//! Pushes to regulator platforms over T/CEC 102 (REQ BASE-2): every connector status change
+//! Pushes to regulator platforms over T/CEC 102 (REQ BASE-2): each station when it changes
+//! (`notification_stationInfo`), every connector status change
 //! (`notification_stationStatus`), each running session's progress every few minutes
 //! (`notification_equip_charge_status`) and every finished charge order
 //! (`notification_charge_order_info`, resent until the peer confirms it with `ConfirmResult` 0).
@@ -210,6 +211,7 @@ impl Pusher {
             self.enqueue_status(peer).await?;
             self.enqueue_orders(peer).await?;
             self.enqueue_charge_status(peer).await?;
+            self.enqueue_station_info(peer).await?;
             delivered += self.send(peer, client).await?;
         }
         Ok(delivered)
@@ -424,6 +426,43 @@ impl Pusher {
                     .bind(&order_id)
                     .bind(slot)
                     .bind("notification_equip_charge_status")
+                    .bind(payload.to_string())
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// Each station whose StationInfo version the peer has not been pushed.
+    async fn enqueue_station_info(&self, peer: &PeerConfig) -> Result<(), StoreError> {
+        type Row = (String, String, String, String, i64);
+        let now = Utc::now();
+        let rows: Vec<Row> = on_backend!(&self.db, pool => sqlx::query_as(
+            "SELECT s.operator_id, s.station_id, s.area_code, s.info, s.version FROM station_infos s \
+             WHERE NOT EXISTS (SELECT 1 FROM cec_deliveries d WHERE d.peer = $1 AND d.stream = 'station' \
+             AND d.lane = s.operator_id || '/' || s.station_id AND d.seq = s.version) LIMIT 500",
+        )
+        .bind(&peer.name)
+        .fetch_all(pool)
+        .await?);
+        for (operator_id, station_id, area_code, info, version) in rows {
+            if !in_scope(peer, &operator_id, &area_code) {
+                continue;
+            }
+            let info: Value = serde_json::from_str(&info).unwrap_or(Value::Null);
+            let mut payload = json!({ "StationInfo": info });
+            peer.dialect.outbound(&mut payload);
+            let lane = format!("{operator_id}/{station_id}");
+            on_backend!(&self.db, pool => {
+                sqlx::query(INSERT)
+                    .bind(&peer.name)
+                    .bind("station")
+                    .bind(format!("{lane}@{version}"))
+                    .bind(&lane)
+                    .bind(version)
+                    .bind("notification_stationInfo")
                     .bind(payload.to_string())
                     .bind(now)
                     .execute(pool)

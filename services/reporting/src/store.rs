@@ -83,6 +83,12 @@ pub trait ReportingStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<jpb::fact::Fact>, StoreError>;
 
     async fn put_stations(&self, rows: &[StationRow]) -> Result<(), StoreError>;
+    /// Keeps each station's StationInfo; a station whose info changed gets the next version.
+    /// Returns how many changed.
+    async fn put_station_infos(
+        &self,
+        infos: &[(String, String, String, String)],
+    ) -> Result<usize, StoreError>;
     async fn stations(&self) -> Result<Vec<StationRow>, StoreError>;
 
     async fn create_exemption(&self, e: &Exemption) -> Result<(), StoreError>;
@@ -322,6 +328,28 @@ macro_rules! sql_reporting_store {
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn put_station_infos(&self, infos: &[(String, String, String, String)]) -> Result<usize, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let mut changed = 0;
+                for (operator_id, station_id, area_code, info) in infos {
+                    let done = sqlx::query(
+                        "INSERT INTO station_infos (operator_id, station_id, area_code, info, version) \
+                         VALUES ($1, $2, $3, $4, 1) ON CONFLICT (operator_id, station_id) DO UPDATE \
+                         SET area_code = excluded.area_code, info = excluded.info, version = station_infos.version + 1 \
+                         WHERE station_infos.info <> excluded.info",
+                    )
+                    .bind(operator_id)
+                    .bind(station_id)
+                    .bind(area_code)
+                    .bind(info)
+                    .execute(&mut *tx)
+                    .await?;
+                    changed += done.rows_affected() as usize;
+                }
+                tx.commit().await?;
+                Ok(changed)
             }
 
             async fn stations(&self) -> Result<Vec<StationRow>, StoreError> {
