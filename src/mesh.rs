@@ -181,6 +181,7 @@ pub async fn run_asset(
     let served = serve_component(
         "asset",
         &config.tls,
+        &config.admin_listen,
         trust_domain,
         listener,
         routes,
@@ -197,15 +198,18 @@ pub async fn run_asset(
 
 /// Serves a mesh component's routes over mutual TLS (certificates reloaded as they change)
 /// until `shutdown`, then lets open streams finish for `grace`.
+#[allow(clippy::too_many_arguments)]
 async fn serve_component(
     name: &'static str,
     tls: &chargemesh_kit::tls::TlsFiles,
+    admin_listen: &str,
     trust_domain: &str,
     listener: TcpListener,
     routes: tonic::service::Routes,
     shutdown: Shutdown,
     grace: std::time::Duration,
 ) -> anyhow::Result<()> {
+    let admin = spawn_admin(name, admin_listen, &shutdown, grace).await?;
     let tls = ReloadingServerConfig::load(tls.clone(), ClientAuth::Required)?;
     let watcher = tls.watch(std::time::Duration::from_secs(30));
     tracing::info!(component = name, addr = %listener.local_addr()?, "serving");
@@ -224,7 +228,31 @@ async fn serve_component(
         )
         .await;
     watcher.abort();
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     Ok(served?)
+}
+
+/// Serves the component's plaintext health for Kubernetes' probes on `listen`, when set.
+async fn spawn_admin(
+    name: &'static str,
+    listen: &str,
+    shutdown: &Shutdown,
+    grace: std::time::Duration,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    if listen.trim().is_empty() {
+        return Ok(None);
+    }
+    let listener = bind(listen).await?;
+    tracing::info!(component = name, addr = %listener.local_addr()?, "admin (health) serving");
+    let stop = shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        if let Err(error) = chargemesh_kit::server::serve_admin(listener, stop.wait(), grace).await
+        {
+            tracing::warn!(component = name, %error, "admin listener failed");
+        }
+    })))
 }
 
 /// What a component behind the gateway runs with: its identity's trust domain, its listener,
@@ -243,6 +271,7 @@ pub struct Run {
 struct Component<'a> {
     name: &'static str,
     tls: &'a chargemesh_kit::tls::TlsFiles,
+    admin_listen: &'a str,
     db: Database,
     routes: tonic::service::Routes,
     background: Vec<JoinHandle<()>>,
@@ -260,6 +289,7 @@ impl Component<'_> {
         let served = serve_component(
             self.name,
             self.tls,
+            self.admin_listen,
             trust_domain,
             listener,
             self.routes,
@@ -294,6 +324,7 @@ pub async fn run_gateway(
     grace: std::time::Duration,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "gateway serving");
+    let admin = spawn_admin("gateway", &config.admin_listen, &shutdown, grace).await?;
     let cec_task = match cec {
         Some((cec_listener, clock)) => {
             let asset = config
@@ -335,6 +366,9 @@ pub async fn run_gateway(
     shutdown.serve_with_grace(grace, serve).await?;
     if let Some(task) = cec_task {
         task.await.context("the T/CEC 102 edge")??;
+    }
+    if let Some(admin) = admin {
+        admin.abort();
     }
     Ok(())
 }
@@ -405,6 +439,7 @@ pub async fn run_reporting(config: &ReportingConfig, run: Run) -> anyhow::Result
     Component {
         name: "reporting",
         tls,
+        admin_listen: &config.service.admin_listen,
         db,
         routes: routes
             .add_service(api.clone().into_server())
@@ -468,6 +503,7 @@ pub async fn run_dispatch(config: &DispatchConfig, run: Run) -> anyhow::Result<(
     Component {
         name: "dispatch",
         tls: &config.service.tls,
+        admin_listen: &config.service.admin_listen,
         db,
         routes: routes
             .add_service(journal)
@@ -510,6 +546,7 @@ pub async fn run_metering(config: &MeteringConfig, run: Run) -> anyhow::Result<(
     Component {
         name: "metering",
         tls: &config.service.tls,
+        admin_listen: &config.service.admin_listen,
         db,
         routes: routes
             .add_service(api.into_server())
@@ -554,6 +591,7 @@ pub async fn run_complaints(config: &ComplaintsConfig, run: Run) -> anyhow::Resu
     Component {
         name: "complaints",
         tls: &config.service.tls,
+        admin_listen: &config.service.admin_listen,
         db,
         routes: routes
             .add_service(journal)
@@ -655,6 +693,7 @@ impl EmbeddedMesh {
             tls: pki.files("asset"),
             database: database("asset"),
             retention_purge_interval_s: 3_600,
+            admin_listen: String::new(),
         };
         // The database is ready before the gateway takes calls.
         open_database("asset", &asset.database)
@@ -703,6 +742,7 @@ impl EmbeddedMesh {
                 tls: pki.files("dispatch"),
                 database: database("dispatch"),
                 retention_purge_interval_s: 3_600,
+                admin_listen: String::new(),
             },
             asset_url: format!("https://127.0.0.1:{}", asset_addr.port()),
             deadline_interval_ms: opts.deadline_interval_ms,
@@ -723,6 +763,7 @@ impl EmbeddedMesh {
                 tls: pki.files("metering"),
                 database: database("metering"),
                 retention_purge_interval_s: 3_600,
+                admin_listen: String::new(),
             },
             asset_url: format!("https://127.0.0.1:{}", asset_addr.port()),
             follow_interval_ms: opts.deadline_interval_ms.min(1_000),
@@ -743,6 +784,7 @@ impl EmbeddedMesh {
                 tls: pki.files("complaints"),
                 database: database("complaints"),
                 retention_purge_interval_s: 3_600,
+                admin_listen: String::new(),
             },
             deadline_interval_ms: opts.deadline_interval_ms,
             dispatch_url: format!("https://127.0.0.1:{}", dispatch_addr.port()),
@@ -764,6 +806,7 @@ impl EmbeddedMesh {
                 tls: pki.files("reporting"),
                 database: database("reporting"),
                 retention_purge_interval_s: 3_600,
+                admin_listen: String::new(),
             },
             status_source: format!("https://127.0.0.1:{}", asset_addr.port()),
             dispatch_url: format!("https://127.0.0.1:{}", dispatch_addr.port()),
@@ -819,6 +862,7 @@ impl EmbeddedMesh {
                 ])
                 .collect(),
             cec: opts.cec.clone().unwrap_or_default(),
+            admin_listen: String::new(),
         };
         let (cec, cec_addr) = match &opts.cec {
             Some(config) => {

@@ -54,6 +54,8 @@ pub struct GatewayConfig {
     pub upstreams: BTreeMap<String, String>,
     /// The T/CEC 102 edge for regulator and operator platforms; off unless `cec.listen` is set.
     pub cec: cec::CecConfig,
+    /// Where plaintext gRPC health answers Kubernetes' probes; off when empty.
+    pub admin_listen: String,
 }
 
 impl Default for GatewayConfig {
@@ -64,6 +66,7 @@ impl Default for GatewayConfig {
             jwt: None,
             upstreams: BTreeMap::new(),
             cec: cec::CecConfig::default(),
+            admin_listen: String::new(),
         }
     }
 }

@@ -230,6 +230,9 @@ pub struct ServiceConfig {
     pub database: DatabaseConfig,
     /// How often records past retention are purged (REQ REC-3), in seconds.
     pub retention_purge_interval_s: u64,
+    /// Where plaintext gRPC health answers Kubernetes' probes, such as `0.0.0.0:9090`; off when
+    /// empty.
+    pub admin_listen: String,
 }
 
 impl ServiceConfig {
@@ -244,6 +247,7 @@ impl ServiceConfig {
                 max_connections: 10,
             },
             retention_purge_interval_s: 3_600,
+            admin_listen: String::new(),
         }
     }
 }
