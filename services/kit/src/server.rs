@@ -187,6 +187,34 @@ pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
         .ok_or_else(|| Status::unauthenticated("no principal"))
 }
 
+/// Serves gRPC health in plaintext on `listener` — for Kubernetes' native gRPC probes, which
+/// speak neither TLS nor mutual TLS — `SERVING` while the component serves. When `shutdown`
+/// resolves it answers `NOT_SERVING` (the pod leaves its Service) and stops after `linger`.
+pub async fn serve_admin(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    linger: Duration,
+) -> Result<(), tonic::transport::Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let stop = async move {
+        shutdown.await;
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        tokio::time::sleep(linger).await;
+    };
+    Server::builder()
+        .add_routes(Routes::new(health))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            stop,
+        )
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,32 +276,4 @@ mod tests {
             Err(tonic::Code::Unauthenticated)
         );
     }
-}
-
-/// Serves gRPC health in plaintext on `listener` — for Kubernetes' native gRPC probes, which
-/// speak neither TLS nor mutual TLS — `SERVING` while the component serves. When `shutdown`
-/// resolves it answers `NOT_SERVING` (the pod leaves its Service) and stops after `linger`.
-pub async fn serve_admin(
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-    linger: Duration,
-) -> Result<(), tonic::transport::Error> {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    let stop = async move {
-        shutdown.await;
-        reporter
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
-        tokio::time::sleep(linger).await;
-    };
-    Server::builder()
-        .add_routes(Routes::new(health))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            stop,
-        )
-        .await
 }
