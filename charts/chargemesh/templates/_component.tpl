@@ -1,0 +1,184 @@
+{{/*
+One mesh component: its ServiceAccount, Deployment, Service and PodDisruptionBudget.
+Called as (dict "root" $ "component" "asset").
+*/}}
+{{- define "chargemesh.component" -}}
+{{- $root := .root -}}
+{{- $c := .component -}}
+{{- $v := index $root.Values $c -}}
+{{- $full := include "chargemesh.fullname" $root -}}
+{{- $ctx := dict "root" $root "component" $c -}}
+{{- $role := upper $c -}}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ $full }}-{{ $c }}
+  labels:
+    {{- include "chargemesh.labels" $ctx | nindent 4 }}
+automountServiceAccountToken: false
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $full }}-{{ $c }}
+  labels:
+    {{- include "chargemesh.labels" $ctx | nindent 4 }}
+spec:
+  {{- if not (and (eq $c "gateway") $v.autoscaling.enabled) }}
+  replicas: {{ $v.replicas }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "chargemesh.selectorLabels" $ctx | nindent 6 }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxUnavailable: 0
+      maxSurge: 1
+  template:
+    metadata:
+      labels:
+        {{- include "chargemesh.labels" $ctx | nindent 8 }}
+      annotations:
+        checksum/config: {{ include (print $root.Template.BasePath "/config.yaml") $root | sha256sum }}
+        {{- with $root.Values.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ $full }}-{{ $c }}
+      automountServiceAccountToken: false
+      terminationGracePeriodSeconds: {{ $root.Values.terminationGracePeriodSeconds }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      {{- if $root.Values.spreadAcrossNodes }}
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+            - weight: 100
+              podAffinityTerm:
+                topologyKey: kubernetes.io/hostname
+                labelSelector:
+                  matchLabels:
+                    {{- include "chargemesh.selectorLabels" $ctx | nindent 20 }}
+      {{- end }}
+      {{- with $root.Values.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $root.Values.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      containers:
+        - name: {{ $c }}
+          image: {{ include "chargemesh.image" $root }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          args: ["serve", "--role", "{{ $c }}"]
+          env:
+            - name: CHARGEMESH_CONFIG
+              value: /etc/chargemesh/config/mesh.toml
+            {{- if ne $c "gateway" }}
+            - name: CHARGEMESH_{{ $role }}__DATABASE__URL
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $root.Values.database.existingSecret }}
+                  key: {{ $root.Values.database.key }}
+            {{- end }}
+            - name: CHARGEMESH_EVENTS__URL
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $root.Values.redis.existingSecret }}
+                  key: {{ $root.Values.redis.key }}
+          ports:
+            - name: grpc
+              containerPort: {{ $v.port }}
+              protocol: TCP
+            - name: admin
+              containerPort: {{ $root.Values.adminPort }}
+              protocol: TCP
+            {{- if and (eq $c "gateway") $v.cec.enabled }}
+            - name: cec
+              containerPort: {{ $v.cec.port }}
+              protocol: TCP
+            {{- end }}
+          startupProbe:
+            grpc:
+              port: {{ $root.Values.adminPort }}
+            periodSeconds: 2
+            failureThreshold: 60
+          readinessProbe:
+            grpc:
+              port: {{ $root.Values.adminPort }}
+            periodSeconds: 5
+            failureThreshold: 2
+          livenessProbe:
+            grpc:
+              port: {{ $root.Values.adminPort }}
+            periodSeconds: 10
+            failureThreshold: 6
+          resources:
+            {{- toYaml $v.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $root.Values.securityContext | nindent 12 }}
+          volumeMounts:
+            - name: config
+              mountPath: /etc/chargemesh/config
+              readOnly: true
+            - name: tls
+              mountPath: /etc/chargemesh/tls
+              readOnly: true
+            - name: tmp
+              mountPath: /tmp
+      volumes:
+        - name: config
+          configMap:
+            name: {{ $full }}-config
+        - name: tls
+          secret:
+            secretName: {{ $full }}-{{ $c }}-tls
+        - name: tmp
+          emptyDir: {}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $full }}-{{ $c }}
+  labels:
+    {{- include "chargemesh.labels" $ctx | nindent 4 }}
+spec:
+  type: {{ if eq $c "gateway" }}{{ $v.serviceType }}{{ else }}ClusterIP{{ end }}
+  selector:
+    {{- include "chargemesh.selectorLabels" $ctx | nindent 4 }}
+  ports:
+    - name: grpc
+      port: {{ $v.port }}
+      targetPort: grpc
+      protocol: TCP
+      appProtocol: grpc
+    {{- if and (eq $c "gateway") $v.cec.enabled }}
+    - name: cec
+      port: {{ $v.cec.port }}
+      targetPort: cec
+      protocol: TCP
+      appProtocol: https
+    {{- end }}
+{{- if $root.Values.podDisruptionBudget.enabled }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ $full }}-{{ $c }}
+  labels:
+    {{- include "chargemesh.labels" $ctx | nindent 4 }}
+spec:
+  maxUnavailable: {{ $root.Values.podDisruptionBudget.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "chargemesh.selectorLabels" $ctx | nindent 6 }}
+{{- end }}
+{{- end -}}
