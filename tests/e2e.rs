@@ -828,3 +828,31 @@ async fn base_3_a_scheduled_tariff_is_the_published_price_board_once_it_takes_ef
     assert_eq!(code, Code::NotFound);
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn every_call_is_counted_by_method_and_code_with_its_latency() {
+    let mesh = TestMesh::start().await;
+    let mut op = mesh.client("operator");
+    op.create_operator(pb::CreateOperatorRequest {
+        operator: Some(demo::operator(DEMO_CREDIT_CODE)),
+    })
+    .await
+    .expect("created");
+    let missing = op
+        .get_station(pb::GetStationRequest {
+            operator_id: DEMO_OPERATOR_ID.into(),
+            station_id: "NOPE".into(),
+        })
+        .await
+        .expect_err("no such station");
+    assert_eq!(missing.code(), Code::NotFound);
+    let text = chargemesh_kit::metrics::encode();
+    for expected in [
+        "chargemesh_rpc_requests_total{method=\"/chargemesh.asset.v1.AssetService/CreateOperator\",code=\"OK\"}",
+        "chargemesh_rpc_requests_total{method=\"/chargemesh.asset.v1.AssetService/GetStation\",code=\"NOT_FOUND\"}",
+        "chargemesh_rpc_duration_seconds_count{method=\"/chargemesh.asset.v1.AssetService/GetStation\"}",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from\n{text}");
+    }
+    mesh.stop().await;
+}

@@ -253,6 +253,7 @@ pub async fn serve(
     let watcher = tls.watch(std::time::Duration::from_secs(30));
     let (gateway, _reporter) = Gateway::new(config, descriptor_sets)?;
     let result = builder(ServeLimits::default())
+        .layer(chargemesh_kit::metrics::MetricsLayer)
         .serve_with_incoming_shutdown(
             gateway,
             tls::incoming(listener, tls, trust_domain.to_owned()),

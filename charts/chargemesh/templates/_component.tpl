@@ -160,6 +160,11 @@ spec:
       targetPort: grpc
       protocol: TCP
       appProtocol: grpc
+    - name: admin
+      port: {{ $root.Values.adminPort }}
+      targetPort: admin
+      protocol: TCP
+      appProtocol: http
     {{- if and (eq $c "gateway") $v.cec.enabled }}
     - name: cec
       port: {{ $v.cec.port }}

@@ -159,6 +159,7 @@ impl Engine {
             }
             fired += 1;
             if let Some(b) = breach {
+                chargemesh_kit::metrics::breach(b.rule);
                 tracing::warn!(subject = %due.complaint_id, rule = b.rule, what = b.what, "complaint limit breached");
                 let subject = if is_action {
                     "action_id"

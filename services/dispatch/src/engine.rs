@@ -429,6 +429,7 @@ impl Engine {
         };
         let fired = self.store.fire(due, breach.then_some(rule), now).await?;
         if fired && breach {
+            chargemesh_kit::metrics::breach(rule);
             let lateness_s = (now - due.due_at).num_seconds();
             tracing::warn!(
                 order = %due.subject_id,

@@ -10,6 +10,7 @@ pub mod events;
 pub mod identity;
 pub mod journal;
 pub mod jwt;
+pub mod metrics;
 pub mod paging;
 pub mod retention;
 pub mod server;

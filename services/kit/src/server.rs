@@ -77,6 +77,7 @@ pub async fn serve_service(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     builder(limits)
+        .layer(crate::metrics::MetricsLayer)
         .layer(MeshAuthLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming(listener, tls, trust_domain), shutdown)
@@ -188,7 +189,8 @@ pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
 }
 
 /// Serves gRPC health in plaintext on `listener` — for Kubernetes' native gRPC probes, which
-/// speak neither TLS nor mutual TLS — `SERVING` while the component serves. When `shutdown`
+/// speak neither TLS nor mutual TLS — `SERVING` while the component serves, and the Prometheus
+/// metrics at `GET /metrics`. When `shutdown`
 /// resolves it answers `NOT_SERVING` (the pod leaves its Service) and stops after `linger`.
 pub async fn serve_admin(
     listener: TcpListener,
@@ -206,8 +208,21 @@ pub async fn serve_admin(
             .await;
         tokio::time::sleep(linger).await;
     };
+    let router = Routes::new(health).into_axum_router().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(
+                    http::header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                crate::metrics::encode(),
+            )
+        }),
+    );
     Server::builder()
-        .add_routes(Routes::new(health))
+        .accept_http1(true)
+        .add_routes(Routes::from(router))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             stop,

@@ -34,6 +34,14 @@ async fn the_admin_port_answers_plaintext_health_and_turns_not_serving_on_shutdo
         .map(status)
         .expect("checked");
     assert_eq!(serving, ServingStatus::Serving as i32);
+    // The metrics, over HTTP/1.1 on the same port, as Prometheus scrapes them.
+    chargemesh_kit::metrics::breach("FAULT-5");
+    let scraped = scrape(addr).await;
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+    assert!(
+        scraped.contains("chargemesh_sla_breaches_total{rule=\"FAULT-5\"} 1"),
+        "{scraped}"
+    );
     stop.send(()).expect("stop");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let draining = health
@@ -43,4 +51,15 @@ async fn the_admin_port_answers_plaintext_health_and_turns_not_serving_on_shutdo
         .expect("checked while lingering");
     assert_eq!(draining, ServingStatus::NotServing as i32);
     server.await.expect("joined").expect("stopped cleanly");
+}
+
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).await.expect("response");
+    body
 }

@@ -589,6 +589,13 @@ impl Pusher {
             }
             self.record(d, &outcome).await?;
         }
+        let backlog = pending.len().saturating_sub(delivered);
+        chargemesh_kit::metrics::metrics()
+            .push_backlog
+            .get_or_create(&chargemesh_kit::metrics::PeerLabels {
+                peer: peer.name.clone(),
+            })
+            .set(i64::try_from(backlog).unwrap_or(i64::MAX));
         Ok(delivered)
     }
 

@@ -481,11 +481,20 @@ impl Telemetry {
             .collect();
         stations.sort_unstable();
         stations.dedup();
+        let kinds: Vec<&'static str> = reports.iter().map(|r| r.body.kind()).collect();
         let outcome = self
             .writer
             .append(reports)
             .await
             .map_err(|e| Status::from(chargemesh_kit::Error::Store(e)))?;
+        let ingested = &chargemesh_kit::metrics::metrics().telemetry_messages;
+        for kind in kinds {
+            ingested
+                .get_or_create(&chargemesh_kit::metrics::KindLabels {
+                    kind: kind.to_owned(),
+                })
+                .inc();
+        }
         for (first, last) in domain::ranges(handled) {
             responses.push(pb::ConnectResponse {
                 body: Some(pb::connect_response::Body::Acknowledgement(
@@ -873,6 +882,9 @@ impl TelemetryService for Telemetry {
         let registration = self.streams.register(principal.clone(), tx.clone());
         tokio::spawn(async move {
             let _registration = registration;
+            let streams = &chargemesh_kit::metrics::metrics().telemetry_streams;
+            streams.inc();
+            let _connected = StreamGauge;
             loop {
                 let batch = match inbound.message().await {
                     Ok(Some(batch)) => batch,
@@ -901,5 +913,14 @@ impl TelemetryService for Telemetry {
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
+    }
+}
+
+/// Counts a connected telemetry stream down when it ends, however it ends.
+struct StreamGauge;
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        chargemesh_kit::metrics::metrics().telemetry_streams.dec();
     }
 }

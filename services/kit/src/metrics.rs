@@ -1,0 +1,229 @@
+//! Prometheus metrics of every component, served on the admin port at `/metrics` (OpenMetrics
+//! text): RPC rate, latency and codes per method; connected telemetry streams and ingested
+//! messages; SLA breaches by rule of the standard; the regulator push backlog.
+
+use std::sync::{Mutex, OnceLock};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub method: String,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    pub method: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    pub peer: String,
+}
+
+type Histograms = Family<MethodLabels, Histogram, fn() -> Histogram>;
+
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_5, 2.0, 16))
+}
+
+/// The metrics, registered once per process.
+#[derive(Debug)]
+pub struct Metrics {
+    pub rpc_requests: Family<RpcLabels, Counter>,
+    pub rpc_duration: Histograms,
+    pub telemetry_messages: Family<KindLabels, Counter>,
+    pub telemetry_streams: Gauge,
+    pub sla_breaches: Family<RuleLabels, Counter>,
+    pub push_backlog: Family<PeerLabels, Gauge>,
+}
+
+struct Global {
+    metrics: Metrics,
+    registry: Mutex<Registry>,
+}
+
+fn global() -> &'static Global {
+    static GLOBAL: OnceLock<Global> = OnceLock::new();
+    GLOBAL.get_or_init(|| {
+        let metrics = Metrics {
+            rpc_requests: Family::default(),
+            rpc_duration: Family::new_with_constructor(latency),
+            telemetry_messages: Family::default(),
+            telemetry_streams: Gauge::default(),
+            sla_breaches: Family::default(),
+            push_backlog: Family::default(),
+        };
+        let mut registry = Registry::with_prefix("chargemesh");
+        registry.register(
+            "rpc_requests",
+            "gRPC calls handled, by method and status code",
+            metrics.rpc_requests.clone(),
+        );
+        registry.register(
+            "rpc_duration_seconds",
+            "gRPC call latency, by method",
+            metrics.rpc_duration.clone(),
+        );
+        registry.register(
+            "telemetry_messages",
+            "telemetry messages made durable, by kind",
+            metrics.telemetry_messages.clone(),
+        );
+        registry.register(
+            "telemetry_streams",
+            "telemetry streams connected",
+            metrics.telemetry_streams.clone(),
+        );
+        registry.register(
+            "sla_breaches",
+            "limits of the standard missed, by rule (FAULT-5, CMP-1, ...)",
+            metrics.sla_breaches.clone(),
+        );
+        registry.register(
+            "regulator_push_backlog",
+            "pushes to a regulator platform not yet confirmed, by peer",
+            metrics.push_backlog.clone(),
+        );
+        Global {
+            metrics,
+            registry: Mutex::new(registry),
+        }
+    })
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    &global().metrics
+}
+
+/// A limit of the standard missed.
+pub fn breach(rule: &str) {
+    metrics()
+        .sla_breaches
+        .get_or_create(&RuleLabels {
+            rule: rule.to_owned(),
+        })
+        .inc();
+}
+
+/// Everything in the OpenMetrics text format.
+pub fn encode() -> String {
+    let mut out = String::new();
+    let registry = global().registry.lock().unwrap_or_else(|p| p.into_inner());
+    if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// Records gRPC calls: the rate, latency and status code of each method.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetricsLayer;
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = Measured<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Measured { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Measured<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Measured<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = req.uri().path().to_owned();
+        let started = std::time::Instant::now();
+        let future = self.inner.call(req);
+        Box::pin(async move {
+            let result = future.await;
+            // A failed call answers with its status in the headers (trailers-only); a call that
+            // succeeds, or streams, carries it in the trailers: counted as OK here.
+            let code = match &result {
+                Ok(response) => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .map_or("OK", |c| tonic::Code::from_i32(c).description_name()),
+                Err(_) => "UNAVAILABLE",
+            };
+            let m = metrics();
+            m.rpc_requests
+                .get_or_create(&RpcLabels {
+                    method: method.clone(),
+                    code: code.to_owned(),
+                })
+                .inc();
+            m.rpc_duration
+                .get_or_create(&MethodLabels { method })
+                .observe(started.elapsed().as_secs_f64());
+            result
+        })
+    }
+}
+
+trait CodeName {
+    fn description_name(self) -> &'static str;
+}
+
+impl CodeName for tonic::Code {
+    fn description_name(self) -> &'static str {
+        match self {
+            tonic::Code::Ok => "OK",
+            tonic::Code::Cancelled => "CANCELLED",
+            tonic::Code::Unknown => "UNKNOWN",
+            tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+            tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            tonic::Code::NotFound => "NOT_FOUND",
+            tonic::Code::AlreadyExists => "ALREADY_EXISTS",
+            tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+            tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
+            tonic::Code::Aborted => "ABORTED",
+            tonic::Code::OutOfRange => "OUT_OF_RANGE",
+            tonic::Code::Unimplemented => "UNIMPLEMENTED",
+            tonic::Code::Internal => "INTERNAL",
+            tonic::Code::Unavailable => "UNAVAILABLE",
+            tonic::Code::DataLoss => "DATA_LOSS",
+            tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+        }
+    }
+}
