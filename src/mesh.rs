@@ -524,7 +524,8 @@ pub async fn run_metering(config: &MeteringConfig, run: Run) -> anyhow::Result<(
         .await
         .context("migrating the metering database")?;
     let asset = mesh_channel(&config.service.tls, &config.asset_url)?;
-    let engine = chargemesh_metering::engine::Engine::new(store, run.clock, asset, run.bus);
+    let engine = chargemesh_metering::engine::Engine::new(store, run.clock, asset, run.bus)
+        .with_leadership(db.clone());
     let follower =
         engine.spawn_follower(std::time::Duration::from_millis(config.follow_interval_ms));
     let (health, routes) = health_and_reflection(&[FILE_DESCRIPTOR_SET]);

@@ -169,6 +169,43 @@ impl Database {
             Database::Sqlite(pool) => pool.close().await,
         }
     }
+
+    /// Leadership of the work named `name` among the replicas of a component: `Some` for the
+    /// one that holds it, while the returned guard lives; `None` for the others. On PostgreSQL
+    /// a transaction-scoped advisory lock (released by any end of the guard, a crash included);
+    /// on SQLite, which one process owns, always `Some`.
+    pub async fn leadership(&self, name: &str) -> Result<Option<Leadership>, StoreError> {
+        match self {
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let held: bool =
+                    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
+                        .bind(name)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                Ok(held.then_some(Leadership { _held: Some(tx) }))
+            }
+            Database::Sqlite(_) => Ok(Some(Leadership { _held: None })),
+        }
+    }
+}
+
+/// Held leadership of some work; [`Leadership::release`] lets another replica take it at once
+/// (a dropped one is let go when its connection is next used).
+#[derive(Debug)]
+pub struct Leadership {
+    _held: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
+}
+
+impl Leadership {
+    /// Lets go of the work.
+    pub async fn release(self) {
+        if let Some(tx) = self._held
+            && let Err(error) = tx.rollback().await
+        {
+            tracing::warn!(%error, "releasing a leadership");
+        }
+    }
 }
 
 fn is_sql_identifier(s: &str) -> bool {

@@ -36,6 +36,8 @@ pub struct Engine {
     assets: AssetServiceClient<Channel>,
     pub(crate) telemetry: TelemetryServiceClient<Channel>,
     bus: SharedBus,
+    /// Where replicas agree which of them follows the telemetry log.
+    pub(crate) leader: Option<chargemesh_kit::db::Database>,
 }
 
 /// Where an order's pile is and what the registry knows of it.
@@ -71,7 +73,14 @@ impl Engine {
             assets: AssetServiceClient::new(assets.clone()),
             telemetry: TelemetryServiceClient::new(assets),
             bus,
+            leader: None,
         }
+    }
+
+    /// Follows the telemetry log only while this replica leads it among those sharing `db`.
+    pub fn with_leadership(mut self, db: chargemesh_kit::db::Database) -> Self {
+        self.leader = Some(db);
+        self
     }
 
     /// The pile, its station and tariff, and whether its meter was verified at `start`.

@@ -180,7 +180,27 @@ impl Engine {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
-                match this.follow_once().await {
+                // One replica follows at a time: sessions are assembled in log order.
+                let lead = match &this.leader {
+                    Some(db) => match db.leadership("metering-follow").await {
+                        Ok(Some(lead)) => Some(lead),
+                        Ok(None) => {
+                            tokio::time::sleep(every.max(Duration::from_secs(1))).await;
+                            continue;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "leadership of the telemetry log");
+                            tokio::time::sleep(every.max(Duration::from_secs(1))).await;
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                let outcome = this.follow_once().await;
+                if let Some(lead) = lead {
+                    lead.release().await;
+                }
+                match outcome {
                     Ok(0) => tokio::time::sleep(every).await,
                     Ok(_) => {}
                     Err(error) => {

@@ -206,15 +206,30 @@ impl Pusher {
 
     /// Enqueues and sends once; returns how many items were delivered.
     pub async fn pass(&self) -> Result<usize, StoreError> {
+        // One replica pushes at a time, so each delivery is claimed by one sender.
+        let Some(lead) = self.db.leadership("cec-push").await? else {
+            return Ok(0);
+        };
         let mut delivered = 0;
+        let mut outcome = Ok(());
         for (peer, client) in &self.clients {
-            self.enqueue_status(peer).await?;
-            self.enqueue_orders(peer).await?;
-            self.enqueue_charge_status(peer).await?;
-            self.enqueue_station_info(peer).await?;
-            delivered += self.send(peer, client).await?;
+            let pass = async {
+                self.enqueue_status(peer).await?;
+                self.enqueue_orders(peer).await?;
+                self.enqueue_charge_status(peer).await?;
+                self.enqueue_station_info(peer).await?;
+                self.send(peer, client).await
+            };
+            match pass.await {
+                Ok(n) => delivered += n,
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
         }
-        Ok(delivered)
+        lead.release().await;
+        outcome.map(|()| delivered)
     }
 
     /// Runs passes every `interval_ms` until the task is aborted.
