@@ -501,7 +501,9 @@ impl Pusher {
         }))
     }
 
-    async fn pending(&self, peer: &PeerConfig) -> Result<Vec<Delivery>, StoreError> {
+    /// Deliveries in a state: a peer's pending ones in lane order, or every parked one newest
+    /// first.
+    async fn deliveries(&self, peer: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
         type Row = (
             String,
             String,
@@ -515,13 +517,24 @@ impl Pusher {
             DateTime<Utc>,
             String,
         );
-        let rows: Vec<Row> = on_backend!(&self.db, pool => sqlx::query_as(
+        let (filter, order) = match peer {
+            Some(_) => (
+                "peer = $1 AND state = 'pending'",
+                "stream, lane, seq LIMIT 2000",
+            ),
+            None => (
+                "$1 = '' AND state = 'parked'",
+                "next_attempt_at DESC LIMIT 1000",
+            ),
+        };
+        let sql = format!(
             "SELECT peer, stream, item_key, lane, seq, interface, payload, state, attempts, next_attempt_at, last_error \
-             FROM cec_deliveries WHERE peer = $1 AND state = 'pending' ORDER BY stream, lane, seq LIMIT 2000",
-        )
-        .bind(&peer.name)
-        .fetch_all(pool)
-        .await?);
+             FROM cec_deliveries WHERE {filter} ORDER BY {order}"
+        );
+        let rows: Vec<Row> = on_backend!(&self.db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(peer.unwrap_or_default())
+            .fetch_all(pool)
+            .await?);
         Ok(rows
             .into_iter()
             .map(|r| Delivery {
@@ -591,7 +604,7 @@ impl Pusher {
     }
 
     async fn send(&self, peer: &PeerConfig, client: &PeerClient) -> Result<usize, StoreError> {
-        let pending = self.pending(peer).await?;
+        let pending = self.deliveries(Some(&peer.name)).await?;
         let mut delivered = 0;
         for d in heads(&pending, Utc::now()) {
             let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
@@ -616,41 +629,7 @@ impl Pusher {
 
     /// The parked deliveries, newest first.
     pub async fn parked(&self) -> Result<Vec<Delivery>, StoreError> {
-        type Row = (
-            String,
-            String,
-            String,
-            String,
-            i64,
-            String,
-            String,
-            String,
-            i32,
-            DateTime<Utc>,
-            String,
-        );
-        let rows: Vec<Row> = on_backend!(&self.db, pool => sqlx::query_as(
-            "SELECT peer, stream, item_key, lane, seq, interface, payload, state, attempts, next_attempt_at, last_error \
-             FROM cec_deliveries WHERE state = 'parked' ORDER BY next_attempt_at DESC LIMIT 1000",
-        )
-        .fetch_all(pool)
-        .await?);
-        Ok(rows
-            .into_iter()
-            .map(|r| Delivery {
-                peer: r.0,
-                stream: r.1,
-                item_key: r.2,
-                lane: r.3,
-                seq: r.4,
-                interface: r.5,
-                payload: r.6,
-                state: r.7,
-                attempts: r.8,
-                next_attempt_at: r.9,
-                last_error: r.10,
-            })
-            .collect())
+        self.deliveries(None).await
     }
 }
 
