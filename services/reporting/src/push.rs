@@ -106,6 +106,15 @@ fn seed(text: &str, attempts: u32) -> u64 {
     hash
 }
 
+/// What a queued delivery is: its stream, key, lane and place in the lane, and the interface.
+struct Item<'a> {
+    stream: &'static str,
+    key: String,
+    lane: &'a str,
+    seq: i64,
+    interface: &'static str,
+}
+
 /// A delivery row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -357,19 +366,19 @@ impl Pusher {
                 "ChargeDetails": [],
             });
             peer.dialect.outbound(&mut payload);
-            on_backend!(&self.db, pool => {
-                sqlx::query(INSERT)
-                    .bind(&peer.name)
-                    .bind("order")
-                    .bind(format!("{order_id}@{version}"))
-                    .bind(&order_id)
-                    .bind(version)
-                    .bind("notification_charge_order_info")
-                    .bind(payload.to_string())
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-            });
+            self.queue(
+                peer,
+                Item {
+                    stream: "order",
+                    key: format!("{order_id}@{version}"),
+                    lane: &order_id,
+                    seq: version,
+                    interface: "notification_charge_order_info",
+                },
+                &payload,
+                now,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -433,19 +442,19 @@ impl Pusher {
                 "ChargeDetails": [],
             });
             peer.dialect.outbound(&mut payload);
-            on_backend!(&self.db, pool => {
-                sqlx::query(INSERT)
-                    .bind(&peer.name)
-                    .bind("charge")
-                    .bind(format!("{order_id}@{slot}"))
-                    .bind(&order_id)
-                    .bind(slot)
-                    .bind("notification_equip_charge_status")
-                    .bind(payload.to_string())
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-            });
+            self.queue(
+                peer,
+                Item {
+                    stream: "charge",
+                    key: format!("{order_id}@{slot}"),
+                    lane: &order_id,
+                    seq: slot,
+                    interface: "notification_equip_charge_status",
+                },
+                &payload,
+                now,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -470,20 +479,44 @@ impl Pusher {
             let mut payload = json!({ "StationInfo": info });
             peer.dialect.outbound(&mut payload);
             let lane = format!("{operator_id}/{station_id}");
-            on_backend!(&self.db, pool => {
-                sqlx::query(INSERT)
-                    .bind(&peer.name)
-                    .bind("station")
-                    .bind(format!("{lane}@{version}"))
-                    .bind(&lane)
-                    .bind(version)
-                    .bind("notification_stationInfo")
-                    .bind(payload.to_string())
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-            });
+            self.queue(
+                peer,
+                Item {
+                    stream: "station",
+                    key: format!("{lane}@{version}"),
+                    lane: &lane,
+                    seq: version,
+                    interface: "notification_stationInfo",
+                },
+                &payload,
+                now,
+            )
+            .await?;
         }
+        Ok(())
+    }
+
+    /// Queues one delivery for the peer, once: a second time changes nothing.
+    async fn queue(
+        &self,
+        peer: &PeerConfig,
+        item: Item<'_>,
+        payload: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_backend!(&self.db, pool => {
+            sqlx::query(INSERT)
+                .bind(&peer.name)
+                .bind(item.stream)
+                .bind(item.key)
+                .bind(item.lane)
+                .bind(item.seq)
+                .bind(item.interface)
+                .bind(payload.to_string())
+                .bind(now)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
