@@ -133,13 +133,25 @@ def main():
     check_objects("chart (default values)", documents(default))
     ha = helm.values_from_yaml((CHART / "values-ha.yaml").read_text())
     check_objects("chart (values-ha.yaml)", documents(render(ha)))
-    observed = {"metrics": {k: {"enabled": True} for k in ["serviceMonitor", "prometheusRule", "grafanaDashboard"]}}
+    observed = {
+        "metrics": {k: {"enabled": True} for k in ["serviceMonitor", "prometheusRule", "grafanaDashboard"]},
+        "tracing": {"otlpEndpoint": "http://otel-collector:4317", "sampleRatio": 0.25},
+    }
     rendered = documents(render(observed))
     check_objects("chart (metrics on)", rendered)
     kinds = {d["kind"] for d in rendered}
     for kind in ["ServiceMonitor", "PrometheusRule"]:
         if kind not in kinds:
             fail(f"chart (metrics on) renders no {kind}")
+    for d in rendered:
+        if d["kind"] != "Deployment":
+            continue
+        env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+        name = d["metadata"]["name"]
+        if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") != "http://otel-collector:4317":
+            fail(f"{name}: traces are not exported to the configured collector")
+        if env.get("OTEL_TRACES_SAMPLER_ARG") != "0.25" or not env.get("OTEL_SERVICE_NAME", "").startswith("chargemesh-"):
+            fail(f"{name}: the sampler or service name is not set: {env}")
 
     generated = HEADER + default
     if args.write:

@@ -173,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         "info"
     };
-    telemetry::init(config.log_format, default_level);
+    let _traces = telemetry::init(config.log_format, default_level);
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Serve { role } => serve(config, role).await,

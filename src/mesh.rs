@@ -309,9 +309,9 @@ impl Component<'_> {
 fn mesh_channel(
     tls: &chargemesh_kit::tls::TlsFiles,
     url: &str,
-) -> anyhow::Result<tonic::transport::Channel> {
+) -> anyhow::Result<chargemesh_kit::tls::MeshChannel> {
     let client = Arc::new(chargemesh_kit::tls::client_config(tls)?);
-    Ok(chargemesh_kit::tls::channel(url, client)?)
+    Ok(chargemesh_kit::tls::mesh_channel(url, client)?)
 }
 
 /// Runs the gateway until `shutdown`, with the T/CEC 102 edge on `cec` when given.

@@ -202,6 +202,8 @@ impl Inner {
         for key in internal {
             headers.remove(key);
         }
+        // The trace continues in the service: the gateway's call span is the parent there.
+        chargemesh_kit::telemetry::inject_current(headers);
         let encoded =
             base64::engine::general_purpose::STANDARD_NO_PAD.encode(principal.to_metadata_bytes());
         match http::HeaderValue::from_str(&encoded) {

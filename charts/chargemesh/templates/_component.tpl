@@ -94,6 +94,16 @@ spec:
                 secretKeyRef:
                   name: {{ $root.Values.redis.existingSecret }}
                   key: {{ $root.Values.redis.key }}
+            {{- with $root.Values.tracing.otlpEndpoint }}
+            - name: OTEL_EXPORTER_OTLP_ENDPOINT
+              value: {{ . | quote }}
+            - name: OTEL_SERVICE_NAME
+              value: chargemesh-{{ $c }}
+            - name: OTEL_TRACES_SAMPLER
+              value: parentbased_traceidratio
+            - name: OTEL_TRACES_SAMPLER_ARG
+              value: {{ $root.Values.tracing.sampleRatio | quote }}
+            {{- end }}
           ports:
             - name: grpc
               containerPort: {{ $v.port }}

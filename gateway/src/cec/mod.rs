@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use chargemesh_kit::tls::MeshChannel;
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
@@ -21,7 +22,6 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 use chargemesh_cec::{CecError, Dialect, Request, Response, Ret, Secrets};
 use chargemesh_kit::Principal;
@@ -111,8 +111,8 @@ pub struct Edge {
     peers: HashMap<String, Peer>,
     tokens: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
     seen: Mutex<HashMap<String, BTreeMap<String, HashSet<String>>>>,
-    asset: Channel,
-    metering: Channel,
+    asset: MeshChannel,
+    metering: MeshChannel,
     clock: SharedClock,
 }
 
@@ -140,8 +140,8 @@ fn fresh_token() -> Option<String> {
 impl Edge {
     pub fn new(
         config: &CecConfig,
-        asset: Channel,
-        metering: Channel,
+        asset: MeshChannel,
+        metering: MeshChannel,
         clock: SharedClock,
     ) -> Result<Self, CecError> {
         let mut peers = HashMap::new();
@@ -307,7 +307,7 @@ impl Edge {
         })
     }
 
-    fn client(&self) -> RegulatorServiceClient<Channel> {
+    fn client(&self) -> RegulatorServiceClient<MeshChannel> {
         RegulatorServiceClient::new(self.asset.clone())
     }
 
@@ -858,8 +858,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GatewayError> {
     let client = Arc::new(tls::client_config(tls_files)?);
-    let asset = tls::channel(asset_url, client.clone())?;
-    let metering = tls::channel(metering_url, client)?;
+    let asset = tls::mesh_channel(asset_url, client.clone())?;
+    let metering = tls::mesh_channel(metering_url, client)?;
     let edge = Arc::new(
         Edge::new(config, asset, metering, clock)
             .map_err(|e| GatewayError::Config(e.to_string()))?,

@@ -9,11 +9,11 @@ use chargemesh_kit::Error;
 use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::events::{SharedBus, envelope};
 
+use chargemesh_kit::tls::MeshChannel;
 use chargemesh_proto::dispatch::v1 as dp;
 use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
 use chargemesh_proto::metering::v1 as mt;
 use chargemesh_proto::metering::v1::metering_service_client::MeteringServiceClient;
-use tonic::transport::Channel;
 
 use crate::domain::complaint::Complaint;
 use crate::store::ComplaintStore;
@@ -26,8 +26,8 @@ pub struct Engine {
     pub store: Arc<dyn ComplaintStore>,
     pub clock: SharedClock,
     bus: SharedBus,
-    dispatch: DispatchServiceClient<Channel>,
-    metering: MeteringServiceClient<Channel>,
+    dispatch: DispatchServiceClient<MeshChannel>,
+    metering: MeteringServiceClient<MeshChannel>,
 }
 
 impl Engine {
@@ -35,8 +35,8 @@ impl Engine {
         store: Arc<dyn ComplaintStore>,
         clock: SharedClock,
         bus: SharedBus,
-        dispatch: Channel,
-        metering: Channel,
+        dispatch: MeshChannel,
+        metering: MeshChannel,
     ) -> Self {
         Self {
             store,

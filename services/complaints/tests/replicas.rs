@@ -42,8 +42,11 @@ fn complaint(i: usize, at: DateTime<Utc>) -> Complaint {
     .expect("complaint")
 }
 
-fn nowhere() -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy()
+fn nowhere() -> chargemesh_kit::tls::MeshChannel {
+    tonic::service::interceptor::InterceptedService::new(
+        tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy(),
+        chargemesh_kit::telemetry::PropagateTrace,
+    )
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::transport::Channel;
+use chargemesh_kit::tls::MeshChannel;
 
 use chargemesh_kit::Error;
 use chargemesh_kit::clock::SharedClock;
@@ -36,8 +36,8 @@ pub const INCIDENT_EVENT: &str = "chargemesh.dispatch.incident_opened";
 pub struct Engine {
     pub store: Arc<dyn DispatchStore>,
     pub clock: SharedClock,
-    assets: AssetServiceClient<Channel>,
-    telemetry: TelemetryServiceClient<Channel>,
+    assets: AssetServiceClient<MeshChannel>,
+    telemetry: TelemetryServiceClient<MeshChannel>,
     bus: SharedBus,
 }
 
@@ -54,7 +54,7 @@ impl Engine {
     pub fn new(
         store: Arc<dyn DispatchStore>,
         clock: SharedClock,
-        assets: Channel,
+        assets: MeshChannel,
         bus: SharedBus,
     ) -> Self {
         Self {
@@ -67,7 +67,7 @@ impl Engine {
     }
 
     /// A client of the asset registry, over the engine's mesh channel.
-    pub(crate) fn assets(&self) -> AssetServiceClient<Channel> {
+    pub(crate) fn assets(&self) -> AssetServiceClient<MeshChannel> {
         self.assets.clone()
     }
 
@@ -331,7 +331,7 @@ impl Engine {
     }
 
     /// Follows the asset component's status log from where it stopped, until aborted.
-    pub fn spawn_follower(&self, source: Channel) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_follower(&self, source: MeshChannel) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
@@ -345,7 +345,7 @@ impl Engine {
 
     async fn follow_once(
         &self,
-        source: Channel,
+        source: MeshChannel,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let cursor = self.store.follow_cursor(FOLLOW).await?.unwrap_or_default();
         let mut stream = RegulatorServiceClient::new(source)

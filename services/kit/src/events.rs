@@ -69,7 +69,7 @@ pub trait Subscription: Send {
 
 pub type SharedBus = Arc<dyn EventBus>;
 
-/// A new envelope with a fresh time-ordered id.
+/// A new envelope with a fresh time-ordered id, carrying the current trace context.
 pub fn envelope(
     source: &str,
     operator_id: &str,
@@ -84,6 +84,7 @@ pub fn envelope(
         operator_id: operator_id.to_owned(),
         r#type: kind.to_owned(),
         payload,
+        traceparent: crate::telemetry::current_traceparent(),
     }
 }
 

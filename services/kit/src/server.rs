@@ -36,7 +36,7 @@ impl Default for ServeLimits {
 /// The standard stack: tracing, timeout, concurrency limit, load shedding.
 pub fn builder(limits: ServeLimits) -> Server {
     Server::builder()
-        .trace_fn(|req| tracing::info_span!("grpc", method = %req.uri().path()))
+        .trace_fn(crate::telemetry::call_span)
         .timeout(limits.request_timeout)
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .load_shed(true)

@@ -346,6 +346,18 @@ pub fn incoming(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
+/// A channel to another component of the mesh: every call carries the caller's trace context.
+pub type MeshChannel =
+    tonic::service::interceptor::InterceptedService<Channel, crate::telemetry::PropagateTrace>;
+
+/// A lazily connected mesh channel over mutual TLS (see [`channel`]) that propagates traces.
+pub fn mesh_channel(uri: &str, client: Arc<ClientConfig>) -> Result<MeshChannel, TlsError> {
+    Ok(tonic::service::interceptor::InterceptedService::new(
+        channel(uri, client)?,
+        crate::telemetry::PropagateTrace,
+    ))
+}
+
 /// A lazily connected gRPC channel over mutual TLS. The server's certificate must name the
 /// URI's host (a DNS name or an IP address).
 pub fn channel(uri: &str, client: Arc<ClientConfig>) -> Result<Channel, TlsError> {

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use chargemesh_kit::tls::MeshChannel;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use tonic::transport::Channel;
 
 use chargemesh_kit::Error;
 use chargemesh_kit::clock::SharedClock;
@@ -33,8 +33,8 @@ pub struct Engine {
     pub store: Arc<dyn MeteringStore>,
     pub clock: SharedClock,
     pub limits: Thresholds,
-    assets: AssetServiceClient<Channel>,
-    pub(crate) telemetry: TelemetryServiceClient<Channel>,
+    assets: AssetServiceClient<MeshChannel>,
+    pub(crate) telemetry: TelemetryServiceClient<MeshChannel>,
     bus: SharedBus,
     /// Where replicas agree which of them follows the telemetry log.
     pub(crate) leader: Option<chargemesh_kit::db::Database>,
@@ -63,7 +63,7 @@ impl Engine {
     pub fn new(
         store: Arc<dyn MeteringStore>,
         clock: SharedClock,
-        assets: Channel,
+        assets: MeshChannel,
         bus: SharedBus,
     ) -> Self {
         Self {

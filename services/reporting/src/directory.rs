@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::transport::Channel;
+use chargemesh_kit::tls::MeshChannel;
 
 use chargemesh_proto::regulator::v1 as pb;
 use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
@@ -15,7 +15,7 @@ use crate::store::{ReportingStore, StationRow};
 
 /// Lists every station once and keeps it; returns how many were listed.
 pub async fn refresh(
-    client: &mut RegulatorServiceClient<Channel>,
+    client: &mut RegulatorServiceClient<MeshChannel>,
     store: &dyn ReportingStore,
 ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
     let mut token = String::new();
@@ -68,7 +68,7 @@ pub async fn refresh(
 
 /// Refreshes every `every` until the task is aborted.
 pub fn spawn(
-    channel: Channel,
+    channel: MeshChannel,
     store: Arc<dyn ReportingStore>,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::transport::Channel;
+use chargemesh_kit::tls::MeshChannel;
 
 use chargemesh_proto::regulator::v1 as pb;
 use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
@@ -12,7 +12,7 @@ use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceC
 use crate::store::ReportingStore;
 
 /// Follows until the task is aborted, reconnecting after errors.
-pub fn spawn(source: Channel, store: Arc<dyn ReportingStore>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(source: MeshChannel, store: Arc<dyn ReportingStore>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             if let Err(error) = follow_once(source.clone(), store.as_ref()).await {
@@ -24,7 +24,7 @@ pub fn spawn(source: Channel, store: Arc<dyn ReportingStore>) -> tokio::task::Jo
 }
 
 async fn follow_once(
-    source: Channel,
+    source: MeshChannel,
     store: &dyn ReportingStore,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let cursor = store.last_cursor().await?;

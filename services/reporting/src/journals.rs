@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::transport::Channel;
+use chargemesh_kit::tls::MeshChannel;
 
 use chargemesh_proto::journal::v1 as pb;
 use chargemesh_proto::journal::v1::journal_service_client::JournalServiceClient;
@@ -20,7 +20,7 @@ const PAGE: i32 = 500;
 /// One pass over a journal: reads everything new and keeps it. Returns how many facts changed.
 pub async fn pass(
     source: &str,
-    client: &mut JournalServiceClient<Channel>,
+    client: &mut JournalServiceClient<MeshChannel>,
     store: &dyn ReportingStore,
 ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
     let mut position = store.position(source).await?;
@@ -53,7 +53,7 @@ pub async fn pass(
 /// Follows `source` every `every` until the task is aborted.
 pub fn spawn(
     source: &'static str,
-    channel: Channel,
+    channel: MeshChannel,
     store: Arc<dyn ReportingStore>,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {

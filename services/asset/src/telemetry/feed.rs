@@ -97,9 +97,16 @@ impl ChangeFeed {
                 loop {
                     match sub.next().await {
                         Ok(delivery) => {
-                            if let Some(cursor) = cursor_of(&delivery.envelope) {
-                                this.advance(cursor);
-                            }
+                            let envelope = &delivery.envelope;
+                            chargemesh_kit::telemetry::event_span(
+                                &envelope.r#type,
+                                &envelope.traceparent,
+                            )
+                            .in_scope(|| {
+                                if let Some(cursor) = cursor_of(envelope) {
+                                    this.advance(cursor);
+                                }
+                            });
                             let _ = sub.ack(&delivery.id).await;
                         }
                         Err(error) => {
