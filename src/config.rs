@@ -22,6 +22,10 @@ pub struct Config {
     pub trust_domain: String,
     /// `text` or `json`.
     pub log_format: LogFormat,
+    /// Seconds a stopping component gives its calls and streams to finish after SIGTERM (the
+    /// gateway ends its long-lived streams at once and waits this long for the rest); keep it
+    /// below the pod's termination grace period.
+    pub shutdown_grace_s: u64,
     pub gateway: GatewayConfig,
     pub asset: ServiceConfig,
     pub reporting: ReportingConfig,
@@ -75,6 +79,7 @@ impl Default for Config {
         Self {
             trust_domain: DEFAULT_TRUST_DOMAIN.into(),
             log_format: LogFormat::Text,
+            shutdown_grace_s: crate::mesh::DEFAULT_SHUTDOWN_GRACE.as_secs(),
             gateway,
             asset: ServiceConfig::for_service("asset", 7001),
             reporting: ReportingConfig::default(),

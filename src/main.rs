@@ -305,7 +305,7 @@ async fn run_with(
         clock,
         bus: chargemesh_kit::events::connect(&config.events.url, &config.events.prefix).await?,
         shutdown,
-        grace: mesh::DEFAULT_SHUTDOWN_GRACE,
+        grace: std::time::Duration::from_secs(config.shutdown_grace_s),
     })
 }
 
@@ -332,7 +332,7 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
                 listener,
                 cec,
                 shutdown,
-                mesh::DEFAULT_SHUTDOWN_GRACE,
+                std::time::Duration::from_secs(config.shutdown_grace_s),
             )
             .await
         }
@@ -360,7 +360,7 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
                     .await?,
                 telemetry: config.telemetry.clone(),
                 trial: config.trial.clone(),
-                shutdown_grace: mesh::DEFAULT_SHUTDOWN_GRACE,
+                shutdown_grace: std::time::Duration::from_secs(config.shutdown_grace_s),
             };
             mesh::run_asset(
                 &config.asset,

@@ -1,8 +1,8 @@
 //! `chargemesh sim`: a fleet of piles, stations or operator platforms reporting live telemetry
-//! through the gateway, with plausible status cycles and meter values. It keeps every message
-//! until it is acknowledged, resends after a reconnect, and answers resync requests.
+//! through the gateway, with plausible status cycles and meter values, each stream over a
+//! [`crate::link::Link`] (kept until acknowledged, resent after a jittered reconnect); it
+//! answers resync requests and takes start commands.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +14,9 @@ use chargemesh_kit::Principal;
 use chargemesh_kit::tls::{self, TlsFiles};
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::telemetry::v1 as tm;
-use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
 use crate::demo;
+use crate::link::{Backoff, Link, LinkConfig, LinkEvent};
 use crate::pki::{Authority, DEMO_OPERATOR_ID, PkiDir};
 
 /// Who connects: one stream per pile, per station, or one for the whole operator platform.
@@ -160,7 +160,6 @@ struct Reporter {
     connectors: Vec<SimConnector>,
     rng: Rng,
     next_sequence: u64,
-    unacked: VecDeque<tm::TelemetryMessage>,
     tick: Duration,
 }
 
@@ -222,83 +221,57 @@ impl Reporter {
             .collect()
     }
 
-    /// Reports until the task is aborted, reconnecting and resending what was not acknowledged.
+    /// Reports until the task is aborted, over a link that reconnects with jitter and resends
+    /// what was not acknowledged; every connector's status goes again on each new stream.
     async fn run(mut self) {
-        let config = match tls::client_config(&self.files) {
+        let tls = match tls::client_config(&self.files) {
             Ok(c) => Arc::new(c),
             Err(error) => {
                 tracing::error!(%error, "simulator identity unusable");
                 return;
             }
         };
-        loop {
-            if let Err(error) = self.session(config.clone()).await {
-                tracing::warn!(%error, "simulated stream dropped; reconnecting");
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
-    async fn session(&mut self, config: Arc<rustls::ClientConfig>) -> anyhow::Result<()> {
-        let channel = tls::channel(
-            &format!("https://127.0.0.1:{}", self.gateway.port()),
-            config,
-        )?;
-        let mut client = TelemetryServiceClient::new(channel);
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let mut inbound = client
-            .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await?
-            .into_inner();
-        // Everything not yet acknowledged goes again, then every connector's status.
-        let mut first: Vec<_> = self.unacked.iter().cloned().collect();
-        let statuses = self.resync();
-        self.unacked.extend(statuses.iter().cloned());
-        first.extend(statuses);
-        tx.send(tm::ConnectRequest { messages: first }).await?;
+        let mut link = Link::spawn(LinkConfig {
+            gateway: format!("https://127.0.0.1:{}", self.gateway.port()),
+            tls,
+            backoff: Backoff::default(),
+            seed: self.rng.next(),
+        });
         let mut ticks = tokio::time::interval(self.tick);
         let mut n = 0u64;
         loop {
-            tokio::select! {
+            let messages = tokio::select! {
                 _ = ticks.tick() => {
                     n += 1;
-                    let messages = self.step(n.is_multiple_of(10));
-                    if !messages.is_empty() {
-                        self.unacked.extend(messages.iter().cloned());
-                        tx.send(tm::ConnectRequest { messages }).await?;
-                    }
+                    self.step(n.is_multiple_of(10))
                 }
-                answer = inbound.message() => {
-                    match answer?.and_then(|a| a.body) {
-                        Some(tm::connect_response::Body::Acknowledgement(ack)) => {
-                            self.unacked.retain(|m| m.sequence < ack.first_sequence || m.sequence > ack.last_sequence);
+                event = link.event() => match event {
+                    Some(LinkEvent::Connected { .. } | LinkEvent::Resync) => self.resync(),
+                    Some(LinkEvent::Command(command)) => {
+                        if let Some(tm::pile_command::Action::StartCharge(start)) = command.action
+                            && let Some(c) = self.connectors.iter_mut().find(|c| {
+                                c.pile_id == command.pile_id && c.connector_id == command.connector_id
+                            })
+                        {
+                            c.start_order = Some((start.order_id, start.authorization_ref));
                         }
-                        Some(tm::connect_response::Body::Rejection(r)) => {
-                            tracing::warn!(sequence = r.sequence, code = %r.code, reason = %r.reason, "simulated message rejected");
-                        }
-                        Some(tm::connect_response::Body::Resync(_)) => {
-                            let messages = self.resync();
-                            self.unacked.extend(messages.iter().cloned());
-                            tx.send(tm::ConnectRequest { messages }).await?;
-                        }
-                        Some(tm::connect_response::Body::Command(command)) => {
-                            if let Some(tm::pile_command::Action::StartCharge(start)) = command.action
-                                && let Some(c) = self.connectors.iter_mut().find(|c| {
-                                    c.pile_id == command.pile_id && c.connector_id == command.connector_id
-                                })
-                            {
-                                c.start_order = Some((start.order_id, start.authorization_ref));
-                            }
-                        }
-                        None => anyhow::bail!("the server ended the stream"),
+                        Vec::new()
                     }
-                }
+                    Some(LinkEvent::Rejected(r)) => {
+                        tracing::warn!(sequence = r.sequence, code = %r.code, reason = %r.reason, "simulated message rejected");
+                        Vec::new()
+                    }
+                    Some(LinkEvent::Acknowledged { .. } | LinkEvent::Dropped { .. }) => Vec::new(),
+                    None => return,
+                },
+            };
+            if !messages.is_empty() && link.send(messages).await.is_err() {
+                return;
             }
         }
     }
 }
 
-/// Registers the demo operator and the stations with their DC piles (existing ones are kept).
 async fn register(opts: &SimOptions) -> anyhow::Result<()> {
     let mut client = demo::asset_client(opts.gateway, &opts.pki.files("operator"))?;
     let registered = client
@@ -456,7 +429,6 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<Vec<tokio::task::JoinHand
             connectors,
             rng: Rng((opts.seed.wrapping_add(i as u64 * 7919)) | 1),
             next_sequence: chrono::Utc::now().timestamp_micros() as u64,
-            unacked: VecDeque::new(),
             tick: opts.tick,
         };
         tasks.push(tokio::spawn(reporter.run()));

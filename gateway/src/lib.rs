@@ -4,6 +4,7 @@
 //! from the gateway's certificate.
 
 pub mod cec;
+pub mod drain;
 pub mod policy;
 
 use std::collections::{BTreeMap, HashMap};
@@ -95,6 +96,8 @@ struct Inner {
     jwt: Option<JwtVerifier>,
     upstreams: HashMap<String, Channel>,
     local: Routes,
+    /// True once the gateway is stopping: long-lived streams end, new ones are refused.
+    drain: tokio::sync::watch::Sender<bool>,
 }
 
 impl Gateway {
@@ -124,10 +127,17 @@ impl Gateway {
                     jwt,
                     upstreams,
                     local,
+                    drain: tokio::sync::watch::Sender::new(false),
                 }),
             },
             reporter,
         ))
+    }
+
+    /// Starts draining: every long-lived stream ends with `UNAVAILABLE` (its client reconnects
+    /// elsewhere) once what the service already sent is passed on; new ones are refused.
+    pub fn drain(&self) {
+        self.inner.drain.send_replace(true);
     }
 }
 
@@ -168,6 +178,10 @@ impl Inner {
         let Some(rule) = policy::rule_for(&path) else {
             return Status::unimplemented(format!("unknown method {path}")).into_http();
         };
+        let long_lived = policy::is_long_lived(&path);
+        if long_lived && *self.drain.borrow() {
+            return Status::unavailable(drain::DRAINING).into_http();
+        }
         let authorization = req
             .headers()
             .get(http::header::AUTHORIZATION)
@@ -213,6 +227,9 @@ impl Inner {
             Err(_) => return Status::internal("cannot encode principal").into_http(),
         }
         match channel.clone().oneshot(req).await {
+            Ok(resp) if long_lived => {
+                resp.map(|body| drain::Draining::wrap(body, self.drain.subscribe()))
+            }
             Ok(resp) => resp,
             Err(error) => {
                 tracing::warn!(%path, %error, "upstream unavailable");
@@ -253,7 +270,18 @@ pub async fn serve(
     };
     let tls = ReloadingServerConfig::load(config.tls.clone(), client_auth)?;
     let watcher = tls.watch(std::time::Duration::from_secs(30));
-    let (gateway, _reporter) = Gateway::new(config, descriptor_sets)?;
+    let (gateway, reporter) = Gateway::new(config, descriptor_sets)?;
+    let draining = gateway.clone();
+    // On the stop signal: not serving, long-lived streams told to reconnect, and (tonic) GOAWAY
+    // on every connection with no new ones accepted; then the calls in flight finish.
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("gateway draining");
+        reporter
+            .set_service_status("", chargemesh_kit::server::ServingStatus::NotServing)
+            .await;
+        draining.drain();
+    };
     let result = builder(ServeLimits::default())
         .layer(chargemesh_kit::metrics::MetricsLayer)
         .serve_with_incoming_shutdown(

@@ -472,6 +472,18 @@ pub fn rule_for(path: &str) -> Option<Rule> {
         .map(|(_, _, rule)| *rule)
 }
 
+/// Calls that stay open as long as their client wants: a pile's telemetry stream, a regulator's
+/// watch. A draining gateway ends them so their clients reconnect to another replica.
+const LONG_LIVED: &[&str] = &[
+    "/chargemesh.telemetry.v1.TelemetryService/Connect",
+    "/chargemesh.regulator.v1.RegulatorService/WatchStatusChanges",
+];
+
+/// Whether a path is a long-lived stream (see [`LONG_LIVED`]).
+pub fn is_long_lived(path: &str) -> bool {
+    LONG_LIVED.contains(&path)
+}
+
 /// The mesh component that owns a path: `chargemesh.<component>.v1.<Service>`.
 /// Methods of one API served by another component than the package's: the regulator's view
 /// of charge orders lives with metering, its KPI reports with reporting.
@@ -527,6 +539,32 @@ mod tests {
             let path = format!("{service}{method}");
             assert!(paths.contains(&path), "policy for unknown {path}");
         }
+    }
+
+    #[test]
+    fn every_server_stream_in_the_protos_is_long_lived_and_nothing_else() {
+        let set = prost_types::FileDescriptorSet::decode(chargemesh_proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptors");
+        let mut streams = Vec::new();
+        for file in &set.file {
+            for service in &file.service {
+                for method in service.method.iter().filter(|m| m.server_streaming()) {
+                    streams.push(format!(
+                        "/{}.{}/{}",
+                        file.package(),
+                        service.name(),
+                        method.name()
+                    ));
+                }
+            }
+        }
+        streams.sort();
+        let mut listed: Vec<String> = LONG_LIVED.iter().map(|p| p.to_string()).collect();
+        listed.sort();
+        assert_eq!(streams, listed);
+        assert!(!is_long_lived(
+            "/chargemesh.asset.v1.AssetService/GetStation"
+        ));
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub fn builder(limits: ServeLimits) -> Server {
         .tcp_nodelay(true)
 }
 
+pub use tonic_health::ServingStatus;
 pub use tonic_health::server::HealthReporter;
 
 /// gRPC health (every named service reported) and reflection over the given descriptor sets.
