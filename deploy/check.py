@@ -143,6 +143,17 @@ def main():
     for kind in ["ServiceMonitor", "PrometheusRule"]:
         if kind not in kinds:
             fail(f"chart (metrics on) renders no {kind}")
+    alerts = {
+        r.get("alert")
+        for d in rendered
+        if d["kind"] == "PrometheusRule"
+        for g in d["spec"]["groups"]
+        for r in g["rules"]
+    }
+    wanted = {"ChargemeshSlaBreaches", "ChargemeshRegulatorPushBacklog", "ChargemeshGrpcErrors",
+              "ChargemeshPilesOffline", "ChargemeshNoTelemetry"}
+    if not wanted <= alerts:
+        fail(f"chart (metrics on) lacks alerts {sorted(wanted - alerts)}")
     for d in rendered:
         if d["kind"] != "Deployment":
             continue

@@ -1,6 +1,7 @@
 //! Prometheus metrics of every component, served on the admin port at `/metrics` (OpenMetrics
-//! text): RPC rate, latency and codes per method; connected telemetry streams and ingested
-//! messages; SLA breaches by rule of the standard; the regulator push backlog.
+//! text): RPC rate, latency and codes per method; connected telemetry streams, ingested
+//! messages and the fleet's connectors by state; SLA breaches by rule of the standard; the
+//! regulator push backlog.
 
 use std::sync::{Mutex, OnceLock};
 
@@ -33,6 +34,11 @@ pub struct KindLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PeerLabels {
     pub peer: String,
 }
@@ -50,6 +56,7 @@ pub struct Metrics {
     pub rpc_duration: Histograms,
     pub telemetry_messages: Family<KindLabels, Counter>,
     pub telemetry_streams: Gauge,
+    pub connectors: Family<StateLabels, Gauge>,
     pub sla_breaches: Family<RuleLabels, Counter>,
     pub push_backlog: Family<PeerLabels, Gauge>,
 }
@@ -67,6 +74,7 @@ fn global() -> &'static Global {
             rpc_duration: Family::new_with_constructor(latency),
             telemetry_messages: Family::default(),
             telemetry_streams: Gauge::default(),
+            connectors: Family::default(),
             sla_breaches: Family::default(),
             push_backlog: Family::default(),
         };
@@ -90,6 +98,11 @@ fn global() -> &'static Global {
             "telemetry_streams",
             "telemetry streams connected",
             metrics.telemetry_streams.clone(),
+        );
+        registry.register(
+            "connectors",
+            "connectors of the whole fleet by live state (offline after heartbeat silence, MON-1)",
+            metrics.connectors.clone(),
         );
         registry.register(
             "sla_breaches",

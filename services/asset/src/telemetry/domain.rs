@@ -59,17 +59,18 @@ impl ConnectorState {
         }
     }
 
+    /// Every state, in CEC code order.
+    pub const ALL: [ConnectorState; 6] = [
+        ConnectorState::Offline,
+        ConnectorState::Idle,
+        ConnectorState::OccupiedNotCharging,
+        ConnectorState::Charging,
+        ConnectorState::Reserved,
+        ConnectorState::Fault,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            ConnectorState::Offline,
-            ConnectorState::Idle,
-            ConnectorState::OccupiedNotCharging,
-            ConnectorState::Charging,
-            ConnectorState::Reserved,
-            ConnectorState::Fault,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 

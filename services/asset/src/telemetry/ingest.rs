@@ -584,7 +584,26 @@ impl Telemetry {
             );
         }
         self.feed.committed(&changes).await;
+        self.count_connectors().await?;
         Ok(changes)
+    }
+
+    /// Sets the fleet's connectors-by-state gauge from the live status (every state, zeros too).
+    async fn count_connectors(&self) -> Result<(), chargemesh_kit::db::StoreError> {
+        let counts = self.store.count_by_state().await?;
+        let gauge = &chargemesh_kit::metrics::metrics().connectors;
+        for state in ConnectorState::ALL {
+            let n = counts
+                .iter()
+                .find(|(s, _)| s == state.as_str())
+                .map_or(0, |(_, n)| *n);
+            gauge
+                .get_or_create(&chargemesh_kit::metrics::StateLabels {
+                    state: state.as_str().to_owned(),
+                })
+                .set(n);
+        }
+        Ok(())
     }
 
     /// REQ BASE-2: computes and publishes every closed, unpublished trial day of every station in

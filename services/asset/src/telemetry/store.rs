@@ -107,6 +107,8 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<StatusChange>, StoreError>;
     /// The cursor of the newest committed change.
     async fn latest_cursor(&self) -> Result<i64, StoreError>;
+    /// How many connectors are in each live state (states with none are left out).
+    async fn count_by_state(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// The live status of a station's connectors that have reported.
     async fn station_status(
         &self,
@@ -537,6 +539,12 @@ macro_rules! sql_telemetry_store {
             async fn latest_cursor(&self) -> Result<i64, StoreError> {
                 Ok(sqlx::query_scalar("SELECT value FROM counters WHERE name = 'status_changes'")
                     .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn count_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
+                Ok(sqlx::query_as("SELECT state, COUNT(*) FROM connector_status GROUP BY state")
+                    .fetch_all(&self.pool)
                     .await?)
             }
 
