@@ -88,6 +88,25 @@ pub fn envelope(
     }
 }
 
+/// Records how long a delivered event waited on the bus since it was raised (the bus lag).
+fn observe_lag(topic: &str, delivery: &Delivery) {
+    let Some(raised) = delivery
+        .envelope
+        .time
+        .as_ref()
+        .and_then(crate::time::from_timestamp)
+    else {
+        return;
+    };
+    let waited = (chrono::Utc::now() - raised).num_milliseconds().max(0) as f64 / 1000.0;
+    crate::metrics::metrics()
+        .bus_lag
+        .get_or_create(&crate::metrics::TopicLabels {
+            topic: topic.to_owned(),
+        })
+        .observe(waited);
+}
+
 /// How long an unacknowledged delivery stays with its consumer before another may claim it.
 pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
 
@@ -240,6 +259,7 @@ impl Subscription for InProcessSubscription {
         loop {
             self.wake.borrow_and_update();
             if let Some(delivery) = self.take() {
+                observe_lag(&self.topic, &delivery);
                 return Ok(delivery);
             }
             // Wake on a publish, or in time to claim stale deliveries.
@@ -358,6 +378,7 @@ impl EventBus for RedisBus {
         Ok(Box::new(RedisSubscription {
             conn,
             key,
+            topic: topic.to_owned(),
             group: group.to_owned(),
             consumer: consumer.to_owned(),
             claim_idle: self.claim_idle,
@@ -370,6 +391,7 @@ impl EventBus for RedisBus {
 struct RedisSubscription {
     conn: redis::aio::MultiplexedConnection,
     key: String,
+    topic: String,
     group: String,
     consumer: String,
     claim_idle: Duration,
@@ -445,6 +467,7 @@ impl Subscription for RedisSubscription {
     async fn next(&mut self) -> Result<Delivery, BusError> {
         loop {
             if let Some(d) = self.buffer.pop_front() {
+                observe_lag(&self.topic, &d);
                 return Ok(d);
             }
             if self

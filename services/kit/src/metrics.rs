@@ -1,7 +1,7 @@
 //! Prometheus metrics of every component, served on the admin port at `/metrics` (OpenMetrics
 //! text): RPC rate, latency and codes per method; connected telemetry streams, ingested
-//! messages and the fleet's connectors by state; SLA breaches by rule of the standard; the
-//! regulator push backlog.
+//! messages and the fleet's connectors by state; the event bus's delivery lag; SLA breaches by
+//! rule of the standard; the regulator push backlog (the outbox).
 
 use std::sync::{Mutex, OnceLock};
 
@@ -39,11 +39,21 @@ pub struct StateLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub topic: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PeerLabels {
     pub peer: String,
 }
 
 type Histograms = Family<MethodLabels, Histogram, fn() -> Histogram>;
+type TopicHistograms = Family<TopicLabels, Histogram, fn() -> Histogram>;
+
+fn lag() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 4.0, 10))
+}
 
 fn latency() -> Histogram {
     Histogram::new(exponential_buckets(0.000_5, 2.0, 16))
@@ -59,6 +69,7 @@ pub struct Metrics {
     pub connectors: Family<StateLabels, Gauge>,
     pub sla_breaches: Family<RuleLabels, Counter>,
     pub push_backlog: Family<PeerLabels, Gauge>,
+    pub bus_lag: TopicHistograms,
 }
 
 struct Global {
@@ -77,6 +88,7 @@ fn global() -> &'static Global {
             connectors: Family::default(),
             sla_breaches: Family::default(),
             push_backlog: Family::default(),
+            bus_lag: Family::new_with_constructor(lag),
         };
         let mut registry = Registry::with_prefix("chargemesh");
         registry.register(
@@ -113,6 +125,11 @@ fn global() -> &'static Global {
             "regulator_push_backlog",
             "pushes to a regulator platform not yet confirmed, by peer",
             metrics.push_backlog.clone(),
+        );
+        registry.register(
+            "bus_lag_seconds",
+            "time from an event being raised to its delivery to a consumer, by topic",
+            metrics.bus_lag.clone(),
         );
         Global {
             metrics,

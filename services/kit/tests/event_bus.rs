@@ -129,3 +129,28 @@ async fn an_unacknowledged_event_is_claimed_by_another_consumer_after_the_idle_t
         survivor.ack(&again.id).await.expect("ack");
     }
 }
+
+#[tokio::test]
+async fn every_delivery_is_measured_as_bus_lag_by_topic() {
+    for (name, bus) in buses().await {
+        let topic = format!("lag-{name}");
+        let mut sub = bus.subscribe(&topic, "g", "c1").await.expect("subscribe");
+        // Raised a second ago: its delivery lag is at least that.
+        let mut late = event(1);
+        late.time = Some(chargemesh_kit::time::to_timestamp(
+            chrono::Utc::now() - chrono::Duration::seconds(1),
+        ));
+        bus.publish(&topic, &late).await.expect("publish");
+        let d = next_within(&mut sub).await;
+        sub.ack(&d.id).await.expect("ack");
+        let text = chargemesh_kit::metrics::encode();
+        let value = |series: &str| {
+            let prefix = format!("chargemesh_bus_lag_seconds_{series}{{topic=\"{topic}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        assert_eq!(value("count"), Some(1.0), "{name}: {text}");
+        assert!(value("sum").is_some_and(|s| s >= 1.0), "{name}: {text}");
+    }
+}
