@@ -143,6 +143,18 @@ def main():
     for kind in ["ServiceMonitor", "PrometheusRule"]:
         if kind not in kinds:
             fail(f"chart (metrics on) renders no {kind}")
+    with_peers = documents(render({"gateway": {"cec": {"enabled": True, "operatorId": "MA01H3BQ2", "peersSecret": "cec-peers"}}}))
+    check_objects("chart (T/CEC 102 edge)", with_peers)
+    for d in with_peers:
+        if d["kind"] != "Deployment":
+            continue
+        spec = d["spec"]["template"]["spec"]
+        env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+        mounted = any(v.get("secret", {}).get("secretName") == "cec-peers" for v in spec.get("volumes", []))
+        layered = env.get("CHARGEMESH_CONFIG", "").endswith(":/etc/chargemesh/peers/peers.toml")
+        wants = d["metadata"]["name"].endswith(("-gateway", "-reporting"))
+        if wants != (mounted and layered):
+            fail(f"{d['metadata']['name']}: the peers Secret is {'not ' if wants else ''}mounted and layered")
     alerts = {
         r.get("alert")
         for d in rendered

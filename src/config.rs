@@ -98,6 +98,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_documented_peers_file_layers_over_the_settings() {
+        let settings = "[gateway.cec]\nlisten = \"0.0.0.0:8443\"\noperator_id = \"MA01H3BQ2\"\n\n\
+                        [reporting.cec_push]\noperator_id = \"MA01H3BQ2\"\n";
+        let peers = include_str!("../deploy/examples/peers.toml");
+        let cfg: Config =
+            chargemesh_kit::config::load_layers(&[settings.to_owned(), peers.to_owned()], [])
+                .expect("config");
+        assert_eq!(
+            cfg.gateway.cec.listen, "0.0.0.0:8443",
+            "kept from the settings"
+        );
+        assert_eq!(cfg.gateway.cec.operator_id, "MA01H3BQ2");
+        assert_eq!(cfg.gateway.cec.peers.len(), 1);
+        assert!(cfg.gateway.cec.peers[0].inbound.secrets().is_ok());
+        let pushed = &cfg.reporting.cec_push.peers[0];
+        assert!(pushed.push_url.is_some() && pushed.outbound.is_some());
+        assert_eq!(cfg.reporting.cec_push.operator_id, "MA01H3BQ2");
+    }
+
+    #[test]
     fn env_overrides_reach_nested_sections() {
         let env = [
             (

@@ -17,9 +17,11 @@ use chargemesh_kit::telemetry;
     about = "EV charging operations mesh for the Shaoxing O&M standard"
 )]
 struct Cli {
-    /// TOML configuration file; CHARGEMESH_* environment variables override it.
+    /// TOML configuration files, separated by `:` and applied in order (a later one overrides,
+    /// such as peer credentials from a Secret over a ConfigMap); CHARGEMESH_* environment
+    /// variables override them all.
     #[arg(long, global = true, env = "CHARGEMESH_CONFIG")]
-    config: Option<PathBuf>,
+    config: Option<std::ffi::OsString>,
     #[command(subcommand)]
     command: Command,
 }
@@ -166,7 +168,13 @@ enum PkiCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config: Config = chargemesh_kit::config::load(cli.config.as_deref())?;
+    let files: Vec<PathBuf> = cli
+        .config
+        .as_deref()
+        .map(|list| std::env::split_paths(list).collect())
+        .unwrap_or_default();
+    let files: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+    let config: Config = chargemesh_kit::config::load(&files)?;
     // Benchmarks print figures; their logs would only disturb them.
     let default_level = if matches!(cli.command, Command::Bench { .. }) {
         "warn"

@@ -9,6 +9,11 @@ Called as (dict "root" $ "component" "asset").
 {{- $full := include "chargemesh.fullname" $root -}}
 {{- $ctx := dict "root" $root "component" $c -}}
 {{- $role := upper $c -}}
+{{- $cec := $root.Values.gateway.cec -}}
+{{- $peers := "" -}}
+{{- if and $cec.enabled $cec.peersSecret (has $c (list "gateway" "reporting")) -}}
+{{- $peers = $cec.peersSecret -}}
+{{- end -}}
 apiVersion: v1
 kind: ServiceAccount
 metadata:
@@ -81,7 +86,11 @@ spec:
           args: ["serve", "--role", "{{ $c }}"]
           env:
             - name: CHARGEMESH_CONFIG
+              {{- if $peers }}
+              value: /etc/chargemesh/config/mesh.toml:/etc/chargemesh/peers/peers.toml
+              {{- else }}
               value: /etc/chargemesh/config/mesh.toml
+              {{- end }}
             {{- if ne $c "gateway" }}
             - name: CHARGEMESH_{{ $role }}__DATABASE__URL
               valueFrom:
@@ -144,6 +153,11 @@ spec:
               readOnly: true
             - name: tmp
               mountPath: /tmp
+            {{- if $peers }}
+            - name: peers
+              mountPath: /etc/chargemesh/peers
+              readOnly: true
+            {{- end }}
       volumes:
         - name: config
           configMap:
@@ -153,6 +167,14 @@ spec:
             secretName: {{ $full }}-{{ $c }}-tls
         - name: tmp
           emptyDir: {}
+        {{- if $peers }}
+        - name: peers
+          secret:
+            secretName: {{ $peers }}
+            items:
+              - key: peers.toml
+                path: peers.toml
+        {{- end }}
 ---
 apiVersion: v1
 kind: Service

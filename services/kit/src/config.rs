@@ -19,21 +19,41 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Loads `T` from its defaults, the file (if any) and the process environment.
-pub fn load<T>(file: Option<&Path>) -> Result<T, ConfigError>
+/// Loads `T` from its defaults, the files in order (a later one overriding an earlier one, such
+/// as a ConfigMap's settings then a Secret's peer credentials) and the process environment.
+pub fn load<T>(files: &[&Path]) -> Result<T, ConfigError>
 where
     T: Serialize + DeserializeOwned + Default,
 {
-    let text = match file {
-        Some(path) => Some(
+    let mut texts = Vec::with_capacity(files.len());
+    for path in files {
+        texts.push(
             std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                 path: path.display().to_string(),
                 message: e.to_string(),
             })?,
-        ),
-        None => None,
-    };
-    load_from(text.as_deref(), std::env::vars())
+        );
+    }
+    load_layers(&texts, std::env::vars())
+}
+
+/// Loads `T` from its defaults, TOML texts in order and the given environment; pure, for tests.
+pub fn load_layers<T>(
+    toml_texts: &[String],
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError>
+where
+    T: Serialize + DeserializeOwned + Default,
+{
+    let mut tree =
+        serde_json::to_value(T::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    for text in toml_texts {
+        let file: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let file = serde_json::to_value(file).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        merge(&mut tree, file);
+    }
+    apply_env(tree, env)
 }
 
 /// Loads `T` from its defaults, TOML text and the given environment; pure, for tests.
@@ -44,14 +64,17 @@ pub fn load_from<T>(
 where
     T: Serialize + DeserializeOwned + Default,
 {
-    let mut tree =
-        serde_json::to_value(T::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-    if let Some(text) = toml_text {
-        let file: toml::Table =
-            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let file = serde_json::to_value(file).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        merge(&mut tree, file);
-    }
+    let texts: Vec<String> = toml_text.into_iter().map(str::to_owned).collect();
+    load_layers(&texts, env)
+}
+
+fn apply_env<T>(
+    mut tree: Value,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned,
+{
     let mut overrides: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX))
@@ -184,6 +207,18 @@ mod tests {
         assert_eq!(got.database.max_connections, 9);
         assert_eq!(got.database.url.expose(), "postgres://x");
         assert_eq!(got.peers, vec!["a".to_owned(), "b".to_owned()]);
+    }
+
+    #[test]
+    fn a_later_file_overrides_an_earlier_one_key_by_key() {
+        let settings = "workers = 4\n[database]\nmax_connections = 9\nurl = \"sqlite://b.db\"\n";
+        let secrets = "peers = [\"regulator\"]\n[database]\nurl = \"postgres://secret\"\n";
+        let got: Sample =
+            load_layers(&[settings.to_owned(), secrets.to_owned()], []).expect("config");
+        assert_eq!(got.workers, 4);
+        assert_eq!(got.database.max_connections, 9, "kept from the first file");
+        assert_eq!(got.database.url.expose(), "postgres://secret");
+        assert_eq!(got.peers, vec!["regulator".to_owned()]);
     }
 
     #[test]
