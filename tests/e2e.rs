@@ -856,3 +856,59 @@ async fn every_call_is_counted_by_method_and_code_with_its_latency() {
     }
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn netsec_1_a_renewed_client_certificate_is_presented_without_a_restart() {
+    let mesh = TestMesh::start().await;
+    let mut a = mesh.client("operator");
+    register(&mut a, DEMO_CREDIT_CODE).await;
+    station_of(&mut a, OP, "S1", "330602").await;
+
+    // A client's certificate files, as cert-manager keeps them in a mounted Secret.
+    let dir = mesh.dir.join("pki");
+    let issue = |principal: &Principal| {
+        let now = time::OffsetDateTime::now_utc();
+        let pair = mesh
+            .ca
+            .issue(
+                principal,
+                common::TD,
+                &[],
+                now - time::Duration::days(1),
+                now + time::Duration::days(30),
+            )
+            .expect("issue");
+        pki::write_pair(&dir, "rotating", &pair).expect("write");
+    };
+    issue(&Principal::Operator {
+        operator_id: OP.into(),
+    });
+    let files = chargemesh_kit::tls::TlsFiles::in_dir(&dir, "rotating");
+    let config = std::sync::Arc::new(chargemesh_kit::tls::client_config(&files).expect("config"));
+    let url = format!("https://127.0.0.1:{}", mesh.gateway_port());
+    let sees_s1 = async |config: std::sync::Arc<rustls::ClientConfig>| {
+        let channel = chargemesh_kit::tls::channel(&url, config).expect("channel");
+        AssetServiceClient::new(channel)
+            .get_station(pb::GetStationRequest {
+                operator_id: OP.into(),
+                station_id: "S1".into(),
+            })
+            .await
+            .is_ok()
+    };
+    assert!(
+        sees_s1(config.clone()).await,
+        "the first certificate is operator A's"
+    );
+
+    // Renewed in place — here for another operator, so the switch shows. The same client
+    // configuration presents the new certificate on its next connection.
+    issue(&Principal::Operator {
+        operator_id: OTHER_OP.into(),
+    });
+    assert!(
+        !sees_s1(config.clone()).await,
+        "the next connection presents the renewed certificate"
+    );
+    mesh.stop().await;
+}

@@ -1,6 +1,6 @@
 //! rustls for the edge and the mesh: TLS 1.3 only, client certificates checked against the
-//! configured CA bundle, certificates reloaded from disk without a restart, and the peer's
-//! [`Principal`] derived once per connection.
+//! configured CA bundle, certificates (served and presented) reloaded from disk without a
+//! restart, and the peer's [`Principal`] derived once per connection.
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,8 +10,10 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -127,14 +129,92 @@ pub fn server_config(files: &TlsFiles, client_auth: ClientAuth) -> Result<Server
     Ok(config)
 }
 
-/// A TLS 1.3 client configuration that trusts the CA and presents this component's certificate.
+/// A TLS 1.3 client configuration that trusts the CA and presents this component's certificate,
+/// read again from its files whenever they change (see [`FileClientCert`]).
 pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
-    let mut config = ClientConfig::builder_with_provider(provider())
+    let provider = provider();
+    let certificate = FileClientCert::load(files.clone(), provider.clone())?;
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots(&files.ca_file)?)
-        .with_client_auth_cert(load_certs(&files.cert_file)?, load_key(&files.key_file)?)?;
+        .with_client_cert_resolver(Arc::new(certificate));
+    // Every connection proves its identity with the current certificate: a resumed session
+    // would carry the one it was first made with, renewed or not.
+    config.resumption = rustls::client::Resumption::disabled();
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
+}
+
+/// A component's client certificate that follows its files: every new connection presents the
+/// current one, so a certificate cert-manager renewed is used on the mesh without a restart
+/// (connections already open keep theirs; the server checked it at their handshake). A pair
+/// that does not load, or whose key does not match, is ignored and the previous one kept.
+#[derive(Debug)]
+pub struct FileClientCert {
+    files: TlsFiles,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<(Arc<CertifiedKey>, Option<[SystemTime; 3]>)>,
+}
+
+impl FileClientCert {
+    pub fn load(files: TlsFiles, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        let stamp = files.modified();
+        let key = certified_key(&files, &provider)?;
+        Ok(Self {
+            files,
+            provider,
+            current: RwLock::new((key, stamp)),
+        })
+    }
+
+    fn refresh(&self) -> Arc<CertifiedKey> {
+        let stamp = self.files.modified();
+        let (key, known) = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if stamp.is_none() || stamp == known {
+            return key;
+        }
+        match certified_key(&self.files, &self.provider) {
+            Ok(fresh) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = (fresh.clone(), stamp);
+                tracing::info!(cert = %self.files.cert_file.display(), "client certificate reloaded");
+                fresh
+            }
+            Err(error) => {
+                tracing::warn!(%error, "client certificate files changed but cannot be used, keeping the old ones");
+                key
+            }
+        }
+    }
+}
+
+fn certified_key(
+    files: &TlsFiles,
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let signing = provider
+        .key_provider
+        .load_private_key(load_key(&files.key_file)?)?;
+    let key = CertifiedKey::new(load_certs(&files.cert_file)?, signing);
+    key.keys_match()?;
+    Ok(Arc::new(key))
+}
+
+impl ResolvesClientCert for FileClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.refresh())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// A TLS 1.3 client configuration without a certificate of its own (staff apps that bring a JWT).
