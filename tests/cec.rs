@@ -450,6 +450,66 @@ async fn a_platform_in_platform_mode_pushes_status_and_orders_by_cec_and_the_grp
         .expect("answered");
     assert_eq!(ret, Ret::BadPayload);
 
+    // A charge status push: its connector status reaches the same telemetry (charging, code 3).
+    clock.advance(chrono::Duration::minutes(1));
+    let progress = |status: i64| {
+        json!({
+            "StartChargeSeq": format!("{OP}000000000000000009"),
+            "StartChargeSeqStat": 2,
+            "ConnectorID": "PA-1",
+            "ConnectorStatus": status,
+            "CurrentA": 120.0,
+            "VoltageA": 400.0,
+            "Soc": 40.0,
+            "StartTime": chargemesh_cec::payload_time(clock.now() - chrono::Duration::minutes(10)),
+            "EndTime": chargemesh_cec::payload_time(clock.now()),
+            "TotalPower": 8.5,
+        })
+    };
+    let (ret, answer) = platform
+        .call("notification_equip_charge_status", &progress(3))
+        .await
+        .expect("pushed");
+    assert_eq!(ret, Ret::Ok, "{answer}");
+    assert_eq!(answer["SuccStat"], 0);
+    let charging = loop {
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
+            .await
+            .expect("a change in time")
+            .expect("stream")
+            .expect("batch");
+        if let Some(c) = batch
+            .changes
+            .into_iter()
+            .find(|c| c.status.as_ref().is_some_and(|s| s.connector_id == "PA-1"))
+        {
+            break c;
+        }
+    };
+    assert_eq!(charging.status.expect("status").cec_status, 3);
+    // A status outside the CEC codes is the payload's fault and changes nothing.
+    let (ret, _) = platform
+        .call("notification_equip_charge_status", &progress(9))
+        .await
+        .expect("answered");
+    assert_eq!(ret, Ret::BadPayload);
+    let live = regulator
+        .get_station_status(reg::GetStationStatusRequest {
+            stations: vec![reg::StationKey {
+                operator_id: OP.into(),
+                station_id: "S-A".into(),
+            }],
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    let pa = live.stations[0]
+        .connectors
+        .iter()
+        .find(|c| c.connector_id == "PA-1")
+        .expect("PA-1");
+    assert_eq!(pa.cec_status, 3, "still charging");
+
     // A finished order with its details, in the Service spelling, after the station's first
     // tariff came into force.
     clock.advance(chrono::Duration::hours(3));

@@ -272,7 +272,7 @@ impl Edge {
             "query_station_stats" => self.station_stats(peer, &payload).await,
             "query_equip_business_policy" => self.business_policy(peer, &payload).await,
             "notification_stationStatus" => self.received_status(peer, &payload).await,
-            "notification_equip_charge_status" => received_charge_status(peer, &payload),
+            "notification_equip_charge_status" => self.received_charge_status(peer, &payload).await,
             "notification_charge_order_info" => self.received_order(peer, &payload).await,
             "check_charge_orders" => self.check_orders(peer, &payload).await,
             other => Err((Ret::BadPayload, format!("no interface {other}"))),
@@ -520,19 +520,51 @@ impl Edge {
     /// piles would send, deduplicated and validated by the same ingest; `Status` 0 when kept, 1
     /// when refused.
     async fn received_status(&self, peer: &Peer, p: &Value) -> Result<Value, (Ret, String)> {
-        use chargemesh_proto::telemetry::v1 as tm;
-        use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
-        let reporter = peer.reporter()?;
         let connectors = Dialect::status_received(p);
         if connectors.is_empty() {
             return Err((Ret::BadPayload, "ConnectorStatusInfo is required".into()));
         }
-        let now = self.clock.now();
-        let mut messages = Vec::with_capacity(connectors.len());
+        let mut reported = Vec::with_capacity(connectors.len());
         for c in &connectors {
             let connector = text(&c["ConnectorID"])
                 .ok_or_else(|| (Ret::BadPayload, "ConnectorID is required".to_owned()))?;
-            let code = c["Status"].as_i64().unwrap_or(-1);
+            reported.push((connector, c["Status"].as_i64().unwrap_or(-1)));
+        }
+        let refused = self.report_statuses(peer, &reported).await?;
+        Ok(json!({"Status": i32::from(refused)}))
+    }
+
+    /// `notification_equip_charge_status`: the connector's status in it becomes the same status
+    /// telemetry as `notification_stationStatus` (so a charging connector shows as charging);
+    /// the session's energy and money reach metering with its order
+    /// (`notification_charge_order_info`). `SuccStat` 0 when kept, 1 when refused.
+    async fn received_charge_status(&self, peer: &Peer, p: &Value) -> Result<Value, (Ret, String)> {
+        let seq = p["StartChargeSeq"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| (Ret::BadPayload, "StartChargeSeq is required".to_owned()))?;
+        let connector = text(&p["ConnectorID"])
+            .ok_or_else(|| (Ret::BadPayload, "ConnectorID is required".to_owned()))?;
+        let code = p["ConnectorStatus"]
+            .as_i64()
+            .ok_or_else(|| (Ret::BadPayload, "ConnectorStatus is required".to_owned()))?;
+        let refused = self.report_statuses(peer, &[(connector, code)]).await?;
+        Ok(json!({"StartChargeSeq": seq, "SuccStat": i32::from(refused)}))
+    }
+
+    /// Sends connector statuses (CEC codes) as the peer's telemetry; true when any was refused.
+    async fn report_statuses(
+        &self,
+        peer: &Peer,
+        reported: &[(String, i64)],
+    ) -> Result<bool, (Ret, String)> {
+        use chargemesh_proto::telemetry::v1 as tm;
+        use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
+        let reporter = peer.reporter()?;
+        let now = self.clock.now();
+        let mut messages = Vec::with_capacity(reported.len());
+        for (connector, code) in reported {
+            let code = *code;
             let state = match code {
                 0 => tm::ConnectorState::Offline,
                 1 => tm::ConnectorState::Idle,
@@ -547,13 +579,13 @@ impl Edge {
                     ));
                 }
             };
-            let (_, pile) = self.locate(peer, &connector).await?;
+            let (_, pile) = self.locate(peer, connector).await?;
             let second = chargemesh_cec::timestamp(now);
             messages.push(tm::TelemetryMessage {
-                sequence: report_sequence(&[&connector, &code.to_string(), &second]),
+                sequence: report_sequence(&[connector, &code.to_string(), &second]),
                 operator_id: reporter.operator_id().unwrap_or_default().to_owned(),
                 pile_id: pile,
-                connector_id: connector,
+                connector_id: connector.clone(),
                 observe_time: Some(chargemesh_kit::time::to_timestamp(now)),
                 body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
                     state: state as i32,
@@ -605,7 +637,7 @@ impl Edge {
         if !pending.is_empty() {
             return Err((Ret::SystemError, "telemetry did not acknowledge".into()));
         }
-        Ok(json!({"Status": i32::from(refused)}))
+        Ok(refused)
     }
 
     /// `notification_charge_order_info` from a platform-mode operator: the same order the gRPC
@@ -810,17 +842,6 @@ fn as_principal<T>(principal: &Principal, message: T) -> tonic::Request<T> {
         tonic::metadata::MetadataValue::from_bytes(&principal.to_metadata_bytes()),
     );
     request
-}
-
-/// `notification_equip_charge_status`: acknowledged; the session's energy reaches metering with
-/// its order (`notification_charge_order_info`), the progress itself is not kept.
-fn received_charge_status(peer: &Peer, p: &Value) -> Result<Value, (Ret, String)> {
-    peer.reporter()?;
-    let seq = p["StartChargeSeq"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| (Ret::BadPayload, "StartChargeSeq is required".to_owned()))?;
-    Ok(json!({"StartChargeSeq": seq, "SuccStat": 0}))
 }
 
 /// The sequence a received status report is deduplicated by: the same report again has the same
