@@ -48,33 +48,37 @@ fn peer(name: &str, operator_id: &str, area_code: &str) -> PeerConfig {
     }
 }
 
+fn cec_config() -> CecConfig {
+    CecConfig {
+        listen: "127.0.0.1:0".into(),
+        operator_id: "MA0000001".into(),
+        prefix: "/evcs/v1/".into(),
+        token_ttl_s: 7_200,
+        timestamp_window_s: 300,
+        peers: vec![
+            peer("sx", SHAOXING, "330600"),
+            peer("sh", SHANGHAI, "310000"),
+            PeerConfig {
+                access: PeerAccess::Operator {
+                    operator_id: OP.into(),
+                },
+                dialect: Dialect {
+                    service_spelling: chargemesh_cec::dialect::ServiceSpelling::Service,
+                    status_push: chargemesh_cec::dialect::StatusPush::Array,
+                    ..Dialect::default()
+                },
+                ..peer("op", OP, "")
+            },
+        ],
+    }
+}
+
 async fn mesh_at(clock: &ManualClock) -> TestMesh {
     let mesh_clock = clock.clone();
     TestMesh::start_with_options(move |opts| {
         opts.clock = Arc::new(mesh_clock);
         opts.telemetry.offline_after_seconds = 365 * 24 * 3600;
-        opts.cec = Some(CecConfig {
-            listen: "127.0.0.1:0".into(),
-            operator_id: "MA0000001".into(),
-            prefix: "/evcs/v1/".into(),
-            token_ttl_s: 7_200,
-            timestamp_window_s: 300,
-            peers: vec![
-                peer("sx", SHAOXING, "330600"),
-                peer("sh", SHANGHAI, "310000"),
-                PeerConfig {
-                    access: PeerAccess::Operator {
-                        operator_id: OP.into(),
-                    },
-                    dialect: Dialect {
-                        service_spelling: chargemesh_cec::dialect::ServiceSpelling::Service,
-                        status_push: chargemesh_cec::dialect::StatusPush::Array,
-                        ..Dialect::default()
-                    },
-                    ..peer("op", OP, "")
-                },
-            ],
-        });
+        opts.cec = Some(cec_config());
     })
     .await
 }
@@ -85,10 +89,20 @@ fn client(mesh: &TestMesh, clock: &ManualClock, name: &str, operator_id: &str) -
         .as_ref()
         .and_then(|m| m.cec_addr)
         .expect("the T/CEC 102 edge runs");
+    client_at(mesh, clock, name, operator_id, addr.port())
+}
+
+fn client_at(
+    mesh: &TestMesh,
+    clock: &ManualClock,
+    name: &str,
+    operator_id: &str,
+    port: u16,
+) -> PeerClient {
     let tls = tls::anonymous_client_config(&mesh.pki().ca()).expect("tls");
     PeerClient::new(
         Https::new(tls),
-        &format!("https://127.0.0.1:{}/evcs/v1", addr.port()),
+        &format!("https://127.0.0.1:{port}/evcs/v1"),
         operator_id,
         secrets(name).secrets().expect("secrets"),
         Dialect::default(),
@@ -599,5 +613,67 @@ async fn a_platform_in_platform_mode_pushes_status_and_orders_by_cec_and_the_grp
     assert_eq!(ret, Ret::Ok, "{check}");
     assert_eq!(check["TotalDisputeOrder"], 1, "{check}");
     assert_eq!(check["DisputeOrders"][0]["DisputeReason"], 1);
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_from_one_gateway_replica_is_good_on_another() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    fleet(&mesh).await;
+    // A second gateway replica's edge: the same certificate Secret, the same services.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    let asset = format!(
+        "https://127.0.0.1:{}",
+        mesh.mesh.as_ref().expect("running").asset_addr.port()
+    );
+    let files = mesh.pki_files("gateway");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let replica_clock: chargemesh_kit::clock::SharedClock = Arc::new(clock.clone());
+    let replica = tokio::spawn(async move {
+        // The interface used here needs only the asset registry.
+        chargemesh_gateway::cec::serve(
+            &cec_config(),
+            &files,
+            &asset,
+            &asset,
+            listener,
+            replica_clock,
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+    });
+
+    let token = client(&mesh, &clock, "sx", SHAOXING)
+        .fetch_token()
+        .await
+        .expect("a token from the first replica");
+    let other = client_at(&mesh, &clock, "sx", SHAOXING, port);
+    let request = other.seal(&json!({"PageNo": 1, "PageSize": 10}));
+    let answer = other
+        .send("query_stations_info", &request, Some(&token))
+        .await
+        .expect("answered");
+    let (ret, page) = other.open(&answer).expect("opened");
+    assert_eq!(ret, Ret::Ok, "{page}");
+    assert_eq!(page["ItemSize"], 2, "{page}");
+    // Another peer presenting it is still refused there.
+    let shanghai = client_at(&mesh, &clock, "sh", SHANGHAI, port);
+    let request = shanghai.seal(&json!({"PageNo": 1, "PageSize": 10}));
+    let answer = shanghai
+        .send("query_stations_info", &request, Some(&token))
+        .await
+        .expect("answered");
+    assert_eq!(answer.ret, 4002);
+    let _ = stop.send(());
+    replica
+        .await
+        .expect("replica task")
+        .expect("the replica stops cleanly");
     mesh.stop().await;
 }

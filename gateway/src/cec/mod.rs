@@ -109,7 +109,7 @@ pub struct Edge {
     window: chrono::Duration,
     ttl: chrono::Duration,
     peers: HashMap<String, Peer>,
-    tokens: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
+    tokens: chargemesh_cec::token::TokenKey,
     seen: Mutex<HashMap<String, BTreeMap<String, HashSet<String>>>>,
     asset: MeshChannel,
     metering: MeshChannel,
@@ -130,19 +130,14 @@ fn refusal(error: CecError) -> (Ret, String) {
     (error.ret(), error.to_string())
 }
 
-/// A token of 32 random bytes from the system's randomness (by way of rustls's provider).
-fn fresh_token() -> Option<String> {
-    let mut bytes = [0u8; 32];
-    tls::provider().secure_random.fill(&mut bytes).ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 impl Edge {
+    /// The edge; `tokens` signs and checks access tokens (the same key on every replica).
     pub fn new(
         config: &CecConfig,
         asset: MeshChannel,
         metering: MeshChannel,
         clock: SharedClock,
+        tokens: chargemesh_cec::token::TokenKey,
     ) -> Result<Self, CecError> {
         let mut peers = HashMap::new();
         for p in &config.peers {
@@ -165,7 +160,7 @@ impl Edge {
             ),
             ttl: chrono::Duration::seconds(i64::try_from(config.token_ttl_s).unwrap_or(7_200)),
             peers,
-            tokens: Mutex::new(HashMap::new()),
+            tokens,
             seen: Mutex::new(HashMap::new()),
             asset,
             metering,
@@ -244,12 +239,9 @@ impl Edge {
         }
         if interface != "query_token" {
             let token = bearer.ok_or_else(|| (Ret::BadToken, "no token".to_owned()))?;
-            let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-            match tokens.get(token) {
-                Some((owner, expires)) if owner == &peer.config.operator_id && *expires > now => {}
-                Some(_) => return Err((Ret::BadToken, "token expired or not the peer's".into())),
-                None => return Err((Ret::BadToken, "token unknown".into())),
-            }
+            self.tokens
+                .check(token, &peer.config.operator_id, now)
+                .map_err(|e| (Ret::BadToken, e.to_string()))?;
         }
         let bytes = peer.secrets.decrypt(&request.data).map_err(refusal)?;
         let mut value: Value = serde_json::from_slice(&bytes)
@@ -290,14 +282,8 @@ impl Edge {
         if secret != peer.secrets.operator_secret {
             return fail(2);
         }
-        let Some(token) = fresh_token() else {
-            return fail(99);
-        };
         let expires = self.clock.now() + self.ttl;
-        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let now = self.clock.now();
-        tokens.retain(|_, (_, until)| *until > now);
-        tokens.insert(token.clone(), (peer.config.operator_id.clone(), expires));
+        let token = self.tokens.issue(&peer.config.operator_id, expires);
         json!({
             "OperatorID": claimed,
             "SuccStat": 0,
@@ -881,13 +867,33 @@ pub async fn serve(
     let client = Arc::new(tls::client_config(tls_files)?);
     let asset = tls::mesh_channel(asset_url, client.clone())?;
     let metering = tls::mesh_channel(metering_url, client)?;
+    // Every gateway replica mounts the same certificate Secret: the same token key.
+    let material = std::fs::read(&tls_files.key_file)
+        .map_err(|e| GatewayError::Config(format!("{}: {e}", tls_files.key_file.display())))?;
+    let tokens = chargemesh_cec::token::TokenKey::derive(&material);
     let edge = Arc::new(
-        Edge::new(config, asset, metering, clock)
+        Edge::new(config, asset, metering, clock, tokens)
             .map_err(|e| GatewayError::Config(e.to_string()))?,
     );
-    let mut server = tls::server_config(tls_files, ClientAuth::Optional)?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    // The edge's certificate follows its files, as the gRPC edge's does.
+    let server = tls::ReloadingServerConfig::load_with_alpn(
+        tls_files.clone(),
+        ClientAuth::Optional,
+        vec![b"http/1.1".to_vec()],
+    )?;
+    let watcher = server.watch(std::time::Duration::from_secs(30));
+    let result = accept_loop(edge, server, listener, shutdown).await;
+    watcher.abort();
+    result
+}
+
+/// Serves T/CEC 102 connections until `shutdown`; each takes the current certificate.
+async fn accept_loop(
+    edge: Arc<Edge>,
+    server: tls::ReloadingServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GatewayError> {
     tokio::pin!(shutdown);
     loop {
         let (tcp, _) = tokio::select! {
@@ -900,7 +906,8 @@ pub async fn serve(
             },
             () = &mut shutdown => return Ok(()),
         };
-        let (acceptor, edge) = (acceptor.clone(), edge.clone());
+        let acceptor = tokio_rustls::TlsAcceptor::from(server.current());
+        let edge = edge.clone();
         tokio::spawn(async move {
             let Ok(stream) = acceptor.accept(tcp).await else {
                 return;

@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod map;
 pub mod mock;
 pub mod peers;
+pub mod token;
 
 pub use crypto::Secrets;
 pub use dialect::Dialect;

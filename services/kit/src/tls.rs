@@ -227,6 +227,16 @@ pub fn anonymous_client_config(ca_file: &Path) -> Result<ClientConfig, TlsError>
     Ok(config)
 }
 
+fn build_server_config(
+    files: &TlsFiles,
+    client_auth: ClientAuth,
+    alpn: &[Vec<u8>],
+) -> Result<ServerConfig, TlsError> {
+    let mut config = server_config(files, client_auth)?;
+    config.alpn_protocols = alpn.to_vec();
+    Ok(config)
+}
+
 /// A built configuration and the modification times of the files it was built from.
 type Loaded = (Arc<ServerConfig>, Option<[SystemTime; 3]>);
 
@@ -236,16 +246,28 @@ type Loaded = (Arc<ServerConfig>, Option<[SystemTime; 3]>);
 pub struct ReloadingServerConfig {
     files: TlsFiles,
     client_auth: ClientAuth,
+    /// ALPN protocols offered; h2 (gRPC) unless set otherwise.
+    alpn: Vec<Vec<u8>>,
     current: Arc<RwLock<Loaded>>,
 }
 
 impl ReloadingServerConfig {
     pub fn load(files: TlsFiles, client_auth: ClientAuth) -> Result<Self, TlsError> {
-        let config = Arc::new(server_config(&files, client_auth)?);
+        Self::load_with_alpn(files, client_auth, vec![b"h2".to_vec()])
+    }
+
+    /// As [`Self::load`], offering these ALPN protocols (`http/1.1` for the T/CEC 102 edge).
+    pub fn load_with_alpn(
+        files: TlsFiles,
+        client_auth: ClientAuth,
+        alpn: Vec<Vec<u8>>,
+    ) -> Result<Self, TlsError> {
+        let config = Arc::new(build_server_config(&files, client_auth, &alpn)?);
         let stamp = files.modified();
         Ok(Self {
             files,
             client_auth,
+            alpn,
             current: Arc::new(RwLock::new((config, stamp))),
         })
     }
@@ -264,7 +286,7 @@ impl ReloadingServerConfig {
         if stamp.is_none() || stamp == self.current.read().unwrap_or_else(|e| e.into_inner()).1 {
             return false;
         }
-        match server_config(&self.files, self.client_auth) {
+        match build_server_config(&self.files, self.client_auth, &self.alpn) {
             Ok(config) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) =
                     (Arc::new(config), stamp);
