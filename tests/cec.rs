@@ -113,6 +113,53 @@ fn client_at(
     })
 }
 
+type RegulatorClient =
+    chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient<
+        tonic::transport::Channel,
+    >;
+
+/// The next change of `connector` on a regulator's watch, within ten seconds each batch.
+async fn next_change_of(
+    watch: &mut tonic::Streaming<chargemesh_proto::regulator::v1::WatchStatusChangesResponse>,
+    connector: &str,
+) -> chargemesh_proto::regulator::v1::StatusChange {
+    loop {
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
+            .await
+            .expect("a change in time")
+            .expect("stream")
+            .expect("batch");
+        if let Some(c) = batch.changes.into_iter().find(|c| {
+            c.status
+                .as_ref()
+                .is_some_and(|s| s.connector_id == connector)
+        }) {
+            return c;
+        }
+    }
+}
+
+/// The live CEC status of a connector of the demo operator's station, as the regulator reads it.
+async fn live_status(regulator: &mut RegulatorClient, station: &str, connector: &str) -> i32 {
+    use chargemesh_proto::regulator::v1 as reg;
+    let live = regulator
+        .get_station_status(reg::GetStationStatusRequest {
+            stations: vec![reg::StationKey {
+                operator_id: OP.into(),
+                station_id: station.into(),
+            }],
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    live.stations[0]
+        .connectors
+        .iter()
+        .find(|c| c.connector_id == connector)
+        .expect("the connector")
+        .cec_status
+}
+
 /// Three stations: two in Shaoxing's Yuecheng district, one in Shanghai.
 async fn fleet(mesh: &TestMesh) {
     let mut op = mesh.client("operator");
@@ -400,20 +447,7 @@ async fn a_platform_in_platform_mode_pushes_status_and_orders_by_cec_and_the_grp
         .await
         .expect("pushed");
     assert_eq!((ret, answer["Status"].as_i64()), (Ret::Ok, Some(0)));
-    let change = loop {
-        let batch = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
-            .await
-            .expect("a change in time")
-            .expect("stream")
-            .expect("batch");
-        if let Some(c) = batch
-            .changes
-            .into_iter()
-            .find(|c| c.status.as_ref().is_some_and(|s| s.connector_id == "PA-1"))
-        {
-            break c;
-        }
-    };
+    let change = next_change_of(&mut watch, "PA-1").await;
     let status = change.status.expect("status");
     assert_eq!(
         (status.station_id.as_str(), status.cec_status),
@@ -429,22 +463,8 @@ async fn a_platform_in_platform_mode_pushes_status_and_orders_by_cec_and_the_grp
         .await
         .expect("answer");
     assert_eq!(refused.ret, 4001);
-    let live = regulator
-        .get_station_status(reg::GetStationStatusRequest {
-            stations: vec![reg::StationKey {
-                operator_id: OP.into(),
-                station_id: "S-A".into(),
-            }],
-        })
-        .await
-        .expect("status")
-        .into_inner();
-    let pa = live.stations[0]
-        .connectors
-        .iter()
-        .find(|c| c.connector_id == "PA-1")
-        .expect("PA-1");
-    assert_eq!(pa.cec_status, 255, "still faulted");
+    let pa = live_status(&mut regulator, "S-A", "PA-1").await;
+    assert_eq!(pa, 255, "still faulted");
     // An unknown connector is the payload's fault: 4004, nothing kept.
     let (ret, _) = platform
         .call(
@@ -486,20 +506,7 @@ async fn a_platform_in_platform_mode_pushes_status_and_orders_by_cec_and_the_grp
         .expect("pushed");
     assert_eq!(ret, Ret::Ok, "{answer}");
     assert_eq!(answer["SuccStat"], 0);
-    let charging = loop {
-        let batch = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
-            .await
-            .expect("a change in time")
-            .expect("stream")
-            .expect("batch");
-        if let Some(c) = batch
-            .changes
-            .into_iter()
-            .find(|c| c.status.as_ref().is_some_and(|s| s.connector_id == "PA-1"))
-        {
-            break c;
-        }
-    };
+    let charging = next_change_of(&mut watch, "PA-1").await;
     assert_eq!(charging.status.expect("status").cec_status, 3);
     // A status outside the CEC codes is the payload's fault and changes nothing.
     let (ret, _) = platform
@@ -507,22 +514,8 @@ async fn a_platform_in_platform_mode_pushes_status_and_orders_by_cec_and_the_grp
         .await
         .expect("answered");
     assert_eq!(ret, Ret::BadPayload);
-    let live = regulator
-        .get_station_status(reg::GetStationStatusRequest {
-            stations: vec![reg::StationKey {
-                operator_id: OP.into(),
-                station_id: "S-A".into(),
-            }],
-        })
-        .await
-        .expect("status")
-        .into_inner();
-    let pa = live.stations[0]
-        .connectors
-        .iter()
-        .find(|c| c.connector_id == "PA-1")
-        .expect("PA-1");
-    assert_eq!(pa.cec_status, 3, "still charging");
+    let pa = live_status(&mut regulator, "S-A", "PA-1").await;
+    assert_eq!(pa, 3, "still charging");
 
     // A finished order with its details, in the Service spelling, after the station's first
     // tariff came into force.

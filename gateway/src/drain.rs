@@ -94,12 +94,21 @@ mod tests {
 
     use super::*;
 
+    type Frames = tokio::sync::mpsc::Sender<Result<Frame<Bytes>, Status>>;
+
+    /// A service's response body fed by the returned sender, wrapped for draining.
+    fn drained_body() -> (Frames, watch::Sender<bool>, Body) {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let inner = Body::new(http_body_util::StreamBody::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
+        let (drain, draining) = watch::channel(false);
+        (tx, drain, Draining::wrap(inner, draining))
+    }
+
     #[tokio::test]
     async fn a_drained_stream_passes_on_what_it_has_then_ends_unavailable() {
-        let (tx, mut frames) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Status>>(4);
-        let inner = Body::new(http_body_util::StreamBody::new(futures_stream(&mut frames)));
-        let (drain, draining) = watch::channel(false);
-        let mut body = Draining::wrap(inner, draining);
+        let (tx, drain, mut body) = drained_body();
         tx.send(Ok(Frame::data(Bytes::from_static(b"ack-1"))))
             .await
             .expect("sent");
@@ -133,22 +142,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_without_drain_is_untouched() {
-        let (tx, mut frames) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Status>>(4);
-        let inner = Body::new(http_body_util::StreamBody::new(futures_stream(&mut frames)));
-        let (_drain, draining) = watch::channel(false);
-        let mut body = Draining::wrap(inner, draining);
+        let (tx, _drain, mut body) = drained_body();
         tx.send(Ok(Frame::data(Bytes::from_static(b"x"))))
             .await
             .expect("sent");
         drop(tx);
         assert!(body.frame().await.expect("frame").is_ok());
         assert!(body.frame().await.is_none());
-    }
-
-    fn futures_stream(
-        rx: &mut tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Status>>,
-    ) -> tokio_stream::wrappers::ReceiverStream<Result<Frame<Bytes>, Status>> {
-        let (_, empty) = tokio::sync::mpsc::channel(1);
-        tokio_stream::wrappers::ReceiverStream::new(std::mem::replace(rx, empty))
     }
 }

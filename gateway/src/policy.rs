@@ -515,14 +515,14 @@ mod tests {
     use super::*;
     use prost::Message as _;
 
-    #[test]
-    fn every_rpc_in_the_protos_has_a_rule_and_every_rule_an_rpc() {
+    /// The paths of the protos' methods that `keep` selects.
+    fn methods(keep: impl Fn(&prost_types::MethodDescriptorProto) -> bool) -> Vec<String> {
         let set = prost_types::FileDescriptorSet::decode(chargemesh_proto::FILE_DESCRIPTOR_SET)
             .expect("descriptors");
         let mut paths = Vec::new();
         for file in &set.file {
             for service in &file.service {
-                for method in &service.method {
+                for method in service.method.iter().filter(|m| keep(m)) {
                     paths.push(format!(
                         "/{}.{}/{}",
                         file.package(),
@@ -532,6 +532,13 @@ mod tests {
                 }
             }
         }
+        paths.sort();
+        paths
+    }
+
+    #[test]
+    fn every_rpc_in_the_protos_has_a_rule_and_every_rule_an_rpc() {
+        let paths = methods(|_| true);
         for path in &paths {
             assert!(rule_for(path).is_some(), "no policy for {path}");
         }
@@ -543,22 +550,7 @@ mod tests {
 
     #[test]
     fn every_server_stream_in_the_protos_is_long_lived_and_nothing_else() {
-        let set = prost_types::FileDescriptorSet::decode(chargemesh_proto::FILE_DESCRIPTOR_SET)
-            .expect("descriptors");
-        let mut streams = Vec::new();
-        for file in &set.file {
-            for service in &file.service {
-                for method in service.method.iter().filter(|m| m.server_streaming()) {
-                    streams.push(format!(
-                        "/{}.{}/{}",
-                        file.package(),
-                        service.name(),
-                        method.name()
-                    ));
-                }
-            }
-        }
-        streams.sort();
+        let streams = methods(|m| m.server_streaming());
         let mut listed: Vec<String> = LONG_LIVED.iter().map(|p| p.to_string()).collect();
         listed.sort();
         assert_eq!(streams, listed);

@@ -95,7 +95,8 @@ impl Secrets {
     }
 }
 
-fn hex(text: &str) -> Option<Vec<u8>> {
+/// Bytes from hex of either case; `None` when it is not hex.
+pub(crate) fn hex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }

@@ -70,7 +70,7 @@ impl TokenKey {
         now: DateTime<Utc>,
     ) -> Result<(), TokenError> {
         let (body, tag) = token.rsplit_once('.').ok_or(TokenError::Unknown)?;
-        let tag = hex(tag).ok_or(TokenError::Unknown)?;
+        let tag = crate::crypto::hex(tag).ok_or(TokenError::Unknown)?;
         self.mac(body)
             .verify_slice(&tag)
             .map_err(|_| TokenError::Unknown)?;
@@ -88,16 +88,6 @@ impl TokenKey {
         }
         Ok(())
     }
-}
-
-fn hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -245,8 +245,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_json_log_line_inside_a_call_names_the_callers_trace() {
+    /// The JSON log line written inside the call span of `request`.
+    fn line_inside_call(request: &http::Request<()>) -> serde_json::Value {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::registry().with(
@@ -256,6 +256,17 @@ mod tests {
                 .with_current_span(true)
                 .with_writer(move || writer.clone()),
         );
+        tracing::subscriber::with_default(subscriber, || {
+            let span = call_span(request);
+            let _entered = span.enter();
+            tracing::info!("inside the call");
+        });
+        let text = String::from_utf8(captured.0.lock().expect("log").clone()).expect("utf-8");
+        serde_json::from_str(text.lines().next().expect("one line")).expect("json")
+    }
+
+    #[test]
+    fn a_json_log_line_inside_a_call_names_the_callers_trace() {
         let request = http::Request::builder()
             .uri("/chargemesh.asset.v1.AssetService/GetStation")
             .header(
@@ -264,17 +275,10 @@ mod tests {
             )
             .body(())
             .expect("request");
-        tracing::subscriber::with_default(subscriber, || {
-            let span = call_span(&request);
-            let _entered = span.enter();
-            tracing::info!("inside the call");
-        });
-        let text = String::from_utf8(captured.0.lock().expect("log").clone()).expect("utf-8");
-        let line: serde_json::Value =
-            serde_json::from_str(text.lines().next().expect("one line")).expect("json");
+        let line = line_inside_call(&request);
         assert_eq!(
             line["span"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
-            "{text}"
+            "{line}"
         );
         assert_eq!(
             line["span"]["method"],
@@ -284,27 +288,12 @@ mod tests {
 
     #[test]
     fn a_call_without_trace_context_logs_no_trace_id() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_writer(move || writer.clone()),
-        );
         let request = http::Request::builder()
             .uri("/x.Y/Z")
             .body(())
             .expect("request");
-        tracing::subscriber::with_default(subscriber, || {
-            let span = call_span(&request);
-            let _entered = span.enter();
-            tracing::info!("inside the call");
-        });
-        let text = String::from_utf8(captured.0.lock().expect("log").clone()).expect("utf-8");
-        let line: serde_json::Value =
-            serde_json::from_str(text.lines().next().expect("one line")).expect("json");
-        assert!(line["span"].get("trace_id").is_none(), "{text}");
+        let line = line_inside_call(&request);
+        assert!(line["span"].get("trace_id").is_none(), "{line}");
+        assert_eq!(line["span"]["method"], "/x.Y/Z");
     }
 }
