@@ -85,23 +85,7 @@ impl Staff {
     }
 
     async fn phone_order(&self, station: &str, pile: &str) -> pb::WorkOrder {
-        self.client()
-            .create_work_order(with_token(
-                pb::CreateWorkOrderRequest {
-                    operator_id: OP.into(),
-                    station_id: station.into(),
-                    pile_id: pile.into(),
-                    connector_id: format!("{pile}-1"),
-                    channel: pb::Channel::Phone as i32,
-                    description: "customer reports the gun does not lock".into(),
-                },
-                &self.token("monitor"),
-            ))
-            .await
-            .expect("order")
-            .into_inner()
-            .work_order
-            .expect("order")
+        common::phone_work_order(self.channel.clone(), &self.token("monitor"), station, pile).await
     }
 
     async fn dispatch(&self, order: &str, crew: &[&str]) -> Result<pb::WorkOrder, tonic::Status> {

@@ -688,23 +688,8 @@ impl Staff {
         at: chrono::DateTime<chrono::Utc>,
     ) -> String {
         clock.set(at);
-        self.dispatch()
-            .create_work_order(with_token(
-                dp::CreateWorkOrderRequest {
-                    operator_id: OP.into(),
-                    station_id: station.into(),
-                    pile_id: pile.into(),
-                    connector_id: format!("{pile}-1"),
-                    channel: dp::Channel::Phone as i32,
-                    description: "customer reports the gun does not lock".into(),
-                },
-                &self.token("monitor"),
-            ))
+        common::phone_work_order(self.channel.clone(), &self.token("monitor"), station, pile)
             .await
-            .expect("order")
-            .into_inner()
-            .work_order
-            .expect("order")
             .order_id
     }
 }

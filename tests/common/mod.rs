@@ -287,3 +287,31 @@ pub async fn two_station_fleet(mesh: &TestMesh) {
         .expect("pile");
     }
 }
+
+/// A customer's phone call about a connector that does not work: a FAULT-4 phone-channel work
+/// order, created by a monitor with `token`.
+pub async fn phone_work_order(
+    channel: Channel,
+    token: &str,
+    station: &str,
+    pile: &str,
+) -> chargemesh_proto::dispatch::v1::WorkOrder {
+    use chargemesh_proto::dispatch::v1 as dp;
+    dp::dispatch_service_client::DispatchServiceClient::new(channel)
+        .create_work_order(with_token(
+            dp::CreateWorkOrderRequest {
+                operator_id: pki::DEMO_OPERATOR_ID.into(),
+                station_id: station.into(),
+                pile_id: pile.into(),
+                connector_id: format!("{pile}-1"),
+                channel: dp::Channel::Phone as i32,
+                description: "customer reports the gun does not lock".into(),
+            },
+            token,
+        ))
+        .await
+        .expect("order")
+        .into_inner()
+        .work_order
+        .expect("order")
+}
