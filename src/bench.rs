@@ -26,9 +26,9 @@ use chargemesh_proto::telemetry::v1::telemetry_service_server::{
     TelemetryService, TelemetryServiceServer,
 };
 
+use crate::demo;
 use crate::mesh::{EmbeddedMesh, EmbeddedOptions};
 use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
-use crate::{demo, mesh};
 
 /// What `bench ingest` runs.
 #[derive(Debug, Clone)]
@@ -322,13 +322,14 @@ fn temp_dir(name: &str) -> PathBuf {
 pub async fn ingest(opts: IngestOptions) -> anyhow::Result<()> {
     let dir = temp_dir("ingest");
     let mut mesh_opts = EmbeddedOptions::new(&dir);
-    mesh_opts.gateway_listen = "127.0.0.1:0".into();
+    mesh_opts.config.gateway.listen = "127.0.0.1:0".into();
     let schema = format!("bench{}_", &uuid::Uuid::now_v7().simple().to_string()[20..]);
     if let Some(url) = &opts.database_url {
-        mesh_opts.database = Some((url.clone(), schema.clone()));
+        mesh_opts.config.use_postgres(url, &schema);
     }
     if let Some(url) = &opts.redis_url {
-        mesh_opts.events = Some((url.clone(), format!("{schema}:")));
+        mesh_opts.config.events.url = url.clone();
+        mesh_opts.config.events.prefix = format!("{schema}:");
     }
     let backend = match (&opts.database_url, &opts.redis_url) {
         (Some(_), Some(_)) => "PostgreSQL + Redis Streams",
@@ -466,6 +467,5 @@ pub async fn idle(connections: usize, binary: &Path) -> anyhow::Result<()> {
     drop(held);
     let _ = child.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = mesh::DEFAULT_SHUTDOWN_GRACE;
     Ok(())
 }

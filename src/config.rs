@@ -1,17 +1,23 @@
 //! The configuration of every role: defaults, then `--config FILE` (TOML), then `CHARGEMESH_*`
-//! environment variables (`CHARGEMESH_ASSET__DATABASE__URL=postgres://...`).
+//! environment variables (`CHARGEMESH_ASSET__DATABASE__URL=postgres://...`). `chargemesh up`
+//! layers the same files and variables over the embedded defaults ([`Config::embedded`]).
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use chargemesh_asset::telemetry::TelemetrySettings;
-use chargemesh_asset::telemetry::trial::TrialSettings;
+use chargemesh_asset::AssetConfig;
 use chargemesh_complaints::ComplaintsConfig;
 use chargemesh_dispatch::DispatchConfig;
-use chargemesh_gateway::GatewayConfig;
-use chargemesh_kit::config::ServiceConfig;
+use chargemesh_gateway::{GatewayConfig, JwtSettings};
+use chargemesh_kit::config::{DatabaseConfig, Secret, ServiceConfig};
 use chargemesh_kit::telemetry::LogFormat;
 use chargemesh_metering::MeteringConfig;
 use chargemesh_reporting::ReportingConfig;
+use chargemesh_telemetry::TelemetryConfig;
+
+use crate::pki;
 
 pub const DEFAULT_TRUST_DOMAIN: &str = "chargemesh.local";
 
@@ -27,15 +33,13 @@ pub struct Config {
     /// below the pod's termination grace period.
     pub shutdown_grace_s: u64,
     pub gateway: GatewayConfig,
-    pub asset: ServiceConfig,
+    pub asset: AssetConfig,
+    /// Live telemetry: ingest, liveness, status, commands and trial operation.
+    pub telemetry: TelemetryConfig,
     pub reporting: ReportingConfig,
     pub dispatch: DispatchConfig,
     pub metering: MeteringConfig,
     pub complaints: ComplaintsConfig,
-    /// Live telemetry, served by the asset component.
-    pub telemetry: TelemetrySettings,
-    /// Trial operation and what commissioning asks of it (REQ BASE-2).
-    pub trial: TrialSettings,
     pub events: EventsConfig,
 }
 
@@ -60,35 +64,104 @@ impl Default for EventsConfig {
 
 impl Default for Config {
     fn default() -> Self {
-        // The components' default ports; the asset component serves three of them.
-        let gateway = GatewayConfig {
-            upstreams: [
-                ("asset", 7001),
-                ("telemetry", 7001),
-                ("regulator", 7001),
-                ("dispatch", 7002),
-                ("metering", 7003),
-                ("complaints", 7004),
-                ("reporting", 7005),
-            ]
-            .into_iter()
-            .map(|(c, port)| (c.to_owned(), format!("https://127.0.0.1:{port}")))
-            .collect(),
-            ..GatewayConfig::default()
-        };
-        Self {
+        let mut config = Self {
             trust_domain: DEFAULT_TRUST_DOMAIN.into(),
             log_format: LogFormat::Text,
-            shutdown_grace_s: crate::mesh::DEFAULT_SHUTDOWN_GRACE.as_secs(),
-            gateway,
-            asset: ServiceConfig::for_service("asset", 7001),
+            shutdown_grace_s: chargemesh_kit::component::DEFAULT_SHUTDOWN_GRACE.as_secs(),
+            gateway: GatewayConfig::default(),
+            asset: AssetConfig::default(),
+            telemetry: TelemetryConfig::default(),
             reporting: ReportingConfig::default(),
             dispatch: DispatchConfig::default(),
             metering: MeteringConfig::default(),
             complaints: ComplaintsConfig::default(),
-            telemetry: TelemetrySettings::default(),
-            trial: TrialSettings::default(),
             events: EventsConfig::default(),
+        };
+        // Each component on its default port of this host.
+        let urls: BTreeMap<&str, String> = crate::mesh::COMPONENTS
+            .iter()
+            .map(|c| {
+                let port = (c.service)(&mut config)
+                    .listen
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                (c.name, format!("https://127.0.0.1:{port}"))
+            })
+            .collect();
+        config.point_at(&urls);
+        config
+    }
+}
+
+impl Config {
+    /// The embedded defaults of `chargemesh up`: every component on 127.0.0.1 (a port the
+    /// system picks), its SQLite file and its development PKI files in `data_dir`, staff tokens
+    /// from the PKI's key, the in-process bus. The configuration file and the environment
+    /// layer over these exactly as over the defaults of `serve`.
+    pub fn embedded(data_dir: &Path) -> Self {
+        let pki = pki::PkiDir {
+            dir: data_dir.join("pki"),
+        };
+        let mut config = Self::default();
+        for component in crate::mesh::COMPONENTS {
+            let name = component.name;
+            let service = (component.service)(&mut config);
+            *service = ServiceConfig {
+                listen: "127.0.0.1:0".into(),
+                tls: pki.files(name),
+                database: DatabaseConfig {
+                    url: Secret::new(chargemesh_kit::db::Database::sqlite_url(
+                        &data_dir.join(format!("{name}.db")),
+                    )),
+                    schema: name.to_owned(),
+                    max_connections: 5,
+                },
+                retention_purge_interval_s: service.retention_purge_interval_s,
+                admin_listen: String::new(),
+            };
+        }
+        config.gateway.listen = "127.0.0.1:7443".into();
+        config.gateway.tls = pki.files("gateway");
+        config.gateway.jwt = Some(JwtSettings {
+            jwks_file: pki.jwks(),
+            issuer: pki::JWT_ISSUER.into(),
+            audience: pki::JWT_AUDIENCE.into(),
+        });
+        config
+    }
+
+    /// Points every component, and the gateway, at the others' URLs (component name to URL).
+    /// Who calls whom is written here once.
+    pub fn point_at(&mut self, urls: &BTreeMap<&str, String>) {
+        let url = |name: &str| urls.get(name).cloned().unwrap_or_default();
+        self.gateway.upstreams = urls
+            .iter()
+            .map(|(name, url)| ((*name).to_owned(), url.clone()))
+            .collect();
+        self.asset.telemetry_url = url("telemetry");
+        self.telemetry.asset_url = url("asset");
+        self.dispatch.asset_url = url("asset");
+        self.dispatch.telemetry_url = url("telemetry");
+        self.metering.asset_url = url("asset");
+        self.metering.telemetry_url = url("telemetry");
+        self.complaints.dispatch_url = url("dispatch");
+        self.complaints.metering_url = url("metering");
+        self.reporting.asset_url = url("asset");
+        self.reporting.telemetry_url = url("telemetry");
+        self.reporting.dispatch_url = url("dispatch");
+        self.reporting.metering_url = url("metering");
+        self.reporting.complaints_url = url("complaints");
+    }
+
+    /// Every component's database on PostgreSQL at `url`, each in its own schema named
+    /// `<prefix><component>`.
+    pub fn use_postgres(&mut self, url: &str, schema_prefix: &str) {
+        for component in crate::mesh::COMPONENTS {
+            let database = &mut (component.service)(self).database;
+            database.url = Secret::new(url);
+            database.schema = format!("{schema_prefix}{}", component.name);
         }
     }
 }
@@ -131,10 +204,13 @@ mod tests {
             ("CHARGEMESH_LOG_FORMAT".to_owned(), "json".to_owned()),
         ];
         let cfg: Config = chargemesh_kit::config::load_from(None, env).expect("config");
-        assert_eq!(cfg.asset.database.url.expose(), "postgres://db/chargemesh");
+        assert_eq!(
+            cfg.asset.service.database.url.expose(),
+            "postgres://db/chargemesh"
+        );
         assert_eq!(cfg.gateway.upstreams["asset"], "https://asset:7001");
         assert_eq!(cfg.log_format, LogFormat::Json);
-        assert_eq!(cfg.asset.database.schema, "asset");
+        assert_eq!(cfg.asset.service.database.schema, "asset");
         assert_eq!(
             cfg.gateway.upstreams["metering"], "https://127.0.0.1:7003",
             "the documented default"

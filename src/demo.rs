@@ -258,6 +258,7 @@ pub async fn seed(gateway: SocketAddr, operator_files: &TlsFiles) -> anyhow::Res
             operator_id: operator_id.clone(),
             station_id: station_id.clone(),
             connection_mode: pb::ConnectionMode::WholeStation as i32,
+            note: "demo: connected to the platform (REQ BASE-2)".into(),
         })
         .await?;
     // Trial operation: the regulator receives a trial day as each day closes; commissioning

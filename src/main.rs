@@ -6,8 +6,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use chargemesh::config::Config;
-use chargemesh::mesh::{self, EmbeddedMesh, EmbeddedOptions, Shutdown};
+use chargemesh::mesh::{self, EmbeddedMesh, EmbeddedOptions};
 use chargemesh::{bench, demo, pki};
+use chargemesh_kit::component::Shutdown;
 use chargemesh_kit::telemetry;
 
 #[derive(Parser)]
@@ -30,10 +31,25 @@ struct Cli {
 enum Role {
     Gateway,
     Asset,
-    Reporting,
+    Telemetry,
     Dispatch,
     Metering,
     Complaints,
+    Reporting,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::Asset => "asset",
+            Role::Telemetry => "telemetry",
+            Role::Dispatch => "dispatch",
+            Role::Metering => "metering",
+            Role::Complaints => "complaints",
+            Role::Reporting => "reporting",
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -118,9 +134,10 @@ enum Command {
     Up {
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
-        /// Where the gateway listens.
-        #[arg(long, default_value = "127.0.0.1:7443")]
-        listen: String,
+        /// Where the gateway listens (default `gateway.listen` of the configuration,
+        /// 127.0.0.1:7443).
+        #[arg(long)]
+        listen: Option<String>,
         /// Seed a demo operator with stations, piles and certificates.
         #[arg(long)]
         demo: bool,
@@ -175,6 +192,8 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_default();
     let files: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
     let config: Config = chargemesh_kit::config::load(&files)?;
+    // `up` reads the same files over its own defaults.
+    let up_files = files.clone();
     // Benchmarks print figures; their logs would only disturb them.
     let default_level = if matches!(cli.command, Command::Bench { .. }) {
         "warn"
@@ -185,24 +204,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Serve { role } => serve(config, role).await,
-        Command::Migrate => {
-            let db = mesh::open_database("asset", &config.asset.database).await?;
-            db.migrate(chargemesh_asset::store::MIGRATIONS).await?;
-            tracing::info!("asset database migrated");
-            let db = mesh::open_database("reporting", &config.reporting.service.database).await?;
-            db.migrate(chargemesh_reporting::store::MIGRATIONS).await?;
-            tracing::info!("reporting database migrated");
-            let db = mesh::open_database("dispatch", &config.dispatch.service.database).await?;
-            db.migrate(chargemesh_dispatch::store::MIGRATIONS).await?;
-            tracing::info!("dispatch database migrated");
-            let db = mesh::open_database("metering", &config.metering.service.database).await?;
-            db.migrate(chargemesh_metering::store::MIGRATIONS).await?;
-            tracing::info!("metering database migrated");
-            let db = mesh::open_database("complaints", &config.complaints.service.database).await?;
-            db.migrate(chargemesh_complaints::store::MIGRATIONS).await?;
-            tracing::info!("complaints database migrated");
-            Ok(())
-        }
+        Command::Migrate => mesh::migrate(&config).await,
         Command::Pki {
             command: PkiCommand::Init { dir, trust_domain },
         } => {
@@ -262,7 +264,10 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             listen,
             demo,
-        } => up(config, data_dir, listen, demo).await,
+        } => {
+            let opts = EmbeddedOptions::load(&data_dir, &up_files, std::env::vars())?;
+            up(opts, listen, demo).await
+        }
         Command::CecPeer {
             listen,
             pki,
@@ -299,24 +304,6 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// What a component role runs with: its listener, the configured event bus, the clock and the
-/// shutdown signal.
-async fn run_with(
-    config: &Config,
-    listen: &str,
-    clock: chargemesh_kit::clock::SharedClock,
-    shutdown: Shutdown,
-) -> anyhow::Result<mesh::Run> {
-    Ok(mesh::Run {
-        trust_domain: config.trust_domain.clone(),
-        listener: mesh::bind(listen).await?,
-        clock,
-        bus: chargemesh_kit::events::connect(&config.events.url, &config.events.prefix).await?,
-        shutdown,
-        grace: std::time::Duration::from_secs(config.shutdown_grace_s),
-    })
-}
-
 async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
     let (stop, shutdown) = Shutdown::new();
     tokio::spawn(async move {
@@ -324,62 +311,12 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         let _ = stop.send(true);
     });
-    let clock = std::sync::Arc::new(chargemesh_kit::clock::SystemClock);
-    match role {
-        Role::Gateway => {
-            let listener = mesh::bind(&config.gateway.listen).await?;
-            let cec = if config.gateway.cec.listen.trim().is_empty() {
-                None
-            } else {
-                let clock: chargemesh_kit::clock::SharedClock = clock;
-                Some((mesh::bind(&config.gateway.cec.listen).await?, clock))
-            };
-            mesh::run_gateway(
-                &config.gateway,
-                &config.trust_domain,
-                listener,
-                cec,
-                shutdown,
-                std::time::Duration::from_secs(config.shutdown_grace_s),
-            )
-            .await
-        }
-        Role::Dispatch => {
-            let run = run_with(&config, &config.dispatch.service.listen, clock, shutdown).await?;
-            mesh::run_dispatch(&config.dispatch, run).await
-        }
-        Role::Complaints => {
-            let run = run_with(&config, &config.complaints.service.listen, clock, shutdown).await?;
-            mesh::run_complaints(&config.complaints, run).await
-        }
-        Role::Metering => {
-            let run = run_with(&config, &config.metering.service.listen, clock, shutdown).await?;
-            mesh::run_metering(&config.metering, run).await
-        }
-        Role::Reporting => {
-            let run = run_with(&config, &config.reporting.service.listen, clock, shutdown).await?;
-            mesh::run_reporting(&config.reporting, run).await
-        }
-        Role::Asset => {
-            let listener = mesh::bind(&config.asset.listen).await?;
-            let runtime = mesh::AssetRuntime {
-                clock,
-                bus: chargemesh_kit::events::connect(&config.events.url, &config.events.prefix)
-                    .await?,
-                telemetry: config.telemetry.clone(),
-                trial: config.trial.clone(),
-                shutdown_grace: std::time::Duration::from_secs(config.shutdown_grace_s),
-            };
-            mesh::run_asset(
-                &config.asset,
-                &config.trust_domain,
-                listener,
-                runtime,
-                shutdown,
-            )
-            .await
-        }
-    }
+    let ctx = mesh::context(
+        &config,
+        std::sync::Arc::new(chargemesh_kit::clock::SystemClock),
+    )
+    .await?;
+    mesh::serve(role.name(), &config, &ctx, shutdown).await
 }
 
 /// The OperatorID the demo platform pushes to regulators as.
@@ -450,7 +387,7 @@ async fn cec_peer(
     secret: &str,
     prefix: &str,
 ) -> anyhow::Result<()> {
-    let listener = mesh::bind(listen).await?;
+    let listener = chargemesh_kit::component::bind(listen).await?;
     let addr = listener.local_addr()?;
     let peer = std::sync::Arc::new(start_mock_regulator(listener, pki, caller, secret, prefix)?);
     println!("mock regulator on https://{addr}{prefix} taking pushes from {caller}");
@@ -461,18 +398,20 @@ async fn cec_peer(
 }
 
 async fn up(
-    config: Config,
-    data_dir: PathBuf,
-    listen: String,
+    mut opts: EmbeddedOptions,
+    listen: Option<String>,
     seed_demo: bool,
 ) -> anyhow::Result<()> {
-    let mut opts = EmbeddedOptions::new(&data_dir);
-    opts.gateway_listen = listen;
-    opts.trust_domain = config.trust_domain.clone();
-    // The demo connects a regulator of Shaoxing both ways over T/CEC 102: it pulls from the
-    // edge on 127.0.0.1:7444 and is pushed to at a mock regulator in this process.
-    let regulator_listener = if seed_demo {
-        let listener = mesh::bind("127.0.0.1:0").await?;
+    if let Some(listen) = listen {
+        opts.config.gateway.listen = listen;
+    }
+    let data_dir = opts.data_dir.clone();
+    // The demo connects a regulator of Shaoxing both ways over T/CEC 102 (unless the
+    // configuration connects one already): it pulls from the edge on 127.0.0.1:7444 and is
+    // pushed to at a mock regulator in this process.
+    let demo_regulator = seed_demo && opts.config.gateway.cec.listen.trim().is_empty();
+    let regulator_listener = if demo_regulator {
+        let listener = chargemesh_kit::component::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let peer = chargemesh_cec::peers::PeerConfig {
             name: "shaoxing-regulator".into(),
@@ -485,13 +424,13 @@ async fn up(
             dialect: chargemesh_cec::Dialect::default(),
             push_url: Some(format!("https://127.0.0.1:{port}/evcs/v1")),
         };
-        opts.cec = Some(chargemesh_gateway::cec::CecConfig {
+        opts.config.gateway.cec = chargemesh_cec::edge::CecConfig {
             listen: "127.0.0.1:7444".into(),
             operator_id: DEMO_PLATFORM_ID.into(),
             peers: vec![peer.clone()],
             ..Default::default()
-        });
-        opts.cec_push = chargemesh_reporting::push::PushConfig {
+        };
+        opts.config.reporting.cec_push = chargemesh_reporting::push::PushConfig {
             operator_id: DEMO_PLATFORM_ID.into(),
             peers: vec![peer],
             ..Default::default()
@@ -502,6 +441,7 @@ async fn up(
     };
     let mesh = EmbeddedMesh::start(opts).await?;
     let pki = mesh.pki.clone();
+    let config = mesh.config.clone();
     let _regulator = match regulator_listener {
         Some(listener) => {
             let addr = listener.local_addr()?;
@@ -514,7 +454,8 @@ async fn up(
             )?);
             println!(
                 "demo regulator (T/CEC 102): pushed to at https://{addr}/evcs/v1/, pulls from \
-                 https://127.0.0.1:7444/evcs/v1/ as {DEMO_REGULATOR_ID} with secret {DEMO_CEC_SECRET}"
+                 https://{edge}/evcs/v1/ as {DEMO_REGULATOR_ID} with secret {DEMO_CEC_SECRET}",
+                edge = mesh.cec_addr.map(|a| a.to_string()).unwrap_or_default(),
             );
             Some((print_pushes(peer.clone()), peer))
         }

@@ -17,6 +17,7 @@ use chargemesh_kit::Principal;
 pub const COMPONENTS: &[&str] = &[
     "gateway",
     "asset",
+    "telemetry",
     "dispatch",
     "metering",
     "complaints",
@@ -225,16 +226,7 @@ pub fn init_with(ca: &Authority, dir: &Path, trust_domain: &str) -> anyhow::Resu
     // Development only: the CA key stays beside its certificate so `sim` can issue pile identities.
     write_private(&dir.join("ca.key"), &ca.key_pem)?;
     for component in COMPONENTS {
-        let principal = Principal::Service {
-            name: (*component).to_owned(),
-        };
-        let dns = format!("chargemesh-{component}");
-        let names = [*component, dns.as_str(), "localhost", "127.0.0.1"];
-        write_pair(
-            dir,
-            component,
-            &ca.issue_for_days(&principal, trust_domain, &names, 825)?,
-        )?;
+        issue_component(ca, dir, component, trust_domain)?;
     }
     for (name, principal) in demo_identities() {
         write_pair(
@@ -253,6 +245,48 @@ pub fn init_with(ca: &Authority, dir: &Path, trust_domain: &str) -> anyhow::Resu
     Ok(PkiDir {
         dir: dir.to_owned(),
     })
+}
+
+/// Issues a mesh component's service certificate into `dir`.
+fn issue_component(
+    ca: &Authority,
+    dir: &Path,
+    component: &str,
+    trust_domain: &str,
+) -> anyhow::Result<()> {
+    let principal = Principal::Service {
+        name: component.to_owned(),
+    };
+    let dns = format!("chargemesh-{component}");
+    let names = [component, dns.as_str(), "localhost", "127.0.0.1"];
+    write_pair(
+        dir,
+        component,
+        &ca.issue_for_days(&principal, trust_domain, &names, 825)?,
+    )
+}
+
+/// The PKI in `dir`, made on first use; a PKI made before a component existed gets that
+/// component's certificate from its CA.
+pub fn ensure(dir: &Path, trust_domain: &str) -> anyhow::Result<PkiDir> {
+    let existing = PkiDir {
+        dir: dir.to_owned(),
+    };
+    if !existing.exists() {
+        return init(dir, trust_domain);
+    }
+    let missing: Vec<&str> = COMPONENTS
+        .iter()
+        .copied()
+        .filter(|c| !existing.files(c).cert_file.exists())
+        .collect();
+    if !missing.is_empty() {
+        let ca = Authority::load(dir)?;
+        for component in missing {
+            issue_component(&ca, dir, component, trust_domain)?;
+        }
+    }
+    Ok(existing)
 }
 
 /// Mints a development staff token signed with the PKI's JWT key.

@@ -10,10 +10,10 @@ use serde_json::json;
 
 use chargemesh::demo;
 use chargemesh::pki::{DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
+use chargemesh_cec::client::{Https, PeerClient};
+use chargemesh_cec::edge::{CecConfig, PeerAccess, PeerConfig, SecretsConfig, Upstreams};
 use chargemesh_cec::peers::Secret;
 use chargemesh_cec::{Dialect, Request, Ret, Secrets};
-use chargemesh_gateway::cec::client::{Https, PeerClient};
-use chargemesh_gateway::cec::{CecConfig, PeerAccess, PeerConfig, SecretsConfig};
 use chargemesh_kit::clock::{Clock, ManualClock};
 use chargemesh_kit::tls;
 use chargemesh_proto::asset::v1 as asset;
@@ -77,8 +77,8 @@ async fn mesh_at(clock: &ManualClock) -> TestMesh {
     let mesh_clock = clock.clone();
     TestMesh::start_with_options(move |opts| {
         opts.clock = Arc::new(mesh_clock);
-        opts.telemetry.offline_after_seconds = 365 * 24 * 3600;
-        opts.cec = Some(cec_config());
+        opts.config.telemetry.settings.offline_after_seconds = 365 * 24 * 3600;
+        opts.config.gateway.cec = cec_config();
     })
     .await
 }
@@ -113,16 +113,15 @@ fn client_at(
     })
 }
 
-type RegulatorClient =
-    chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient<
-        tonic::transport::Channel,
-    >;
+type RegulatorClient = chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient<
+    tonic::transport::Channel,
+>;
 
 /// The next change of `connector` on a regulator's watch, within ten seconds each batch.
 async fn next_change_of(
-    watch: &mut tonic::Streaming<chargemesh_proto::regulator::v1::WatchStatusChangesResponse>,
+    watch: &mut tonic::Streaming<chargemesh_proto::regulator::v2::WatchStatusChangesResponse>,
     connector: &str,
-) -> chargemesh_proto::regulator::v1::StatusChange {
+) -> chargemesh_proto::regulator::v2::StatusChange {
     loop {
         let batch = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
             .await
@@ -141,7 +140,7 @@ async fn next_change_of(
 
 /// The live CEC status of a connector of the demo operator's station, as the regulator reads it.
 async fn live_status(regulator: &mut RegulatorClient, station: &str, connector: &str) -> i32 {
-    use chargemesh_proto::regulator::v1 as reg;
+    use chargemesh_proto::regulator::v2 as reg;
     let live = regulator
         .get_station_status(reg::GetStationStatusRequest {
             stations: vec![reg::StationKey {
@@ -416,7 +415,7 @@ async fn forged_stale_replayed_and_tokenless_requests_get_4001_4003_and_4002() {
 async fn a_platform_in_platform_mode_pushes_status_and_orders_by_cec_and_the_grpc_side_shows_them()
 {
     use chargemesh_proto::metering::v1 as mt;
-    use chargemesh_proto::regulator::v1 as reg;
+    use chargemesh_proto::regulator::v2 as reg;
     let clock = ManualClock::new(chrono::Utc::now());
     let mesh = mesh_at(&clock).await;
     fleet(&mesh).await;
@@ -427,7 +426,7 @@ async fn a_platform_in_platform_mode_pushes_status_and_orders_by_cec_and_the_grp
         ..Dialect::default()
     });
     let mut regulator =
-        chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient::new(
+        chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient::new(
             mesh.channel("regulator"),
         );
     let mut watch = regulator
@@ -619,20 +618,25 @@ async fn a_token_from_one_gateway_replica_is_good_on_another() {
         .await
         .expect("listener");
     let port = listener.local_addr().expect("addr").port();
-    let asset = format!(
-        "https://127.0.0.1:{}",
-        mesh.mesh.as_ref().expect("running").asset_addr.port()
-    );
+    let running = mesh.mesh.as_ref().expect("running");
+    let mesh_client = Arc::new(tls::client_config(&mesh.pki_files("gateway")).expect("client"));
+    let channel = |component: &str| {
+        let url = format!("https://127.0.0.1:{}", running.addrs[component].port());
+        tls::mesh_channel(&url, mesh_client.clone()).expect("channel")
+    };
+    let upstreams = Upstreams {
+        registry: channel("asset"),
+        telemetry: channel("telemetry"),
+        metering: channel("metering"),
+    };
     let files = mesh.pki_files("gateway");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let replica_clock: chargemesh_kit::clock::SharedClock = Arc::new(clock.clone());
     let replica = tokio::spawn(async move {
-        // The interface used here needs only the asset registry.
-        chargemesh_gateway::cec::serve(
+        chargemesh_cec::edge::serve(
             &cec_config(),
             &files,
-            &asset,
-            &asset,
+            upstreams,
             listener,
             replica_clock,
             async {

@@ -52,9 +52,9 @@ async fn setup() -> Setup {
     let mesh_clock = clock.clone();
     let mesh = TestMesh::start_with_options(move |opts| {
         opts.clock = Arc::new(mesh_clock);
-        opts.deadline_interval_ms = 20;
-        opts.telemetry.offline_after_seconds = 365 * 24 * 3600;
-        opts.cec_push = PushConfig {
+        opts.poll_every(20);
+        opts.config.telemetry.settings.offline_after_seconds = 365 * 24 * 3600;
+        opts.config.reporting.cec_push = PushConfig {
             operator_id: US.into(),
             peers: vec![PeerConfig {
                 name: "shaoxing".into(),

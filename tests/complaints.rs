@@ -20,7 +20,7 @@ async fn mesh_at(clock: &ManualClock) -> TestMesh {
     let mesh_clock = clock.clone();
     TestMesh::start_with_options(move |opts| {
         opts.clock = Arc::new(mesh_clock);
-        opts.deadline_interval_ms = 20;
+        opts.poll_every(20);
     })
     .await
 }

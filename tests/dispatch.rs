@@ -23,8 +23,8 @@ async fn mesh_at(clock: &ManualClock) -> TestMesh {
     let mesh_clock = clock.clone();
     TestMesh::start_with_options(move |opts| {
         opts.clock = Arc::new(mesh_clock);
-        opts.deadline_interval_ms = 20;
-        opts.telemetry.offline_after_seconds = 30 * 24 * 3600;
+        opts.poll_every(20);
+        opts.config.telemetry.settings.offline_after_seconds = 30 * 24 * 3600;
     })
     .await
 }

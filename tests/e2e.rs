@@ -52,7 +52,8 @@ fn code_and_message<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> (Code, S
 #[tokio::test]
 async fn an_operator_walks_a_station_to_commissioned() {
     // The trial-operation gate has its own test (telemetry.rs); here the lifecycle and BASE-5.
-    let mesh = TestMesh::start_with_options(|opts| opts.trial.min_days = 0).await;
+    let mesh =
+        TestMesh::start_with_options(|opts| opts.config.asset.commissioning.min_days = 0).await;
     let mut op = mesh.client("operator");
     register(&mut op, DEMO_CREDIT_CODE).await;
     station_of(&mut op, OP, "S1", "330602").await;
@@ -103,6 +104,7 @@ async fn an_operator_walks_a_station_to_commissioned() {
         operator_id,
         station_id,
         connection_mode: pb::ConnectionMode::WholeStation as i32,
+        note: String::new(),
     })
     .await
     .expect("connected");

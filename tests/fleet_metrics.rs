@@ -41,8 +41,8 @@ async fn mon_1_the_connectors_gauge_counts_silent_connectors_as_offline() {
     let mesh_clock = clock.clone();
     let mesh = TestMesh::start_with_options(move |opts| {
         opts.clock = Arc::new(mesh_clock);
-        opts.telemetry.sweep_interval_ms = 20;
-        opts.telemetry.offline_after_seconds = 180;
+        opts.config.telemetry.settings.sweep_interval_ms = 20;
+        opts.config.telemetry.settings.offline_after_seconds = 180;
     })
     .await;
     common::two_station_fleet(&mesh).await;
@@ -52,7 +52,7 @@ async fn mon_1_the_connectors_gauge_counts_silent_connectors_as_offline() {
             ..Default::default()
         })
     };
-    let platform = TelemetryStream::open(mesh.channel("operator")).await;
+    let mut platform = TelemetryStream::open(mesh.channel("operator")).await;
     platform
         .send(vec![
             report(1, "P1", status(tm::ConnectorState::Idle), clock.now()),
@@ -82,6 +82,14 @@ async fn mon_1_the_connectors_gauge_counts_silent_connectors_as_offline() {
             clock.now(),
         )])
         .await;
+    // The heartbeat is durable before the clock moves past P1's silence.
+    loop {
+        if let tm::connect_response::Body::Acknowledgement(ack) = platform.next().await
+            && ack.last_sequence >= 3
+        {
+            break;
+        }
+    }
     clock.advance(chrono::Duration::seconds(100));
     let counted = eventually(
         async || {

@@ -457,11 +457,11 @@ async fn the_regulator_of_the_area_sees_the_orders_and_no_other_regulator_or_ope
     );
     // The same through the regulator API, as a regulator platform integrates it.
     let mut regulator_api =
-        chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient::new(
+        chargemesh_proto::regulator::v2::order_service_client::OrderServiceClient::new(
             mesh.channel("regulator"),
         );
     let through_api = regulator_api
-        .list_charge_orders(chargemesh_proto::regulator::v1::ListChargeOrdersRequest::default())
+        .list_charge_orders(chargemesh_proto::regulator::v2::ListChargeOrdersRequest::default())
         .await
         .expect("listed")
         .into_inner()

@@ -18,8 +18,8 @@ use chargemesh_proto::complaints::v1::complaints_service_client::ComplaintsServi
 use chargemesh_proto::dispatch::v1 as dp;
 use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
 use chargemesh_proto::kpi::v1 as kpi;
-use chargemesh_proto::regulator::v1 as reg;
-use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
+use chargemesh_proto::regulator::v2 as reg;
+use chargemesh_proto::regulator::v2::kpi_service_client::KpiServiceClient;
 use chargemesh_proto::reporting::v1 as pb;
 use chargemesh_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
@@ -397,8 +397,8 @@ async fn mesh_at(clock: &ManualClock) -> TestMesh {
     let mesh_clock = clock.clone();
     TestMesh::start_with_options(move |opts| {
         opts.clock = Arc::new(mesh_clock);
-        opts.deadline_interval_ms = 20;
-        opts.telemetry.offline_after_seconds = 90 * 24 * 3600;
+        opts.poll_every(20);
+        opts.config.telemetry.settings.offline_after_seconds = 90 * 24 * 3600;
     })
     .await
 }
@@ -550,7 +550,7 @@ async fn mon_1_fault_5_def_5_cmp_1_a_scripted_month_gives_the_kpis_to_the_exact_
     assert!(day_5_after.exemptions_applied.is_empty());
 
     // The regulator of Shaoxing reads the same figures for its area; Shanghai is not its area.
-    let mut regulator = RegulatorServiceClient::new(mesh.channel_as(&Principal::Regulator {
+    let mut regulator = KpiServiceClient::new(mesh.channel_as(&Principal::Regulator {
         area_code: "330600".into(),
     }));
     let area = regulator

@@ -12,7 +12,6 @@ use chargemesh::demo;
 use chargemesh::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
 use chargemesh_kit::clock::ManualClock;
 use chargemesh_proto::asset::v1 as asset;
-use chargemesh_proto::asset::v1::asset_records_service_client::AssetRecordsServiceClient;
 use chargemesh_proto::complaints::v1 as cp;
 use chargemesh_proto::complaints::v1::complaints_records_service_client::ComplaintsRecordsServiceClient;
 use chargemesh_proto::complaints::v1::complaints_service_client::ComplaintsServiceClient;
@@ -22,6 +21,7 @@ use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClie
 use chargemesh_proto::reporting::v1 as rp;
 use chargemesh_proto::reporting::v1::reporting_records_service_client::ReportingRecordsServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
+use chargemesh_proto::telemetry::v1::telemetry_records_service_client::TelemetryRecordsServiceClient;
 use common::{TelemetryStream, TestMesh, eventually, with_token};
 
 const OP: &str = DEMO_OPERATOR_ID;
@@ -39,8 +39,8 @@ async fn rec_3_and_fault_9_records_are_kept_3_years_important_ones_for_good_and_
     let mesh_clock = clock.clone();
     let mesh = TestMesh::start_with_options(move |opts| {
         opts.clock = Arc::new(mesh_clock);
-        opts.deadline_interval_ms = 20;
-        opts.telemetry.offline_after_seconds = 10 * 365 * 24 * 3600;
+        opts.poll_every(20);
+        opts.config.telemetry.settings.offline_after_seconds = 10 * 365 * 24 * 3600;
     })
     .await;
     let mut op = mesh.client("operator");
@@ -308,10 +308,11 @@ async fn rec_3_and_fault_9_records_are_kept_3_years_important_ones_for_good_and_
     assert_eq!(kept.code(), Code::FailedPrecondition);
     assert!(kept.message().contains("FAULT-9"), "{}", kept.message());
     // Logs go by age: the telemetry and status changes of 2026, and reporting's copy.
-    let mut asset_records = AssetRecordsServiceClient::new(channel.clone());
-    let entry_by_entry = asset_records
+    let telemetry_records = TelemetryRecordsServiceClient::new(channel.clone());
+    let entry_by_entry = telemetry_records
+        .clone()
         .delete_record(with_token(
-            asset::DeleteRecordRequest {
+            tm::DeleteRecordRequest {
                 operator_id: OP.into(),
                 kind: "telemetry".into(),
                 record_id: "1".into(),
@@ -326,13 +327,13 @@ async fn rec_3_and_fault_9_records_are_kept_3_years_important_ones_for_good_and_
         "{}",
         entry_by_entry.message()
     );
-    let purge_assets = |dry_run| {
-        let mut client = asset_records.clone();
+    let purge_telemetry = |dry_run| {
+        let mut client = telemetry_records.clone();
         let admin = admin.clone();
         async move {
             client
                 .purge_expired_records(with_token(
-                    asset::PurgeExpiredRecordsRequest { dry_run },
+                    tm::PurgeExpiredRecordsRequest { dry_run },
                     &admin,
                 ))
                 .await
@@ -341,14 +342,14 @@ async fn rec_3_and_fault_9_records_are_kept_3_years_important_ones_for_good_and_
                 .removed
         }
     };
-    let logs = purge_assets(false).await;
+    let logs = purge_telemetry(false).await;
     let kinds: Vec<&str> = logs.iter().map(|r| r.kind.as_str()).collect();
     assert!(
         kinds.contains(&"telemetry") && kinds.contains(&"status_change"),
         "{logs:?}"
     );
     assert!(
-        purge_assets(true)
+        purge_telemetry(true)
             .await
             .iter()
             .all(|r| r.kind != "telemetry" && r.kind != "status_change"),

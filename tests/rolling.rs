@@ -47,17 +47,19 @@ struct GatewayProcess {
 impl GatewayProcess {
     fn start(mesh: &TestMesh, port: u16, name: &str) -> Self {
         let files = mesh.pki_files("gateway");
-        let asset = mesh.mesh.as_ref().expect("running").asset_addr;
+        let running = mesh.mesh.as_ref().expect("running");
         let admin = free_port();
-        let upstream = format!("https://127.0.0.1:{}", asset.port());
+        let upstream = |c: &str| format!("https://127.0.0.1:{}", running.addrs[c].port());
         let config = format!(
             "trust_domain = \"{TD}\"\nlog_format = \"json\"\nshutdown_grace_s = 5\n\n\
              [gateway]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
              tls = {{ cert_file = {}, key_file = {}, ca_file = {} }}\n\
-             upstreams = {{ asset = \"{upstream}\", telemetry = \"{upstream}\", regulator = \"{upstream}\" }}\n",
+             upstreams = {{ asset = \"{}\", telemetry = \"{}\" }}\n",
             toml_path(&files.cert_file),
             toml_path(&files.key_file),
             toml_path(&files.ca_file),
+            upstream("asset"),
+            upstream("telemetry"),
         );
         let path = mesh.dir.join(format!("{name}.toml"));
         std::fs::write(&path, config).expect("gateway config");
@@ -223,7 +225,7 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_on_a_gateway_with_connected_piles_loses_no_acknowledged_report() {
     let mesh = TestMesh::start_with_options(|opts| {
-        opts.telemetry.offline_after_seconds = 24 * 3600;
+        opts.config.telemetry.settings.offline_after_seconds = 24 * 3600;
     })
     .await;
     common::two_station_fleet(&mesh).await;

@@ -13,8 +13,8 @@ use chargemesh::pki::{DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
 use chargemesh_kit::Principal;
 use chargemesh_kit::clock::{Clock, ManualClock};
 use chargemesh_proto::asset::v1 as asset;
-use chargemesh_proto::regulator::v1 as reg;
-use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
+use chargemesh_proto::regulator::v2 as reg;
+use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::connect_response::Body as Answer;
 use common::{TelemetryStream, TestMesh, eventually};
@@ -116,7 +116,7 @@ struct Watch {
 
 impl Watch {
     async fn open(
-        client: &mut RegulatorServiceClient<tonic::transport::Channel>,
+        client: &mut StatusServiceClient<tonic::transport::Channel>,
         cursor: &str,
     ) -> Self {
         let inbound = client
@@ -159,9 +159,9 @@ fn summary(changes: &[reg::StatusChange]) -> Vec<(String, i32)> {
 async fn mon_1_a_pile_report_reaches_the_regulator_of_its_area_and_no_other() {
     let mesh = TestMesh::start().await;
     fleet(&mesh).await;
-    let mut shaoxing = RegulatorServiceClient::new(mesh.channel("regulator"));
+    let mut shaoxing = StatusServiceClient::new(mesh.channel("regulator"));
     let mut watch_sx = Watch::open(&mut shaoxing, "").await;
-    let mut shanghai = RegulatorServiceClient::new(mesh.channel_as(&Principal::Regulator {
+    let mut shanghai = StatusServiceClient::new(mesh.channel_as(&Principal::Regulator {
         area_code: "310000".into(),
     }));
     let mut watch_sh = Watch::open(&mut shanghai, "").await;
@@ -262,7 +262,7 @@ async fn netsec_1_an_operator_cannot_report_for_another_operators_pile() {
 async fn mon_1_a_resend_after_a_disconnect_gives_no_duplicate_and_no_gap() {
     let mesh = TestMesh::start().await;
     fleet(&mesh).await;
-    let mut regulator = RegulatorServiceClient::new(mesh.channel("regulator"));
+    let mut regulator = StatusServiceClient::new(mesh.channel("regulator"));
     let mut watch = Watch::open(&mut regulator, "").await;
     let cycle = [
         tm::ConnectorState::Idle,
@@ -316,7 +316,7 @@ async fn mon_1_a_resend_after_a_disconnect_gives_no_duplicate_and_no_gap() {
 async fn a_resumed_watch_misses_nothing() {
     let mesh = TestMesh::start().await;
     fleet(&mesh).await;
-    let mut regulator = RegulatorServiceClient::new(mesh.channel("regulator"));
+    let mut regulator = StatusServiceClient::new(mesh.channel("regulator"));
     let mut watch = Watch::open(&mut regulator, "").await;
     let mut platform = TelemetryStream::open(mesh.channel("operator")).await;
     let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
@@ -373,12 +373,12 @@ async fn mon_1_heartbeat_silence_turns_connectors_offline() {
     let mesh_clock = clock.clone();
     let mesh = TestMesh::start_with_options(move |opts| {
         opts.clock = Arc::new(mesh_clock);
-        opts.telemetry.sweep_interval_ms = 20;
-        opts.telemetry.offline_after_seconds = 180;
+        opts.config.telemetry.settings.sweep_interval_ms = 20;
+        opts.config.telemetry.settings.offline_after_seconds = 180;
     })
     .await;
     fleet(&mesh).await;
-    let mut regulator = RegulatorServiceClient::new(mesh.channel("regulator"));
+    let mut regulator = StatusServiceClient::new(mesh.channel("regulator"));
     let mut watch = Watch::open(&mut regulator, "").await;
     let mut platform = TelemetryStream::open(mesh.channel("operator")).await;
     platform
@@ -548,7 +548,7 @@ async fn acknowledged_reports_survive_a_restart() {
         .send(vec![status(1, "P1", tm::ConnectorState::Fault)])
         .await;
     assert!(acknowledged(&mut again, 1..=1).await.is_empty());
-    let mut regulator = RegulatorServiceClient::new(mesh.channel("regulator"));
+    let mut regulator = StatusServiceClient::new(mesh.channel("regulator"));
     let mut watch = Watch::open(&mut regulator, &reg_cursor_zero()).await;
     let all = watch.changes(1).await;
     assert_eq!(all.len(), 1, "one change, not two");
@@ -556,7 +556,7 @@ async fn acknowledged_reports_survive_a_restart() {
 }
 
 fn reg_cursor_zero() -> String {
-    chargemesh_asset::telemetry::regulator::encode_cursor(0)
+    chargemesh_telemetry::convert::encode_cursor(0)
 }
 
 fn meter_at(
@@ -595,7 +595,7 @@ fn local(day: u32, hour: u32, minute: u32) -> chrono::DateTime<chrono::Utc> {
 
 /// The T/CEC 102 status the regulator sees for S1's first connector.
 async fn s1_first_connector_status(mesh: &TestMesh) -> i32 {
-    let live = RegulatorServiceClient::new(mesh.channel("regulator"))
+    let live = StatusServiceClient::new(mesh.channel("regulator"))
         .get_station_status(reg::GetStationStatusRequest {
             stations: vec![reg::StationKey {
                 operator_id: OP.into(),
@@ -609,7 +609,7 @@ async fn s1_first_connector_status(mesh: &TestMesh) -> i32 {
 }
 
 async fn trial_days(
-    regulator: &mut RegulatorServiceClient<tonic::transport::Channel>,
+    regulator: &mut StatusServiceClient<tonic::transport::Channel>,
     n: usize,
 ) -> Vec<reg::TrialOperationDay> {
     eventually(
@@ -635,9 +635,9 @@ async fn base_2_the_trial_report_matches_a_scripted_scenario_and_gates_commissio
     let mesh_clock = clock.clone();
     let mesh = TestMesh::start_with_options(move |opts| {
         opts.clock = Arc::new(mesh_clock);
-        opts.telemetry.offline_after_seconds = 30 * 24 * 3600;
-        opts.trial.min_days = 2;
-        opts.trial.publish_interval_ms = 20;
+        opts.config.telemetry.settings.offline_after_seconds = 30 * 24 * 3600;
+        opts.config.asset.commissioning.min_days = 2;
+        opts.config.telemetry.settings.trial_publish_interval_ms = 20;
     })
     .await;
     fleet(&mesh).await;
@@ -736,7 +736,7 @@ async fn base_2_the_trial_report_matches_a_scripted_scenario_and_gates_commissio
 
     // Day 1 closes at midnight; it is published to the regulator, figures to the minute.
     clock.set(local(3, 12, 1));
-    let mut regulator = RegulatorServiceClient::new(mesh.channel("regulator"));
+    let mut regulator = StatusServiceClient::new(mesh.channel("regulator"));
     let days = trial_days(&mut regulator, 1).await;
     assert_eq!(days.len(), 1);
     let d1 = &days[0];
@@ -828,7 +828,7 @@ async fn the_simulator_reports_a_live_fleet_in_every_mode() {
     })
     .await
     .expect("operator");
-    let mut regulator = RegulatorServiceClient::new(mesh.channel("regulator"));
+    let mut regulator = StatusServiceClient::new(mesh.channel("regulator"));
     let mut watch = Watch::open(&mut regulator, "").await;
     let gateway = mesh.mesh.as_ref().expect("mesh").gateway_addr;
     let mut all = Vec::new();

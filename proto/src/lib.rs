@@ -25,8 +25,8 @@ pub mod telemetry {
 }
 
 pub mod regulator {
-    pub mod v1 {
-        include!(concat!(env!("OUT_DIR"), "/chargemesh.regulator.v1.rs"));
+    pub mod v2 {
+        include!(concat!(env!("OUT_DIR"), "/chargemesh.regulator.v2.rs"));
     }
 }
 

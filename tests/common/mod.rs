@@ -31,7 +31,12 @@ impl TestMesh {
     }
 
     pub async fn start_with(accept_jwt: bool) -> Self {
-        Self::start_with_options(|opts| opts.accept_jwt = accept_jwt).await
+        Self::start_with_options(|opts| {
+            if !accept_jwt {
+                opts.config.gateway.jwt = None;
+            }
+        })
+        .await
     }
 
     /// Starts with options adjusted by `adjust` (clock, telemetry settings, ...). PostgreSQL and
@@ -44,19 +49,20 @@ impl TestMesh {
         let ca = Authority::new("test CA").expect("ca");
         pki::init_with(&ca, &dir.join("pki"), TD).expect("pki");
         let mut opts = EmbeddedOptions::new(&dir);
-        opts.gateway_listen = "127.0.0.1:0".into();
-        opts.trust_domain = TD.into();
+        opts.config.gateway.listen = "127.0.0.1:0".into();
+        opts.config.trust_domain = TD.into();
         if let Ok(url) = std::env::var("CHARGEMESH_TEST_DATABASE_URL")
             && !url.is_empty()
         {
-            opts.database = Some((url, format!("e2e{short}_")));
+            opts.config.use_postgres(&url, &format!("e2e{short}_"));
         }
         if let Ok(url) = std::env::var("CHARGEMESH_TEST_REDIS_URL")
             && !url.is_empty()
         {
-            opts.events = Some((url, format!("e2e{short}:")));
+            opts.config.events.url = url;
+            opts.config.events.prefix = format!("e2e{short}:");
         }
-        opts.shutdown_grace = std::time::Duration::from_millis(200);
+        opts.grace = Some(std::time::Duration::from_millis(200));
         adjust(&mut opts);
         let mesh = EmbeddedMesh::start(opts.clone())
             .await

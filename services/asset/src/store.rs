@@ -683,33 +683,14 @@ sql_asset_store!(SqliteAssetStore, sqlx::SqlitePool, sqlx::Sqlite);
 
 /// Migrates the database and returns the store for its backend.
 pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn AssetStore>, StoreError> {
-    Ok(open_all(database).await?.assets)
-}
-
-/// Both faces of the asset component's database.
-#[derive(Debug, Clone)]
-pub struct Stores {
-    pub assets: std::sync::Arc<dyn AssetStore>,
-    pub telemetry: std::sync::Arc<dyn crate::telemetry::store::TelemetryStore>,
-}
-
-/// Migrates the database and returns the registry and telemetry stores for its backend.
-pub async fn open_all(database: &Database) -> Result<Stores, StoreError> {
     database.migrate(MIGRATIONS).await?;
-    Ok(match database {
-        Database::Postgres(pool) => {
-            let store = std::sync::Arc::new(PgAssetStore::new(pool.clone()));
-            Stores {
-                assets: store.clone(),
-                telemetry: store,
-            }
-        }
-        Database::Sqlite(pool) => {
-            let store = std::sync::Arc::new(SqliteAssetStore::new(pool.clone()));
-            Stores {
-                assets: store.clone(),
-                telemetry: store,
-            }
-        }
-    })
+    Ok(for_database(database))
+}
+
+/// The store for a migrated database's backend.
+pub fn for_database(database: &Database) -> std::sync::Arc<dyn AssetStore> {
+    match database {
+        Database::Postgres(pool) => std::sync::Arc::new(PgAssetStore::new(pool.clone())),
+        Database::Sqlite(pool) => std::sync::Arc::new(SqliteAssetStore::new(pool.clone())),
+    }
 }

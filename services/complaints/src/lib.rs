@@ -11,7 +11,9 @@ pub mod store;
 
 use serde::{Deserialize, Serialize};
 
+use chargemesh_kit::component::{self, Component, ComponentError, Context};
 use chargemesh_kit::config::ServiceConfig;
+use chargemesh_kit::journal::JournalApi;
 
 pub use grpc::ComplaintsApi;
 
@@ -39,4 +41,35 @@ impl Default for ComplaintsConfig {
             metering_url: "https://127.0.0.1:7003".into(),
         }
     }
+}
+
+/// Builds the complaints component: the engine with its durable clocks, the complaints API, its
+/// journal, records and their purge.
+pub async fn build(config: &ComplaintsConfig, ctx: &Context) -> Result<Component, ComponentError> {
+    let db =
+        component::open_database("complaints", &config.service.database, store::MIGRATIONS).await?;
+    let store = store::for_database(&db);
+    let tls = &config.service.tls;
+    let engine = engine::Engine::new(
+        store,
+        ctx.clock.clone(),
+        ctx.bus.clone(),
+        component::mesh_channel(tls, &config.dispatch_url)?,
+        component::mesh_channel(tls, &config.metering_url)?,
+    );
+    let scheduler = engine.spawn_scheduler(std::time::Duration::from_millis(
+        config.deadline_interval_ms,
+    ));
+    let (records, purge) =
+        component::retention(&db, retention::RECORDS, &[], &ctx.clock, &config.service);
+    Ok(Component::new("complaints", &config.service)
+        .serve(JournalApi::new(db.clone()).into_server())
+        .await
+        .serve(retention::ComplaintsRecordsApi::new(records, ctx.clock.clone()).into_server())
+        .await
+        .serve(ComplaintsApi::new(engine).into_server())
+        .await
+        .spawn(scheduler)
+        .spawn(purge)
+        .with_database(db))
 }

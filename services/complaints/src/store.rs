@@ -470,8 +470,13 @@ sql_complaint_store!(
 /// Migrates the database and returns the store for its backend.
 pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn ComplaintStore>, StoreError> {
     database.migrate(MIGRATIONS).await?;
-    Ok(match database {
+    Ok(for_database(database))
+}
+
+/// The store for a migrated database's backend.
+pub fn for_database(database: &Database) -> std::sync::Arc<dyn ComplaintStore> {
+    match database {
         Database::Postgres(pool) => std::sync::Arc::new(PgComplaintStore::new(pool.clone())),
         Database::Sqlite(pool) => std::sync::Arc::new(SqliteComplaintStore::new(pool.clone())),
-    })
+    }
 }

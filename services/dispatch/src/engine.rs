@@ -12,19 +12,18 @@ use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::events::{SharedBus, envelope};
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
-use chargemesh_proto::regulator::v1 as reg;
-use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
+use chargemesh_proto::regulator::v2 as reg;
+use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
+use chargemesh_proto::telemetry::v1::ConnectorState;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
 use crate::domain::daily::ReportedLink;
 use crate::domain::work_order::{Channel as OrderChannel, Outcome, State, WorkOrder, Zone};
 use crate::store::{DispatchStore, DueDeadline};
 
-/// T/CEC 102 codes that open a repair order: offline (0) and fault (255).
-const OFFLINE: i32 = 0;
-const FAULT: i32 = 255;
-const FOLLOW: &str = "status-log";
+/// Where dispatch stands in the telemetry component's status log.
+const FOLLOW: &str = "telemetry-status-log";
 
 /// The bus topic of dispatch events: breaches and defects reported at once.
 pub const DISPATCH_TOPIC: &str = "dispatch";
@@ -55,13 +54,14 @@ impl Engine {
         store: Arc<dyn DispatchStore>,
         clock: SharedClock,
         assets: MeshChannel,
+        telemetry: MeshChannel,
         bus: SharedBus,
     ) -> Self {
         Self {
             store,
             clock,
-            assets: AssetServiceClient::new(assets.clone()),
-            telemetry: TelemetryServiceClient::new(assets),
+            assets: AssetServiceClient::new(assets),
+            telemetry: TelemetryServiceClient::new(telemetry),
             bus,
         }
     }
@@ -140,6 +140,7 @@ impl Engine {
                     area_code: area_code.into(),
                     page_size: 500,
                     page_token: page_token.clone(),
+                    state: 0,
                 })
                 .await
                 .map_err(|status| match status.code() {
@@ -298,16 +299,17 @@ impl Engine {
         let Some(s) = &change.status else {
             return Ok(());
         };
-        if s.cec_status != FAULT && s.cec_status != OFFLINE {
+        let offline = s.state == ConnectorState::Offline as i32;
+        if !offline && s.state != ConnectorState::Fault as i32 {
             return Ok(());
         }
         let facts = self.station(&s.operator_id, &s.station_id).await?;
-        let fault_code = if s.cec_status == OFFLINE {
+        let fault_code = if offline {
             "OFFLINE".to_owned()
         } else {
             s.fault_code.clone()
         };
-        let description = if s.cec_status == OFFLINE {
+        let description = if offline {
             format!("connector offline ({})", change.origin)
         } else {
             format!("connector fault {}: {}", s.fault_code, s.fault_text)
@@ -330,7 +332,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Follows the asset component's status log from where it stopped, until aborted.
+    /// Follows the telemetry component's status log from where it stopped, until aborted.
     pub fn spawn_follower(&self, source: MeshChannel) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
@@ -348,7 +350,7 @@ impl Engine {
         source: MeshChannel,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let cursor = self.store.follow_cursor(FOLLOW).await?.unwrap_or_default();
-        let mut stream = RegulatorServiceClient::new(source)
+        let mut stream = StatusServiceClient::new(source)
             .watch_status_changes(reg::WatchStatusChangesRequest {
                 cursor,
                 from_start: false,

@@ -749,8 +749,13 @@ sql_dispatch_store!(
 /// Migrates the database and returns the store for its backend.
 pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn DispatchStore>, StoreError> {
     database.migrate(MIGRATIONS).await?;
-    Ok(match database {
+    Ok(for_database(database))
+}
+
+/// The store for a migrated database's backend.
+pub fn for_database(database: &Database) -> std::sync::Arc<dyn DispatchStore> {
+    match database {
         Database::Postgres(pool) => std::sync::Arc::new(PgDispatchStore::new(pool.clone())),
         Database::Sqlite(pool) => std::sync::Arc::new(SqliteDispatchStore::new(pool.clone())),
-    })
+    }
 }

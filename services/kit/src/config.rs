@@ -25,16 +25,7 @@ pub fn load<T>(files: &[&Path]) -> Result<T, ConfigError>
 where
     T: Serialize + DeserializeOwned + Default,
 {
-    let mut texts = Vec::with_capacity(files.len());
-    for path in files {
-        texts.push(
-            std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?,
-        );
-    }
-    load_layers(&texts, std::env::vars())
+    load_layers(&read_files(files)?, std::env::vars())
 }
 
 /// Loads `T` from its defaults, TOML texts in order and the given environment; pure, for tests.
@@ -45,8 +36,33 @@ pub fn load_layers<T>(
 where
     T: Serialize + DeserializeOwned + Default,
 {
-    let mut tree =
-        serde_json::to_value(T::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    load_layers_over(T::default(), toml_texts, env)
+}
+
+/// Reads the files, in order, as TOML texts.
+pub fn read_files(files: &[&Path]) -> Result<Vec<String>, ConfigError> {
+    files
+        .iter()
+        .map(|path| {
+            std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Loads `T` from `base` instead of its defaults (the embedded mesh's defaults, say), then the
+/// TOML texts in order and the environment: the same layering over other defaults.
+pub fn load_layers_over<T>(
+    base: T,
+    toml_texts: &[String],
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let mut tree = serde_json::to_value(base).map_err(|e| ConfigError::Invalid(e.to_string()))?;
     for text in toml_texts {
         let file: toml::Table =
             toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;

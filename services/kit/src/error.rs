@@ -40,6 +40,10 @@ pub enum Error {
     Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another mesh component refused or failed a call made for this one: its code and message,
+    /// passed on.
+    #[error("{1}")]
+    Upstream(Code, String),
 }
 
 fn rule_suffix(rule: &Option<&'static str>) -> String {
@@ -113,6 +117,7 @@ impl Error {
             Error::Conflict(_) => Code::Aborted,
             Error::Unavailable(_) => Code::Unavailable,
             Error::Store(e) => e.code(),
+            Error::Upstream(code, _) => *code,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod area;
 pub mod clock;
+pub mod component;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod retention;
 pub mod server;
 pub mod tariff;
 pub mod telemetry;
+pub mod tenancy;
 pub mod time;
 pub mod tls;
 

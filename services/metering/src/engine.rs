@@ -64,14 +64,15 @@ impl Engine {
         store: Arc<dyn MeteringStore>,
         clock: SharedClock,
         assets: MeshChannel,
+        telemetry: MeshChannel,
         bus: SharedBus,
     ) -> Self {
         Self {
             store,
             clock,
             limits: Thresholds::default(),
-            assets: AssetServiceClient::new(assets.clone()),
-            telemetry: TelemetryServiceClient::new(assets),
+            assets: AssetServiceClient::new(assets),
+            telemetry: TelemetryServiceClient::new(telemetry),
             bus,
             leader: None,
         }
@@ -203,8 +204,8 @@ impl Engine {
         Ok(order)
     }
 
-    /// Sends the start command to the pile through the asset component, which delivers it on
-    /// the stream that reports for the pile.
+    /// Sends the start command to the pile through the telemetry component, which delivers it
+    /// on the stream that reports for the pile.
     pub async fn send_start(
         &self,
         operator_id: &str,
@@ -238,7 +239,7 @@ impl Engine {
                     Error::bad_field("connector_id", status.message().to_owned())
                 }
                 tonic::Code::NotFound => Error::NotFound(format!("pile {operator_id}/{pile_id}")),
-                _ => Error::Unavailable("the asset registry is unavailable".into()),
+                _ => Error::Unavailable("the telemetry component is unavailable".into()),
             })?
             .into_inner()
             .command_id)

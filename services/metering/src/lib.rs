@@ -13,7 +13,9 @@ pub mod store;
 
 use serde::{Deserialize, Serialize};
 
+use chargemesh_kit::component::{self, Component, ComponentError, Context};
 use chargemesh_kit::config::ServiceConfig;
+use chargemesh_kit::journal::JournalApi;
 
 pub use grpc::MeteringApi;
 
@@ -23,9 +25,11 @@ pub use grpc::MeteringApi;
 pub struct MeteringConfig {
     #[serde(flatten)]
     pub service: ServiceConfig,
-    /// The mesh URL of the asset component: piles, tariffs and metrology certificates, and the
-    /// telemetry log sessions are assembled from.
+    /// The mesh URL of the asset component: piles, tariffs and metrology certificates.
     pub asset_url: String,
+    /// The mesh URL of the telemetry component: the log sessions are assembled from, and where
+    /// start commands for piles go.
+    pub telemetry_url: String,
     /// How often the telemetry log is polled when it is quiet, in milliseconds.
     pub follow_interval_ms: u64,
 }
@@ -35,7 +39,42 @@ impl Default for MeteringConfig {
         Self {
             service: ServiceConfig::for_service("metering", 7003),
             asset_url: "https://127.0.0.1:7001".into(),
+            telemetry_url: "https://127.0.0.1:7006".into(),
             follow_interval_ms: 1_000,
         }
     }
+}
+
+/// Builds the metering component: the engine (leading the telemetry log follower among replicas),
+/// the metering and regulator order APIs, its journal, records and their purge.
+pub async fn build(config: &MeteringConfig, ctx: &Context) -> Result<Component, ComponentError> {
+    let db =
+        component::open_database("metering", &config.service.database, store::MIGRATIONS).await?;
+    let store = store::for_database(&db);
+    let tls = &config.service.tls;
+    let engine = engine::Engine::new(
+        store,
+        ctx.clock.clone(),
+        component::mesh_channel(tls, &config.asset_url)?,
+        component::mesh_channel(tls, &config.telemetry_url)?,
+        ctx.bus.clone(),
+    )
+    .with_leadership(db.clone());
+    let follower =
+        engine.spawn_follower(std::time::Duration::from_millis(config.follow_interval_ms));
+    let api = MeteringApi::new(engine);
+    let (records, purge) =
+        component::retention(&db, retention::RECORDS, &[], &ctx.clock, &config.service);
+    Ok(Component::new("metering", &config.service)
+        .serve(api.clone().into_server())
+        .await
+        .serve(regulator::RegulatorOrders::new(api).into_server())
+        .await
+        .serve(JournalApi::new(db.clone()).into_server())
+        .await
+        .serve(retention::MeteringRecordsApi::new(records, ctx.clock.clone()).into_server())
+        .await
+        .spawn(follower)
+        .spawn(purge)
+        .with_database(db))
 }

@@ -1,18 +1,12 @@
-//! The regulator's view of charge orders: `chargemesh.regulator.v1.RegulatorService/
-//! ListChargeOrders`, which the gateway routes to metering; the rest of the regulator API is the
-//! asset component's, and answers UNIMPLEMENTED here.
+//! The regulator's view of charge orders: `chargemesh.regulator.v2.OrderService`, always within
+//! the regulator's area (REQ SETTLE-1, BASE-5).
 
-use std::pin::Pin;
-
-use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use chargemesh_kit::server::principal;
 use chargemesh_proto::metering::v1 as pb;
-use chargemesh_proto::regulator::v1 as reg;
-use chargemesh_proto::regulator::v1::regulator_service_server::{
-    RegulatorService, RegulatorServiceServer,
-};
+use chargemesh_proto::regulator::v2 as reg;
+use chargemesh_proto::regulator::v2::order_service_server::{OrderService, OrderServiceServer};
 
 use crate::MeteringApi;
 
@@ -21,27 +15,18 @@ pub struct RegulatorOrders {
     api: MeteringApi,
 }
 
-fn elsewhere() -> Status {
-    Status::unimplemented("served by the asset component")
-}
-
 impl RegulatorOrders {
     pub fn new(api: MeteringApi) -> Self {
         Self { api }
     }
 
-    pub fn into_server(self) -> RegulatorServiceServer<Self> {
-        RegulatorServiceServer::new(self)
+    pub fn into_server(self) -> OrderServiceServer<Self> {
+        OrderServiceServer::new(self)
     }
 }
 
-type Changes =
-    Pin<Box<dyn Stream<Item = Result<reg::WatchStatusChangesResponse, Status>> + Send + 'static>>;
-
 #[tonic::async_trait]
-impl RegulatorService for RegulatorOrders {
-    type WatchStatusChangesStream = Changes;
-
+impl OrderService for RegulatorOrders {
     async fn list_charge_orders(
         &self,
         request: Request<reg::ListChargeOrdersRequest>,
@@ -68,47 +53,5 @@ impl RegulatorService for RegulatorOrders {
             orders: listed.orders,
             next_page_token: listed.next_page_token,
         }))
-    }
-
-    async fn get_kpi_report(
-        &self,
-        _: Request<reg::GetKpiReportRequest>,
-    ) -> Result<Response<reg::GetKpiReportResponse>, Status> {
-        Err(Status::unimplemented("served by the reporting component"))
-    }
-
-    async fn list_stations(
-        &self,
-        _request: Request<reg::ListStationsRequest>,
-    ) -> Result<Response<reg::ListStationsResponse>, Status> {
-        Err(elsewhere())
-    }
-
-    async fn get_station_status(
-        &self,
-        _request: Request<reg::GetStationStatusRequest>,
-    ) -> Result<Response<reg::GetStationStatusResponse>, Status> {
-        Err(elsewhere())
-    }
-
-    async fn watch_status_changes(
-        &self,
-        _request: Request<reg::WatchStatusChangesRequest>,
-    ) -> Result<Response<Changes>, Status> {
-        Err(elsewhere())
-    }
-
-    async fn get_station_stats(
-        &self,
-        _request: Request<reg::GetStationStatsRequest>,
-    ) -> Result<Response<reg::GetStationStatsResponse>, Status> {
-        Err(elsewhere())
-    }
-
-    async fn get_trial_operation_report(
-        &self,
-        _request: Request<reg::GetTrialOperationReportRequest>,
-    ) -> Result<Response<reg::GetTrialOperationReportResponse>, Status> {
-        Err(elsewhere())
     }
 }

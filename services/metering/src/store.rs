@@ -248,8 +248,13 @@ sql_metering_store!(
 /// Migrates the database and returns the store for its backend.
 pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn MeteringStore>, StoreError> {
     database.migrate(MIGRATIONS).await?;
-    Ok(match database {
+    Ok(for_database(database))
+}
+
+/// The store for a migrated database's backend.
+pub fn for_database(database: &Database) -> std::sync::Arc<dyn MeteringStore> {
+    match database {
         Database::Postgres(pool) => std::sync::Arc::new(PgMeteringStore::new(pool.clone())),
         Database::Sqlite(pool) => std::sync::Arc::new(SqliteMeteringStore::new(pool.clone())),
-    })
+    }
 }

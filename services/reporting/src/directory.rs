@@ -1,5 +1,5 @@
 //! The station directory: each station's operator, area and piles, listed from the asset
-//! registry (`RegulatorService/ListStations`) on a period, for area reports and for finding the
+//! registry (`RegistryService/ListStations`) on a period, for area reports and for finding the
 //! station of a pile; and each station's T/CEC 102 StationInfo, versioned when it changes, for
 //! the pushes to regulators.
 
@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use chargemesh_kit::tls::MeshChannel;
 
-use chargemesh_proto::regulator::v1 as pb;
-use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
+use chargemesh_proto::regulator::v2 as pb;
+use chargemesh_proto::regulator::v2::registry_service_client::RegistryServiceClient;
 
 use crate::store::{ReportingStore, StationRow};
 
 /// Lists every station once and keeps it; returns how many were listed.
 pub async fn refresh(
-    client: &mut RegulatorServiceClient<MeshChannel>,
+    client: &mut RegistryServiceClient<MeshChannel>,
     store: &dyn ReportingStore,
 ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
     let mut token = String::new();
@@ -73,7 +73,7 @@ pub fn spawn(
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut client = RegulatorServiceClient::new(channel);
+        let mut client = RegistryServiceClient::new(channel);
         let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -1,4 +1,4 @@
-//! Follows the asset component's status log with `WatchStatusChanges`, from the last change
+//! Follows the telemetry component's status log with `WatchStatusChanges`, from the last change
 //! recorded, so the history has every change once and in order, across restarts of either side.
 
 use std::sync::Arc;
@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chargemesh_kit::tls::MeshChannel;
 
-use chargemesh_proto::regulator::v1 as pb;
-use chargemesh_proto::regulator::v1::regulator_service_client::RegulatorServiceClient;
+use chargemesh_proto::regulator::v2 as pb;
+use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 
 use crate::store::ReportingStore;
 
@@ -32,7 +32,7 @@ async fn follow_once(
         from_start: cursor.is_none(),
         cursor: cursor.unwrap_or_default(),
     };
-    let mut stream = RegulatorServiceClient::new(source)
+    let mut stream = StatusServiceClient::new(source)
         .watch_status_changes(request)
         .await?
         .into_inner();

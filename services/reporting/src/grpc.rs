@@ -16,10 +16,8 @@ use chargemesh_proto::reporting::v1::reporting_service_server::{
 
 use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::time::to_timestamp;
-use chargemesh_proto::regulator::v1 as reg;
-use chargemesh_proto::regulator::v1::regulator_service_server::{
-    RegulatorService, RegulatorServiceServer,
-};
+use chargemesh_proto::regulator::v2 as reg;
+use chargemesh_proto::regulator::v2::kpi_service_server::{KpiService, KpiServiceServer};
 
 use chargemesh_proto::kpi::v1 as kpb;
 
@@ -124,8 +122,8 @@ impl ReportingApi {
     }
 
     /// The regulator's side of the KPIs.
-    pub fn regulator_server(self) -> RegulatorServiceServer<RegulatorKpis> {
-        RegulatorServiceServer::new(RegulatorKpis { api: self })
+    pub fn regulator_server(self) -> KpiServiceServer<RegulatorKpis> {
+        KpiServiceServer::new(RegulatorKpis { api: self })
     }
 
     /// The scope and period a request names, for a caller who may see them.
@@ -527,23 +525,14 @@ impl ReportingService for ReportingApi {
     }
 }
 
-/// `RegulatorService/GetKpiReport`, the one method of the regulator API reporting serves: the
-/// KPIs of the regulator's area (or a part of it).
+/// `chargemesh.regulator.v2.KpiService`: the KPIs of the regulator's area (or a part of it).
 #[derive(Debug, Clone)]
 pub struct RegulatorKpis {
     api: ReportingApi,
 }
 
-fn elsewhere() -> Status {
-    Status::unimplemented("served by the asset component")
-}
-
-type Changes = std::pin::Pin<
-    Box<dyn tokio_stream::Stream<Item = Result<reg::WatchStatusChangesResponse, Status>> + Send>,
->;
-
 #[tonic::async_trait]
-impl RegulatorService for RegulatorKpis {
+impl KpiService for RegulatorKpis {
     async fn get_kpi_report(
         &self,
         request: Request<reg::GetKpiReportRequest>,
@@ -579,50 +568,6 @@ impl RegulatorService for RegulatorKpis {
         Ok(Response::new(reg::GetKpiReportResponse {
             report: Some(report::to_pb(&built)),
         }))
-    }
-
-    async fn list_stations(
-        &self,
-        _: Request<reg::ListStationsRequest>,
-    ) -> Result<Response<reg::ListStationsResponse>, Status> {
-        Err(elsewhere())
-    }
-
-    async fn get_station_status(
-        &self,
-        _: Request<reg::GetStationStatusRequest>,
-    ) -> Result<Response<reg::GetStationStatusResponse>, Status> {
-        Err(elsewhere())
-    }
-
-    type WatchStatusChangesStream = Changes;
-
-    async fn watch_status_changes(
-        &self,
-        _: Request<reg::WatchStatusChangesRequest>,
-    ) -> Result<Response<Self::WatchStatusChangesStream>, Status> {
-        Err(elsewhere())
-    }
-
-    async fn get_station_stats(
-        &self,
-        _: Request<reg::GetStationStatsRequest>,
-    ) -> Result<Response<reg::GetStationStatsResponse>, Status> {
-        Err(elsewhere())
-    }
-
-    async fn get_trial_operation_report(
-        &self,
-        _: Request<reg::GetTrialOperationReportRequest>,
-    ) -> Result<Response<reg::GetTrialOperationReportResponse>, Status> {
-        Err(elsewhere())
-    }
-
-    async fn list_charge_orders(
-        &self,
-        _: Request<reg::ListChargeOrdersRequest>,
-    ) -> Result<Response<reg::ListChargeOrdersResponse>, Status> {
-        Err(Status::unimplemented("served by the metering component"))
     }
 }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use chargemesh_kit::db::{Database, Migrations, StoreError};
 use chargemesh_kit::time::{from_timestamp, to_timestamp};
 use chargemesh_proto::journal::v1 as jpb;
-use chargemesh_proto::regulator::v1 as pb;
+use chargemesh_proto::regulator::v2 as pb;
 use prost::Message as _;
 
 use crate::domain::exemption::Exemption;
@@ -433,8 +433,13 @@ sql_reporting_store!(SqliteReportingStore, sqlx::SqlitePool);
 /// Migrates the database and returns the store for its backend.
 pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn ReportingStore>, StoreError> {
     database.migrate(MIGRATIONS).await?;
-    Ok(match database {
+    Ok(for_database(database))
+}
+
+/// The store for a migrated database's backend.
+pub fn for_database(database: &Database) -> std::sync::Arc<dyn ReportingStore> {
+    match database {
         Database::Postgres(pool) => std::sync::Arc::new(PgReportingStore::new(pool.clone())),
         Database::Sqlite(pool) => std::sync::Arc::new(SqliteReportingStore::new(pool.clone())),
-    })
+    }
 }

@@ -1,7 +1,8 @@
 //! Domain rules of the asset registry: plain types, pure functions and state machines.
 
 pub mod codes;
+pub mod commissioning;
 pub mod model;
 pub mod price;
 pub mod rules;
-pub mod tenancy;
+pub use chargemesh_kit::tenancy;

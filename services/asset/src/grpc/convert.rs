@@ -28,6 +28,25 @@ pub fn station_kind(field: &str, v: i32) -> Result<StationKind, Error> {
     }
 }
 
+/// A station state filter: `None` for UNSPECIFIED (every state).
+pub fn station_state_filter(field: &str, v: i32) -> Result<Option<StationState>, Error> {
+    Ok(Some(match pb::StationState::try_from(v) {
+        Ok(pb::StationState::Unspecified) => return Ok(None),
+        Ok(pb::StationState::Registered) => StationState::Registered,
+        Ok(pb::StationState::Accepted) => StationState::Accepted,
+        Ok(pb::StationState::Filed) => StationState::Filed,
+        Ok(pb::StationState::Connected) => StationState::Connected,
+        Ok(pb::StationState::TrialOperation) => StationState::TrialOperation,
+        Ok(pb::StationState::Commissioned) => StationState::Commissioned,
+        Err(_) => {
+            return Err(Error::bad_field(
+                field,
+                format!("{v} is not a station state"),
+            ));
+        }
+    }))
+}
+
 pub fn connection_mode(field: &str, v: i32) -> Result<Option<ConnectionMode>, Error> {
     match pb::ConnectionMode::try_from(v) {
         Ok(pb::ConnectionMode::Unspecified) => Ok(None),

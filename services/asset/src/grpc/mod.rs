@@ -5,6 +5,11 @@ mod convert;
 
 pub use convert::{pile_to_pb, station_to_pb};
 
+/// The bus topic registry changes are announced on.
+pub const REGISTRY_TOPIC: &str = "registry";
+/// The type of a registry change event (`chargemesh.asset.v1.RegistryChanged`).
+pub const REGISTRY_EVENT: &str = "chargemesh.asset.v1.RegistryChanged";
+
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -13,6 +18,7 @@ use tonic::Request;
 use chargemesh_kit::clock::{SharedClock, china_date};
 use chargemesh_kit::db::StoreError;
 use chargemesh_kit::error::{Reply, reply};
+use chargemesh_kit::events::{SharedBus, envelope};
 use chargemesh_kit::paging::{decode_token, encode_token, page_size};
 use chargemesh_kit::server::principal;
 use chargemesh_kit::time::from_timestamp;
@@ -21,30 +27,27 @@ use chargemesh_proto::asset::v1 as pb;
 use chargemesh_proto::asset::v1::asset_service_server::{AssetService, AssetServiceServer};
 
 use crate::domain::codes::{area_prefix, parse_date, validate_area_code};
+use crate::domain::commissioning::{CommissioningSettings, commissioning_gate};
 use crate::domain::model::*;
 use crate::domain::rules;
 use crate::domain::tenancy::{Access, Decision, PLATFORM_ADMIN, Target, decide, station_scope};
 use crate::store::{
     AssetStore, ChangeQuery, Filter, NewChange, Page, StationCertificate, Versioned,
 };
-use crate::telemetry::trial::{TrialSettings, commissioning_gate};
+use crate::trial::TrialDays;
 use convert::*;
-
-/// Where commissioning finds the published trial-operation days, and what it asks of them.
-#[derive(Debug, Clone)]
-pub struct TrialGate {
-    pub store: Arc<dyn crate::telemetry::store::TelemetryStore>,
-    pub settings: TrialSettings,
-}
 
 /// The asset service.
 #[derive(Debug, Clone)]
 pub struct AssetApi {
     store: Arc<dyn AssetStore>,
     clock: SharedClock,
-    trial: TrialGate,
-    /// Told of every registry change, so telemetry ingest sees it at once.
-    registry: Option<Arc<crate::telemetry::registry::Registry>>,
+    /// Where commissioning reads the published trial-operation days, and what it asks of them.
+    trial: TrialDays,
+    commissioning: CommissioningSettings,
+    /// Every committed registry change is announced here (topic `registry`), so caches
+    /// elsewhere reload at once.
+    bus: SharedBus,
 }
 
 /// A unique violation on creation means the record exists; other store errors pass through.
@@ -121,19 +124,40 @@ fn next_token<T>(items: &[T], page: &Page, key: impl Fn(&T) -> (&str, &str)) -> 
 }
 
 impl AssetApi {
-    pub fn new(store: Arc<dyn AssetStore>, clock: SharedClock, trial: TrialGate) -> Self {
+    pub fn new(
+        store: Arc<dyn AssetStore>,
+        clock: SharedClock,
+        trial: TrialDays,
+        commissioning: CommissioningSettings,
+        bus: SharedBus,
+    ) -> Self {
         Self {
             store,
             clock,
             trial,
-            registry: None,
+            commissioning,
+            bus,
         }
     }
 
-    /// Keeps the telemetry registry cache in step with this service's writes.
-    pub fn with_registry(mut self, registry: Arc<crate::telemetry::registry::Registry>) -> Self {
-        self.registry = Some(registry);
-        self
+    /// Announces a committed change of an operator's registry. A lost announcement costs the
+    /// caches their time to live, never data: the registry is the truth.
+    async fn announce(&self, change: &NewChange) {
+        let payload = pb::RegistryChanged {
+            operator_id: change.operator_id.clone(),
+            entity_type: change.entity_type.to_owned(),
+            entity_id: change.entity_id.clone(),
+        };
+        let event = envelope(
+            "asset",
+            &change.operator_id,
+            REGISTRY_EVENT,
+            prost::Message::encode_to_vec(&payload),
+            change.recorded_at,
+        );
+        if let Err(error) = self.bus.publish(REGISTRY_TOPIC, &event).await {
+            tracing::warn!(%error, operator_id = %change.operator_id, "registry change not announced; caches reload within their time to live");
+        }
     }
 
     pub fn into_server(self) -> AssetServiceServer<Self> {
@@ -152,9 +176,6 @@ impl AssetApi {
         before: Option<&T>,
         after: &T,
     ) -> NewChange {
-        if let Some(registry) = &self.registry {
-            registry.invalidate(operator_id);
-        }
         NewChange {
             operator_id: operator_id.to_owned(),
             entity_type,
@@ -302,6 +323,7 @@ impl AssetApi {
             .create_operator(&op, &change)
             .await
             .map_err(|e| exists_as(e, format!("operator {}", op.operator_id)))?;
+        self.announce(&change).await;
         Ok(pb::CreateOperatorResponse {
             operator: Some(operator_to_pb(&op)),
         })
@@ -399,6 +421,7 @@ impl AssetApi {
         self.store
             .update_operator(&next, current.version, &change)
             .await?;
+        self.announce(&change).await;
         Ok(pb::UpdateOperatorResponse {
             operator: Some(operator_to_pb(&next)),
         })
@@ -478,6 +501,7 @@ impl AssetApi {
             .create_station(&station, &change)
             .await
             .map_err(|e| exists_as(e, format!("station {operator_id}/{}", station.station_id)))?;
+        self.announce(&change).await;
         Ok(pb::CreateStationResponse {
             station: Some(station_to_pb(&station, self.clock.now())),
         })
@@ -526,6 +550,9 @@ impl AssetApi {
                 "area_code",
                 area_prefix(req.area_code.trim()).to_owned(),
             ));
+        }
+        if let Some(state) = station_state_filter("state", req.state)? {
+            filters.push(Filter::Eq("state", state.as_str().to_owned()));
         }
         let stations = self.store.list_stations(&filters, &page).await?;
         Ok(pb::ListStationsResponse {
@@ -680,6 +707,7 @@ impl AssetApi {
         self.store
             .update_station(&next, current.version, &change)
             .await?;
+        self.announce(&change).await;
         Ok(station_to_pb(&next, self.clock.now()))
     }
 
@@ -723,9 +751,10 @@ impl AssetApi {
             &certificates,
             self.clock.now(),
         )?;
-        // REQ BASE-2: enough published trial-operation days at the availability required.
-        let days = self.trial.store.trial_days(&op, &next.station_id).await?;
-        commissioning_gate(&days, &self.trial.settings)?;
+        // REQ BASE-2: enough published trial-operation days at the availability required,
+        // as the telemetry component published them.
+        let days = self.trial.days(&op, &next.station_id).await?;
+        commissioning_gate(&days, &self.commissioning)?;
         self.save_station(p, current, next, "commission", "").await
     }
 
@@ -789,6 +818,7 @@ impl AssetApi {
                 }
                 _ => exists_as(e, format!("pile {op}/{}", pile.pile_id)),
             })?;
+        self.announce(&change).await;
         Ok(pb::CreatePileResponse {
             pile: Some(pile_to_pb(&pile)),
         })
@@ -814,15 +844,27 @@ impl AssetApi {
         req: pb::ListPilesRequest,
     ) -> Result<pb::ListPilesResponse, Error> {
         let op = operator_of(p, &req.operator_id)?;
-        let station = self
-            .load_station(p, &op, req.station_id.trim(), Access::Read)
-            .await?
-            .value;
         let page = page_from(&req.page_token, req.page_size)?;
-        let mut filters = vec![
-            Filter::Eq("operator_id", op),
-            Filter::Eq("station_id", station.station_id),
-        ];
+        let mut filters = vec![Filter::Eq("operator_id", op.clone())];
+        if req.station_id.trim().is_empty() {
+            // Every pile of the operator, for whoever sees the whole operator.
+            let whole = Target {
+                operator_id: &op,
+                ..Target::default()
+            };
+            if decide(p, whole, Access::Read) != Decision::Allow {
+                return Err(Error::bad_field(
+                    "station_id",
+                    "is required unless you see the whole operator",
+                ));
+            }
+        } else {
+            let station = self
+                .load_station(p, &op, req.station_id.trim(), Access::Read)
+                .await?
+                .value;
+            filters.push(Filter::Eq("station_id", station.station_id));
+        }
         if let Principal::Pile { pile_id, .. } = p {
             filters.push(Filter::Eq("pile_id", pile_id.clone()));
         }
@@ -860,6 +902,7 @@ impl AssetApi {
                 ),
                 _ => Error::Store(e),
             })?;
+        self.announce(&change).await;
         Ok(pile_to_pb(&next))
     }
 
@@ -973,6 +1016,7 @@ impl AssetApi {
             &eq,
         );
         self.store.create_equipment(&eq, &change).await?;
+        self.announce(&change).await;
         Ok(pb::CreateEquipmentResponse {
             equipment: Some(equipment_to_pb(&eq)),
         })
@@ -1059,6 +1103,7 @@ impl AssetApi {
         self.store
             .update_equipment(&next, current.version, &change)
             .await?;
+        self.announce(&change).await;
         Ok(pb::UpdateEquipmentResponse {
             equipment: Some(equipment_to_pb(&next)),
         })
@@ -1120,6 +1165,7 @@ impl AssetApi {
                     ),
                 )
             })?;
+        self.announce(&change).await;
         Ok(pb::CreateMetrologyCertificateResponse {
             certificate: Some(certificate_to_pb(&cert)),
         })
@@ -1316,8 +1362,12 @@ asset_service! {
         let now = self.clock.now();
         let result = async {
             let mode = connection_mode("connection_mode", r.connection_mode)?;
-            self.transition(&p, &r.operator_id, &r.station_id, "connect", |st| rules::connect(st, mode, now))
-                .await
+            let op = operator_of(&p, &r.operator_id)?;
+            let current = self
+                .load_station(&p, &op, r.station_id.trim(), Access::Write)
+                .await?;
+            let next = rules::connect(current.value.clone(), mode, now)?;
+            self.save_station(&p, current, next, "connect", &r.note).await
         };
         reply(result.await.map(|s| pb::ConnectStationResponse { station: Some(s) }))
     }

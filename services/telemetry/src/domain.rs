@@ -1,7 +1,8 @@
 //! Telemetry rules as pure functions: what a sender may report for, what a valid message is,
-//! how connector states map to T/CEC 102, and when silence means offline (REQ MON-1).
+//! and when silence means offline (REQ MON-1). The T/CEC 102 codes of the states are
+//! `chargemesh_cec::status`'s.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
@@ -10,9 +11,7 @@ use std::str::FromStr;
 
 use chargemesh_kit::Principal;
 
-use crate::domain::model::{PileState, StationState};
-
-/// A connector's state; `cec_code` is the T/CEC 102 ConnectorStatusInfo.Status.
+/// A connector's state: the six states of T/CEC 102 ConnectorStatusInfo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorState {
@@ -25,29 +24,6 @@ pub enum ConnectorState {
 }
 
 impl ConnectorState {
-    pub fn cec_code(self) -> i32 {
-        match self {
-            ConnectorState::Offline => 0,
-            ConnectorState::Idle => 1,
-            ConnectorState::OccupiedNotCharging => 2,
-            ConnectorState::Charging => 3,
-            ConnectorState::Reserved => 4,
-            ConnectorState::Fault => 255,
-        }
-    }
-
-    pub fn from_cec_code(code: i32) -> Option<Self> {
-        Some(match code {
-            0 => ConnectorState::Offline,
-            1 => ConnectorState::Idle,
-            2 => ConnectorState::OccupiedNotCharging,
-            3 => ConnectorState::Charging,
-            4 => ConnectorState::Reserved,
-            255 => ConnectorState::Fault,
-            _ => return None,
-        })
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectorState::Offline => "offline",
@@ -59,7 +35,7 @@ impl ConnectorState {
         }
     }
 
-    /// Every state, in CEC code order.
+    /// Every state, in T/CEC 102 code order.
     pub const ALL: [ConnectorState; 6] = [
         ConnectorState::Offline,
         ConnectorState::Idle,
@@ -214,15 +190,18 @@ pub struct OperatorIndex {
 #[derive(Debug, Clone)]
 pub struct PileRef {
     pub station_id: String,
-    pub connectors: HashSet<String>,
+    /// In the order the registry lists them.
+    pub connectors: Vec<String>,
     pub rated_power_kw: f64,
-    pub state: PileState,
+    /// REQ MON-6: a retired pile reports nothing.
+    pub retired: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct StationRef {
     pub area_code: String,
-    pub state: StationState,
+    /// Filed and waiting for its first report to be connected (REQ BASE-2).
+    pub filed: bool,
 }
 
 /// How far ahead of the server's clock an observation may be, for clock skew.
@@ -302,7 +281,7 @@ pub fn validate(
             "pile {pile_id} is not at {principal}'s station"
         )));
     }
-    if pile.state == PileState::Retired {
+    if pile.retired {
         return Err(Rejection {
             code: tonic::Code::FailedPrecondition,
             reason: format!("pile {pile_id} is retired (REQ MON-6)"),
@@ -345,7 +324,7 @@ pub fn validate(
         .get(&pile.station_id)
         .ok_or_else(|| Rejection::unknown(format!("unknown station of pile {pile_id}")))?;
     let mut connectors: Vec<String> = if msg.connector_id.is_empty() {
-        pile.connectors.iter().cloned().collect()
+        pile.connectors.to_vec()
     } else {
         vec![msg.connector_id.clone()]
     };
@@ -569,7 +548,7 @@ mod tests {
                 station_id: "S1".into(),
                 connectors: ["C1".to_owned()].into(),
                 rated_power_kw: 60.0,
-                state: PileState::InService,
+                retired: false,
             },
         );
         idx.piles.insert(
@@ -578,7 +557,7 @@ mod tests {
                 station_id: "S9".into(),
                 connectors: ["C9".to_owned()].into(),
                 rated_power_kw: 60.0,
-                state: PileState::InService,
+                retired: false,
             },
         );
         for s in ["S1", "S9"] {
@@ -586,7 +565,7 @@ mod tests {
                 s.into(),
                 StationRef {
                     area_code: "330602".into(),
-                    state: StationState::Filed,
+                    filed: true,
                 },
             );
         }
@@ -617,13 +596,11 @@ mod tests {
     }
 
     #[test]
-    fn cec_codes_map_one_to_one() {
-        for code in [0, 1, 2, 3, 4, 255] {
-            let state = ConnectorState::from_cec_code(code).expect("known");
-            assert_eq!(state.cec_code(), code);
+    fn states_round_trip_through_their_names() {
+        for state in ConnectorState::ALL {
             assert_eq!(ConnectorState::parse(state.as_str()), Some(state));
         }
-        assert_eq!(ConnectorState::from_cec_code(5), None);
+        assert_eq!(ConnectorState::parse("unplugged"), None);
     }
 
     #[test]

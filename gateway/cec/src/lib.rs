@@ -5,14 +5,21 @@
 //! dialects real platforms speak (`Sevice*`/`Service*`, `ElecMoney`/`ElectMoney`, the status push
 //! as an object or an array, the CEC or Zhejiang equipment types). See
 //! `design/protocols.md` §1 and the vectors of §4, which the tests pass.
+//!
+//! T/CEC 102 lives here whole: the codec, the connector-state codes ([`status`]), the mapping of
+//! the registry to its payloads ([`map`]), the peer settings and HTTPS client that reporting
+//! pushes with ([`client`]), a mock regulator for development ([`mock`]) and the HTTPS edge the
+//! gateway serves ([`edge`]).
 
 pub mod client;
 pub mod crypto;
 pub mod dialect;
+pub mod edge;
 pub mod envelope;
 pub mod map;
 pub mod mock;
 pub mod peers;
+pub mod status;
 pub mod token;
 
 pub use crypto::Secrets;

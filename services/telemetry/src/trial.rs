@@ -1,36 +1,13 @@
 //! Trial-operation data (REQ BASE-2): per station and local day, the availability, charging
 //! sessions, energy, faults and offline minutes, computed from the status log and meter samples
-//! as each day closes, published to the regulator, and required before commissioning.
+//! as each day closes and published to the regulator; the asset component's commissioning asks
+//! for them (REQ BASE-2).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use chargemesh_kit::Error;
-
-use super::domain::ConnectorState;
-
-/// What commissioning asks of the trial (REQ BASE-2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TrialSettings {
-    /// Published trial days needed before commissioning.
-    pub min_days: u32,
-    /// The availability each of those days must reach, percent.
-    pub min_availability_percent: Decimal,
-    /// How often closed days are computed and published, in milliseconds.
-    pub publish_interval_ms: u64,
-}
-
-impl Default for TrialSettings {
-    fn default() -> Self {
-        Self {
-            min_days: 7,
-            min_availability_percent: Decimal::new(95, 0),
-            publish_interval_ms: 60_000,
-        }
-    }
-}
+use crate::domain::ConnectorState;
 
 /// One connector's states through a window: the state at its start (`None`: never heard, so
 /// offline) and the changes inside it, in time order.
@@ -150,40 +127,6 @@ pub fn energy_from_registers(samples: &[Decimal]) -> Decimal {
         .sum()
 }
 
-/// REQ BASE-2: commissioning needs the most recent `min_days` published trial days, each at or
-/// above the availability threshold. `days` are the station's published days in any order.
-pub fn commissioning_gate(days: &[TrialDay], settings: &TrialSettings) -> Result<(), Error> {
-    if settings.min_days == 0 {
-        return Ok(());
-    }
-    let mut days: Vec<&TrialDay> = days.iter().collect();
-    days.sort_by_key(|d| d.day);
-    if days.len() < settings.min_days as usize {
-        return Err(Error::precondition(
-            "BASE-2",
-            format!(
-                "only {} of the {} trial-operation days needed are published",
-                days.len(),
-                settings.min_days
-            ),
-        ));
-    }
-    let recent = &days[days.len() - settings.min_days as usize..];
-    if let Some(short) = recent
-        .iter()
-        .find(|d| d.availability_percent < settings.min_availability_percent)
-    {
-        return Err(Error::precondition(
-            "BASE-2",
-            format!(
-                "trial-operation day {} had availability {}%, below the {}% required",
-                short.day, short.availability_percent, settings.min_availability_percent
-            ),
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,58 +202,5 @@ mod tests {
             "meter exchanged"
         );
         assert_eq!(energy_from_registers(&[]), Decimal::ZERO);
-    }
-
-    fn trial_day(day: &str, availability: i64) -> TrialDay {
-        TrialDay {
-            operator_id: "OP".into(),
-            station_id: "S1".into(),
-            day: d(day),
-            connector_minutes: 1440,
-            available_minutes: 1440,
-            offline_minutes: 0,
-            fault_minutes: 0,
-            availability_percent: Decimal::new(availability, 2),
-            sessions_started: 0,
-            sessions_completed: 0,
-            energy_kwh: Decimal::ZERO,
-            faults_raised: 0,
-            faults_cleared: 0,
-        }
-    }
-
-    #[test]
-    fn base_2_commissioning_needs_enough_good_trial_days() {
-        let settings = TrialSettings {
-            min_days: 3,
-            ..TrialSettings::default()
-        };
-        let two = [trial_day("2026-03-01", 9900), trial_day("2026-03-02", 9900)];
-        let err = commissioning_gate(&two, &settings).expect_err("too few");
-        assert!(
-            err.to_string().contains("only 2 of the 3") && err.to_string().contains("BASE-2"),
-            "{err}"
-        );
-        let weak = [
-            trial_day("2026-03-01", 9900),
-            trial_day("2026-03-02", 9432),
-            trial_day("2026-03-03", 9900),
-        ];
-        let err = commissioning_gate(&weak, &settings).expect_err("weak day");
-        assert!(
-            err.to_string().contains("2026-03-02") && err.to_string().contains("94.32%"),
-            "{err}"
-        );
-        let mut better = weak.to_vec();
-        better.push(trial_day("2026-03-04", 9500));
-        assert!(
-            commissioning_gate(&better, &settings).is_err(),
-            "the weak day is still among the last 3"
-        );
-        better.push(trial_day("2026-03-05", 10000));
-        assert!(
-            commissioning_gate(&better, &settings).is_ok(),
-            "the last 3 days are good"
-        );
     }
 }

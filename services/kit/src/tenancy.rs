@@ -3,9 +3,9 @@
 //! to read, mesh services everything. A record the caller may not see is reported as absent,
 //! so other tenants learn nothing about it.
 
-use chargemesh_kit::Principal;
+use crate::Principal;
 
-use super::codes::{area_covers, area_prefix};
+use crate::area::{area_covers, area_prefix};
 
 /// The staff role that administers the platform itself, across operators.
 pub const PLATFORM_ADMIN: &str = "platform_admin";

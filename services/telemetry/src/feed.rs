@@ -5,13 +5,14 @@ use prost::Message as _;
 use tokio::sync::watch;
 
 use chargemesh_kit::events::{EventEnvelope, SharedBus, envelope};
-use chargemesh_proto::regulator::v1 as pb;
+use chargemesh_proto::regulator::v2 as pb;
 
-use super::store::StatusChange;
+use crate::convert::{change_to_pb, decode_cursor};
+use crate::store::StatusChange;
 
 /// The bus topic of connector status changes.
 pub const STATUS_TOPIC: &str = "status-changes";
-pub const STATUS_EVENT: &str = "chargemesh.regulator.v1.StatusChange";
+pub const STATUS_EVENT: &str = "chargemesh.regulator.v2.StatusChange";
 /// The bus topic of published trial-operation days (JSON payload).
 pub const TRIAL_TOPIC: &str = "trial-operation";
 pub const TRIAL_EVENT: &str = "chargemesh.trial_operation_day";
@@ -52,9 +53,9 @@ impl ChangeFeed {
         let events: Vec<EventEnvelope> = changes
             .iter()
             .map(|change| {
-                let payload = super::regulator::change_to_pb(change).encode_to_vec();
+                let payload = change_to_pb(change).encode_to_vec();
                 envelope(
-                    "asset",
+                    "telemetry",
                     &change.operator_id,
                     STATUS_EVENT,
                     payload,
@@ -70,11 +71,11 @@ impl ChangeFeed {
     /// Announces a published trial-operation day to the bus (REQ BASE-2).
     pub async fn published_trial_day(
         &self,
-        day: &super::trial::TrialDay,
+        day: &crate::trial::TrialDay,
         at: chrono::DateTime<chrono::Utc>,
     ) {
         let payload = serde_json::to_vec(day).unwrap_or_default();
-        let event = envelope("asset", &day.operator_id, TRIAL_EVENT, payload, at);
+        let event = envelope("telemetry", &day.operator_id, TRIAL_EVENT, payload, at);
         if let Err(error) = self.bus.publish(TRIAL_TOPIC, &event).await {
             tracing::warn!(%error, "trial day not announced; it is published in the store");
         }
@@ -126,5 +127,5 @@ fn cursor_of(event: &EventEnvelope) -> Option<i64> {
         return None;
     }
     let change = pb::StatusChange::decode(event.payload.as_slice()).ok()?;
-    super::regulator::decode_cursor(&change.cursor).ok()
+    decode_cursor(&change.cursor).ok()
 }

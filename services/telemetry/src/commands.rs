@@ -1,6 +1,6 @@
 //! Commands for piles (a platform-started session, REQ BASE-5 gated by metering): kept in the
 //! database until a stream that reports for the pile is connected to this process, then sent on
-//! that stream and marked delivered, once. Every asset replica runs the delivery pass for the
+//! that stream and marked delivered, once. Every telemetry replica runs the delivery pass for the
 //! streams it holds, so a command reaches the pile wherever its stream landed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,8 +15,8 @@ use chargemesh_kit::db::StoreError;
 use chargemesh_kit::{Error, Principal};
 use chargemesh_proto::telemetry::v1 as pb;
 
-use super::ingest::Telemetry;
-use super::store::QueuedCommand;
+use crate::ingest::Telemetry;
+use crate::store::QueuedCommand;
 
 type Outbound = mpsc::Sender<Result<pb::ConnectResponse, Status>>;
 
@@ -98,17 +98,14 @@ impl Telemetry {
         mut command: pb::PileCommand,
     ) -> Result<String, Error> {
         let pile_id = command.pile_id.trim().to_owned();
-        let pile = self
-            .assets()
-            .pile(operator_id, &pile_id)
+        let what = || Error::NotFound(format!("pile {operator_id}/{pile_id}"));
+        let index = self
+            .registry
+            .index(operator_id, &pile_id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("pile {operator_id}/{pile_id}")))?
-            .value;
-        if !pile
-            .connectors
-            .iter()
-            .any(|c| c.connector_id == command.connector_id)
-        {
+            .ok_or_else(what)?;
+        let pile = index.piles.get(&pile_id).ok_or_else(what)?;
+        if !pile.connectors.contains(&command.connector_id) {
             return Err(Error::bad_field(
                 "command.connector_id",
                 format!(
@@ -126,7 +123,7 @@ impl Telemetry {
             .queue_command(&QueuedCommand {
                 command_id: command.command_id.clone(),
                 operator_id: operator_id.to_owned(),
-                station_id: pile.station_id,
+                station_id: pile.station_id.clone(),
                 pile_id,
                 command: command.encode_to_vec(),
                 queued_at: self.now(),

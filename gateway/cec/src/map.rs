@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use chargemesh_proto::asset::v1 as asset;
-use chargemesh_proto::regulator::v1 as reg;
+use chargemesh_proto::regulator::v2 as reg;
 
 fn round(value: f64, places: i32) -> f64 {
     let scale = 10f64.powi(places);

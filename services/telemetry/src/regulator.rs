@@ -1,45 +1,40 @@
-//! `chargemesh.regulator.v1.RegulatorService`: what the municipal regulator reads, always within
-//! its area (REQ BASE-2, SVC-2, MON-1).
+//! `chargemesh.regulator.v2.StatusService`: the live status, the status log, the energy and the
+//! trial-operation days as the municipal regulator reads them, always within its area
+//! (REQ BASE-2, SVC-2, MON-1). Stations and their piles come from the registry cache.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rust_decimal::Decimal;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use chargemesh_kit::clock::SharedClock;
-use chargemesh_kit::paging::{decode_token, encode_token};
+use chargemesh_kit::area::area_prefix;
 use chargemesh_kit::server::principal;
+use chargemesh_kit::tenancy::PLATFORM_ADMIN;
 use chargemesh_kit::time::{from_timestamp, to_timestamp};
 use chargemesh_kit::{Error, Principal};
-use chargemesh_proto::regulator::v1 as pb;
-use chargemesh_proto::regulator::v1::regulator_service_server::{
-    RegulatorService, RegulatorServiceServer,
-};
+use chargemesh_proto::regulator::v2 as pb;
+use chargemesh_proto::regulator::v2::status_service_server::{StatusService, StatusServiceServer};
 
-use super::domain::ConnectorState;
-use super::feed::ChangeFeed;
-use super::ingest::state_to_pb;
-use super::store::{StatusChange, TelemetryStore};
-use super::trial::{TrialDay, energy_from_registers};
-use crate::domain::codes::area_prefix;
-use crate::domain::model::{Pile, Station};
-use crate::domain::tenancy::PLATFORM_ADMIN;
-use crate::grpc::{pile_to_pb, station_to_pb};
-use crate::store::{AssetStore, Filter, Page};
-use rust_decimal::Decimal;
+use crate::convert::{cec_code, change_to_pb, decode_cursor, state_to_pb};
+use crate::domain::{ConnectorState, OperatorIndex, StationRef};
+use crate::feed::ChangeFeed;
+use crate::registry::Registry;
+use crate::store::TelemetryStore;
+use crate::trial::{TrialDay, energy_from_registers};
 
 const MAX_STATIONS: usize = 50;
 const WATCH_BATCH: u32 = 500;
+/// The longest period `GetStationStats` covers.
+const MAX_STATS_DAYS: i64 = 31;
 
 #[derive(Debug, Clone)]
-pub struct RegulatorApi {
-    assets: Arc<dyn AssetStore>,
+pub struct StatusApi {
     store: Arc<dyn TelemetryStore>,
+    registry: Arc<Registry>,
     feed: ChangeFeed,
-    /// What is published is as of now: the price board in force.
-    clock: SharedClock,
 }
 
 /// The area a caller may see: `Some(prefix)` for a regulator, `None` for everything.
@@ -51,42 +46,6 @@ fn area_scope(p: &Principal) -> Result<Option<String>, Error> {
             operator_id: None, ..
         } if p.has_role(PLATFORM_ADMIN) => Ok(None),
         _ => Err(Error::PermissionDenied(format!("{p} is not a regulator"))),
-    }
-}
-
-pub fn encode_cursor(cursor: i64) -> String {
-    encode_token(&[&cursor.to_string()])
-}
-
-pub fn decode_cursor(token: &str) -> Result<i64, Error> {
-    let bad = || Error::bad_field("cursor", "is not a cursor this service issued");
-    match decode_token(token, 1)? {
-        Some(parts) => parts[0].parse().map_err(|_| bad()),
-        None => Err(bad()),
-    }
-}
-
-pub fn change_to_pb(c: &StatusChange) -> pb::StatusChange {
-    pb::StatusChange {
-        cursor: encode_cursor(c.cursor),
-        status: Some(pb::ConnectorStatusInfo {
-            operator_id: c.operator_id.clone(),
-            station_id: c.station_id.clone(),
-            pile_id: c.pile_id.clone(),
-            connector_id: c.connector_id.clone(),
-            state: state_to_pb(c.state) as i32,
-            cec_status: c.state.cec_code(),
-            fault_code: c.fault_code.clone(),
-            fault_text: c.fault_text.clone(),
-            change_time: Some(to_timestamp(c.changed_at)),
-            last_seen_time: None,
-            area_code: c.area_code.clone(),
-        }),
-        previous_state: c
-            .previous
-            .map(|p| state_to_pb(p) as i32)
-            .unwrap_or_default(),
-        origin: c.origin.clone(),
     }
 }
 
@@ -106,32 +65,64 @@ fn trial_day_to_pb(d: &TrialDay) -> pb::TrialOperationDay {
     }
 }
 
-/// The longest period `GetStationStats` covers.
-const MAX_STATS_DAYS: i64 = 31;
+/// The piles of a station in the index, in pile order, with their connectors in registry order.
+fn station_connectors<'a>(
+    index: &'a OperatorIndex,
+    station_id: &str,
+) -> Vec<(&'a str, &'a [String])> {
+    let mut piles: Vec<(&str, &[String])> = index
+        .piles
+        .iter()
+        .filter(|(_, p)| p.station_id == station_id)
+        .map(|(id, p)| (id.as_str(), p.connectors.as_slice()))
+        .collect();
+    piles.sort_unstable_by_key(|(id, _)| *id);
+    piles
+}
 
-impl RegulatorApi {
-    /// A station the caller may see; one outside its area is reported as absent.
+impl StatusApi {
+    pub fn new(store: Arc<dyn TelemetryStore>, registry: Arc<Registry>, feed: ChangeFeed) -> Self {
+        Self {
+            store,
+            registry,
+            feed,
+        }
+    }
+
+    pub fn into_server(self) -> StatusServiceServer<Self> {
+        StatusServiceServer::new(self)
+    }
+
+    /// A station the caller may see, with its operator's index; one outside its area is
+    /// reported as absent.
     async fn visible_station(
+        &self,
+        scope: Option<&str>,
+        operator_id: &str,
+        station_id: &str,
+    ) -> Result<Option<(Arc<OperatorIndex>, StationRef)>, Error> {
+        let Some(index) = self.registry.index(operator_id, "").await? else {
+            return Ok(None);
+        };
+        let Some(station) = index.stations.get(station_id).cloned() else {
+            return Ok(None);
+        };
+        if scope.is_some_and(|prefix| !station.area_code.starts_with(prefix)) {
+            return Ok(None);
+        }
+        Ok(Some((index, station)))
+    }
+
+    async fn require_station(
         &self,
         p: &Principal,
         operator_id: &str,
         station_id: &str,
-    ) -> Result<Station, Error> {
+    ) -> Result<(Arc<OperatorIndex>, StationRef), Error> {
         let scope = area_scope(p)?;
-        let what = || format!("station {operator_id}/{station_id}");
-        let station = self
-            .assets
-            .station(operator_id, station_id)
+        self.visible_station(scope.as_deref(), operator_id, station_id)
             .await?
-            .ok_or_else(|| Error::NotFound(what()))?
-            .value;
-        if scope
-            .as_deref()
-            .is_some_and(|prefix| !station.area_code.starts_with(prefix))
-        {
-            return Err(Error::NotFound(what()));
-        }
-        Ok(station)
+            .ok_or_else(|| Error::NotFound(format!("station {operator_id}/{station_id}")))
     }
 
     async fn station_stats_(
@@ -155,12 +146,11 @@ impl RegulatorApi {
                 format!("must be after start_time and within {MAX_STATS_DAYS} days of it"),
             ));
         }
-        let station = self
-            .visible_station(p, &req.operator_id, &req.station_id)
+        self.require_station(p, &req.operator_id, &req.station_id)
             .await?;
         let registers = self
             .store
-            .meter_registers(&station.operator_id, &station.station_id, start, end)
+            .meter_registers(&req.operator_id, &req.station_id, start, end)
             .await?;
         let mut piles: std::collections::BTreeMap<String, Decimal> =
             std::collections::BTreeMap::new();
@@ -176,8 +166,8 @@ impl RegulatorApi {
         }
         let total: Decimal = piles.values().copied().sum();
         Ok(pb::GetStationStatsResponse {
-            operator_id: station.operator_id,
-            station_id: station.station_id,
+            operator_id: req.operator_id,
+            station_id: req.station_id,
             energy_kwh: format!("{total:.3}"),
             piles: piles
                 .into_iter()
@@ -195,98 +185,23 @@ impl RegulatorApi {
         p: &Principal,
         req: pb::GetTrialOperationReportRequest,
     ) -> Result<pb::GetTrialOperationReportResponse, Error> {
-        let station = self
-            .visible_station(p, &req.operator_id, &req.station_id)
+        self.require_station(p, &req.operator_id, &req.station_id)
             .await?;
+        let station = self
+            .registry
+            .asset()
+            .station(&req.operator_id, &req.station_id)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(format!("station {}/{}", req.operator_id, req.station_id))
+            })?;
         let days = self
             .store
-            .trial_days(&station.operator_id, &station.station_id)
+            .trial_days(&req.operator_id, &req.station_id)
             .await?;
         Ok(pb::GetTrialOperationReportResponse {
-            station: Some(station_to_pb(&station, self.clock.now())),
+            station: Some(station),
             days: days.iter().map(trial_day_to_pb).collect(),
-        })
-    }
-
-    pub fn new(
-        assets: Arc<dyn AssetStore>,
-        store: Arc<dyn TelemetryStore>,
-        feed: ChangeFeed,
-        clock: SharedClock,
-    ) -> Self {
-        Self {
-            assets,
-            store,
-            feed,
-            clock,
-        }
-    }
-
-    pub fn into_server(self) -> RegulatorServiceServer<Self> {
-        RegulatorServiceServer::new(self)
-    }
-
-    async fn piles_of(&self, station: &Station) -> Result<Vec<Pile>, Error> {
-        let filters = [
-            Filter::Eq("operator_id", station.operator_id.clone()),
-            Filter::Eq("station_id", station.station_id.clone()),
-        ];
-        Ok(self
-            .assets
-            .list_piles(&filters, &Page::WHOLE_STATION)
-            .await?)
-    }
-
-    async fn list_stations_(
-        &self,
-        p: &Principal,
-        req: pb::ListStationsRequest,
-    ) -> Result<pb::ListStationsResponse, Error> {
-        let scope = area_scope(p)?;
-        let limit = match req.page_size {
-            n if n < 0 => return Err(Error::bad_field("page_size", "must not be negative")),
-            0 => 20,
-            n => (n as u32).min(100),
-        };
-        let since = match &req.updated_since {
-            Some(ts) => Some(
-                from_timestamp(ts)
-                    .ok_or_else(|| Error::bad_field("updated_since", "is not a valid timestamp"))?,
-            ),
-            None => None,
-        };
-        let after = decode_token(&req.page_token, 2)?.map(|mut parts| {
-            let id = parts.pop().unwrap_or_default();
-            (parts.pop().unwrap_or_default(), id)
-        });
-        let filters: Vec<Filter> = scope
-            .into_iter()
-            .map(|prefix| Filter::Prefix("area_code", prefix))
-            .collect();
-        let page = Page { after, limit };
-        let stations = self.assets.list_stations(&filters, &page).await?;
-        let next_page_token = match stations.last() {
-            Some(last) if stations.len() as u32 >= limit => {
-                encode_token(&[&last.operator_id, &last.station_id])
-            }
-            _ => String::new(),
-        };
-        let mut records = Vec::with_capacity(stations.len());
-        for station in &stations {
-            let piles = self.piles_of(station).await?;
-            let changed = since.is_none_or(|since| {
-                station.updated_at >= since || piles.iter().any(|p| p.updated_at >= since)
-            });
-            if changed {
-                records.push(pb::StationRecord {
-                    station: Some(station_to_pb(station, self.clock.now())),
-                    piles: piles.iter().map(pile_to_pb).collect(),
-                });
-            }
-        }
-        Ok(pb::ListStationsResponse {
-            stations: records,
-            next_page_token,
         })
     }
 
@@ -304,38 +219,30 @@ impl RegulatorApi {
         }
         let mut out = Vec::new();
         for key in &req.stations {
-            let Some(station) = self
-                .assets
-                .station(&key.operator_id, &key.station_id)
+            let Some((index, station)) = self
+                .visible_station(scope.as_deref(), &key.operator_id, &key.station_id)
                 .await?
             else {
-                continue;
+                continue; // unknown or outside the area: as if it did not exist
             };
-            let station = station.value;
-            if scope
-                .as_deref()
-                .is_some_and(|prefix| !station.area_code.starts_with(prefix))
-            {
-                continue; // outside the area: as if it did not exist
-            }
             let live = self
                 .store
-                .station_status(&station.operator_id, &station.station_id)
+                .station_status(&key.operator_id, &key.station_id)
                 .await?;
             let mut connectors = Vec::new();
-            for pile in self.piles_of(&station).await? {
-                for c in &pile.connectors {
+            for (pile_id, pile_connectors) in station_connectors(&index, &key.station_id) {
+                for connector_id in pile_connectors {
                     let status = live
                         .iter()
-                        .find(|s| s.pile_id == pile.pile_id && s.connector_id == c.connector_id);
+                        .find(|s| s.pile_id == pile_id && &s.connector_id == connector_id);
                     let state = status.map_or(ConnectorState::Offline, |s| s.state);
                     connectors.push(pb::ConnectorStatusInfo {
-                        operator_id: station.operator_id.clone(),
-                        station_id: station.station_id.clone(),
-                        pile_id: pile.pile_id.clone(),
-                        connector_id: c.connector_id.clone(),
+                        operator_id: key.operator_id.clone(),
+                        station_id: key.station_id.clone(),
+                        pile_id: pile_id.to_owned(),
+                        connector_id: connector_id.clone(),
                         state: state_to_pb(state) as i32,
-                        cec_status: state.cec_code(),
+                        cec_status: cec_code(state),
                         fault_code: status.map(|s| s.fault_code.clone()).unwrap_or_default(),
                         fault_text: status.map(|s| s.fault_text.clone()).unwrap_or_default(),
                         change_time: status.map(|s| to_timestamp(s.changed_at)),
@@ -345,8 +252,8 @@ impl RegulatorApi {
                 }
             }
             out.push(pb::StationStatus {
-                operator_id: station.operator_id.clone(),
-                station_id: station.station_id.clone(),
+                operator_id: key.operator_id.clone(),
+                station_id: key.station_id.clone(),
                 connectors,
             });
         }
@@ -358,37 +265,8 @@ type WatchStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchStatusChangesResponse, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
-impl RegulatorService for RegulatorApi {
+impl StatusService for StatusApi {
     type WatchStatusChangesStream = WatchStream;
-
-    /// Charge orders are the metering component's; the gateway routes this method there.
-    async fn list_charge_orders(
-        &self,
-        _request: Request<pb::ListChargeOrdersRequest>,
-    ) -> Result<Response<pb::ListChargeOrdersResponse>, Status> {
-        Err(Status::unimplemented(
-            "charge orders are served by the metering component",
-        ))
-    }
-
-    async fn get_kpi_report(
-        &self,
-        _request: Request<pb::GetKpiReportRequest>,
-    ) -> Result<Response<pb::GetKpiReportResponse>, Status> {
-        Err(Status::unimplemented(
-            "KPI reports are served by the reporting component",
-        ))
-    }
-
-    async fn list_stations(
-        &self,
-        request: Request<pb::ListStationsRequest>,
-    ) -> Result<Response<pb::ListStationsResponse>, Status> {
-        let p = principal(&request)?;
-        Ok(Response::new(
-            self.list_stations_(&p, request.into_inner()).await?,
-        ))
-    }
 
     async fn get_station_stats(
         &self,
@@ -480,6 +358,7 @@ impl RegulatorService for RegulatorApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convert::encode_cursor;
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {

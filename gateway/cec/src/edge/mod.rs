@@ -1,0 +1,466 @@
+//! The T/CEC 102 edge (REQ BASE-2): an HTTPS listener beside the gRPC one, under a configurable
+//! prefix such as `/evcs/v1/`, where regulator and operator platforms call Chargemesh the way
+//! they call any operator platform. Each request is checked in order — its envelope (`Ret`
+//! 4003), its sender among the configured peers, its signature (4001, before anything is
+//! decrypted), its timestamp within the window and its `Seq` not repeated within its second
+//! (4003), and its token (4002) — then answered from the mesh as the peer's principal: a
+//! regulator peer sees its area, an operator peer its own stations.
+
+mod pull;
+mod push;
+
+pub use crate::peers::{PeerAccess, PeerConfig, SecretsConfig};
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use chargemesh_kit::tls::MeshChannel;
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::{CecError, Request, Response, Ret, Secrets};
+use chargemesh_kit::Principal;
+use chargemesh_kit::clock::SharedClock;
+use chargemesh_kit::identity::PRINCIPAL_METADATA_KEY;
+use chargemesh_kit::tls::{self, ClientAuth, TlsFiles};
+
+/// The T/CEC 102 edge's settings; off unless `listen` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CecConfig {
+    pub listen: String,
+    /// Our platform's OperatorID, which our pushes carry.
+    pub operator_id: String,
+    /// The path prefix of the interfaces, such as `/evcs/v1/`.
+    pub prefix: String,
+    /// How long an issued token is good for.
+    pub token_ttl_s: u64,
+    /// How far a request's TimeStamp may be from now.
+    pub timestamp_window_s: u64,
+    pub peers: Vec<PeerConfig>,
+}
+
+impl Default for CecConfig {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            operator_id: String::new(),
+            prefix: "/evcs/v1/".into(),
+            token_ttl_s: 7_200,
+            timestamp_window_s: 300,
+            peers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Peer {
+    config: PeerConfig,
+    secrets: Secrets,
+}
+
+impl Peer {
+    fn principal(&self) -> Principal {
+        match &self.config.access {
+            PeerAccess::Regulator { area_code } => Principal::Regulator {
+                area_code: area_code.clone(),
+            },
+            // The registry view is the regulator API's, read as the mesh and narrowed here to
+            // the operator's own stations.
+            PeerAccess::Operator { .. } => Principal::Service {
+                name: "gateway".into(),
+            },
+        }
+    }
+
+    /// The operator a platform-mode peer reports for; regulators report nothing.
+    fn reporter(&self) -> Result<Principal, (Ret, String)> {
+        match &self.config.access {
+            PeerAccess::Operator { operator_id } => Ok(Principal::Operator {
+                operator_id: operator_id.clone(),
+            }),
+            PeerAccess::Regulator { .. } => Err((
+                Ret::BadPayload,
+                "a regulator peer does not report stations".to_owned(),
+            )),
+        }
+    }
+
+    fn sees(&self, station: &chargemesh_proto::asset::v1::Station) -> bool {
+        match &self.config.access {
+            PeerAccess::Regulator { .. } => true,
+            PeerAccess::Operator { operator_id } => &station.operator_id == operator_id,
+        }
+    }
+}
+
+/// The edge's state: peers, issued tokens and the Seqs seen within the window.
+pub struct Edge {
+    prefix: String,
+    window: chrono::Duration,
+    ttl: chrono::Duration,
+    peers: HashMap<String, Peer>,
+    tokens: crate::token::TokenKey,
+    seen: Mutex<HashMap<String, BTreeMap<String, HashSet<String>>>>,
+    upstreams: Upstreams,
+    clock: SharedClock,
+}
+
+/// The mesh components the edge answers from, reached with the gateway's certificate.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    /// The asset component: the registry.
+    pub registry: MeshChannel,
+    /// The telemetry component: live status, statistics, and the ingest pushed statuses go to.
+    pub telemetry: MeshChannel,
+    /// The metering component: orders and reconciliation.
+    pub metering: MeshChannel,
+}
+
+/// Why the edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error(transparent)]
+    Tls(#[from] chargemesh_kit::tls::TlsError),
+    #[error(transparent)]
+    Cec(#[from] CecError),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("prefix", &self.prefix)
+            .field("peers", &self.peers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A refusal: its code and what is logged.
+fn refusal(error: CecError) -> (Ret, String) {
+    (error.ret(), error.to_string())
+}
+
+impl Edge {
+    /// The edge; `tokens` signs and checks access tokens (the same key on every replica).
+    pub fn new(
+        config: &CecConfig,
+        upstreams: Upstreams,
+        clock: SharedClock,
+        tokens: crate::token::TokenKey,
+    ) -> Result<Self, CecError> {
+        let mut peers = HashMap::new();
+        for p in &config.peers {
+            peers.insert(
+                p.operator_id.clone(),
+                Peer {
+                    secrets: p.inbound.secrets()?,
+                    config: p.clone(),
+                },
+            );
+        }
+        let mut prefix = config.prefix.clone();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(Self {
+            prefix,
+            window: chrono::Duration::seconds(
+                i64::try_from(config.timestamp_window_s).unwrap_or(300),
+            ),
+            ttl: chrono::Duration::seconds(i64::try_from(config.token_ttl_s).unwrap_or(7_200)),
+            peers,
+            tokens,
+            seen: Mutex::new(HashMap::new()),
+            upstreams,
+            clock,
+        })
+    }
+
+    /// Answers one POST: the HTTP status and the body.
+    pub async fn handle(&self, path: &str, bearer: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
+        let Some(interface) = path.strip_prefix(&self.prefix) else {
+            return (404, Vec::new());
+        };
+        let request = match Request::parse(body) {
+            Ok(r) => r,
+            Err(error) => {
+                tracing::info!(interface, %error, "T/CEC 102 request refused");
+                return unsigned(error.ret(), &error.to_string());
+            }
+        };
+        let Some(peer) = self.peers.get(&request.operator_id) else {
+            tracing::info!(interface, operator = %request.operator_id, "T/CEC 102 request from an unknown operator");
+            return unsigned(Ret::BadEnvelope, "unknown OperatorID");
+        };
+        let answer = match self.admit(peer, interface, &request, bearer) {
+            Ok(payload) => self.answer(peer, interface, &request, payload).await,
+            Err(e) => Err(e),
+        };
+        let response = match answer {
+            Ok(mut value) => {
+                peer.config.dialect.outbound(&mut value);
+                let bytes = serde_json::to_vec(&value).unwrap_or_default();
+                Response::seal(&peer.secrets, Ret::Ok, "", Some(&bytes))
+            }
+            Err((ret, why)) => {
+                tracing::info!(interface, peer = %peer.config.name, ret = ret.code(), why, "T/CEC 102 request refused");
+                Response::seal(&peer.secrets, ret, ret.message(), None)
+            }
+        };
+        (200, serde_json::to_vec(&response).unwrap_or_default())
+    }
+
+    /// The checks, in order: signature, timestamp window, Seq once within its second, token;
+    /// then the payload decrypted.
+    fn admit(
+        &self,
+        peer: &Peer,
+        interface: &str,
+        request: &Request,
+        bearer: Option<&str>,
+    ) -> Result<Value, (Ret, String)> {
+        request.verify(&peer.secrets).map_err(refusal)?;
+        let now = self.clock.now();
+        let stamped = crate::parse_timestamp(&request.time_stamp)
+            .ok_or_else(|| (Ret::BadEnvelope, "TimeStamp".to_owned()))?;
+        if (now - stamped).abs() > self.window {
+            return Err((
+                Ret::BadEnvelope,
+                format!("TimeStamp {} is outside the window", request.time_stamp),
+            ));
+        }
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let by_second = seen.entry(peer.config.operator_id.clone()).or_default();
+            let oldest = crate::timestamp(now - self.window);
+            by_second.retain(|second, _| second.as_str() >= oldest.as_str());
+            if !by_second
+                .entry(request.time_stamp.clone())
+                .or_default()
+                .insert(request.seq.clone())
+            {
+                return Err((
+                    Ret::BadEnvelope,
+                    format!("Seq {} repeated within {}", request.seq, request.time_stamp),
+                ));
+            }
+        }
+        if interface != "query_token" {
+            let token = bearer.ok_or_else(|| (Ret::BadToken, "no token".to_owned()))?;
+            self.tokens
+                .check(token, &peer.config.operator_id, now)
+                .map_err(|e| (Ret::BadToken, e.to_string()))?;
+        }
+        let bytes = peer.secrets.decrypt(&request.data).map_err(refusal)?;
+        let mut value: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| (Ret::BadPayload, "Data is not JSON".to_owned()))?;
+        peer.config.dialect.inbound(&mut value);
+        Ok(value)
+    }
+
+    async fn answer(
+        &self,
+        peer: &Peer,
+        interface: &str,
+        request: &Request,
+        payload: Value,
+    ) -> Result<Value, (Ret, String)> {
+        match interface {
+            "query_token" => Ok(self.issue_token(peer, request, &payload)),
+            "query_stations_info" => self.stations_info(peer, &payload).await,
+            "query_station_status" => self.station_status(peer, &payload).await,
+            "query_station_stats" => self.station_stats(peer, &payload).await,
+            "query_equip_business_policy" => self.business_policy(peer, &payload).await,
+            "notification_stationStatus" => self.received_status(peer, &payload).await,
+            "notification_equip_charge_status" => self.received_charge_status(peer, &payload).await,
+            "notification_charge_order_info" => self.received_order(peer, &payload).await,
+            "check_charge_orders" => self.check_orders(peer, &payload).await,
+            other => Err((Ret::BadPayload, format!("no interface {other}"))),
+        }
+    }
+
+    /// `query_token` (102.4 Appendix A): the peer proves itself with its OperatorSecret.
+    fn issue_token(&self, peer: &Peer, request: &Request, payload: &Value) -> Value {
+        let claimed = payload["OperatorID"].as_str().unwrap_or_default();
+        let secret = payload["OperatorSecret"].as_str().unwrap_or_default();
+        let fail = |reason: i32| json!({"OperatorID": claimed, "SuccStat": 1, "AccessToken": "", "TokenAvailableTime": 0, "FailReason": reason});
+        if claimed != request.operator_id {
+            return fail(1);
+        }
+        if secret != peer.secrets.operator_secret {
+            return fail(2);
+        }
+        let expires = self.clock.now() + self.ttl;
+        let token = self.tokens.issue(&peer.config.operator_id, expires);
+        json!({
+            "OperatorID": claimed,
+            "SuccStat": 0,
+            "AccessToken": token,
+            "TokenAvailableTime": self.ttl.num_seconds(),
+            "FailReason": 0,
+        })
+    }
+}
+
+/// A text field that a peer may send as a string or a number.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A number that a peer may send as a number or a string.
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A payload time field (`yyyy-MM-dd HH:mm:ss`, China time).
+fn time_of(p: &Value, field: &str) -> Result<DateTime<Utc>, (Ret, String)> {
+    p[field]
+        .as_str()
+        .and_then(crate::parse_payload_time)
+        .ok_or_else(|| (Ret::BadPayload, format!("{field} is yyyy-MM-dd HH:mm:ss")))
+}
+
+fn as_principal<T>(principal: &Principal, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert_bin(
+        PRINCIPAL_METADATA_KEY,
+        tonic::metadata::MetadataValue::from_bytes(&principal.to_metadata_bytes()),
+    );
+    request
+}
+
+/// The sequence a received status report is deduplicated by: the same report again has the same
+/// one (FNV-1a of its connector, status and the second it arrived in, kept within 63 bits).
+fn report_sequence(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    (hash >> 1).max(1)
+}
+
+/// An answer that cannot be signed: the sender is unknown or the envelope unreadable.
+fn unsigned(ret: Ret, msg: &str) -> (u16, Vec<u8>) {
+    let response = Response {
+        ret: ret.code(),
+        msg: format!("{} ({msg})", ret.message()),
+        data: String::new(),
+        sig: String::new(),
+    };
+    (200, serde_json::to_vec(&response).unwrap_or_default())
+}
+
+/// Serves the T/CEC 102 edge on `listener` (HTTPS, HTTP/1.1) until `shutdown` resolves.
+pub async fn serve(
+    config: &CecConfig,
+    tls_files: &TlsFiles,
+    upstreams: Upstreams,
+    listener: TcpListener,
+    clock: SharedClock,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), EdgeError> {
+    // Every gateway replica mounts the same certificate Secret: the same token key.
+    let material = std::fs::read(&tls_files.key_file)
+        .map_err(|e| EdgeError::Config(format!("{}: {e}", tls_files.key_file.display())))?;
+    let tokens = crate::token::TokenKey::derive(&material);
+    let edge = Arc::new(Edge::new(config, upstreams, clock, tokens)?);
+    // The edge's certificate follows its files, as the gRPC edge's does.
+    let server = tls::ReloadingServerConfig::load_with_alpn(
+        tls_files.clone(),
+        ClientAuth::Optional,
+        vec![b"http/1.1".to_vec()],
+    )?;
+    let watcher = server.watch(std::time::Duration::from_secs(30));
+    let result = accept_loop(edge, server, listener, shutdown).await;
+    watcher.abort();
+    result
+}
+
+/// Serves T/CEC 102 connections until `shutdown`; each takes the current certificate.
+async fn accept_loop(
+    edge: Arc<Edge>,
+    server: tls::ReloadingServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), EdgeError> {
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "T/CEC 102 accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(server.current());
+        let edge = edge.clone();
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let edge = edge.clone();
+                    async move {
+                        let (status, body) = if req.method() != http::Method::POST {
+                            (405, Vec::new())
+                        } else {
+                            let path = req.uri().path().to_owned();
+                            let bearer = req
+                                .headers()
+                                .get(http::header::AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| {
+                                    v.strip_prefix("Bearer ")
+                                        .or_else(|| v.strip_prefix("bearer "))
+                                })
+                                .map(|t| t.trim().to_owned());
+                            match req.into_body().collect().await {
+                                Ok(collected) => {
+                                    edge.handle(&path, bearer.as_deref(), &collected.to_bytes())
+                                        .await
+                                }
+                                Err(_) => (400, Vec::new()),
+                            }
+                        };
+                        let response = http::Response::builder()
+                            .status(status)
+                            .header(http::header::CONTENT_TYPE, "application/json;charset=utf-8")
+                            .body(Full::new(Bytes::from(body)));
+                        Ok::<_, http::Error>(
+                            response
+                                .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new()))),
+                        )
+                    }
+                });
+            if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "T/CEC 102 connection ended");
+            }
+        });
+    }
+}

@@ -1,0 +1,235 @@
+//! The gRPC edge: mutual TLS (or a staff JWT) turned into a principal, the method policy, and
+//! forwarding over the mesh to the one component that implements the method ([`crate::routes`]).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use base64::Engine as _;
+use tokio::net::TcpListener;
+use tonic::Status;
+use tonic::body::Body;
+use tonic::service::Routes;
+use tonic::transport::Channel;
+use tower::ServiceExt as _;
+
+use chargemesh_kit::Principal;
+use chargemesh_kit::identity::PRINCIPAL_METADATA_KEY;
+use chargemesh_kit::jwt::JwtVerifier;
+use chargemesh_kit::server::{
+    HealthReporter, ServeLimits, builder, health_and_reflection, is_infrastructure_path,
+};
+use chargemesh_kit::tls::{self, ClientAuth, PeerInfo, ReloadingServerConfig};
+
+use crate::{GatewayConfig, GatewayError, drain, policy, routes};
+
+/// The edge service: authenticate, authorise, forward.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jwt: Option<JwtVerifier>,
+    upstreams: HashMap<String, Channel>,
+    local: Routes,
+    /// True once the gateway is stopping: long-lived streams end, new ones are refused.
+    drain: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gateway {
+    /// Builds the edge from its configuration; upstream connections are made lazily.
+    pub fn new(
+        config: &GatewayConfig,
+        descriptor_sets: &[&'static [u8]],
+    ) -> Result<(Self, HealthReporter), GatewayError> {
+        let client = Arc::new(tls::client_config(&config.tls)?);
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|(name, url)| Ok((name.clone(), tls::channel(url, client.clone())?)))
+            .collect::<Result<HashMap<_, _>, tls::TlsError>>()?;
+        let jwt = match &config.jwt {
+            Some(j) => Some(JwtVerifier::from_jwks_file(
+                &j.jwks_file,
+                &j.issuer,
+                &j.audience,
+            )?),
+            None => None,
+        };
+        let (reporter, local) = health_and_reflection(descriptor_sets);
+        Ok((
+            Self {
+                inner: Arc::new(Inner {
+                    jwt,
+                    upstreams,
+                    local,
+                    drain: tokio::sync::watch::Sender::new(false),
+                }),
+            },
+            reporter,
+        ))
+    }
+
+    /// Starts draining: every long-lived stream ends with `UNAVAILABLE` (its client reconnects
+    /// elsewhere) once what the service already sent is passed on; new ones are refused.
+    pub fn drain(&self) {
+        self.inner.drain.send_replace(true);
+    }
+}
+
+/// Who the caller is: a staff JWT when one is presented, else the client certificate.
+pub fn authenticate(
+    jwt: Option<&JwtVerifier>,
+    peer: Option<&PeerInfo>,
+    authorization: Option<&str>,
+) -> Result<Principal, Status> {
+    if let Some(value) = authorization {
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or_else(|| Status::unauthenticated("authorization must be a bearer token"))?;
+        let verifier = jwt
+            .ok_or_else(|| Status::unauthenticated("this gateway does not accept staff tokens"))?;
+        return verifier
+            .verify(token.trim())
+            .map(|claims| claims.into_principal())
+            .map_err(|e| Status::unauthenticated(e.to_string()));
+    }
+    peer.and_then(|p| p.principal.clone()).ok_or_else(|| {
+        Status::unauthenticated(
+            "present a client certificate or a staff bearer token (REQ NETSEC-1)",
+        )
+    })
+}
+
+impl Inner {
+    async fn handle(&self, mut req: http::Request<Body>) -> http::Response<Body> {
+        let path = req.uri().path().to_owned();
+        if is_infrastructure_path(&path) {
+            return match self.local.clone().oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            };
+        }
+        let Some(rule) = policy::rule_for(&path) else {
+            return Status::unimplemented(format!("unknown method {path}")).into_http();
+        };
+        let long_lived = policy::is_long_lived(&path);
+        if long_lived && *self.drain.borrow() {
+            return Status::unavailable(drain::DRAINING).into_http();
+        }
+        let authorization = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or("?"));
+        let principal = match authenticate(
+            self.jwt.as_ref(),
+            req.extensions().get::<PeerInfo>(),
+            authorization,
+        ) {
+            Ok(p) => p,
+            Err(status) => {
+                tracing::info!(%path, code = ?status.code(), "edge call refused");
+                return status.into_http();
+            }
+        };
+        if !rule.allows(&principal) {
+            tracing::info!(%path, %principal, "policy refused");
+            return Status::permission_denied(format!("{principal} may not call {path}"))
+                .into_http();
+        }
+        let upstream = routes::component_of(&path).and_then(|c| self.upstreams.get(c));
+        let Some(channel) = upstream else {
+            return Status::unavailable(format!("no upstream serves {path}")).into_http();
+        };
+        let headers = req.headers_mut();
+        headers.remove(http::header::AUTHORIZATION);
+        let internal: Vec<_> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("x-chargemesh-"))
+            .cloned()
+            .collect();
+        for key in internal {
+            headers.remove(key);
+        }
+        // The trace continues in the service: the gateway's call span is the parent there.
+        chargemesh_kit::telemetry::inject_current(headers);
+        let encoded =
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(principal.to_metadata_bytes());
+        match http::HeaderValue::from_str(&encoded) {
+            Ok(value) => {
+                headers.insert(PRINCIPAL_METADATA_KEY, value);
+            }
+            Err(_) => return Status::internal("cannot encode principal").into_http(),
+        }
+        match channel.clone().oneshot(req).await {
+            Ok(resp) if long_lived => {
+                resp.map(|body| drain::Draining::wrap(body, self.drain.subscribe()))
+            }
+            Ok(resp) => resp,
+            Err(error) => {
+                tracing::warn!(%path, %error, "upstream unavailable");
+                Status::unavailable("the service is unavailable, retry later").into_http()
+            }
+        }
+    }
+}
+
+impl tower::Service<http::Request<Body>> for Gateway {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.handle(req).await) })
+    }
+}
+
+/// Serves the edge on `listener` until `shutdown` resolves.
+pub async fn serve(
+    config: &GatewayConfig,
+    trust_domain: &str,
+    listener: TcpListener,
+    descriptor_sets: &[&'static [u8]],
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GatewayError> {
+    // Without staff tokens every client must present a certificate at the handshake.
+    let client_auth = if config.jwt.is_some() {
+        ClientAuth::Optional
+    } else {
+        ClientAuth::Required
+    };
+    let tls = ReloadingServerConfig::load(config.tls.clone(), client_auth)?;
+    let watcher = tls.watch(std::time::Duration::from_secs(30));
+    let (gateway, reporter) = Gateway::new(config, descriptor_sets)?;
+    let draining = gateway.clone();
+    // On the stop signal: not serving, long-lived streams told to reconnect, and (tonic) GOAWAY
+    // on every connection with no new ones accepted; then the calls in flight finish.
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("gateway draining");
+        reporter
+            .set_service_status("", chargemesh_kit::server::ServingStatus::NotServing)
+            .await;
+        draining.drain();
+    };
+    let result = builder(ServeLimits::default())
+        .layer(chargemesh_kit::metrics::MetricsLayer)
+        .serve_with_incoming_shutdown(
+            gateway,
+            tls::incoming(listener, tls, trust_domain.to_owned()),
+            shutdown,
+        )
+        .await;
+    watcher.abort();
+    Ok(result?)
+}

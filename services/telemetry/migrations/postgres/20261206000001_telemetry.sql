@@ -1,0 +1,134 @@
+-- The telemetry component's schema (REQ BASE-2, MON-1, SVC-2, REC-2, REC-3).
+
+-- Record retention (REQ REC-3): the purge gate holds a row only inside a removal's own
+-- transaction, which the append-only triggers let a deletion through by; every removal is logged.
+CREATE TABLE retention_marks (
+    kind        TEXT NOT NULL,
+    operator_id TEXT NOT NULL,
+    record_id   TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    marked_by   TEXT NOT NULL,
+    marked_at   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (kind, operator_id, record_id)
+);
+
+CREATE TABLE retention_log (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind         TEXT NOT NULL,
+    operator_id  TEXT NOT NULL,
+    record_id    TEXT NOT NULL,
+    last_changed TIMESTAMPTZ NOT NULL,
+    removed_at   TIMESTAMPTZ NOT NULL,
+    removed_by   TEXT NOT NULL
+);
+
+CREATE TABLE retention_purge_gate (
+    opened INTEGER NOT NULL
+);
+
+-- REQ REC-2: the logs are append-only; only a removal past retention, through the gate, deletes.
+CREATE OR REPLACE FUNCTION refuse_rewrite() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM retention_purge_gate) THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'records are append-only (REQ REC-2): % on % refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'integrity_constraint_violation';
+END;
+$$;
+
+-- telemetry_log is the durable, append-only record of every accepted message;
+-- (source, source_sequence) deduplicates resends.
+CREATE TABLE telemetry_log (
+    sequence        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source          TEXT NOT NULL,
+    source_sequence BIGINT NOT NULL,
+    operator_id     TEXT NOT NULL,
+    station_id      TEXT NOT NULL,
+    pile_id         TEXT NOT NULL,
+    connector_id    TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    observed_at     TIMESTAMPTZ NOT NULL,
+    received_at     TIMESTAMPTZ NOT NULL,
+    body            JSONB NOT NULL,
+    UNIQUE (source, source_sequence)
+);
+CREATE INDEX telemetry_log_by_connector ON telemetry_log (operator_id, connector_id, observed_at);
+CREATE INDEX telemetry_log_meter_by_station ON telemetry_log (operator_id, station_id, observed_at) WHERE kind = 'meter';
+-- REQ MON-8: the monitor's daily check reads a station's link reports of a day.
+CREATE INDEX telemetry_log_links ON telemetry_log (operator_id, station_id, observed_at) WHERE kind = 'link';
+
+-- The live status of every connector heard from.
+CREATE TABLE connector_status (
+    operator_id  TEXT NOT NULL,
+    connector_id TEXT NOT NULL,
+    station_id   TEXT NOT NULL,
+    pile_id      TEXT NOT NULL,
+    area_code    TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    fault_code   TEXT NOT NULL,
+    fault_text   TEXT NOT NULL,
+    origin       TEXT NOT NULL,
+    changed_at   TIMESTAMPTZ NOT NULL,
+    last_seen_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (operator_id, connector_id)
+);
+CREATE INDEX connector_status_by_station ON connector_status (operator_id, station_id);
+CREATE INDEX connector_status_by_silence ON connector_status (last_seen_at) WHERE state <> 'offline';
+
+-- Every status change, numbered without gaps in commit order (the counter row serialises the
+-- writers), so a watcher resuming from a cursor misses nothing.
+CREATE TABLE status_changes (
+    cursor         BIGINT PRIMARY KEY,
+    operator_id    TEXT NOT NULL,
+    station_id     TEXT NOT NULL,
+    pile_id        TEXT NOT NULL,
+    connector_id   TEXT NOT NULL,
+    area_code      TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    previous_state TEXT NOT NULL,
+    fault_code     TEXT NOT NULL,
+    fault_text     TEXT NOT NULL,
+    origin         TEXT NOT NULL,
+    changed_at     TIMESTAMPTZ NOT NULL,
+    recorded_at    TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX status_changes_by_area ON status_changes (area_code, cursor);
+CREATE INDEX status_changes_by_station ON status_changes (operator_id, station_id, changed_at);
+CREATE INDEX status_changes_by_connector ON status_changes (operator_id, connector_id, cursor);
+
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+INSERT INTO counters (name, value) VALUES ('status_changes', 0);
+
+-- Trial-operation data (REQ BASE-2): one published record per station and local day.
+CREATE TABLE trial_days (
+    operator_id  TEXT NOT NULL,
+    station_id   TEXT NOT NULL,
+    day          TEXT NOT NULL,
+    figures      JSONB NOT NULL,
+    published_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (operator_id, station_id, day)
+);
+
+-- Commands for piles (a platform-started session), kept until the stream that reports for the
+-- pile has taken them, so a command survives a restart and is delivered once.
+CREATE TABLE pile_commands (
+    command_id   TEXT PRIMARY KEY,
+    operator_id  TEXT NOT NULL,
+    station_id   TEXT NOT NULL,
+    pile_id      TEXT NOT NULL,
+    command      BYTEA NOT NULL,
+    queued_at    TIMESTAMPTZ NOT NULL,
+    delivered_at TIMESTAMPTZ
+);
+CREATE INDEX pile_commands_pending ON pile_commands (queued_at) WHERE delivered_at IS NULL;
+
+CREATE TRIGGER telemetry_log_append_only BEFORE UPDATE OR DELETE ON telemetry_log
+    FOR EACH ROW EXECUTE FUNCTION refuse_rewrite();
+CREATE TRIGGER status_changes_append_only BEFORE UPDATE OR DELETE ON status_changes
+    FOR EACH ROW EXECUTE FUNCTION refuse_rewrite();
+CREATE TRIGGER trial_days_append_only BEFORE UPDATE OR DELETE ON trial_days
+    FOR EACH ROW EXECUTE FUNCTION refuse_rewrite();

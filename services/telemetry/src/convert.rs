@@ -1,0 +1,251 @@
+//! Protobuf to domain and back: a sender's message becomes an [`Incoming`] (a malformed body is
+//! that message's rejection), a logged body becomes the protobuf other components read, and a
+//! rejection becomes its answer on the stream.
+
+use chargemesh_kit::Error;
+use chargemesh_kit::paging::{decode_token, encode_token};
+use chargemesh_kit::time::{from_timestamp, to_timestamp};
+use chargemesh_proto::regulator::v2 as reg;
+use chargemesh_proto::telemetry::v1 as pb;
+
+use crate::domain::{self, AlarmSeverity, Body, ConnectorState, Incoming, Rejection};
+use crate::store::StatusChange;
+
+pub fn state_of(v: i32) -> Result<ConnectorState, Rejection> {
+    Ok(match pb::ConnectorState::try_from(v) {
+        Ok(pb::ConnectorState::Offline) => ConnectorState::Offline,
+        Ok(pb::ConnectorState::Idle) => ConnectorState::Idle,
+        Ok(pb::ConnectorState::OccupiedNotCharging) => ConnectorState::OccupiedNotCharging,
+        Ok(pb::ConnectorState::Charging) => ConnectorState::Charging,
+        Ok(pb::ConnectorState::Reserved) => ConnectorState::Reserved,
+        Ok(pb::ConnectorState::Fault) => ConnectorState::Fault,
+        _ => return Err(Rejection::invalid("status.state must be set")),
+    })
+}
+
+pub fn state_to_pb(state: ConnectorState) -> pb::ConnectorState {
+    match state {
+        ConnectorState::Offline => pb::ConnectorState::Offline,
+        ConnectorState::Idle => pb::ConnectorState::Idle,
+        ConnectorState::OccupiedNotCharging => pb::ConnectorState::OccupiedNotCharging,
+        ConnectorState::Charging => pb::ConnectorState::Charging,
+        ConnectorState::Reserved => pb::ConnectorState::Reserved,
+        ConnectorState::Fault => pb::ConnectorState::Fault,
+    }
+}
+
+/// Translates a protobuf message; a malformed body becomes that message's rejection.
+pub fn incoming(msg: pb::TelemetryMessage) -> Incoming {
+    use pb::telemetry_message::Body as B;
+    let body = match msg.body {
+        Some(B::Status(s)) => state_of(s.state).map(|state| Body::Status {
+            state,
+            fault_code: s.fault_code.trim().to_owned(),
+            fault_text: s.fault_text.trim().to_owned(),
+        }),
+        Some(B::Heartbeat(_)) => Ok(Body::Heartbeat),
+        Some(B::Meter(m)) => domain::parse_energy(&m.energy_kwh).map(|energy_kwh| Body::Meter {
+            energy_kwh,
+            power_kw: m.power_kw,
+            voltage: m.voltage,
+            current: m.current,
+            soc_percent: (m.soc_percent >= 0.0).then_some(m.soc_percent),
+        }),
+        Some(B::Alarm(a)) => match pb::AlarmSeverity::try_from(a.severity) {
+            Ok(pb::AlarmSeverity::Info) => Ok(AlarmSeverity::Info),
+            Ok(pb::AlarmSeverity::Warning) => Ok(AlarmSeverity::Warning),
+            Ok(pb::AlarmSeverity::Critical) => Ok(AlarmSeverity::Critical),
+            _ => Err(Rejection::invalid("alarm.severity must be set")),
+        }
+        .map(|severity| Body::Alarm {
+            code: a.code.trim().to_owned(),
+            severity,
+            text: a.text.trim().to_owned(),
+        }),
+        Some(B::Link(l)) => Ok(Body::Link {
+            link_id: l.link_id.trim().to_owned(),
+            iccid: l.iccid.trim().to_owned(),
+            up: l.up,
+            traffic_mb_24h: l.traffic_mb_24h,
+        }),
+        Some(B::SessionStart(m)) => {
+            parse_register("session_start.meter_start_kwh", &m.meter_start_kwh).map(
+                |meter_start_kwh| Body::SessionStart {
+                    order_id: m.order_id.trim().to_owned(),
+                    authorization_ref: m.authorization_ref.trim().to_owned(),
+                    meter_start_kwh,
+                    connector_checked: m.connector_checked,
+                    charging_confirmed: m.charging_confirmed,
+                },
+            )
+        }
+        Some(B::SessionEnd(m)) => parse_register("session_end.meter_stop_kwh", &m.meter_stop_kwh)
+            .map(|meter_stop_kwh| Body::SessionEnd {
+                order_id: m.order_id.trim().to_owned(),
+                meter_stop_kwh,
+                stop_reason: m.stop_reason,
+                end_confirmed: m.end_confirmed,
+                physically_separated: m.physically_separated,
+            }),
+        None => Err(Rejection::invalid("the message has no body")),
+    };
+    Incoming {
+        sequence: msg.sequence,
+        operator_id: msg.operator_id.trim().to_owned(),
+        pile_id: msg.pile_id.trim().to_owned(),
+        connector_id: msg.connector_id.trim().to_owned(),
+        observed_at: msg.observe_time.as_ref().and_then(from_timestamp),
+        body,
+    }
+}
+
+fn parse_register(field: &str, value: &str) -> Result<rust_decimal::Decimal, Rejection> {
+    use std::str::FromStr;
+    rust_decimal::Decimal::from_str(value.trim())
+        .map_err(|_| Rejection::invalid(format!("{field} must be a decimal such as 1234.567")))
+}
+
+/// A logged message in its protobuf form, for the components that read the log.
+pub fn body_to_pb(body: &Body) -> pb::telemetry_message::Body {
+    use pb::telemetry_message::Body as B;
+    match body.clone() {
+        Body::Status {
+            state,
+            fault_code,
+            fault_text,
+        } => B::Status(pb::ConnectorStatus {
+            state: state_to_pb(state) as i32,
+            fault_code,
+            fault_text,
+        }),
+        Body::Heartbeat => B::Heartbeat(pb::Heartbeat {}),
+        Body::Meter {
+            energy_kwh,
+            power_kw,
+            voltage,
+            current,
+            soc_percent,
+        } => B::Meter(pb::MeterSample {
+            energy_kwh: energy_kwh.to_string(),
+            power_kw,
+            voltage,
+            current,
+            soc_percent: soc_percent.unwrap_or(-1.0),
+        }),
+        Body::Alarm {
+            code,
+            severity,
+            text,
+        } => B::Alarm(pb::Alarm {
+            code,
+            severity: (match severity {
+                AlarmSeverity::Info => pb::AlarmSeverity::Info,
+                AlarmSeverity::Warning => pb::AlarmSeverity::Warning,
+                AlarmSeverity::Critical => pb::AlarmSeverity::Critical,
+            }) as i32,
+            text,
+        }),
+        Body::Link {
+            link_id,
+            iccid,
+            up,
+            traffic_mb_24h,
+        } => B::Link(pb::LinkState {
+            link_id,
+            iccid,
+            up,
+            traffic_mb_24h,
+        }),
+        Body::SessionStart {
+            order_id,
+            authorization_ref,
+            meter_start_kwh,
+            connector_checked,
+            charging_confirmed,
+        } => B::SessionStart(pb::SessionStart {
+            order_id,
+            authorization_ref,
+            meter_start_kwh: meter_start_kwh.to_string(),
+            connector_checked,
+            charging_confirmed,
+        }),
+        Body::SessionEnd {
+            order_id,
+            meter_stop_kwh,
+            stop_reason,
+            end_confirmed,
+            physically_separated,
+        } => B::SessionEnd(pb::SessionEnd {
+            order_id,
+            meter_stop_kwh: meter_stop_kwh.to_string(),
+            stop_reason,
+            end_confirmed,
+            physically_separated,
+        }),
+    }
+}
+
+pub fn rejection(sequence: u64, r: &Rejection) -> pb::ConnectResponse {
+    pb::ConnectResponse {
+        body: Some(pb::connect_response::Body::Rejection(pb::Rejection {
+            sequence,
+            code: code_name(r.code),
+            reason: r.reason.clone(),
+        })),
+    }
+}
+
+/// A gRPC code as its canonical name: `PermissionDenied` -> `PERMISSION_DENIED`.
+fn code_name(code: tonic::Code) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// The T/CEC 102 ConnectorStatusInfo.Status code of a state (`chargemesh_cec::status`).
+pub fn cec_code(state: ConnectorState) -> i32 {
+    chargemesh_cec::status::code_of(state_to_pb(state)).unwrap_or_default()
+}
+
+/// A status-log cursor as the opaque token clients pass back.
+pub fn encode_cursor(cursor: i64) -> String {
+    encode_token(&[&cursor.to_string()])
+}
+
+pub fn decode_cursor(token: &str) -> Result<i64, Error> {
+    let bad = || Error::bad_field("cursor", "is not a cursor this service issued");
+    match decode_token(token, 1)? {
+        Some(parts) => parts[0].parse().map_err(|_| bad()),
+        None => Err(bad()),
+    }
+}
+
+/// A status change as the regulator reads it; its T/CEC 102 code from the one mapping.
+pub fn change_to_pb(c: &StatusChange) -> reg::StatusChange {
+    reg::StatusChange {
+        cursor: encode_cursor(c.cursor),
+        status: Some(reg::ConnectorStatusInfo {
+            operator_id: c.operator_id.clone(),
+            station_id: c.station_id.clone(),
+            pile_id: c.pile_id.clone(),
+            connector_id: c.connector_id.clone(),
+            state: state_to_pb(c.state) as i32,
+            cec_status: cec_code(c.state),
+            fault_code: c.fault_code.clone(),
+            fault_text: c.fault_text.clone(),
+            change_time: Some(to_timestamp(c.changed_at)),
+            last_seen_time: None,
+            area_code: c.area_code.clone(),
+        }),
+        previous_state: c
+            .previous
+            .map(|p| state_to_pb(p) as i32)
+            .unwrap_or_default(),
+        origin: c.origin.clone(),
+    }
+}

@@ -1,0 +1,150 @@
+//! Telemetry: the streaming ingest every pile protocol feeds (acknowledged only after the
+//! durable log commits, deduplicated by sender and sequence), liveness (REQ MON-1), the live
+//! status and its commit-ordered log, pile commands, trial-operation days (REQ BASE-2), and the
+//! regulator's status views (`chargemesh.regulator.v2.StatusService`).
+//!
+//! It reads the registry from the asset component over the mesh (cached, reloaded on the asset
+//! component's `registry` events), tells the asset component when a filed station is connected
+//! by its first report, and serves the trial-operation days the asset component's commissioning
+//! asks for. It imports nothing of the asset crate.
+
+pub mod commands;
+pub mod convert;
+pub mod domain;
+pub mod feed;
+pub mod grpc;
+pub mod ingest;
+pub mod liveness;
+pub mod publish;
+pub mod registry;
+pub mod regulator;
+pub mod retention;
+pub mod store;
+pub mod trial;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use chargemesh_kit::component::{self, Component, ComponentError, Context};
+use chargemesh_kit::config::ServiceConfig;
+
+pub use feed::ChangeFeed;
+pub use ingest::Telemetry;
+pub use regulator::StatusApi;
+
+/// How telemetry behaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    /// REQ MON-1: a connector silent this long becomes offline.
+    pub offline_after_seconds: u64,
+    /// How often silence is checked, in milliseconds.
+    pub sweep_interval_ms: u64,
+    /// The most messages one batch may carry.
+    pub max_batch: usize,
+    /// How often waiting pile commands are delivered to the streams of this process, in
+    /// milliseconds.
+    pub command_interval_ms: u64,
+    /// How often closed trial-operation days are computed and published, in milliseconds.
+    pub trial_publish_interval_ms: u64,
+    /// How long a cached operator registry is used before it is read again, in seconds (changes
+    /// announced on the bus reload it at once).
+    pub registry_ttl_s: u64,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            offline_after_seconds: 180,
+            sweep_interval_ms: 15_000,
+            max_batch: 1_000,
+            command_interval_ms: 500,
+            trial_publish_interval_ms: 60_000,
+            registry_ttl_s: 30,
+        }
+    }
+}
+
+/// The telemetry component's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    #[serde(flatten)]
+    pub service: ServiceConfig,
+    /// The mesh URL of the asset component: the registry.
+    pub asset_url: String,
+    #[serde(flatten)]
+    pub settings: TelemetrySettings,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            service: ServiceConfig::for_service("telemetry", 7006),
+            asset_url: "https://127.0.0.1:7001".into(),
+            settings: TelemetrySettings::default(),
+        }
+    }
+}
+
+/// Builds the telemetry component: its database, the registry cache, the ingest with its
+/// writer, the regulator's status views, liveness, command delivery, trial publishing and the
+/// purge.
+pub async fn build(config: &TelemetryConfig, ctx: &Context) -> Result<Component, ComponentError> {
+    let db =
+        component::open_database("telemetry", &config.service.database, store::MIGRATIONS).await?;
+    let store = store::for_database(&db);
+    let asset = registry::AssetClient::new(component::mesh_channel(
+        &config.service.tls,
+        &config.asset_url,
+    )?);
+    let settings = config.settings.clone();
+    let registry = Arc::new(registry::Registry::new(
+        asset,
+        Duration::from_secs(settings.registry_ttl_s),
+    ));
+    let latest = store
+        .latest_cursor()
+        .await
+        .map_err(|source| ComponentError::Database {
+            component: "telemetry",
+            source,
+        })?;
+    let feed = ChangeFeed::new(latest, ctx.bus.clone());
+    let telemetry = Telemetry::new(
+        store.clone(),
+        registry.clone(),
+        ctx.clock.clone(),
+        feed.clone(),
+        settings.clone(),
+    );
+    let status = StatusApi::new(store, registry.clone(), feed.clone());
+    let (records, purge) = component::retention(
+        &db,
+        retention::RECORDS,
+        retention::LOGS,
+        &ctx.clock,
+        &config.service,
+    );
+    Ok(Component::new("telemetry", &config.service)
+        .serve(telemetry.clone().into_server())
+        .await
+        .serve(status.into_server())
+        .await
+        .serve(retention::TelemetryRecordsApi::new(records, ctx.clock.clone()).into_server())
+        .await
+        .spawn(purge)
+        .spawn(telemetry.spawn_liveness())
+        .spawn(
+            telemetry.spawn_command_delivery(Duration::from_millis(settings.command_interval_ms)),
+        )
+        .spawn(
+            telemetry
+                .spawn_trial_publisher(Duration::from_millis(settings.trial_publish_interval_ms)),
+        )
+        .spawn(feed.follow_bus())
+        .spawn(registry.follow_changes(ctx.bus.clone()))
+        .with_database(db))
+}

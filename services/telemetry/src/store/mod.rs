@@ -1,0 +1,193 @@
+//! Persistence of telemetry: the durable log with deduplication, the live status of every
+//! connector, and the gapless, commit-ordered log of status changes. The statements run
+//! unchanged on PostgreSQL and SQLite.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use chargemesh_kit::db::StoreError;
+
+use rust_decimal::Decimal;
+
+use chargemesh_kit::db::{Database, Migrations};
+
+use crate::domain::{Body, ConnectorState, Report};
+use crate::trial::{Timeline, TrialDay};
+
+mod sql;
+
+pub use sql::{PgTelemetryStore, SqliteTelemetryStore};
+
+/// Where a status change came from.
+pub const ORIGIN_TELEMETRY: &str = "telemetry";
+/// A change derived from silence (REQ MON-1).
+pub const ORIGIN_LIVENESS: &str = "liveness";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub cursor: i64,
+    pub operator_id: String,
+    pub station_id: String,
+    pub pile_id: String,
+    pub connector_id: String,
+    pub area_code: String,
+    pub state: ConnectorState,
+    pub previous: Option<ConnectorState>,
+    pub fault_code: String,
+    pub fault_text: String,
+    pub origin: String,
+    pub changed_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveStatus {
+    pub operator_id: String,
+    pub station_id: String,
+    pub pile_id: String,
+    pub connector_id: String,
+    pub state: ConnectorState,
+    pub fault_code: String,
+    pub fault_text: String,
+    pub origin: String,
+    pub changed_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// What appending a batch did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppendOutcome {
+    /// (sender, sequence) stored now; the others were stored before (resends).
+    pub stored: Vec<(String, u64)>,
+    pub changes: Vec<StatusChange>,
+    /// Senders whose connector spoke while marked offline by silence: they should resync.
+    pub resync: std::collections::HashSet<String>,
+}
+
+/// A command for a pile as it waits for delivery; `command` is the encoded `PileCommand`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct QueuedCommand {
+    pub command_id: String,
+    pub operator_id: String,
+    pub station_id: String,
+    pub pile_id: String,
+    pub command: Vec<u8>,
+    pub queued_at: DateTime<Utc>,
+}
+
+/// One accepted message as the log keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logged {
+    pub sequence: i64,
+    pub operator_id: String,
+    pub station_id: String,
+    pub pile_id: String,
+    pub connector_id: String,
+    pub observed_at: DateTime<Utc>,
+    pub body: Body,
+}
+
+#[tonic::async_trait]
+pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Appends the reports (of one or several senders) and applies them to the live status, in
+    /// one transaction.
+    async fn append(
+        &self,
+        reports: &[Report],
+        now: DateTime<Utc>,
+    ) -> Result<AppendOutcome, StoreError>;
+    /// Marks offline every connector not heard from since `cutoff` (REQ MON-1).
+    async fn sweep_offline(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StatusChange>, StoreError>;
+    /// Status changes after `cursor`, optionally within an area prefix, in cursor order.
+    async fn changes_after(
+        &self,
+        cursor: i64,
+        area_prefix: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StatusChange>, StoreError>;
+    /// The cursor of the newest committed change.
+    async fn latest_cursor(&self) -> Result<i64, StoreError>;
+    /// How many connectors are in each live state (states with none are left out).
+    async fn count_by_state(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The live status of a station's connectors that have reported.
+    async fn station_status(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+    ) -> Result<Vec<LiveStatus>, StoreError>;
+    /// Each connector's state at `start` (its last change before) and its changes in
+    /// `[start, end)` in order.
+    async fn timelines(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, Timeline>, StoreError>;
+    /// Meter register readings per pile and connector in `[start, end)`, in observation order.
+    async fn meter_registers(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<BTreeMap<(String, String), Vec<Decimal>>, StoreError>;
+    /// Up to `limit` entries of the log after `after`, in sequence order, keeping those of the
+    /// `kinds` given (all when empty); with the last sequence scanned, where a reader resumes.
+    async fn log_after(
+        &self,
+        after: i64,
+        kinds: &[String],
+        limit: u32,
+    ) -> Result<(Vec<Logged>, i64), StoreError>;
+    /// Keeps a command for a pile until it is delivered.
+    async fn queue_command(&self, command: &QueuedCommand) -> Result<(), StoreError>;
+    /// Commands not yet delivered, oldest first.
+    async fn pending_commands(&self, limit: u32) -> Result<Vec<QueuedCommand>, StoreError>;
+    /// Marks a command delivered; `false` when it was already.
+    async fn mark_delivered(&self, command_id: &str, at: DateTime<Utc>)
+    -> Result<bool, StoreError>;
+    /// REQ MON-8: the link reports of a station in `[start, end)`, in observation order:
+    /// (pile, observed at, body).
+    async fn link_reports(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>, Body)>, StoreError>;
+    /// Publishes a trial day; `false` when it was published before.
+    async fn publish_trial_day(
+        &self,
+        day: &TrialDay,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// A station's published trial days, oldest first.
+    async fn trial_days(
+        &self,
+        operator_id: &str,
+        station_id: &str,
+    ) -> Result<Vec<TrialDay>, StoreError>;
+}
+
+pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The telemetry component's migrations for [`Database::migrate`].
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: &POSTGRES_MIGRATIONS,
+    sqlite: &SQLITE_MIGRATIONS,
+};
+
+/// The store for a migrated database's backend.
+pub fn for_database(database: &Database) -> std::sync::Arc<dyn TelemetryStore> {
+    match database {
+        Database::Postgres(pool) => std::sync::Arc::new(PgTelemetryStore::new(pool.clone())),
+        Database::Sqlite(pool) => std::sync::Arc::new(SqliteTelemetryStore::new(pool.clone())),
+    }
+}
