@@ -226,7 +226,9 @@ mod tests {
             chargemesh_kit::config::load_from(Some(&readme[start..end]), []).expect("loads");
         assert_eq!(cfg.reporting.service.listen, "127.0.0.1:7005");
         assert_eq!(cfg.reporting.service.database.schema, "reporting");
-        assert_eq!(cfg.gateway.upstreams["telemetry"], "https://127.0.0.1:7001");
+        assert_eq!(cfg.gateway.upstreams["telemetry"], "https://127.0.0.1:7006");
+        assert_eq!(cfg.telemetry.asset_url, "https://127.0.0.1:7001");
+        assert_eq!(cfg.reporting.telemetry_url, "https://127.0.0.1:7006");
         assert_eq!(cfg.events.url, "redis://127.0.0.1:6379");
         assert_eq!(cfg.dispatch.asset_url, "https://127.0.0.1:7001");
         assert_eq!(cfg.gateway.upstreams["dispatch"], "https://127.0.0.1:7002");

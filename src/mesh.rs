@@ -323,6 +323,52 @@ mod tests {
     use super::*;
 
     #[test]
+    fn up_layers_the_configuration_file_and_the_environment_over_the_embedded_defaults() {
+        let dir = std::env::temp_dir().join(format!("cm-up-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("mesh.toml");
+        let peers = include_str!("../deploy/examples/peers.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[telemetry]\noffline_after_seconds = 600\n\n[gateway.cec]\n\
+                 listen = \"127.0.0.1:0\"\noperator_id = \"MA01H3BQ2\"\n\n{peers}"
+            ),
+        )
+        .expect("file");
+        let env = [(
+            "CHARGEMESH_DISPATCH__DEADLINE_INTERVAL_MS".to_owned(),
+            "250".to_owned(),
+        )];
+        let opts = EmbeddedOptions::load(&dir, &[file.as_path()], env).expect("loads");
+        let c = &opts.config;
+        assert_eq!(c.telemetry.settings.offline_after_seconds, 600, "the file");
+        assert_eq!(c.dispatch.deadline_interval_ms, 250, "the environment");
+        assert_eq!(c.gateway.cec.operator_id, "MA01H3BQ2");
+        assert_eq!(c.gateway.cec.peers.len(), 1, "T/CEC peers from the file");
+        assert_eq!(c.reporting.cec_push.peers.len(), 1, "pushes from the file");
+        // The embedded defaults stand where the file says nothing.
+        assert_eq!(c.asset.service.listen, "127.0.0.1:0");
+        assert!(
+            c.telemetry
+                .service
+                .database
+                .url
+                .expose()
+                .starts_with("sqlite:")
+        );
+        assert!(
+            c.telemetry
+                .service
+                .tls
+                .cert_file
+                .starts_with(dir.join("pki"))
+        );
+        assert!(c.gateway.jwt.is_some());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn the_binary_runs_the_components_the_gateway_routes_to() {
         let names: Vec<&str> = COMPONENTS.iter().map(|c| c.name).collect();
         assert_eq!(names, chargemesh_gateway::routes::COMPONENTS);

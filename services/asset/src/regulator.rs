@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use chargemesh_kit::area::area_prefix;
 use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::paging::{decode_token, encode_token};
 use chargemesh_kit::server::principal;
-use chargemesh_kit::tenancy::PLATFORM_ADMIN;
+use chargemesh_kit::tenancy::regulator_scope;
 use chargemesh_kit::time::from_timestamp;
 use chargemesh_kit::{Error, Principal};
 use chargemesh_proto::regulator::v2 as pb;
@@ -26,18 +25,6 @@ pub struct RegistryApi {
     store: Arc<dyn AssetStore>,
     /// What is published is as of now: the price board in force.
     clock: SharedClock,
-}
-
-/// The area a caller may see: `Some(prefix)` for a regulator, `None` for everything.
-fn area_scope(p: &Principal) -> Result<Option<String>, Error> {
-    match p {
-        Principal::Regulator { area_code } => Ok(Some(area_prefix(area_code).to_owned())),
-        Principal::Service { .. } => Ok(None),
-        Principal::Staff {
-            operator_id: None, ..
-        } if p.has_role(PLATFORM_ADMIN) => Ok(None),
-        _ => Err(Error::PermissionDenied(format!("{p} is not a regulator"))),
-    }
 }
 
 impl RegistryApi {
@@ -65,7 +52,7 @@ impl RegistryApi {
         p: &Principal,
         req: pb::ListStationsRequest,
     ) -> Result<pb::ListStationsResponse, Error> {
-        let scope = area_scope(p)?;
+        let scope = regulator_scope(p)?;
         let limit = match req.page_size {
             n if n < 0 => return Err(Error::bad_field("page_size", "must not be negative")),
             0 => 20,

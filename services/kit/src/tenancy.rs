@@ -84,6 +84,22 @@ pub fn decide(principal: &Principal, target: Target<'_>, access: Access) -> Deci
     }
 }
 
+/// The area a caller of the regulator's views may see: `Some(prefix)` for a regulator (the
+/// prefix its area's codes start with), `None` for everything (mesh services and the platform's
+/// administrators); anyone else is no regulator.
+pub fn regulator_scope(p: &Principal) -> Result<Option<String>, crate::Error> {
+    match p {
+        Principal::Regulator { area_code } => Ok(Some(area_prefix(area_code).to_owned())),
+        Principal::Service { .. } => Ok(None),
+        Principal::Staff {
+            operator_id: None, ..
+        } if p.has_role(PLATFORM_ADMIN) => Ok(None),
+        _ => Err(crate::Error::PermissionDenied(format!(
+            "{p} is not a regulator"
+        ))),
+    }
+}
+
 /// The part of a listing a principal may see.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListScope {

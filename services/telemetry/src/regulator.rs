@@ -10,9 +10,8 @@ use rust_decimal::Decimal;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use chargemesh_kit::area::area_prefix;
 use chargemesh_kit::server::principal;
-use chargemesh_kit::tenancy::PLATFORM_ADMIN;
+use chargemesh_kit::tenancy::regulator_scope;
 use chargemesh_kit::time::{from_timestamp, to_timestamp};
 use chargemesh_kit::{Error, Principal};
 use chargemesh_proto::regulator::v2 as pb;
@@ -35,18 +34,6 @@ pub struct StatusApi {
     store: Arc<dyn TelemetryStore>,
     registry: Arc<Registry>,
     feed: ChangeFeed,
-}
-
-/// The area a caller may see: `Some(prefix)` for a regulator, `None` for everything.
-fn area_scope(p: &Principal) -> Result<Option<String>, Error> {
-    match p {
-        Principal::Regulator { area_code } => Ok(Some(area_prefix(area_code).to_owned())),
-        Principal::Service { .. } => Ok(None),
-        Principal::Staff {
-            operator_id: None, ..
-        } if p.has_role(PLATFORM_ADMIN) => Ok(None),
-        _ => Err(Error::PermissionDenied(format!("{p} is not a regulator"))),
-    }
 }
 
 fn trial_day_to_pb(d: &TrialDay) -> pb::TrialOperationDay {
@@ -119,7 +106,7 @@ impl StatusApi {
         operator_id: &str,
         station_id: &str,
     ) -> Result<(Arc<OperatorIndex>, StationRef), Error> {
-        let scope = area_scope(p)?;
+        let scope = regulator_scope(p)?;
         self.visible_station(scope.as_deref(), operator_id, station_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("station {operator_id}/{station_id}")))
@@ -210,7 +197,7 @@ impl StatusApi {
         p: &Principal,
         req: pb::GetStationStatusRequest,
     ) -> Result<pb::GetStationStatusResponse, Error> {
-        let scope = area_scope(p)?;
+        let scope = regulator_scope(p)?;
         if req.stations.is_empty() || req.stations.len() > MAX_STATIONS {
             return Err(Error::bad_field(
                 "stations",
@@ -303,7 +290,7 @@ impl StatusService for StatusApi {
         request: Request<pb::WatchStatusChangesRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let p = principal(&request)?;
-        let scope = area_scope(&p)?;
+        let scope = regulator_scope(&p)?;
         let req = request.into_inner();
         let mut cursor = if req.cursor.is_empty() && req.from_start {
             0
