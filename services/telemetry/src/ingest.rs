@@ -133,7 +133,7 @@ pub struct Telemetry {
     pub(crate) feed: ChangeFeed,
     pub(crate) settings: TelemetrySettings,
     writer: Writer,
-    pub(crate) streams: Arc<crate::commands::Streams>,
+    pub(crate) streams: Arc<crate::streams::Streams>,
 }
 
 impl Telemetry {
@@ -160,7 +160,7 @@ impl Telemetry {
         &self.store
     }
 
-    pub(crate) fn streams(&self) -> &Arc<crate::commands::Streams> {
+    pub(crate) fn streams(&self) -> &Arc<crate::streams::Streams> {
         &self.streams
     }
 

@@ -20,6 +20,7 @@ pub mod registry;
 pub mod regulator;
 pub mod retention;
 pub mod store;
+pub mod streams;
 pub mod trial;
 
 use std::sync::Arc;
