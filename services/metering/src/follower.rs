@@ -1,5 +1,6 @@
-//! Orders from the telemetry stream (REQ SETTLE-1): metering reads the asset component's durable
-//! telemetry log from where it stopped — session starts, meter samples, session ends — keeps each
+//! Orders from the telemetry stream (REQ SETTLE-1): metering reads the telemetry component's
+//! durable log from where it stopped (the log is numbered in commit order, so nothing that
+//! commits later is behind the position) — session starts, meter samples, session ends — keeps each
 //! running session in its database and, when a session ends, settles and records its order.
 //! Reading the log again after a crash makes nothing twice: session ids come from the log, a
 //! resent sample is ignored and an order already recorded is left as it is.
@@ -20,8 +21,8 @@ use crate::domain::order::ChargingSteps;
 use crate::domain::session::{Ending, OpenSession, Origin};
 use crate::engine::Engine;
 
-/// The name of the log position metering keeps.
-const LOG: &str = "telemetry-log";
+/// The name of the log position metering keeps in the telemetry component's log.
+const LOG: &str = "telemetry-component-log";
 const KINDS: [&str; 3] = ["session_start", "meter", "session_end"];
 /// Who recorded orders assembled from telemetry.
 const RECORDER: &str = "telemetry";

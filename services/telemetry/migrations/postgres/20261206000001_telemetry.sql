@@ -38,9 +38,11 @@ END;
 $$;
 
 -- telemetry_log is the durable, append-only record of every accepted message;
--- (source, source_sequence) deduplicates resends.
+-- (source, source_sequence) deduplicates resends. Its sequence is numbered in commit order from
+-- the counter row, taken last and held to the commit (as the status changes are), so a reader
+-- that resumes after a sequence misses nothing that commits later, whatever the writers.
 CREATE TABLE telemetry_log (
-    sequence        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sequence        BIGINT PRIMARY KEY,
     source          TEXT NOT NULL,
     source_sequence BIGINT NOT NULL,
     operator_id     TEXT NOT NULL,
@@ -101,7 +103,7 @@ CREATE TABLE counters (
     name  TEXT PRIMARY KEY,
     value BIGINT NOT NULL
 );
-INSERT INTO counters (name, value) VALUES ('status_changes', 0);
+INSERT INTO counters (name, value) VALUES ('telemetry_log', 0), ('status_changes', 0);
 
 -- Trial-operation data (REQ BASE-2): one published record per station and local day.
 CREATE TABLE trial_days (

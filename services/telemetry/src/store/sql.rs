@@ -73,13 +73,21 @@ impl Placeholders {
     }
 }
 
-/// A multi-row insert of `rows` log entries that returns the entries actually stored.
+/// A multi-row insert of `rows` log entries with their sequences.
 fn insert_log_sql(p: Placeholders, rows: usize) -> String {
     format!(
         "INSERT INTO telemetry_log \
-         (source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) \
-         VALUES {} ON CONFLICT (source, source_sequence) DO NOTHING RETURNING source, source_sequence",
-        p.rows(rows, 10)
+         (sequence, source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) \
+         VALUES {}",
+        p.rows(rows, 11)
+    )
+}
+
+/// Which of `rows` (sender, sequence) pairs the log holds already.
+fn existing_sql(p: Placeholders, rows: usize) -> String {
+    format!(
+        "SELECT source, source_sequence FROM telemetry_log WHERE (source, source_sequence) IN (VALUES {})",
+        p.rows(rows, 2)
     )
 }
 
@@ -94,8 +102,12 @@ fn touch_sql(p: Placeholders, connectors: usize) -> String {
         p.list(3, connectors)
     )
 }
-const ALLOCATE: &str =
-    "UPDATE counters SET value = value + $1 WHERE name = 'status_changes' RETURNING value";
+/// Takes `$1` numbers from a counter row (`$2`); the row stays locked to the commit, so numbers
+/// follow commit order. Counters are always taken in the same order: the log's, then the status
+/// changes'.
+const ALLOCATE: &str = "UPDATE counters SET value = value + $1 WHERE name = $2 RETURNING value";
+const LOG_COUNTER: &str = "telemetry_log";
+const STATUS_COUNTER: &str = "status_changes";
 const SILENT: &str = "SELECT operator_id, connector_id, state FROM connector_status \
     WHERE state <> 'offline' AND last_seen_at < $1 ORDER BY operator_id, connector_id LIMIT 10000";
 const SILENCE: &str = "UPDATE connector_status SET state = 'offline', origin = 'liveness', fault_code = '', fault_text = '', changed_at = $5 \
@@ -132,7 +144,7 @@ fn per_connector(reports: &[Report]) -> BTreeMap<(&str, &str), Vec<&Report>> {
 }
 
 macro_rules! sql_telemetry_store {
-    ($store:ident, $db:ty, $placeholders:expr, $insert_log:path) => {
+    ($store:ident, $db:ty, $placeholders:expr, $existing:path, $insert_log:path) => {
         impl $store {
             async fn allocate_and_record(
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -144,6 +156,7 @@ macro_rules! sql_telemetry_store {
                 // The counter row is taken last and held to the commit: cursors follow commit order.
                 let last: i64 = sqlx::query_scalar(ALLOCATE)
                     .bind(changes.len() as i64)
+                    .bind(STATUS_COUNTER)
                     .fetch_one(&mut **tx)
                     .await?;
                 let first = last - changes.len() as i64 + 1;
@@ -181,10 +194,16 @@ macro_rules! sql_telemetry_store {
                 use sqlx::Row as _;
                 let mut tx = self.pool.begin().await?;
                 let mut outcome = AppendOutcome::default();
-                let stored = $insert_log(&mut tx, reports, now).await?;
+                // Resends are what the log holds already; a resend racing its original on another
+                // replica fails the log insert below, and the writer tries again.
+                let held_before = $existing(&mut tx, reports).await?;
+                let mut batch_keys = std::collections::HashSet::new();
                 let fresh: Vec<Report> = reports
                     .iter()
-                    .filter(|r| stored.contains(&(r.source.clone(), r.sequence as i64)))
+                    .filter(|r| {
+                        let key = (r.source.clone(), r.sequence as i64);
+                        !held_before.contains(&key) && batch_keys.insert(key)
+                    })
                     .cloned()
                     .collect();
                 outcome.stored = fresh.iter().map(|r| (r.source.clone(), r.sequence)).collect();
@@ -311,6 +330,16 @@ macro_rules! sql_telemetry_store {
                         // Another writer made a connector's row first; the retry applies this batch.
                         return Err(StoreError::Conflict("a connector's first status".into()));
                     }
+                }
+                // Numbered last, in commit order: the log, then the status changes.
+                if !fresh.is_empty() {
+                    let last: i64 = sqlx::query_scalar(ALLOCATE)
+                        .bind(fresh.len() as i64)
+                        .bind(LOG_COUNTER)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let first = last - fresh.len() as i64 + 1;
+                    $insert_log(&mut tx, &fresh, first, now).await?;
                 }
                 Self::allocate_and_record(&mut tx, &mut outcome.changes).await?;
                 tx.commit().await?;
@@ -621,44 +650,73 @@ macro_rules! sql_telemetry_store {
     };
 }
 
-sql_telemetry_store!(
-    PgTelemetryStore,
-    sqlx::Postgres,
-    Placeholders::Numbered,
-    insert_log_postgres
-);
-sql_telemetry_store!(
-    SqliteTelemetryStore,
-    sqlx::Sqlite,
-    Placeholders::Positional,
-    insert_log_sqlite
-);
+/// (sender, sequence) pairs.
+type Keys = std::collections::HashSet<(String, i64)>;
 
-/// The (sender, sequence) pairs of `reports` stored now.
-type Stored = std::collections::HashSet<(String, i64)>;
+/// PostgreSQL: which of the reports the log holds, in one statement.
+async fn existing_postgres(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    reports: &[Report],
+) -> Result<Keys, StoreError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT t.source, t.source_sequence FROM telemetry_log t \
+         JOIN UNNEST($1::text[], $2::bigint[]) AS u(s, q) ON t.source = u.s AND t.source_sequence = u.q",
+    )
+    .bind(reports.iter().map(|r| r.source.as_str()).collect::<Vec<&str>>())
+    .bind(reports.iter().map(|r| r.sequence as i64).collect::<Vec<i64>>())
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
 
-/// PostgreSQL: the whole batch as ten arrays in one statement that stays prepared, whatever the
-/// batch size. One statement also means one round trip: sqlx 0.9.0 sets no TCP_NODELAY (its
-/// issue #4335), and over TCP each statement can wait for a delayed acknowledgement.
+/// SQLite: which of the reports the log holds, a chunk at a time.
+async fn existing_sqlite(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    reports: &[Report],
+) -> Result<Keys, StoreError> {
+    let mut held = Keys::new();
+    for chunk in reports.chunks(LOG_CHUNK) {
+        let sql = existing_sql(Placeholders::Positional, chunk.len());
+        let mut query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            query = query.bind(&r.source).bind(r.sequence as i64);
+        }
+        held.extend(query.fetch_all(&mut **tx).await?);
+    }
+    Ok(held)
+}
+
+/// A resend that committed meanwhile on another replica: the batch is applied again.
+fn raced(inserted: u64, expected: usize) -> Result<(), StoreError> {
+    if inserted < expected as u64 {
+        return Err(StoreError::Conflict("a report resent meanwhile".into()));
+    }
+    Ok(())
+}
+
+/// PostgreSQL: the whole batch as arrays in one statement that stays prepared, whatever the
+/// batch size, numbered from `first`. One statement also means one round trip.
 async fn insert_log_postgres(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     reports: &[Report],
+    first: i64,
     now: DateTime<Utc>,
-) -> Result<Stored, StoreError> {
+) -> Result<(), StoreError> {
     let bodies = reports
         .iter()
         .map(|r| serde_json::to_string(&r.body))
         .collect::<Result<Vec<String>, _>>()
         .map_err(|e| StoreError::Internal(e.to_string()))?;
     let column = |f: fn(&Report) -> &str| reports.iter().map(f).collect::<Vec<&str>>();
-    let rows: Vec<(String, i64)> = sqlx::query_as(
+    let inserted = sqlx::query(
         "INSERT INTO telemetry_log \
-         (source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) \
-         SELECT s, q, o, st, p, c, k, t, $10, b::jsonb \
-         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[]) \
-         AS u(s, q, o, st, p, c, k, t, b) \
-         ON CONFLICT (source, source_sequence) DO NOTHING RETURNING source, source_sequence",
+         (sequence, source, source_sequence, operator_id, station_id, pile_id, connector_id, kind, observed_at, received_at, body) \
+         SELECT n, s, q, o, st, p, c, k, t, $11, b::jsonb \
+         FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[]) \
+         AS u(n, s, q, o, st, p, c, k, t, b) \
+         ON CONFLICT (source, source_sequence) DO NOTHING",
     )
+    .bind((0..reports.len() as i64).map(|i| first + i).collect::<Vec<i64>>())
     .bind(column(|r| &r.source))
     .bind(reports.iter().map(|r| r.sequence as i64).collect::<Vec<i64>>())
     .bind(column(|r| &r.operator_id))
@@ -669,23 +727,29 @@ async fn insert_log_postgres(
     .bind(reports.iter().map(|r| r.observed_at).collect::<Vec<DateTime<Utc>>>())
     .bind(bodies)
     .bind(now)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().collect())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    raced(inserted, reports.len())
 }
 
-/// SQLite: multi-row inserts with positional parameters.
+/// SQLite: multi-row inserts with positional parameters, numbered from `first`.
 async fn insert_log_sqlite(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     reports: &[Report],
+    first: i64,
     now: DateTime<Utc>,
-) -> Result<Stored, StoreError> {
-    let mut stored = Stored::with_capacity(reports.len());
+) -> Result<(), StoreError> {
+    let mut sequence = first;
     for chunk in reports.chunks(LOG_CHUNK) {
-        let sql = insert_log_sql(Placeholders::Positional, chunk.len());
-        let mut query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql));
+        let sql = format!(
+            "{} ON CONFLICT (source, source_sequence) DO NOTHING",
+            insert_log_sql(Placeholders::Positional, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
             query = query
+                .bind(sequence)
                 .bind(&r.source)
                 .bind(r.sequence as i64)
                 .bind(&r.operator_id)
@@ -696,8 +760,24 @@ async fn insert_log_sqlite(
                 .bind(r.observed_at)
                 .bind(now)
                 .bind(sqlx::types::Json(&r.body));
+            sequence += 1;
         }
-        stored.extend(query.fetch_all(&mut **tx).await?);
+        raced(query.execute(&mut **tx).await?.rows_affected(), chunk.len())?;
     }
-    Ok(stored)
+    Ok(())
 }
+
+sql_telemetry_store!(
+    PgTelemetryStore,
+    sqlx::Postgres,
+    Placeholders::Numbered,
+    existing_postgres,
+    insert_log_postgres
+);
+sql_telemetry_store!(
+    SqliteTelemetryStore,
+    sqlx::Sqlite,
+    Placeholders::Positional,
+    existing_sqlite,
+    insert_log_sqlite
+);
