@@ -1,12 +1,15 @@
 //! The journal every record-keeping component keeps for reporting: one entry per change of a
 //! record, appended in the same transaction as the change, carrying a fact about the record as it
 //! now stands (`chargemesh.journal.v1`). Followers read it from a sequence through
-//! `JournalService/ReadJournal`, which this module serves for any component's database. Each
-//! component's migrations create the `journal` table:
+//! `JournalService/ReadJournal`, which this module serves for any component's database. The
+//! sequences are taken from a counter row that stays locked to the commit, so they follow commit
+//! order and a follower resuming after a sequence misses nothing. Each component's migrations
+//! create the tables:
 //!
 //! ```sql
-//! CREATE TABLE journal (sequence <identity>, entry_id TEXT UNIQUE, operator_id TEXT, kind TEXT,
-//!   subject_id TEXT, version BIGINT, recorded_at <time>, fact <bytes>);
+//! CREATE TABLE journal (sequence <integer key>, entry_id TEXT UNIQUE, operator_id TEXT,
+//!   kind TEXT, subject_id TEXT, version BIGINT, recorded_at <time>, fact <bytes>);
+//! CREATE TABLE journal_counter (value BIGINT NOT NULL);  -- one row
 //! ```
 
 use chrono::{DateTime, Utc};
@@ -62,13 +65,31 @@ impl Entry {
     }
 }
 
-const APPEND: &str = "INSERT INTO journal (entry_id, operator_id, kind, subject_id, version, recorded_at, fact) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// Takes the entries' sequences; the row stays locked until the transaction commits.
+const ALLOCATE: &str = "UPDATE journal_counter SET value = value + $1 RETURNING value";
+const APPEND_PG: &str = "INSERT INTO journal (sequence, entry_id, operator_id, kind, subject_id, version, recorded_at, fact) \
+    OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const APPEND_SQLITE: &str = "INSERT INTO journal (sequence, entry_id, operator_id, kind, subject_id, version, recorded_at, fact) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-/// Appends entries inside a PostgreSQL transaction.
+/// The first of `n` sequences, in commit order.
+fn first_of(last: i64, n: usize) -> i64 {
+    last - n as i64 + 1
+}
+
+/// Appends entries inside a PostgreSQL transaction; call it as late in the transaction as the
+/// change allows, as the counter row is held from here to the commit.
 pub async fn append_pg(conn: &mut sqlx::PgConnection, entries: &[Entry]) -> Result<(), StoreError> {
-    for e in entries {
-        sqlx::query(APPEND)
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let last: i64 = sqlx::query_scalar(ALLOCATE)
+        .bind(entries.len() as i64)
+        .fetch_one(&mut *conn)
+        .await?;
+    for (i, e) in entries.iter().enumerate() {
+        sqlx::query(APPEND_PG)
+            .bind(first_of(last, entries.len()) + i as i64)
             .bind(&e.entry_id)
             .bind(&e.operator_id)
             .bind(e.kind)
@@ -87,8 +108,16 @@ pub async fn append_sqlite(
     conn: &mut sqlx::SqliteConnection,
     entries: &[Entry],
 ) -> Result<(), StoreError> {
-    for e in entries {
-        sqlx::query(APPEND)
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let last: i64 = sqlx::query_scalar(ALLOCATE)
+        .bind(entries.len() as i64)
+        .fetch_one(&mut *conn)
+        .await?;
+    for (i, e) in entries.iter().enumerate() {
+        sqlx::query(APPEND_SQLITE)
+            .bind(first_of(last, entries.len()) + i as i64)
             .bind(&e.entry_id)
             .bind(&e.operator_id)
             .bind(e.kind)

@@ -1,7 +1,7 @@
 //! Follows the journals of dispatch, metering and complaints (`JournalService/ReadJournal`) into
-//! reporting's facts. Entries may commit out of sequence order, so each pass re-reads a window
-//! behind the position; the facts keep each record's greatest version, so reading an entry again
-//! changes nothing.
+//! reporting's facts. A journal is numbered in commit order, so each pass reads exactly what
+//! follows its position; the facts keep each record's greatest version, so reading an entry again
+//! (after a crash between keeping facts and the position) changes nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +13,6 @@ use chargemesh_proto::journal::v1::journal_service_client::JournalServiceClient;
 
 use crate::store::ReportingStore;
 
-/// How many sequences behind its position a pass starts, for entries that committed late.
-pub const REREAD_WINDOW: i64 = 256;
 const PAGE: i32 = 500;
 
 /// One pass over a journal: reads everything new and keeps it. Returns how many facts changed.
@@ -24,7 +22,7 @@ pub async fn pass(
     store: &dyn ReportingStore,
 ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
     let mut position = store.position(source).await?;
-    let mut after = (position - REREAD_WINDOW).max(0);
+    let mut after = position;
     let mut changed = 0;
     loop {
         let page = client
