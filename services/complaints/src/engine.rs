@@ -25,7 +25,7 @@ pub const BREACH_EVENT: &str = "chargemesh.complaints.deadline_breached";
 pub struct Engine {
     pub store: Arc<dyn ComplaintStore>,
     pub clock: SharedClock,
-    bus: SharedBus,
+    bus: chargemesh_kit::events::Publisher,
     dispatch: DispatchServiceClient<MeshChannel>,
     metering: MeteringServiceClient<MeshChannel>,
 }
@@ -41,7 +41,7 @@ impl Engine {
         Self {
             store,
             clock,
-            bus,
+            bus: chargemesh_kit::events::Publisher::spawn(bus, 1_024),
             dispatch: DispatchServiceClient::new(dispatch),
             metering: MeteringServiceClient::new(metering),
         }
@@ -180,9 +180,7 @@ impl Engine {
                     serde_json::to_vec(&payload).unwrap_or_default(),
                     now,
                 );
-                if let Err(error) = self.bus.publish(COMPLAINTS_TOPIC, &event).await {
-                    tracing::warn!(%error, "complaint breach not published");
-                }
+                self.bus.offer(COMPLAINTS_TOPIC, vec![event]);
             }
         }
         Ok(fired)

@@ -37,7 +37,7 @@ pub struct Engine {
     pub clock: SharedClock,
     assets: AssetServiceClient<MeshChannel>,
     telemetry: TelemetryServiceClient<MeshChannel>,
-    bus: SharedBus,
+    bus: chargemesh_kit::events::Publisher,
 }
 
 /// The station facts an order needs.
@@ -62,7 +62,7 @@ impl Engine {
             clock,
             assets: AssetServiceClient::new(assets),
             telemetry: TelemetryServiceClient::new(telemetry),
-            bus,
+            bus: chargemesh_kit::events::Publisher::spawn(bus, 1_024),
         }
     }
 
@@ -81,9 +81,7 @@ impl Engine {
             serde_json::to_vec(payload).unwrap_or_default(),
             self.clock.now(),
         );
-        if let Err(error) = self.bus.publish(DISPATCH_TOPIC, &event).await {
-            tracing::warn!(%error, kind, "dispatch event not published");
-        }
+        self.bus.offer(DISPATCH_TOPIC, vec![event]);
     }
 
     /// The zone and location of a station, from the asset registry.

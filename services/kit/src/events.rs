@@ -503,3 +503,64 @@ pub async fn connect(url: &str, prefix: &str) -> Result<SharedBus, BusError> {
         Ok(Arc::new(RedisBus::connect(url, prefix).await?))
     }
 }
+
+/// Publishes off the caller's path: `offer` never waits for the bus. Events queue (up to
+/// `capacity` batches) and a task publishes them in order, retrying with backoff while the bus
+/// is unreachable; when the queue is full the newest batch is dropped and counted
+/// (`chargemesh_bus_dropped_events`). For events that only wake consumers who can read the truth
+/// elsewhere (a log) — never for an event that is the only copy of anything.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    queue: tokio::sync::mpsc::Sender<(&'static str, Vec<EventEnvelope>)>,
+}
+
+impl Publisher {
+    pub fn spawn(bus: SharedBus, capacity: usize) -> Self {
+        let (queue, mut rx) =
+            tokio::sync::mpsc::channel::<(&'static str, Vec<EventEnvelope>)>(capacity.max(1));
+        tokio::spawn(async move {
+            let backlog = &crate::metrics::metrics().bus_backlog;
+            while let Some((topic, events)) = rx.recv().await {
+                let mut delay = Duration::from_millis(100);
+                loop {
+                    match bus.publish_all(topic, &events).await {
+                        Ok(()) => break,
+                        Err(error) => {
+                            tracing::warn!(%error, topic, waiting = rx.len(), "bus unreachable; events wait");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+                backlog.dec_by(events.len() as i64);
+            }
+        });
+        Self { queue }
+    }
+
+    /// Queues events for publishing; never waits.
+    pub fn offer(&self, topic: &'static str, events: Vec<EventEnvelope>) {
+        if events.is_empty() {
+            return;
+        }
+        let n = events.len() as i64;
+        match self.queue.try_send((topic, events)) {
+            Ok(()) => {
+                crate::metrics::metrics().bus_backlog.inc_by(n);
+            }
+            Err(_) => {
+                crate::metrics::metrics()
+                    .bus_dropped
+                    .get_or_create(&crate::metrics::TopicLabels {
+                        topic: topic.to_owned(),
+                    })
+                    .inc_by(n as u64);
+                tracing::warn!(
+                    topic,
+                    dropped = n,
+                    "the bus queue is full; events dropped, consumers will poll"
+                );
+            }
+        }
+    }
+}

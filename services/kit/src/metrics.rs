@@ -70,6 +70,12 @@ pub struct Metrics {
     pub sla_breaches: Family<RuleLabels, Counter>,
     pub push_backlog: Family<PeerLabels, Gauge>,
     pub bus_lag: TopicHistograms,
+    /// Events not published (the bus unreachable and the queue full); consumers poll instead.
+    pub bus_dropped: Family<TopicLabels, Counter>,
+    /// Events waiting to be published.
+    pub bus_backlog: Gauge,
+    /// Events a consumer could not read, parked in the dead-letter stream.
+    pub bus_dead_letters: Family<TopicLabels, Counter>,
 }
 
 struct Global {
@@ -89,6 +95,9 @@ fn global() -> &'static Global {
             sla_breaches: Family::default(),
             push_backlog: Family::default(),
             bus_lag: Family::new_with_constructor(lag),
+            bus_dropped: Family::default(),
+            bus_backlog: Gauge::default(),
+            bus_dead_letters: Family::default(),
         };
         let mut registry = Registry::with_prefix("chargemesh");
         registry.register(
@@ -130,6 +139,21 @@ fn global() -> &'static Global {
             "bus_lag_seconds",
             "time from an event being raised to its delivery to a consumer, by topic",
             metrics.bus_lag.clone(),
+        );
+        registry.register(
+            "bus_dropped_events",
+            "events not published because the bus was unreachable and the queue full, by topic",
+            metrics.bus_dropped.clone(),
+        );
+        registry.register(
+            "bus_publish_backlog",
+            "events waiting to be published to the bus",
+            metrics.bus_backlog.clone(),
+        );
+        registry.register(
+            "bus_dead_letters",
+            "events no consumer could read, parked in the dead-letter stream, by topic",
+            metrics.bus_dead_letters.clone(),
         );
         Global {
             metrics,

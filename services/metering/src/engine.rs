@@ -35,7 +35,7 @@ pub struct Engine {
     pub limits: Thresholds,
     assets: AssetServiceClient<MeshChannel>,
     pub(crate) telemetry: TelemetryServiceClient<MeshChannel>,
-    bus: SharedBus,
+    bus: chargemesh_kit::events::Publisher,
     /// Where replicas agree which of them follows the telemetry log.
     pub(crate) leader: Option<chargemesh_kit::db::Database>,
 }
@@ -73,7 +73,7 @@ impl Engine {
             limits: Thresholds::default(),
             assets: AssetServiceClient::new(assets),
             telemetry: TelemetryServiceClient::new(telemetry),
-            bus,
+            bus: chargemesh_kit::events::Publisher::spawn(bus, 1_024),
             leader: None,
         }
     }
@@ -263,8 +263,6 @@ impl Engine {
             serde_json::to_vec(&payload).unwrap_or_default(),
             self.clock.now(),
         );
-        if let Err(error) = self.bus.publish(METERING_TOPIC, &event).await {
-            tracing::warn!(%error, kind, "metering event not published");
-        }
+        self.bus.offer(METERING_TOPIC, vec![event]);
     }
 }

@@ -4,7 +4,7 @@
 use prost::Message as _;
 use tokio::sync::watch;
 
-use chargemesh_kit::events::{EventEnvelope, SharedBus, envelope};
+use chargemesh_kit::events::{EventEnvelope, Publisher, SharedBus, envelope};
 use chargemesh_proto::regulator::v2 as pb;
 
 use crate::convert::{change_to_pb, decode_cursor};
@@ -17,16 +17,21 @@ pub const STATUS_EVENT: &str = "chargemesh.regulator.v2.StatusChange";
 pub const TRIAL_TOPIC: &str = "trial-operation";
 pub const TRIAL_EVENT: &str = "chargemesh.trial_operation_day";
 
+/// Batches of events that may wait for an unreachable bus before some are dropped.
+const PUBLISH_QUEUE: usize = 4_096;
+
 #[derive(Debug, Clone)]
 pub struct ChangeFeed {
     latest: watch::Sender<i64>,
     bus: SharedBus,
+    publisher: Publisher,
 }
 
 impl ChangeFeed {
     pub fn new(start: i64, bus: SharedBus) -> Self {
         Self {
             latest: watch::channel(start).0,
+            publisher: Publisher::spawn(bus.clone(), PUBLISH_QUEUE),
             bus,
         }
     }
@@ -45,9 +50,11 @@ impl ChangeFeed {
         });
     }
 
-    /// Announces committed changes: wakes local watchers and publishes one event per change for
-    /// other replicas and consumers. A lost event costs nothing: the status log is the truth.
-    pub async fn committed(&self, changes: &[StatusChange]) {
+    /// Announces committed changes: wakes local watchers at once and queues one event per change
+    /// for other replicas and consumers, published off the caller's path (an unreachable bus
+    /// delays wake-ups, never the writer). A lost event costs nothing: the status log is the
+    /// truth, and watchers poll it.
+    pub fn committed(&self, changes: &[StatusChange]) {
         let Some(last) = changes.last() else { return };
         self.advance(last.cursor);
         let events: Vec<EventEnvelope> = changes
@@ -63,22 +70,18 @@ impl ChangeFeed {
                 )
             })
             .collect();
-        if let Err(error) = self.bus.publish_all(STATUS_TOPIC, &events).await {
-            tracing::warn!(%error, "status changes not published; watchers will poll");
-        }
+        self.publisher.offer(STATUS_TOPIC, events);
     }
 
     /// Announces a published trial-operation day to the bus (REQ BASE-2).
-    pub async fn published_trial_day(
+    pub fn published_trial_day(
         &self,
         day: &crate::trial::TrialDay,
         at: chrono::DateTime<chrono::Utc>,
     ) {
         let payload = serde_json::to_vec(day).unwrap_or_default();
         let event = envelope("telemetry", &day.operator_id, TRIAL_EVENT, payload, at);
-        if let Err(error) = self.bus.publish(TRIAL_TOPIC, &event).await {
-            tracing::warn!(%error, "trial day not announced; it is published in the store");
-        }
+        self.publisher.offer(TRIAL_TOPIC, vec![event]);
     }
 
     /// Follows the bus so this replica's watchers wake on other replicas' commits.

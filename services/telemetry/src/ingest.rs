@@ -99,7 +99,7 @@ impl Writer {
                             let _ = job.reply.send(Ok(written));
                         }
                         // The senders have their acknowledgements; now wake the watchers.
-                        feed.committed(&outcome.changes).await;
+                        feed.committed(&outcome.changes);
                     }
                     Err(error) => {
                         tracing::warn!(%error, batches = jobs.len(), "telemetry not stored; senders will resend");

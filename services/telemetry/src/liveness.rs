@@ -19,7 +19,7 @@ impl Telemetry {
                 "connectors went offline after silence"
             );
         }
-        self.feed.committed(&changes).await;
+        self.feed.committed(&changes);
         self.count_connectors().await?;
         Ok(changes)
     }

@@ -51,7 +51,7 @@ impl Telemetry {
                             availability = %figures.availability_percent,
                             "trial-operation day published"
                         );
-                        self.feed.published_trial_day(&figures, now).await;
+                        self.feed.published_trial_day(&figures, now);
                         published.push(figures);
                     }
                 }

@@ -47,7 +47,7 @@ pub struct AssetApi {
     commissioning: CommissioningSettings,
     /// Every committed registry change is announced here (topic `registry`), so caches
     /// elsewhere reload at once.
-    bus: SharedBus,
+    bus: chargemesh_kit::events::Publisher,
 }
 
 /// A unique violation on creation means the record exists; other store errors pass through.
@@ -136,7 +136,7 @@ impl AssetApi {
             clock,
             trial,
             commissioning,
-            bus,
+            bus: chargemesh_kit::events::Publisher::spawn(bus, 1_024),
         }
     }
 
@@ -155,9 +155,7 @@ impl AssetApi {
             prost::Message::encode_to_vec(&payload),
             change.recorded_at,
         );
-        if let Err(error) = self.bus.publish(REGISTRY_TOPIC, &event).await {
-            tracing::warn!(%error, operator_id = %change.operator_id, "registry change not announced; caches reload within their time to live");
-        }
+        self.bus.offer(REGISTRY_TOPIC, vec![event]);
     }
 
     pub fn into_server(self) -> AssetServiceServer<Self> {
