@@ -377,6 +377,7 @@ impl EventBus for RedisBus {
         }
         Ok(Box::new(RedisSubscription {
             conn,
+            dead_letters: self.key(DEAD_LETTER_TOPIC),
             key,
             topic: topic.to_owned(),
             group: group.to_owned(),
@@ -388,9 +389,14 @@ impl EventBus for RedisBus {
     }
 }
 
+/// The stream events no consumer could read are parked in (`<prefix>dead-letter`), with the
+/// topic, group and entry id they came from, for an SRE to look at.
+pub const DEAD_LETTER_TOPIC: &str = "dead-letter";
+
 struct RedisSubscription {
     conn: redis::aio::MultiplexedConnection,
     key: String,
+    dead_letters: String,
     topic: String,
     group: String,
     consumer: String,
@@ -430,9 +436,49 @@ impl RedisSubscription {
         for entry in &reply.claimed {
             match decode(entry, true) {
                 Ok(d) => self.buffer.push_back(d),
-                Err(error) => tracing::warn!(%error, "dropping malformed event"),
+                Err(_) => self.park(entry).await?,
             }
         }
+        Ok(())
+    }
+
+    /// Moves an entry this consumer cannot read to the dead-letter stream and acknowledges it,
+    /// so it neither blocks the group nor comes back.
+    async fn park(&mut self, entry: &redis::streams::StreamId) -> Result<(), BusError> {
+        let payload: Vec<u8> = entry
+            .map
+            .get(FIELD)
+            .and_then(|v| redis::from_redis_value_ref(v).ok())
+            .unwrap_or_default();
+        let _: String = redis::cmd("XADD")
+            .arg(&self.dead_letters)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(100_000)
+            .arg("*")
+            .arg("topic")
+            .arg(&self.topic)
+            .arg("group")
+            .arg(&self.group)
+            .arg("entry_id")
+            .arg(&entry.id)
+            .arg(FIELD)
+            .arg(payload)
+            .query_async(&mut self.conn)
+            .await?;
+        let _: i64 = redis::cmd("XACK")
+            .arg(&self.key)
+            .arg(&self.group)
+            .arg(&entry.id)
+            .query_async(&mut self.conn)
+            .await?;
+        crate::metrics::metrics()
+            .bus_dead_letters
+            .get_or_create(&crate::metrics::TopicLabels {
+                topic: self.topic.clone(),
+            })
+            .inc();
+        tracing::warn!(topic = %self.topic, group = %self.group, entry = %entry.id, "an unreadable event parked in the dead-letter stream");
         Ok(())
     }
 
@@ -454,7 +500,7 @@ impl RedisSubscription {
             for entry in &key.ids {
                 match decode(entry, false) {
                     Ok(d) => self.buffer.push_back(d),
-                    Err(error) => tracing::warn!(%error, "dropping malformed event"),
+                    Err(_) => self.park(entry).await?,
                 }
             }
         }

@@ -154,3 +154,58 @@ async fn every_delivery_is_measured_as_bus_lag_by_topic() {
         assert!(value("sum").is_some_and(|s| s >= 1.0), "{name}: {text}");
     }
 }
+
+/// Unreadable entries (written by hand, or by a broken producer) are parked in the dead-letter
+/// stream and acknowledged: they do not fill every claim and read batch, and readable events
+/// behind them are delivered.
+#[tokio::test]
+async fn unreadable_events_are_parked_in_the_dead_letter_stream_and_acknowledged() {
+    let Ok(url) = std::env::var("CHARGEMESH_TEST_REDIS_URL") else {
+        return;
+    };
+    if url.is_empty() {
+        return;
+    }
+    let prefix = format!("test-{}:", uuid::Uuid::now_v7().simple());
+    let bus = RedisBus::connect_with(&url, &prefix, 10_000, CLAIM_IDLE)
+        .await
+        .expect("redis");
+    let mut sub = bus.subscribe("t", "g", "c1").await.expect("subscribe");
+    let client = redis::Client::open(url.as_str()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    for n in 0..100 {
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{prefix}t"))
+            .arg("*")
+            .arg("e")
+            .arg(vec![0xffu8, 0xff, n as u8])
+            .query_async(&mut conn)
+            .await
+            .expect("xadd");
+    }
+    bus.publish("t", &event(7)).await.expect("publish");
+    let got = next_within(&mut sub).await;
+    assert_eq!(got.envelope.payload, 7u32.to_be_bytes().to_vec());
+    sub.ack(&got.id).await.expect("ack");
+    let parked: u64 = redis::cmd("XLEN")
+        .arg(format!("{prefix}dead-letter"))
+        .query_async(&mut conn)
+        .await
+        .expect("xlen");
+    assert_eq!(parked, 100, "every unreadable event parked once");
+    let pending: (
+        u64,
+        Option<String>,
+        Option<String>,
+        Option<Vec<(String, String)>>,
+    ) = redis::cmd("XPENDING")
+        .arg(format!("{prefix}t"))
+        .arg("g")
+        .query_async(&mut conn)
+        .await
+        .expect("xpending");
+    assert_eq!(pending.0, 0, "nothing left pending");
+}
