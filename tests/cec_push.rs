@@ -44,6 +44,11 @@ struct Setup {
 /// The mesh pushing to a regulator of Shaoxing whose listener is bound first; the regulator
 /// starts on it with the mesh's development PKI.
 async fn setup() -> Setup {
+    setup_with(Vec::new()).await
+}
+
+/// [`setup`] with other peers pushed to before Shaoxing.
+async fn setup_with(others: Vec<PeerConfig>) -> Setup {
     let clock = ManualClock::new(chrono::Utc::now());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -56,22 +61,28 @@ async fn setup() -> Setup {
         opts.config.telemetry.settings.offline_after_seconds = 365 * 24 * 3600;
         opts.config.reporting.cec_push = PushConfig {
             operator_id: US.into(),
-            peers: vec![PeerConfig {
-                name: "shaoxing".into(),
-                operator_id: "SXJG00001".into(),
-                access: PeerAccess::Regulator {
-                    area_code: "330600".into(),
-                },
-                inbound: secrets(),
-                outbound: Some(secrets()),
-                dialect: Dialect::default(),
-                push_url: Some(format!("https://127.0.0.1:{port}/evcs/v1")),
-            }],
+            peers: others
+                .iter()
+                .cloned()
+                .chain([PeerConfig {
+                    name: "shaoxing".into(),
+                    operator_id: "SXJG00001".into(),
+                    access: PeerAccess::Regulator {
+                        area_code: "330600".into(),
+                    },
+                    inbound: secrets(),
+                    outbound: Some(secrets()),
+                    dialect: Dialect::default(),
+                    push_url: Some(format!("https://127.0.0.1:{port}/evcs/v1")),
+                }])
+                .collect(),
             interval_ms: 20,
             backoff_base_ms: 20,
             backoff_max_ms: 200,
             max_attempts: 1_000,
             charge_status_every_s: 1,
+            request_timeout_ms: 500,
+            ..PushConfig::default()
         };
     })
     .await;
@@ -483,4 +494,152 @@ async fn base_2_a_station_is_pushed_once_and_again_when_it_changes() {
     assert_eq!(after.len(), settled + 1);
     assert_eq!(after[settled]["StationName"], "Keqiao Hub, renamed");
     mesh.stop().await;
+}
+
+/// A finished session of an hour on the station's pile (`S-A`/`PA` in Shaoxing, or `S-SH`/`PSH`
+/// in Shanghai) ending an hour before `end`.
+fn order_at(
+    end: chrono::DateTime<chrono::Utc>,
+    station: &str,
+    pile: &str,
+    order_id: String,
+) -> mt::ReportChargeOrderRequest {
+    let at = |minutes: i64| {
+        Some(chargemesh_kit::time::to_timestamp(
+            end - chrono::Duration::minutes(120 - minutes),
+        ))
+    };
+    mt::ReportChargeOrderRequest {
+        operator_id: OP.into(),
+        order_id,
+        station_id: station.into(),
+        pile_id: pile.into(),
+        connector_id: format!("{pile}-1"),
+        start_time: at(0),
+        end_time: at(60),
+        stop_reason: 0,
+        samples: vec![
+            mt::MeterSample {
+                sample_time: at(0),
+                register_kwh: "100.000".into(),
+            },
+            mt::MeterSample {
+                sample_time: at(60),
+                register_kwh: "110.000".into(),
+            },
+        ],
+        steps: None,
+        reported_energy_kwh: String::new(),
+        reported_total_money: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_2_orders_outside_the_regulator_s_area_never_hold_back_the_ones_inside() {
+    let Setup {
+        mesh,
+        regulator,
+        clock,
+    } = setup().await;
+    let mut op = mesh.client("operator");
+    op.create_station(asset::CreateStationRequest {
+        station: Some(demo::station(OP, "S-SH", "310101")),
+    })
+    .await
+    .expect("a Shanghai station");
+    op.create_pile(asset::CreatePileRequest {
+        pile: Some(demo::pile(OP, "S-SH", "PSH", asset::PileType::Dc, 60.0)),
+    })
+    .await
+    .expect("pile");
+    clock.advance(chrono::Duration::hours(3));
+    let end = clock.now();
+    // 600 orders of Shanghai, outside the Shaoxing regulator's area, first.
+    let metering =
+        mt::metering_service_client::MeteringServiceClient::new(mesh.channel("operator"));
+    let mut reports = tokio::task::JoinSet::new();
+    for worker in 0..8u32 {
+        let mut client = metering.clone();
+        reports.spawn(async move {
+            for n in (worker..600).step_by(8) {
+                let order_id = format!("{OP}{:018}", 500_000 + n);
+                client
+                    .report_charge_order(order_at(end, "S-SH", "PSH", order_id))
+                    .await
+                    .expect("order kept");
+            }
+        });
+    }
+    reports.join_all().await;
+    // Then one of Shaoxing.
+    clock.advance(chrono::Duration::minutes(5));
+    let inside = format!("{OP}{:018}", 1);
+    metering
+        .clone()
+        .report_charge_order(order_at(clock.now(), "S-A", "PA", inside.clone()))
+        .await
+        .expect("order kept");
+    let pushed = eventually(
+        async || {
+            regulator
+                .received()
+                .into_iter()
+                .filter(|(i, _)| i == "notification_charge_order_info")
+                .map(|(_, p)| p["StartChargeSeq"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        },
+        |o| !o.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        pushed,
+        [inside],
+        "only Shaoxing's order, and it is not held back"
+    );
+    mesh.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_2_a_peer_that_never_answers_does_not_hold_back_the_others() {
+    // A platform of Shaoxing that takes the connection and never answers.
+    let stuck = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let stuck_port = stuck.local_addr().expect("addr").port();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for conn in stuck.incoming().take(50) {
+            open.push(conn);
+        }
+    });
+    let peer = PeerConfig {
+        name: "stuck".into(),
+        operator_id: "SXJG00002".into(),
+        access: PeerAccess::Regulator {
+            area_code: "330600".into(),
+        },
+        inbound: secrets(),
+        outbound: Some(secrets()),
+        dialect: Dialect::default(),
+        push_url: Some(format!("https://127.0.0.1:{stuck_port}/evcs/v1")),
+    };
+    let Setup {
+        mesh,
+        regulator,
+        clock,
+    } = setup_with(vec![peer]).await;
+    let mut pile = TelemetryStream::open(mesh.channel("operator")).await;
+    pile.send(vec![status(1, clock.now(), tm::ConnectorState::Charging)])
+        .await;
+    let _ = pile.next().await;
+    let pushed = eventually(
+        async || pushed_statuses(&regulator.received()),
+        |s| !s.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        pushed,
+        [3],
+        "Shaoxing has its push though the other peer hangs"
+    );
+    mesh.stop().await;
+    drop(held);
 }

@@ -25,12 +25,36 @@ pub enum ClientError {
     Cec(#[from] CecError),
     #[error("the token was refused: {0}")]
     Token(String),
+    #[error("{0} did not answer within {1:?}")]
+    Timeout(String, std::time::Duration),
+    #[error("the answer of {0} is larger than {1} bytes")]
+    TooLarge(String, usize),
+}
+
+/// What a call to a peer may cost: time to connect, time for the whole exchange, and the
+/// largest answer read.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub connect_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+    pub max_response_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connect_timeout: std::time::Duration::from_secs(5),
+            request_timeout: std::time::Duration::from_secs(30),
+            max_response_bytes: 1 << 20,
+        }
+    }
 }
 
 /// HTTPS POST over HTTP/1.1 with rustls.
 #[derive(Clone)]
 pub struct Https {
     tls: Arc<rustls::ClientConfig>,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for Https {
@@ -43,11 +67,33 @@ impl Https {
     /// A client trusting `tls`'s roots; its ALPN is set to HTTP/1.1.
     pub fn new(mut tls: rustls::ClientConfig) -> Self {
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Self { tls: Arc::new(tls) }
+        Self {
+            tls: Arc::new(tls),
+            limits: Limits::default(),
+        }
     }
 
-    /// POSTs `body` as JSON; returns the status and the body.
+    /// With other limits than the defaults (5 s to connect, 30 s per call, 1 MiB answers).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// POSTs `body` as JSON; returns the status and the body. A peer that does not connect,
+    /// answer or finish in time, or sends more than the limit, fails the call.
     pub async fn post(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let limit = self.limits.request_timeout;
+        tokio::time::timeout(limit, self.exchange(url, bearer, body))
+            .await
+            .map_err(|_| ClientError::Timeout(url.to_owned(), limit))?
+    }
+
+    async fn exchange(
         &self,
         url: &str,
         bearer: Option<&str>,
@@ -60,9 +106,13 @@ impl Https {
             .to_owned();
         let port = uri.port_u16().unwrap_or(443);
         let connect = |e: &dyn std::fmt::Display| ClientError::Connect(url.into(), e.to_string());
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| connect(&e))?;
+        let tcp = tokio::time::timeout(
+            self.limits.connect_timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(url.to_owned(), self.limits.connect_timeout))?
+        .map_err(|e| connect(&e))?;
         let name = rustls::pki_types::ServerName::try_from(host.clone())
             .map_err(|_| ClientError::Url(url.into()))?;
         let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
@@ -87,11 +137,17 @@ impl Https {
             .await
             .map_err(|e| connect(&e))?;
         let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
+        let max = self.limits.max_response_bytes;
+        let bytes = http_body_util::Limited::new(response.into_body(), max)
             .collect()
             .await
-            .map_err(|e| connect(&e))?
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    ClientError::TooLarge(url.to_owned(), max)
+                } else {
+                    ClientError::Connect(url.to_owned(), e.to_string())
+                }
+            })?
             .to_bytes()
             .to_vec();
         driver.abort();
