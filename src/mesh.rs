@@ -125,8 +125,12 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Changes the configuration once every URL points at this process (a test routing one
+/// component's calls through a switch it controls).
+pub type Rewire = Arc<dyn Fn(&mut Config) + Send + Sync>;
+
 /// How to run the embedded mesh.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmbeddedOptions {
     /// SQLite files and the development PKI live here.
     pub data_dir: PathBuf,
@@ -136,6 +140,17 @@ pub struct EmbeddedOptions {
     pub clock: SharedClock,
     /// How long open streams may finish after a stop, instead of `config.shutdown_grace_s`.
     pub grace: Option<Duration>,
+    /// Applied after the wiring.
+    pub rewire: Option<Rewire>,
+}
+
+impl std::fmt::Debug for EmbeddedOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedOptions")
+            .field("data_dir", &self.data_dir)
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 impl EmbeddedOptions {
@@ -147,6 +162,7 @@ impl EmbeddedOptions {
             data_dir,
             clock: Arc::new(chargemesh_kit::clock::SystemClock),
             grace: None,
+            rewire: None,
         }
     }
 
@@ -166,6 +182,7 @@ impl EmbeddedOptions {
             data_dir,
             clock: Arc::new(chargemesh_kit::clock::SystemClock),
             grace: None,
+            rewire: None,
         })
     }
 
@@ -226,6 +243,9 @@ impl EmbeddedMesh {
             .map(|(name, addr)| (*name, format!("https://127.0.0.1:{}", addr.port())))
             .collect();
         config.point_at(&urls);
+        if let Some(rewire) = &opts.rewire {
+            rewire(&mut config);
+        }
         let mut tasks = Vec::new();
         for (spec, listener) in listeners {
             let built = (spec.build)(&config, &ctx)

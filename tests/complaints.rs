@@ -439,6 +439,92 @@ async fn fault_4_a_complaint_about_a_broken_connector_opens_exactly_one_work_ord
     mesh.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_4_the_work_order_of_a_complaint_is_opened_once_dispatch_is_reachable_again() {
+    use chargemesh::demo;
+    use chargemesh_proto::asset::v1 as asset;
+    use chargemesh_proto::dispatch::v1 as dp;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let switch = Arc::new(common::Switch::start().await);
+    let (mesh_clock, url) = (clock.clone(), switch.url());
+    let mesh = TestMesh::start_with_options(move |opts| {
+        opts.clock = Arc::new(mesh_clock);
+        opts.poll_every(20);
+        // Complaints reach dispatch through a switch the test holds.
+        opts.rewire = Some(Arc::new(move |c| c.complaints.dispatch_url = url.clone()));
+    })
+    .await;
+    switch.point_to(mesh.mesh.as_ref().expect("running").addrs["dispatch"]);
+    let mut op = mesh.client("operator");
+    op.create_operator(asset::CreateOperatorRequest {
+        operator: Some(demo::operator(chargemesh::pki::DEMO_CREDIT_CODE)),
+    })
+    .await
+    .expect("operator");
+    op.create_station(asset::CreateStationRequest {
+        station: Some(demo::station(OP, "S1", "330602")),
+    })
+    .await
+    .expect("station");
+    op.create_pile(asset::CreatePileRequest {
+        pile: Some(demo::pile(OP, "S1", "P1", asset::PileType::Dc, 60.0)),
+    })
+    .await
+    .expect("pile");
+    let mut desk = Desk::new(&mesh);
+    let token = desk.token("complaint_handler", OP);
+    // Dispatch is unreachable when the complaint comes in: it is kept all the same.
+    let complaint = desk
+        .client
+        .submit_complaint(with_token(
+            pb::SubmitComplaintRequest {
+                complaint: Some(pb::Complaint {
+                    operator_id: OP.into(),
+                    kind: pb::ComplaintKind::Complaint as i32,
+                    channel: pb::ComplaintChannel::Phone as i32,
+                    category: pb::ComplaintCategory::ChargingFailure as i32,
+                    customer_contact: "139 1111 2222".into(),
+                    station_id: "S1".into(),
+                    pile_id: "P1".into(),
+                    description: "the screen stays black".into(),
+                    ..Default::default()
+                }),
+            },
+            &token,
+        ))
+        .await
+        .expect("kept though dispatch is unreachable")
+        .into_inner()
+        .complaint
+        .expect("complaint");
+    assert!(complaint.links.is_empty(), "{:?}", complaint.links);
+    // Back: the work order is opened and linked, once.
+    switch.on();
+    let linked = eventually(
+        async || desk.get(&complaint.complaint_id).await,
+        |c| !c.links.is_empty(),
+    )
+    .await;
+    assert_eq!(linked.links.len(), 1, "{:?}", linked.links);
+    assert_eq!(linked.links[0].kind, "work_order");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let orders = dp::dispatch_service_client::DispatchServiceClient::new(mesh.anonymous_channel())
+        .list_work_orders(with_token(
+            dp::ListWorkOrdersRequest {
+                operator_id: OP.into(),
+                ..Default::default()
+            },
+            &desk.token("monitor", OP),
+        ))
+        .await
+        .expect("orders")
+        .into_inner()
+        .work_orders;
+    assert_eq!(orders.len(), 1, "exactly one work order");
+    assert_eq!(orders[0].order_id, linked.links[0].id);
+    mesh.stop().await;
+}
+
 fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(s)
         .expect("time")

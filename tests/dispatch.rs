@@ -462,6 +462,84 @@ async fn fault_6_an_order_unresolved_at_4_hours_closes_with_a_suspension_request
     mesh.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_6_the_suspension_at_4_hours_is_carried_out_once_the_registry_is_back() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let switch = Arc::new(common::Switch::start().await);
+    let (mesh_clock, url) = (clock.clone(), switch.url());
+    let mesh = TestMesh::start_with_options(move |opts| {
+        opts.clock = Arc::new(mesh_clock);
+        opts.poll_every(20);
+        opts.config.telemetry.settings.offline_after_seconds = 30 * 24 * 3600;
+        // Dispatch reaches the asset registry through a switch the test holds.
+        opts.rewire = Some(Arc::new(move |c| c.dispatch.asset_url = url.clone()));
+    })
+    .await;
+    switch.point_to(mesh.mesh.as_ref().expect("running").addrs["asset"]);
+    switch.on();
+    let staff = setup(&mesh).await;
+    let order = staff.dispatched_order("S-URB", "P1").await;
+    // The registry is unreachable from dispatch when the 4 hours are up.
+    switch.off();
+    clock.advance(chrono::Duration::hours(4));
+    let closed = staff
+        .until(&order.order_id, |o| {
+            o.state == pb::WorkOrderState::Closed as i32
+        })
+        .await;
+    assert!(closed.suspension_requested);
+    let mut op = mesh.client("operator");
+    let pile =
+        |op: &mut asset::asset_service_client::AssetServiceClient<tonic::transport::Channel>| {
+            let mut op = op.clone();
+            async move {
+                op.get_pile(asset::GetPileRequest {
+                    operator_id: OP.into(),
+                    pile_id: "P1".into(),
+                })
+                .await
+                .expect("pile")
+                .into_inner()
+                .pile
+                .expect("pile")
+            }
+        };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_ne!(
+        pile(&mut op).await.state,
+        asset::PileState::Suspended as i32,
+        "not suspended while the registry is unreachable"
+    );
+    // Back: the step is retried and carried out, once.
+    switch.on();
+    let suspended = suspended_pile(&mesh).await;
+    assert!(
+        suspended
+            .suspension
+            .expect("suspension")
+            .evidence_refs
+            .contains(&format!("work-order:{}", order.order_id))
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let history = op
+        .list_change_records(asset::ListChangeRecordsRequest {
+            operator_id: OP.into(),
+            entity_type: "pile".into(),
+            entity_id: "P1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner()
+        .change_records;
+    assert_eq!(
+        history.iter().filter(|r| r.action == "suspend").count(),
+        1,
+        "suspended once: {history:?}"
+    );
+    mesh.stop().await;
+}
+
 #[tokio::test]
 async fn fault_8_a_fixed_order_closes_only_when_the_monitor_confirms() {
     let clock = ManualClock::new(chrono::Utc::now());

@@ -349,6 +349,7 @@ async fn run_march(mesh: &TestMesh, clock: &ManualClock, staff: &Staff) {
                 connector_id: "P2-1".into(),
                 channel: dp::Channel::Phone as i32,
                 description: "customer reports the screen is dark".into(),
+                request_id: String::new(),
             },
             &monitor,
         ))

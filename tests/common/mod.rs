@@ -312,6 +312,7 @@ pub async fn phone_work_order(
                 connector_id: format!("{pile}-1"),
                 channel: dp::Channel::Phone as i32,
                 description: "customer reports the gun does not lock".into(),
+                request_id: String::new(),
             },
             token,
         ))
@@ -391,5 +392,91 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A TCP switch between one component and another: it forwards while on, and refuses
+/// connections (closing any it holds) while off, as a network partition would.
+pub struct Switch {
+    pub port: u16,
+    target: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>,
+    on: Arc<std::sync::atomic::AtomicBool>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Switch {
+    /// Off, with no target yet.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let target: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>> = Arc::default();
+        let on = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (t, o, g) = (target.clone(), on.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let dest = *t.lock().expect("target");
+                if !o.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let Some(dest) = dest else { continue };
+                let (o, g, born) = (
+                    o.clone(),
+                    g.clone(),
+                    g.load(std::sync::atomic::Ordering::SeqCst),
+                );
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(dest).await else {
+                        return;
+                    };
+                    let cut = async {
+                        loop {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            if !o.load(std::sync::atomic::Ordering::SeqCst)
+                                || g.load(std::sync::atomic::Ordering::SeqCst) != born
+                            {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = cut => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            target,
+            on,
+            generation,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    pub fn point_to(&self, addr: std::net::SocketAddr) {
+        *self.target.lock().expect("target") = Some(addr);
+    }
+
+    /// Forwards from now on.
+    pub fn on(&self) {
+        self.on.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Cuts every connection and refuses new ones.
+    pub fn off(&self) {
+        self.on.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }

@@ -56,7 +56,11 @@ pub async fn build(config: &ComplaintsConfig, ctx: &Context) -> Result<Component
         ctx.bus.clone(),
         component::mesh_channel(tls, &config.dispatch_url)?,
         component::mesh_channel(tls, &config.metering_url)?,
+        db.clone(),
     );
+    let outbox = engine.outbox().spawn(std::time::Duration::from_millis(
+        config.deadline_interval_ms.min(1_000),
+    ));
     let scheduler = engine.spawn_scheduler(std::time::Duration::from_millis(
         config.deadline_interval_ms,
     ));
@@ -70,6 +74,7 @@ pub async fn build(config: &ComplaintsConfig, ctx: &Context) -> Result<Component
         .serve(ComplaintsApi::new(engine).into_server())
         .await
         .spawn(scheduler)
+        .spawn(outbox)
         .spawn(purge)
         .with_database(db))
 }

@@ -35,6 +35,16 @@ pub trait ComplaintStore: Send + Sync + std::fmt::Debug + 'static {
         &self,
         complaint: &Complaint,
         clocks: &[(String, DateTime<Utc>)],
+    ) -> Result<(), StoreError> {
+        self.create_with_steps(complaint, clocks, &[]).await
+    }
+    /// Keeps a new complaint with its clocks and the steps that must follow it (the work order
+    /// it calls for, the dispute of its order) written to the outbox in the same transaction.
+    async fn create_with_steps(
+        &self,
+        complaint: &Complaint,
+        clocks: &[(String, DateTime<Utc>)],
+        steps: &[chargemesh_kit::outbox::Step],
     ) -> Result<(), StoreError>;
     async fn complaint(
         &self,
@@ -107,7 +117,7 @@ fn name_of(value: impl std::fmt::Debug) -> String {
 }
 
 macro_rules! sql_complaint_store {
-    ($store:ident, $pool:ty, $db:ty, $journal:path) => {
+    ($store:ident, $pool:ty, $db:ty, $journal:path, $outbox:path) => {
         #[derive(Debug, Clone)]
         pub struct $store {
             pool: $pool,
@@ -165,7 +175,7 @@ macro_rules! sql_complaint_store {
 
         #[tonic::async_trait]
         impl ComplaintStore for $store {
-            async fn create(&self, c: &Complaint, clocks: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+            async fn create_with_steps(&self, c: &Complaint, clocks: &[(String, DateTime<Utc>)], steps: &[chargemesh_kit::outbox::Step]) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO complaints (operator_id, complaint_id, station_id, state, version, doc, received_at, kind, month, updated_at) \
@@ -182,6 +192,7 @@ macro_rules! sql_complaint_store {
                 .execute(&mut *tx)
                 .await?;
                 Self::insert_clocks(&mut tx, &c.operator_id, &c.complaint_id, clocks).await?;
+                $outbox(&mut tx, steps, c.received_at).await?;
                 $journal(&mut tx, &[crate::journal::complaint_entry(c, 1, c.received_at)]).await?;
                 tx.commit().await?;
                 Ok(())
@@ -458,13 +469,15 @@ sql_complaint_store!(
     PgComplaintStore,
     sqlx::PgPool,
     sqlx::Postgres,
-    chargemesh_kit::journal::append_pg
+    chargemesh_kit::journal::append_pg,
+    chargemesh_kit::outbox::push_pg
 );
 sql_complaint_store!(
     SqliteComplaintStore,
     sqlx::SqlitePool,
     sqlx::Sqlite,
-    chargemesh_kit::journal::append_sqlite
+    chargemesh_kit::journal::append_sqlite,
+    chargemesh_kit::outbox::push_sqlite
 );
 
 /// Migrates the database and returns the store for its backend.

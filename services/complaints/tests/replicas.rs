@@ -71,16 +71,20 @@ async fn cmp_1_two_replicas_fire_every_clock_exactly_once() {
                 .expect("filed");
         }
         clock.advance(chrono::Duration::hours(25));
-        let replica = |s| {
+        let replica = |s, pool| {
             Engine::new(
                 s,
                 Arc::new(clock.clone()),
                 bus.clone(),
                 nowhere(),
                 nowhere(),
+                pool,
             )
         };
-        let (a, b) = (replica(first), replica(second));
+        let (a, b) = (
+            replica(first, db.database.clone()),
+            replica(second, second_pool.clone()),
+        );
         let mut fired = 0;
         for _ in 0..5 {
             let (x, y) = tokio::join!(a.run_due(), b.run_due());

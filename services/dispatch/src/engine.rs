@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chargemesh_kit::db::Database;
+use chargemesh_kit::outbox::{Outbox, Step, StepError, StepHandler};
 use chargemesh_kit::tls::MeshChannel;
 
 use chargemesh_kit::Error;
@@ -38,6 +40,81 @@ pub struct Engine {
     assets: AssetServiceClient<MeshChannel>,
     telemetry: TelemetryServiceClient<MeshChannel>,
     bus: chargemesh_kit::events::Publisher,
+    /// Steps that must follow a commit (a pile's suspension), carried out until done.
+    outbox: Outbox,
+}
+
+/// What dispatch's outbox carries out.
+pub const SUSPEND_STEP: &str = "suspend_pile";
+
+/// Carries out dispatch's outbox steps: suspending the pile of an order closed unresolved at
+/// the 4-hour mark (REQ FAULT-6, MON-4). Suspending a suspended pile changes nothing, so a step
+/// carried out twice suspends once.
+struct Steps {
+    store: Arc<dyn DispatchStore>,
+    assets: AssetServiceClient<MeshChannel>,
+}
+
+#[tonic::async_trait]
+impl StepHandler for Steps {
+    async fn run(&self, step: &Step) -> Result<(), StepError> {
+        if step.kind != SUSPEND_STEP {
+            return Err(StepError::Abandon(format!("no step {}", step.kind)));
+        }
+        let (order, _) = self
+            .store
+            .order(&step.operator_id, &step.subject_id)
+            .await
+            .map_err(|e| StepError::Retry(e.to_string()))?
+            .ok_or_else(|| StepError::Abandon(format!("no work order {}", step.subject_id)))?;
+        match suspend(&self.assets, &order, &[]).await {
+            Ok(()) => Ok(()),
+            Err(Error::NotFound(what)) => Err(StepError::Abandon(format!("{what} is gone"))),
+            Err(other) => Err(StepError::Retry(other.to_string())),
+        }
+    }
+}
+
+/// REQ MON-4, FAULT-6: suspends the order's pile through the asset registry, the order as
+/// evidence. A pile already suspended is left as it is.
+async fn suspend(
+    assets: &AssetServiceClient<MeshChannel>,
+    order: &WorkOrder,
+    extra_evidence: &[String],
+) -> Result<(), Error> {
+    let mut evidence_refs = vec![format!("work-order:{}", order.order_id)];
+    evidence_refs.extend(
+        extra_evidence
+            .iter()
+            .filter(|e| !e.trim().is_empty())
+            .cloned(),
+    );
+    let result = assets
+        .clone()
+        .suspend_pile(asset::SuspendPileRequest {
+            operator_id: order.operator_id.clone(),
+            pile_id: order.pile_id.clone(),
+            reason: asset::SuspensionReason::UnrepairedFault as i32,
+            evidence_refs,
+            note: format!("repair work order {} not fixed in time", order.order_id),
+        })
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(status)
+            if status.code() == tonic::Code::FailedPrecondition
+                && status.message().contains("already suspended") =>
+        {
+            Ok(())
+        }
+        Err(status) if status.code() == tonic::Code::NotFound => {
+            Err(Error::NotFound(format!("pile {}", order.pile_id)))
+        }
+        Err(status) => Err(Error::Unavailable(format!(
+            "the asset registry refused the suspension: {}",
+            status.message()
+        ))),
+    }
 }
 
 /// The station facts an order needs.
@@ -56,14 +133,26 @@ impl Engine {
         assets: MeshChannel,
         telemetry: MeshChannel,
         bus: SharedBus,
+        db: Database,
     ) -> Self {
+        let assets = AssetServiceClient::new(assets);
+        let steps = Steps {
+            store: store.clone(),
+            assets: assets.clone(),
+        };
         Self {
+            outbox: Outbox::new(db, Arc::new(steps), clock.clone()),
             store,
             clock,
-            assets: AssetServiceClient::new(assets),
+            assets,
             telemetry: TelemetryServiceClient::new(telemetry),
             bus: chargemesh_kit::events::Publisher::spawn(bus, 1_024),
         }
+    }
+
+    /// The outbox, whose runner the component spawns.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// A client of the asset registry, over the engine's mesh channel.
@@ -203,40 +292,7 @@ impl Engine {
         order: &WorkOrder,
         extra_evidence: &[String],
     ) -> Result<(), Error> {
-        let mut evidence_refs = vec![format!("work-order:{}", order.order_id)];
-        evidence_refs.extend(
-            extra_evidence
-                .iter()
-                .filter(|e| !e.trim().is_empty())
-                .cloned(),
-        );
-        let result = self
-            .assets
-            .clone()
-            .suspend_pile(asset::SuspendPileRequest {
-                operator_id: order.operator_id.clone(),
-                pile_id: order.pile_id.clone(),
-                reason: asset::SuspensionReason::UnrepairedFault as i32,
-                evidence_refs,
-                note: format!("repair work order {} not fixed in time", order.order_id),
-            })
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(status)
-                if status.code() == tonic::Code::FailedPrecondition
-                    && status.message().contains("already suspended") =>
-            {
-                Ok(())
-            }
-            Err(status) if status.code() == tonic::Code::NotFound => {
-                Err(Error::NotFound(format!("pile {}", order.pile_id)))
-            }
-            Err(status) => Err(Error::Unavailable(format!(
-                "the asset registry refused the suspension: {}",
-                status.message()
-            ))),
-        }
+        suspend(&self.assets, order, extra_evidence).await
     }
 
     /// REQ MON-5: resumes a suspended pile through the asset registry; returns when it was
@@ -403,11 +459,13 @@ impl Engine {
                 let unfixed = order.is_open() && order.state != State::Resolved;
                 if unfixed && order.follow_up_of.is_none() {
                     order.close_unresolved(now)?;
-                    self.store.update_order(&order, version, now).await?;
+                    // The suspension is a step of the same commit, carried out until done.
+                    let step = Step::new(SUSPEND_STEP, &order.operator_id, &order.order_id);
+                    self.store
+                        .update_order(&order, version, now, std::slice::from_ref(&step))
+                        .await?;
                     tracing::info!(order = %order.order_id, "closed unresolved at 4 hours; suspension requested (REQ FAULT-6)");
-                    if let Err(error) = self.suspend_pile(&order, &[]).await {
-                        tracing::warn!(order = %order.order_id, %error, "the pile's suspension could not be carried out");
-                    }
+                    self.outbox.run_now(&step.step_id).await?;
                 }
                 // REQ FAULT-6: the repair carries on as a follow-up order due in 5 days; made
                 // again on a pass that repeats after a crash, it is made once.

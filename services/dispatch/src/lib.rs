@@ -60,8 +60,12 @@ pub async fn build(config: &DispatchConfig, ctx: &Context) -> Result<Component, 
         component::mesh_channel(tls, &config.asset_url)?,
         telemetry.clone(),
         ctx.bus.clone(),
+        db.clone(),
     );
     let follower = engine.spawn_follower(telemetry);
+    let outbox = engine.outbox().spawn(std::time::Duration::from_millis(
+        config.deadline_interval_ms.min(1_000),
+    ));
     let scheduler = engine.spawn_scheduler(std::time::Duration::from_millis(
         config.deadline_interval_ms,
     ));
@@ -76,6 +80,7 @@ pub async fn build(config: &DispatchConfig, ctx: &Context) -> Result<Component, 
         .await
         .spawn(follower)
         .spawn(scheduler)
+        .spawn(outbox)
         .spawn(purge)
         .with_database(db))
 }

@@ -264,11 +264,14 @@ pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
         station_id: Option<&str>,
         open_only: bool,
     ) -> Result<Vec<WorkOrder>, StoreError>;
+    /// Saves an order at the next version, with the steps that must follow the change (such as
+    /// the pile's suspension at the 4-hour mark) written to the outbox in the same transaction.
     async fn update_order(
         &self,
         order: &WorkOrder,
         version: i64,
         now: DateTime<Utc>,
+        steps: &[chargemesh_kit::outbox::Step],
     ) -> Result<(), StoreError>;
     /// Deadlines due by `now` that have not fired, oldest first.
     /// Adds one durable clock to a record (an order, a schedule); adding it again is a no-op.
@@ -374,7 +377,7 @@ pub(crate) fn defect_state(state: DefectState) -> &'static str {
 }
 
 macro_rules! sql_dispatch_store {
-    ($store:ident, $pool:ty, $journal:path) => {
+    ($store:ident, $pool:ty, $journal:path, $outbox:path) => {
         #[derive(Debug, Clone)]
         pub struct $store {
             pool: $pool,
@@ -490,7 +493,7 @@ macro_rules! sql_dispatch_store {
                 Ok(rows.into_iter().map(|j| j.0).collect())
             }
 
-            async fn update_order(&self, order: &WorkOrder, version: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+            async fn update_order(&self, order: &WorkOrder, version: i64, now: DateTime<Utc>, steps: &[chargemesh_kit::outbox::Step]) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE work_orders SET open_key = $3, state = $4, doc = $5, updated_at = $6, version = version + 1 \
@@ -508,6 +511,7 @@ macro_rules! sql_dispatch_store {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::Conflict(format!("work order {}", order.order_id)));
                 }
+                $outbox(&mut tx, steps, now).await?;
                 $journal(&mut tx, &[crate::journal::work_order_entry(order, version + 1, now)]).await?;
                 tx.commit().await?;
                 Ok(())
@@ -739,11 +743,17 @@ macro_rules! sql_dispatch_store {
     };
 }
 
-sql_dispatch_store!(PgDispatchStore, sqlx::PgPool, journal::append_pg);
+sql_dispatch_store!(
+    PgDispatchStore,
+    sqlx::PgPool,
+    journal::append_pg,
+    chargemesh_kit::outbox::push_pg
+);
 sql_dispatch_store!(
     SqliteDispatchStore,
     sqlx::SqlitePool,
-    journal::append_sqlite
+    journal::append_sqlite,
+    chargemesh_kit::outbox::push_sqlite
 );
 
 /// Migrates the database and returns the store for its backend.

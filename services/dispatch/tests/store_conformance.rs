@@ -87,8 +87,10 @@ async fn fault_4_one_open_automatic_order_per_connector_until_it_closes() {
         assert_eq!(stored, first, "{}", db.backend());
         assert_eq!(version, 1);
         stored.state = State::Closed;
-        s.update_order(&stored, version, at).await.expect("closed");
-        let stale = s.update_order(&stored, version, at).await;
+        s.update_order(&stored, version, at, &[])
+            .await
+            .expect("closed");
+        let stale = s.update_order(&stored, version, at, &[]).await;
         assert!(
             matches!(stale, Err(StoreError::Conflict(_))),
             "{}",

@@ -179,7 +179,11 @@ impl Database {
             Database::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 let held: bool =
-                    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
+                    // Named within the component's schema: components sharing a database (and
+                    // test schemas) do not take each other's leadership.
+                    sqlx::query_scalar(
+                        "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '/' || $1))",
+                    )
                         .bind(name)
                         .fetch_one(&mut *tx)
                         .await?;

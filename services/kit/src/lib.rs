@@ -12,6 +12,7 @@ pub mod identity;
 pub mod journal;
 pub mod jwt;
 pub mod metrics;
+pub mod outbox;
 pub mod paging;
 pub mod retention;
 pub mod server;

@@ -12,7 +12,7 @@ use chargemesh_proto::complaints::v1::complaints_service_server::{
     ComplaintsService, ComplaintsServiceServer,
 };
 
-use crate::domain::complaint::{Category, Channel, Complaint, Intake, Kind, Linked, State};
+use crate::domain::complaint::{Category, Channel, Complaint, Intake, Kind, State};
 use crate::domain::satisfaction::Answer;
 use crate::engine::Engine;
 
@@ -235,37 +235,26 @@ impl ComplaintsApi {
         .map_err(|e| e.within("complaint"))?;
         // REQ CMP-1: the response clock starts on receipt.
         let clocks = [("response".to_owned(), complaint.response_due())];
-        self.engine.store.create(&complaint, &clocks).await?;
-        // The complaint is kept first; what it sets going elsewhere follows and is linked:
-        // a repair order for a failing pile (REQ FAULT-4), a dispute of a billed order (MON-9).
-        let mut linked = complaint.clone();
-        if complaint.needs_repair() {
-            match self.engine.open_work_order(&complaint).await {
-                Ok(id) => linked.links.push(Linked {
-                    kind: "work_order".into(),
-                    id,
-                }),
-                Err(error) => {
-                    tracing::warn!(complaint = %complaint.complaint_id, %error, "no repair work order for the complaint");
-                }
-            }
-        }
-        if complaint.disputes_an_order() {
-            match self.engine.dispute_order(&complaint).await {
-                Ok(id) => linked.links.push(Linked {
-                    kind: "charge_order".into(),
-                    id,
-                }),
-                Err(error) => {
-                    tracing::warn!(complaint = %complaint.complaint_id, %error, "the charge order could not be flagged");
-                }
-            }
-        }
-        if linked.links.is_empty() {
+        // What it sets going elsewhere — a repair order for a failing pile (REQ FAULT-4), a
+        // dispute of a billed order (MON-9) — is written with it and tried at once; what fails
+        // now is retried until done, and linked when it is.
+        let steps = Engine::steps_for(&complaint);
+        self.engine
+            .store
+            .create_with_steps(&complaint, &clocks, &steps)
+            .await?;
+        if steps.is_empty() {
             return Ok(complaint);
         }
-        self.engine.store.update(&linked, 1, &[], &[]).await?;
-        Ok(linked)
+        for step in &steps {
+            self.engine.outbox().run_now(&step.step_id).await?;
+        }
+        Ok(self
+            .engine
+            .store
+            .complaint(&complaint.operator_id, &complaint.complaint_id)
+            .await?
+            .map_or(complaint, |(c, _)| c))
     }
 }
 

@@ -96,7 +96,7 @@ impl DispatchApi {
         Ok(self
             .engine
             .store
-            .update_order(order, version, self.engine.clock.now())
+            .update_order(order, version, self.engine.clock.now(), &[])
             .await?)
     }
 
@@ -190,8 +190,29 @@ impl DispatchApi {
             .station(&operator_id, req.station_id.trim())
             .await?;
         let connector = Some(req.connector_id.trim().to_owned()).filter(|c| !c.is_empty());
+        let request_id = req.request_id.trim();
+        let order_id = if request_id.is_empty() {
+            new_order_id()
+        } else {
+            if request_id.len() > 64
+                || !request_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(Error::bad_field(
+                    "request_id",
+                    "is up to 64 letters, digits, '-' and '_'",
+                ));
+            }
+            // A repeat of the request finds the order it made.
+            let order_id = format!("WO-R-{request_id}");
+            if let Some((existing, _)) = self.engine.store.order(&operator_id, &order_id).await? {
+                return Ok(existing);
+            }
+            order_id
+        };
         let order = WorkOrder::receive(
-            new_order_id(),
+            order_id,
             operator_id,
             req.station_id.trim().to_owned(),
             req.pile_id.trim().to_owned(),
@@ -202,7 +223,16 @@ impl DispatchApi {
             req.description.trim().to_owned(),
             self.engine.clock.now(),
         );
-        self.engine.open(&order).await?;
+        if !self.engine.open(&order).await?
+            && let Some((existing, _)) = self
+                .engine
+                .store
+                .order(&order.operator_id, &order.order_id)
+                .await?
+        {
+            // Made meanwhile by the same request, retried.
+            return Ok(existing);
+        }
         Ok(order)
     }
 
