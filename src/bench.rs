@@ -240,6 +240,16 @@ impl TelemetryService for Discard {
         ))
     }
 
+    /// The baseline holds no commands.
+    async fn get_pile_command(
+        &self,
+        _request: Request<tm::GetPileCommandRequest>,
+    ) -> Result<Response<tm::GetPileCommandResponse>, Status> {
+        Err(Status::unimplemented(
+            "the ingest baseline holds no commands",
+        ))
+    }
+
     /// The baseline keeps no log to read.
     async fn read_log(
         &self,

@@ -248,14 +248,33 @@ impl Reporter {
                 event = link.event() => match event {
                     Some(LinkEvent::Connected { .. } | LinkEvent::Resync) => self.resync(),
                     Some(LinkEvent::Command(command)) => {
-                        if let Some(tm::pile_command::Action::StartCharge(start)) = command.action
-                            && let Some(c) = self.connectors.iter_mut().find(|c| {
-                                c.pile_id == command.pile_id && c.connector_id == command.connector_id
-                            })
-                        {
-                            c.start_order = Some((start.order_id, start.authorization_ref));
-                        }
-                        Vec::new()
+                        let pile = command.pile_id.clone();
+                        let (outcome, detail) = match command.action {
+                            Some(tm::pile_command::Action::StartCharge(start)) => {
+                                match self.connectors.iter_mut().find(|c| {
+                                    c.pile_id == command.pile_id
+                                        && c.connector_id == command.connector_id
+                                }) {
+                                    Some(c) => {
+                                        c.start_order =
+                                            Some((start.order_id, start.authorization_ref));
+                                        (tm::CommandOutcome::Accepted, String::new())
+                                    }
+                                    None => (tm::CommandOutcome::Rejected, "no such connector".into()),
+                                }
+                            }
+                            _ => (tm::CommandOutcome::Rejected, "not supported".into()),
+                        };
+                        // Every command is answered, so the platform knows it is done.
+                        vec![self.message(
+                            &pile,
+                            "",
+                            tm::telemetry_message::Body::CommandResult(tm::CommandResult {
+                                command_id: command.command_id,
+                                outcome: outcome as i32,
+                                detail,
+                            }),
+                        )]
                     }
                     Some(LinkEvent::Rejected(r)) => {
                         tracing::warn!(sequence = r.sequence, code = %r.code, reason = %r.reason, "simulated message rejected");

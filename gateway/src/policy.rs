@@ -169,6 +169,8 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     // The raw log and pile commands are for mesh components only.
     (TELEMETRY, "ReadLog", MESH_ONLY),
     (TELEMETRY, "SendPileCommand", MESH_ONLY),
+    // The outcome of a command: the operator's staff and platform, and the mesh.
+    (TELEMETRY, "GetPileCommand", OPERATOR_READ),
     (REGULATOR_REGISTRY, "ListStations", REGULATOR_VIEW),
     (REGULATOR_STATUS, "GetStationStatus", REGULATOR_VIEW),
     (REGULATOR_STATUS, "WatchStatusChanges", REGULATOR_VIEW),

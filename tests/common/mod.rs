@@ -178,6 +178,16 @@ impl TestMesh {
         .expect("channel")
     }
 
+    /// A channel straight to a component, bypassing the gateway, as a mesh service would call.
+    pub fn direct_channel(&self, component: &str, files: &TlsFiles) -> Channel {
+        let config = tls::client_config(files).expect("config");
+        tls::channel(
+            &format!("https://127.0.0.1:{}", self.mesh().addrs[component].port()),
+            Arc::new(config),
+        )
+        .expect("channel")
+    }
+
     pub fn gateway_port(&self) -> u16 {
         self.mesh().gateway_addr.port()
     }

@@ -8,7 +8,9 @@ use chargemesh_kit::time::{from_timestamp, to_timestamp};
 use chargemesh_proto::regulator::v2 as reg;
 use chargemesh_proto::telemetry::v1 as pb;
 
-use crate::domain::{self, AlarmSeverity, Body, ConnectorState, Incoming, Rejection};
+use crate::domain::{
+    self, AlarmSeverity, Body, CommandOutcome, ConnectorState, Incoming, Rejection,
+};
 use crate::store::StatusChange;
 
 pub fn state_of(v: i32) -> Result<ConnectorState, Rejection> {
@@ -67,6 +69,17 @@ pub fn incoming(msg: pb::TelemetryMessage) -> Incoming {
             iccid: l.iccid.trim().to_owned(),
             up: l.up,
             traffic_mb_24h: l.traffic_mb_24h,
+        }),
+        Some(B::CommandResult(r)) => match pb::CommandOutcome::try_from(r.outcome) {
+            Ok(pb::CommandOutcome::Accepted) => Ok(CommandOutcome::Accepted),
+            Ok(pb::CommandOutcome::Rejected) => Ok(CommandOutcome::Rejected),
+            Ok(pb::CommandOutcome::Failed) => Ok(CommandOutcome::Failed),
+            _ => Err(Rejection::invalid("command_result.outcome must be set")),
+        }
+        .map(|outcome| Body::CommandResult {
+            command_id: r.command_id.trim().to_owned(),
+            outcome,
+            detail: r.detail.trim().to_owned(),
         }),
         Some(B::SessionStart(m)) => {
             parse_register("session_start.meter_start_kwh", &m.meter_start_kwh).map(
@@ -182,6 +195,19 @@ pub fn body_to_pb(body: &Body) -> pb::telemetry_message::Body {
             end_confirmed,
             physically_separated,
         }),
+        Body::CommandResult {
+            command_id,
+            outcome,
+            detail,
+        } => B::CommandResult(pb::CommandResult {
+            command_id,
+            outcome: (match outcome {
+                CommandOutcome::Accepted => pb::CommandOutcome::Accepted,
+                CommandOutcome::Rejected => pb::CommandOutcome::Rejected,
+                CommandOutcome::Failed => pb::CommandOutcome::Failed,
+            }) as i32,
+            detail,
+        }),
     }
 }
 
@@ -247,5 +273,29 @@ pub fn change_to_pb(c: &StatusChange) -> reg::StatusChange {
             .map(|p| state_to_pb(p) as i32)
             .unwrap_or_default(),
         origin: c.origin.clone(),
+    }
+}
+
+/// A command as it stands.
+pub fn command_to_pb(r: &crate::store::CommandRecord) -> pb::PileCommandStatus {
+    use prost::Message as _;
+    let state = match r.state.as_str() {
+        "queued" => pb::PileCommandState::Queued,
+        "sent" => pb::PileCommandState::Sent,
+        "accepted" => pb::PileCommandState::Accepted,
+        "rejected" => pb::PileCommandState::Rejected,
+        "failed" => pb::PileCommandState::Failed,
+        "timed_out" => pb::PileCommandState::TimedOut,
+        _ => pb::PileCommandState::Unspecified,
+    };
+    pb::PileCommandStatus {
+        operator_id: r.queued.operator_id.clone(),
+        command: pb::PileCommand::decode(r.queued.command.as_slice()).ok(),
+        state: state as i32,
+        attempts: r.attempts,
+        queue_time: Some(to_timestamp(r.queued.queued_at)),
+        send_time: r.sent_at.map(to_timestamp),
+        answer_time: r.answered_at.map(to_timestamp),
+        detail: r.detail.clone(),
     }
 }

@@ -58,6 +58,26 @@ pub enum AlarmSeverity {
     Critical,
 }
 
+/// What a pile answered to a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandOutcome {
+    Accepted,
+    Rejected,
+    Failed,
+}
+
+impl CommandOutcome {
+    /// The command's state once answered so.
+    pub fn state(self) -> &'static str {
+        match self {
+            CommandOutcome::Accepted => "accepted",
+            CommandOutcome::Rejected => "rejected",
+            CommandOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// The body of an accepted message, as kept in the telemetry log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -97,6 +117,12 @@ pub enum Body {
         end_confirmed: bool,
         physically_separated: bool,
     },
+    /// The pile's answer to a command it was sent.
+    CommandResult {
+        command_id: String,
+        outcome: CommandOutcome,
+        detail: String,
+    },
     /// REQ MON-8: a communication link's state, for the monitor's daily check.
     Link {
         link_id: String,
@@ -117,6 +143,7 @@ impl Body {
             Body::Link { .. } => "link",
             Body::SessionStart { .. } => "session_start",
             Body::SessionEnd { .. } => "session_end",
+            Body::CommandResult { .. } => "command_result",
         }
     }
 }
@@ -430,6 +457,20 @@ fn check_ranges(body: &Body, rated_power_kw: f64) -> Result<(), Rejection> {
             if !(0..=99).contains(stop_reason) {
                 return Err(Rejection::invalid(
                     "session_end.stop_reason must be a T/CEC 102 StopReason code, 0 to 99",
+                ));
+            }
+        }
+        Body::CommandResult {
+            command_id, detail, ..
+        } => {
+            if command_id.trim().is_empty() || command_id.len() > 64 {
+                return Err(Rejection::invalid(
+                    "command_result.command_id names the command answered",
+                ));
+            }
+            if detail.len() > 1_000 {
+                return Err(Rejection::invalid(
+                    "command_result.detail is at most 1000 bytes",
                 ));
             }
         }

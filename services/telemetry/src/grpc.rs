@@ -25,6 +25,27 @@ type ConnectStream =
 impl TelemetryService for Telemetry {
     type ConnectStream = ConnectStream;
 
+    async fn get_pile_command(
+        &self,
+        request: Request<pb::GetPileCommandRequest>,
+    ) -> Result<Response<pb::GetPileCommandResponse>, Status> {
+        let principal = principal(&request)?;
+        let r = request.into_inner();
+        let result = async {
+            let operator_id = principal.acting_for(&r.operator_id, "pile commands")?;
+            let what = || Error::NotFound(format!("pile command {}", r.command_id.trim()));
+            let record = self
+                .store
+                .command(&operator_id, r.command_id.trim())
+                .await?
+                .ok_or_else(what)?;
+            Ok(pb::GetPileCommandResponse {
+                command: Some(crate::convert::command_to_pb(&record)),
+            })
+        };
+        chargemesh_kit::error::reply(result.await)
+    }
+
     async fn send_pile_command(
         &self,
         request: Request<pb::SendPileCommandRequest>,

@@ -48,6 +48,10 @@ pub struct TelemetrySettings {
     /// How often waiting pile commands are delivered to the streams of this process, in
     /// milliseconds.
     pub command_interval_ms: u64,
+    /// How long a pile may take to answer a command before it is sent again, in milliseconds.
+    pub command_timeout_ms: u64,
+    /// How many times a command goes out before it has timed out.
+    pub command_attempts: u32,
     /// How often closed trial-operation days are computed and published, in milliseconds.
     pub trial_publish_interval_ms: u64,
     /// How long a cached operator registry is used before it is read again, in seconds (changes
@@ -62,6 +66,8 @@ impl Default for TelemetrySettings {
             sweep_interval_ms: 15_000,
             max_batch: 1_000,
             command_interval_ms: 500,
+            command_timeout_ms: 60_000,
+            command_attempts: 3,
             trial_publish_interval_ms: 60_000,
             registry_ttl_s: 30,
         }

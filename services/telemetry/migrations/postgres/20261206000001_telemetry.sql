@@ -115,8 +115,10 @@ CREATE TABLE trial_days (
     PRIMARY KEY (operator_id, station_id, day)
 );
 
--- Commands for piles (a platform-started session), kept until the stream that reports for the
--- pile has taken them, so a command survives a restart and is delivered once.
+-- Commands for piles (a platform-started session, an availability change...): queued until a
+-- stream that reports for the pile is connected, sent, and done when the pile answers; one sent
+-- and not answered within the timeout goes out again (piles answer a command id once), up to
+-- the attempts allowed, then it has timed out.
 CREATE TABLE pile_commands (
     command_id   TEXT PRIMARY KEY,
     operator_id  TEXT NOT NULL,
@@ -124,9 +126,14 @@ CREATE TABLE pile_commands (
     pile_id      TEXT NOT NULL,
     command      BYTEA NOT NULL,
     queued_at    TIMESTAMPTZ NOT NULL,
-    delivered_at TIMESTAMPTZ
+    -- queued, sent, accepted, rejected, failed, timed_out
+    state        TEXT NOT NULL,
+    attempts     INTEGER NOT NULL,
+    sent_at      TIMESTAMPTZ,
+    answered_at  TIMESTAMPTZ,
+    detail       TEXT NOT NULL
 );
-CREATE INDEX pile_commands_pending ON pile_commands (queued_at) WHERE delivered_at IS NULL;
+CREATE INDEX pile_commands_open ON pile_commands (queued_at) WHERE state IN ('queued', 'sent');
 
 CREATE TRIGGER telemetry_log_append_only BEFORE UPDATE OR DELETE ON telemetry_log
     FOR EACH ROW EXECUTE FUNCTION refuse_rewrite();

@@ -104,8 +104,10 @@ CREATE TABLE trial_days (
     PRIMARY KEY (operator_id, station_id, day)
 );
 
--- Commands for piles (a platform-started session), kept until the stream that reports for the
--- pile has taken them, so a command survives a restart and is delivered once.
+-- Commands for piles (a platform-started session, an availability change...): queued until a
+-- stream that reports for the pile is connected, sent, and done when the pile answers; one sent
+-- and not answered within the timeout goes out again (piles answer a command id once), up to
+-- the attempts allowed, then it has timed out.
 CREATE TABLE pile_commands (
     command_id   TEXT PRIMARY KEY,
     operator_id  TEXT NOT NULL,
@@ -113,9 +115,14 @@ CREATE TABLE pile_commands (
     pile_id      TEXT NOT NULL,
     command      BLOB NOT NULL,
     queued_at    TEXT NOT NULL,
-    delivered_at TEXT
+    -- queued, sent, accepted, rejected, failed, timed_out
+    state        TEXT NOT NULL,
+    attempts     INTEGER NOT NULL,
+    sent_at      TEXT,
+    answered_at  TEXT,
+    detail       TEXT NOT NULL
 );
-CREATE INDEX pile_commands_pending ON pile_commands (queued_at) WHERE delivered_at IS NULL;
+CREATE INDEX pile_commands_open ON pile_commands (queued_at) WHERE state IN ('queued', 'sent');
 
 -- REQ REC-2: the logs are append-only; only a removal past retention, through the gate, deletes.
 CREATE TRIGGER telemetry_log_no_update BEFORE UPDATE ON telemetry_log

@@ -65,7 +65,7 @@ pub struct AppendOutcome {
     pub resync: std::collections::HashSet<String>,
 }
 
-/// A command for a pile as it waits for delivery; `command` is the encoded `PileCommand`.
+/// A command for a pile as the store keeps it; `command` is the encoded `PileCommand`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct QueuedCommand {
     pub command_id: String,
@@ -74,6 +74,19 @@ pub struct QueuedCommand {
     pub pile_id: String,
     pub command: Vec<u8>,
     pub queued_at: DateTime<Utc>,
+}
+
+/// A command with where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CommandRecord {
+    #[sqlx(flatten)]
+    pub queued: QueuedCommand,
+    /// queued, sent, accepted, rejected, failed, timed_out.
+    pub state: String,
+    pub attempts: i32,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub detail: String,
 }
 
 /// One accepted message as the log keeps it.
@@ -147,11 +160,37 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(Vec<Logged>, i64), StoreError>;
     /// Keeps a command for a pile until it is delivered.
     async fn queue_command(&self, command: &QueuedCommand) -> Result<(), StoreError>;
-    /// Commands not yet delivered, oldest first.
-    async fn pending_commands(&self, limit: u32) -> Result<Vec<QueuedCommand>, StoreError>;
-    /// Marks a command delivered; `false` when it was already.
-    async fn mark_delivered(&self, command_id: &str, at: DateTime<Utc>)
-    -> Result<bool, StoreError>;
+    /// Commands to (re)send, oldest first: queued ones, and ones sent before `resend_before`
+    /// that are not answered.
+    async fn open_commands(
+        &self,
+        resend_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<QueuedCommand>, StoreError>;
+    /// Takes a command for sending now; `false` when another sender has it, it was answered,
+    /// or it has had its attempts.
+    async fn claim_command(
+        &self,
+        command_id: &str,
+        now: DateTime<Utc>,
+        resend_before: DateTime<Utc>,
+        max_attempts: i32,
+    ) -> Result<bool, StoreError>;
+    /// Gives a claimed command back (it could not go out after all).
+    async fn release_command(&self, command_id: &str) -> Result<(), StoreError>;
+    /// Marks timed out the commands sent before `resend_before`, unanswered, that have had
+    /// their attempts; how many.
+    async fn expire_commands(
+        &self,
+        resend_before: DateTime<Utc>,
+        max_attempts: i32,
+    ) -> Result<u64, StoreError>;
+    /// A command of an operator with where it stands.
+    async fn command(
+        &self,
+        operator_id: &str,
+        command_id: &str,
+    ) -> Result<Option<CommandRecord>, StoreError>;
     /// REQ MON-8: the link reports of a station in `[start, end)`, in observation order:
     /// (pile, observed at, body).
     async fn link_reports(

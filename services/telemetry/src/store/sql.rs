@@ -8,7 +8,9 @@ use rust_decimal::Decimal;
 
 use chargemesh_kit::db::StoreError;
 
-use super::{AppendOutcome, LiveStatus, Logged, QueuedCommand, StatusChange, TelemetryStore};
+use super::{
+    AppendOutcome, CommandRecord, LiveStatus, Logged, QueuedCommand, StatusChange, TelemetryStore,
+};
 use super::{ORIGIN_LIVENESS, ORIGIN_TELEMETRY};
 use crate::domain::{Body, ConnectorState, Report};
 use crate::trial::{Timeline, TrialDay};
@@ -341,6 +343,23 @@ macro_rules! sql_telemetry_store {
                     let first = last - fresh.len() as i64 + 1;
                     $insert_log(&mut tx, &fresh, first, now).await?;
                 }
+                // A pile's answers settle its commands, in the same transaction as the log.
+                for r in &fresh {
+                    if let Body::CommandResult { command_id, outcome, detail } = &r.body {
+                        sqlx::query(
+                            "UPDATE pile_commands SET state = $4, answered_at = $5, detail = $6 \
+                             WHERE command_id = $1 AND operator_id = $2 AND pile_id = $3 AND state IN ('queued', 'sent')",
+                        )
+                        .bind(command_id)
+                        .bind(&r.operator_id)
+                        .bind(&r.pile_id)
+                        .bind(outcome.state())
+                        .bind(now)
+                        .bind(detail)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
                 Self::allocate_and_record(&mut tx, &mut outcome.changes).await?;
                 tx.commit().await?;
                 Ok(outcome)
@@ -568,8 +587,8 @@ macro_rules! sql_telemetry_store {
 
             async fn queue_command(&self, c: &QueuedCommand) -> Result<(), StoreError> {
                 sqlx::query(
-                    "INSERT INTO pile_commands (command_id, operator_id, station_id, pile_id, command, queued_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO pile_commands (command_id, operator_id, station_id, pile_id, command, queued_at, state, attempts, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, '')",
                 )
                 .bind(&c.command_id)
                 .bind(&c.operator_id)
@@ -582,24 +601,66 @@ macro_rules! sql_telemetry_store {
                 Ok(())
             }
 
-            async fn pending_commands(&self, limit: u32) -> Result<Vec<QueuedCommand>, StoreError> {
-                let sql = format!(
+            async fn open_commands(&self, resend_before: DateTime<Utc>, limit: u32) -> Result<Vec<QueuedCommand>, StoreError> {
+                Ok(sqlx::query_as(
                     "SELECT command_id, operator_id, station_id, pile_id, command, queued_at FROM pile_commands \
-                     WHERE delivered_at IS NULL ORDER BY queued_at, command_id LIMIT {}",
-                    limit.clamp(1, 1000)
-                );
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?)
+                     WHERE state = 'queued' OR (state = 'sent' AND sent_at < $1) \
+                     ORDER BY queued_at, command_id LIMIT $2",
+                )
+                .bind(resend_before)
+                .bind(i64::from(limit.clamp(1, 1000)))
+                .fetch_all(&self.pool)
+                .await?)
             }
 
-            async fn mark_delivered(&self, command_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+            async fn claim_command(&self, command_id: &str, now: DateTime<Utc>, resend_before: DateTime<Utc>, max_attempts: i32) -> Result<bool, StoreError> {
                 let done = sqlx::query(
-                    "UPDATE pile_commands SET delivered_at = $2 WHERE command_id = $1 AND delivered_at IS NULL",
+                    "UPDATE pile_commands SET state = 'sent', sent_at = $2, attempts = attempts + 1 \
+                     WHERE command_id = $1 AND attempts < $4 \
+                     AND (state = 'queued' OR (state = 'sent' AND sent_at < $3))",
                 )
                 .bind(command_id)
-                .bind(at)
+                .bind(now)
+                .bind(resend_before)
+                .bind(max_attempts)
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_command(&self, command_id: &str) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE pile_commands SET state = 'queued', attempts = attempts - 1 \
+                     WHERE command_id = $1 AND state = 'sent'",
+                )
+                .bind(command_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn expire_commands(&self, resend_before: DateTime<Utc>, max_attempts: i32) -> Result<u64, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE pile_commands SET state = 'timed_out', \
+                     detail = 'sent ' || attempts || ' times and never answered' \
+                     WHERE state = 'sent' AND sent_at < $1 AND attempts >= $2",
+                )
+                .bind(resend_before)
+                .bind(max_attempts)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn command(&self, operator_id: &str, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT command_id, operator_id, station_id, pile_id, command, queued_at, state, attempts, sent_at, answered_at, detail \
+                     FROM pile_commands WHERE operator_id = $1 AND command_id = $2",
+                )
+                .bind(operator_id)
+                .bind(command_id)
+                .fetch_optional(&self.pool)
+                .await?)
             }
 
             async fn link_reports(&self, operator_id: &str, station_id: &str, start: DateTime<Utc>, end: DateTime<Utc>)
