@@ -24,7 +24,7 @@ use chargemesh_kit::server::{
 };
 use chargemesh_kit::tls::{self, ClientAuth, PeerInfo, ReloadingServerConfig};
 
-use crate::{GatewayConfig, GatewayError, drain, policy, routes};
+use crate::{GatewayConfig, GatewayError, drain, policy, routes, upstream};
 
 /// The edge service: authenticate, authorise, forward.
 #[derive(Clone)]
@@ -167,10 +167,9 @@ impl Inner {
             Err(_) => return Status::internal("cannot encode principal").into_http(),
         }
         match channel.clone().oneshot(req).await {
-            Ok(resp) if long_lived => {
-                resp.map(|body| drain::Draining::wrap(body, self.drain.subscribe()))
-            }
-            Ok(resp) => resp,
+            Ok(resp) if long_lived => upstream::Upstream::wrap(resp)
+                .map(|body| drain::Draining::wrap(body, self.drain.subscribe())),
+            Ok(resp) => upstream::Upstream::wrap(resp),
             Err(error) => {
                 tracing::warn!(%path, %error, "upstream unavailable");
                 Status::unavailable("the service is unavailable, retry later").into_http()

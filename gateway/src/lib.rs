@@ -8,6 +8,7 @@ pub mod drain;
 pub mod grpc;
 pub mod policy;
 pub mod routes;
+pub mod upstream;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
