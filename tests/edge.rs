@@ -62,3 +62,49 @@ async fn a_stream_whose_component_goes_away_ends_unavailable_not_internal() {
     assert_eq!(refused.code(), tonic::Code::Unavailable);
     mesh.stop().await;
 }
+
+/// Counts the method labels of the gRPC call metrics that are not methods of ours.
+fn made_up_labels() -> Vec<String> {
+    chargemesh_kit::metrics::encode()
+        .lines()
+        .filter(|l| l.starts_with("chargemesh_rpc_requests_total{"))
+        .filter_map(|l| l.split("method=\"").nth(1))
+        .filter_map(|l| l.split('"').next())
+        .filter(|m| chargemesh_kit::metrics::method_label(m) != *m)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netsec_1_random_paths_from_an_unauthenticated_client_add_one_metric_series() {
+    let mesh = TestMesh::start().await;
+    let channel = mesh.anonymous_channel();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    for n in 0..10_000u32 {
+        grpc.ready().await.expect("ready");
+        let path: http::uri::PathAndQuery = format!("/x{n}.Svc/M{}", n * 7919 % 10_007)
+            .parse()
+            .expect("path");
+        let refused = grpc
+            .unary(
+                tonic::Request::new(()),
+                path,
+                tonic_prost::ProstCodec::<(), ()>::default(),
+            )
+            .await
+            .expect_err("no such method");
+        assert_eq!(refused.code(), tonic::Code::Unimplemented);
+    }
+    let labels = made_up_labels();
+    assert!(
+        labels.iter().all(|l| l == "unknown"),
+        "made-up paths became labels: {:?}",
+        &labels[..labels.len().min(5)]
+    );
+    let series = chargemesh_kit::metrics::encode()
+        .lines()
+        .filter(|l| l.starts_with("chargemesh_rpc_requests_total{method=\"unknown\""))
+        .count();
+    assert!(series <= 2, "one series per code at most: {series}");
+    mesh.stop().await;
+}

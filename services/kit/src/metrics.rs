@@ -187,6 +187,50 @@ pub fn encode() -> String {
     out
 }
 
+/// The methods a label may name: every method of the protos, gRPC health and reflection.
+fn known_methods() -> &'static std::collections::HashSet<String> {
+    static KNOWN: OnceLock<std::collections::HashSet<String>> = OnceLock::new();
+    KNOWN.get_or_init(|| {
+        use prost::Message as _;
+        let mut known: std::collections::HashSet<String> = [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        if let Ok(set) =
+            prost_types::FileDescriptorSet::decode(chargemesh_proto::FILE_DESCRIPTOR_SET)
+        {
+            for file in &set.file {
+                for service in &file.service {
+                    for method in &service.method {
+                        known.insert(format!(
+                            "/{}.{}/{}",
+                            file.package(),
+                            service.name(),
+                            method.name()
+                        ));
+                    }
+                }
+            }
+        }
+        known
+    })
+}
+
+/// A path as a metric label: the method when it is one of ours, else `unknown`, so paths a
+/// client makes up cannot grow the series without bound.
+pub fn method_label(path: &str) -> &str {
+    if known_methods().contains(path) {
+        path
+    } else {
+        "unknown"
+    }
+}
+
 /// Records gRPC calls: the rate, latency and status code of each method.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MetricsLayer;
@@ -223,7 +267,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = req.uri().path().to_owned();
+        let method = method_label(req.uri().path()).to_owned();
         let started = std::time::Instant::now();
         let future = self.inner.call(req);
         Box::pin(async move {
@@ -279,5 +323,27 @@ impl CodeName for tonic::Code {
             tonic::Code::DataLoss => "DATA_LOSS",
             tonic::Code::Unauthenticated => "UNAUTHENTICATED",
         }
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn netsec_1_only_known_methods_are_labels() {
+        assert_eq!(
+            method_label("/chargemesh.asset.v1.AssetService/GetStation"),
+            "/chargemesh.asset.v1.AssetService/GetStation"
+        );
+        assert_eq!(
+            method_label("/grpc.health.v1.Health/Check"),
+            "/grpc.health.v1.Health/Check"
+        );
+        assert_eq!(
+            method_label("/chargemesh.asset.v1.AssetService/Nope"),
+            "unknown"
+        );
+        assert_eq!(method_label("/x/../../etc/passwd"), "unknown");
     }
 }
