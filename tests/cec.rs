@@ -559,6 +559,16 @@ async fn a_platform_in_platform_mode_pushes_status_and_orders_by_cec_and_the_grp
         .await
         .expect("pushed");
     assert_eq!(disputed["ConfirmResult"], 1);
+    // Impossible figures are refused as a bad payload, and change nothing.
+    let mut absurd = order.clone();
+    absurd["StartChargeSeq"] = json!(format!("{OP}000000000000000999"));
+    absurd["TotalPower"] = json!(1e300);
+    absurd["ChargeDetails"][1]["DetailPower"] = json!(1e300);
+    let (ret, _) = platform
+        .call("notification_charge_order_info", &absurd)
+        .await
+        .expect("answered");
+    assert_eq!(ret, Ret::BadPayload);
     let kept = chargemesh_proto::metering::v1::metering_service_client::MeteringServiceClient::new(
         mesh.channel("operator"),
     )

@@ -842,3 +842,88 @@ async fn mon_9_a_billing_complaint_flags_its_order_for_verification() {
     assert_eq!(shown.links[0].state, "disputed");
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn settle_1_impossible_sessions_are_refused_naming_the_field_and_nothing_panics() {
+    let clock = ManualClock::new(t("2026-11-21T08:00:00+08:00"));
+    let mesh = setup(&clock).await;
+    let mut platform = metering(&mesh, "operator");
+    let refused = |mut request: pb::ReportChargeOrderRequest, n: u32| {
+        let mut platform = platform.clone();
+        async move {
+            request.order_id = format!("MA2D3K7Q0261120163000009{n:03}");
+            platform
+                .report_charge_order(request)
+                .await
+                .expect_err("refused")
+        }
+    };
+    // A century-long session: settlement would cut it into millions of pieces.
+    let mut long = session("", "P1");
+    long.end_time = ts("2126-11-20T17:30:00+08:00");
+    long.samples[2].sample_time = long.end_time;
+    let status = refused(long, 1).await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("end_time"),
+        "{}",
+        status.message()
+    );
+    // A week and a second.
+    let mut week = session("", "P1");
+    week.end_time = ts("2026-11-27T16:30:01+08:00");
+    week.samples[2].sample_time = week.end_time;
+    let status = refused(week, 2).await;
+    assert!(status.message().contains("7 days"), "{}", status.message());
+    // Times chrono cannot hold.
+    let mut far = session("", "P1");
+    far.start_time = Some(prost_types::Timestamp {
+        seconds: i64::MAX,
+        nanos: 0,
+    });
+    let status = refused(far, 3).await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("start_time"),
+        "{}",
+        status.message()
+    );
+    let mut early = session("", "P1");
+    early.start_time = Some(prost_types::Timestamp {
+        seconds: i64::MIN / 2,
+        nanos: 0,
+    });
+    assert_eq!(refused(early, 4).await.code(), tonic::Code::InvalidArgument);
+    // A register beyond any meter, and totals beyond any session.
+    let mut register = session("", "P1");
+    register.samples[2].register_kwh = "99999999999999999999999.999".into();
+    let status = refused(register, 5).await;
+    assert!(
+        status.message().starts_with("samples[2].register_kwh"),
+        "{}",
+        status.message()
+    );
+    let mut money = session("", "P1");
+    money.reported_energy_kwh = "40.000".into();
+    money.reported_total_money = "79228162514264337593543950335".into();
+    let status = refused(money, 6).await;
+    assert!(
+        status.message().starts_with("reported_total_money"),
+        "{}",
+        status.message()
+    );
+    // Too many readings.
+    let mut many = session("", "P1");
+    many.samples = (0..10_001)
+        .map(|_| sample("2026-11-20T16:30:00+08:00", "1000.000"))
+        .collect();
+    assert!(refused(many, 7).await.message().starts_with("samples"));
+    // Still serving.
+    let kept = platform
+        .report_charge_order(session(ORDER_1, "P1"))
+        .await
+        .expect("a real session is kept")
+        .into_inner();
+    assert!(kept.order.is_some());
+    mesh.stop().await;
+}

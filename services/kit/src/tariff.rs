@@ -62,6 +62,13 @@ pub fn parse_price(field: &str, value: &str) -> Result<Decimal, Error> {
     if price.is_sign_negative() {
         return Err(Error::invalid(field, "BASE-3", "must not be negative"));
     }
+    if price > Decimal::from(100) {
+        return Err(Error::invalid(
+            field,
+            "BASE-3",
+            "must be at most 100 yuan per kWh",
+        ));
+    }
     if price.scale() > 4 {
         return Err(Error::invalid(
             field,
@@ -71,6 +78,10 @@ pub fn parse_price(field: &str, value: &str) -> Result<Decimal, Error> {
     }
     Ok(price)
 }
+
+/// The most periods a board has: the 48 half-hours of a day, which is also what piles (YKC's
+/// billing model) can take.
+pub const MAX_PERIODS: usize = 48;
 
 /// Orders the periods and checks they cover 00:00-24:00 exactly once.
 pub fn validate_board(
@@ -82,6 +93,15 @@ pub fn validate_board(
             field,
             "BASE-3",
             "a price board must be published",
+        ));
+    }
+    if periods.len() > MAX_PERIODS {
+        return Err(Error::invalid(
+            field,
+            "BASE-3",
+            format!(
+                "a price board has at most {MAX_PERIODS} periods (half an hour each at the finest)"
+            ),
         ));
     }
     periods.sort_by_key(|p| p.start_minute);
@@ -403,6 +423,18 @@ mod tests {
             .is_err()
         );
         assert!(validate_board("b", vec![]).is_err());
+        // A board of a period a minute is too many to publish or settle by.
+        let minutes: Vec<PricePeriod> = (0..MINUTES_PER_DAY)
+            .map(|m| PricePeriod {
+                start_minute: m,
+                end_minute: m + 1,
+                label: PeriodLabel::Flat,
+                electricity_price: Decimal::ONE,
+                service_fee: Decimal::ONE,
+            })
+            .collect();
+        let refused = validate_board("b", minutes).expect_err("too many");
+        assert!(refused.to_string().contains("at most 48"), "{refused}");
     }
 
     #[test]
@@ -411,6 +443,8 @@ mod tests {
         assert!(parse_price("p", "0.68001").is_err());
         assert!(parse_price("p", "-1").is_err());
         assert!(parse_price("p", "cheap").is_err());
+        assert!(parse_price("p", "100.0000").is_ok());
+        assert!(parse_price("p", "100.0001").is_err(), "bounded");
         assert!(parse_clock("t", "24:30").is_err());
         assert!(parse_clock("t", "7:00").is_err());
         assert_eq!(parse_clock("t", "24:00").ok(), Some(MINUTES_PER_DAY));

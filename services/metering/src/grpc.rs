@@ -22,6 +22,7 @@ use chargemesh_proto::metering::v1::metering_service_server::{
 };
 
 use crate::domain::abnormal::FlagKind;
+use crate::domain::bounds;
 use crate::domain::order::{ChargeOrder, ChargingSteps, Correction, MAX_STOP_REASON};
 use crate::domain::order_id::{check_order_id, new_order_id};
 use crate::domain::reconcile::{Reason, reconcile};
@@ -67,19 +68,24 @@ fn decimal(field: &str, value: &str, places: u32) -> Result<Decimal, Error> {
 }
 
 fn time(field: &str, value: Option<&prost_types::Timestamp>) -> Result<DateTime<Utc>, Error> {
-    value
-        .and_then(from_timestamp)
-        .ok_or_else(|| Error::bad_field(field, "is required"))
+    let value = value.ok_or_else(|| Error::bad_field(field, "is required"))?;
+    let at = from_timestamp(value).ok_or_else(|| Error::bad_field(field, "is not a valid time"))?;
+    bounds::check_time(field, at)
 }
 
 fn samples(field: &str, input: &[pb::MeterSample]) -> Result<Vec<Sample>, Error> {
+    bounds::check_sample_count(field, input.len())?;
     input
         .iter()
         .enumerate()
         .map(|(i, s)| {
+            let register = format!("{field}[{i}].register_kwh");
             Ok(Sample {
                 at: time(&format!("{field}[{i}].sample_time"), s.sample_time.as_ref())?,
-                register_kwh: decimal(&format!("{field}[{i}].register_kwh"), &s.register_kwh, 3)?,
+                register_kwh: bounds::check_register(
+                    &register,
+                    decimal(&register, &s.register_kwh, 3)?,
+                )?,
             })
         })
         .collect()
@@ -208,9 +214,7 @@ impl MeteringApi {
         }
         let start = time("start_time", r.start_time.as_ref())?;
         let end = time("end_time", r.end_time.as_ref())?;
-        if end < start {
-            return Err(Error::bad_field("end_time", "is before start_time"));
-        }
+        bounds::check_session(start, end)?;
         let samples = samples("samples", &r.samples)?;
         if samples.len() < 2 {
             return Err(Error::invalid(
@@ -227,10 +231,14 @@ impl MeteringApi {
         }
         let reported = match (r.reported_energy_kwh.trim(), r.reported_total_money.trim()) {
             ("", "") => None,
-            (e, m) => Some((
-                decimal("reported_energy_kwh", e, 3)?,
-                decimal("reported_total_money", m, 2)?,
-            )),
+            (e, m) => {
+                let (energy, money) = (
+                    decimal("reported_energy_kwh", e, 3)?,
+                    decimal("reported_total_money", m, 2)?,
+                );
+                bounds::check_reported(energy, money)?;
+                Some((energy, money))
+            }
         };
         let pile_id = r.pile_id.trim().to_owned();
         let context = self.engine.context(&op, &pile_id, start).await?;
@@ -461,9 +469,15 @@ impl MeteringApi {
             } else {
                 Some(samples("samples", &r.samples)?)
             },
-            end: r.end_time.as_ref().and_then(from_timestamp),
+            end: match &r.end_time {
+                Some(_) => Some(time("end_time", r.end_time.as_ref())?),
+                None => None,
+            },
         };
         let next = current.corrected(correction, &p.to_string(), self.engine.clock.now())?;
+        if let Some(end) = next.end {
+            bounds::check_session(next.start, end)?;
+        }
         let context = self
             .engine
             .context(&next.operator_id, &next.pile_id, next.start)

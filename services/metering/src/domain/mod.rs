@@ -1,6 +1,7 @@
 //! Metering rules as pure functions over plain types.
 
 pub mod abnormal;
+pub mod bounds;
 pub mod order;
 pub mod order_id;
 pub mod reconcile;
