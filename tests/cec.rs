@@ -684,3 +684,71 @@ async fn a_token_from_one_gateway_replica_is_good_on_another() {
         .expect("the replica stops cleanly");
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn base_2_the_registry_finds_stations_by_id_and_by_connector_within_the_callers_area() {
+    use chargemesh_proto::regulator::v2 as reg;
+    use chargemesh_proto::regulator::v2::registry_service_client::RegistryServiceClient;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    fleet(&mesh).await;
+    // The demo regulator watches Shaoxing (3306): S-A and S-B, not Shanghai's S-SH.
+    let mut registry = RegistryServiceClient::new(mesh.channel("regulator"));
+    let ids = |page: reg::ListStationsResponse| -> Vec<String> {
+        page.stations
+            .into_iter()
+            .filter_map(|r| r.station.map(|s| s.station_id))
+            .collect()
+    };
+    let by_id = registry
+        .list_stations(reg::ListStationsRequest {
+            station_ids: vec!["S-B".into(), "S-SH".into(), "S-NONE".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("by id")
+        .into_inner();
+    assert_eq!(ids(by_id), ["S-B"]);
+    let by_connector = |connector: &str| reg::ListStationsRequest {
+        connector_id: connector.into(),
+        ..Default::default()
+    };
+    let found = registry
+        .list_stations(by_connector("PA-1"))
+        .await
+        .expect("by connector")
+        .into_inner();
+    assert_eq!(ids(found.clone()), ["S-A"]);
+    assert_eq!(found.stations[0].piles[0].pile_id, "PA");
+    let elsewhere = registry
+        .list_stations(by_connector("PSH-1"))
+        .await
+        .expect("another area's connector")
+        .into_inner();
+    assert!(ids(elsewhere).is_empty());
+    let too_many = registry
+        .list_stations(reg::ListStationsRequest {
+            station_ids: (0..51).map(|i| format!("S-{i}")).collect(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("51 ids");
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+    assert!(
+        too_many.message().contains("station_ids"),
+        "{}",
+        too_many.message()
+    );
+    // The T/CEC edge asks the same way: another area's connector has no price for Shaoxing.
+    let shaoxing = client(&mesh, &clock, "sx", SHAOXING);
+    let (ret, policy) = shaoxing
+        .call(
+            "query_equip_business_policy",
+            &json!({"EquipBizSeq": "SEQ2", "ConnectorID": "PSH-1"}),
+        )
+        .await
+        .expect("policy");
+    assert_eq!(ret, Ret::Ok);
+    assert_eq!(policy["SuccStat"], 1);
+    mesh.stop().await;
+}

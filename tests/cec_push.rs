@@ -320,7 +320,10 @@ async fn base_2_a_push_the_regulator_refuses_is_parked_visible_and_not_retried()
     let parked = eventually(
         async || {
             rp::reporting_service_client::ReportingServiceClient::new(mesh.anonymous_channel())
-                .list_parked_pushes(common::with_token(rp::ListParkedPushesRequest {}, &admin))
+                .list_parked_pushes(common::with_token(
+                    rp::ListParkedPushesRequest::default(),
+                    &admin,
+                ))
                 .await
                 .expect("parked")
                 .into_inner()

@@ -923,6 +923,7 @@ async fn eval_3_a_corrective_action_is_tracked_on_its_deadline_across_a_restart_
         operator_id: OP.into(),
         include_closed,
         complaint_id: complaint.into(),
+        ..Default::default()
     };
     let open = desk
         .client

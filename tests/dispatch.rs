@@ -1612,6 +1612,7 @@ async fn staff_2_a_lapsed_qualification_is_renewed_by_a_recorded_training() {
                     pb::ListStaffMembersRequest {
                         operator_id: OP.into(),
                         retraining_due_only: true,
+                        ..Default::default()
                     },
                     &token,
                 ))
@@ -2034,5 +2035,104 @@ async fn fault_5_a_breach_is_published_as_an_event_with_its_lateness() {
         "{payload}"
     );
     assert_eq!(breach.envelope.operator_id, OP);
+    mesh.stop().await;
+}
+
+/// Every page of the operator's work orders, `page_size` at a time, with the pages' sizes.
+async fn every_work_order(staff: &Staff, page_size: i32) -> (Vec<pb::WorkOrder>, Vec<usize>) {
+    let mut all = Vec::new();
+    let mut sizes = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = staff
+            .client()
+            .list_work_orders(with_token(
+                pb::ListWorkOrdersRequest {
+                    operator_id: OP.into(),
+                    page_size,
+                    page_token: token,
+                    ..Default::default()
+                },
+                &staff.token("monitor"),
+            ))
+            .await
+            .expect("page")
+            .into_inner();
+        sizes.push(page.work_orders.len());
+        all.extend(page.work_orders);
+        if page.next_page_token.is_empty() {
+            return (all, sizes);
+        }
+        token = page.next_page_token;
+    }
+}
+
+#[tokio::test]
+async fn work_orders_are_listed_newest_first_a_page_at_a_time_with_none_out_of_reach() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh = mesh_at(&clock).await;
+    let staff = setup(&mesh).await;
+    // More orders than the old listing's 1,000-row cap, ten to each second of the clock, so
+    // pages also break between orders received at the same moment.
+    let mut created = std::collections::HashSet::new();
+    let monitor = staff.token("monitor");
+    for batch in 0..105 {
+        let mut orders = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            let (channel, token) = (staff.channel.clone(), monitor.clone());
+            orders.spawn(
+                async move { common::phone_work_order(channel, &token, "S-URB", "P1").await },
+            );
+        }
+        created.extend(orders.join_all().await.into_iter().map(|o| o.order_id));
+        if batch < 104 {
+            clock.advance(chrono::Duration::seconds(1));
+        }
+    }
+    assert_eq!(created.len(), 1050);
+    let latest = chargemesh_kit::time::to_timestamp(clock.now());
+
+    let (listed, sizes) = every_work_order(&staff, 200).await;
+    assert_eq!(
+        sizes,
+        [200, 200, 200, 200, 200, 50],
+        "full pages, then the rest"
+    );
+    let ids: std::collections::HashSet<_> = listed.iter().map(|o| o.order_id.clone()).collect();
+    assert_eq!(ids.len(), listed.len(), "no order on two pages");
+    assert_eq!(ids, created, "every order reachable, the newest too");
+    let times: Vec<_> = listed
+        .iter()
+        .map(|o| {
+            let t = o.receive_time.expect("received");
+            (t.seconds, t.nanos)
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    assert_eq!(
+        listed[0].receive_time.map(|t| t.seconds),
+        Some(latest.seconds),
+        "the first page starts with the newest"
+    );
+
+    // A token is the service's own: anything else is refused, naming the field.
+    let forged = staff
+        .client()
+        .list_work_orders(with_token(
+            pb::ListWorkOrdersRequest {
+                operator_id: OP.into(),
+                page_token: "not-a-token".into(),
+                ..Default::default()
+            },
+            &staff.token("monitor"),
+        ))
+        .await
+        .expect_err("forged token");
+    assert_eq!(forged.code(), Code::InvalidArgument);
+    assert!(
+        forged.message().contains("page_token"),
+        "{}",
+        forged.message()
+    );
     mesh.stop().await;
 }

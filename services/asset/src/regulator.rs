@@ -20,6 +20,9 @@ use crate::domain::model::{Pile, Station};
 use crate::grpc::{pile_to_pb, station_to_pb};
 use crate::store::{AssetStore, Filter, Page};
 
+/// The most stations one `ListStations` names by id.
+const MAX_STATION_IDS: usize = 50;
+
 #[derive(Debug, Clone)]
 pub struct RegistryApi {
     store: Arc<dyn AssetStore>,
@@ -69,10 +72,23 @@ impl RegistryApi {
             let id = parts.pop().unwrap_or_default();
             (parts.pop().unwrap_or_default(), id)
         });
-        let filters: Vec<Filter> = scope
+        let mut filters: Vec<Filter> = scope
             .into_iter()
             .map(|prefix| Filter::Prefix("area_code", prefix))
             .collect();
+        if !req.station_ids.is_empty() {
+            if req.station_ids.len() > MAX_STATION_IDS {
+                return Err(Error::bad_field(
+                    "station_ids",
+                    format!("names at most {MAX_STATION_IDS} stations"),
+                ));
+            }
+            filters.push(Filter::In("station_id", req.station_ids.clone()));
+        }
+        let connector = req.connector_id.trim();
+        if !connector.is_empty() {
+            filters.push(Filter::HasConnector(connector.to_owned()));
+        }
         let page = Page { after, limit };
         let stations = self.store.list_stations(&filters, &page).await?;
         let next_page_token = match stations.last() {

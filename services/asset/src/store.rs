@@ -51,6 +51,10 @@ impl Page {
 pub enum Filter {
     Eq(&'static str, String),
     Prefix(&'static str, String),
+    /// The column is one of these values.
+    In(&'static str, Vec<String>),
+    /// A station with a pile that has this connector (stations only).
+    HasConnector(String),
 }
 
 /// A change to append to the history.
@@ -281,16 +285,36 @@ fn list_sql<E: Entity>(filters: &[Filter], page: &Page) -> (String, Vec<String>)
     let mut conditions = Vec::new();
     let mut values = Vec::new();
     for f in filters {
-        values.push(match f {
+        match f {
             Filter::Eq(col, v) => {
-                conditions.push(format!("{col} = ${}", values.len() + 1));
-                v.clone()
+                values.push(v.clone());
+                conditions.push(format!("{col} = ${}", values.len()));
             }
             Filter::Prefix(col, v) => {
-                conditions.push(format!("{col} LIKE ${}", values.len() + 1));
-                format!("{}%", v.replace(['%', '_'], ""))
+                values.push(format!("{}%", v.replace(['%', '_'], "")));
+                conditions.push(format!("{col} LIKE ${}", values.len()));
             }
-        });
+            Filter::In(_, vs) if vs.is_empty() => conditions.push("1 = 0".to_owned()),
+            Filter::In(col, vs) => {
+                let mut params = Vec::with_capacity(vs.len());
+                for v in vs {
+                    values.push(v.clone());
+                    params.push(format!("${}", values.len()));
+                }
+                conditions.push(format!("{col} IN ({})", params.join(", ")));
+            }
+            Filter::HasConnector(connector) => {
+                values.push(connector.clone());
+                conditions.push(format!(
+                    "EXISTS (SELECT 1 FROM piles p JOIN connectors c \
+                     ON c.operator_id = p.operator_id AND c.pile_id = p.pile_id \
+                     WHERE p.operator_id = {table}.operator_id AND p.station_id = {table}.station_id \
+                     AND c.connector_id = ${})",
+                    values.len(),
+                    table = E::TABLE,
+                ));
+            }
+        }
     }
     if let Some((op, id)) = &page.after {
         conditions.push(format!(

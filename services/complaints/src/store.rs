@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use chargemesh_kit::db::{Database, Migrations, StoreError};
+use chargemesh_kit::paging::{Keyed, Keyset};
 
 use crate::domain::action::CorrectiveAction;
 use crate::domain::complaint::Complaint;
@@ -26,6 +27,34 @@ pub struct Due {
     /// "response", or "promise:<n>" for the n-th promise.
     pub kind: String,
     pub due_at: DateTime<Utc>,
+}
+
+/// Which complaints a listing wants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ComplaintFilter<'a> {
+    pub station_id: Option<&'a str>,
+    /// Archived ones too.
+    pub include_archived: bool,
+}
+
+/// Which corrective actions a listing wants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActionFilter<'a> {
+    /// Only those answering this complaint.
+    pub complaint_id: Option<&'a str>,
+    /// Effective (closed) ones too.
+    pub include_closed: bool,
+}
+
+/// Rows read with their (time, id) key, decoded from their JSON column.
+fn keyed<T>(rows: Vec<(sqlx::types::Json<T>, DateTime<Utc>, String)>) -> Vec<Keyed<T>> {
+    rows.into_iter()
+        .map(|(doc, at, id)| Keyed {
+            item: doc.0,
+            at,
+            id,
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
@@ -51,7 +80,13 @@ pub trait ComplaintStore: Send + Sync + std::fmt::Debug + 'static {
         operator_id: &str,
         complaint_id: &str,
     ) -> Result<Option<(Complaint, i64)>, StoreError>;
-    async fn complaints(&self, operator_id: &str) -> Result<Vec<Complaint>, StoreError>;
+    /// A page of the operator's complaints, newest first.
+    async fn complaints(
+        &self,
+        operator_id: &str,
+        filter: ComplaintFilter<'_>,
+        page: &Keyset,
+    ) -> Result<Vec<Keyed<Complaint>>, StoreError>;
     /// Complaints received at or after `since`, oldest first.
     async fn complaints_since(
         &self,
@@ -89,12 +124,13 @@ pub trait ComplaintStore: Send + Sync + std::fmt::Debug + 'static {
         operator_id: &str,
         action_id: &str,
     ) -> Result<Option<(CorrectiveAction, i64)>, StoreError>;
-    /// The operator's actions, oldest first; only those answering `complaint_id` when given.
+    /// A page of the operator's actions, newest first.
     async fn actions(
         &self,
         operator_id: &str,
-        complaint_id: Option<&str>,
-    ) -> Result<Vec<CorrectiveAction>, StoreError>;
+        filter: ActionFilter<'_>,
+        page: &Keyset,
+    ) -> Result<Vec<Keyed<CorrectiveAction>>, StoreError>;
     /// Writes an action back with any new clock; `Conflict` when it changed since `version`.
     async fn update_action(
         &self,
@@ -209,14 +245,22 @@ macro_rules! sql_complaint_store {
                 Ok(row.map(|(doc, version)| (doc.0, version)))
             }
 
-            async fn complaints(&self, operator_id: &str) -> Result<Vec<Complaint>, StoreError> {
-                let rows: Vec<sqlx::types::Json<Complaint>> = sqlx::query_scalar(
-                    "SELECT doc FROM complaints WHERE operator_id = $1 ORDER BY received_at, complaint_id LIMIT 1000",
+            async fn complaints(&self, operator_id: &str, filter: ComplaintFilter<'_>, page: &Keyset) -> Result<Vec<Keyed<Complaint>>, StoreError> {
+                let rows: Vec<(sqlx::types::Json<Complaint>, DateTime<Utc>, String)> = sqlx::query_as(
+                    "SELECT doc, received_at, complaint_id FROM complaints WHERE operator_id = $1 \
+                     AND ($2 = '' OR station_id = $2) AND ($3 = 1 OR state <> 'archived') \
+                     AND (received_at < $4 OR (received_at = $4 AND complaint_id < $5)) \
+                     ORDER BY received_at DESC, complaint_id DESC LIMIT $6",
                 )
                 .bind(operator_id)
+                .bind(filter.station_id.unwrap_or(""))
+                .bind(i64::from(filter.include_archived))
+                .bind(page.before_at)
+                .bind(&page.before_id)
+                .bind(page.fetch())
                 .fetch_all(&self.pool)
                 .await?;
-                Ok(rows.into_iter().map(|j| j.0).collect())
+                Ok(keyed(rows))
             }
 
             async fn complaints_since(&self, operator_id: &str, since: DateTime<Utc>) -> Result<Vec<Complaint>, StoreError> {
@@ -360,31 +404,24 @@ macro_rules! sql_complaint_store {
                 Ok(row.map(|(doc, version)| (doc.0, version)))
             }
 
-            async fn actions(&self, operator_id: &str, complaint_id: Option<&str>) -> Result<Vec<CorrectiveAction>, StoreError> {
-                let rows: Vec<sqlx::types::Json<CorrectiveAction>> = match complaint_id {
-                    None => {
-                        sqlx::query_scalar(
-                            "SELECT doc FROM corrective_actions WHERE operator_id = $1 \
-                             ORDER BY opened_at, action_id LIMIT 1000",
-                        )
-                        .bind(operator_id)
-                        .fetch_all(&self.pool)
-                        .await?
-                    }
-                    Some(complaint_id) => {
-                        sqlx::query_scalar(
-                            "SELECT a.doc FROM corrective_actions a JOIN corrective_action_complaints l \
-                             ON l.operator_id = a.operator_id AND l.action_id = a.action_id \
-                             WHERE a.operator_id = $1 AND l.complaint_id = $2 \
-                             ORDER BY a.opened_at, a.action_id",
-                        )
-                        .bind(operator_id)
-                        .bind(complaint_id)
-                        .fetch_all(&self.pool)
-                        .await?
-                    }
-                };
-                Ok(rows.into_iter().map(|j| j.0).collect())
+            async fn actions(&self, operator_id: &str, filter: ActionFilter<'_>, page: &Keyset) -> Result<Vec<Keyed<CorrectiveAction>>, StoreError> {
+                let rows: Vec<(sqlx::types::Json<CorrectiveAction>, DateTime<Utc>, String)> = sqlx::query_as(
+                    "SELECT a.doc, a.opened_at, a.action_id FROM corrective_actions a WHERE a.operator_id = $1 \
+                     AND ($2 = '' OR EXISTS (SELECT 1 FROM corrective_action_complaints l \
+                         WHERE l.operator_id = a.operator_id AND l.action_id = a.action_id AND l.complaint_id = $2)) \
+                     AND ($3 = 1 OR a.state <> 'effective') \
+                     AND (a.opened_at < $4 OR (a.opened_at = $4 AND a.action_id < $5)) \
+                     ORDER BY a.opened_at DESC, a.action_id DESC LIMIT $6",
+                )
+                .bind(operator_id)
+                .bind(filter.complaint_id.unwrap_or(""))
+                .bind(i64::from(filter.include_closed))
+                .bind(page.before_at)
+                .bind(&page.before_id)
+                .bind(page.fetch())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(keyed(rows))
             }
 
             async fn update_action(&self, a: &CorrectiveAction, version: i64, clocks: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {

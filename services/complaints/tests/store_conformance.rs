@@ -9,8 +9,9 @@ use chrono::{DateTime, Duration, Utc};
 use chargemesh_complaints::domain::action::{CorrectiveAction, Opening};
 use chargemesh_complaints::domain::complaint::{Category, Channel, Complaint, Intake, Kind};
 use chargemesh_complaints::domain::satisfaction::{Answer, Bucket, Source};
-use chargemesh_complaints::store::{self, ComplaintStore};
+use chargemesh_complaints::store::{self, ActionFilter, ComplaintFilter, ComplaintStore};
 use chargemesh_kit::db::{StoreError, TestDatabase};
+use chargemesh_kit::paging::Keyset;
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).expect("time").to_utc()
@@ -70,8 +71,18 @@ async fn complaints_are_kept_per_tenant_and_change_under_their_version() {
             s.update(&got, version, &[], &[]).await,
             Err(StoreError::Conflict(_))
         ));
-        assert_eq!(s.complaints("OPA").await.expect("list").len(), 1);
-        assert!(s.complaints("OPB").await.expect("list").is_empty());
+        let every = Keyset::first(500);
+        let any = ComplaintFilter::default();
+        assert_eq!(
+            s.complaints("OPA", any, &every).await.expect("list").len(),
+            1
+        );
+        assert!(
+            s.complaints("OPB", any, &every)
+                .await
+                .expect("list")
+                .is_empty()
+        );
         assert!(s.complaint("OPB", "CP-1").await.expect("read").is_none());
     }
 }
@@ -228,14 +239,30 @@ async fn eval_3_actions_are_found_by_complaint_change_under_their_version_and_th
             .expect("read")
             .expect("present");
         assert_eq!(got, action, "{}", db.backend());
-        assert_eq!(s.actions("OPA", Some("CP-1")).await.expect("list").len(), 1);
+        let every = Keyset::first(500);
+        let answering = |id| ActionFilter {
+            complaint_id: Some(id),
+            include_closed: true,
+        };
+        assert_eq!(
+            s.actions("OPA", answering("CP-1"), &every)
+                .await
+                .expect("list")
+                .len(),
+            1
+        );
         assert!(
-            s.actions("OPA", Some("CP-9"))
+            s.actions("OPA", answering("CP-9"), &every)
                 .await
                 .expect("list")
                 .is_empty()
         );
-        assert!(s.actions("OPB", None).await.expect("list").is_empty());
+        assert!(
+            s.actions("OPB", ActionFilter::default(), &every)
+                .await
+                .expect("list")
+                .is_empty()
+        );
         got.implement("board replaced", "Li", t("2026-03-19T00:00:00Z"))
             .expect("implemented");
         s.update_action(&got, version, &[]).await.expect("updated");
@@ -248,6 +275,48 @@ async fn eval_3_actions_are_found_by_complaint_change_under_their_version_and_th
         assert_eq!(
             (due[0].complaint_id.as_str(), due[0].kind.as_str()),
             ("CA-1", "action:1")
+        );
+    }
+}
+
+#[tokio::test]
+async fn complaints_are_listed_newest_first_a_page_at_a_time_without_archived_ones() {
+    for (db, s) in backends().await {
+        // Five complaints received at one moment: pages break between equal times by id.
+        for i in 0..5 {
+            let mut c = complaint("OPA", &format!("CP-{i}"));
+            if i == 3 {
+                c.state = chargemesh_complaints::domain::complaint::State::Archived;
+            }
+            s.create(&c, &[]).await.expect("created");
+        }
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = Keyset::from_request(2, &token).expect("page");
+            let read = page.page(
+                s.complaints("OPA", ComplaintFilter::default(), &page)
+                    .await
+                    .expect("page"),
+            );
+            assert!(read.items.len() <= 2);
+            seen.extend(read.items.into_iter().map(|c| c.complaint_id));
+            if read.next_page_token.is_empty() {
+                break;
+            }
+            token = read.next_page_token;
+        }
+        assert_eq!(seen, ["CP-4", "CP-2", "CP-1", "CP-0"], "{}", db.backend());
+        let with_archived = ComplaintFilter {
+            station_id: Some("S1"),
+            include_archived: true,
+        };
+        assert_eq!(
+            s.complaints("OPA", with_archived, &Keyset::first(10))
+                .await
+                .expect("all")
+                .len(),
+            5
         );
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use chargemesh_kit::db::{Database, Migrations, StoreError};
 use chargemesh_kit::journal;
+use chargemesh_kit::paging::{Keyed, Keyset};
 
 use crate::domain::crew::StaffMember;
 use crate::domain::defect::{Defect, DefectState};
@@ -59,6 +60,11 @@ pub trait Document: Serialize + serde::de::DeserializeOwned + Send + Sync {
     fn operator_id(&self) -> &str;
     fn doc_id(&self) -> &str;
     fn station_id(&self) -> &str;
+    /// Whether the record still asks for work (a patrol not done, an incident not closed), so
+    /// listings of open records find it without reading closed ones.
+    fn is_open(&self) -> bool {
+        true
+    }
     /// What reporting is told of the record as it stands, if anything.
     fn fact(&self) -> Option<chargemesh_proto::journal::v1::fact::Fact> {
         None
@@ -84,7 +90,7 @@ fn entries_of<D: Document>(record: &D, version: i64, now: DateTime<Utc>) -> Vec<
 }
 
 macro_rules! document {
-    ($type:ty, $kind:expr, $id:ident, fact = $fact:path) => {
+    ($type:ty, $kind:expr, $id:ident $(, fact = $fact:path)? $(, open = $open:expr)?) => {
         impl Document for $type {
             const KIND: &'static str = $kind;
             fn operator_id(&self) -> &str {
@@ -96,23 +102,17 @@ macro_rules! document {
             fn station_id(&self) -> &str {
                 &self.station_id
             }
+            $(
+            fn is_open(&self) -> bool {
+                let open: fn(&Self) -> bool = $open;
+                open(self)
+            }
+            )?
+            $(
             fn fact(&self) -> Option<chargemesh_proto::journal::v1::fact::Fact> {
                 Some($fact(self))
             }
-        }
-    };
-    ($type:ty, $kind:expr, $id:ident) => {
-        impl Document for $type {
-            const KIND: &'static str = $kind;
-            fn operator_id(&self) -> &str {
-                &self.operator_id
-            }
-            fn doc_id(&self) -> &str {
-                &self.$id
-            }
-            fn station_id(&self) -> &str {
-                &self.station_id
-            }
+            )?
         }
     };
 }
@@ -123,7 +123,12 @@ document!(
     plan_id,
     fact = crate::journal::plan_fact
 );
-document!(crate::domain::patrol::Patrol, kind::PATROL, patrol_id);
+document!(
+    crate::domain::patrol::Patrol,
+    kind::PATROL,
+    patrol_id,
+    open = |p| p.done_at.is_none()
+);
 document!(
     crate::domain::patrol::PatrolSchedule,
     kind::PATROL_SCHEDULE,
@@ -143,7 +148,8 @@ document!(
 document!(
     crate::domain::incident::Incident,
     kind::INCIDENT,
-    incident_id
+    incident_id,
+    open = |i| i.closed_at.is_none()
 );
 
 /// Typed access to the document store: each record under its own kind and keys.
@@ -162,6 +168,7 @@ impl dyn DispatchStore {
                 id: record.doc_id(),
             },
             record.station_id(),
+            record.is_open(),
             &doc,
             now,
             &entries_of(record, 1, now),
@@ -197,6 +204,7 @@ impl dyn DispatchStore {
                 operator_id: record.operator_id(),
                 id: record.doc_id(),
             },
+            record.is_open(),
             &doc,
             version,
             now,
@@ -205,14 +213,71 @@ impl dyn DispatchStore {
         .await
     }
 
-    /// Every record of the kind an operator has, oldest first.
-    pub async fn all<D: Document>(&self, operator_id: &str) -> Result<Vec<D>, StoreError> {
-        self.docs(D::KIND, operator_id)
+    /// A page of an operator's records of the kind, newest first.
+    pub async fn list<D: Document>(
+        &self,
+        operator_id: &str,
+        filter: DocFilter<'_>,
+        page: &Keyset,
+    ) -> Result<Vec<Keyed<D>>, StoreError> {
+        self.docs(D::KIND, operator_id, filter, page)
             .await?
             .into_iter()
-            .map(|doc| serde_json::from_value(doc).map_err(|e| StoreError::Internal(e.to_string())))
+            .map(|row| {
+                row.try_map(|doc| {
+                    serde_json::from_value(doc).map_err(|e| StoreError::Internal(e.to_string()))
+                })
+            })
             .collect()
     }
+
+    /// The newest records of the kind that match, at most [`INTERNAL_READ`] of them: what a rule
+    /// computed over a station's records (its plans, its drills) reads.
+    pub async fn newest<D: Document>(
+        &self,
+        operator_id: &str,
+        filter: DocFilter<'_>,
+    ) -> Result<Vec<D>, StoreError> {
+        let page = Keyset::first(INTERNAL_READ);
+        Ok(self
+            .list(operator_id, filter, &page)
+            .await?
+            .into_iter()
+            .map(|row| row.item)
+            .collect())
+    }
+}
+
+/// How many of the newest records a rule reads at most. Every rule over them (the latest plan
+/// per hazard, the last drill, the last maintenance) needs only the newest few; the bound keeps
+/// one station with an absurd history from costing more than this.
+pub const INTERNAL_READ: u32 = 2000;
+
+/// Which documents a listing wants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DocFilter<'a> {
+    /// Only one station's.
+    pub station_id: Option<&'a str>,
+    /// Only those still open (see [`Document::is_open`]).
+    pub open_only: bool,
+}
+
+/// Which work orders a listing wants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderFilter<'a> {
+    pub station_id: Option<&'a str>,
+    pub pile_id: Option<&'a str>,
+    /// Only those not closed.
+    pub open_only: bool,
+}
+
+/// Which defects a listing wants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DefectFilter<'a> {
+    pub station_id: Option<&'a str>,
+    pub pile_id: Option<&'a str>,
+    /// Only those not yet accepted (REQ DEF-3).
+    pub open_only: bool,
 }
 
 /// A member of an operator's staff.
@@ -237,7 +302,12 @@ pub struct DueDeadline {
 pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
     async fn create_staff(&self, staff: &StaffRecord, now: DateTime<Utc>)
     -> Result<(), StoreError>;
-    async fn staff(&self, operator_id: &str) -> Result<Vec<StaffRecord>, StoreError>;
+    /// A page of an operator's staff, newest first.
+    async fn staff(
+        &self,
+        operator_id: &str,
+        page: &Keyset,
+    ) -> Result<Vec<Keyed<StaffRecord>>, StoreError>;
     /// One member with the version an update must name.
     async fn staff_member(
         &self,
@@ -258,12 +328,13 @@ pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
         operator_id: &str,
         order_id: &str,
     ) -> Result<Option<(WorkOrder, i64)>, StoreError>;
+    /// A page of an operator's work orders, newest first.
     async fn orders(
         &self,
         operator_id: &str,
-        station_id: Option<&str>,
-        open_only: bool,
-    ) -> Result<Vec<WorkOrder>, StoreError>;
+        filter: OrderFilter<'_>,
+        page: &Keyset,
+    ) -> Result<Vec<Keyed<WorkOrder>>, StoreError>;
     /// Saves an order at the next version, with the steps that must follow the change (such as
     /// the pile's suspension at the 4-hour mark) written to the outbox in the same transaction.
     async fn update_order(
@@ -312,17 +383,19 @@ pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
         version: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// An operator's defects, of one pile if given, oldest first.
+    /// A page of an operator's defects, newest first.
     async fn defects(
         &self,
         operator_id: &str,
-        pile_id: Option<&str>,
-    ) -> Result<Vec<Defect>, StoreError>;
+        filter: DefectFilter<'_>,
+        page: &Keyset,
+    ) -> Result<Vec<Keyed<Defect>>, StoreError>;
     /// Plans, patrols and other records kept as documents of a `kind`.
     async fn insert_doc(
         &self,
         key: DocKey<'_>,
         station_id: &str,
+        open: bool,
         doc: &serde_json::Value,
         now: DateTime<Utc>,
         journal: &[journal::Entry],
@@ -336,16 +409,20 @@ pub trait DispatchStore: Send + Sync + std::fmt::Debug + 'static {
     async fn update_doc(
         &self,
         key: DocKey<'_>,
+        open: bool,
         doc: &serde_json::Value,
         version: i64,
         now: DateTime<Utc>,
         journal: &[journal::Entry],
     ) -> Result<(), StoreError>;
+    /// A page of an operator's documents of a kind, newest first.
     async fn docs(
         &self,
         kind: &str,
         operator_id: &str,
-    ) -> Result<Vec<serde_json::Value>, StoreError>;
+        filter: DocFilter<'_>,
+        page: &Keyset,
+    ) -> Result<Vec<Keyed<serde_json::Value>>, StoreError>;
     async fn follow_cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
     async fn set_follow_cursor(&self, name: &str, cursor: &str) -> Result<(), StoreError>;
 }
@@ -356,6 +433,17 @@ fn open_key(order: &WorkOrder) -> Option<String> {
         (Some(c), Channel::Automatic, s) if s != State::Closed => Some(c.clone()),
         _ => None,
     }
+}
+
+/// Rows read with their (time, id) key, decoded from their JSON column.
+fn keyed<T>(rows: Vec<(sqlx::types::Json<T>, DateTime<Utc>, String)>) -> Vec<Keyed<T>> {
+    rows.into_iter()
+        .map(|(doc, at, id)| Keyed {
+            item: doc.0,
+            at,
+            id,
+        })
+        .collect()
 }
 
 pub(crate) fn state_name(state: State) -> &'static str {
@@ -402,13 +490,19 @@ macro_rules! sql_dispatch_store {
                 Ok(())
             }
 
-            async fn staff(&self, operator_id: &str) -> Result<Vec<StaffRecord>, StoreError> {
-                let rows: Vec<sqlx::types::Json<StaffRecord>> =
-                    sqlx::query_scalar("SELECT doc FROM staff WHERE operator_id = $1 ORDER BY staff_id")
-                        .bind(operator_id)
-                        .fetch_all(&self.pool)
-                        .await?;
-                Ok(rows.into_iter().map(|j| j.0).collect())
+            async fn staff(&self, operator_id: &str, page: &Keyset) -> Result<Vec<Keyed<StaffRecord>>, StoreError> {
+                let rows: Vec<(sqlx::types::Json<StaffRecord>, DateTime<Utc>, String)> = sqlx::query_as(
+                    "SELECT doc, created_at, staff_id FROM staff WHERE operator_id = $1 \
+                     AND (created_at < $2 OR (created_at = $2 AND staff_id < $3)) \
+                     ORDER BY created_at DESC, staff_id DESC LIMIT $4",
+                )
+                .bind(operator_id)
+                .bind(page.before_at)
+                .bind(&page.before_id)
+                .bind(page.fetch())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(keyed(rows))
             }
 
             async fn staff_member(&self, operator_id: &str, staff_id: &str) -> Result<Option<(StaffRecord, i64)>, StoreError> {
@@ -441,8 +535,8 @@ macro_rules! sql_dispatch_store {
             async fn create_order(&self, order: &WorkOrder, deadlines: &[(&str, DateTime<Utc>)]) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let inserted = sqlx::query(
-                    "INSERT INTO work_orders (operator_id, order_id, station_id, open_key, state, version, doc, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $7) ON CONFLICT DO NOTHING",
+                    "INSERT INTO work_orders (operator_id, order_id, station_id, open_key, state, version, doc, created_at, updated_at, pile_id) \
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $7, $8) ON CONFLICT DO NOTHING",
                 )
                 .bind(&order.operator_id)
                 .bind(&order.order_id)
@@ -451,6 +545,7 @@ macro_rules! sql_dispatch_store {
                 .bind(state_name(order.state))
                 .bind(sqlx::types::Json(order))
                 .bind(order.received_at)
+                .bind(&order.pile_id)
                 .execute(&mut *tx)
                 .await?;
                 if inserted.rows_affected() == 0 {
@@ -480,17 +575,24 @@ macro_rules! sql_dispatch_store {
                 Ok(row.map(|(doc, version)| (doc.0, version)))
             }
 
-            async fn orders(&self, operator_id: &str, station_id: Option<&str>, open_only: bool) -> Result<Vec<WorkOrder>, StoreError> {
-                let rows: Vec<sqlx::types::Json<WorkOrder>> = sqlx::query_scalar(
-                    "SELECT doc FROM work_orders WHERE operator_id = $1 AND ($2 = '' OR station_id = $2) \
-                     AND ($3 = 0 OR state <> 'closed') ORDER BY created_at, order_id LIMIT 1000",
+            async fn orders(&self, operator_id: &str, filter: OrderFilter<'_>, page: &Keyset) -> Result<Vec<Keyed<WorkOrder>>, StoreError> {
+                let rows: Vec<(sqlx::types::Json<WorkOrder>, DateTime<Utc>, String)> = sqlx::query_as(
+                    "SELECT doc, created_at, order_id FROM work_orders WHERE operator_id = $1 \
+                     AND ($2 = '' OR station_id = $2) AND ($3 = '' OR pile_id = $3) \
+                     AND ($4 = 0 OR state <> 'closed') \
+                     AND (created_at < $5 OR (created_at = $5 AND order_id < $6)) \
+                     ORDER BY created_at DESC, order_id DESC LIMIT $7",
                 )
                 .bind(operator_id)
-                .bind(station_id.unwrap_or(""))
-                .bind(i64::from(open_only))
+                .bind(filter.station_id.unwrap_or(""))
+                .bind(filter.pile_id.unwrap_or(""))
+                .bind(i64::from(filter.open_only))
+                .bind(page.before_at)
+                .bind(&page.before_id)
+                .bind(page.fetch())
                 .fetch_all(&self.pool)
                 .await?;
-                Ok(rows.into_iter().map(|j| j.0).collect())
+                Ok(keyed(rows))
             }
 
             async fn update_order(&self, order: &WorkOrder, version: i64, now: DateTime<Utc>, steps: &[chargemesh_kit::outbox::Step]) -> Result<(), StoreError> {
@@ -641,25 +743,34 @@ macro_rules! sql_dispatch_store {
                 Ok(())
             }
 
-            async fn defects(&self, operator_id: &str, pile_id: Option<&str>) -> Result<Vec<Defect>, StoreError> {
-                let rows: Vec<sqlx::types::Json<Defect>> = sqlx::query_scalar(
-                    "SELECT doc FROM defects WHERE operator_id = $1 AND ($2 = '' OR pile_id = $2) ORDER BY created_at, defect_id LIMIT 1000",
+            async fn defects(&self, operator_id: &str, filter: DefectFilter<'_>, page: &Keyset) -> Result<Vec<Keyed<Defect>>, StoreError> {
+                let rows: Vec<(sqlx::types::Json<Defect>, DateTime<Utc>, String)> = sqlx::query_as(
+                    "SELECT doc, created_at, defect_id FROM defects WHERE operator_id = $1 \
+                     AND ($2 = '' OR station_id = $2) AND ($3 = '' OR pile_id = $3) \
+                     AND ($4 = 0 OR state <> 'accepted') \
+                     AND (created_at < $5 OR (created_at = $5 AND defect_id < $6)) \
+                     ORDER BY created_at DESC, defect_id DESC LIMIT $7",
                 )
                 .bind(operator_id)
-                .bind(pile_id.unwrap_or(""))
+                .bind(filter.station_id.unwrap_or(""))
+                .bind(filter.pile_id.unwrap_or(""))
+                .bind(i64::from(filter.open_only))
+                .bind(page.before_at)
+                .bind(&page.before_id)
+                .bind(page.fetch())
                 .fetch_all(&self.pool)
                 .await?;
-                Ok(rows.into_iter().map(|j| j.0).collect())
+                Ok(keyed(rows))
             }
 
-            async fn insert_doc(&self, key: DocKey<'_>, station_id: &str, doc: &serde_json::Value, now: DateTime<Utc>,
+            async fn insert_doc(&self, key: DocKey<'_>, station_id: &str, open: bool, doc: &serde_json::Value, now: DateTime<Utc>,
                 entries: &[journal::Entry])
             -> Result<(), StoreError> {
                 let DocKey { kind, operator_id, id } = key;
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
-                    "INSERT INTO documents (kind, operator_id, doc_id, station_id, version, doc, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, 1, $5, $6, $6)",
+                    "INSERT INTO documents (kind, operator_id, doc_id, station_id, version, doc, created_at, updated_at, is_open) \
+                     VALUES ($1, $2, $3, $4, 1, $5, $6, $6, $7)",
                 )
                 .bind(kind)
                 .bind(operator_id)
@@ -667,6 +778,7 @@ macro_rules! sql_dispatch_store {
                 .bind(station_id)
                 .bind(sqlx::types::Json(doc))
                 .bind(now)
+                .bind(i64::from(open))
                 .execute(&mut *tx)
                 .await?;
                 $journal(&mut tx, entries).await?;
@@ -686,13 +798,13 @@ macro_rules! sql_dispatch_store {
                 Ok(row.map(|(doc, version)| (doc.0, version)))
             }
 
-            async fn update_doc(&self, key: DocKey<'_>, doc: &serde_json::Value, version: i64, now: DateTime<Utc>,
+            async fn update_doc(&self, key: DocKey<'_>, open: bool, doc: &serde_json::Value, version: i64, now: DateTime<Utc>,
                 entries: &[journal::Entry])
             -> Result<(), StoreError> {
                 let DocKey { kind, operator_id, id } = key;
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
-                    "UPDATE documents SET doc = $4, updated_at = $5, version = version + 1 \
+                    "UPDATE documents SET doc = $4, updated_at = $5, version = version + 1, is_open = $7 \
                      WHERE kind = $1 AND operator_id = $2 AND doc_id = $3 AND version = $6",
                 )
                 .bind(kind)
@@ -701,6 +813,7 @@ macro_rules! sql_dispatch_store {
                 .bind(sqlx::types::Json(doc))
                 .bind(now)
                 .bind(version)
+                .bind(i64::from(open))
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
@@ -711,15 +824,23 @@ macro_rules! sql_dispatch_store {
                 Ok(())
             }
 
-            async fn docs(&self, kind: &str, operator_id: &str) -> Result<Vec<serde_json::Value>, StoreError> {
-                let rows: Vec<sqlx::types::Json<serde_json::Value>> = sqlx::query_scalar(
-                    "SELECT doc FROM documents WHERE kind = $1 AND operator_id = $2 ORDER BY created_at, doc_id LIMIT 1000",
+            async fn docs(&self, kind: &str, operator_id: &str, filter: DocFilter<'_>, page: &Keyset) -> Result<Vec<Keyed<serde_json::Value>>, StoreError> {
+                let rows: Vec<(sqlx::types::Json<serde_json::Value>, DateTime<Utc>, String)> = sqlx::query_as(
+                    "SELECT doc, created_at, doc_id FROM documents WHERE kind = $1 AND operator_id = $2 \
+                     AND ($3 = '' OR station_id = $3) AND ($4 = 0 OR is_open = 1) \
+                     AND (created_at < $5 OR (created_at = $5 AND doc_id < $6)) \
+                     ORDER BY created_at DESC, doc_id DESC LIMIT $7",
                 )
                 .bind(kind)
                 .bind(operator_id)
+                .bind(filter.station_id.unwrap_or(""))
+                .bind(i64::from(filter.open_only))
+                .bind(page.before_at)
+                .bind(&page.before_id)
+                .bind(page.fetch())
                 .fetch_all(&self.pool)
                 .await?;
-                Ok(rows.into_iter().map(|j| j.0).collect())
+                Ok(keyed(rows))
             }
 
             async fn follow_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {

@@ -10,8 +10,15 @@ use chrono::{DateTime, Duration, Utc};
 use chargemesh_dispatch::domain::crew::{Employer, StaffMember};
 use chargemesh_dispatch::domain::defect::{Defect, DefectClass, DefectDeadlines, NewDefect};
 use chargemesh_dispatch::domain::work_order::{Channel, State, WorkOrder, Zone};
-use chargemesh_dispatch::store::{self, DispatchStore, DocKey, StaffRecord};
+use chargemesh_dispatch::store::{
+    self, DefectFilter, DispatchStore, DocFilter, DocKey, OrderFilter, StaffRecord,
+};
 use chargemesh_kit::db::{StoreError, TestDatabase};
+use chargemesh_kit::paging::Keyset;
+
+fn all() -> Keyset {
+    Keyset::first(500)
+}
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).expect("time").to_utc()
@@ -102,17 +109,30 @@ async fn fault_4_one_open_automatic_order_per_connector_until_it_closes() {
                 .await
                 .expect("reopened")
         );
-        let open = s.orders("OPA", None, true).await.expect("open");
+        let open_only = OrderFilter {
+            open_only: true,
+            ..OrderFilter::default()
+        };
+        let open = s.orders("OPA", open_only, &all()).await.expect("open");
         assert_eq!(
-            open.iter().map(|o| o.order_id.as_str()).collect::<Vec<_>>(),
+            open.iter()
+                .map(|o| o.item.order_id.as_str())
+                .collect::<Vec<_>>(),
             ["WO-2"]
         );
+        let station = |id| OrderFilter {
+            station_id: Some(id),
+            ..OrderFilter::default()
+        };
         assert_eq!(
-            s.orders("OPA", Some("S1"), false).await.expect("all").len(),
+            s.orders("OPA", station("S1"), &all())
+                .await
+                .expect("all")
+                .len(),
             2
         );
         assert!(
-            s.orders("OPA", Some("S9"), false)
+            s.orders("OPA", station("S9"), &all())
                 .await
                 .expect("none")
                 .is_empty()
@@ -206,10 +226,13 @@ async fn staff_2_staff_members_are_unique_and_updated_under_their_version() {
             Err(StoreError::Conflict(_))
         ));
         assert_eq!(
-            s.staff("OPA").await.expect("list")[0].member.name,
+            s.staff("OPA", &all()).await.expect("list")[0]
+                .item
+                .member
+                .name,
             "Alice Wang"
         );
-        assert!(s.staff("OPB").await.expect("list").is_empty());
+        assert!(s.staff("OPB", &all()).await.expect("list").is_empty());
         assert!(
             s.staff_member("OPB", "alice")
                 .await
@@ -253,12 +276,19 @@ async fn def_2_defects_round_trip_and_change_under_their_version() {
             s.update_defect(&got, version, now).await,
             Err(StoreError::Conflict(_))
         ));
+        let pile = |id| DefectFilter {
+            pile_id: Some(id),
+            ..DefectFilter::default()
+        };
         assert_eq!(
-            s.defects("OPA", Some("P1")).await.expect("by pile").len(),
+            s.defects("OPA", pile("P1"), &all())
+                .await
+                .expect("by pile")
+                .len(),
             1
         );
         assert!(
-            s.defects("OPA", Some("P2"))
+            s.defects("OPA", pile("P2"), &all())
                 .await
                 .expect("by pile")
                 .is_empty()
@@ -279,6 +309,7 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
                 id: "MP-1",
             },
             "S1",
+            true,
             &doc,
             now,
             &[],
@@ -293,6 +324,7 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
                     id: "MP-1",
                 },
                 "S1",
+                true,
                 &doc,
                 now,
                 &[],
@@ -311,6 +343,7 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
                 id: "MP-1",
             },
             "S1",
+            true,
             &doc,
             now,
             &[],
@@ -324,6 +357,7 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
                 id: "MP-1",
             },
             "S1",
+            true,
             &doc,
             now,
             &[],
@@ -343,6 +377,7 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
                 operator_id: "OPA",
                 id: "MP-1",
             },
+            true,
             &changed,
             version,
             now,
@@ -357,6 +392,7 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
                     operator_id: "OPA",
                     id: "MP-1"
                 },
+                true,
                 &changed,
                 version,
                 now,
@@ -365,11 +401,18 @@ async fn documents_are_kept_per_kind_and_tenant_under_their_version() {
             .await,
             Err(StoreError::Conflict(_))
         ));
+        let every = all();
+        let docs = |kind| s.docs(kind, "OPA", DocFilter::default(), &every);
         assert_eq!(
-            s.docs("maintenance_plan", "OPA").await.expect("list"),
+            docs("maintenance_plan")
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|d| d.item)
+                .collect::<Vec<_>>(),
             [changed]
         );
-        assert!(s.docs("drill", "OPA").await.expect("list").is_empty());
+        assert!(docs("drill").await.expect("list").is_empty());
     }
 }
 
@@ -390,5 +433,155 @@ async fn follow_cursors_resume_where_they_stopped() {
             "{}",
             db.backend()
         );
+    }
+}
+
+/// Walks every page of a listing, `size` at a time, newest first.
+async fn walk<T, F>(size: i32, mut read: impl FnMut(Keyset) -> F) -> Vec<T>
+where
+    F: std::future::Future<Output = Vec<chargemesh_kit::paging::Keyed<T>>>,
+{
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let keys = Keyset::from_request(size, &token).expect("page");
+        let page = keys.page(read(keys.clone()).await);
+        assert!(page.items.len() <= size as usize);
+        out.extend(page.items);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
+
+#[tokio::test]
+async fn lists_are_read_newest_first_a_page_at_a_time_and_filtered_in_the_query() {
+    for (db, s) in backends().await {
+        // Seven orders, three received at one moment, on two piles; one closed.
+        let base = t("2026-03-01T08:00:00.123456Z");
+        let times = [0, 1, 1, 1, 2, 3, 4];
+        for (i, secs) in times.iter().enumerate() {
+            let pile = if i % 2 == 0 { "P1" } else { "P2" };
+            let mut order = WorkOrder::receive(
+                format!("WO-{i}"),
+                "OPA".into(),
+                "S1".into(),
+                pile.into(),
+                None,
+                Channel::Phone,
+                Zone::MainUrban,
+                String::new(),
+                "gun does not lock".into(),
+                base + Duration::seconds(*secs),
+            );
+            if i == 6 {
+                order.state = State::Closed;
+            }
+            assert!(s.create_order(&order, &[]).await.expect("created"));
+        }
+        let every = walk(2, |page| {
+            let s = s.clone();
+            async move {
+                s.orders("OPA", OrderFilter::default(), &page)
+                    .await
+                    .expect("page")
+            }
+        })
+        .await;
+        let ids: Vec<_> = every.iter().map(|o| o.order_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["WO-6", "WO-5", "WO-4", "WO-3", "WO-2", "WO-1", "WO-0"],
+            "{}",
+            db.backend()
+        );
+        let open_on_p1 = OrderFilter {
+            pile_id: Some("P1"),
+            open_only: true,
+            ..OrderFilter::default()
+        };
+        let p1 = walk(1, |page| {
+            let s = s.clone();
+            async move { s.orders("OPA", open_on_p1, &page).await.expect("page") }
+        })
+        .await;
+        let ids: Vec<_> = p1.iter().map(|o| o.order_id.as_str()).collect();
+        assert_eq!(ids, ["WO-4", "WO-2", "WO-0"], "{}", db.backend());
+
+        // Documents: a patrol done is not open; the filter is the query's, so a page is full.
+        let now = base;
+        for (i, open) in [true, false, true, false, true].into_iter().enumerate() {
+            s.insert_doc(
+                DocKey {
+                    kind: "patrol",
+                    operator_id: "OPA",
+                    id: &format!("PT-{i}"),
+                },
+                if i < 3 { "S1" } else { "S2" },
+                open,
+                &serde_json::json!({ "patrol_id": format!("PT-{i}") }),
+                now + Duration::minutes(i as i64),
+                &[],
+            )
+            .await
+            .expect("patrol");
+        }
+        let open_patrols = DocFilter {
+            station_id: None,
+            open_only: true,
+        };
+        let first = Keyset::from_request(2, "").expect("page");
+        let page = first.page(
+            s.docs("patrol", "OPA", open_patrols, &first)
+                .await
+                .expect("open"),
+        );
+        let ids: Vec<_> = page.items.iter().map(|d| d["patrol_id"].clone()).collect();
+        assert_eq!(ids, ["PT-4", "PT-2"], "{}", db.backend());
+        assert!(!page.next_page_token.is_empty());
+        let s2 = DocFilter {
+            station_id: Some("S2"),
+            open_only: false,
+        };
+        assert_eq!(
+            s.docs("patrol", "OPA", s2, &all()).await.expect("S2").len(),
+            2
+        );
+
+        // Defects: accepted ones are not open.
+        for (i, accepted) in [false, true, false].into_iter().enumerate() {
+            let mut defect = Defect::register(
+                NewDefect {
+                    defect_id: format!("DF-{i}"),
+                    operator_id: "OPA".into(),
+                    station_id: "S1".into(),
+                    pile_id: Some("P1".into()),
+                    class: DefectClass::Critical,
+                    description: "cracked cover".into(),
+                    finder: "alice".into(),
+                    elimination_plan: "repaint".into(),
+                    maintenance_plan: None,
+                },
+                DefectDeadlines::default(),
+                base + Duration::minutes(i as i64),
+            )
+            .expect("registered");
+            if accepted {
+                defect.state = chargemesh_dispatch::domain::defect::DefectState::Accepted;
+            }
+            s.create_defect(&defect).await.expect("created");
+        }
+        let open_defects = DefectFilter {
+            open_only: true,
+            ..DefectFilter::default()
+        };
+        let open = walk(1, |page| {
+            let s = s.clone();
+            async move { s.defects("OPA", open_defects, &page).await.expect("page") }
+        })
+        .await;
+        let ids: Vec<_> = open.iter().map(|d| d.defect_id.as_str()).collect();
+        assert_eq!(ids, ["DF-2", "DF-0"], "{}", db.backend());
     }
 }

@@ -38,6 +38,107 @@ pub fn decode_token(token: &str, arity: usize) -> Result<Option<Vec<String>>, Er
     Ok(Some(parts))
 }
 
+/// A newest-first page of a listing keyed by (time, id): at most `limit` items, all before
+/// `before` in that order. The first page starts after every key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyset {
+    pub limit: u32,
+    pub before_at: chrono::DateTime<chrono::Utc>,
+    pub before_id: String,
+}
+
+/// A key greater than any record's: the start of a first page.
+fn end_of_time() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default()
+}
+
+impl Keyset {
+    /// The first page of `limit` items.
+    pub fn first(limit: u32) -> Self {
+        Self {
+            limit,
+            before_at: end_of_time(),
+            before_id: "\u{10ffff}".to_owned(),
+        }
+    }
+
+    /// The page a request asks for (`page_size`, `page_token`).
+    pub fn from_request(page_size_: i32, token: &str) -> Result<Self, Error> {
+        let limit = page_size(page_size_)?;
+        match decode_token(token, 2)? {
+            None => Ok(Self::first(limit)),
+            Some(parts) => {
+                let at = chrono::DateTime::parse_from_rfc3339(&parts[0])
+                    .map_err(|_| {
+                        Error::bad_field("page_token", "is not a token this service issued")
+                    })?
+                    .to_utc();
+                Ok(Self {
+                    limit,
+                    before_at: at,
+                    before_id: parts[1].clone(),
+                })
+            }
+        }
+    }
+
+    /// How many rows a store reads: one more than the page, to learn whether another follows.
+    pub fn fetch(&self) -> i64 {
+        i64::from(self.limit) + 1
+    }
+
+    /// The page of `rows` read newest first with [`Keyset::fetch`], each with the (time, id) key
+    /// the store ordered it by, and the token of the page after it (empty when it was the last).
+    pub fn page<T>(&self, mut rows: Vec<Keyed<T>>) -> Page<T> {
+        let more = rows.len() > self.limit as usize;
+        rows.truncate(self.limit as usize);
+        let next_page_token = match rows.last() {
+            Some(last) if more => encode_token(&[&last.at.to_rfc3339(), &last.id]),
+            _ => String::new(),
+        };
+        Page {
+            items: rows.into_iter().map(|r| r.item).collect(),
+            next_page_token,
+        }
+    }
+}
+
+/// A row with the key a listing is ordered by, as the database holds it (so a token names
+/// exactly the row, whatever precision the column keeps).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyed<T> {
+    pub item: T,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub id: String,
+}
+
+impl<T> Keyed<T> {
+    /// The same key over another form of the item (a document decoded, say).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Keyed<U> {
+        Keyed {
+            item: f(self.item),
+            at: self.at,
+            id: self.id,
+        }
+    }
+
+    /// As [`Keyed::map`], for a conversion that can fail.
+    pub fn try_map<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Keyed<U>, E> {
+        Ok(Keyed {
+            item: f(self.item)?,
+            at: self.at,
+            id: self.id,
+        })
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +156,25 @@ mod tests {
         assert!(page_size(-1).is_err());
         assert_eq!(page_size(0).ok(), Some(DEFAULT_PAGE_SIZE));
         assert_eq!(page_size(10_000).ok(), Some(MAX_PAGE_SIZE));
+    }
+
+    #[test]
+    fn keyset_pages_start_after_everything_and_carry_on_from_the_last_item() {
+        let first = Keyset::from_request(2, "").expect("first");
+        assert_eq!((first.limit, first.fetch()), (2, 3));
+        let at = chrono::DateTime::from_timestamp(1_750_000_000, 0).expect("t");
+        assert!(first.before_at > at);
+        let row = |id: &str| Keyed {
+            item: id.to_owned(),
+            at,
+            id: id.to_owned(),
+        };
+        let page = first.page(vec![row("c"), row("b"), row("a")]);
+        assert_eq!(page.items, ["c", "b"]);
+        let next = Keyset::from_request(2, &page.next_page_token).expect("next");
+        assert_eq!((next.before_at, next.before_id.as_str()), (at, "b"));
+        let last = next.page(vec![row("a")]);
+        assert_eq!((last.items.len(), last.next_page_token.as_str()), (1, ""));
+        assert!(Keyset::from_request(2, &encode_token(&["yesterday", "x"])).is_err());
     }
 }

@@ -23,9 +23,9 @@ pub async fn refresh(
     loop {
         let page = client
             .list_stations(pb::ListStationsRequest {
-                updated_since: None,
                 page_size: 100,
                 page_token: token,
+                ..Default::default()
             })
             .await?
             .into_inner();

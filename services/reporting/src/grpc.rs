@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use chargemesh_kit::area::area_covers;
-use chargemesh_kit::paging::{decode_token, encode_token};
+use chargemesh_kit::paging::{Keyset, decode_token, encode_token};
 use chargemesh_kit::server::principal;
 use chargemesh_kit::time::from_timestamp;
 use chargemesh_kit::{Error, Principal};
@@ -330,18 +330,18 @@ impl ReportingApi {
         r: pb::ListExemptionsRequest,
     ) -> Result<pb::ListExemptionsResponse, Error> {
         let op = operator_for(p, &r.operator_id)?;
-        let wanted = pb::ExemptionState::try_from(r.state).unwrap_or_default();
+        let state = match pb::ExemptionState::try_from(r.state) {
+            Ok(pb::ExemptionState::Unspecified) => None,
+            Ok(pb::ExemptionState::Declared) => Some("declared"),
+            Ok(pb::ExemptionState::Approved) => Some("approved"),
+            Ok(pb::ExemptionState::Rejected) => Some("rejected"),
+            Err(_) => return Err(Error::bad_field("state", "is not an exemption state")),
+        };
+        let page = Keyset::from_request(r.page_size, &r.page_token)?;
+        let exemptions = page.page(self.store.exemptions(&op, state, &page).await?);
         Ok(pb::ListExemptionsResponse {
-            exemptions: self
-                .store
-                .exemptions(&op)
-                .await?
-                .iter()
-                .filter(|e| {
-                    wanted == pb::ExemptionState::Unspecified || state_to_pb(e.state) == wanted
-                })
-                .map(exemption_to_pb)
-                .collect(),
+            exemptions: exemptions.items.iter().map(exemption_to_pb).collect(),
+            next_page_token: exemptions.next_page_token,
         })
     }
 
@@ -492,14 +492,18 @@ impl ReportingService for ReportingApi {
 
     async fn list_parked_pushes(
         &self,
-        _request: Request<pb::ListParkedPushesRequest>,
+        request: Request<pb::ListParkedPushesRequest>,
     ) -> Result<Response<pb::ListParkedPushesResponse>, Status> {
+        let r = request.get_ref();
+        let page = Keyset::from_request(r.page_size, &r.page_token)?;
         let parked = match &self.pusher {
-            Some(pusher) => pusher.parked().await.map_err(Error::from)?,
-            None => Vec::new(),
+            Some(pusher) => page.page(pusher.parked(&page).await.map_err(Error::from)?),
+            None => page.page(Vec::new()),
         };
         Ok(Response::new(pb::ListParkedPushesResponse {
+            next_page_token: parked.next_page_token,
             pushes: parked
+                .items
                 .into_iter()
                 .map(|d| pb::ParkedPush {
                     peer: d.peer,

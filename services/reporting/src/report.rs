@@ -198,7 +198,7 @@ pub async fn load(
         for kind in KINDS {
             facts.add(store.facts(op, kind, &read_span).await?);
         }
-        for e in store.exemptions(op).await? {
+        for e in store.approved_exemptions(op, span).await? {
             let mut used = false;
             for s in stations.iter().filter(|s| &s.operator_id == op) {
                 if let Some(cover) = e.span_for(&s.station_id).and_then(|c| c.intersect(span)) {

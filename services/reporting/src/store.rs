@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use chargemesh_kit::db::{Database, Migrations, StoreError};
+use chargemesh_kit::paging::{Keyed, Keyset};
 use chargemesh_kit::time::{from_timestamp, to_timestamp};
 use chargemesh_proto::journal::v1 as jpb;
 use chargemesh_proto::regulator::v2 as pb;
@@ -98,8 +99,20 @@ pub trait ReportingStore: Send + Sync + std::fmt::Debug + 'static {
         exemption_id: &str,
     ) -> Result<Option<(Exemption, i64)>, StoreError>;
     async fn update_exemption(&self, e: &Exemption, version: i64) -> Result<(), StoreError>;
-    /// An operator's exemptions, oldest first.
-    async fn exemptions(&self, operator_id: &str) -> Result<Vec<Exemption>, StoreError>;
+    /// An operator's approved exemptions that overlap `span`: what a report leaves out.
+    async fn approved_exemptions(
+        &self,
+        operator_id: &str,
+        span: &Span,
+    ) -> Result<Vec<Exemption>, StoreError>;
+    /// A page of an operator's exemptions, the latest start first; only those in `state`
+    /// ("declared", "approved", "rejected") when given.
+    async fn exemptions(
+        &self,
+        operator_id: &str,
+        state: Option<&str>,
+        page: &Keyset,
+    ) -> Result<Vec<Keyed<Exemption>>, StoreError>;
 }
 
 const UPSERT_FACT: &str = "INSERT INTO facts \
@@ -414,14 +427,37 @@ macro_rules! sql_reporting_store {
                 Ok(())
             }
 
-            async fn exemptions(&self, operator_id: &str) -> Result<Vec<Exemption>, StoreError> {
+            async fn approved_exemptions(&self, operator_id: &str, span: &Span) -> Result<Vec<Exemption>, StoreError> {
                 let rows: Vec<sqlx::types::Json<Exemption>> = sqlx::query_scalar(
-                    "SELECT doc FROM exemptions WHERE operator_id = $1 ORDER BY start_at, exemption_id",
+                    "SELECT doc FROM exemptions WHERE operator_id = $1 AND state = 'approved' \
+                     AND start_at < $3 AND end_at > $2 ORDER BY start_at, exemption_id",
                 )
                 .bind(operator_id)
+                .bind(span.start)
+                .bind(span.end)
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn exemptions(&self, operator_id: &str, state: Option<&str>, page: &Keyset) -> Result<Vec<Keyed<Exemption>>, StoreError> {
+                let rows: Vec<(sqlx::types::Json<Exemption>, DateTime<Utc>, String)> = sqlx::query_as(
+                    "SELECT doc, start_at, exemption_id FROM exemptions WHERE operator_id = $1 \
+                     AND ($2 = '' OR state = $2) \
+                     AND (start_at < $3 OR (start_at = $3 AND exemption_id < $4)) \
+                     ORDER BY start_at DESC, exemption_id DESC LIMIT $5",
+                )
+                .bind(operator_id)
+                .bind(state.unwrap_or(""))
+                .bind(page.before_at)
+                .bind(&page.before_id)
+                .bind(page.fetch())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(doc, at, id)| Keyed { item: doc.0, at, id })
+                    .collect())
             }
         }
     };

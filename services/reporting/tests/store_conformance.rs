@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use chargemesh_kit::db::{StoreError, TestDatabase};
+use chargemesh_kit::paging::{Keyed, Keyset};
 use chargemesh_kit::time::to_timestamp;
 use chargemesh_proto::journal::v1 as jpb;
 use chargemesh_reporting::domain::exemption::{Cause, Declaration, Exemption};
@@ -150,7 +151,46 @@ async fn mon_9_exemptions_and_the_station_directory_are_kept() {
             s.update_exemption(&e, version).await,
             Err(StoreError::Conflict(_))
         ));
-        assert_eq!(s.exemptions("OPA").await.expect("list"), [e.clone()]);
-        assert!(s.exemptions("OPB").await.expect("list").is_empty());
+        let every = Keyset::first(10);
+        let items =
+            |rows: Vec<Keyed<Exemption>>| rows.into_iter().map(|r| r.item).collect::<Vec<_>>();
+        assert_eq!(
+            items(s.exemptions("OPA", None, &every).await.expect("list")),
+            [e.clone()]
+        );
+        assert_eq!(
+            items(
+                s.exemptions("OPA", Some("approved"), &every)
+                    .await
+                    .expect("approved")
+            ),
+            [e.clone()]
+        );
+        assert!(
+            s.exemptions("OPA", Some("declared"), &every)
+                .await
+                .expect("declared")
+                .is_empty()
+        );
+        assert!(
+            s.exemptions("OPB", None, &every)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        // A report reads the approved ones that overlap its span.
+        let day = |from: &str, to: &str| Span::new(t(from), t(to));
+        assert_eq!(
+            s.approved_exemptions("OPA", &day("2026-03-05T00:00:00Z", "2026-03-06T00:00:00Z"))
+                .await
+                .expect("overlap"),
+            [e.clone()]
+        );
+        assert!(
+            s.approved_exemptions("OPA", &day("2026-03-05T06:00:00Z", "2026-03-06T00:00:00Z"))
+                .await
+                .expect("after")
+                .is_empty()
+        );
     }
 }

@@ -52,8 +52,8 @@ impl ChangeFeed {
 
     /// Announces committed changes: wakes local watchers at once and queues one event per change
     /// for other replicas and consumers, published off the caller's path (an unreachable bus
-    /// delays wake-ups, never the writer). A lost event costs nothing: the status log is the
-    /// truth, and watchers poll it.
+    /// delays wake-ups, never the writer). A lost event costs a second: the status log is the
+    /// truth, and [`ChangeFeed::watch_log`] reads its head.
     pub fn committed(&self, changes: &[StatusChange]) {
         let Some(last) = changes.last() else { return };
         self.advance(last.cursor);
@@ -82,6 +82,27 @@ impl ChangeFeed {
         let payload = serde_json::to_vec(day).unwrap_or_default();
         let event = envelope("telemetry", &day.operator_id, TRIAL_EVENT, payload, at);
         self.publisher.offer(TRIAL_TOPIC, vec![event]);
+    }
+
+    /// Reads the log's head every `every`: one query per replica, however many watchers, so
+    /// they wake on other replicas' commits even when the bus lost their events.
+    pub fn watch_log(
+        &self,
+        store: std::sync::Arc<dyn crate::store::TelemetryStore>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(std::time::Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match store.latest_cursor().await {
+                    Ok(head) => this.advance(head),
+                    Err(error) => tracing::debug!(%error, "status log head unreadable"),
+                }
+            }
+        })
     }
 
     /// Follows the bus so this replica's watchers wake on other replicas' commits.

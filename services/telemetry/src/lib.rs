@@ -127,7 +127,7 @@ pub async fn build(config: &TelemetryConfig, ctx: &Context) -> Result<Component,
         feed.clone(),
         settings.clone(),
     );
-    let status = StatusApi::new(store, registry.clone(), feed.clone());
+    let status = StatusApi::new(store.clone(), registry.clone(), feed.clone());
     let (records, purge) = component::retention(
         &db,
         retention::RECORDS,
@@ -152,6 +152,7 @@ pub async fn build(config: &TelemetryConfig, ctx: &Context) -> Result<Component,
                 .spawn_trial_publisher(Duration::from_millis(settings.trial_publish_interval_ms)),
         )
         .spawn(feed.follow_bus())
+        .spawn(feed.watch_log(store, Duration::from_secs(1)))
         .spawn(registry.follow_changes(ctx.bus.clone()))
         .with_database(db))
 }

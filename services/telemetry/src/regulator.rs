@@ -4,7 +4,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rust_decimal::Decimal;
 use tokio_stream::Stream;
@@ -292,7 +291,7 @@ impl StatusService for StatusApi {
         let p = principal(&request)?;
         let scope = regulator_scope(&p)?;
         let req = request.into_inner();
-        let mut cursor = if req.cursor.is_empty() && req.from_start {
+        let cursor = if req.cursor.is_empty() && req.from_start {
             0
         } else if req.cursor.is_empty() {
             self.store
@@ -303,42 +302,68 @@ impl StatusService for StatusApi {
             decode_cursor(&req.cursor)?
         };
         let store = self.store.clone();
-        let mut wake = self.feed.subscribe();
+        let head = self.feed.subscribe();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(async move {
-            loop {
-                wake.borrow_and_update();
-                let changes = match store
-                    .changes_after(cursor, scope.as_deref(), WATCH_BATCH)
+        tokio::spawn(follow_log(cursor, head, tx, move |after| {
+            let store = store.clone();
+            let scope = scope.clone();
+            async move {
+                store
+                    .changes_after(after, scope.as_deref(), WATCH_BATCH)
                     .await
-                {
-                    Ok(changes) => changes,
-                    Err(error) => {
-                        let _ = tx.send(Err(Status::from(Error::Store(error)))).await;
-                        return;
-                    }
-                };
-                if let Some(last) = changes.last() {
-                    cursor = last.cursor;
-                    let message = pb::WatchStatusChangesResponse {
-                        changes: changes.iter().map(change_to_pb).collect(),
-                    };
-                    if tx.send(Ok(message)).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                // Wait for a commit here or on another replica; poll now and then regardless.
-                tokio::select! {
-                    _ = wake.changed() => {}
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    () = tx.closed() => return,
-                }
             }
-        });
+        }));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
+    }
+}
+
+/// Streams to `tx` the changes after `cursor` that `read` finds (a watcher's scope), reading
+/// only when the feed's `head` has moved past what was read, so an idle watcher costs no query
+/// however many there are; it ends when the client goes or the feed closes.
+async fn follow_log<R, F>(
+    mut cursor: i64,
+    mut head: tokio::sync::watch::Receiver<i64>,
+    tx: tokio::sync::mpsc::Sender<Result<pb::WatchStatusChangesResponse, Status>>,
+    mut read: R,
+) where
+    R: FnMut(i64) -> F,
+    F: std::future::Future<
+            Output = Result<Vec<crate::store::StatusChange>, chargemesh_kit::db::StoreError>,
+        >,
+{
+    loop {
+        let seen = *head.borrow_and_update();
+        if seen <= cursor {
+            tokio::select! {
+                changed = head.changed() => if changed.is_err() { return },
+                () = tx.closed() => return,
+            }
+            continue;
+        }
+        let changes = match read(cursor).await {
+            Ok(changes) => changes,
+            Err(error) => {
+                let _ = tx.send(Err(Status::from(Error::Store(error)))).await;
+                return;
+            }
+        };
+        let full = changes.len() >= WATCH_BATCH as usize;
+        if let Some(last) = changes.last() {
+            cursor = last.cursor;
+            let message = pb::WatchStatusChangesResponse {
+                changes: changes.iter().map(change_to_pb).collect(),
+            };
+            if tx.send(Ok(message)).await.is_err() {
+                return;
+            }
+        }
+        if !full {
+            // The log is numbered in commit order: everything up to the head seen before the
+            // read was committed and read, whether or not it was in the watcher's scope.
+            cursor = cursor.max(seen);
+        }
     }
 }
 
@@ -346,6 +371,65 @@ impl StatusService for StatusApi {
 mod tests {
     use super::*;
     use crate::convert::encode_cursor;
+    use std::time::Duration;
+
+    fn change(cursor: i64) -> crate::store::StatusChange {
+        let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap_or_default();
+        crate::store::StatusChange {
+            cursor,
+            operator_id: "OP".into(),
+            station_id: "S1".into(),
+            pile_id: "P1".into(),
+            connector_id: "P1-1".into(),
+            area_code: "330602".into(),
+            state: ConnectorState::Idle,
+            previous: None,
+            fault_code: String::new(),
+            fault_text: String::new(),
+            origin: String::new(),
+            changed_at: at,
+            recorded_at: at,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_watcher_reads_nothing_until_the_head_moves() {
+        let (head_tx, head) = tokio::sync::watch::channel(10_i64);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let reads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = reads.clone();
+        // Out of scope: nothing up to 12; in scope: change 13.
+        tokio::spawn(follow_log(10, head, tx, move |after| {
+            seen.lock().expect("reads").push(after);
+            async move {
+                Ok(if after < 13 {
+                    vec![change(13)]
+                        .into_iter()
+                        .filter(|_| after >= 12)
+                        .collect()
+                } else {
+                    Vec::new()
+                })
+            }
+        }));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(
+            reads.lock().expect("reads").is_empty(),
+            "no read while idle"
+        );
+        head_tx.send(12).expect("head");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(*reads.lock().expect("reads"), [10], "one read per move");
+        head_tx.send(13).expect("head");
+        let sent = rx.recv().await.expect("sent").expect("changes");
+        assert_eq!(sent.changes.len(), 1);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(
+            *reads.lock().expect("reads"),
+            [10, 12],
+            "out-of-scope changes are skipped once, not read again"
+        );
+    }
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {

@@ -34,6 +34,23 @@ impl Edge {
         peer: &Peer,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<reg::StationRecord>, (Ret, String)> {
+        self.stations_where(
+            peer,
+            reg::ListStationsRequest {
+                updated_since: since.map(chargemesh_kit::time::to_timestamp),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// The stations the peer sees that the registry finds for `query` (stations by id, the
+    /// station of a connector: looked up by index), in station order.
+    async fn stations_where(
+        &self,
+        peer: &Peer,
+        query: reg::ListStationsRequest,
+    ) -> Result<Vec<reg::StationRecord>, (Ret, String)> {
         let mut out = Vec::new();
         let mut token = String::new();
         loop {
@@ -42,9 +59,9 @@ impl Edge {
                 .list_stations(self.as_peer(
                     peer,
                     reg::ListStationsRequest {
-                        updated_since: since.map(chargemesh_kit::time::to_timestamp),
                         page_size: 100,
                         page_token: token,
+                        ..query.clone()
                     },
                 ))
                 .await
@@ -113,7 +130,15 @@ impl Edge {
         peer: &Peer,
         ids: &[String],
     ) -> Result<Vec<(String, reg::StationRecord)>, (Ret, String)> {
-        let stations = self.stations(peer, None).await?;
+        let stations = self
+            .stations_where(
+                peer,
+                reg::ListStationsRequest {
+                    station_ids: ids.to_vec(),
+                    ..Default::default()
+                },
+            )
+            .await?;
         Ok(ids
             .iter()
             .filter_map(|id| {
@@ -220,13 +245,32 @@ impl Edge {
         ))
     }
 
+    /// The stations the peer sees with a pile that has `connector`.
+    async fn stations_with(
+        &self,
+        peer: &Peer,
+        connector: &str,
+    ) -> Result<Vec<reg::StationRecord>, (Ret, String)> {
+        if connector.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        self.stations_where(
+            peer,
+            reg::ListStationsRequest {
+                connector_id: connector.to_owned(),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
     /// The pile and station of a connector among what the peer sees.
     pub(super) async fn locate(
         &self,
         peer: &Peer,
         connector: &str,
     ) -> Result<(String, String), (Ret, String)> {
-        self.stations(peer, None)
+        self.stations_with(peer, connector)
             .await?
             .iter()
             .find_map(|r| {
@@ -247,7 +291,7 @@ impl Edge {
     ) -> Result<Value, (Ret, String)> {
         let connector = p["ConnectorID"].as_str().unwrap_or_default();
         let seq = p["EquipBizSeq"].as_str().unwrap_or_default();
-        let stations = self.stations(peer, None).await?;
+        let stations = self.stations_with(peer, connector).await?;
         let found = stations.iter().find(|r| {
             r.piles
                 .iter()

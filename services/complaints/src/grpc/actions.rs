@@ -8,6 +8,8 @@ use chargemesh_proto::complaints::v1 as pb;
 
 use super::{ComplaintsApi, breach_to_pb, operator_for};
 use crate::domain::action::{ActionState, CorrectiveAction, Opening};
+use crate::store::ActionFilter;
+use chargemesh_kit::paging::Keyset;
 
 fn state_to_pb(s: ActionState) -> i32 {
     (match s {
@@ -130,20 +132,27 @@ impl ComplaintsApi {
         r: pb::ListCorrectiveActionsRequest,
     ) -> Result<pb::ListCorrectiveActionsResponse, Error> {
         let op = operator_for(p, &r.operator_id)?;
-        let complaint = Some(r.complaint_id.trim()).filter(|c| !c.is_empty());
-        let listed: Vec<_> = self
-            .engine
-            .store
-            .actions(&op, complaint)
-            .await?
-            .into_iter()
-            .filter(|a| r.include_closed || a.state != ActionState::Effective)
-            .collect();
-        let mut actions = Vec::with_capacity(listed.len());
-        for a in &listed {
-            actions.push(self.shown(a).await?);
-        }
-        Ok(pb::ListCorrectiveActionsResponse { actions })
+        let page = Keyset::from_request(r.page_size, &r.page_token)?;
+        let filter = ActionFilter {
+            complaint_id: Some(r.complaint_id.trim()).filter(|c| !c.is_empty()),
+            include_closed: r.include_closed,
+        };
+        let listed = page.page(self.engine.store.actions(&op, filter, &page).await?);
+        // One read of the complaints since the earliest watch on the page serves every action's
+        // recurrences (REQ EVAL-3), rather than one read per action.
+        let since = match listed.items.iter().map(|a| a.watching_since()).min() {
+            Some(since) => self.engine.store.complaints_since(&op, since).await?,
+            None => Vec::new(),
+        };
+        let now = self.now();
+        Ok(pb::ListCorrectiveActionsResponse {
+            actions: listed
+                .items
+                .iter()
+                .map(|a| to_pb(a, a.recurrences(&since), now))
+                .collect(),
+            next_page_token: listed.next_page_token,
+        })
     }
 
     /// Loads an action of the caller's operator, applies a step and writes it back with the

@@ -15,6 +15,8 @@ use chargemesh_proto::complaints::v1::complaints_service_server::{
 use crate::domain::complaint::{Category, Channel, Complaint, Intake, Kind, State};
 use crate::domain::satisfaction::Answer;
 use crate::engine::Engine;
+use crate::store::{ActionFilter, ComplaintFilter};
+use chargemesh_kit::paging::Keyset;
 
 mod actions;
 mod satisfaction;
@@ -304,7 +306,13 @@ impl ComplaintsService for ComplaintsApi {
                 link.state = state.unwrap_or_default();
             }
             // REQ EVAL-3: the corrective actions that answer it.
-            for action in self.engine.store.actions(&op, Some(id)).await? {
+            let answering = ActionFilter {
+                complaint_id: Some(id),
+                include_closed: true,
+            };
+            let newest = Keyset::first(chargemesh_kit::paging::MAX_PAGE_SIZE);
+            for action in self.engine.store.actions(&op, answering, &newest).await? {
+                let action = action.item;
                 complaint.links.push(pb::LinkedItem {
                     kind: "corrective_action".into(),
                     id: action.action_id,
@@ -327,13 +335,17 @@ impl ComplaintsService for ComplaintsApi {
         let result = async {
             let op = operator_for(&p, &r.operator_id)?;
             let now = self.now();
-            let station = r.station_id.trim();
-            let complaints = self.engine.store.complaints(&op).await?;
+            let page = Keyset::from_request(r.page_size, &r.page_token)?;
+            let filter = ComplaintFilter {
+                station_id: Some(r.station_id.trim()).filter(|s| !s.is_empty()),
+                include_archived: r.include_archived,
+            };
+            let complaints = page.page(self.engine.store.complaints(&op, filter, &page).await?);
             Ok(pb::ListComplaintsResponse {
+                next_page_token: complaints.next_page_token,
                 complaints: complaints
+                    .items
                     .iter()
-                    .filter(|c| r.include_archived || c.state != State::Archived)
-                    .filter(|c| station.is_empty() || c.station_id.as_deref() == Some(station))
                     .map(|c| {
                         let next = c.next_limit(now);
                         pb::QueuedComplaint {

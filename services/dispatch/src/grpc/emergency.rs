@@ -170,15 +170,20 @@ impl DispatchApi {
         r: pb::ListIncidentsRequest,
     ) -> Result<pb::ListIncidentsResponse, Error> {
         let op = operator_for(p, &r.operator_id)?;
-        let station = r.station_id.trim();
-        let incidents = self.engine.store.all::<Incident>(&op).await?;
+        let page = Keyset::from_request(r.page_size, &r.page_token)?;
+        let filter = DocFilter {
+            station_id: Some(r.station_id.trim()).filter(|s| !s.is_empty()),
+            open_only: r.open_only,
+        };
+        let incidents = page.page(
+            self.engine
+                .store
+                .list::<Incident>(&op, filter, &page)
+                .await?,
+        );
         Ok(pb::ListIncidentsResponse {
-            incidents: incidents
-                .iter()
-                .filter(|i| station.is_empty() || i.station_id == station)
-                .filter(|i| !r.open_only || i.closed_at.is_none())
-                .map(incident_to_pb)
-                .collect(),
+            incidents: incidents.items.iter().map(incident_to_pb).collect(),
+            next_page_token: incidents.next_page_token,
         })
     }
 
@@ -188,23 +193,12 @@ impl DispatchApi {
         r: pb::GetEmergencyReadinessRequest,
     ) -> Result<pb::GetEmergencyReadinessResponse, Error> {
         let op = operator_for(p, &r.operator_id)?;
-        let station = r.station_id.trim();
-        let plans: Vec<EmergencyPlan> = self
-            .engine
-            .store
-            .all::<EmergencyPlan>(&op)
-            .await?
-            .into_iter()
-            .filter(|plan| plan.station_id == station)
-            .collect();
-        let drills: Vec<Drill> = self
-            .engine
-            .store
-            .all::<Drill>(&op)
-            .await?
-            .into_iter()
-            .filter(|drill| drill.station_id == station)
-            .collect();
+        let station = DocFilter {
+            station_id: Some(r.station_id.trim()),
+            open_only: false,
+        };
+        let plans: Vec<EmergencyPlan> = self.engine.store.newest(&op, station).await?;
+        let drills: Vec<Drill> = self.engine.store.newest(&op, station).await?;
         let state = readiness(&plans, &drills, china_date(self.engine.clock.now()));
         Ok(pb::GetEmergencyReadinessResponse {
             missing_plans: state.missing_plans.into_iter().map(hazard_to_pb).collect(),

@@ -18,7 +18,7 @@ use crate::domain::crew::{Employer, Risk, StaffMember, validate_crew};
 use crate::domain::daily::{
     Camera, CameraResult, Link, LinkResult, Register, findings, link_results, overdue,
 };
-use crate::domain::defect::{Defect, DefectClass, DefectDeadlines, DefectState, NewDefect};
+use crate::domain::defect::{Defect, DefectClass, DefectDeadlines, NewDefect};
 use crate::domain::emergency::{Drill, EmergencyPlan, readiness};
 use crate::domain::incident::{Incident, NewIncident};
 use crate::domain::patrol::{ItemResult, Patrol, PatrolSchedule};
@@ -29,7 +29,10 @@ use crate::domain::work_order::{Channel, WorkOrder};
 use crate::engine::{Engine, new_order_id};
 use crate::ledger::Scope;
 use crate::store::kind::{DAILY_CHECK, DOWNTIME, MONITORING, STAFFING};
-use crate::store::{DocKey, Document, StaffRecord, from_doc, to_doc};
+use crate::store::{
+    DefectFilter, DocFilter, DocKey, Document, OrderFilter, StaffRecord, from_doc, to_doc,
+};
+use chargemesh_kit::paging::Keyset;
 
 mod convert;
 mod emergency;
@@ -43,6 +46,13 @@ use convert::{
     defect_to_pb, hazard_of, hazard_to_pb, incident_to_pb, level_of, order_to_pb, patrol_to_pb,
     plan_to_pb, post_of, schedule_to_pb, staff_to_pb, staffing_to_pb, trigger_of,
 };
+
+/// How many of each kind of open record (orders, defects, patrols) the monitor's view shows at
+/// most, the newest; the view's counts are of those shown.
+const MONITOR_VIEW: u32 = 500;
+
+/// The most members one dispatch names (REQ FAULT-1 needs two for high-voltage work).
+const MAX_CREW: usize = 50;
 
 #[derive(Debug, Clone)]
 pub struct DispatchApi {
@@ -248,14 +258,21 @@ impl DispatchApi {
             Ok(pb::Risk::Normal) | Ok(pb::Risk::Unspecified) => Risk::Normal,
             Err(_) => return Err(Error::bad_field("risk", "is not a known risk")),
         };
-        let staff = self.engine.store.staff(&order.operator_id).await?;
+        if req.crew.len() > MAX_CREW {
+            return Err(Error::bad_field(
+                "crew",
+                &format!("names at most {MAX_CREW} members"),
+            ));
+        }
         let mut crew = Vec::with_capacity(req.crew.len());
         for id in &req.crew {
-            let member = staff
-                .iter()
-                .find(|s| s.member.staff_id == id.trim())
+            let (member, _) = self
+                .engine
+                .store
+                .staff_member(&order.operator_id, id.trim())
+                .await?
                 .ok_or_else(|| Error::NotFound(format!("staff member {}", id.trim())))?;
-            crew.push(member.member.clone());
+            crew.push(member.member);
         }
         let now = self.engine.clock.now();
         validate_crew(&crew, risk, china_date(now))?;
@@ -361,7 +378,14 @@ impl DispatchApi {
         let op = operator_for(p, &req.operator_id)?;
         let pile = req.pile_id.trim();
         let mut reasons = Vec::new();
-        for d in self.engine.store.defects(&op, Some(pile)).await? {
+        let filter = DefectFilter {
+            pile_id: Some(pile),
+            open_only: true,
+            ..DefectFilter::default()
+        };
+        let page = Keyset::first(crate::store::INTERNAL_READ);
+        for d in self.engine.store.defects(&op, filter, &page).await? {
+            let d = d.item;
             if d.blocks_pile() {
                 reasons.push(format!(
                     "critical defect {} is not accepted (REQ EQ-3, DEF-4)",
@@ -369,10 +393,16 @@ impl DispatchApi {
                 ));
             }
         }
-        for o in self.engine.store.orders(&op, None, true).await? {
-            if o.pile_id == pile {
-                reasons.push(format!("repair order {} is open (REQ EQ-3)", o.order_id));
-            }
+        let filter = OrderFilter {
+            pile_id: Some(pile),
+            open_only: true,
+            ..OrderFilter::default()
+        };
+        for o in self.engine.store.orders(&op, filter, &page).await? {
+            reasons.push(format!(
+                "repair order {} is open (REQ EQ-3)",
+                o.item.order_id
+            ));
         }
         Ok(pb::CheckPileAvailabilityResponse {
             available: reasons.is_empty(),
@@ -492,13 +522,18 @@ dispatch_service! {
             let r = request.get_ref();
             let op = operator_for(&p, &r.operator_id)?;
             let today = china_date(self.engine.clock.now());
-            let staff = self.engine.store.staff(&op).await?;
+            let page = Keyset::from_request(r.page_size, &r.page_token)?;
+            // The filter is the rule's, so a page may hold fewer than it read; the token still
+            // carries on after the last member read.
+            let staff = page.page(self.engine.store.staff(&op, &page).await?);
             Ok(pb::ListStaffMembersResponse {
                 staff_members: staff
+                    .items
                     .iter()
                     .filter(|s| !r.retraining_due_only || s.member.retraining_due(today))
                     .map(|s| staff_to_pb(s, today))
                     .collect(),
+                next_page_token: staff.next_page_token,
             })
         };
         reply(result.await)
@@ -621,10 +656,22 @@ dispatch_service! {
     ) -> Reply<pb::ListMaintenancePlansResponse> {
         let p = principal(&request)?;
         let result = async {
-            let op = operator_for(&p, &request.get_ref().operator_id)?;
-            let plans = self.engine.store.all::<MaintenancePlan>(&op).await?;
+            let r = request.get_ref();
+            let op = operator_for(&p, &r.operator_id)?;
+            let page = Keyset::from_request(r.page_size, &r.page_token)?;
+            let filter = DocFilter {
+                station_id: Some(r.station_id.trim()).filter(|s| !s.is_empty()),
+                open_only: false,
+            };
+            let plans = page.page(
+                self.engine
+                    .store
+                    .list::<MaintenancePlan>(&op, filter, &page)
+                    .await?,
+            );
             Ok(pb::ListMaintenancePlansResponse {
-                plans: plans.iter().map(plan_to_pb).collect(),
+                plans: plans.items.iter().map(plan_to_pb).collect(),
+                next_page_token: plans.next_page_token,
             })
         };
         reply(result.await)
@@ -636,11 +683,22 @@ dispatch_service! {
     ) -> Reply<pb::ListPatrolsResponse> {
         let p = principal(&request)?;
         let result = async {
-            let op = operator_for(&p, &request.get_ref().operator_id)?;
+            let r = request.get_ref();
+            let op = operator_for(&p, &r.operator_id)?;
             let now = self.engine.clock.now();
-            let patrols = self.engine.store.all::<Patrol>(&op).await?;
+            let page = Keyset::from_request(r.page_size, &r.page_token)?;
+            let filter = DocFilter {
+                station_id: Some(r.station_id.trim()).filter(|s| !s.is_empty()),
+                open_only: r.open_only,
+            };
+            let patrols = page.page(self.engine.store.list::<Patrol>(&op, filter, &page).await?);
             Ok(pb::ListPatrolsResponse {
-                patrols: patrols.iter().map(|pt| patrol_to_pb(pt, now)).collect(),
+                patrols: patrols
+                    .items
+                    .iter()
+                    .map(|pt| patrol_to_pb(pt, now))
+                    .collect(),
+                next_page_token: patrols.next_page_token,
             })
         };
         reply(result.await)

@@ -9,11 +9,17 @@ impl DispatchApi {
         r: pb::ListDefectsRequest,
     ) -> Result<pb::ListDefectsResponse, Error> {
         let op = operator_for(p, &r.operator_id)?;
-        let pile = Some(r.pile_id.trim()).filter(|s| !s.is_empty());
+        let page = Keyset::from_request(r.page_size, &r.page_token)?;
+        let filter = DefectFilter {
+            station_id: Some(r.station_id.trim()).filter(|s| !s.is_empty()),
+            pile_id: Some(r.pile_id.trim()).filter(|s| !s.is_empty()),
+            open_only: r.open_only,
+        };
         let now = self.engine.clock.now();
-        let defects = self.engine.store.defects(&op, pile).await?;
+        let defects = page.page(self.engine.store.defects(&op, filter, &page).await?);
         Ok(pb::ListDefectsResponse {
-            defects: defects.iter().map(|d| defect_to_pb(d, now)).collect(),
+            defects: defects.items.iter().map(|d| defect_to_pb(d, now)).collect(),
+            next_page_token: defects.next_page_token,
         })
     }
 
@@ -63,6 +69,7 @@ impl DispatchApi {
                             operator_id: &op,
                             id: station,
                         },
+                        true,
                         &to_doc(&register)?,
                         version,
                         now,
@@ -80,6 +87,7 @@ impl DispatchApi {
                             id: station,
                         },
                         station,
+                        true,
                         &to_doc(&register)?,
                         now,
                         &[],
@@ -165,6 +173,7 @@ impl DispatchApi {
                     id: &id,
                 },
                 &station,
+                true,
                 &to_doc(&check)?,
                 now,
                 &[],
@@ -227,9 +236,19 @@ impl DispatchApi {
         let op = operator_for(p, &r.operator_id)?;
         let station = Some(r.station_id.trim()).filter(|s| !s.is_empty());
         let now = self.engine.clock.now();
-        let in_scope = |s: &str| station.is_none_or(|want| want == s);
-        let mut orders = self.engine.store.orders(&op, station, true).await?;
-        orders.sort_by_key(|o| o.received_at);
+        // The view is of what is open now: the newest MONITOR_VIEW of each kind, oldest first.
+        let page = Keyset::first(MONITOR_VIEW);
+        let open_orders = OrderFilter {
+            station_id: station,
+            pile_id: None,
+            open_only: true,
+        };
+        let mut orders: Vec<WorkOrder> =
+            (self.engine.store.orders(&op, open_orders, &page).await?)
+                .into_iter()
+                .map(|o| o.item)
+                .collect();
+        orders.reverse();
         let mut breached = 0;
         let work_orders = orders
             .iter()
@@ -261,22 +280,28 @@ impl DispatchApi {
                 }
             })
             .collect();
-        let defects: Vec<Defect> = self
-            .engine
-            .store
-            .defects(&op, None)
+        let open_defects = DefectFilter {
+            station_id: station,
+            pile_id: None,
+            open_only: true,
+        };
+        let mut defects: Vec<Defect> =
+            (self.engine.store.defects(&op, open_defects, &page).await?)
+                .into_iter()
+                .map(|d| d.item)
+                .collect();
+        defects.reverse();
+        let open_patrols = DocFilter {
+            station_id: station,
+            open_only: true,
+        };
+        let mut patrols: Vec<Patrol> = (self.engine.store)
+            .list::<Patrol>(&op, open_patrols, &page)
             .await?
             .into_iter()
-            .filter(|d| d.state != DefectState::Accepted && in_scope(&d.station_id))
+            .map(|pt| pt.item)
             .collect();
-        let patrols: Vec<Patrol> = self
-            .engine
-            .store
-            .all::<Patrol>(&op)
-            .await?
-            .into_iter()
-            .filter(|pt| pt.done_at.is_none() && in_scope(&pt.station_id))
-            .collect();
+        patrols.reverse();
         Ok(pb::GetMonitorViewResponse {
             work_orders,
             overdue_defects: defects.iter().filter(|d| d.overdue(now)).count() as u32,

@@ -9,12 +9,17 @@ impl DispatchApi {
         r: pb::ListWorkOrdersRequest,
     ) -> Result<pb::ListWorkOrdersResponse, Error> {
         let op = operator_for(p, &r.operator_id)?;
-        let station = Some(r.station_id.trim()).filter(|s| !s.is_empty());
-        let mut orders = self.engine.store.orders(&op, station, r.open_only).await?;
-        orders.sort_by_key(|o| (!o.is_open(), o.received_at));
+        let page = Keyset::from_request(r.page_size, &r.page_token)?;
+        let filter = OrderFilter {
+            station_id: Some(r.station_id.trim()).filter(|s| !s.is_empty()),
+            pile_id: Some(r.pile_id.trim()).filter(|s| !s.is_empty()),
+            open_only: r.open_only,
+        };
+        let orders = page.page(self.engine.store.orders(&op, filter, &page).await?);
         let now = self.engine.clock.now();
         Ok(pb::ListWorkOrdersResponse {
-            work_orders: orders.iter().map(|o| order_to_pb(o, now)).collect(),
+            work_orders: orders.items.iter().map(|o| order_to_pb(o, now)).collect(),
+            next_page_token: orders.next_page_token,
         })
     }
 
@@ -104,6 +109,7 @@ impl DispatchApi {
                     id: &id,
                 },
                 "",
+                true,
                 &to_doc(&downtime)?,
                 now,
                 &[crate::journal::downtime_entry(

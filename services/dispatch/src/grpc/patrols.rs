@@ -107,15 +107,25 @@ impl DispatchApi {
         r: pb::ListPatrolSchedulesRequest,
     ) -> Result<pb::ListPatrolSchedulesResponse, Error> {
         let op = operator_for(p, &r.operator_id)?;
-        let station = r.station_id.trim();
+        let page = Keyset::from_request(r.page_size, &r.page_token)?;
+        let filter = DocFilter {
+            station_id: Some(r.station_id.trim()).filter(|s| !s.is_empty()),
+            open_only: false,
+        };
         let now = self.engine.clock.now();
-        let schedules = self.engine.store.all::<PatrolSchedule>(&op).await?;
+        let schedules = page.page(
+            self.engine
+                .store
+                .list::<PatrolSchedule>(&op, filter, &page)
+                .await?,
+        );
         Ok(pb::ListPatrolSchedulesResponse {
             schedules: schedules
+                .items
                 .iter()
-                .filter(|s| station.is_empty() || s.station_id == station)
                 .map(|s| schedule_to_pb(s, now))
                 .collect(),
+            next_page_token: schedules.next_page_token,
         })
     }
 

@@ -107,14 +107,11 @@ impl DispatchApi {
         r: pb::GetMaintenanceComplianceRequest,
     ) -> Result<pb::GetMaintenanceComplianceResponse, Error> {
         let op = operator_for(p, &r.operator_id)?;
-        let plans: Vec<MaintenancePlan> = self
-            .engine
-            .store
-            .all::<MaintenancePlan>(&op)
-            .await?
-            .into_iter()
-            .filter(|plan| plan.station_id == r.station_id.trim())
-            .collect();
+        let station = DocFilter {
+            station_id: Some(r.station_id.trim()),
+            open_only: false,
+        };
+        let plans: Vec<MaintenancePlan> = self.engine.store.newest(&op, station).await?;
         let (last, compliant) = maintained_within_a_year(&plans, self.engine.clock.now());
         Ok(pb::GetMaintenanceComplianceResponse {
             last_maintained_time: opt_timestamp(last),

@@ -46,13 +46,11 @@ impl DispatchApi {
         let station = r.station_id.trim();
         let post = post_of(r.post)?;
         self.engine.station(&op, station).await?;
-        let member = self
+        let (member, _) = self
             .engine
             .store
-            .staff(&op)
+            .staff_member(&op, r.staff_id.trim())
             .await?
-            .into_iter()
-            .find(|s| s.member.staff_id == r.staff_id.trim())
             .ok_or_else(|| Error::NotFound(format!("staff member {}", r.staff_id.trim())))?;
         let now = self.engine.clock.now();
         let existing = self.engine.store.doc(STAFFING, &op, station).await?;
@@ -72,6 +70,7 @@ impl DispatchApi {
                             operator_id: &op,
                             id: station,
                         },
+                        true,
                         &to_doc(&staffing)?,
                         v,
                         now,
@@ -89,6 +88,7 @@ impl DispatchApi {
                             id: station,
                         },
                         station,
+                        true,
                         &to_doc(&staffing)?,
                         now,
                         &[],

@@ -24,6 +24,7 @@ use chargemesh_cec::client::{Https, PeerClient};
 use chargemesh_cec::peers::{PeerAccess, PeerConfig};
 use chargemesh_kit::area::area_covers;
 use chargemesh_kit::db::{Database, StoreError};
+use chargemesh_kit::paging::{Keyed, Keyset};
 
 /// The push settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +138,39 @@ pub struct Delivery {
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: String,
+}
+
+/// A delivery as a query reads it, column by column.
+type DeliveryRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    i32,
+    DateTime<Utc>,
+    String,
+);
+
+impl From<DeliveryRow> for Delivery {
+    fn from(r: DeliveryRow) -> Self {
+        Self {
+            peer: r.0,
+            stream: r.1,
+            item_key: r.2,
+            lane: r.3,
+            seq: r.4,
+            interface: r.5,
+            payload: r.6,
+            state: r.7,
+            attempts: r.8,
+            next_attempt_at: r.9,
+            last_error: r.10,
+        }
+    }
 }
 
 macro_rules! on_backend {
@@ -266,64 +300,26 @@ impl Pusher {
         })
     }
 
-    /// Deliveries to look at: a peer's pending ones that head their lane and are due by `now`
-    /// (each lane's first pending item; the next waits for it), or every parked one newest
-    /// first.
+    /// A peer's pending deliveries that head their lane and are due by `now` (each lane's first
+    /// pending item; the next waits for it).
     async fn deliveries(
         &self,
-        peer: Option<&str>,
+        peer: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Delivery>, StoreError> {
-        type Row = (
-            String,
-            String,
-            String,
-            String,
-            i64,
-            String,
-            String,
-            String,
-            i32,
-            DateTime<Utc>,
-            String,
-        );
-        let sql = match peer {
-            Some(_) => {
-                "SELECT peer, stream, item_key, lane, seq, interface, payload, state, attempts, next_attempt_at, last_error \
-                 FROM cec_deliveries d WHERE peer = $1 AND state = 'pending' AND next_attempt_at <= $2 \
-                 AND NOT EXISTS (SELECT 1 FROM cec_deliveries e WHERE e.peer = d.peer AND e.stream = d.stream \
-                 AND e.lane = d.lane AND e.state = 'pending' AND e.seq < d.seq) \
-                 ORDER BY next_attempt_at, stream, lane LIMIT 500"
-            }
-            None => {
-                "SELECT peer, stream, item_key, lane, seq, interface, payload, state, attempts, next_attempt_at, last_error \
-                 FROM cec_deliveries WHERE $1 = '' AND state = 'parked' AND $2 = $2 \
-                 ORDER BY next_attempt_at DESC LIMIT 1000"
-            }
-        };
-        let rows: Vec<Row> = on_backend!(&self.db, pool => sqlx::query_as(sql)
-            .bind(peer.unwrap_or_default())
-            .bind(now)
-            .fetch_all(pool)
-            .await?);
-        Ok(rows
-            .into_iter()
-            .map(|r| Delivery {
-                peer: r.0,
-                stream: r.1,
-                item_key: r.2,
-                lane: r.3,
-                seq: r.4,
-                interface: r.5,
-                payload: r.6,
-                state: r.7,
-                attempts: r.8,
-                next_attempt_at: r.9,
-                last_error: r.10,
-            })
-            .collect())
+        let rows: Vec<DeliveryRow> = on_backend!(&self.db, pool => sqlx::query_as(
+            "SELECT peer, stream, item_key, lane, seq, interface, payload, state, attempts, next_attempt_at, last_error \
+             FROM cec_deliveries d WHERE peer = $1 AND state = 'pending' AND next_attempt_at <= $2 \
+             AND NOT EXISTS (SELECT 1 FROM cec_deliveries e WHERE e.peer = d.peer AND e.stream = d.stream \
+             AND e.lane = d.lane AND e.state = 'pending' AND e.seq < d.seq) \
+             ORDER BY next_attempt_at, stream, lane LIMIT 500",
+        )
+        .bind(peer)
+        .bind(now)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(Delivery::from).collect())
     }
-
     /// How many deliveries to a peer wait.
     async fn backlog(&self, peer: &str) -> Result<i64, StoreError> {
         Ok(on_backend!(&self.db, pool => sqlx::query_scalar(
@@ -387,7 +383,7 @@ impl Pusher {
     /// Sends what is due, each lane in order; each delivery is recorded as soon as its answer
     /// arrives, so a crash can resend at most the one item whose answer was not recorded yet.
     async fn send(&self, peer: &PeerConfig, client: &PeerClient) -> Result<usize, StoreError> {
-        let due = self.deliveries(Some(&peer.name), Utc::now()).await?;
+        let due = self.deliveries(&peer.name, Utc::now()).await?;
         let mut delivered = 0;
         for d in &due {
             let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
@@ -410,9 +406,32 @@ impl Pusher {
         Ok(delivered)
     }
 
-    /// The parked deliveries, newest first.
-    pub async fn parked(&self) -> Result<Vec<Delivery>, StoreError> {
-        self.deliveries(None, Utc::now()).await
+    /// A page of the parked deliveries, the latest parked first.
+    pub async fn parked(&self, page: &Keyset) -> Result<Vec<Keyed<Delivery>>, StoreError> {
+        // A delivery's key is its peer, stream and item, as one string ordered the same way in
+        // the query and in the token.
+        let rows: Vec<DeliveryRow> = on_backend!(&self.db, pool => sqlx::query_as(
+            "SELECT peer, stream, item_key, lane, seq, interface, payload, state, attempts, next_attempt_at, last_error \
+             FROM cec_deliveries WHERE state = 'parked' \
+             AND (next_attempt_at < $1 OR (next_attempt_at = $1 AND (peer || ' ' || stream || ' ' || item_key) < $2)) \
+             ORDER BY next_attempt_at DESC, (peer || ' ' || stream || ' ' || item_key) DESC LIMIT $3",
+        )
+        .bind(page.before_at)
+        .bind(&page.before_id)
+        .bind(page.fetch())
+        .fetch_all(pool)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let d = Delivery::from(row);
+                Keyed {
+                    at: d.next_attempt_at,
+                    id: format!("{} {} {}", d.peer, d.stream, d.item_key),
+                    item: d,
+                }
+            })
+            .collect())
     }
 }
 
