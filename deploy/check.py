@@ -178,6 +178,20 @@ def main():
         wants = d["metadata"]["name"].endswith(("-gateway", "-reporting"))
         if wants != (mounted and layered):
             fail(f"{d['metadata']['name']}: the peers Secret is {'not ' if wants else ''}mounted and layered")
+        token = [v for v in spec.get("volumes", []) if v.get("secret", {}).get("secretName", "").endswith("-cec-token")]
+        if d["metadata"]["name"].endswith("-gateway") != bool(token):
+            fail(f"{d['metadata']['name']}: the T/CEC token key Secret is {'not ' if not token else ''}mounted")
+    # The token key: a Secret of its own (never the TLS key), named in the gateway's config.
+    secrets = {d["metadata"]["name"]: d for d in with_peers if d["kind"] == "Secret"}
+    token_secret = next((d for n, d in secrets.items() if n.endswith("-cec-token")), None)
+    if token_secret is None or "token.key" not in token_secret.get("data", {}):
+        fail("chart (T/CEC 102 edge) makes no token key Secret")
+    config = next(d for d in with_peers if d["kind"] == "ConfigMap" and "mesh.toml" in d.get("data", {}))
+    if 'token_key_file = "/etc/chargemesh/cec-token/token.key"' not in config["data"]["mesh.toml"]:
+        fail("chart (T/CEC 102 edge): the gateway's config does not name the token key file")
+    own_key = documents(render({"gateway": {"cec": {"enabled": True, "operatorId": "MA01H3BQ2", "tokenKeySecret": "my-key"}}}))
+    if any(d["kind"] == "Secret" and d["metadata"]["name"].endswith("-cec-token") for d in own_key):
+        fail("chart (T/CEC 102 edge): a token key Secret is made though one is given")
     alerts = {
         r.get("alert")
         for d in rendered

@@ -129,6 +129,7 @@ impl Config {
             issuer: pki::JWT_ISSUER.into(),
             audience: pki::JWT_AUDIENCE.into(),
         });
+        config.gateway.cec.token_key_file = pki.cec_token_key().display().to_string();
         config
     }
 

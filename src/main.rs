@@ -428,7 +428,7 @@ async fn up(
             listen: "127.0.0.1:7444".into(),
             operator_id: DEMO_PLATFORM_ID.into(),
             peers: vec![peer.clone()],
-            ..Default::default()
+            ..std::mem::take(&mut opts.config.gateway.cec)
         };
         opts.config.reporting.cec_push = chargemesh_reporting::push::PushConfig {
             operator_id: DEMO_PLATFORM_ID.into(),

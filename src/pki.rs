@@ -38,6 +38,8 @@ pub const JWT_AUDIENCE: &str = "chargemesh";
 pub const JWT_KID: &str = "chargemesh-dev-1";
 pub const JWT_KEY_FILE: &str = "jwt-signing.key";
 pub const JWKS_FILE: &str = "jwks.json";
+/// The key of the T/CEC 102 edge's access tokens, shared by every gateway replica.
+pub const CEC_TOKEN_KEY_FILE: &str = "cec-token.key";
 
 /// A CA that can issue certificates.
 pub struct Authority {
@@ -139,14 +141,46 @@ pub fn write_pair(dir: &Path, name: &str, (cert, key): &(String, String)) -> any
     write_private(&dir.join(format!("{name}.key")), key)
 }
 
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
+/// Writes a secret so that nobody but its owner can read it at any moment: a new file made with
+/// mode 0600, written whole, then renamed over `path` (a reader sees the old file or the new,
+/// never a part, and never a moment of wider permissions).
+pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
     }
-    Ok(())
+    let _ = std::fs::remove_file(&temp);
+    let written = options
+        .open(&temp)
+        .and_then(|mut file| {
+            file.write_all(contents.as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written.with_context(|| format!("writing {}", path.display()))
+}
+
+/// A new T/CEC 102 token key: 32 random bytes, hex.
+fn cec_token_key() -> anyhow::Result<String> {
+    let mut key = [0_u8; 32];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut key)
+        .map_err(|_| anyhow::anyhow!("the system's random source failed"))?;
+    Ok(key.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
 }
 
 /// The demo identities and the file names they are written under.
@@ -201,6 +235,10 @@ impl PkiDir {
         self.dir.join(JWKS_FILE)
     }
 
+    pub fn cec_token_key(&self) -> PathBuf {
+        self.dir.join(CEC_TOKEN_KEY_FILE)
+    }
+
     pub fn jwt_key(&self) -> PathBuf {
         self.dir.join(JWT_KEY_FILE)
     }
@@ -242,6 +280,7 @@ pub fn init_with(ca: &Authority, dir: &Path, trust_domain: &str) -> anyhow::Resu
         dir.join(JWKS_FILE),
         serde_json::to_string_pretty(&serde_json::json!({ "keys": [jwk] }))?,
     )?;
+    write_private(&dir.join(CEC_TOKEN_KEY_FILE), &cec_token_key()?)?;
     Ok(PkiDir {
         dir: dir.to_owned(),
     })
@@ -286,6 +325,9 @@ pub fn ensure(dir: &Path, trust_domain: &str) -> anyhow::Result<PkiDir> {
             issue_component(&ca, dir, component, trust_domain)?;
         }
     }
+    if !existing.cec_token_key().exists() {
+        write_private(&existing.cec_token_key(), &cec_token_key()?)?;
+    }
     Ok(existing)
 }
 
@@ -311,4 +353,42 @@ pub fn mint_token(
         roles: roles.to_vec(),
     };
     Ok(chargemesh_kit::jwt::sign_es256(&claims, &key, JWT_KID)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn netsec_1_every_private_key_is_its_owners_alone_and_written_whole() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("cm-pki-{}", uuid::Uuid::now_v7().simple()));
+        let pki = init(&dir, "chargemesh.test").expect("pki");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        let keys: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "key"))
+            .collect();
+        assert!(keys.contains(&pki.cec_token_key()) && keys.contains(&pki.jwt_key()));
+        assert!(keys.len() > 5, "{keys:?}");
+        for key in &keys {
+            assert_eq!(mode(key), 0o600, "{}", key.display());
+        }
+        // Rewritten over a file someone left readable, the key is again its owner's alone,
+        // and no temporary file is left behind.
+        let key = pki.cec_token_key();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        write_private(&key, "new\n").expect("rewrite");
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(std::fs::read_to_string(&key).expect("read"), "new\n");
+        assert!(std::fs::read_dir(&dir).expect("dir").all(|e| {
+            !e.expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        }));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -4,115 +4,20 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use serde_json::json;
 
 use chargemesh::demo;
 use chargemesh::pki::{DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
-use chargemesh_cec::client::{Https, PeerClient};
-use chargemesh_cec::edge::{CecConfig, PeerAccess, PeerConfig, SecretsConfig, Upstreams};
-use chargemesh_cec::peers::Secret;
+use chargemesh_cec::client::Https;
+use chargemesh_cec::edge::CecConfig;
 use chargemesh_cec::{Dialect, Request, Ret, Secrets};
 use chargemesh_kit::clock::{Clock, ManualClock};
 use chargemesh_kit::tls;
 use chargemesh_proto::asset::v1 as asset;
 use common::TestMesh;
+use common::cec::{Replica, SHANGHAI, SHAOXING, cec_config, client, client_at, mesh_at, secrets};
 
 const OP: &str = DEMO_OPERATOR_ID;
-const SHAOXING: &str = "SXJG00001";
-const SHANGHAI: &str = "SHJG00001";
-
-fn secrets(seed: &str) -> SecretsConfig {
-    let sixteen =
-        |tag: &str| Secret::new(format!("{seed}{tag}").chars().take(16).collect::<String>());
-    SecretsConfig {
-        operator_secret: sixteen("op-secret-000000"),
-        data_secret: sixteen("data-secret-0000"),
-        data_iv: sixteen("data-iv-00000000"),
-        sig_secret: sixteen("sig-secret-00000"),
-    }
-}
-
-fn peer(name: &str, operator_id: &str, area_code: &str) -> PeerConfig {
-    PeerConfig {
-        name: name.into(),
-        operator_id: operator_id.into(),
-        access: PeerAccess::Regulator {
-            area_code: area_code.into(),
-        },
-        inbound: secrets(name),
-        outbound: None,
-        dialect: Dialect::default(),
-        push_url: None,
-    }
-}
-
-fn cec_config() -> CecConfig {
-    CecConfig {
-        listen: "127.0.0.1:0".into(),
-        operator_id: "MA0000001".into(),
-        prefix: "/evcs/v1/".into(),
-        token_ttl_s: 7_200,
-        timestamp_window_s: 300,
-        peers: vec![
-            peer("sx", SHAOXING, "330600"),
-            peer("sh", SHANGHAI, "310000"),
-            PeerConfig {
-                access: PeerAccess::Operator {
-                    operator_id: OP.into(),
-                },
-                dialect: Dialect {
-                    service_spelling: chargemesh_cec::dialect::ServiceSpelling::Service,
-                    status_push: chargemesh_cec::dialect::StatusPush::Array,
-                    ..Dialect::default()
-                },
-                ..peer("op", OP, "")
-            },
-        ],
-    }
-}
-
-async fn mesh_at(clock: &ManualClock) -> TestMesh {
-    let mesh_clock = clock.clone();
-    TestMesh::start_with_options(move |opts| {
-        opts.clock = Arc::new(mesh_clock);
-        opts.config.telemetry.settings.offline_after_seconds = 365 * 24 * 3600;
-        opts.config.gateway.cec = cec_config();
-    })
-    .await
-}
-
-fn client(mesh: &TestMesh, clock: &ManualClock, name: &str, operator_id: &str) -> PeerClient {
-    let addr = mesh
-        .mesh
-        .as_ref()
-        .and_then(|m| m.cec_addr)
-        .expect("the T/CEC 102 edge runs");
-    client_at(mesh, clock, name, operator_id, addr.port())
-}
-
-fn client_at(
-    mesh: &TestMesh,
-    clock: &ManualClock,
-    name: &str,
-    operator_id: &str,
-    port: u16,
-) -> PeerClient {
-    let tls = tls::anonymous_client_config(&mesh.pki().ca()).expect("tls");
-    PeerClient::new(
-        Https::new(tls),
-        &format!("https://127.0.0.1:{port}/evcs/v1"),
-        operator_id,
-        secrets(name).secrets().expect("secrets"),
-        Dialect::default(),
-    )
-    .with_clock({
-        let clock = clock.clone();
-        move || clock.now()
-    })
-}
-
 type RegulatorClient = chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient<
     tonic::transport::Channel,
 >;
@@ -623,38 +528,20 @@ async fn a_token_from_one_gateway_replica_is_good_on_another() {
     let clock = ManualClock::new(chrono::Utc::now());
     let mesh = mesh_at(&clock).await;
     fleet(&mesh).await;
-    // A second gateway replica's edge: the same certificate Secret, the same services.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listener");
-    let port = listener.local_addr().expect("addr").port();
+    // A second gateway replica's edge: the same token key Secret, the same services.
     let running = mesh.mesh.as_ref().expect("running");
-    let mesh_client = Arc::new(tls::client_config(&mesh.pki_files("gateway")).expect("client"));
-    let channel = |component: &str| {
-        let url = format!("https://127.0.0.1:{}", running.addrs[component].port());
-        tls::mesh_channel(&url, mesh_client.clone()).expect("channel")
-    };
-    let upstreams = Upstreams {
-        registry: channel("asset"),
-        telemetry: channel("telemetry"),
-        metering: channel("metering"),
-    };
-    let files = mesh.pki_files("gateway");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let replica_clock: chargemesh_kit::clock::SharedClock = Arc::new(clock.clone());
-    let replica = tokio::spawn(async move {
-        chargemesh_cec::edge::serve(
-            &cec_config(),
-            &files,
-            upstreams,
-            listener,
-            replica_clock,
-            async {
-                let _ = stopped.await;
-            },
-        )
-        .await
-    });
+    let replica = Replica::start(
+        &mesh,
+        &clock,
+        CecConfig {
+            token_key_file: running.config.gateway.cec.token_key_file.clone(),
+            ..cec_config()
+        },
+        mesh.pki_files("gateway"),
+        running.bus.clone(),
+    )
+    .await;
+    let port = replica.port;
 
     let token = client(&mesh, &clock, "sx", SHAOXING)
         .fetch_token()
@@ -677,11 +564,7 @@ async fn a_token_from_one_gateway_replica_is_good_on_another() {
         .await
         .expect("answered");
     assert_eq!(answer.ret, 4002);
-    let _ = stop.send(());
-    replica
-        .await
-        .expect("replica task")
-        .expect("the replica stops cleanly");
+    replica.stop().await;
     mesh.stop().await;
 }
 

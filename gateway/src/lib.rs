@@ -139,15 +139,24 @@ pub async fn run(
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, prefix = %config.cec.prefix, "T/CEC 102 edge serving");
             }
-            let (cec, files, clock, stop) = (
+            let (cec, files, clock, seen, stop) = (
                 config.cec.clone(),
                 config.tls.clone(),
                 ctx.clock.clone(),
+                ctx.bus.clone(),
                 shutdown.clone(),
             );
             Some(tokio::spawn(async move {
-                chargemesh_cec::edge::serve(&cec, &files, upstreams, listener, clock, stop.wait())
-                    .await
+                chargemesh_cec::edge::serve(
+                    &cec,
+                    &files,
+                    upstreams,
+                    listener,
+                    clock,
+                    seen,
+                    stop.wait(),
+                )
+                .await
             }))
         }
         None => None,

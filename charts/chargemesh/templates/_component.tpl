@@ -14,6 +14,10 @@ Called as (dict "root" $ "component" "asset").
 {{- if and $cec.enabled $cec.peersSecret (has $c (list "gateway" "reporting")) -}}
 {{- $peers = $cec.peersSecret -}}
 {{- end -}}
+{{- $tokenKey := "" -}}
+{{- if and $cec.enabled (eq $c "gateway") -}}
+{{- $tokenKey = $cec.tokenKeySecret | default (printf "%s-cec-token" $full) -}}
+{{- end -}}
 apiVersion: v1
 kind: ServiceAccount
 metadata:
@@ -158,6 +162,11 @@ spec:
               mountPath: /etc/chargemesh/peers
               readOnly: true
             {{- end }}
+            {{- if $tokenKey }}
+            - name: cec-token
+              mountPath: /etc/chargemesh/cec-token
+              readOnly: true
+            {{- end }}
       volumes:
         - name: config
           configMap:
@@ -174,6 +183,15 @@ spec:
             items:
               - key: peers.toml
                 path: peers.toml
+        {{- end }}
+        {{- if $tokenKey }}
+        - name: cec-token
+          secret:
+            secretName: {{ $tokenKey }}
+            defaultMode: 0400
+            items:
+              - key: token.key
+                path: token.key
         {{- end }}
 ---
 apiVersion: v1

@@ -192,9 +192,20 @@ impl PeerClient {
             secrets,
             dialect,
             token: Mutex::new(None),
-            seq: AtomicU16::new(0),
+            // A client's Seqs start at a random place, so two clients of one platform (two
+            // replicas, or a restart within the same second) seldom send the same Seq in the
+            // same second, which the peer would refuse as a replay.
+            seq: AtomicU16::new(random_start()),
             clock: Arc::new(chrono::Utc::now),
         }
+    }
+
+    /// Numbers requests from `first` on (1..=9999, wrapping), for clients of one platform that
+    /// share out the Seqs between them.
+    pub fn with_first_seq(self, first: u16) -> Self {
+        self.seq
+            .store(first.saturating_sub(1) % 9999, Ordering::Relaxed);
+        self
     }
 
     /// Speaks `dialect` instead of the standard's spelling.
@@ -305,4 +316,13 @@ impl PeerClient {
         }
         Err(ClientError::Token("refused twice".into()))
     }
+}
+
+/// Where a client's Seqs start: anywhere in 0..9999.
+fn random_start() -> u16 {
+    let mut bytes = [0_u8; 2];
+    let _ = rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut bytes);
+    u16::from_le_bytes(bytes) % 9999
 }

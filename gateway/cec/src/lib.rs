@@ -102,6 +102,8 @@ pub enum CecError {
     BadPayload(String),
     #[error("invalid secret: {0}")]
     BadSecret(String),
+    #[error("peer {peer}: {problem}")]
+    BadPeer { peer: String, problem: String },
 }
 
 impl CecError {
@@ -111,7 +113,7 @@ impl CecError {
             CecError::BadSignature => Ret::BadSignature,
             CecError::BadToken => Ret::BadToken,
             CecError::BadPayload(_) => Ret::BadPayload,
-            CecError::BadSecret(_) => Ret::SystemError,
+            CecError::BadSecret(_) | CecError::BadPeer { .. } => Ret::SystemError,
         }
     }
 }

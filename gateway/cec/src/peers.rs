@@ -56,6 +56,34 @@ pub enum PeerAccess {
     Operator { operator_id: String },
 }
 
+impl PeerConfig {
+    /// Refuses what would make the peer see more than it should: a regulator without a valid
+    /// area code (an empty one would cover every area), an operator peer without its operator,
+    /// a peer without its OperatorID.
+    pub fn validate(&self) -> Result<(), CecError> {
+        let bad = |problem: &str| CecError::BadPeer {
+            peer: self.name.clone(),
+            problem: problem.to_owned(),
+        };
+        if self.operator_id.trim().is_empty() {
+            return Err(bad("operator_id is empty"));
+        }
+        match &self.access {
+            PeerAccess::Regulator { area_code }
+                if !chargemesh_kit::area::is_area_code(area_code) =>
+            {
+                Err(bad(&format!(
+                    "area_code {area_code:?} is not a 6-digit GB/T 2260 code"
+                )))
+            }
+            PeerAccess::Operator { operator_id } if operator_id.trim().is_empty() => {
+                Err(bad("access.operator_id is empty"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// One platform Chargemesh exchanges with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerConfig {
@@ -74,4 +102,39 @@ pub struct PeerConfig {
     /// `https://regulator.example/evcs/v1`.
     #[serde(default)]
     pub push_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regulator(area_code: &str) -> PeerConfig {
+        PeerConfig {
+            name: "sx".into(),
+            operator_id: "SXJG00001".into(),
+            access: PeerAccess::Regulator {
+                area_code: area_code.into(),
+            },
+            inbound: SecretsConfig::default(),
+            outbound: None,
+            dialect: Dialect::default(),
+            push_url: None,
+        }
+    }
+
+    #[test]
+    fn base_2_a_regulator_peer_needs_an_area_code_an_empty_one_is_not_every_area() {
+        assert!(regulator("330600").validate().is_ok());
+        for bad in ["", "  ", "3306", "abcdef"] {
+            let refused = regulator(bad).validate().expect_err(bad);
+            assert!(refused.to_string().contains("area_code"), "{refused}");
+        }
+        let operator = PeerConfig {
+            access: PeerAccess::Operator {
+                operator_id: String::new(),
+            },
+            ..regulator("330600")
+        };
+        assert!(operator.validate().is_err());
+    }
 }

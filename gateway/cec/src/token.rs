@@ -1,9 +1,9 @@
 //! Access tokens (`query_token`) that any gateway replica can check without shared state: a
 //! token names its peer and expiry and carries an HMAC-SHA256 over both under the edge's token
-//! key. Replicas derive the same key from the same file (the gateway's certificate key, which
-//! cert-manager keeps in one Secret for all of them), so a token issued by one pod is good on
-//! every other; rotating that file invalidates the tokens, and peers fetch new ones on 4002 as
-//! the protocol expects.
+//! key. Replicas read the key from one file of their own (`cec.token_key_file`, a Secret every
+//! gateway pod mounts), so a token issued by one pod is good on every other and stays good when
+//! the TLS certificate rotates; changing the key file invalidates the tokens, and peers fetch
+//! new ones on 4002 as the protocol expects.
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
@@ -42,6 +42,35 @@ impl TokenKey {
         Self(mac.finalize().into_bytes().into())
     }
 
+    /// The key in `path`: at least 32 bytes of secret (surrounding whitespace is not part of
+    /// it), the same file on every replica.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, std::io::Error> {
+        let material = std::fs::read(path)?;
+        let secret = material.trim_ascii();
+        if secret.len() < 32 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} holds {} bytes; a token key is at least 32",
+                    path.display(),
+                    secret.len()
+                ),
+            ));
+        }
+        Ok(Self::derive(secret))
+    }
+
+    /// A key of this process alone: its tokens are good on no other replica.
+    pub fn random() -> Self {
+        use rustls::crypto::ring::default_provider;
+        let mut key = [0_u8; 32];
+        if default_provider().secure_random.fill(&mut key).is_err() {
+            // The system's random source failing leaves a key nobody else has either.
+            key = *fallback_key();
+        }
+        Self(key)
+    }
+
     fn mac(&self, body: &str) -> HmacSha256 {
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
@@ -62,13 +91,9 @@ impl TokenKey {
         format!("{body}.{tag}")
     }
 
-    /// Checks a token presented by `operator_id` at `now`; the tag is compared in constant time.
-    pub fn check(
-        &self,
-        token: &str,
-        operator_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), TokenError> {
+    /// The peer a genuine token was issued to and when it expires (unix seconds), expired or
+    /// not; the tag is compared in constant time.
+    pub fn issued_to<'t>(&self, token: &'t str) -> Result<(&'t str, i64), TokenError> {
         let (body, tag) = token.rsplit_once('.').ok_or(TokenError::Unknown)?;
         let tag = crate::crypto::hex(tag).ok_or(TokenError::Unknown)?;
         self.mac(body)
@@ -79,15 +104,46 @@ impl TokenKey {
         else {
             return Err(TokenError::Unknown);
         };
-        if owner != operator_id {
-            return Err(TokenError::NotThePeers);
-        }
         let expires: i64 = expires.parse().map_err(|_| TokenError::Unknown)?;
+        Ok((owner, expires))
+    }
+
+    /// The peer a genuine, unexpired token was issued to.
+    pub fn owner<'t>(&self, token: &'t str, now: DateTime<Utc>) -> Result<&'t str, TokenError> {
+        let (owner, expires) = self.issued_to(token)?;
         if now.timestamp() >= expires {
             return Err(TokenError::Expired);
         }
+        Ok(owner)
+    }
+
+    /// Checks a token presented by `operator_id` at `now`.
+    pub fn check(
+        &self,
+        token: &str,
+        operator_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), TokenError> {
+        if self.owner(token, now)? != operator_id {
+            return Err(TokenError::NotThePeers);
+        }
         Ok(())
     }
+}
+
+/// 32 bytes from the clock and the process, for a system without a random source.
+fn fallback_key() -> &'static [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        use sha2::Digest as _;
+        let seed = format!(
+            "{:?}{}{:p}",
+            std::time::SystemTime::now(),
+            std::process::id(),
+            &KEY
+        );
+        sha2::Sha256::digest(seed.as_bytes()).into()
+    })
 }
 
 #[cfg(test)]
@@ -135,6 +191,32 @@ mod tests {
             key.check("v1.x.y.zz", "MA0REGSX1", now),
             Err(TokenError::Unknown)
         );
+    }
+
+    #[test]
+    fn a_key_file_is_at_least_32_bytes_and_random_keys_are_each_their_own() {
+        let dir = std::env::temp_dir().join(format!("cm-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let short = dir.join("short");
+        std::fs::write(&short, "too short\n").expect("write");
+        assert!(TokenKey::from_file(&short).is_err());
+        let good = dir.join("good");
+        std::fs::write(&good, format!("{}\n", "k".repeat(40))).expect("write");
+        let at = t("2026-11-26T12:00:00Z");
+        let token = TokenKey::from_file(&good)
+            .expect("key")
+            .issue("MA0REGSX1", at);
+        assert_eq!(
+            TokenKey::derive("k".repeat(40).as_bytes()).owner(&token, t("2026-11-26T11:00:00Z")),
+            Ok("MA0REGSX1"),
+            "the trailing newline is not part of the key"
+        );
+        let (a, b) = (TokenKey::random(), TokenKey::random());
+        assert_eq!(
+            b.check(&a.issue("X", at), "X", t("2026-11-26T11:00:00Z")),
+            Err(TokenError::Unknown)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

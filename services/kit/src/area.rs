@@ -15,6 +15,11 @@ pub fn area_prefix(area: &str) -> &str {
     }
 }
 
+/// Whether `code` is an area code: six digits (GB/T 2260), not all zero.
+pub fn is_area_code(code: &str) -> bool {
+    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) && code != "000000"
+}
+
 /// Whether `code` lies within `area`.
 pub fn area_covers(area: &str, code: &str) -> bool {
     code.starts_with(area_prefix(area))
@@ -33,5 +38,13 @@ mod tests {
         assert!(!area_covers("330000", "310101"));
         assert!(area_covers("330602", "330602"));
         assert!(!area_covers("330602", "330603"));
+    }
+
+    #[test]
+    fn an_area_code_is_six_digits() {
+        assert!(is_area_code("330600"));
+        for bad in ["", "3306", "33060a", "3306000", "000000"] {
+            assert!(!is_area_code(bad), "{bad:?}");
+        }
     }
 }

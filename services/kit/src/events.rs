@@ -58,6 +58,9 @@ pub trait EventBus: Send + Sync + std::fmt::Debug {
         group: &str,
         consumer: &str,
     ) -> Result<Box<dyn Subscription>, BusError>;
+    /// Marks `key` used for `ttl`: `true` when nobody sharing the bus used it within that time.
+    /// Replay protection for an edge whose clients may reach any replica.
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, BusError>;
 }
 
 #[tonic::async_trait]
@@ -118,6 +121,35 @@ pub struct InProcessBus {
     topics: Arc<Mutex<HashMap<String, Topic>>>,
     capacity: usize,
     claim_idle: Duration,
+    used: Arc<Mutex<UsedKeys>>,
+}
+
+/// Keys marked by [`EventBus::first_use`], each until it expires; expired ones are dropped
+/// whenever the map has doubled since the last sweep, so it holds what is live and no more.
+#[derive(Debug, Default)]
+struct UsedKeys {
+    until: HashMap<String, Instant>,
+    sweep_at: usize,
+}
+
+impl UsedKeys {
+    fn first_use(&mut self, key: &str, ttl: Duration, now: Instant) -> bool {
+        if self.until.len() >= self.sweep_at {
+            self.until.retain(|_, until| *until > now);
+            self.sweep_at = (self.until.len() * 2).max(1024);
+        }
+        match self.until.get_mut(key) {
+            Some(until) if *until > now => false,
+            Some(until) => {
+                *until = now + ttl;
+                true
+            }
+            None => {
+                self.until.insert(key.to_owned(), now + ttl);
+                true
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -146,6 +178,7 @@ impl InProcessBus {
             topics: Arc::new(Mutex::new(HashMap::new())),
             capacity: capacity.max(1),
             claim_idle,
+            used: Arc::new(Mutex::new(UsedKeys::default())),
         }
     }
 
@@ -204,6 +237,11 @@ impl EventBus for InProcessBus {
             consumer: consumer.to_owned(),
             wake,
         }))
+    }
+
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, BusError> {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(used.first_use(key, ttl, Instant::now()))
     }
 }
 
@@ -386,6 +424,18 @@ impl EventBus for RedisBus {
             last_claim: None,
             buffer: VecDeque::new(),
         }))
+    }
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, BusError> {
+        let mut conn = self.publisher.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}once:{key}", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
     }
 }
 

@@ -208,3 +208,24 @@ async fn unreadable_events_are_parked_in_the_dead_letter_stream_and_acknowledged
         "nothing left pending: {pending:?}"
     );
 }
+
+#[tokio::test]
+async fn a_key_is_used_once_until_it_expires_for_everyone_sharing_the_bus() {
+    for (name, bus) in buses().await {
+        let key = format!("seq-{name}-{}", uuid::Uuid::now_v7().simple());
+        let ttl = Duration::from_millis(300);
+        assert!(bus.first_use(&key, ttl).await.expect("first"), "{name}");
+        assert!(!bus.first_use(&key, ttl).await.expect("again"), "{name}");
+        assert!(
+            bus.first_use(&format!("{key}-other"), ttl)
+                .await
+                .expect("another key"),
+            "{name}"
+        );
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert!(
+            bus.first_use(&key, ttl).await.expect("expired"),
+            "{name}: usable again once expired"
+        );
+    }
+}

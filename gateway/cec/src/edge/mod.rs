@@ -6,29 +6,26 @@
 //! (4003), and its token (4002) — then answered from the mesh as the peer's principal: a
 //! regulator peer sees its area, an operator peer its own stations.
 
+mod listener;
 mod pull;
 mod push;
 
+pub use listener::serve;
+
 pub use crate::peers::{PeerAccess, PeerConfig, SecretsConfig};
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
 
+use chargemesh_kit::events::{EventBus as _, InProcessBus, SharedBus};
 use chargemesh_kit::tls::MeshChannel;
 use chrono::{DateTime, Utc};
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 use crate::{CecError, Request, Response, Ret, Secrets};
 use chargemesh_kit::Principal;
 use chargemesh_kit::clock::SharedClock;
 use chargemesh_kit::identity::PRINCIPAL_METADATA_KEY;
-use chargemesh_kit::tls::{self, ClientAuth, TlsFiles};
 
 /// The T/CEC 102 edge's settings; off unless `listen` is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +41,19 @@ pub struct CecConfig {
     /// How far a request's TimeStamp may be from now.
     pub timestamp_window_s: u64,
     pub peers: Vec<PeerConfig>,
+    /// A file of at least 32 secret bytes that keys the access tokens, the same on every
+    /// replica (the chart mounts one Secret); empty means a random key of this process, whose
+    /// tokens no other replica accepts.
+    pub token_key_file: String,
+    /// The largest request body read; a longer one is refused with 413 as soon as it is seen.
+    pub max_body_bytes: usize,
+    /// How long a client has for its TLS handshake, then for its request headers, then for its
+    /// body; a client slower than that is disconnected.
+    pub handshake_timeout_ms: u64,
+    pub header_timeout_ms: u64,
+    pub body_timeout_ms: u64,
+    /// Connections served at once; one more is closed as it arrives.
+    pub max_connections: usize,
 }
 
 impl Default for CecConfig {
@@ -55,6 +65,12 @@ impl Default for CecConfig {
             token_ttl_s: 7_200,
             timestamp_window_s: 300,
             peers: Vec::new(),
+            token_key_file: String::new(),
+            max_body_bytes: 256 * 1024,
+            handshake_timeout_ms: 10_000,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections: 1_024,
         }
     }
 }
@@ -100,14 +116,17 @@ impl Peer {
     }
 }
 
-/// The edge's state: peers, issued tokens and the Seqs seen within the window.
+/// The edge's state: peers, the token key, and where the Seqs seen within the window are kept.
 pub struct Edge {
     prefix: String,
     window: chrono::Duration,
     ttl: chrono::Duration,
     peers: HashMap<String, Peer>,
     tokens: crate::token::TokenKey,
-    seen: Mutex<HashMap<String, BTreeMap<String, HashSet<String>>>>,
+    /// Where a Seq is marked used, shared by every replica (the bus's store with expiry).
+    seen: SharedBus,
+    /// This replica's own marks, used while the shared store cannot be reached.
+    seen_here: InProcessBus,
     upstreams: Upstreams,
     clock: SharedClock,
 }
@@ -149,15 +168,18 @@ fn refusal(error: CecError) -> (Ret, String) {
 }
 
 impl Edge {
-    /// The edge; `tokens` signs and checks access tokens (the same key on every replica).
+    /// The edge; `tokens` signs and checks access tokens (the same key on every replica), and
+    /// `seen` keeps the Seqs used within the window for every replica sharing it.
     pub fn new(
         config: &CecConfig,
         upstreams: Upstreams,
         clock: SharedClock,
         tokens: crate::token::TokenKey,
+        seen: SharedBus,
     ) -> Result<Self, CecError> {
         let mut peers = HashMap::new();
         for p in &config.peers {
+            p.validate()?;
             peers.insert(
                 p.operator_id.clone(),
                 Peer {
@@ -178,15 +200,51 @@ impl Edge {
             ttl: chrono::Duration::seconds(i64::try_from(config.token_ttl_s).unwrap_or(7_200)),
             peers,
             tokens,
-            seen: Mutex::new(HashMap::new()),
+            seen,
+            seen_here: InProcessBus::new(),
             upstreams,
             clock,
         })
     }
 
+    /// Where a request goes: its interface, or `None` outside the prefix (404).
+    fn interface<'p>(&self, path: &'p str) -> Option<&'p str> {
+        path.strip_prefix(&self.prefix)
+    }
+
+    /// What can be checked before a byte of the body is read or parsed: the interface is ours,
+    /// and every interface but `query_token` brings a genuine, unexpired token of a configured
+    /// peer. A refusal is the answer to send as it is: signed for the token's peer when the token
+    /// is genuine (an expired one, say), unsigned when nothing says who sent the request.
+    pub fn precheck(&self, path: &str, bearer: Option<&str>) -> Result<(), (u16, Vec<u8>)> {
+        let interface = self.interface(path).ok_or((404, Vec::new()))?;
+        if interface == "query_token" {
+            return Ok(());
+        }
+        let token = bearer.ok_or_else(|| unsigned(Ret::BadToken, "no token"))?;
+        let (owner, expires) = self
+            .tokens
+            .issued_to(token)
+            .map_err(|e| unsigned(Ret::BadToken, &e.to_string()))?;
+        let peer = self
+            .peers
+            .get(owner)
+            .ok_or_else(|| unsigned(Ret::BadToken, "token of no configured peer"))?;
+        if self.clock.now().timestamp() >= expires {
+            tracing::info!(interface, peer = %peer.config.name, "T/CEC 102 token expired");
+            let response =
+                Response::seal(&peer.secrets, Ret::BadToken, Ret::BadToken.message(), None);
+            return Err((200, serde_json::to_vec(&response).unwrap_or_default()));
+        }
+        Ok(())
+    }
+
     /// Answers one POST: the HTTP status and the body.
     pub async fn handle(&self, path: &str, bearer: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
-        let Some(interface) = path.strip_prefix(&self.prefix) else {
+        if let Err(refused) = self.precheck(path, bearer) {
+            return refused;
+        }
+        let Some(interface) = self.interface(path) else {
             return (404, Vec::new());
         };
         let request = match Request::parse(body) {
@@ -200,7 +258,7 @@ impl Edge {
             tracing::info!(interface, operator = %request.operator_id, "T/CEC 102 request from an unknown operator");
             return unsigned(Ret::BadEnvelope, "unknown OperatorID");
         };
-        let answer = match self.admit(peer, interface, &request, bearer) {
+        let answer = match self.admit(peer, interface, &request, bearer).await {
             Ok(payload) => self.answer(peer, interface, &request, payload).await,
             Err(e) => Err(e),
         };
@@ -220,7 +278,7 @@ impl Edge {
 
     /// The checks, in order: signature, timestamp window, Seq once within its second, token;
     /// then the payload decrypted.
-    fn admit(
+    async fn admit(
         &self,
         peer: &Peer,
         interface: &str,
@@ -237,21 +295,11 @@ impl Edge {
                 format!("TimeStamp {} is outside the window", request.time_stamp),
             ));
         }
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            let by_second = seen.entry(peer.config.operator_id.clone()).or_default();
-            let oldest = crate::timestamp(now - self.window);
-            by_second.retain(|second, _| second.as_str() >= oldest.as_str());
-            if !by_second
-                .entry(request.time_stamp.clone())
-                .or_default()
-                .insert(request.seq.clone())
-            {
-                return Err((
-                    Ret::BadEnvelope,
-                    format!("Seq {} repeated within {}", request.seq, request.time_stamp),
-                ));
-            }
+        if !self.first_use(peer, request).await {
+            return Err((
+                Ret::BadEnvelope,
+                format!("Seq {} repeated within {}", request.seq, request.time_stamp),
+            ));
         }
         if interface != "query_token" {
             let token = bearer.ok_or_else(|| (Ret::BadToken, "no token".to_owned()))?;
@@ -264,6 +312,28 @@ impl Edge {
             .map_err(|_| (Ret::BadPayload, "Data is not JSON".to_owned()))?;
         peer.config.dialect.inbound(&mut value);
         Ok(value)
+    }
+
+    /// Whether this is the first request of the peer with its TimeStamp and Seq, on any
+    /// replica, while the TimeStamp is within the window. While the shared store cannot be
+    /// reached, this replica's own marks stand in (and the outage is logged).
+    async fn first_use(&self, peer: &Peer, request: &Request) -> bool {
+        let key = format!(
+            "cec-seq:{}:{}:{}",
+            peer.config.operator_id, request.time_stamp, request.seq
+        );
+        // A TimeStamp stays acceptable until it is a window old, from as much as a window ahead.
+        let ttl = (self.window * 2)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(600));
+        let here = self.seen_here.first_use(&key, ttl).await.unwrap_or(false);
+        match self.seen.first_use(&key, ttl).await {
+            Ok(first) => first,
+            Err(error) => {
+                tracing::warn!(%error, "T/CEC 102 replay store unreachable; checking this replica's Seqs only");
+                here
+            }
+        }
     }
 
     async fn answer(
@@ -367,100 +437,4 @@ fn unsigned(ret: Ret, msg: &str) -> (u16, Vec<u8>) {
         sig: String::new(),
     };
     (200, serde_json::to_vec(&response).unwrap_or_default())
-}
-
-/// Serves the T/CEC 102 edge on `listener` (HTTPS, HTTP/1.1) until `shutdown` resolves.
-pub async fn serve(
-    config: &CecConfig,
-    tls_files: &TlsFiles,
-    upstreams: Upstreams,
-    listener: TcpListener,
-    clock: SharedClock,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), EdgeError> {
-    // Every gateway replica mounts the same certificate Secret: the same token key.
-    let material = std::fs::read(&tls_files.key_file)
-        .map_err(|e| EdgeError::Config(format!("{}: {e}", tls_files.key_file.display())))?;
-    let tokens = crate::token::TokenKey::derive(&material);
-    let edge = Arc::new(Edge::new(config, upstreams, clock, tokens)?);
-    // The edge's certificate follows its files, as the gRPC edge's does.
-    let server = tls::ReloadingServerConfig::load_with_alpn(
-        tls_files.clone(),
-        ClientAuth::Optional,
-        vec![b"http/1.1".to_vec()],
-    )?;
-    let watcher = server.watch(std::time::Duration::from_secs(30));
-    let result = accept_loop(edge, server, listener, shutdown).await;
-    watcher.abort();
-    result
-}
-
-/// Serves T/CEC 102 connections until `shutdown`; each takes the current certificate.
-async fn accept_loop(
-    edge: Arc<Edge>,
-    server: tls::ReloadingServerConfig,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), EdgeError> {
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::warn!(%error, "T/CEC 102 accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return Ok(()),
-        };
-        let acceptor = tokio_rustls::TlsAcceptor::from(server.current());
-        let edge = edge.clone();
-        tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let service =
-                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let edge = edge.clone();
-                    async move {
-                        let (status, body) = if req.method() != http::Method::POST {
-                            (405, Vec::new())
-                        } else {
-                            let path = req.uri().path().to_owned();
-                            let bearer = req
-                                .headers()
-                                .get(http::header::AUTHORIZATION)
-                                .and_then(|v| v.to_str().ok())
-                                .and_then(|v| {
-                                    v.strip_prefix("Bearer ")
-                                        .or_else(|| v.strip_prefix("bearer "))
-                                })
-                                .map(|t| t.trim().to_owned());
-                            match req.into_body().collect().await {
-                                Ok(collected) => {
-                                    edge.handle(&path, bearer.as_deref(), &collected.to_bytes())
-                                        .await
-                                }
-                                Err(_) => (400, Vec::new()),
-                            }
-                        };
-                        let response = http::Response::builder()
-                            .status(status)
-                            .header(http::header::CONTENT_TYPE, "application/json;charset=utf-8")
-                            .body(Full::new(Bytes::from(body)));
-                        Ok::<_, http::Error>(
-                            response
-                                .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new()))),
-                        )
-                    }
-                });
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, "T/CEC 102 connection ended");
-            }
-        });
-    }
 }

@@ -261,7 +261,7 @@ impl DispatchApi {
         if req.crew.len() > MAX_CREW {
             return Err(Error::bad_field(
                 "crew",
-                &format!("names at most {MAX_CREW} members"),
+                format!("names at most {MAX_CREW} members"),
             ));
         }
         let mut crew = Vec::with_capacity(req.crew.len());

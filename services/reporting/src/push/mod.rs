@@ -227,6 +227,8 @@ impl Pusher {
         });
         let mut clients = Vec::new();
         for peer in &config.peers {
+            // An empty area code would cover every area: refused at start, not pushed to.
+            peer.validate()?;
             let (Some(url), Some(secrets)) = (&peer.push_url, &peer.outbound) else {
                 continue;
             };
