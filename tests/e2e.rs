@@ -236,6 +236,63 @@ async fn scope_2_a_5_kw_pile_is_refused_with_invalid_argument() {
 }
 
 #[tokio::test]
+async fn scope_1_the_four_station_kinds_are_kept_and_an_unnamed_kind_is_refused() {
+    let mesh = TestMesh::start().await;
+    let mut op = mesh.client("operator");
+    register(&mut op, DEMO_CREDIT_CODE).await;
+    let kinds = [
+        pb::StationKind::Dedicated,
+        pb::StationKind::UrbanPublic,
+        pb::StationKind::IntercityFast,
+        pb::StationKind::ResidentialCommunity,
+    ];
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let id = format!("S-KIND-{i}");
+        let mut station = demo::station(OP, &id, "330602");
+        station.kind = kind as i32;
+        op.create_station(pb::CreateStationRequest {
+            station: Some(station),
+        })
+        .await
+        .expect("a kind the standard names");
+        let kept = op
+            .get_station(pb::GetStationRequest {
+                operator_id: OP.into(),
+                station_id: id,
+            })
+            .await
+            .expect("read")
+            .into_inner()
+            .station
+            .expect("station");
+        assert_eq!(kept.kind, kind as i32);
+    }
+    for bad in [pb::StationKind::Unspecified as i32, 99] {
+        let mut station = demo::station(OP, "S-NO-KIND", "330602");
+        station.kind = bad;
+        let (code, message) = code_and_message(
+            op.create_station(pb::CreateStationRequest {
+                station: Some(station),
+            })
+            .await,
+        );
+        assert_eq!(code, Code::InvalidArgument);
+        assert!(
+            message.contains("kind") && message.contains("SCOPE-1"),
+            "{message}"
+        );
+    }
+    let missing = op
+        .get_station(pb::GetStationRequest {
+            operator_id: OP.into(),
+            station_id: "S-NO-KIND".into(),
+        })
+        .await;
+    assert_eq!(missing.map_err(|s| s.code()).err(), Some(Code::NotFound));
+    mesh.stop().await;
+}
+
+#[tokio::test]
 async fn base_1_commissioning_before_acceptance_is_refused_with_failed_precondition() {
     let mesh = TestMesh::start().await;
     let mut op = mesh.client("operator");

@@ -328,6 +328,31 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
         staff_of(&[STATION_MASTER, SAFETY_OFFICER, OM_MANAGER]),
     ),
     (DISPATCH, "ListIncidents", OPERATOR_READ),
+    // REQ REC-1: whoever works at a station writes its logbook.
+    (
+        DISPATCH,
+        "RecordWorkLog",
+        staff_of(&[
+            MONITOR,
+            REPAIRER,
+            STATION_MASTER,
+            SAFETY_OFFICER,
+            OM_MANAGER,
+        ]),
+    ),
+    (DISPATCH, "ListWorkLogs", OPERATOR_READ),
+    (
+        DISPATCH,
+        "RecordShiftHandover",
+        staff_of(&[
+            MONITOR,
+            REPAIRER,
+            STATION_MASTER,
+            SAFETY_OFFICER,
+            OM_MANAGER,
+        ]),
+    ),
+    (DISPATCH, "ListShiftHandovers", OPERATOR_READ),
     // REQ MON-7, MON-8: the monitor's daily checks.
     (
         DISPATCH,

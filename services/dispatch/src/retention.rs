@@ -1,6 +1,6 @@
 //! Dispatch's records under the retention rules (REQ REC-3, FAULT-9): work orders with their
 //! clocks and breaches, defects, and the records kept as documents (plans, patrols, drills,
-//! incidents, downtime, daily checks).
+//! incidents, downtime, daily checks, work logs and shift handovers).
 
 use chargemesh_kit::retention::RecordTable;
 use chargemesh_proto::dispatch::v1 as dpb;
@@ -44,6 +44,8 @@ pub const RECORDS: &[RecordTable] = &[
     document(kind::INCIDENT),
     document(kind::DOWNTIME),
     document(kind::DAILY_CHECK),
+    document(kind::WORK_LOG),
+    document(kind::SHIFT_HANDOVER),
 ];
 
 chargemesh_kit::records_service!(

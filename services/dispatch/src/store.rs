@@ -32,6 +32,8 @@ pub mod kind {
     pub const MONITORING: &str = "monitoring_register";
     pub const DAILY_CHECK: &str = "daily_check";
     pub const INCIDENT: &str = "incident";
+    pub const WORK_LOG: &str = "work_log";
+    pub const SHIFT_HANDOVER: &str = "shift_handover";
 }
 
 /// A record as the document store keeps it.
@@ -144,6 +146,12 @@ document!(
     kind::DRILL,
     drill_id,
     fact = crate::journal::drill_fact
+);
+document!(crate::domain::logbook::WorkLog, kind::WORK_LOG, log_id);
+document!(
+    crate::domain::logbook::ShiftHandover,
+    kind::SHIFT_HANDOVER,
+    handover_id
 );
 document!(
     crate::domain::incident::Incident,

@@ -2,7 +2,10 @@
 //! response, due within 24 hours) → investigating (the event and the responsible party) →
 //! promised (the handling, a reply to the customer and a completion time) → resolved → revisited
 //! (satisfaction 1 to 5) → archived. An unsatisfied revisit reopens it. Every step is kept with
-//! who, when and what; nothing is overwritten.
+//! who, when and what; nothing is overwritten. REQ CMP-3: this is the handling process of
+//! GB/T 17242 (receive, acknowledge, investigate, decide and reply, carry out, follow up, close)
+//! with the principles of GB/T 19012 it can enforce: no step is skipped or taken out of order
+//! (responsiveness, objectivity), and every step names who took it (accountability).
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -145,6 +148,18 @@ fn required(field: &str, value: &str, rule: &'static str, what: &str) -> Result<
     Ok(value.to_owned())
 }
 
+/// REQ CMP-3 (GB/T 19012 accountability): every step names who took it.
+fn accountable(by: &str) -> Result<(), Error> {
+    if by.trim().is_empty() {
+        return Err(Error::invalid(
+            "by",
+            "CMP-3",
+            "every step of a complaint names who took it",
+        ));
+    }
+    Ok(())
+}
+
 impl Complaint {
     /// REQ CMP-2, CMP-4: records what the customer said, with a way to reach them.
     pub fn receive(
@@ -153,6 +168,7 @@ impl Complaint {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Self, Error> {
+        accountable(by)?;
         let contact = required(
             "customer_contact",
             &intake.customer_contact,
@@ -204,7 +220,9 @@ impl Complaint {
         });
     }
 
-    fn require(&self, from: State, action: &str) -> Result<(), Error> {
+    /// REQ CMP-3, CMP-4: the step is the next one of the process, and someone takes it.
+    fn require(&self, from: State, action: &str, by: &str) -> Result<(), Error> {
+        accountable(by)?;
         if self.state == from {
             Ok(())
         } else {
@@ -243,7 +261,7 @@ impl Complaint {
 
     /// REQ CMP-1: the first response to the customer.
     pub fn acknowledge(&mut self, reply: &str, by: &str, now: DateTime<Utc>) -> Result<(), Error> {
-        self.require(State::Received, "acknowledge")?;
+        self.require(State::Received, "acknowledge", by)?;
         let reply = required(
             "reply",
             reply,
@@ -263,7 +281,7 @@ impl Complaint {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        self.require(State::Acknowledged, "investigate")?;
+        self.require(State::Acknowledged, "investigate", by)?;
         let event = required("event", event, "CMP-4", "the event is recorded")?;
         let party = required(
             "responsible_party",
@@ -289,7 +307,7 @@ impl Complaint {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        self.require(State::Investigating, "promise a resolution of")?;
+        self.require(State::Investigating, "promise a resolution of", by)?;
         let handling = required("handling", handling, "CMP-4", "the handling is decided")?;
         let reply = required(
             "reply",
@@ -315,7 +333,7 @@ impl Complaint {
 
     /// REQ CMP-4: the promise kept.
     pub fn resolve(&mut self, record: &str, by: &str, now: DateTime<Utc>) -> Result<(), Error> {
-        self.require(State::Promised, "resolve")?;
+        self.require(State::Promised, "resolve", by)?;
         let record = required("record", record, "CMP-4", "what was done is recorded")?;
         self.resolved_at = Some(now);
         self.step(State::Resolved, by, record, now);
@@ -331,7 +349,7 @@ impl Complaint {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        self.require(State::Resolved, "revisit")?;
+        self.require(State::Resolved, "revisit", by)?;
         let score = u8::try_from(score)
             .ok()
             .filter(|s| (1..=5).contains(s))
@@ -359,6 +377,7 @@ impl Complaint {
 
     /// REQ CMP-4: archived once revisited; praise and suggestions once acknowledged (EVAL-2).
     pub fn archive(&mut self, by: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        accountable(by)?;
         let ready = match self.kind {
             Kind::Complaint => self.state == State::Revisited,
             Kind::Praise | Kind::Suggestion => {
@@ -467,6 +486,21 @@ mod tests {
         DateTime::parse_from_rfc3339(s).expect("time").to_utc()
     }
 
+    fn phone_complaint_intake() -> Intake {
+        Intake {
+            operator_id: "OP".into(),
+            kind: Kind::Complaint,
+            channel: Channel::Phone,
+            category: Category::ChargingFailure,
+            customer_contact: "138 0000 0000".into(),
+            station_id: Some("S1".into()),
+            pile_id: Some("P1".into()),
+            description: "the gun would not lock".into(),
+            attachments: Vec::new(),
+            charge_order_id: None,
+        }
+    }
+
     fn phone_complaint() -> Complaint {
         Complaint::receive(
             "CP-1".into(),
@@ -493,6 +527,73 @@ mod tests {
             Error::Invalid { rule, .. } | Error::Precondition { rule, .. } => *rule,
             _ => None,
         }
+    }
+
+    /// One step of handling: an action on a complaint by someone at a time.
+    type Action = fn(&mut Complaint, &str, DateTime<Utc>) -> Result<(), Error>;
+
+    /// The GB/T 17242 steps, each as an action on a complaint.
+    fn steps() -> Vec<(&'static str, Action)> {
+        vec![
+            ("acknowledge", |c, by, at| {
+                c.acknowledge("we are looking into it", by, at)
+            }),
+            ("investigate", |c, by, at| {
+                c.investigate("lock worn", "operator", by, at)
+            }),
+            ("promise", |c, by, at| {
+                c.promise(
+                    "replace the lock",
+                    "fixed by Friday",
+                    at + Duration::days(3),
+                    by,
+                    at,
+                )
+            }),
+            ("resolve", |c, by, at| c.resolve("lock replaced", by, at)),
+            ("revisit", |c, by, at| {
+                c.revisit(5, "works now", by, at).map(|_| ())
+            }),
+            ("archive", |c, by, at| c.archive(by, at)),
+        ]
+    }
+
+    #[test]
+    fn cmp_3_handling_takes_every_gbt_17242_step_in_order_each_by_someone() {
+        let at = t("2026-03-01T09:00:00Z");
+        let all = steps();
+        // From each point of the process, every later step but the next is refused.
+        for (done, _) in all.iter().enumerate() {
+            let mut c = phone_complaint();
+            for (_, step) in &all[..done] {
+                step(&mut c, "handler", at).expect("in order");
+            }
+            for (name, step) in all.iter().skip(done + 1) {
+                let mut tried = c.clone();
+                let refused = step(&mut tried, "handler", at).expect_err(name);
+                assert_eq!(
+                    rule(&refused),
+                    Some("CMP-4"),
+                    "{name} after {done} steps: {refused}"
+                );
+                assert_eq!(tried, c, "a refused step changes nothing");
+            }
+            // The next step, taken by nobody, is refused too (accountability).
+            if let Some((name, step)) = all.get(done) {
+                let refused = step(&mut c.clone(), " ", at).expect_err(name);
+                assert_eq!(rule(&refused), Some("CMP-3"), "{refused}");
+            }
+        }
+        // Taken in order, the record shows each step with who and when.
+        let mut c = phone_complaint();
+        for (_, step) in &all {
+            step(&mut c, "handler", at).expect("in order");
+        }
+        assert_eq!(c.state, State::Archived);
+        assert_eq!(c.steps.len(), 7, "received and six steps");
+        assert!(c.steps[1..].iter().all(|s| s.by == "handler" && s.at == at));
+        let nobody = Complaint::receive("CP-2".into(), phone_complaint_intake(), "", at);
+        assert_eq!(nobody.map(|_| ()).map_err(|e| rule(&e)), Err(Some("CMP-3")));
     }
 
     #[test]

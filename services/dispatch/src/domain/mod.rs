@@ -6,6 +6,7 @@ pub mod defect;
 pub mod emergency;
 pub mod geo;
 pub mod incident;
+pub mod logbook;
 pub mod patrol;
 pub mod plan;
 pub mod staffing;

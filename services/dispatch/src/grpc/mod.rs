@@ -36,6 +36,7 @@ use chargemesh_kit::paging::Keyset;
 
 mod convert;
 mod emergency;
+mod logbook;
 mod monitoring;
 mod orders;
 mod patrols;
@@ -486,6 +487,10 @@ dispatch_service! {
     record_incident_step(pb::RecordIncidentStepRequest) -> pb::RecordIncidentStepResponse => record_incident_step_;
     close_incident(pb::CloseIncidentRequest) -> pb::CloseIncidentResponse => close_incident_;
     list_incidents(pb::ListIncidentsRequest) -> pb::ListIncidentsResponse => list_incidents_;
+    record_work_log(pb::RecordWorkLogRequest) -> pb::RecordWorkLogResponse => record_work_log_;
+    list_work_logs(pb::ListWorkLogsRequest) -> pb::ListWorkLogsResponse => list_work_logs_;
+    record_shift_handover(pb::RecordShiftHandoverRequest) -> pb::RecordShiftHandoverResponse => record_shift_handover_;
+    list_shift_handovers(pb::ListShiftHandoversRequest) -> pb::ListShiftHandoversResponse => list_shift_handovers_;
     get_emergency_readiness(pb::GetEmergencyReadinessRequest) -> pb::GetEmergencyReadinessResponse => get_emergency_readiness_;
     request_resumption(pb::RequestResumptionRequest) -> pb::RequestResumptionResponse => request_resumption_;
     assign_post(pb::AssignPostRequest) -> pb::AssignPostResponse => assign_post_;
