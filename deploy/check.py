@@ -189,6 +189,16 @@ def main():
     config = next(d for d in with_peers if d["kind"] == "ConfigMap" and "mesh.toml" in d.get("data", {}))
     if 'token_key_file = "/etc/chargemesh/cec-token/token.key"' not in config["data"]["mesh.toml"]:
         fail("chart (T/CEC 102 edge): the gateway's config does not name the token key file")
+    revoking = documents(render({"gateway": {"clientCrlSecret": "client-crl"}}))
+    for d in revoking:
+        if d["kind"] == "ConfigMap" and "mesh.toml" in d.get("data", {}):
+            if 'crl_file = "/etc/chargemesh/crl/crl.pem"' not in d["data"]["mesh.toml"]:
+                fail("chart (client CRL): the gateway's tls names no crl_file")
+        if d["kind"] == "Deployment":
+            spec = d["spec"]["template"]["spec"]
+            mounted = any(v.get("secret", {}).get("secretName") == "client-crl" for v in spec.get("volumes", []))
+            if d["metadata"]["name"].endswith("-gateway") != mounted:
+                fail(f"{d['metadata']['name']}: the client CRL Secret is {'not ' if not mounted else ''}mounted")
     own_key = documents(render({"gateway": {"cec": {"enabled": True, "operatorId": "MA01H3BQ2", "tokenKeySecret": "my-key"}}}))
     if any(d["kind"] == "Secret" and d["metadata"]["name"].endswith("-cec-token") for d in own_key):
         fail("chart (T/CEC 102 edge): a token key Secret is made though one is given")

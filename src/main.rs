@@ -180,6 +180,17 @@ enum PkiCommand {
         #[arg(long, default_value = chargemesh::config::DEFAULT_TRUST_DOMAIN)]
         trust_domain: String,
     },
+    /// Revoke certificates of DIR's CA: writes DIR/crl.pem (every certificate revoked so far),
+    /// which a listener given it as `tls.crl_file` reads again within 30 seconds.
+    Revoke {
+        dir: PathBuf,
+        /// The certificates (PEM) to revoke.
+        #[arg(required = true)]
+        certs: Vec<PathBuf>,
+        /// How long the list is good for.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
 }
 
 #[tokio::main]
@@ -210,6 +221,13 @@ async fn main() -> anyhow::Result<()> {
         } => {
             pki::init(&dir, &trust_domain)?;
             println!("development PKI written to {}", dir.display());
+            Ok(())
+        }
+        Command::Pki {
+            command: PkiCommand::Revoke { dir, certs, days },
+        } => {
+            let crl = pki::revoke(&dir, &certs, days)?;
+            println!("{} revoked; the list is {}", certs.len(), crl.display());
             Ok(())
         }
         Command::Token {

@@ -116,6 +116,29 @@ impl Authority {
         Ok((cert.pem(), key.serialize_pem()))
     }
 
+    /// REQ NETSEC-1: a certificate revocation list of this CA naming `serials` (each as the
+    /// certificate carries it), good for `days`; a server given it refuses those certificates.
+    pub fn crl(&self, serials: &[Vec<u8>], days: i64) -> anyhow::Result<String> {
+        let now = OffsetDateTime::now_utc();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - Duration::minutes(5),
+            next_update: now + Duration::days(days.max(1)),
+            crl_number: rcgen::SerialNumber::from_slice(&now.unix_timestamp().to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|serial| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from_slice(serial),
+                    revocation_time: now - Duration::minutes(5),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
+    }
+
     /// Issues a certificate valid from yesterday for `days`.
     pub fn issue_for_days(
         &self,
@@ -133,6 +156,92 @@ impl Authority {
             now + Duration::days(days),
         )
     }
+}
+
+/// The serial number of the first certificate in `pem`, as its DER carries it.
+pub fn serial_of(pem: &str) -> anyhow::Result<Vec<u8>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).context("not a PEM certificate")?;
+    der_serial(&der).context("not an X.509 certificate")
+}
+
+/// One DER element at the start of `bytes`: (tag, contents, the rest).
+fn der_element(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = bytes.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0_usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber
+/// INTEGER, ... }, ... }
+fn der_serial(der: &[u8]) -> Option<Vec<u8>> {
+    let (0x30, certificate, _) = der_element(der)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = der_element(certificate)? else {
+        return None;
+    };
+    let (tag, value, rest) = der_element(tbs)?;
+    let (tag, value) = if tag == 0xa0 {
+        let (tag, value, _) = der_element(rest)?;
+        (tag, value)
+    } else {
+        (tag, value)
+    };
+    (tag == 0x02).then(|| value.to_vec())
+}
+
+/// Revokes the certificates in `certs` (PEM files) in the PKI at `dir`: their serials join
+/// `revoked.txt`, and `crl.pem` is written anew from the whole list, signed by the CA.
+pub fn revoke(dir: &Path, certs: &[PathBuf], days: i64) -> anyhow::Result<PathBuf> {
+    let listed = dir.join("revoked.txt");
+    let mut serials: Vec<String> = std::fs::read_to_string(&listed)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for cert in certs {
+        let pem =
+            std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let hex: String = serial_of(&pem)?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if !serials.contains(&hex) {
+            serials.push(hex);
+        }
+    }
+    let bytes: Vec<Vec<u8>> = serials
+        .iter()
+        .map(|hex| {
+            (0..hex.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect()
+        })
+        .collect();
+    let crl = Authority::load(dir)?.crl(&bytes, days)?;
+    std::fs::write(&listed, serials.join("\n") + "\n")?;
+    let out = dir.join("crl.pem");
+    let temp = dir.join(".crl.pem.tmp");
+    std::fs::write(&temp, crl)?;
+    std::fs::rename(&temp, &out)?;
+    Ok(out)
 }
 
 /// Writes `<name>.pem` and `<name>.key` into `dir`, the key readable by its owner only.

@@ -902,3 +902,62 @@ async fn eval_1_fault_8_def_5_the_self_evaluation_lists_a_late_arrival_and_an_ov
     );
     mesh.stop().await;
 }
+
+/// A request the gateway forwards for `principal`, as the reporting component receives it.
+fn forwarded_for<T>(principal: &Principal, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert_bin(
+        chargemesh_kit::identity::PRINCIPAL_METADATA_KEY,
+        tonic::metadata::MetadataValue::from_bytes(&principal.to_metadata_bytes()),
+    );
+    request
+}
+
+#[tokio::test]
+async fn reporting_checks_the_callers_scope_itself_not_only_the_gateways_policy() {
+    let mesh = TestMesh::start().await;
+    // As if the gateway's policy let these through: reporting decides on its own.
+    let channel = mesh.direct_channel("reporting", &mesh.pki_files("gateway"));
+    let mut reports = ReportingServiceClient::new(channel.clone());
+    let mut kpis = KpiServiceClient::new(channel);
+    let operator = Principal::Operator {
+        operator_id: DEMO_OPERATOR_ID.into(),
+    };
+    let operators_admin = Principal::Staff {
+        subject: "mallory".into(),
+        operator_id: Some(DEMO_OPERATOR_ID.into()),
+        roles: vec!["platform_admin".into()],
+    };
+    for who in [&operator, &operators_admin] {
+        let parked = reports
+            .list_parked_pushes(forwarded_for(who, pb::ListParkedPushesRequest::default()))
+            .await
+            .expect_err("what was pushed to every peer");
+        assert_eq!(parked.code(), Code::PermissionDenied, "{who}");
+        let kpi = kpis
+            .get_kpi_report(forwarded_for(
+                who,
+                reg::GetKpiReportRequest {
+                    area_code: "330600".into(),
+                    period: kpi::KpiPeriod::Month as i32,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect_err("the regulator's view of an area");
+        assert_eq!(kpi.code(), Code::PermissionDenied, "{who}");
+    }
+    let platform = Principal::Staff {
+        subject: "root".into(),
+        operator_id: None,
+        roles: vec!["platform_admin".into()],
+    };
+    reports
+        .list_parked_pushes(forwarded_for(
+            &platform,
+            pb::ListParkedPushesRequest::default(),
+        ))
+        .await
+        .expect("the platform's administrator");
+    mesh.stop().await;
+}

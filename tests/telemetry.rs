@@ -961,6 +961,20 @@ async fn reporting_keeps_the_status_history_once_and_in_order_across_a_restart()
         history(&mut shanghai, "S1", 0).await.is_empty(),
         "another area's regulator sees nothing"
     );
+    // Not even through paging: a page of one is empty and ends there, as for a station that
+    // has no history, and names no position in the log.
+    let paged = shanghai
+        .list_status_history(chargemesh_proto::reporting::v1::ListStatusHistoryRequest {
+            operator_id: OP.into(),
+            station_id: "S1".into(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner();
+    assert!(paged.changes.is_empty());
+    assert_eq!(paged.next_page_token, "", "the token reveals nothing");
     assert_eq!(history(&mut shanghai, "SH", 1).await, [1]);
     drop(platform);
 

@@ -18,7 +18,7 @@ use tower::ServiceExt as _;
 
 use chargemesh_kit::Principal;
 use chargemesh_kit::identity::PRINCIPAL_METADATA_KEY;
-use chargemesh_kit::jwt::JwtVerifier;
+use chargemesh_kit::jwt::{JwtVerifier, ReloadingJwtVerifier};
 use chargemesh_kit::server::{
     HealthReporter, ServeLimits, builder, health_and_reflection, is_infrastructure_path,
 };
@@ -33,7 +33,7 @@ pub struct Gateway {
 }
 
 struct Inner {
-    jwt: Option<JwtVerifier>,
+    jwt: Option<ReloadingJwtVerifier>,
     upstreams: HashMap<String, Channel>,
     local: Routes,
     /// True once the gateway is stopping: long-lived streams end, new ones are refused.
@@ -53,7 +53,7 @@ impl Gateway {
             .map(|(name, url)| Ok((name.clone(), tls::channel(url, client.clone())?)))
             .collect::<Result<HashMap<_, _>, tls::TlsError>>()?;
         let jwt = match &config.jwt {
-            Some(j) => Some(JwtVerifier::from_jwks_file(
+            Some(j) => Some(ReloadingJwtVerifier::load(
                 &j.jwks_file,
                 &j.issuer,
                 &j.audience,
@@ -126,8 +126,9 @@ impl Inner {
             .headers()
             .get(http::header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("?"));
+        let keys = self.jwt.as_ref().map(ReloadingJwtVerifier::current);
         let principal = match authenticate(
-            self.jwt.as_ref(),
+            keys.as_deref(),
             req.extensions().get::<PeerInfo>(),
             authorization,
         ) {
@@ -210,6 +211,12 @@ pub async fn serve(
     let tls = ReloadingServerConfig::load(config.tls.clone(), client_auth)?;
     let watcher = tls.watch(std::time::Duration::from_secs(30));
     let (gateway, reporter) = Gateway::new(config, descriptor_sets)?;
+    // The staff token keys follow their JWKS file, as the certificate follows its files.
+    let jwks_watcher = gateway
+        .inner
+        .jwt
+        .as_ref()
+        .map(|jwt| jwt.watch(std::time::Duration::from_secs(30)));
     let draining = gateway.clone();
     // On the stop signal: not serving, long-lived streams told to reconnect, and (tonic) GOAWAY
     // on every connection with no new ones accepted; then the calls in flight finish.
@@ -230,5 +237,8 @@ pub async fn serve(
         )
         .await;
     watcher.abort();
+    if let Some(jwks_watcher) = jwks_watcher {
+        jwks_watcher.abort();
+    }
     Ok(result?)
 }

@@ -131,6 +131,7 @@ impl TestMesh {
             ca_file: dir.join("ca.pem"),
             cert_file: dir.join(format!("{name}.pem")),
             key_file: dir.join(format!("{name}.key")),
+            crl_file: None,
         }
     }
 

@@ -14,6 +14,10 @@ Called as (dict "root" $ "component" "asset").
 {{- if and $cec.enabled $cec.peersSecret (has $c (list "gateway" "reporting")) -}}
 {{- $peers = $cec.peersSecret -}}
 {{- end -}}
+{{- $crl := "" -}}
+{{- if eq $c "gateway" -}}
+{{- $crl = $root.Values.gateway.clientCrlSecret -}}
+{{- end -}}
 {{- $tokenKey := "" -}}
 {{- if and $cec.enabled (eq $c "gateway") -}}
 {{- $tokenKey = $cec.tokenKeySecret | default (printf "%s-cec-token" $full) -}}
@@ -167,6 +171,11 @@ spec:
               mountPath: /etc/chargemesh/cec-token
               readOnly: true
             {{- end }}
+            {{- if $crl }}
+            - name: crl
+              mountPath: /etc/chargemesh/crl
+              readOnly: true
+            {{- end }}
       volumes:
         - name: config
           configMap:
@@ -183,6 +192,14 @@ spec:
             items:
               - key: peers.toml
                 path: peers.toml
+        {{- end }}
+        {{- if $crl }}
+        - name: crl
+          secret:
+            secretName: {{ $crl }}
+            items:
+              - key: crl.pem
+                path: crl.pem
         {{- end }}
         {{- if $tokenKey }}
         - name: cec-token

@@ -1,8 +1,11 @@
 //! Staff JWTs: ES256 or EdDSA signatures checked against a JWKS file, with `iss`, `aud`, `exp`
-//! and `nbf` enforced; the claims become a [`Principal::Staff`].
+//! and `nbf` enforced; the claims become a [`Principal::Staff`]. The JWKS file is followed
+//! ([`ReloadingJwtVerifier`]): a key rotated in by the identity provider is taken without a
+//! restart, and a key removed stops verifying.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use base64::Engine as _;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
@@ -123,9 +126,94 @@ impl JwtVerifier {
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = 30;
-        jsonwebtoken::decode::<StaffClaims>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<StaffClaims>(token, key, &validation)
             .map(|data| data.claims)
-            .map_err(|e| JwtError::Refused(e.to_string()))
+            .map_err(|e| JwtError::Refused(e.to_string()))?;
+        // `platform_admin` acts across operators: it is the platform's, never an operator's.
+        if claims.operator_id.is_some() && claims.roles.iter().any(|r| r == PLATFORM_ADMIN) {
+            return Err(JwtError::Refused(
+                "platform_admin is a platform role: a token naming an operator cannot hold it"
+                    .into(),
+            ));
+        }
+        Ok(claims)
+    }
+}
+
+/// The role that acts for the whole platform.
+pub const PLATFORM_ADMIN: &str = "platform_admin";
+
+/// A [`JwtVerifier`] that follows its JWKS file: [`ReloadingJwtVerifier::watch`] reads the file
+/// again when its contents change; a file that no longer reads as a key set leaves the keys as
+/// they were (and says so in the log).
+#[derive(Debug, Clone)]
+pub struct ReloadingJwtVerifier {
+    path: PathBuf,
+    issuer: String,
+    audience: String,
+    current: Arc<RwLock<(Arc<JwtVerifier>, String)>>,
+}
+
+impl ReloadingJwtVerifier {
+    pub fn load(path: &Path, issuer: &str, audience: &str) -> Result<Self, JwtError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| JwtError::Jwks(format!("{}: {e}", path.display())))?;
+        let verifier = JwtVerifier::from_jwks(&text, issuer, audience)?;
+        Ok(Self {
+            path: path.to_owned(),
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            current: Arc::new(RwLock::new((Arc::new(verifier), text))),
+        })
+    }
+
+    /// The keys as last read.
+    pub fn current(&self) -> Arc<JwtVerifier> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    pub fn verify(&self, token: &str) -> Result<StaffClaims, JwtError> {
+        self.current().verify(token)
+    }
+
+    /// Reads the file again; takes its keys when they changed and still read as a key set.
+    pub fn reload_if_changed(&self) -> bool {
+        let Ok(text) = std::fs::read_to_string(&self.path) else {
+            tracing::warn!(path = %self.path.display(), "jwks unreadable, keeping the keys");
+            return false;
+        };
+        if text == self.current.read().unwrap_or_else(|e| e.into_inner()).1 {
+            return false;
+        }
+        match JwtVerifier::from_jwks(&text, &self.issuer, &self.audience) {
+            Ok(verifier) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) =
+                    (Arc::new(verifier), text);
+                tracing::info!(path = %self.path.display(), "jwks reloaded");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "jwks changed but cannot be read, keeping the keys");
+                false
+            }
+        }
+    }
+
+    /// Checks the file every `every` until the returned task is aborted.
+    pub fn watch(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                this.reload_if_changed();
+            }
+        })
     }
 }
 
@@ -180,6 +268,59 @@ mod tests {
     fn verifier(jwk: &serde_json::Value) -> JwtVerifier {
         let jwks = serde_json::json!({ "keys": [jwk] }).to_string();
         JwtVerifier::from_jwks(&jwks, "chargemesh-dev", "chargemesh").expect("verifier")
+    }
+
+    #[test]
+    fn a_platform_admin_token_naming_an_operator_is_refused() {
+        let (pem, jwk) = keypair();
+        let v = verifier(&jwk);
+        let now = chrono::Utc::now().timestamp();
+        let mut c = claims(now);
+        c.roles = vec!["monitor".into(), PLATFORM_ADMIN.into()];
+        let refused = v
+            .verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign"))
+            .expect_err("an operator's platform admin");
+        assert!(refused.to_string().contains("platform_admin"), "{refused}");
+        c.operator_id = None;
+        let platform = v
+            .verify(&sign_es256(&c, pem.as_bytes(), "k1").expect("sign"))
+            .expect("the platform's admin");
+        assert!(platform.into_principal().has_role(PLATFORM_ADMIN));
+    }
+
+    #[test]
+    fn a_rotated_jwks_file_is_taken_and_a_removed_key_stops_verifying() {
+        let dir = std::env::temp_dir().join(format!("cm-jwks-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("jwks.json");
+        let (old_pem, old_jwk) = keypair();
+        let new_key = rcgen::KeyPair::generate().expect("key");
+        let new_jwk = es256_jwk(new_key.public_key_raw(), "k2").expect("jwk");
+        let write = |keys: &[&serde_json::Value]| {
+            std::fs::write(&path, serde_json::json!({ "keys": keys }).to_string()).expect("write")
+        };
+        write(&[&old_jwk]);
+        let v = ReloadingJwtVerifier::load(&path, "chargemesh-dev", "chargemesh").expect("load");
+        let now = chrono::Utc::now().timestamp();
+        let old_token = sign_es256(&claims(now), old_pem.as_bytes(), "k1").expect("sign");
+        let new_token =
+            sign_es256(&claims(now), new_key.serialize_pem().as_bytes(), "k2").expect("sign");
+        assert!(v.verify(&old_token).is_ok());
+        assert!(v.verify(&new_token).is_err(), "not yet published");
+        assert!(!v.reload_if_changed(), "nothing changed");
+        // Rotated: the new key published, the old one withdrawn.
+        write(&[&new_jwk]);
+        assert!(v.reload_if_changed());
+        assert!(v.verify(&new_token).is_ok());
+        assert!(
+            v.verify(&old_token).is_err(),
+            "a withdrawn key verifies nothing"
+        );
+        // A broken file keeps the keys that were good.
+        std::fs::write(&path, "{ not json").expect("write");
+        assert!(!v.reload_if_changed());
+        assert!(v.verify(&new_token).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

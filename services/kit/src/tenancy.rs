@@ -100,6 +100,20 @@ pub fn regulator_scope(p: &Principal) -> Result<Option<String>, crate::Error> {
     }
 }
 
+/// Whether the principal acts for the whole platform: the mesh, or the platform's
+/// administrators (who name no operator); anyone else is refused.
+pub fn platform_scope(p: &Principal) -> Result<(), crate::Error> {
+    match p {
+        Principal::Service { .. } => Ok(()),
+        Principal::Staff {
+            operator_id: None, ..
+        } if p.has_role(PLATFORM_ADMIN) => Ok(()),
+        _ => Err(crate::Error::PermissionDenied(format!(
+            "{p} does not act for the platform"
+        ))),
+    }
+}
+
 /// The part of a listing a principal may see.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListScope {

@@ -35,6 +35,10 @@ pub struct TlsFiles {
     pub cert_file: PathBuf,
     /// This component's private key (PKCS#8, SEC1 or PKCS#1).
     pub key_file: PathBuf,
+    /// Certificate revocation lists (PEM) from the CA: a client certificate on one is refused
+    /// at the handshake. Read again, like the other files, when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_file: Option<PathBuf>,
 }
 
 impl TlsFiles {
@@ -44,12 +48,17 @@ impl TlsFiles {
             ca_file: dir.join("ca.pem"),
             cert_file: dir.join(format!("{name}.pem")),
             key_file: dir.join(format!("{name}.key")),
+            crl_file: None,
         }
     }
 
-    fn modified(&self) -> Option<[SystemTime; 3]> {
+    fn modified(&self) -> Option<Vec<SystemTime>> {
         let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        Some([m(&self.ca_file)?, m(&self.cert_file)?, m(&self.key_file)?])
+        let mut stamps = vec![m(&self.ca_file)?, m(&self.cert_file)?, m(&self.key_file)?];
+        if let Some(crl) = &self.crl_file {
+            stamps.push(m(crl)?);
+        }
+        Some(stamps)
     }
 }
 
@@ -87,6 +96,17 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     Ok(certs)
 }
 
+pub fn load_crls(
+    path: &Path,
+) -> Result<Vec<rustls_pki_types::CertificateRevocationListDer<'static>>, TlsError> {
+    rustls_pki_types::CertificateRevocationListDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::Pem {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+}
+
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Pem {
         path: path.to_owned(),
@@ -114,8 +134,16 @@ pub enum ClientAuth {
 /// A TLS 1.3 server configuration with client-certificate verification and ALPN h2.
 pub fn server_config(files: &TlsFiles, client_auth: ClientAuth) -> Result<ServerConfig, TlsError> {
     let provider = provider();
-    let verifier =
+    let mut verifier =
         WebPkiClientVerifier::builder_with_provider(roots(&files.ca_file)?, provider.clone());
+    if let Some(path) = &files.crl_file {
+        // The CA's lists speak for the certificates it issued; a client certificate of another
+        // issuer (none chain here) would have no status, and the chain's CA none either.
+        verifier = verifier
+            .with_crls(load_crls(path)?)
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
     let verifier = match client_auth {
         ClientAuth::Required => verifier.build(),
         ClientAuth::Optional => verifier.allow_unauthenticated().build(),
@@ -153,7 +181,7 @@ pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
 pub struct FileClientCert {
     files: TlsFiles,
     provider: Arc<CryptoProvider>,
-    current: RwLock<(Arc<CertifiedKey>, Option<[SystemTime; 3]>)>,
+    current: RwLock<(Arc<CertifiedKey>, Option<Vec<SystemTime>>)>,
 }
 
 impl FileClientCert {
@@ -238,7 +266,7 @@ fn build_server_config(
 }
 
 /// A built configuration and the modification times of the files it was built from.
-type Loaded = (Arc<ServerConfig>, Option<[SystemTime; 3]>);
+type Loaded = (Arc<ServerConfig>, Option<Vec<SystemTime>>);
 
 /// A server configuration that follows its files: [`ReloadingServerConfig::watch`] rebuilds it
 /// when they change, and each new connection takes the current one.

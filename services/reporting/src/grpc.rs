@@ -382,24 +382,24 @@ impl ReportingApi {
             ));
         }
         let rows = self.store.history(&query).await?;
+        // A station the caller may not see answers as a station without history: no rows and
+        // no token, so neither the page nor the token tells that rows exist or where they are.
+        let visible = rows.iter().all(|(_, c)| {
+            c.status
+                .as_ref()
+                .is_some_and(|s| may_see(p, &s.operator_id, &s.station_id, &s.area_code))
+        });
+        if !visible {
+            return Ok(pb::ListStatusHistoryResponse::default());
+        }
         let next_page_token = match rows.last() {
             Some((sequence, _)) if rows.len() as u32 >= limit => {
                 encode_token(&[&sequence.to_string()])
             }
             _ => String::new(),
         };
-        // Rows of a station the caller may not see are left out: it learns nothing of them.
-        let changes = rows
-            .into_iter()
-            .map(|(_, change)| change)
-            .filter(|c| {
-                c.status
-                    .as_ref()
-                    .is_some_and(|s| may_see(p, &s.operator_id, &s.station_id, &s.area_code))
-            })
-            .collect();
         Ok(pb::ListStatusHistoryResponse {
-            changes,
+            changes: rows.into_iter().map(|(_, change)| change).collect(),
             next_page_token,
         })
     }
@@ -494,6 +494,8 @@ impl ReportingService for ReportingApi {
         &self,
         request: Request<pb::ListParkedPushesRequest>,
     ) -> Result<Response<pb::ListParkedPushesResponse>, Status> {
+        // What was pushed to every peer: the platform's to look into, no one else's.
+        chargemesh_kit::tenancy::platform_scope(&principal(&request)?)?;
         let r = request.get_ref();
         let page = Keyset::from_request(r.page_size, &r.page_token)?;
         let parked = match &self.pusher {
@@ -544,21 +546,26 @@ impl KpiService for RegulatorKpis {
         let p = principal(&request)?;
         let r = request.into_inner();
         let requested = r.area_code.trim();
-        let area = match &p {
-            Principal::Regulator { area_code } if requested.is_empty() => area_code.clone(),
-            Principal::Regulator { area_code } if area_covers(area_code, requested) => {
+        // A regulator, its own area or a part of it; the mesh and the platform's administrators,
+        // any area they name; anyone else, nothing.
+        let scope = chargemesh_kit::tenancy::regulator_scope(&p)?;
+        let area = match (&p, scope) {
+            (Principal::Regulator { area_code }, Some(_)) if requested.is_empty() => {
+                area_code.clone()
+            }
+            (Principal::Regulator { area_code }, Some(_)) if area_covers(area_code, requested) => {
                 requested.to_owned()
             }
-            Principal::Regulator { .. } => {
+            (_, Some(_)) => {
                 return Err(Error::PermissionDenied(format!(
                     "area {requested} is outside the regulator's area"
                 ))
                 .into());
             }
-            _ if requested.is_empty() => {
+            (_, None) if requested.is_empty() => {
                 return Err(Error::bad_field("area_code", "is required").into());
             }
-            _ => requested.to_owned(),
+            (_, None) => requested.to_owned(),
         };
         let now = self.api.clock.now();
         let period = report::period_of(r.period, &r.period_start, now)?;
