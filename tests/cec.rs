@@ -129,6 +129,16 @@ async fn base_2_a_regulator_pulls_exactly_the_stations_of_its_area_page_by_page(
         }
     }
     assert_eq!(seen, ["S-A", "S-B"], "exactly its area, each once");
+    // A page far past the end is empty, not an overflow.
+    let (ret, far) = shaoxing
+        .call(
+            "query_stations_info",
+            &json!({"PageNo": u64::MAX, "PageSize": 100}),
+        )
+        .await
+        .expect("page");
+    assert_eq!(ret, Ret::Ok);
+    assert_eq!(far["StationInfos"], json!([]));
     // Shanghai's regulator sees only Shanghai's.
     let (_, shanghai) = client(&mesh, &clock, "sh", SHANGHAI)
         .call("query_stations_info", &json!({}))

@@ -135,6 +135,21 @@ fn next_seq_block() -> u16 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 19 * 500 + 1
 }
 
+/// The mesh's components as the gateway's edge reaches them, with the gateway's certificate.
+pub fn upstreams(mesh: &TestMesh) -> Upstreams {
+    let running = mesh.mesh.as_ref().expect("running");
+    let mesh_client = Arc::new(tls::client_config(&mesh.pki_files("gateway")).expect("client"));
+    let channel = |component: &str| {
+        let url = format!("https://127.0.0.1:{}", running.addrs[component].port());
+        tls::mesh_channel(&url, mesh_client.clone()).expect("channel")
+    };
+    Upstreams {
+        registry: channel("asset"),
+        telemetry: channel("telemetry"),
+        metering: channel("metering"),
+    }
+}
+
 /// Another gateway replica's edge over the mesh's components, until dropped.
 pub struct Replica {
     pub port: u16,
@@ -155,17 +170,7 @@ impl Replica {
             .await
             .expect("listener");
         let port = listener.local_addr().expect("addr").port();
-        let running = mesh.mesh.as_ref().expect("running");
-        let mesh_client = Arc::new(tls::client_config(&mesh.pki_files("gateway")).expect("client"));
-        let channel = |component: &str| {
-            let url = format!("https://127.0.0.1:{}", running.addrs[component].port());
-            tls::mesh_channel(&url, mesh_client.clone()).expect("channel")
-        };
-        let upstreams = Upstreams {
-            registry: channel("asset"),
-            telemetry: channel("telemetry"),
-            metering: channel("metering"),
-        };
+        let upstreams = upstreams(mesh);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let replica_clock: chargemesh_kit::clock::SharedClock = Arc::new(clock.clone());
         let task = tokio::spawn(async move {

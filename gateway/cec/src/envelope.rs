@@ -212,6 +212,90 @@ mod tests {
         );
     }
 
+    /// A JSON value of any shape, a few levels deep, with the envelope's and payloads' keys
+    /// among the names so the decoder meets them with every kind of value.
+    fn any_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number)),
+            "\\PC{0,40}".prop_map(serde_json::Value::from),
+            "[0-9]{14}".prop_map(serde_json::Value::from),
+        ];
+        let key = prop_oneof![
+            Just("OperatorID".to_owned()),
+            Just("Data".to_owned()),
+            Just("TimeStamp".to_owned()),
+            Just("Seq".to_owned()),
+            Just("Sig".to_owned()),
+            Just("Ret".to_owned()),
+            Just("Msg".to_owned()),
+            "\\PC{0,12}",
+        ];
+        leaf.prop_recursive(3, 32, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// REQ NETSEC-1: whatever a client sends, the decoder answers with a code, never a panic.
+        #[test]
+        fn any_bytes_are_refused_or_read_and_never_panic(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let s = secrets();
+            if let Ok(request) = Request::parse(&body) {
+                let _ = request.verify(&s);
+                let _ = request.open(&s);
+            }
+            if let Ok(response) = serde_json::from_slice::<Response>(&body) {
+                let _ = response.open(&s);
+            }
+        }
+
+        #[test]
+        fn any_json_is_refused_or_read_and_never_panics(value in any_json()) {
+            let s = secrets();
+            let body = serde_json::to_vec(&value).expect("json");
+            if let Ok(request) = Request::parse(&body) {
+                let _ = request.open(&s);
+            }
+            if let Ok(response) = serde_json::from_value::<Response>(value.clone()) {
+                let _ = response.open(&s);
+            }
+            let mut payload = value;
+            crate::Dialect::default().inbound(&mut payload);
+            crate::Dialect::default().outbound(&mut payload);
+        }
+
+        /// A correctly signed envelope around any Data: decryption and what follows refuse what
+        /// is not a payload, and never panic.
+        #[test]
+        fn any_data_under_a_good_signature_is_refused_or_read(
+            data in prop_oneof!["[A-Za-z0-9+/=]{0,200}", "\\PC{0,200}"],
+            stamp in "[0-9]{14}",
+            seq in "[0-9]{4}",
+        ) {
+            let s = secrets();
+            let mut request = Request::seal(&s, "123456789", b"{}", &stamp, 1);
+            request.data = data;
+            request.seq = seq;
+            request.sig = s.sign(&[&request.operator_id, &request.data, &request.time_stamp, &request.seq]);
+            let body = serde_json::to_vec(&request).expect("json");
+            if let Ok(parsed) = Request::parse(&body)
+                && let Ok(bytes) = parsed.open(&s)
+            {
+                let _ = serde_json::from_slice::<serde_json::Value>(&bytes);
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn any_payload_round_trips_through_a_request_and_a_response(

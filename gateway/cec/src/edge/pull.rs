@@ -109,7 +109,11 @@ impl Edge {
         let stations = self.stations(peer, since).await?;
         let total = stations.len() as u64;
         let page_count = total.div_ceil(page_size).max(1);
-        let start = usize::try_from((page_no - 1) * page_size).unwrap_or(usize::MAX);
+        // A page past the end is empty, however far past (a huge PageNo must not overflow).
+        let start = (page_no - 1)
+            .checked_mul(page_size)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(usize::MAX);
         let items: Vec<Value> = stations
             .iter()
             .skip(start)
