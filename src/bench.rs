@@ -409,6 +409,16 @@ pub async fn idle(connections: usize, binary: &Path) -> anyhow::Result<()> {
         .arg(&dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
+        // Every connection here is the one operator certificate's: what is measured is the
+        // cost of a connection, not the per-principal limits (real piles each have their own).
+        .env(
+            "CHARGEMESH_GATEWAY__LIMITS__CONNECTIONS_PER_PRINCIPAL",
+            (connections + 16).to_string(),
+        )
+        .env(
+            "CHARGEMESH_GATEWAY__LIMITS__STREAMS_PER_PRINCIPAL",
+            (connections + 16).to_string(),
+        )
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()

@@ -108,3 +108,229 @@ async fn netsec_1_random_paths_from_an_unauthenticated_client_add_one_metric_ser
     assert!(series <= 2, "one series per code at most: {series}");
     mesh.stop().await;
 }
+
+/// A telemetry stream that the test drives by hand: what it sends, and its end.
+async fn stream_of(
+    channel: tonic::transport::Channel,
+) -> (
+    tokio::sync::mpsc::Sender<tm::ConnectRequest>,
+    Result<tonic::Streaming<tm::ConnectResponse>, tonic::Status>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let opened = tm::telemetry_service_client::TelemetryServiceClient::new(channel)
+        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map(tonic::Response::into_inner);
+    (tx, opened)
+}
+
+/// How the stream ends: the status of its end, after any answers.
+async fn end_of(inbound: &mut tonic::Streaming<tm::ConnectResponse>) -> tonic::Status {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), inbound.message()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) => return tonic::Status::ok("ended"),
+            Ok(Err(status)) => return status,
+            Err(_) => panic!("the stream neither answered nor ended"),
+        }
+    }
+}
+
+fn heartbeat(sequence: u64) -> tm::TelemetryMessage {
+    tm::TelemetryMessage {
+        sequence,
+        pile_id: "P1".into(),
+        connector_id: "P1-1".into(),
+        observe_time: Some(chargemesh_kit::time::to_timestamp(chrono::Utc::now())),
+        body: Some(tm::telemetry_message::Body::Heartbeat(tm::Heartbeat {})),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn netsec_1_an_oversized_telemetry_frame_is_refused_from_its_bytes_before_it_is_decoded() {
+    let mesh = TestMesh::start_with_options(|opts| {
+        opts.config.gateway.limits.telemetry_batch = 100;
+        opts.config.gateway.limits.telemetry_frame_bytes = 64 * 1024;
+    })
+    .await;
+    common::two_station_fleet(&mesh).await;
+    // 20,000 empty messages: 40 KB, within the bytes, far over the batch.
+    let (tx, opened) = stream_of(mesh.channel("operator")).await;
+    let mut inbound = opened.expect("opened");
+    tx.send(tm::ConnectRequest {
+        messages: vec![tm::TelemetryMessage::default(); 20_000],
+    })
+    .await
+    .expect("sent");
+    let refused = end_of(&mut inbound).await;
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .message()
+            .contains("gateway.limits.telemetry_batch (100)"),
+        "{}",
+        refused.message()
+    );
+    // A 4 MiB frame of tiny messages: refused from its header, whatever it holds.
+    let (tx, opened) = stream_of(mesh.channel("operator")).await;
+    let mut inbound = opened.expect("opened");
+    tx.send(tm::ConnectRequest {
+        messages: vec![heartbeat(1); 40_000],
+    })
+    .await
+    .expect("sent");
+    let refused = end_of(&mut inbound).await;
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("telemetry_frame_bytes"),
+        "{}",
+        refused.message()
+    );
+    // A batch within the limits is taken as ever, on a new stream.
+    let mut platform = TelemetryStream::open(mesh.channel("operator")).await;
+    platform.send((1..=100).map(heartbeat).collect()).await;
+    match platform.next().await {
+        tm::connect_response::Body::Acknowledgement(ack) => {
+            assert_eq!((ack.first_sequence, ack.last_sequence), (1, 100));
+        }
+        other => panic!("{other:?}"),
+    }
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn netsec_1_a_principal_holds_its_limit_of_streams_connections_and_calls_and_no_more() {
+    let mesh = TestMesh::start_with_options(|opts| {
+        opts.config.gateway.limits.streams_per_principal = 2;
+        opts.config.gateway.limits.connections_per_principal = 3;
+        opts.config.gateway.limits.calls_per_second = 1;
+        opts.config.gateway.limits.call_burst = 6;
+    })
+    .await;
+    // Streams: two, on one connection; the third is refused naming the limit.
+    let channel = mesh.channel("pile");
+    let (_tx1, first) = stream_of(channel.clone()).await;
+    let (_tx2, second) = stream_of(channel.clone()).await;
+    let (mut first, _second) = (first.expect("first"), second.expect("second"));
+    let (_tx3, third) = stream_of(channel.clone()).await;
+    let refused = third.expect_err("a third stream");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused
+            .message()
+            .contains("gateway.limits.streams_per_principal (2)"),
+        "{}",
+        refused.message()
+    );
+    // A stream closed gives its place back.
+    drop(_tx1);
+    let _ = end_of(&mut first).await;
+    drop(first);
+    let (_tx4, fourth) = common::eventually(
+        async || stream_of(channel.clone()).await,
+        |(_, opened)| opened.is_ok(),
+    )
+    .await;
+    fourth.expect("a place came back");
+
+    // Calls: a burst of six (with the four streams), then one a second.
+    let mut asset = mesh.client("regulator");
+    let mut outcomes = Vec::new();
+    for _ in 0..8 {
+        outcomes.push(
+            asset
+                .list_stations(chargemesh_proto::asset::v1::ListStationsRequest::default())
+                .await
+                .map(|_| ())
+                .map_err(|s| (s.code(), s.message().to_owned())),
+        );
+    }
+    let refused = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().err())
+        .next()
+        .expect("one refused");
+    assert_eq!(refused.0, tonic::Code::ResourceExhausted);
+    assert!(
+        refused.1.contains("gateway.limits.calls_per_second (1)"),
+        "{}",
+        refused.1
+    );
+    assert!(outcomes[0].is_ok(), "the burst lets the first through");
+
+    // Connections: three of the operator's certificate; calls on a fourth are refused.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut client = mesh.client("operator");
+        client
+            .list_operators(chargemesh_proto::asset::v1::ListOperatorsRequest::default())
+            .await
+            .expect("within the limit");
+        held.push(client);
+    }
+    let over = mesh
+        .client("operator")
+        .list_operators(chargemesh_proto::asset::v1::ListOperatorsRequest::default())
+        .await
+        .expect_err("a fourth connection");
+    assert_eq!(over.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        over.message()
+            .contains("gateway.limits.connections_per_principal (3)"),
+        "{}",
+        over.message()
+    );
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn netsec_1_a_client_that_never_finishes_its_handshake_is_disconnected() {
+    use tokio::io::AsyncReadExt as _;
+    let mesh = TestMesh::start_with_options(|opts| {
+        opts.config.gateway.limits.handshake_timeout_ms = 300;
+    })
+    .await;
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", mesh.gateway_port()))
+        .await
+        .expect("tcp");
+    let mut buf = [0_u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(15), silent.read(&mut buf))
+        .await
+        .expect("closed within the handshake timeout, long before the test's patience");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn netsec_1_messages_past_the_components_batch_limit_get_one_answer_not_one_each() {
+    let mesh = TestMesh::start_with_options(|opts| {
+        // The gateway lets the batch through; the component holds its own limit.
+        opts.config.gateway.limits.telemetry_batch = 100_000;
+        opts.config.telemetry.settings.max_batch = 10;
+    })
+    .await;
+    common::two_station_fleet(&mesh).await;
+    let mut platform = TelemetryStream::open(mesh.channel("operator")).await;
+    platform.send((1..=5_000).map(heartbeat).collect()).await;
+    let mut rejections = Vec::new();
+    let mut acknowledged = None;
+    while acknowledged.is_none() {
+        match platform.next().await {
+            tm::connect_response::Body::Acknowledgement(ack) => {
+                acknowledged = Some((ack.first_sequence, ack.last_sequence));
+            }
+            tm::connect_response::Body::Rejection(r) => rejections.push(r),
+            _ => {}
+        }
+    }
+    assert_eq!(acknowledged, Some((1, 10)), "the first ten are taken");
+    assert_eq!(rejections.len(), 1, "one answer for the rest");
+    assert_eq!(rejections[0].sequence, 11);
+    assert!(rejections[0].reason.contains("4989 after it"), "{}", rejections[0].reason);
+    mesh.stop().await;
+}

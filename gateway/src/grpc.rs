@@ -24,6 +24,8 @@ use chargemesh_kit::server::{
 };
 use chargemesh_kit::tls::{self, ClientAuth, PeerInfo, ReloadingServerConfig};
 
+use crate::frames::{FrameGuard, FrameLimit, Tripped};
+use crate::limits::{ConnectionLimits, EdgeLimits, PrincipalLimiter};
 use crate::{GatewayConfig, GatewayError, drain, policy, routes, upstream};
 
 /// The edge service: authenticate, authorise, forward.
@@ -38,6 +40,45 @@ struct Inner {
     local: Routes,
     /// True once the gateway is stopping: long-lived streams end, new ones are refused.
     drain: tokio::sync::watch::Sender<bool>,
+    /// What each principal holds, against the edge's limits.
+    limiter: Arc<PrincipalLimiter>,
+}
+
+/// The pile and platform telemetry stream, whose frames are batches of telemetry messages.
+const TELEMETRY_CONNECT: &str = "/chargemesh.telemetry.v1.TelemetryService/Connect";
+
+/// The limits of `path`'s messages.
+fn frame_limit(limits: &EdgeLimits, path: &str) -> FrameLimit {
+    if path == TELEMETRY_CONNECT {
+        FrameLimit {
+            max_bytes: limits.telemetry_frame_bytes,
+            bytes_setting: "gateway.limits.telemetry_frame_bytes",
+            // ConnectRequest.messages is field 1.
+            max_entries: Some((1, limits.telemetry_batch, "gateway.limits.telemetry_batch")),
+        }
+    } else {
+        FrameLimit {
+            max_bytes: limits.max_message_bytes,
+            bytes_setting: "gateway.limits.max_message_bytes",
+            max_entries: None,
+        }
+    }
+}
+
+/// The transport limits of the edge's listener.
+pub fn serve_limits(limits: &EdgeLimits) -> ServeLimits {
+    ServeLimits {
+        max_concurrent_streams: Some(limits.max_concurrent_streams.max(1)),
+        keepalive_interval: std::time::Duration::from_secs(limits.keepalive_interval_s.max(1)),
+        keepalive_timeout: std::time::Duration::from_secs(limits.keepalive_timeout_s.max(1)),
+        max_connection_age: (limits.max_connection_age_s > 0).then(|| {
+            (
+                std::time::Duration::from_secs(limits.max_connection_age_s),
+                std::time::Duration::from_secs(limits.max_connection_age_grace_s),
+            )
+        }),
+        ..ServeLimits::default()
+    }
 }
 
 impl Gateway {
@@ -68,6 +109,7 @@ impl Gateway {
                     upstreams,
                     local,
                     drain: tokio::sync::watch::Sender::new(false),
+                    limiter: PrincipalLimiter::new(config.limits.clone()),
                 }),
             },
             reporter,
@@ -122,6 +164,13 @@ impl Inner {
         if long_lived && *self.drain.borrow() {
             return Status::unavailable(drain::DRAINING).into_http();
         }
+        if let Some(why) = req
+            .extensions()
+            .get::<PeerInfo>()
+            .and_then(|p| p.refused.clone())
+        {
+            return Status::resource_exhausted(why).into_http();
+        }
         let authorization = req
             .headers()
             .get(http::header::AUTHORIZATION)
@@ -143,6 +192,18 @@ impl Inner {
             return Status::permission_denied(format!("{principal} may not call {path}"))
                 .into_http();
         }
+        let who = principal.to_string();
+        if let Err(status) = self.limiter.admit_call(&who) {
+            return status.into_http();
+        }
+        let stream_permit = if long_lived {
+            match self.limiter.open_stream(&who) {
+                Ok(permit) => Some(permit),
+                Err(status) => return status.into_http(),
+            }
+        } else {
+            None
+        };
         let upstream = routes::component_of(&path).and_then(|c| self.upstreams.get(c));
         let Some(channel) = upstream else {
             return Status::unavailable(format!("no upstream serves {path}")).into_http();
@@ -167,10 +228,20 @@ impl Inner {
             }
             Err(_) => return Status::internal("cannot encode principal").into_http(),
         }
+        // The client's messages pass on whole and within their limits, checked as they come.
+        let tripped = Tripped::default();
+        let limit = frame_limit(self.limiter.limits(), &path);
+        let req = req.map(|body| FrameGuard::wrap(body, limit, tripped.clone()));
+        let held = stream_permit.map(|p| Box::new(p) as Box<dyn Send + Sync>);
         match channel.clone().oneshot(req).await {
-            Ok(resp) if long_lived => upstream::Upstream::wrap(resp)
+            Ok(resp) if long_lived => upstream::Upstream::wrap_with(resp, Some(tripped), held)
                 .map(|body| drain::Draining::wrap(body, self.drain.subscribe())),
-            Ok(resp) => upstream::Upstream::wrap(resp),
+            Ok(resp) => upstream::Upstream::wrap_with(resp, Some(tripped), held),
+            Err(_) if tripped.get().is_some() => tripped
+                .get()
+                .cloned()
+                .unwrap_or_else(|| Status::resource_exhausted("refused"))
+                .into_http(),
             Err(error) => {
                 tracing::warn!(%path, %error, "upstream unavailable");
                 Status::unavailable("the service is unavailable, retry later").into_http()
@@ -211,6 +282,8 @@ pub async fn serve(
     let tls = ReloadingServerConfig::load(config.tls.clone(), client_auth)?;
     let watcher = tls.watch(std::time::Duration::from_secs(30));
     let (gateway, reporter) = Gateway::new(config, descriptor_sets)?;
+    let gate: Arc<dyn tls::ConnectionGate> =
+        Arc::new(ConnectionLimits(gateway.inner.limiter.clone()));
     // The staff token keys follow their JWKS file, as the certificate follows its files.
     let jwks_watcher = gateway
         .inner
@@ -228,11 +301,17 @@ pub async fn serve(
             .await;
         draining.drain();
     };
-    let result = builder(ServeLimits::default())
+    let result = builder(serve_limits(&config.limits))
         .layer(chargemesh_kit::metrics::MetricsLayer)
         .serve_with_incoming_shutdown(
             gateway,
-            tls::incoming(listener, tls, trust_domain.to_owned()),
+            tls::incoming_gated(
+                listener,
+                tls,
+                trust_domain.to_owned(),
+                Some(gate),
+                std::time::Duration::from_millis(config.limits.handshake_timeout_ms.max(1)),
+            ),
             shutdown,
         )
         .await;

@@ -5,7 +5,9 @@
 //! the principal in metadata the components trust only from the gateway's certificate.
 
 pub mod drain;
+pub mod frames;
 pub mod grpc;
+pub mod limits;
 pub mod policy;
 pub mod routes;
 pub mod upstream;
@@ -48,6 +50,8 @@ pub struct GatewayConfig {
     pub cec: CecConfig,
     /// Where plaintext gRPC health answers Kubernetes' probes; off when empty.
     pub admin_listen: String,
+    /// What one connection and one principal may hold of the edge.
+    pub limits: limits::EdgeLimits,
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +63,7 @@ impl Default for GatewayConfig {
             upstreams: BTreeMap::new(),
             cec: CecConfig::default(),
             admin_listen: String::new(),
+            limits: limits::EdgeLimits::default(),
         }
     }
 }

@@ -14,24 +14,51 @@ use tonic::codegen::Bytes;
 /// What a client is told when the component behind its call went away.
 pub const GONE: &str = "the service behind the gateway went away; retry";
 
-/// A component's response body whose transport failures end the call `UNAVAILABLE`.
+/// A component's response body whose transport failures end the call `UNAVAILABLE` — or, when
+/// the edge refused the client's request midway ([`crate::frames`]), with that refusal.
 pub struct Upstream {
     inner: Body,
     ended: bool,
+    tripped: Option<crate::frames::Tripped>,
+    /// Held while the answer flows (a place under a principal's stream limit).
+    _held: Option<Box<dyn Send + Sync>>,
 }
 
 impl Upstream {
     /// Wraps a response; a trailers-only answer (its status in the headers) is left as it is.
     pub fn wrap(response: http::Response<Body>) -> http::Response<Body> {
+        Self::wrap_with(response, None, None)
+    }
+
+    /// As [`Upstream::wrap`], ending with `tripped`'s status when it is set, and holding `held`
+    /// until the answer is done.
+    pub fn wrap_with(
+        response: http::Response<Body>,
+        tripped: Option<crate::frames::Tripped>,
+        held: Option<Box<dyn Send + Sync>>,
+    ) -> http::Response<Body> {
         if response.headers().contains_key("grpc-status") {
-            return response;
+            return match tripped.as_ref().and_then(|t| t.get()) {
+                Some(status) => status.clone().into_http(),
+                None => response,
+            };
         }
         response.map(|inner| {
             Body::new(Self {
                 inner,
                 ended: false,
+                tripped,
+                _held: held,
             })
         })
+    }
+
+    /// The trailers of a call that ended early: the edge's refusal, or the component gone.
+    fn early_end(&self) -> http::HeaderMap {
+        match self.tripped.as_ref().and_then(|t| t.get()) {
+            Some(status) => status_trailers(status),
+            None => gone_trailers(),
+        }
     }
 }
 
@@ -50,19 +77,25 @@ impl http_body::Body for Upstream {
             Poll::Ready(Some(Ok(frame))) => {
                 if frame.is_trailers() {
                     self.ended = true;
+                    // The component saw the request cut off by the edge: the edge's reason.
+                    if let Some(status) = self.tripped.as_ref().and_then(|t| t.get()) {
+                        return Poll::Ready(Some(Ok(Frame::trailers(status_trailers(status)))));
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             // The component's connection broke: the call ends retryably.
             Poll::Ready(Some(Err(status))) => {
-                tracing::warn!(%status, "an upstream answer broke off; the client is told UNAVAILABLE");
+                if self.tripped.as_ref().and_then(|t| t.get()).is_none() {
+                    tracing::warn!(%status, "an upstream answer broke off; the client is told UNAVAILABLE");
+                }
                 self.ended = true;
-                Poll::Ready(Some(Ok(Frame::trailers(gone_trailers()))))
+                Poll::Ready(Some(Ok(Frame::trailers(self.early_end()))))
             }
             // It ended without a status: cut off, too.
             Poll::Ready(None) => {
                 self.ended = true;
-                Poll::Ready(Some(Ok(Frame::trailers(gone_trailers()))))
+                Poll::Ready(Some(Ok(Frame::trailers(self.early_end()))))
             }
             Poll::Pending => Poll::Pending,
         }
@@ -71,6 +104,26 @@ impl http_body::Body for Upstream {
     fn is_end_stream(&self) -> bool {
         self.ended
     }
+}
+
+fn status_trailers(status: &Status) -> http::HeaderMap {
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from(status.code() as i32));
+    if let Ok(message) = http::HeaderValue::from_str(&percent(status.message())) {
+        trailers.insert("grpc-message", message);
+    }
+    trailers
+}
+
+/// A grpc-message value: printable ASCII as it is, everything else percent-encoded.
+fn percent(message: &str) -> String {
+    message
+        .bytes()
+        .map(|b| match b {
+            b' '..=b'~' if b != b'%' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 fn gone_trailers() -> http::HeaderMap {

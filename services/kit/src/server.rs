@@ -22,6 +22,18 @@ use crate::tls::{PeerInfo, ReloadingServerConfig, incoming};
 pub struct ServeLimits {
     pub request_timeout: Duration,
     pub concurrency_per_connection: usize,
+    /// HTTP/2 streams one connection may have open at once; `None` leaves them unbounded (the
+    /// mesh, where the gateway carries every client's streams over few connections).
+    pub max_concurrent_streams: Option<u32>,
+    /// A ping this often on a quiet connection, and the connection closed when one goes
+    /// unanswered this long: a peer that vanished without a FIN frees what it held.
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    /// A connection older than this is told to go away (GOAWAY) and closed after the grace,
+    /// so clients spread over replicas that came up since; `None` for the mesh.
+    pub max_connection_age: Option<(Duration, Duration)>,
+    /// The largest request head (HTTP/2 header list) accepted.
+    pub max_header_list_bytes: u32,
 }
 
 impl Default for ServeLimits {
@@ -29,18 +41,35 @@ impl Default for ServeLimits {
         Self {
             request_timeout: Duration::from_secs(30),
             concurrency_per_connection: 256,
+            max_concurrent_streams: None,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            max_connection_age: None,
+            max_header_list_bytes: 16 * 1024,
         }
     }
 }
 
-/// The standard stack: tracing, timeout, concurrency limit, load shedding.
+/// The standard stack: tracing, timeout, concurrency limit, load shedding, and the transport's
+/// bounds (streams per connection, keepalive, connection age, header size).
 pub fn builder(limits: ServeLimits) -> Server {
-    Server::builder()
+    let server = Server::builder()
         .trace_fn(crate::telemetry::call_span)
         .timeout(limits.request_timeout)
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .load_shed(true)
         .tcp_nodelay(true)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .http2_max_header_list_size(limits.max_header_list_bytes)
+        .http2_max_pending_accept_reset_streams(Some(64));
+    match limits.max_connection_age {
+        Some((age, grace)) => server
+            .max_connection_age(age)
+            .max_connection_age_grace(grace),
+        None => server,
+    }
 }
 
 pub use tonic_health::ServingStatus;
@@ -237,8 +266,8 @@ mod tests {
 
     fn peer(p: Principal) -> PeerInfo {
         PeerInfo {
-            remote_addr: None,
             principal: Some(p),
+            ..PeerInfo::default()
         }
     }
 

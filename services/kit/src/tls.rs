@@ -343,12 +343,37 @@ impl ReloadingServerConfig {
 }
 
 /// What a server knows of the peer of a connection; a request extension in every handler.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PeerInfo {
     pub remote_addr: Option<SocketAddr>,
     /// The principal of a verified client certificate; `None` when the client presented none.
     pub principal: Option<Principal>,
+    /// Why the connection is over its principal's limits ([`ConnectionGate`]): every call on it
+    /// is refused with this.
+    pub refused: Option<String>,
+    /// What the connection holds under its principal's limits, released when it closes.
+    pub held: Option<Held>,
 }
+
+/// Something a connection holds for its life (a place under a limit), released when the
+/// connection and every request of it are gone.
+#[derive(Clone)]
+pub struct Held(pub Arc<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Held")
+    }
+}
+
+/// Decides, as a connection is made, whether it is within its principal's limits.
+pub trait ConnectionGate: Send + Sync + 'static {
+    /// A place for the connection, or why there is none.
+    fn admit(&self, info: &PeerInfo) -> Result<Held, String>;
+}
+
+/// How long a client has to complete its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server-side TLS connection, carrying its [`PeerInfo`] into tonic.
 #[derive(Debug)]
@@ -413,15 +438,33 @@ pub fn incoming(
     config: ReloadingServerConfig,
     trust_domain: String,
 ) -> impl Stream<Item = io::Result<TlsConn>> {
+    incoming_gated(listener, config, trust_domain, None, HANDSHAKE_TIMEOUT)
+}
+
+/// As [`incoming`], each connection admitted by `gate` (when given) and its handshake bounded
+/// by `handshake_timeout`. A failed accept (out of descriptors, say) backs off, doubling from
+/// 10 ms to a second, rather than spin.
+pub fn incoming_gated(
+    listener: TcpListener,
+    config: ReloadingServerConfig,
+    trust_domain: String,
+    gate: Option<Arc<dyn ConnectionGate>>,
+    handshake_timeout: Duration,
+) -> impl Stream<Item = io::Result<TlsConn>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<TlsConn>>(64);
     tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(10);
         loop {
             let (tcp, remote_addr) = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
+                    Ok(pair) => {
+                        backoff = Duration::from_millis(10);
+                        pair
+                    }
                     Err(error) => {
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tracing::warn!(%error, delay_ms = backoff.as_millis(), "accept failed; backing off");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
                         continue;
                     }
                 },
@@ -431,9 +474,9 @@ pub fn incoming(
             let acceptor = tokio_rustls::TlsAcceptor::from(config.current());
             let tx = tx.clone();
             let trust_domain = trust_domain.clone();
+            let gate = gate.clone();
             tokio::spawn(async move {
-                let handshake =
-                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+                let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await;
                 let stream = match handshake {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(error)) => {
@@ -460,10 +503,20 @@ pub fn incoming(
                         }
                     },
                 };
-                let info = PeerInfo {
+                let mut info = PeerInfo {
                     remote_addr: Some(remote_addr),
                     principal,
+                    ..PeerInfo::default()
                 };
+                if let Some(gate) = &gate {
+                    match gate.admit(&info) {
+                        Ok(held) => info.held = Some(held),
+                        Err(why) => {
+                            tracing::info!(%remote_addr, why, "connection over its principal's limits");
+                            info.refused = Some(why);
+                        }
+                    }
+                }
                 let _ = tx
                     .send(Ok(TlsConn {
                         inner: stream,

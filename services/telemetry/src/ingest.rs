@@ -22,6 +22,8 @@ use crate::store::TelemetryStore;
 
 /// The most messages one transaction of the writer takes, merged from the waiting batches.
 const MAX_MERGE: usize = 20_000;
+/// The largest telemetry frame the component decodes.
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
 
 /// The one writer of a process: it merges the batches waiting from every stream into one
 /// transaction, so a commit (and its fsync) serves them all, then answers each stream.
@@ -169,7 +171,9 @@ impl Telemetry {
     }
 
     pub fn into_server(self) -> TelemetryServiceServer<Self> {
-        TelemetryServiceServer::new(self)
+        // A frame is a batch of small messages: none needs more than a megabyte (the gateway
+        // holds clients to its own limit first).
+        TelemetryServiceServer::new(self).max_decoding_message_size(MAX_FRAME_BYTES)
     }
 
     /// Handles one batch: validate, append durably, then answer.
@@ -183,19 +187,25 @@ impl Telemetry {
         let mut handled = Vec::with_capacity(batch.messages.len());
         let mut reports: Vec<Report> = Vec::with_capacity(batch.messages.len());
         let mut seen = std::collections::HashSet::new();
-        for (i, msg) in batch.messages.into_iter().enumerate() {
+        let carried = batch.messages.len();
+        let mut messages = batch.messages;
+        if carried > self.settings.max_batch {
+            // One answer for everything past the limit, however many: the first message not
+            // taken, and how many follow it.
+            let first = messages[self.settings.max_batch].sequence;
+            let r = Rejection {
+                code: tonic::Code::ResourceExhausted,
+                reason: format!(
+                    "a batch carries at most {} messages (telemetry max_batch): this and the {} after it were not taken; send them again",
+                    self.settings.max_batch,
+                    carried - self.settings.max_batch - 1
+                ),
+            };
+            responses.push(rejection(first, &r));
+            messages.truncate(self.settings.max_batch);
+        }
+        for msg in messages {
             let sequence = msg.sequence;
-            if i >= self.settings.max_batch {
-                let r = Rejection {
-                    code: tonic::Code::ResourceExhausted,
-                    reason: format!(
-                        "a batch carries at most {} messages; send the rest again",
-                        self.settings.max_batch
-                    ),
-                };
-                responses.push(rejection(sequence, &r));
-                continue;
-            }
             if sequence != 0 && !seen.insert(sequence) {
                 continue; // repeated within the batch: the first one stands
             }
