@@ -30,6 +30,9 @@ use crate::demo;
 use crate::mesh::{EmbeddedMesh, EmbeddedOptions};
 use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
 
+mod hostile;
+pub use hostile::hostile;
+
 /// What `bench ingest` runs.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -387,55 +390,107 @@ pub async fn ingest(opts: IngestOptions) -> anyhow::Result<()> {
 }
 
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS:`, `VmHWM:` the peak).
+fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .context("no VmRSS")
+        .with_context(|| format!("no {field}"))
+}
+
+/// A `chargemesh up` of the benchmark's own, in a fresh data directory, whose resident memory
+/// the benchmark reads.
+pub(crate) struct Up {
+    child: tokio::process::Child,
+    pub pid: u32,
+    pub gateway: SocketAddr,
+    pub pki: pki::PkiDir,
+    dir: PathBuf,
+}
+
+impl Up {
+    /// Starts `binary up` with `env` over its defaults and waits for its gateway.
+    pub(crate) async fn start(binary: &Path, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let dir = temp_dir("up");
+        let port = free_port()?;
+        let mut command = tokio::process::Command::new(binary);
+        command
+            .args(["up", "--data-dir"])
+            .arg(&dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().context("starting chargemesh up")?;
+        let pid = child.id().context("no pid")?;
+        let pki = pki::PkiDir {
+            dir: dir.join("pki"),
+        };
+        let gateway: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if pki.exists() && tokio::net::TcpStream::connect(gateway).await.is_ok() {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "chargemesh up did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Self {
+            child,
+            pid,
+            gateway,
+            pki,
+            dir,
+        })
+    }
+
+    /// Resident memory now and at its peak so far, KiB.
+    pub(crate) fn memory(&self) -> anyhow::Result<(u64, u64)> {
+        Ok((rss_kib(self.pid)?, status_kib(self.pid, "VmHWM:")?))
+    }
+
+    pub(crate) async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(probe.local_addr()?.port())
 }
 
 /// Holds `connections` idle pile connections (each sent one heartbeat) open against a separate
 /// `chargemesh up` and prints that process's resident memory before and after.
 pub async fn idle(connections: usize, binary: &Path) -> anyhow::Result<()> {
-    let dir = temp_dir("idle");
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-        probe.local_addr()?.port()
-    };
-    let mut child = tokio::process::Command::new(binary)
-        .args(["up", "--data-dir"])
-        .arg(&dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        // Every connection here is the one operator certificate's: what is measured is the
-        // cost of a connection, not the per-principal limits (real piles each have their own).
-        .env(
-            "CHARGEMESH_GATEWAY__LIMITS__CONNECTIONS_PER_PRINCIPAL",
-            (connections + 16).to_string(),
-        )
-        .env(
-            "CHARGEMESH_GATEWAY__LIMITS__STREAMS_PER_PRINCIPAL",
-            (connections + 16).to_string(),
-        )
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting chargemesh up")?;
-    let pid = child.id().context("no pid")?;
-    let pki = pki::PkiDir {
-        dir: dir.join("pki"),
-    };
-    let gateway: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if pki.exists() && tokio::net::TcpStream::connect(gateway).await.is_ok() {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "chargemesh up did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Every connection here is the one operator certificate's: what is measured is the cost of a
+    // connection, not the per-principal limits (real piles each have their own).
+    let allowance = (connections + 16).to_string();
+    let up = Up::start(
+        binary,
+        &[
+            (
+                "CHARGEMESH_GATEWAY__LIMITS__CONNECTIONS_PER_PRINCIPAL",
+                allowance.clone(),
+            ),
+            (
+                "CHARGEMESH_GATEWAY__LIMITS__STREAMS_PER_PRINCIPAL",
+                allowance,
+            ),
+        ],
+    )
+    .await?;
+    let (pid, gateway, pki) = (up.pid, up.gateway, up.pki.clone());
+    let port = gateway.port();
     let opts = IngestOptions {
         connections: 1,
         piles_per_connection: 1,
@@ -485,7 +540,6 @@ pub async fn idle(connections: usize, binary: &Path) -> anyhow::Result<()> {
         (after.saturating_sub(before)) as f64 / connections.max(1) as f64
     );
     drop(held);
-    let _ = child.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    up.stop().await;
     Ok(())
 }

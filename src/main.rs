@@ -170,6 +170,9 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
     },
+    /// Resident memory of `chargemesh up` under a 400 MiB POST to the T/CEC 102 edge and a
+    /// 4 MiB telemetry frame of a million tiny messages (REQ NETSEC-1).
+    Hostile,
 }
 
 #[derive(Subcommand)]
@@ -319,6 +322,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Idle { connections },
         } => bench::idle(connections, &std::env::current_exe()?).await,
+        Command::Bench {
+            command: BenchCommand::Hostile,
+        } => bench::hostile(&std::env::current_exe()?).await,
     }
 }
 

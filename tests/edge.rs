@@ -331,6 +331,10 @@ async fn netsec_1_messages_past_the_components_batch_limit_get_one_answer_not_on
     assert_eq!(acknowledged, Some((1, 10)), "the first ten are taken");
     assert_eq!(rejections.len(), 1, "one answer for the rest");
     assert_eq!(rejections[0].sequence, 11);
-    assert!(rejections[0].reason.contains("4989 after it"), "{}", rejections[0].reason);
+    assert!(
+        rejections[0].reason.contains("4989 after it"),
+        "{}",
+        rejections[0].reason
+    );
     mesh.stop().await;
 }

@@ -4,8 +4,8 @@
 //! gateway, reads the registry from the asset component in another process, marks the pile's
 //! filed station connected there (REQ BASE-2), and serves the regulator's watch.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,149 +17,11 @@ use chargemesh_proto::regulator::v2 as reg;
 use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
+use common::TD;
+use common::processes::{Role, free_port, mesh_toml};
 
-const TD: &str = "chargemesh.test";
 const STATION: &str = "SX-KQ-002";
 const PILE: &str = "SX-KQ-002-P01";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn quoted(path: &Path) -> String {
-    format!("{:?}", path.display().to_string())
-}
-
-/// One role of the real binary.
-struct Role {
-    name: &'static str,
-    child: Child,
-    admin: u16,
-    log: PathBuf,
-}
-
-impl Role {
-    fn start(dir: &Path, config: &Path, name: &'static str, admin: u16) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_chargemesh"))
-            .args(["serve", "--role", name])
-            .env("CHARGEMESH_CONFIG", config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("the role starts");
-        Self {
-            name,
-            child,
-            admin,
-            log,
-        }
-    }
-
-    /// Waits until its health (the admin port Kubernetes probes) says SERVING.
-    async fn ready(&mut self) {
-        let url = format!("http://127.0.0.1:{}", self.admin);
-        for _ in 0..400 {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited with {status}:\n{}", self.name, self.log());
-            }
-            if let Ok(channel) = tonic::transport::Endpoint::from_shared(url.clone())
-                .expect("url")
-                .connect()
-                .await
-            {
-                let answer = tonic_health::pb::health_client::HealthClient::new(channel)
-                    .check(tonic_health::pb::HealthCheckRequest::default())
-                    .await;
-                if answer.is_ok_and(|a| a.into_inner().status == 1) {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{} never became ready:\n{}", self.name, self.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The configuration every role reads, as a ConfigMap would hold it.
-fn mesh_toml(dir: &Path, ports: &[(&str, u16, u16)]) -> String {
-    let pki = dir.join("pki");
-    let tls_of = |name: &str| {
-        let files = TlsFiles::in_dir(&pki, name);
-        format!(
-            "{{ ca_file = {}, cert_file = {}, key_file = {} }}",
-            quoted(&files.ca_file),
-            quoted(&files.cert_file),
-            quoted(&files.key_file)
-        )
-    };
-    let url = |name: &str| {
-        let port = ports.iter().find(|(n, _, _)| *n == name).expect("port").1;
-        format!("https://127.0.0.1:{port}")
-    };
-    let postgres = std::env::var("CHARGEMESH_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    let schema = format!("proc{}_", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-    let mut toml = format!(
-        "trust_domain = \"{TD}\"\nlog_format = \"json\"\nshutdown_grace_s = 1\n\n\
-         [gateway]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\ntls = {}\n\
-         jwt = {{ jwks_file = {}, issuer = \"{}\", audience = \"{}\" }}\n\
-         upstreams = {{ asset = \"{}\", telemetry = \"{}\" }}\n",
-        ports[0].1,
-        ports[0].2,
-        tls_of("gateway"),
-        quoted(&pki.join(pki::JWKS_FILE)),
-        pki::JWT_ISSUER,
-        pki::JWT_AUDIENCE,
-        url("asset"),
-        url("telemetry"),
-    );
-    for (name, port, admin) in &ports[1..] {
-        let database = match &postgres {
-            Some(url) => format!("{{ url = \"{url}\", schema = \"{schema}{name}\" }}"),
-            None => format!(
-                "{{ url = {} }}",
-                quoted(Path::new(&chargemesh_kit::db::Database::sqlite_url(
-                    &dir.join(format!("{name}.db"))
-                )))
-            ),
-        };
-        // Each reaches the other over the mesh.
-        let (peer_key, peer) = match *name {
-            "asset" => ("telemetry_url", url("telemetry")),
-            _ => ("asset_url", url("asset")),
-        };
-        toml.push_str(&format!(
-            "\n[{name}]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
-             tls = {}\ndatabase = {database}\n{peer_key} = \"{peer}\"\n",
-            tls_of(name)
-        ));
-    }
-    if let Ok(redis) = std::env::var("CHARGEMESH_TEST_REDIS_URL")
-        && !redis.is_empty()
-    {
-        toml.push_str(&format!(
-            "\n[events]\nurl = \"{redis}\"\nprefix = \"{schema}:\"\n"
-        ));
-    }
-    toml
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base_2_telemetry_in_its_own_process_ingests_connects_the_station_and_feeds_the_watch() {
@@ -176,7 +38,7 @@ async fn base_2_telemetry_in_its_own_process_ingests_connects_the_station_and_fe
         ("telemetry", free_port(), free_port()),
     ];
     let config = dir.join("mesh.toml");
-    std::fs::write(&config, mesh_toml(&dir, &ports)).expect("config");
+    std::fs::write(&config, mesh_toml(&dir, &ports, None)).expect("config");
     let mut roles: Vec<Role> = ports
         .iter()
         .map(|(name, _, admin)| Role::start(&dir, &config, name, *admin))

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod cec;
+pub mod piles;
+pub mod processes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
