@@ -172,7 +172,12 @@ enum BenchCommand {
     },
     /// Resident memory of `chargemesh up` under a 400 MiB POST to the T/CEC 102 edge and a
     /// 4 MiB telemetry frame of a million tiny messages (REQ NETSEC-1).
-    Hostile,
+    Hostile {
+        /// The `chargemesh` binary whose `up` is measured (another build, to compare); this
+        /// one when unset.
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -323,8 +328,14 @@ async fn main() -> anyhow::Result<()> {
             command: BenchCommand::Idle { connections },
         } => bench::idle(connections, &std::env::current_exe()?).await,
         Command::Bench {
-            command: BenchCommand::Hostile,
-        } => bench::hostile(&std::env::current_exe()?).await,
+            command: BenchCommand::Hostile { binary },
+        } => {
+            let binary = match binary {
+                Some(path) => path,
+                None => std::env::current_exe()?,
+            };
+            bench::hostile(&binary).await
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use bytes::{Buf as _, BytesMut};
+use bytes::BytesMut;
 use http_body::Frame;
 use tonic::Status;
 use tonic::body::Body;
@@ -61,49 +61,54 @@ impl FrameGuard {
     /// The whole messages at the front of what arrived, checked; `Ok(None)` until one is whole.
     /// The good ones before a refused one pass first; the refusal comes on the next call.
     fn whole_messages(&mut self) -> Result<Option<Bytes>, Status> {
-        let mut at = 0;
-        while self.pending.len() >= at + HEADER {
-            match self.check(at) {
-                Ok(Some(len)) => at += HEADER + len,
-                Ok(None) => break,
-                Err(_) if at > 0 => break,
-                Err(status) => return Err(status),
-            }
-        }
+        let at = whole(&self.pending, &self.limit)?;
         Ok((at > 0).then(|| self.pending.split_to(at).freeze()))
     }
+}
 
-    /// The message whose header is at `at`: its length once it is whole and within the limits,
-    /// `None` while its bytes are still coming, or why it is refused (an oversized one as soon
-    /// as its header shows the size).
-    fn check(&self, at: usize) -> Result<Option<usize>, Status> {
-        let header = &self.pending[at..at + HEADER];
-        let compressed = header[0] != 0;
-        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        if len > self.limit.max_bytes {
+/// How many bytes at the front of `buf` are whole messages within `limit`; an error when the
+/// first message there is refused (one after good ones is left for the next look).
+fn whole(buf: &[u8], limit: &FrameLimit) -> Result<usize, Status> {
+    let mut at = 0;
+    while buf.len() >= at + HEADER {
+        match check(&buf[at..], limit) {
+            Ok(Some(len)) => at += HEADER + len,
+            Ok(None) => break,
+            Err(_) if at > 0 => break,
+            Err(status) => return Err(status),
+        }
+    }
+    Ok(at)
+}
+
+/// The message at the front of `buf` (its header first): its length once it is whole and within
+/// the limits, `None` while its bytes are still coming, or why it is refused (an oversized one as
+/// soon as its header shows the size).
+fn check(buf: &[u8], limit: &FrameLimit) -> Result<Option<usize>, Status> {
+    let compressed = buf[0] != 0;
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if len > limit.max_bytes {
+        return Err(Status::resource_exhausted(format!(
+            "a message of {len} bytes is over {} ({} bytes)",
+            limit.bytes_setting, limit.max_bytes
+        )));
+    }
+    if buf.len() < HEADER + len {
+        return Ok(None);
+    }
+    if let Some((field, max, setting)) = limit.max_entries {
+        if compressed {
             return Err(Status::resource_exhausted(format!(
-                "a message of {len} bytes is over {} ({} bytes)",
-                self.limit.bytes_setting, self.limit.max_bytes
+                "a compressed message cannot be checked against {setting}; send it uncompressed"
             )));
         }
-        if self.pending.len() < at + HEADER + len {
-            return Ok(None);
+        if count_entries(&buf[HEADER..HEADER + len], field, max + 1) > max {
+            return Err(Status::resource_exhausted(format!(
+                "a batch of more than {max} messages is over {setting} ({max}); send it in parts"
+            )));
         }
-        if let Some((field, max, setting)) = self.limit.max_entries {
-            if compressed {
-                return Err(Status::resource_exhausted(format!(
-                    "a compressed message cannot be checked against {setting}; send it uncompressed"
-                )));
-            }
-            let message = &self.pending[at + HEADER..at + HEADER + len];
-            if count_entries(message, field, max + 1) > max {
-                return Err(Status::resource_exhausted(format!(
-                    "a batch of more than {max} messages is over {setting} ({max}); send it in parts"
-                )));
-            }
-        }
-        Ok(Some(len))
     }
+    Ok(Some(len))
 }
 
 impl http_body::Body for FrameGuard {
@@ -125,13 +130,22 @@ impl http_body::Body for FrameGuard {
             }
             match Pin::new(&mut self.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(mut data) => {
-                        while data.has_remaining() {
-                            let chunk = data.chunk().len();
-                            self.pending.extend_from_slice(&data[..chunk]);
-                            data.advance(chunk);
+                    // The usual case: nothing held back, and the chunk is whole messages within
+                    // the limits; it passes on as it came, uncopied.
+                    Ok(mut data) if self.pending.is_empty() => match whole(&data, &self.limit) {
+                        Ok(at) if at == data.len() => {
+                            return Poll::Ready(Some(Ok(Frame::data(data))));
                         }
-                    }
+                        Ok(at) => {
+                            let messages = data.split_to(at);
+                            self.pending.extend_from_slice(&data);
+                            if !messages.is_empty() {
+                                return Poll::Ready(Some(Ok(Frame::data(messages))));
+                            }
+                        }
+                        Err(status) => return self.trip(status),
+                    },
+                    Ok(data) => self.pending.extend_from_slice(&data),
                     Err(frame) => return Poll::Ready(Some(Ok(frame))),
                 },
                 Poll::Ready(Some(Err(status))) => {
@@ -261,6 +275,21 @@ mod tests {
         let (body, tripped) = guard(chunks);
         let passed = body.collect().await.expect("passed").to_bytes();
         assert_eq!(passed.as_ref(), bytes.as_slice());
+        assert!(tripped.get().is_none());
+    }
+
+    #[tokio::test]
+    async fn netsec_1_a_chunk_of_whole_messages_passes_as_it_came_and_a_cut_one_waits() {
+        let first = framed(&batch(3));
+        let second = framed(&batch(2));
+        let mut chunk = first.clone();
+        chunk.extend_from_slice(&second[..4]);
+        let (mut body, tripped) = guard(vec![chunk, second[4..].to_vec()]);
+        let passed = body.frame().await.expect("frame").expect("whole");
+        assert_eq!(passed.into_data().expect("data").as_ref(), first.as_slice());
+        let rest = body.frame().await.expect("frame").expect("the cut one");
+        assert_eq!(rest.into_data().expect("data").as_ref(), second.as_slice());
+        assert!(body.frame().await.is_none());
         assert!(tripped.get().is_none());
     }
 
