@@ -441,6 +441,10 @@ async fn up(
         opts.config.gateway.listen = listen;
     }
     let data_dir = opts.data_dir.clone();
+    // Charge points speak OCPP to 127.0.0.1:7445 unless the configuration says otherwise.
+    if opts.config.gateway.ocpp.listen.trim().is_empty() {
+        opts.config.gateway.ocpp.listen = "127.0.0.1:7445".into();
+    }
     // The demo connects a regulator of Shaoxing both ways over T/CEC 102 (unless the
     // configuration connects one already): it pulls from the edge on 127.0.0.1:7444 and is
     // pushed to at a mock regulator in this process.

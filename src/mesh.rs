@@ -203,6 +203,8 @@ pub struct EmbeddedMesh {
     pub gateway_addr: SocketAddr,
     /// Where the T/CEC 102 edge listens, when it runs.
     pub cec_addr: Option<SocketAddr>,
+    /// Where the OCPP edge listens, when it runs.
+    pub ocpp_addr: Option<SocketAddr>,
     /// Where each component listens on the mesh.
     pub addrs: BTreeMap<&'static str, SocketAddr>,
     /// The asset component's mesh address.
@@ -263,6 +265,10 @@ impl EmbeddedMesh {
             Some(listener) => Some(listener.local_addr()?),
             None => None,
         };
+        let ocpp_addr = match &gateway.ocpp {
+            Some(listener) => Some(listener.local_addr()?),
+            None => None,
+        };
         {
             let (gateway_config, ctx, shutdown) =
                 (config.gateway.clone(), ctx.clone(), shutdown.clone());
@@ -276,6 +282,7 @@ impl EmbeddedMesh {
         Ok(Self {
             gateway_addr,
             cec_addr,
+            ocpp_addr,
             asset_addr: addrs["asset"],
             addrs,
             pki,

@@ -166,8 +166,11 @@ impl http_body::Body for FrameGuard {
         }
     }
 
+    /// Ended once the client's stream has (nothing held back): the request's last DATA frame then
+    /// carries END_STREAM, rather than an empty frame after it, so a component that answers a
+    /// unary call never sees its request still open (and never resets it).
     fn is_end_stream(&self) -> bool {
-        self.ended
+        self.ended || (self.pending.is_empty() && self.inner.is_end_stream())
     }
 }
 

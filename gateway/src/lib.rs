@@ -1,5 +1,6 @@
 //! The gateway: the only edge clients reach (REQ NETSEC-1). Each protocol has its edge here —
-//! the gRPC edge ([`grpc`]) and the T/CEC 102 edge (`chargemesh_cec::edge`, beside its codec) —
+//! the gRPC edge ([`grpc`]), the T/CEC 102 edge (`chargemesh_cec::edge`, beside its codec) and
+//! the OCPP edge (`chargemesh_ocpp`, beside its translation) —
 //! sharing identity (certificates and JWTs become a `Principal`), the method policy
 //! ([`policy`]), the routing table ([`routes`]) and forwarding over the mesh's mutual TLS with
 //! the principal in metadata the components trust only from the gateway's certificate.
@@ -48,6 +49,8 @@ pub struct GatewayConfig {
     pub upstreams: BTreeMap<String, String>,
     /// The T/CEC 102 edge for regulator and operator platforms; off unless `cec.listen` is set.
     pub cec: CecConfig,
+    /// The OCPP 1.6J / 2.0.1 edge for charge points; off unless `ocpp.listen` is set.
+    pub ocpp: chargemesh_ocpp::OcppConfig,
     /// Where plaintext gRPC health answers Kubernetes' probes; off when empty.
     pub admin_listen: String,
     /// What one connection and one principal may hold of the edge.
@@ -62,6 +65,7 @@ impl Default for GatewayConfig {
             jwt: None,
             upstreams: BTreeMap::new(),
             cec: CecConfig::default(),
+            ocpp: chargemesh_ocpp::OcppConfig::default(),
             admin_listen: String::new(),
             limits: limits::EdgeLimits::default(),
         }
@@ -84,25 +88,35 @@ pub enum GatewayError {
     Component(#[from] chargemesh_kit::component::ComponentError),
     #[error("T/CEC 102 edge: {0}")]
     Cec(#[from] chargemesh_cec::edge::EdgeError),
+    #[error("OCPP edge: {0}")]
+    Ocpp(#[from] chargemesh_ocpp::EdgeError),
 }
 
-/// The gateway's listeners: the gRPC edge, and the T/CEC 102 edge when configured.
+/// The gateway's listeners: the gRPC edge, and the T/CEC 102 and OCPP edges when configured.
 #[derive(Debug)]
 pub struct Listeners {
     pub grpc: TcpListener,
     pub cec: Option<TcpListener>,
+    pub ocpp: Option<TcpListener>,
 }
 
 impl Listeners {
     /// Binds what the configuration asks for.
     pub async fn bind(config: &GatewayConfig) -> Result<Self, GatewayError> {
         let grpc = chargemesh_kit::component::bind(&config.listen).await?;
-        let cec = if config.cec.listen.trim().is_empty() {
-            None
-        } else {
-            Some(chargemesh_kit::component::bind(&config.cec.listen).await?)
+        let optional = |listen: &str| {
+            let listen = listen.trim().to_owned();
+            async move {
+                if listen.is_empty() {
+                    Ok(None)
+                } else {
+                    chargemesh_kit::component::bind(&listen).await.map(Some)
+                }
+            }
         };
-        Ok(Self { grpc, cec })
+        let cec = optional(&config.cec.listen).await?;
+        let ocpp = optional(&config.ocpp.listen).await?;
+        Ok(Self { grpc, cec, ocpp })
     }
 }
 
@@ -166,6 +180,42 @@ pub async fn run(
         }
         None => None,
     };
+    let ocpp_task = match listeners.ocpp {
+        Some(listener) => {
+            let client = std::sync::Arc::new(tls::client_config(&config.tls)?);
+            let channel = |component: &str| -> Result<_, GatewayError> {
+                Ok(tls::mesh_channel(
+                    &upstream(config, component)?,
+                    client.clone(),
+                )?)
+            };
+            let upstreams = chargemesh_ocpp::Upstreams {
+                registry: channel("asset")?,
+                telemetry: channel("telemetry")?,
+            };
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, prefix = %config.ocpp.path_prefix, "OCPP edge serving");
+            }
+            let (ocpp, files, trust_domain, stop) = (
+                config.ocpp.clone(),
+                config.tls.clone(),
+                ctx.trust_domain.clone(),
+                shutdown.clone(),
+            );
+            Some(tokio::spawn(async move {
+                chargemesh_ocpp::serve(
+                    &ocpp,
+                    &files,
+                    &trust_domain,
+                    upstreams,
+                    listener,
+                    stop.wait(),
+                )
+                .await
+            }))
+        }
+        None => None,
+    };
     let serve = grpc::serve(
         config,
         &ctx.trust_domain,
@@ -178,6 +228,12 @@ pub async fn run(
         match task.await {
             Ok(result) => result?,
             Err(error) => tracing::warn!(%error, "the T/CEC 102 edge panicked"),
+        }
+    }
+    if let Some(task) = ocpp_task {
+        match task.await {
+            Ok(result) => result?,
+            Err(error) => tracing::warn!(%error, "the OCPP edge panicked"),
         }
     }
     if let Some(admin) = admin {

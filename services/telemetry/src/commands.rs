@@ -33,7 +33,18 @@ impl Telemetry {
             .await?
             .ok_or_else(what)?;
         let pile = index.piles.get(&pile_id).ok_or_else(what)?;
-        if !pile.connectors.contains(&command.connector_id) {
+        use pb::pile_command::Action as A;
+        let per_connector = matches!(
+            command.action,
+            Some(A::StartCharge(_) | A::StopCharge(_) | A::UnlockConnector(_))
+        );
+        if command.connector_id.is_empty() && per_connector {
+            return Err(Error::bad_field(
+                "command.connector_id",
+                "is required to start, stop or unlock",
+            ));
+        }
+        if !command.connector_id.is_empty() && !pile.connectors.contains(&command.connector_id) {
             return Err(Error::bad_field(
                 "command.connector_id",
                 format!(

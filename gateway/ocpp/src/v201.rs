@@ -1,0 +1,849 @@
+//! OCPP 2.0.1: the charging station's CALLs as telemetry reports and answers, and pile commands
+//! as CALLs. EVSE n is the pile's n-th connector. A transaction is reported by `TransactionEvent`
+//! Started / Updated / Ended with the station's own id; the connection remembers which connector
+//! each runs on, for the events that do not repeat their EVSE.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use chargemesh_proto::telemetry::v1 as pb;
+use pb::AlarmSeverity as Severity;
+use pb::telemetry_message::Body;
+
+use crate::map::{self, Sample, SampledValue};
+use crate::rpc::{CallError, ErrorCode};
+use crate::translate::{
+    Handled, Memory, Report, Settings, Target, Transaction, bounded, read, record, status,
+    time_field,
+};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Station {
+    model: String,
+    vendor_name: String,
+    #[serde(default)]
+    serial_number: Option<String>,
+    #[serde(default)]
+    firmware_version: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Boot {
+    charging_station: Station,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusNotification {
+    timestamp: String,
+    connector_status: String,
+    evse_id: u32,
+    connector_id: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MeterValue {
+    timestamp: String,
+    sampled_value: Vec<SampledValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MeterValues {
+    evse_id: u32,
+    meter_value: Vec<MeterValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IdToken {
+    id_token: String,
+    /// Required by the schema, so a token without it is refused; not used.
+    #[serde(rename = "type")]
+    #[allow(dead_code)]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransactionInfo {
+    transaction_id: String,
+    #[serde(default)]
+    charging_state: Option<String>,
+    #[serde(default)]
+    stopped_reason: Option<String>,
+    #[serde(default)]
+    remote_start_id: Option<i32>,
+}
+
+#[derive(Deserialize)]
+struct Evse {
+    id: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransactionEvent {
+    event_type: String,
+    timestamp: String,
+    trigger_reason: String,
+    seq_no: u32,
+    transaction_info: TransactionInfo,
+    #[serde(default)]
+    id_token: Option<IdToken>,
+    #[serde(default)]
+    evse: Option<Evse>,
+    #[serde(default)]
+    meter_value: Vec<MeterValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Authorize {
+    id_token: IdToken,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DataTransfer {
+    vendor_id: String,
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct StatusOnly {
+    status: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecurityEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    timestamp: String,
+    #[serde(default)]
+    tech_info: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Named {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventData {
+    timestamp: String,
+    trigger: String,
+    actual_value: String,
+    component: Named,
+    variable: Named,
+    #[serde(default)]
+    tech_info: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NotifyEvent {
+    seq_no: u32,
+    event_data: Vec<EventData>,
+}
+
+fn accepted_token(token: &Option<IdToken>) -> Value {
+    match token {
+        Some(_) => json!({ "idTokenInfo": { "status": "Accepted" } }),
+        None => json!({}),
+    }
+}
+
+/// The energy register of a transaction's meter values, Wh: the one in the `context` given
+/// (`Transaction.Begin`, `Transaction.End`) if any, the last one otherwise.
+fn register(values: &[MeterValue], context: &str) -> Option<i64> {
+    let of = |v: &MeterValue| Sample::read(&v.sampled_value).energy_wh;
+    values
+        .iter()
+        .find(|v| {
+            v.sampled_value
+                .iter()
+                .any(|s| s.context.as_deref() == Some(context))
+        })
+        .and_then(of)
+        .or_else(|| values.iter().rev().find_map(of))
+}
+
+/// Answers one CALL. `now` stamps what has no timestamp of its own.
+pub fn handle(
+    action: &str,
+    payload: &Value,
+    memory: &mut Memory,
+    settings: Settings,
+    now: DateTime<Utc>,
+) -> Result<Handled, CallError> {
+    let now_text = map::format_time(now);
+    match action {
+        "BootNotification" => {
+            let boot: Boot = read(action, payload)?;
+            bounded(
+                action,
+                "chargingStation.model",
+                &boot.charging_station.model,
+                20,
+            )?;
+            bounded(
+                action,
+                "chargingStation.vendorName",
+                &boot.charging_station.vendor_name,
+                50,
+            )?;
+            let text = format!(
+                "vendor={} model={} serial={} firmware={} reason={}",
+                boot.charging_station.vendor_name,
+                boot.charging_station.model,
+                boot.charging_station.serial_number.unwrap_or_default(),
+                boot.charging_station.firmware_version.unwrap_or_default(),
+                boot.reason
+            );
+            let interval = settings.heartbeat_interval_s;
+            Ok(Handled {
+                reports: vec![
+                    Report {
+                        identity: vec!["boot-heartbeat".into(), now_text.clone()],
+                        target: Target::Pile,
+                        at: now,
+                        body: Body::Heartbeat(pb::Heartbeat {}),
+                    },
+                    record(
+                        &["boot", &now_text],
+                        now,
+                        "BootNotification",
+                        Severity::Info,
+                        text,
+                    ),
+                ],
+                reply: json!({"status": "Accepted", "currentTime": now_text, "interval": interval}),
+                refused: Some(
+                    json!({"status": "Rejected", "currentTime": now_text, "interval": interval}),
+                ),
+            })
+        }
+        "Heartbeat" => Ok(Handled::after(
+            vec![Report {
+                identity: vec!["heartbeat".into(), now_text.clone()],
+                target: Target::Pile,
+                at: now,
+                body: Body::Heartbeat(pb::Heartbeat {}),
+            }],
+            json!({ "currentTime": now_text }),
+        )),
+        "StatusNotification" => {
+            let s: StatusNotification = read(action, payload)?;
+            let at = time_field(action, "timestamp", &s.timestamp)?;
+            let mapped = map::connector_state(&s.connector_status, "")
+                .filter(|_| {
+                    matches!(
+                        s.connector_status.as_str(),
+                        "Available" | "Occupied" | "Reserved" | "Unavailable" | "Faulted"
+                    )
+                })
+                .ok_or_else(|| {
+                    CallError::new(
+                        ErrorCode::PropertyConstraintViolation,
+                        format!(
+                            "{action}.connectorStatus: {:?} is not a 2.0.1 status",
+                            s.connector_status
+                        ),
+                    )
+                })?;
+            if s.evse_id == 0 {
+                return Err(CallError::new(
+                    ErrorCode::PropertyConstraintViolation,
+                    format!("{action}.evseId must be 1 or more"),
+                ));
+            }
+            let identity = vec![
+                "status".into(),
+                s.evse_id.to_string(),
+                s.connector_id.to_string(),
+                s.connector_status.clone(),
+                map::format_time(at),
+            ];
+            Ok(Handled::after(
+                vec![status(
+                    identity,
+                    Target::Connector(s.evse_id),
+                    at,
+                    mapped,
+                    String::new(),
+                )],
+                json!({}),
+            ))
+        }
+        "MeterValues" => {
+            let m: MeterValues = read(action, payload)?;
+            let mut reports = Vec::new();
+            for value in &m.meter_value {
+                let at = time_field(action, "meterValue.timestamp", &value.timestamp)?;
+                let Some(meter) = Sample::read(&value.sampled_value)
+                    .to_meter()
+                    .filter(|_| m.evse_id > 0)
+                else {
+                    continue;
+                };
+                reports.push(Report {
+                    identity: vec![
+                        "meter".into(),
+                        m.evse_id.to_string(),
+                        meter.energy_kwh.clone(),
+                        map::format_time(at),
+                    ],
+                    target: Target::Connector(m.evse_id),
+                    at,
+                    body: Body::Meter(meter),
+                });
+            }
+            Ok(Handled::after(reports, json!({})))
+        }
+        "TransactionEvent" => transaction_event(action, payload, memory),
+        "Authorize" => {
+            let a: Authorize = read(action, payload)?;
+            bounded(action, "idToken.idToken", &a.id_token.id_token, 36)?;
+            Ok(Handled::reply(
+                json!({ "idTokenInfo": { "status": "Accepted" } }),
+            ))
+        }
+        "DataTransfer" => {
+            let d: DataTransfer = read(action, payload)?;
+            bounded(action, "vendorId", &d.vendor_id, 255)?;
+            let text = format!(
+                "vendorId={} messageId={} data={}",
+                d.vendor_id,
+                d.message_id.unwrap_or_default(),
+                d.data.map(|v| v.to_string()).unwrap_or_default()
+            );
+            Ok(Handled::after(
+                vec![record(
+                    &["data", &now_text, &text],
+                    now,
+                    "DataTransfer",
+                    Severity::Info,
+                    text.clone(),
+                )],
+                json!({ "status": "UnknownVendorId" }),
+            ))
+        }
+        "FirmwareStatusNotification" | "LogStatusNotification" => {
+            let s: StatusOnly = read(action, payload)?;
+            Ok(Handled::after(
+                vec![record(
+                    &[action, &s.status, &now_text],
+                    now,
+                    action,
+                    Severity::Info,
+                    s.status.clone(),
+                )],
+                json!({}),
+            ))
+        }
+        "SecurityEventNotification" => {
+            let e: SecurityEvent = read(action, payload)?;
+            let at = time_field(action, "timestamp", &e.timestamp)?;
+            let text = format!("{} {}", e.kind, e.tech_info.unwrap_or_default());
+            Ok(Handled::after(
+                vec![record(
+                    &["security", &e.kind, &e.timestamp],
+                    at,
+                    "SecurityEvent",
+                    Severity::Warning,
+                    text.trim().to_owned(),
+                )],
+                json!({}),
+            ))
+        }
+        "NotifyEvent" => {
+            // Components' problems and state changes, each recorded for the operator.
+            let n: NotifyEvent = read(action, payload)?;
+            let mut reports = Vec::new();
+            for (i, e) in n.event_data.iter().enumerate() {
+                let at = time_field(action, "eventData.timestamp", &e.timestamp)?;
+                let problem = e.variable.name == "Problem" && e.actual_value == "true";
+                let text = format!(
+                    "{}/{}={} trigger={} {}",
+                    e.component.name,
+                    e.variable.name,
+                    e.actual_value,
+                    e.trigger,
+                    e.tech_info.as_deref().unwrap_or_default()
+                );
+                reports.push(record(
+                    &["event", &n.seq_no.to_string(), &i.to_string(), &e.timestamp],
+                    at,
+                    &format!("{}/{}", e.component.name, e.variable.name),
+                    if problem {
+                        Severity::Critical
+                    } else {
+                        Severity::Info
+                    },
+                    text.trim().to_owned(),
+                ));
+            }
+            Ok(Handled::after(reports, json!({})))
+        }
+        // The answer to GetBaseReport comes in parts; nothing in them is telemetry.
+        "NotifyReport" => Ok(Handled::reply(json!({}))),
+        other => Err(CallError::new(
+            ErrorCode::NotImplemented,
+            format!("{other} is not an action this CSMS takes"),
+        )),
+    }
+}
+
+fn transaction_event(
+    action: &str,
+    payload: &Value,
+    memory: &mut Memory,
+) -> Result<Handled, CallError> {
+    let t: TransactionEvent = read(action, payload)?;
+    let id = bounded(
+        action,
+        "transactionInfo.transactionId",
+        &t.transaction_info.transaction_id,
+        36,
+    )?
+    .to_owned();
+    if let Some(token) = &t.id_token {
+        bounded(action, "idToken.idToken", &token.id_token, 36)?;
+    }
+    let at = time_field(action, "timestamp", &t.timestamp)?;
+    let known = memory.transactions.get(&id).cloned();
+    let connector = t
+        .evse
+        .as_ref()
+        .map(|e| e.id)
+        .filter(|id| *id > 0)
+        .or(known.as_ref().map(|k| k.connector));
+    let identity = |what: &str| -> Vec<String> {
+        vec![
+            "tx".into(),
+            id.clone(),
+            t.event_type.clone(),
+            t.seq_no.to_string(),
+            what.to_owned(),
+        ]
+    };
+    let mut reports = Vec::new();
+    let Some(connector) = connector else {
+        if t.event_type == "Started" {
+            return Err(CallError::new(
+                ErrorCode::OccurrenceConstraintViolation,
+                format!("{action}.evse is required when a transaction starts"),
+            ));
+        }
+        // An event of a transaction this connection never saw start: kept as an abnormal
+        // transaction record (REQ MON-9), never dropped.
+        reports.push(record(
+            &["tx", &id, &t.event_type, &t.seq_no.to_string()],
+            at,
+            "UnknownTransaction",
+            Severity::Warning,
+            format!(
+                "TransactionEvent {} of unknown transaction {id} without evse: meter={:?}Wh",
+                t.event_type,
+                register(&t.meter_value, "Transaction.End")
+            ),
+        ));
+        return Ok(Handled::after(reports, accepted_token(&t.id_token)));
+    };
+    let mut tx = known.unwrap_or(Transaction {
+        connector,
+        ..Transaction::default()
+    });
+    for (i, value) in t.meter_value.iter().enumerate() {
+        let at = time_field(action, "meterValue.timestamp", &value.timestamp)?;
+        if let Some(meter) = Sample::read(&value.sampled_value).to_meter() {
+            reports.push(Report {
+                identity: identity(&format!("meter{i}")),
+                target: Target::Connector(connector),
+                at,
+                body: Body::Meter(meter),
+            });
+        }
+    }
+    if let Some(wh) = register(&t.meter_value, "Transaction.End") {
+        tx.last_wh = Some(wh);
+    }
+    match t.event_type.as_str() {
+        "Started" => {
+            let order_id = t
+                .transaction_info
+                .remote_start_id
+                .and_then(|r| memory.remote_ids.remove(&r))
+                .or_else(|| memory.remote_starts.remove(&connector))
+                .unwrap_or_default();
+            memory.remote_starts.remove(&connector);
+            // The register at the start; a station that sends none starts from zero (its
+            // order will show the whole register as energy, for the operator to correct).
+            let start_wh = register(&t.meter_value, "Transaction.Begin").unwrap_or(0);
+            reports.insert(
+                0,
+                Report {
+                    identity: identity("start"),
+                    target: Target::Connector(connector),
+                    at,
+                    body: Body::SessionStart(pb::SessionStart {
+                        order_id,
+                        authorization_ref: t
+                            .id_token
+                            .as_ref()
+                            .map(|k| k.id_token.clone())
+                            .unwrap_or_default(),
+                        meter_start_kwh: map::kwh(start_wh),
+                        connector_checked: true,
+                        charging_confirmed: true,
+                    }),
+                },
+            );
+            tx.started = true;
+        }
+        "Updated" | "Ended" => {}
+        other => {
+            return Err(CallError::new(
+                ErrorCode::PropertyConstraintViolation,
+                format!("{action}.eventType: {other:?} is not Started, Updated or Ended"),
+            ));
+        }
+    }
+    let charging = match t.transaction_info.charging_state.as_deref() {
+        Some("Charging") => Some(pb::ConnectorState::Charging),
+        Some("EVConnected" | "SuspendedEV" | "SuspendedEVSE") => {
+            Some(pb::ConnectorState::OccupiedNotCharging)
+        }
+        _ => None,
+    };
+    if let Some(state) = charging.filter(|_| t.event_type != "Ended") {
+        reports.push(Report {
+            identity: identity("state"),
+            target: Target::Connector(connector),
+            at,
+            body: Body::Status(pb::ConnectorStatus {
+                state: state as i32,
+                fault_code: String::new(),
+                fault_text: format!("trigger={}", t.trigger_reason),
+            }),
+        });
+    }
+    if t.event_type == "Ended" {
+        memory.transactions.remove(&id);
+        match tx.last_wh {
+            Some(wh) => reports.push(Report {
+                identity: identity("end"),
+                target: Target::Connector(connector),
+                at,
+                body: Body::SessionEnd(pb::SessionEnd {
+                    order_id: String::new(),
+                    meter_stop_kwh: map::kwh(wh),
+                    stop_reason: map::stop_reason(t.transaction_info.stopped_reason.as_deref()),
+                    end_confirmed: true,
+                    physically_separated: t.transaction_info.stopped_reason.as_deref()
+                        == Some("EVDisconnected"),
+                }),
+            }),
+            None => reports.push(record(
+                &["tx", &id, "end-without-register"],
+                at,
+                "TransactionWithoutMeter",
+                Severity::Warning,
+                format!("transaction {id} ended without an energy register"),
+            )),
+        }
+    } else {
+        memory.transactions.insert(id, tx);
+        memory.bound();
+    }
+    Ok(Handled::after(reports, accepted_token(&t.id_token)))
+}
+
+fn component_variable(key: &str) -> Value {
+    let (component, variable) = key.split_once('/').unwrap_or(("", key));
+    json!({ "component": { "name": component }, "variable": { "name": variable } })
+}
+
+/// A pile command as a 2.0.1 CALL: the action and payload, or why it cannot be sent.
+pub fn command(
+    command: &pb::PileCommand,
+    evse: u32,
+    memory: &mut Memory,
+) -> Result<(&'static str, Value), String> {
+    use pb::pile_command::Action as A;
+    let with_evse = |mut payload: Value| {
+        if evse > 0 {
+            payload["evse"] = json!({ "id": evse });
+        }
+        payload
+    };
+    match &command.action {
+        Some(A::StartCharge(start)) => {
+            // The remote start's id: the order's fingerprint, within 31 bits.
+            let remote_id = (map::fingerprint(&[&start.order_id]) & 0x3FFF_FFFF) as i32;
+            memory.remote_ids.insert(remote_id, start.order_id.clone());
+            memory.remote_starts.insert(evse, start.order_id.clone());
+            memory.bound();
+            let token = if start.authorization_ref.is_empty() {
+                &start.order_id
+            } else {
+                &start.authorization_ref
+            };
+            let token: String = token.chars().take(36).collect();
+            Ok((
+                "RequestStartTransaction",
+                json!({
+                    "idToken": { "idToken": token, "type": "Central" },
+                    "remoteStartId": remote_id,
+                    "evseId": evse,
+                }),
+            ))
+        }
+        Some(A::StopCharge(_)) => memory
+            .transactions
+            .iter()
+            .find(|(_, t)| t.connector == evse)
+            .map(|(id, _)| ("RequestStopTransaction", json!({ "transactionId": id })))
+            .ok_or_else(|| format!("no transaction is known to run on EVSE {evse}")),
+        Some(A::ChangeAvailability(c)) => Ok((
+            "ChangeAvailability",
+            with_evse(json!({
+                "operationalStatus": if c.operative { "Operative" } else { "Inoperative" },
+            })),
+        )),
+        Some(A::Reset(r)) => Ok((
+            "Reset",
+            json!({ "type": if r.hard { "Immediate" } else { "OnIdle" } }),
+        )),
+        Some(A::UnlockConnector(_)) => Ok((
+            "UnlockConnector",
+            json!({ "evseId": evse, "connectorId": 1 }),
+        )),
+        Some(A::TriggerStatus(_)) => Ok((
+            "TriggerMessage",
+            if evse > 0 {
+                json!({ "requestedMessage": "StatusNotification",
+                        "evse": { "id": evse, "connectorId": 1 } })
+            } else {
+                json!({ "requestedMessage": "StatusNotification" })
+            },
+        )),
+        Some(A::GetConfiguration(g)) if !g.keys.is_empty() => Ok((
+            "GetVariables",
+            json!({ "getVariableData": g.keys.iter().map(|k| component_variable(k)).collect::<Vec<_>>() }),
+        )),
+        Some(A::GetConfiguration(_)) => {
+            Err("2.0.1 reads named variables: give keys as Component/Variable".into())
+        }
+        Some(A::SetConfiguration(s)) => {
+            let mut data = component_variable(&s.key);
+            data["attributeValue"] = json!(s.value);
+            Ok(("SetVariables", json!({ "setVariableData": [data] })))
+        }
+        None => Err("the command has no action".into()),
+    }
+}
+
+/// A 2.0.1 CALLRESULT to a command as its outcome and what the station said.
+pub fn outcome(action: &str, payload: &Value) -> (pb::CommandOutcome, String) {
+    use pb::CommandOutcome as O;
+    match action {
+        "GetVariables" => (O::Accepted, payload.to_string()),
+        "SetVariables" => {
+            let statuses: Vec<&str> = payload["setVariableResult"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|v| v["attributeStatus"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ok = !statuses.is_empty()
+                && statuses
+                    .iter()
+                    .all(|s| matches!(*s, "Accepted" | "RebootRequired"));
+            (
+                if ok { O::Accepted } else { O::Rejected },
+                statuses.join(","),
+            )
+        }
+        _ => {
+            let status = payload["status"].as_str().unwrap_or_default();
+            let outcome = match status {
+                "Accepted" | "Unlocked" | "Scheduled" => O::Accepted,
+                "Rejected"
+                | "UnlockFailed"
+                | "NotImplemented"
+                | "UnknownConnector"
+                | "OngoingAuthorizedTransaction" => O::Rejected,
+                _ => O::Failed,
+            };
+            (outcome, status.to_owned())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SETTINGS: Settings = Settings {
+        heartbeat_interval_s: 60,
+    };
+
+    fn call(action: &str, payload: Value, memory: &mut Memory) -> Result<Handled, CallError> {
+        let now = map::timestamp("2026-12-06T04:00:00Z").expect("time");
+        handle(action, &payload, memory, SETTINGS, now)
+    }
+
+    fn energy(wh: i64, context: &str) -> Value {
+        json!([{ "timestamp": "2026-12-06T03:00:00Z",
+                 "sampledValue": [{ "value": wh, "context": context,
+                                    "measurand": "Energy.Active.Import.Register",
+                                    "unitOfMeasure": { "unit": "Wh" } }] }])
+    }
+
+    #[test]
+    fn settle_1_started_updated_ended_make_one_session_with_its_registers() {
+        let mut m = Memory::default();
+        let started = call(
+            "TransactionEvent",
+            json!({"eventType": "Started", "timestamp": "2026-12-06T03:00:00Z",
+                   "triggerReason": "Authorized", "seqNo": 0,
+                   "transactionInfo": {"transactionId": "T1", "chargingState": "Charging"},
+                   "idToken": {"idToken": "CARD9", "type": "ISO14443"},
+                   "evse": {"id": 2, "connectorId": 1},
+                   "meterValue": energy(1000, "Transaction.Begin")}),
+            &mut m,
+        )
+        .expect("started");
+        assert_eq!(started.reply["idTokenInfo"]["status"], "Accepted");
+        let Body::SessionStart(s) = &started.reports[0].body else {
+            panic!("a start first")
+        };
+        assert_eq!(s.meter_start_kwh, "1.000");
+        assert_eq!(s.authorization_ref, "CARD9");
+        assert!(started.reports.iter().any(|r| matches!(&r.body,
+            Body::Status(st) if st.state == pb::ConnectorState::Charging as i32)));
+        // The station does not repeat its EVSE: the connection remembers it.
+        let ended = call(
+            "TransactionEvent",
+            json!({"eventType": "Ended", "timestamp": "2026-12-06T04:00:00Z",
+                   "triggerReason": "EVCommunicationLost", "seqNo": 2,
+                   "transactionInfo": {"transactionId": "T1", "stoppedReason": "EVDisconnected"},
+                   "meterValue": energy(21000, "Transaction.End")}),
+            &mut m,
+        )
+        .expect("ended");
+        let end = ended
+            .reports
+            .iter()
+            .find_map(|r| match &r.body {
+                Body::SessionEnd(e) => Some((r.target, e.clone())),
+                _ => None,
+            })
+            .expect("an end");
+        assert_eq!(end.0, Target::Connector(2));
+        assert_eq!(end.1.meter_stop_kwh, "21.000");
+        assert_eq!(end.1.stop_reason, 4);
+        assert!(m.transactions.is_empty());
+    }
+
+    #[test]
+    fn mon_9_an_end_of_a_transaction_never_seen_is_kept_as_an_abnormal_record() {
+        let h = call(
+            "TransactionEvent",
+            json!({"eventType": "Ended", "timestamp": "2026-12-06T04:00:00Z",
+                   "triggerReason": "StopAuthorized", "seqNo": 5,
+                   "transactionInfo": {"transactionId": "GHOST"}}),
+            &mut Memory::default(),
+        )
+        .expect("kept");
+        assert!(matches!(&h.reports[0].body, Body::Alarm(a) if a.code == "UnknownTransaction"));
+    }
+
+    #[test]
+    fn a_remote_start_id_gives_the_session_its_order() {
+        let mut m = Memory::default();
+        let cmd = pb::PileCommand {
+            command_id: "c".into(),
+            pile_id: "P".into(),
+            connector_id: "P-1".into(),
+            action: Some(pb::pile_command::Action::StartCharge(
+                pb::StartChargeCommand {
+                    order_id: "ORDER-7".into(),
+                    authorization_ref: String::new(),
+                },
+            )),
+        };
+        let (action, payload) = command(&cmd, 1, &mut m).expect("a call");
+        assert_eq!(action, "RequestStartTransaction");
+        let started = call(
+            "TransactionEvent",
+            json!({"eventType": "Started", "timestamp": "2026-12-06T03:00:00Z",
+                   "triggerReason": "RemoteStart", "seqNo": 0,
+                   "transactionInfo": {"transactionId": "T2",
+                                       "remoteStartId": payload["remoteStartId"]},
+                   "evse": {"id": 1}, "meterValue": energy(0, "Transaction.Begin")}),
+            &mut m,
+        )
+        .expect("started");
+        let Body::SessionStart(s) = &started.reports[0].body else {
+            panic!("a start")
+        };
+        assert_eq!(s.order_id, "ORDER-7");
+        let stop = pb::PileCommand {
+            action: Some(pb::pile_command::Action::StopCharge(
+                pb::StopChargeCommand::default(),
+            )),
+            ..cmd
+        };
+        let (action, payload) = command(&stop, 1, &mut m).expect("a stop");
+        assert_eq!(action, "RequestStopTransaction");
+        assert_eq!(payload["transactionId"], "T2");
+    }
+
+    #[test]
+    fn mon_1_201_statuses_map_and_1_6_only_statuses_are_refused() {
+        let mut m = Memory::default();
+        let h = call(
+            "StatusNotification",
+            json!({"timestamp": "2026-12-06T03:00:00Z", "connectorStatus": "Occupied",
+                   "evseId": 1, "connectorId": 1}),
+            &mut m,
+        )
+        .expect("status");
+        assert!(matches!(&h.reports[0].body,
+            Body::Status(s) if s.state == pb::ConnectorState::OccupiedNotCharging as i32));
+        let refused = call(
+            "StatusNotification",
+            json!({"timestamp": "2026-12-06T03:00:00Z", "connectorStatus": "Charging",
+                   "evseId": 1, "connectorId": 1}),
+            &mut m,
+        );
+        assert_eq!(
+            refused.expect_err("1.6 only").code,
+            ErrorCode::PropertyConstraintViolation
+        );
+    }
+
+    #[test]
+    fn set_variables_is_accepted_only_when_every_attribute_is() {
+        use pb::CommandOutcome as O;
+        let ok = json!({"setVariableResult": [{"attributeStatus": "Accepted"}]});
+        assert_eq!(outcome("SetVariables", &ok).0, O::Accepted);
+        let no = json!({"setVariableResult": [{"attributeStatus": "UnknownVariable"}]});
+        assert_eq!(outcome("SetVariables", &no).0, O::Rejected);
+    }
+}
