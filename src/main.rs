@@ -536,6 +536,7 @@ async fn up(
     let d = pki.dir.display();
     println!(
         "\nchargemesh is up: gateway on {addr} (mTLS, TLS 1.3; staff JWTs accepted)\n\
+         OCPP 1.6J / 2.0.1 charge points: wss://{ocpp}/ocpp/{{chargePointId}} (pile certificates)\n\
          data: {data}   pki: {d}\n\n\
          client identities (certificate + key, CA {d}/ca.pem):\n  \
          operator  {d}/operator.pem   {d}/operator.key   spiffe://{td}/operator/{op}\n  \
@@ -547,6 +548,10 @@ async fn up(
          chargemesh token --pki {d} --operator {op} --role monitor\n\n\
          stop with ctrl-c",
         data = data_dir.display(),
+        ocpp = mesh
+            .ocpp_addr
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "(off)".into()),
         td = config.trust_domain,
         op = pki::DEMO_OPERATOR_ID,
         area = pki::DEMO_REGULATOR_AREA,

@@ -43,7 +43,7 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duratio
 /// one, which is told to close.
 #[derive(Debug, Default, Clone)]
 pub struct Connections {
-    inner: Arc<Mutex<HashMap<String, (u64, watch::Sender<bool>)>>>,
+    inner: Arc<Mutex<Held>>,
     next: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -76,6 +76,9 @@ impl Connections {
         self.len() == 0
     }
 }
+
+/// Each pile's connection: its number and how it is told it was replaced.
+type Held = HashMap<String, (u64, watch::Sender<bool>)>;
 
 /// Who a charge point is, settled before the upgrade.
 #[derive(Debug, Clone)]
@@ -244,6 +247,8 @@ pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>;
 
 /// Answers the upgrade: identity and subprotocol first, then 101 or the refusal.
+// The handshake callback's error is tungstenite's HTTP response type, large by nature.
+#[allow(clippy::result_large_err)]
 async fn upgrade(
     stream: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
     config: &OcppConfig,

@@ -174,7 +174,7 @@ pub fn parse(text: &str) -> Result<Frame, Unreadable> {
             description: items[3].as_str().unwrap_or_default().to_owned(),
             id,
         }),
-        (Some(2 | 3 | 4), _) => Err(unreadable(
+        (Some(2..=4), _) => Err(unreadable(
             &id,
             ErrorCode::RpcFrameworkError,
             "a CALL has 4 elements, a CALLRESULT 3, a CALLERROR 5",
