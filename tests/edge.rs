@@ -338,3 +338,24 @@ async fn netsec_1_messages_past_the_components_batch_limit_get_one_answer_not_on
     );
     mesh.stop().await;
 }
+
+/// Thousands of unary calls through the gateway over one connection each succeed: the gateway
+/// ends each request with its last DATA frame, so the component never has to reset a request
+/// it already answered (HTTP/2 servers close a connection that makes them reset too many, and
+/// every call on it then failed UNAVAILABLE).
+#[tokio::test]
+async fn many_unary_calls_through_the_gateway_all_succeed() {
+    use chargemesh_proto::asset::v1 as asset;
+    let mesh = TestMesh::start().await;
+    let mut client = mesh.client("operator");
+    for n in 0..1_500 {
+        let result = client
+            .list_stations(asset::ListStationsRequest {
+                operator_id: chargemesh::pki::DEMO_OPERATOR_ID.into(),
+                ..Default::default()
+            })
+            .await;
+        assert!(result.is_ok(), "call {n}: {result:?}");
+    }
+    mesh.stop().await;
+}
