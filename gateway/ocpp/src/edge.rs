@@ -36,9 +36,6 @@ pub struct Upstreams {
     pub telemetry: MeshChannel,
 }
 
-/// How long the edge waits after a failed accept before trying again, doubling to the last.
-const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
-
 /// The connections of this replica by pile: a new connection of a charge point replaces its old
 /// one, which is told to close.
 #[derive(Debug, Default, Clone)]
@@ -182,23 +179,10 @@ pub async fn serve(
     let connections = Connections::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
-    let mut backoff = ACCEPT_BACKOFF.0;
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let tcp = tokio::select! {
+            (tcp, _) = tls::accept(&listener, "OCPP") => tcp,
             () = &mut shutdown => break,
-        };
-        let tcp = match accepted {
-            Ok((tcp, _)) => {
-                backoff = ACCEPT_BACKOFF.0;
-                tcp
-            }
-            Err(error) => {
-                tracing::warn!(%error, delay_ms = backoff.as_millis(), "OCPP accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
-                continue;
-            }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::debug!("OCPP connection cap reached; closing a new connection");

@@ -1,6 +1,5 @@
 //! What both versions share: connector states to the six states of T/CEC 102, meter values to
-//! samples (units as real chargers spell them), stop reasons, timestamps and the sequence a
-//! report is deduplicated by.
+//! samples (units as real chargers spell them), stop reasons and timestamps.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
@@ -210,19 +209,6 @@ pub fn format_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// FNV-1a over the parts, kept within 62 bits and above zero: the same report gets the same
-/// sequence however often a charger sends it, so telemetry stores it once.
-pub fn fingerprint(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain([0]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    (hash >> 2).max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,13 +304,5 @@ mod tests {
         assert_eq!(timestamp("2026-12-01T16:00:00+08:00"), Some(z));
         assert_eq!(timestamp("2026-12-01T08:00:00.000"), Some(z));
         assert_eq!(timestamp("yesterday"), None);
-    }
-
-    #[test]
-    fn fingerprints_are_stable_positive_and_distinct() {
-        let a = fingerprint(&["start", "1", "2026"]);
-        assert_eq!(a, fingerprint(&["start", "1", "2026"]));
-        assert_ne!(a, fingerprint(&["start", "12", "026"]));
-        assert!(a > 0 && a < 1 << 62);
     }
 }

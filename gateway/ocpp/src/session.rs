@@ -17,8 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use chargemesh_kit::Principal;
-use chargemesh_kit::identity::PRINCIPAL_METADATA_KEY;
+use chargemesh_kit::identity::{report_sequence, request_as};
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
 use chargemesh_proto::telemetry::v1 as pb;
@@ -27,7 +26,7 @@ use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceC
 use crate::edge::{ChargePoint, Connections, Socket, Upstreams};
 use crate::rpc::{self, CallError, ErrorCode, Frame};
 use crate::translate::{Handled, Memory, Report, Settings, Target};
-use crate::{OcppConfig, Version, map, v16, v201};
+use crate::{OcppConfig, Version, v16, v201};
 
 /// A CALL being made durable.
 struct InFlight {
@@ -74,15 +73,6 @@ enum End {
     Close(CloseCode, &'static str),
 }
 
-fn as_principal<T>(principal: &Principal, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert_bin(
-        PRINCIPAL_METADATA_KEY,
-        tonic::metadata::MetadataValue::from_bytes(&principal.to_metadata_bytes()),
-    );
-    request
-}
-
 fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: at.timestamp(),
@@ -98,7 +88,7 @@ async fn connectors(
 ) -> Result<Vec<String>, tonic::Status> {
     let mut client = AssetServiceClient::new(upstreams.registry.clone());
     match client
-        .get_pile(as_principal(
+        .get_pile(request_as(
             &charge_point.principal,
             asset::GetPileRequest {
                 operator_id: charge_point.operator_id.clone(),
@@ -170,7 +160,7 @@ async fn serve(
     let (tx, rx) = mpsc::channel::<pb::ConnectRequest>(16);
     let mut telemetry = TelemetryServiceClient::new(upstreams.telemetry.clone());
     let mut answers = match telemetry
-        .connect(as_principal(
+        .connect(request_as(
             &charge_point.principal,
             tokio_stream::wrappers::ReceiverStream::new(rx),
         ))
@@ -403,7 +393,7 @@ impl Session {
                 let mut parts: Vec<&str> = vec![&self.sender];
                 parts.extend(r.identity.iter().map(String::as_str));
                 Ok(pb::TelemetryMessage {
-                    sequence: map::fingerprint(&parts),
+                    sequence: report_sequence(&parts),
                     operator_id: String::new(),
                     pile_id: self.charge_point.pile_id.clone(),
                     connector_id,
@@ -507,7 +497,7 @@ impl Session {
     ) {
         let detail: String = detail.chars().take(500).collect();
         let message = pb::TelemetryMessage {
-            sequence: map::fingerprint(&[&self.sender, "result", command_id]),
+            sequence: report_sequence(&[&self.sender, "result", command_id]),
             operator_id: String::new(),
             pile_id: self.charge_point.pile_id.clone(),
             connector_id: String::new(),

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use chargemesh_kit::identity::report_sequence;
 use chargemesh_proto::telemetry::v1 as pb;
 use pb::AlarmSeverity as Severity;
 use pb::telemetry_message::Body;
@@ -129,7 +130,7 @@ struct SecurityEvent {
 
 /// The transaction id of a start: 24 bits of its fields' fingerprint, then the connector.
 pub fn transaction_id(connector: u32, id_tag: &str, meter_start: i64, at: &str) -> i64 {
-    let hash = map::fingerprint(&[
+    let hash = report_sequence(&[
         "tx",
         &connector.to_string(),
         id_tag,

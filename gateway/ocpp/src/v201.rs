@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use chargemesh_kit::identity::report_sequence;
 use chargemesh_proto::telemetry::v1 as pb;
 use pb::AlarmSeverity as Severity;
 use pb::telemetry_message::Body;
@@ -591,7 +592,7 @@ pub fn command(
     match &command.action {
         Some(A::StartCharge(start)) => {
             // The remote start's id: the order's fingerprint, within 31 bits.
-            let remote_id = (map::fingerprint(&[&start.order_id]) & 0x3FFF_FFFF) as i32;
+            let remote_id = (report_sequence(&[&start.order_id]) & 0x3FFF_FFFF) as i32;
             memory.remote_ids.insert(remote_id, start.order_id.clone());
             memory.remote_starts.insert(evse, start.order_id.clone());
             memory.bound();

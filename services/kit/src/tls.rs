@@ -441,6 +441,23 @@ pub fn incoming(
     incoming_gated(listener, config, trust_domain, None, HANDSHAKE_TIMEOUT)
 }
 
+/// The next connection on `listener`. A failed accept (out of file descriptors, say) is logged
+/// and retried after a pause doubling from 10 ms to a second, so a failing listener does not
+/// spin; `edge` names the listener in the log.
+pub async fn accept(listener: &TcpListener, edge: &str) -> (TcpStream, SocketAddr) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        match listener.accept().await {
+            Ok(pair) => return pair,
+            Err(error) => {
+                tracing::warn!(%error, edge, delay_ms = backoff.as_millis(), "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
 /// As [`incoming`], each connection admitted by `gate` (when given) and its handshake bounded
 /// by `handshake_timeout`. A failed accept (out of descriptors, say) backs off, doubling from
 /// 10 ms to a second, rather than spin.
@@ -453,21 +470,9 @@ pub fn incoming_gated(
 ) -> impl Stream<Item = io::Result<TlsConn>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<TlsConn>>(64);
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(10);
         loop {
             let (tcp, remote_addr) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => {
-                        backoff = Duration::from_millis(10);
-                        pair
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, delay_ms = backoff.as_millis(), "accept failed; backing off");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
-                        continue;
-                    }
-                },
+                accepted = accept(&listener, "gRPC") => accepted,
                 () = tx.closed() => return,
             };
             let _ = tcp.set_nodelay(true);

@@ -23,10 +23,6 @@ use chargemesh_kit::tls::{self, ClientAuth, TlsFiles};
 /// The largest request head (line and headers) a client may send.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 
-/// How long the edge waits after a failed accept (out of file descriptors, say) before trying
-/// again: doubling from the first to the last, so a failing listener does not spin.
-const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
-
 /// What one client may take.
 #[derive(Debug, Clone, Copy)]
 struct Limits {
@@ -101,26 +97,10 @@ async fn accept_loop(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), EdgeError> {
     tokio::pin!(shutdown);
-    let mut backoff = ACCEPT_BACKOFF.0;
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let tcp = tokio::select! {
+            (tcp, _) = tls::accept(&listener, "T/CEC 102") => tcp,
             () = &mut shutdown => return Ok(()),
-        };
-        let tcp = match accepted {
-            Ok((tcp, _)) => {
-                backoff = ACCEPT_BACKOFF.0;
-                tcp
-            }
-            Err(error) => {
-                tracing::warn!(%error, delay_ms = backoff.as_millis(), "T/CEC 102 accept failed; backing off");
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = &mut shutdown => return Ok(()),
-                }
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
-                continue;
-            }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::debug!("T/CEC 102 connection cap reached; closing a new connection");

@@ -25,7 +25,6 @@ use serde_json::{Value, json};
 use crate::{CecError, Request, Response, Ret, Secrets};
 use chargemesh_kit::Principal;
 use chargemesh_kit::clock::SharedClock;
-use chargemesh_kit::identity::PRINCIPAL_METADATA_KEY;
 
 /// The T/CEC 102 edge's settings; off unless `listen` is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -404,28 +403,6 @@ fn time_of(p: &Value, field: &str) -> Result<DateTime<Utc>, (Ret, String)> {
         .as_str()
         .and_then(crate::parse_payload_time)
         .ok_or_else(|| (Ret::BadPayload, format!("{field} is yyyy-MM-dd HH:mm:ss")))
-}
-
-fn as_principal<T>(principal: &Principal, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert_bin(
-        PRINCIPAL_METADATA_KEY,
-        tonic::metadata::MetadataValue::from_bytes(&principal.to_metadata_bytes()),
-    );
-    request
-}
-
-/// The sequence a received status report is deduplicated by: the same report again has the same
-/// one (FNV-1a of its connector, status and the second it arrived in, kept within 63 bits).
-fn report_sequence(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain([0]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    (hash >> 1).max(1)
 }
 
 /// An answer that cannot be signed: the sender is unknown or the envelope unreadable.

@@ -10,8 +10,9 @@ use chargemesh_proto::regulator::v2 as reg;
 use chargemesh_proto::regulator::v2::registry_service_client::RegistryServiceClient;
 use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 
-use super::{Edge, Peer, as_principal};
+use super::{Edge, Peer};
 use crate::{Ret, map};
+use chargemesh_kit::identity::request_as;
 
 impl Edge {
     fn registry(&self) -> RegistryServiceClient<MeshChannel> {
@@ -25,7 +26,7 @@ impl Edge {
     /// A mesh request made as the peer's principal, which the services trust from the
     /// gateway's certificate.
     pub(super) fn as_peer<T>(&self, peer: &Peer, message: T) -> tonic::Request<T> {
-        as_principal(&peer.principal(), message)
+        request_as(&peer.principal(), message)
     }
 
     /// Every station the peer sees, changed since `since` when given, in station order.

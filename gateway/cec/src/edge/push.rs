@@ -7,8 +7,9 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::{Edge, Peer, as_principal, number, report_sequence, text, time_of};
+use super::{Edge, Peer, number, text, time_of};
 use crate::{Dialect, Ret};
+use chargemesh_kit::identity::{report_sequence, request_as};
 
 impl Edge {
     /// `notification_stationStatus` from a platform-mode operator: the same status telemetry its
@@ -100,7 +101,7 @@ impl Edge {
             .await
             .map_err(|_| (Ret::SystemError, "telemetry unavailable".to_owned()))?;
         let mut answers = TelemetryServiceClient::new(self.upstreams.telemetry.clone())
-            .connect(as_principal(
+            .connect(request_as(
                 &reporter,
                 tokio_stream::wrappers::ReceiverStream::new(receiver),
             ))
@@ -200,7 +201,7 @@ impl Edge {
                 .unwrap_or_default(),
         };
         let outcome = MeteringServiceClient::new(self.upstreams.metering.clone())
-            .report_charge_order(as_principal(&reporter, report))
+            .report_charge_order(request_as(&reporter, report))
             .await;
         let confirm = match outcome {
             Ok(_) => 0,
@@ -250,7 +251,7 @@ impl Edge {
             orders,
         };
         let answer = MeteringServiceClient::new(self.upstreams.metering.clone())
-            .reconcile_charge_orders(as_principal(&reporter, request))
+            .reconcile_charge_orders(request_as(&reporter, request))
             .await
             .map_err(|s| (Ret::BadPayload, s.message().to_owned()))?
             .into_inner();
