@@ -82,23 +82,7 @@ async fn fleet(mesh: &TestMesh) {
         })
         .await
         .expect("station");
-        op.create_pile(asset::CreatePileRequest {
-            pile: Some(demo::pile(OP, station, pile, asset::PileType::Dc, 60.0)),
-        })
-        .await
-        .expect("pile");
-        // The meter was verified a month ago (REQ BASE-5), so its sessions are billable.
-        op.create_metrology_certificate(asset::CreateMetrologyCertificateRequest {
-            certificate: Some(demo::certificate(
-                OP,
-                pile,
-                asset::VerificationProcedure::Jjg1149,
-                &format!("JJG1149-{pile}"),
-                chrono::Utc::now().date_naive() - chrono::Duration::days(30),
-            )),
-        })
-        .await
-        .expect("certificate");
+        common::verified_pile(&mut op, station, pile, asset::PileType::Dc, 60.0).await;
     }
 }
 

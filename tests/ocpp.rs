@@ -57,28 +57,13 @@ async fn fleet() -> TestMesh {
     .await
     .expect("station");
     for pile in ["CP16", "CP201"] {
-        op.create_pile(asset::CreatePileRequest {
-            pile: Some(demo::pile(OP, "S1", pile, asset::PileType::Ac, 7.0)),
-        })
-        .await
-        .expect("pile");
-        op.create_metrology_certificate(asset::CreateMetrologyCertificateRequest {
-            certificate: Some(demo::certificate(
-                OP,
-                pile,
-                asset::VerificationProcedure::Jjg1148,
-                &format!("JJG1148-{pile}"),
-                chrono::Utc::now().date_naive() - chrono::Duration::days(30),
-            )),
-        })
-        .await
-        .expect("certificate");
+        common::verified_pile(&mut op, "S1", pile, asset::PileType::Ac, 7.0).await;
     }
     mesh
 }
 
-/// A certificate and key for `pile` from `ca`, written under `dir`.
-fn pile_identity(ca: &Authority, dir: &Path, pile: &str) -> (PathBuf, PathBuf) {
+/// A certificate and key for `pile` from `ca`, written under `dir` as `name`.
+fn pile_identity(ca: &Authority, dir: &Path, name: &str, pile: &str) -> (PathBuf, PathBuf) {
     let principal = Principal::Pile {
         operator_id: OP.into(),
         station_id: "S1".into(),
@@ -94,8 +79,7 @@ fn pile_identity(ca: &Authority, dir: &Path, pile: &str) -> (PathBuf, PathBuf) {
             now + time::Duration::days(1),
         )
         .expect("issued");
-    let name = format!("ocpp-{pile}-{}", ca.cert_pem.len());
-    pki::write_pair(dir, &name, &pair).expect("written");
+    pki::write_pair(dir, name, &pair).expect("written");
     (
         dir.join(format!("{name}.pem")),
         dir.join(format!("{name}.key")),
@@ -175,7 +159,7 @@ async fn full_scenario(version: &str, pile: &str) {
         ));
     }
     let mesh = fleet().await;
-    let identity = pile_identity(&mesh.ca, &mesh.dir, pile);
+    let identity = pile_identity(&mesh.ca, &mesh.dir, pile, pile);
     let mut regulator = StatusServiceClient::new(mesh.channel("regulator"));
     let mut cp = ChargePoint::start(&python, &mesh, version, pile, &identity, "full");
     let connected = cp.expect("connected").await;
@@ -269,9 +253,8 @@ async fn full_scenario(version: &str, pile: &str) {
         .into_inner();
     let remote = cp.expect("remote_started").await;
     assert_eq!(remote["id_tag"], "app-7");
-    let mut telemetry = TelemetryServiceClient::new(
-        mesh.direct_channel("telemetry", &service_files(&mesh, "metering")),
-    );
+    let mut telemetry =
+        TelemetryServiceClient::new(mesh.direct_channel("telemetry", &mesh.pki_files("metering")));
     let stop = telemetry
         .send_pile_command(tm::SendPileCommandRequest {
             operator_id: OP.into(),
@@ -378,10 +361,6 @@ async fn full_scenario(version: &str, pile: &str) {
     mesh.stop().await;
 }
 
-fn service_files(mesh: &TestMesh, name: &str) -> chargemesh_kit::tls::TlsFiles {
-    mesh.pki_files(name)
-}
-
 #[tokio::test]
 async fn base_2_an_ocpp_1_6_charge_point_boots_reports_charges_is_settled_and_obeys() {
     full_scenario("1.6", "CP16").await;
@@ -397,20 +376,20 @@ async fn netsec_1_an_unknown_charge_point_is_rejected_and_a_foreign_ca_is_refuse
     let Some(python) = python() else { return };
     let mesh = fleet().await;
     // A certificate of the mesh CA for a pile the registry does not know: the boot is rejected.
-    let unknown = pile_identity(&mesh.ca, &mesh.dir, "GHOST1");
+    let unknown = pile_identity(&mesh.ca, &mesh.dir, "ghost", "GHOST1");
     let mut cp = ChargePoint::start(&python, &mesh, "1.6", "GHOST1", &unknown, "boot");
     cp.expect("connected").await;
     assert_eq!(cp.expect("boot").await["status"], "Rejected");
     cp.finish().await;
     // A pile certificate from another CA: refused before the upgrade.
     let foreign = Authority::new("foreign CA").expect("ca");
-    let stranger = pile_identity(&foreign, &mesh.dir, "CP16");
+    let stranger = pile_identity(&foreign, &mesh.dir, "foreign-CP16", "CP16");
     let mut cp = ChargePoint::start(&python, &mesh, "2.0.1", "CP16", &stranger, "boot");
     let refused = cp.expect("refused").await;
     assert!(refused["error"].as_str().is_some(), "{refused}");
     cp.finish().await;
     // The mesh CA's certificate of one pile on the path of another: 403 before the upgrade.
-    let own = pile_identity(&mesh.ca, &mesh.dir, "CP16");
+    let own = pile_identity(&mesh.ca, &mesh.dir, "CP16", "CP16");
     let mut cp = ChargePoint::start(&python, &mesh, "1.6", "CP201", &own, "boot");
     let refused = cp.expect("refused").await;
     assert!(

@@ -275,6 +275,40 @@ pub async fn eventually<T>(mut fetch: impl AsyncFnMut() -> T, done: impl Fn(&T) 
     }
 }
 
+/// A pile of the demo operator at `station`, with a meter verified a month ago (REQ BASE-5), so
+/// its sessions are billable: JJG 1148 for AC piles, JJG 1149 for DC.
+pub async fn verified_pile(
+    op: &mut AssetServiceClient<Channel>,
+    station: &str,
+    pile: &str,
+    pile_type: chargemesh_proto::asset::v1::PileType,
+    power_kw: f64,
+) {
+    use chargemesh::demo;
+    use chargemesh_proto::asset::v1 as asset;
+    let operator = pki::DEMO_OPERATOR_ID;
+    op.create_pile(asset::CreatePileRequest {
+        pile: Some(demo::pile(operator, station, pile, pile_type, power_kw)),
+    })
+    .await
+    .expect("pile");
+    let (procedure, code) = match pile_type {
+        asset::PileType::Ac => (asset::VerificationProcedure::Jjg1148, "JJG1148"),
+        _ => (asset::VerificationProcedure::Jjg1149, "JJG1149"),
+    };
+    op.create_metrology_certificate(asset::CreateMetrologyCertificateRequest {
+        certificate: Some(demo::certificate(
+            operator,
+            pile,
+            procedure,
+            &format!("{code}-{pile}"),
+            chrono::Utc::now().date_naive() - chrono::Duration::days(30),
+        )),
+    })
+    .await
+    .expect("certificate");
+}
+
 /// The demo operator with an urban station (S-URB, pile P1) and an outlying one (S-OUT, pile P2),
 /// both in Yuecheng district (330602), registered by the operator's platform.
 pub async fn two_station_fleet(mesh: &TestMesh) {

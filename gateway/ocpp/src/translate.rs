@@ -191,3 +191,172 @@ pub fn status(
         }),
     }
 }
+
+/// A boot of either version, described by `text` (vendor, model, serial, firmware): the pile is
+/// alive and the boot recorded; Accepted with the heartbeat interval once durable, Rejected
+/// when telemetry does not know the pile (REQ BASE-2).
+pub fn boot(text: String, settings: Settings, now: DateTime<Utc>) -> Handled {
+    let now_text = crate::map::format_time(now);
+    let interval = settings.heartbeat_interval_s;
+    Handled {
+        reports: vec![
+            alive(&["boot-heartbeat", &now_text], now),
+            record(
+                &["boot", &now_text],
+                now,
+                "BootNotification",
+                pb::AlarmSeverity::Info,
+                text,
+            ),
+        ],
+        reply: serde_json::json!({"status": "Accepted", "currentTime": now_text, "interval": interval}),
+        refused: Some(
+            serde_json::json!({"status": "Rejected", "currentTime": now_text, "interval": interval}),
+        ),
+    }
+}
+
+/// A heartbeat of either version: liveness (REQ MON-1), answered with the time.
+pub fn heartbeat(now: DateTime<Utc>) -> Handled {
+    let now_text = crate::map::format_time(now);
+    Handled::after(
+        vec![alive(&["heartbeat", &now_text], now)],
+        serde_json::json!({ "currentTime": now_text }),
+    )
+}
+
+/// The pile is alive (REQ MON-1).
+pub fn alive(identity: &[&str], at: DateTime<Utc>) -> Report {
+    Report {
+        identity: identity.iter().map(|s| (*s).to_owned()).collect(),
+        target: Target::Pile,
+        at,
+        body: Body::Heartbeat(pb::Heartbeat {}),
+    }
+}
+
+/// One meter value, as both versions send it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeterValue {
+    pub timestamp: String,
+    pub sampled_value: Vec<crate::map::SampledValue>,
+}
+
+/// A connector's meter values as samples, one per value with an energy register; `identity`
+/// (the connector, a transaction) prefixes each one's identity. Connector 0 is the charge
+/// point's main meter, not a connector's register: it gives none.
+pub fn meter_reports(
+    action: &str,
+    connector: u32,
+    identity: &[String],
+    values: &[MeterValue],
+) -> Result<Vec<Report>, CallError> {
+    let mut reports = Vec::new();
+    for value in values {
+        let at = time_field(action, "meterValue.timestamp", &value.timestamp)?;
+        let Some(meter) = crate::map::Sample::read(&value.sampled_value)
+            .to_meter()
+            .filter(|_| connector > 0)
+        else {
+            continue;
+        };
+        let mut id = vec!["meter".to_owned()];
+        id.extend(identity.iter().cloned());
+        id.extend([meter.energy_kwh.clone(), crate::map::format_time(at)]);
+        reports.push(Report {
+            identity: id,
+            target: Target::Connector(connector),
+            at,
+            body: Body::Meter(meter),
+        });
+    }
+    Ok(reports)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DataTransfer {
+    vendor_id: String,
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct StatusOnly {
+    status: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecurityEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    timestamp: String,
+    #[serde(default)]
+    tech_info: Option<String>,
+}
+
+/// The CALLs whose content is only recorded as the pile's alarms, spelled alike in both
+/// versions (each version's `handle` routes only its own): a data transfer (recorded; no vendor
+/// extension is understood here, so `UnknownVendorId`), firmware, diagnostics and log status,
+/// and security events.
+pub fn recorded(action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Handled, CallError> {
+    let now_text = crate::map::format_time(now);
+    match action {
+        "DataTransfer" => data_transfer(action, payload, now),
+        "SecurityEventNotification" => security_event(action, payload),
+        _ => {
+            let s: StatusOnly = read(action, payload)?;
+            Ok(Handled::after(
+                vec![record(
+                    &[action, &s.status, &now_text],
+                    now,
+                    action,
+                    pb::AlarmSeverity::Info,
+                    s.status.clone(),
+                )],
+                serde_json::json!({}),
+            ))
+        }
+    }
+}
+
+fn data_transfer(action: &str, payload: &Value, now: DateTime<Utc>) -> Result<Handled, CallError> {
+    let d: DataTransfer = read(action, payload)?;
+    bounded(action, "vendorId", &d.vendor_id, 255)?;
+    let text = format!(
+        "vendorId={} messageId={} data={}",
+        d.vendor_id,
+        d.message_id.unwrap_or_default(),
+        d.data.map(|v| v.to_string()).unwrap_or_default()
+    );
+    Ok(Handled::after(
+        vec![record(
+            &["data", &crate::map::format_time(now), &text],
+            now,
+            "DataTransfer",
+            pb::AlarmSeverity::Info,
+            text.clone(),
+        )],
+        serde_json::json!({ "status": "UnknownVendorId" }),
+    ))
+}
+
+fn security_event(action: &str, payload: &Value) -> Result<Handled, CallError> {
+    let e: SecurityEvent = read(action, payload)?;
+    let at = time_field(action, "timestamp", &e.timestamp)?;
+    let text = format!("{} {}", e.kind, e.tech_info.unwrap_or_default());
+    Ok(Handled::after(
+        vec![record(
+            &["security", &e.kind, &e.timestamp],
+            at,
+            "SecurityEvent",
+            pb::AlarmSeverity::Warning,
+            text.trim().to_owned(),
+        )],
+        serde_json::json!({}),
+    ))
+}

@@ -12,10 +12,10 @@ use chargemesh_proto::telemetry::v1 as pb;
 use pb::AlarmSeverity as Severity;
 use pb::telemetry_message::Body;
 
-use crate::map::{self, Sample, SampledValue};
+use crate::map;
 use crate::rpc::{CallError, ErrorCode};
 use crate::translate::{
-    Handled, Memory, Report, Settings, Target, bounded, read, record, status, time_field,
+    self, Handled, Memory, Report, Settings, Target, bounded, read, record, status, time_field,
 };
 
 /// The CALLs a 1.6 charge point may send that the edge takes.
@@ -62,18 +62,11 @@ struct StatusNotification {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MeterValue {
-    timestamp: String,
-    sampled_value: Vec<SampledValue>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct MeterValues {
     connector_id: u32,
     #[serde(default)]
     transaction_id: Option<i64>,
-    meter_value: Vec<MeterValue>,
+    meter_value: Vec<translate::MeterValue>,
 }
 
 #[derive(Deserialize)]
@@ -101,31 +94,6 @@ struct StopTransaction {
 #[serde(rename_all = "camelCase")]
 struct Authorize {
     id_tag: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DataTransfer {
-    vendor_id: String,
-    #[serde(default)]
-    message_id: Option<String>,
-    #[serde(default)]
-    data: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct StatusOnly {
-    status: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SecurityEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    timestamp: String,
-    #[serde(default)]
-    tech_info: Option<String>,
 }
 
 /// The transaction id of a start: 24 bits of its fields' fingerprint, then the connector.
@@ -158,7 +126,6 @@ pub fn handle(
     settings: Settings,
     now: DateTime<Utc>,
 ) -> Result<Handled, CallError> {
-    let now_text = map::format_time(now);
     match action {
         "BootNotification" => {
             let boot: Boot = read(action, payload)?;
@@ -171,38 +138,9 @@ pub fn handle(
                 boot.charge_point_serial_number.unwrap_or_default(),
                 boot.firmware_version.unwrap_or_default()
             );
-            let interval = settings.heartbeat_interval_s;
-            Ok(Handled {
-                reports: vec![
-                    Report {
-                        identity: vec!["boot-heartbeat".into(), now_text.clone()],
-                        target: Target::Pile,
-                        at: now,
-                        body: Body::Heartbeat(pb::Heartbeat {}),
-                    },
-                    record(
-                        &["boot", &now_text],
-                        now,
-                        "BootNotification",
-                        Severity::Info,
-                        text,
-                    ),
-                ],
-                reply: json!({"status": "Accepted", "currentTime": now_text, "interval": interval}),
-                refused: Some(
-                    json!({"status": "Rejected", "currentTime": now_text, "interval": interval}),
-                ),
-            })
+            Ok(translate::boot(text, settings, now))
         }
-        "Heartbeat" => Ok(Handled::after(
-            vec![Report {
-                identity: vec!["heartbeat".into(), now_text.clone()],
-                target: Target::Pile,
-                at: now,
-                body: Body::Heartbeat(pb::Heartbeat {}),
-            }],
-            json!({ "currentTime": now_text }),
-        )),
+        "Heartbeat" => Ok(translate::heartbeat(now)),
         "StatusNotification" => {
             let s: StatusNotification = read(action, payload)?;
             let at = match &s.timestamp {
@@ -238,12 +176,10 @@ pub fn handle(
                         Severity::Critical,
                         text,
                     ),
-                    _ => Report {
-                        identity,
-                        target: Target::Pile,
+                    _ => translate::alive(
+                        &identity.iter().map(String::as_str).collect::<Vec<_>>(),
                         at,
-                        body: Body::Heartbeat(pb::Heartbeat {}),
-                    },
+                    ),
                 }
             } else {
                 status(
@@ -258,27 +194,12 @@ pub fn handle(
         }
         "MeterValues" => {
             let m: MeterValues = read(action, payload)?;
-            let mut reports = Vec::new();
-            for value in &m.meter_value {
-                let at = time_field(action, "meterValue.timestamp", &value.timestamp)?;
-                let sample = Sample::read(&value.sampled_value);
-                // Connector 0 is the charge point's main meter: not a connector's register.
-                let Some(meter) = sample.to_meter().filter(|_| m.connector_id > 0) else {
-                    continue;
-                };
-                reports.push(Report {
-                    identity: vec![
-                        "meter".into(),
-                        m.connector_id.to_string(),
-                        m.transaction_id.unwrap_or_default().to_string(),
-                        meter.energy_kwh.clone(),
-                        map::format_time(at),
-                    ],
-                    target: Target::Connector(m.connector_id),
-                    at,
-                    body: Body::Meter(meter),
-                });
-            }
+            let identity = [
+                m.connector_id.to_string(),
+                m.transaction_id.unwrap_or_default().to_string(),
+            ];
+            let reports =
+                translate::meter_reports(action, m.connector_id, &identity, &m.meter_value)?;
             Ok(Handled::after(reports, json!({})))
         }
         "StartTransaction" => {
@@ -377,58 +298,12 @@ pub fn handle(
                 json!({ "idTagInfo": id_tag_info("Accepted") }),
             ))
         }
-        "DataTransfer" => {
-            let d: DataTransfer = read(action, payload)?;
-            bounded(action, "vendorId", &d.vendor_id, 255)?;
-            let text = format!(
-                "vendorId={} messageId={} data={}",
-                d.vendor_id,
-                d.message_id.unwrap_or_default(),
-                d.data.map(|v| v.to_string()).unwrap_or_default()
-            );
-            Ok(Handled::after(
-                vec![record(
-                    &["data", &now_text, &text],
-                    now,
-                    "DataTransfer",
-                    Severity::Info,
-                    text.clone(),
-                )],
-                // Recorded, but no vendor extension is understood here.
-                json!({ "status": "UnknownVendorId" }),
-            ))
-        }
-        "DiagnosticsStatusNotification"
+        "DataTransfer"
+        | "DiagnosticsStatusNotification"
         | "FirmwareStatusNotification"
         | "SignedFirmwareStatusNotification"
-        | "LogStatusNotification" => {
-            let s: StatusOnly = read(action, payload)?;
-            Ok(Handled::after(
-                vec![record(
-                    &[action, &s.status, &now_text],
-                    now,
-                    action,
-                    Severity::Info,
-                    s.status.clone(),
-                )],
-                json!({}),
-            ))
-        }
-        "SecurityEventNotification" => {
-            let e: SecurityEvent = read(action, payload)?;
-            let at = time_field(action, "timestamp", &e.timestamp)?;
-            let text = format!("{} {}", e.kind, e.tech_info.unwrap_or_default());
-            Ok(Handled::after(
-                vec![record(
-                    &["security", &e.kind, &e.timestamp],
-                    at,
-                    "SecurityEvent",
-                    Severity::Warning,
-                    text.trim().to_owned(),
-                )],
-                json!({}),
-            ))
-        }
+        | "LogStatusNotification"
+        | "SecurityEventNotification" => translate::recorded(action, payload, now),
         other => Err(CallError::new(
             ErrorCode::NotImplemented,
             format!("{other} is not an action this central system takes"),

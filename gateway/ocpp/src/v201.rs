@@ -12,10 +12,10 @@ use chargemesh_proto::telemetry::v1 as pb;
 use pb::AlarmSeverity as Severity;
 use pb::telemetry_message::Body;
 
-use crate::map::{self, Sample, SampledValue};
+use crate::map::{self, Sample};
 use crate::rpc::{CallError, ErrorCode};
 use crate::translate::{
-    Handled, Memory, Report, Settings, Target, Transaction, bounded, read, record, status,
+    self, Handled, Memory, Report, Settings, Target, Transaction, bounded, read, record, status,
     time_field,
 };
 
@@ -48,16 +48,9 @@ struct StatusNotification {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MeterValue {
-    timestamp: String,
-    sampled_value: Vec<SampledValue>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct MeterValues {
     evse_id: u32,
-    meter_value: Vec<MeterValue>,
+    meter_value: Vec<translate::MeterValue>,
 }
 
 #[derive(Deserialize)]
@@ -100,38 +93,13 @@ struct TransactionEvent {
     #[serde(default)]
     evse: Option<Evse>,
     #[serde(default)]
-    meter_value: Vec<MeterValue>,
+    meter_value: Vec<translate::MeterValue>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Authorize {
     id_token: IdToken,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DataTransfer {
-    vendor_id: String,
-    #[serde(default)]
-    message_id: Option<String>,
-    #[serde(default)]
-    data: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct StatusOnly {
-    status: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SecurityEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    timestamp: String,
-    #[serde(default)]
-    tech_info: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -167,8 +135,8 @@ fn accepted_token(token: &Option<IdToken>) -> Value {
 
 /// The energy register of a transaction's meter values, Wh: the one in the `context` given
 /// (`Transaction.Begin`, `Transaction.End`) if any, the last one otherwise.
-fn register(values: &[MeterValue], context: &str) -> Option<i64> {
-    let of = |v: &MeterValue| Sample::read(&v.sampled_value).energy_wh;
+fn register(values: &[translate::MeterValue], context: &str) -> Option<i64> {
+    let of = |v: &translate::MeterValue| Sample::read(&v.sampled_value).energy_wh;
     values
         .iter()
         .find(|v| {
@@ -188,62 +156,28 @@ pub fn handle(
     settings: Settings,
     now: DateTime<Utc>,
 ) -> Result<Handled, CallError> {
-    let now_text = map::format_time(now);
     match action {
         "BootNotification" => {
             let boot: Boot = read(action, payload)?;
-            bounded(
-                action,
-                "chargingStation.model",
-                &boot.charging_station.model,
-                20,
-            )?;
+            let station = &boot.charging_station;
+            bounded(action, "chargingStation.model", &station.model, 20)?;
             bounded(
                 action,
                 "chargingStation.vendorName",
-                &boot.charging_station.vendor_name,
+                &station.vendor_name,
                 50,
             )?;
             let text = format!(
                 "vendor={} model={} serial={} firmware={} reason={}",
-                boot.charging_station.vendor_name,
-                boot.charging_station.model,
-                boot.charging_station.serial_number.unwrap_or_default(),
-                boot.charging_station.firmware_version.unwrap_or_default(),
+                station.vendor_name,
+                station.model,
+                station.serial_number.as_deref().unwrap_or_default(),
+                station.firmware_version.as_deref().unwrap_or_default(),
                 boot.reason
             );
-            let interval = settings.heartbeat_interval_s;
-            Ok(Handled {
-                reports: vec![
-                    Report {
-                        identity: vec!["boot-heartbeat".into(), now_text.clone()],
-                        target: Target::Pile,
-                        at: now,
-                        body: Body::Heartbeat(pb::Heartbeat {}),
-                    },
-                    record(
-                        &["boot", &now_text],
-                        now,
-                        "BootNotification",
-                        Severity::Info,
-                        text,
-                    ),
-                ],
-                reply: json!({"status": "Accepted", "currentTime": now_text, "interval": interval}),
-                refused: Some(
-                    json!({"status": "Rejected", "currentTime": now_text, "interval": interval}),
-                ),
-            })
+            Ok(translate::boot(text, settings, now))
         }
-        "Heartbeat" => Ok(Handled::after(
-            vec![Report {
-                identity: vec!["heartbeat".into(), now_text.clone()],
-                target: Target::Pile,
-                at: now,
-                body: Body::Heartbeat(pb::Heartbeat {}),
-            }],
-            json!({ "currentTime": now_text }),
-        )),
+        "Heartbeat" => Ok(translate::heartbeat(now)),
         "StatusNotification" => {
             let s: StatusNotification = read(action, payload)?;
             let at = time_field(action, "timestamp", &s.timestamp)?;
@@ -289,27 +223,8 @@ pub fn handle(
         }
         "MeterValues" => {
             let m: MeterValues = read(action, payload)?;
-            let mut reports = Vec::new();
-            for value in &m.meter_value {
-                let at = time_field(action, "meterValue.timestamp", &value.timestamp)?;
-                let Some(meter) = Sample::read(&value.sampled_value)
-                    .to_meter()
-                    .filter(|_| m.evse_id > 0)
-                else {
-                    continue;
-                };
-                reports.push(Report {
-                    identity: vec![
-                        "meter".into(),
-                        m.evse_id.to_string(),
-                        meter.energy_kwh.clone(),
-                        map::format_time(at),
-                    ],
-                    target: Target::Connector(m.evse_id),
-                    at,
-                    body: Body::Meter(meter),
-                });
-            }
+            let identity = [m.evse_id.to_string()];
+            let reports = translate::meter_reports(action, m.evse_id, &identity, &m.meter_value)?;
             Ok(Handled::after(reports, json!({})))
         }
         "TransactionEvent" => transaction_event(action, payload, memory),
@@ -320,54 +235,10 @@ pub fn handle(
                 json!({ "idTokenInfo": { "status": "Accepted" } }),
             ))
         }
-        "DataTransfer" => {
-            let d: DataTransfer = read(action, payload)?;
-            bounded(action, "vendorId", &d.vendor_id, 255)?;
-            let text = format!(
-                "vendorId={} messageId={} data={}",
-                d.vendor_id,
-                d.message_id.unwrap_or_default(),
-                d.data.map(|v| v.to_string()).unwrap_or_default()
-            );
-            Ok(Handled::after(
-                vec![record(
-                    &["data", &now_text, &text],
-                    now,
-                    "DataTransfer",
-                    Severity::Info,
-                    text.clone(),
-                )],
-                json!({ "status": "UnknownVendorId" }),
-            ))
-        }
-        "FirmwareStatusNotification" | "LogStatusNotification" => {
-            let s: StatusOnly = read(action, payload)?;
-            Ok(Handled::after(
-                vec![record(
-                    &[action, &s.status, &now_text],
-                    now,
-                    action,
-                    Severity::Info,
-                    s.status.clone(),
-                )],
-                json!({}),
-            ))
-        }
-        "SecurityEventNotification" => {
-            let e: SecurityEvent = read(action, payload)?;
-            let at = time_field(action, "timestamp", &e.timestamp)?;
-            let text = format!("{} {}", e.kind, e.tech_info.unwrap_or_default());
-            Ok(Handled::after(
-                vec![record(
-                    &["security", &e.kind, &e.timestamp],
-                    at,
-                    "SecurityEvent",
-                    Severity::Warning,
-                    text.trim().to_owned(),
-                )],
-                json!({}),
-            ))
-        }
+        "DataTransfer"
+        | "FirmwareStatusNotification"
+        | "LogStatusNotification"
+        | "SecurityEventNotification" => translate::recorded(action, payload, now),
         "NotifyEvent" => {
             // Components' problems and state changes, each recorded for the operator.
             let n: NotifyEvent = read(action, payload)?;
