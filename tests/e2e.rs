@@ -633,11 +633,7 @@ async fn netsec_1_a_client_reaching_a_service_directly_cannot_forge_a_principal(
     };
     let mut direct =
         AssetServiceClient::new(mesh.direct_asset_channel(&mesh.pki_files("operator")));
-    let mut request = tonic::Request::new(pb::ListStationsRequest::default());
-    request.metadata_mut().insert_bin(
-        chargemesh_kit::identity::PRINCIPAL_METADATA_KEY,
-        tonic::metadata::MetadataValue::from_bytes(&forged.to_metadata_bytes()),
-    );
+    let request = chargemesh_kit::identity::request_as(&forged, pb::ListStationsRequest::default());
     let (code, _) = code_and_message(direct.list_stations(request).await);
     assert_eq!(
         code,

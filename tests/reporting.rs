@@ -903,16 +903,6 @@ async fn eval_1_fault_8_def_5_the_self_evaluation_lists_a_late_arrival_and_an_ov
     mesh.stop().await;
 }
 
-/// A request the gateway forwards for `principal`, as the reporting component receives it.
-fn forwarded_for<T>(principal: &Principal, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert_bin(
-        chargemesh_kit::identity::PRINCIPAL_METADATA_KEY,
-        tonic::metadata::MetadataValue::from_bytes(&principal.to_metadata_bytes()),
-    );
-    request
-}
-
 #[tokio::test]
 async fn reporting_checks_the_callers_scope_itself_not_only_the_gateways_policy() {
     let mesh = TestMesh::start().await;
@@ -930,12 +920,15 @@ async fn reporting_checks_the_callers_scope_itself_not_only_the_gateways_policy(
     };
     for who in [&operator, &operators_admin] {
         let parked = reports
-            .list_parked_pushes(forwarded_for(who, pb::ListParkedPushesRequest::default()))
+            .list_parked_pushes(chargemesh_kit::identity::request_as(
+                who,
+                pb::ListParkedPushesRequest::default(),
+            ))
             .await
             .expect_err("what was pushed to every peer");
         assert_eq!(parked.code(), Code::PermissionDenied, "{who}");
         let kpi = kpis
-            .get_kpi_report(forwarded_for(
+            .get_kpi_report(chargemesh_kit::identity::request_as(
                 who,
                 reg::GetKpiReportRequest {
                     area_code: "330600".into(),
@@ -953,7 +946,7 @@ async fn reporting_checks_the_callers_scope_itself_not_only_the_gateways_policy(
         roles: vec!["platform_admin".into()],
     };
     reports
-        .list_parked_pushes(forwarded_for(
+        .list_parked_pushes(chargemesh_kit::identity::request_as(
             &platform,
             pb::ListParkedPushesRequest::default(),
         ))
