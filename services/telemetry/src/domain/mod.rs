@@ -1,6 +1,6 @@
 //! Telemetry's model and rules as pure functions: the messages, when silence means offline
 //! (REQ MON-1), the links' latest states (MON-8) and acknowledgement ranges; what a sender may
-//! report for and what a valid message is are in [`validate`]. The T/CEC 102 codes of the states are
+//! report for and what a valid message is are in [`validate`](mod@validate). The T/CEC 102 codes of the states are
 //! `chargemesh_cec::status`'s.
 
 use std::collections::HashMap;
