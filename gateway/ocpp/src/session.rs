@@ -431,6 +431,9 @@ impl Session {
             Some(Body::Command(command)) => {
                 if self.outbox.len() < crate::translate::MAX_REMEMBERED {
                     self.outbox.push_back(Outgoing::Command(command));
+                } else {
+                    // Not lost: unanswered, telemetry sends it again or times it out.
+                    tracing::warn!(command_id = %command.command_id, "too many commands waiting for this charge point; one left to telemetry's retry");
                 }
                 out.extend(self.next_outgoing().await);
             }

@@ -13,7 +13,8 @@ use pb::telemetry_message::Body;
 use crate::rpc::{CallError, ErrorCode};
 
 /// The most transactions and remote starts one connection keeps in mind; a charger has a few
-/// connectors, so only a misbehaving one reaches it (the oldest are forgotten).
+/// connectors, so only a misbehaving one reaches it (entries past it are dropped, whichever
+/// the map yields first).
 pub const MAX_REMEMBERED: usize = 64;
 
 /// Where a report applies: the whole pile (OCPP connector 0, or none) or a connector by its
