@@ -449,8 +449,9 @@ impl Drop for PrivateRedis {
 pub struct Switch {
     pub port: u16,
     target: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>,
-    on: Arc<std::sync::atomic::AtomicBool>,
-    generation: Arc<std::sync::atomic::AtomicU64>,
+    /// Whether it forwards, and how often it was turned off: a connection made in an earlier
+    /// generation is cut the moment the generation changes.
+    state: tokio::sync::watch::Sender<(bool, u64)>,
 }
 
 impl Switch {
@@ -461,42 +462,31 @@ impl Switch {
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let target: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>> = Arc::default();
-        let on = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (t, o, g) = (target.clone(), on.clone(), generation.clone());
+        let (state, _) = tokio::sync::watch::channel((false, 0_u64));
+        let (t, st) = (target.clone(), state.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     return;
                 };
                 let dest = *t.lock().expect("target");
-                if !o.load(std::sync::atomic::Ordering::SeqCst) {
+                let (on, born) = *st.borrow();
+                if !on {
                     drop(inbound);
                     continue;
                 }
                 let Some(dest) = dest else { continue };
-                let (o, g, born) = (
-                    o.clone(),
-                    g.clone(),
-                    g.load(std::sync::atomic::Ordering::SeqCst),
-                );
+                let mut watch = st.subscribe();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(dest).await else {
                         return;
                     };
-                    let cut = async {
-                        loop {
-                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                            if !o.load(std::sync::atomic::Ordering::SeqCst)
-                                || g.load(std::sync::atomic::Ordering::SeqCst) != born
-                            {
-                                return;
-                            }
-                        }
-                    };
+                    // Cut as soon as the switch goes off, not at the next poll: a request
+                    // sent right after `off` must not slip through.
+                    let cut = watch.wait_for(|(on, generation)| !on || *generation != born);
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        () = cut => {}
+                        _ = cut => {}
                     }
                 });
             }
@@ -504,8 +494,7 @@ impl Switch {
         Self {
             port,
             target,
-            on,
-            generation,
+            state,
         }
     }
 
@@ -519,13 +508,14 @@ impl Switch {
 
     /// Forwards from now on.
     pub fn on(&self) {
-        self.on.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.state.send_modify(|(on, _)| *on = true);
     }
 
     /// Cuts every connection and refuses new ones.
     pub fn off(&self) {
-        self.on.store(false, std::sync::atomic::Ordering::SeqCst);
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.state.send_modify(|(on, generation)| {
+            *on = false;
+            *generation += 1;
+        });
     }
 }
