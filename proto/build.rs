@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "chargemesh/common/v1/common.proto",
     "chargemesh/common/v1/event.proto",
     "chargemesh/asset/v1/asset_service.proto",
+    "chargemesh/asset/v1/charge_point_service.proto",
     "chargemesh/telemetry/v1/telemetry_service.proto",
     "chargemesh/kpi/v1/kpi.proto",
     "chargemesh/regulator/v2/registry_service.proto",

@@ -116,6 +116,32 @@ impl Authority {
         Ok((cert.pem(), key.serialize_pem()))
     }
 
+    /// A charge point certificate as the OCPP security whitepaper has it (security profile 3
+    /// with the operator's own CA): subject CN = the charge point id, O = the operator's name;
+    /// valid from yesterday for `days`.
+    pub fn issue_charge_point(
+        &self,
+        charge_point_id: &str,
+        organization: &str,
+        days: i64,
+    ) -> anyhow::Result<(String, String)> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, charge_point_id);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, organization);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::days(1);
+        params.not_after = now + Duration::days(days.max(1));
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     /// REQ NETSEC-1: a certificate revocation list of this CA naming `serials` (each as the
     /// certificate carries it), good for `days`; a server given it refuses those certificates.
     pub fn crl(&self, serials: &[Vec<u8>], days: i64) -> anyhow::Result<String> {

@@ -119,6 +119,7 @@ impl SimConnector {
                     meter_start_kwh: register(),
                     connector_checked: true,
                     charging_confirmed: true,
+                    any_token: false,
                 },
             ));
         }

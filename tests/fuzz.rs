@@ -243,6 +243,7 @@ fn any_message() -> impl Strategy<Value = tm::TelemetryMessage> {
                         meter_start_kwh,
                         connector_checked,
                         charging_confirmed,
+                        any_token: false,
                     }))
                 }
             ),

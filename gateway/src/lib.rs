@@ -98,6 +98,8 @@ pub struct Listeners {
     pub grpc: TcpListener,
     pub cec: Option<TcpListener>,
     pub ocpp: Option<TcpListener>,
+    /// The OCPP edge's profile 1 listener (plain TCP behind a TLS-terminating proxy).
+    pub ocpp_insecure: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -116,7 +118,13 @@ impl Listeners {
         };
         let cec = optional(&config.cec.listen).await?;
         let ocpp = optional(&config.ocpp.listen).await?;
-        Ok(Self { grpc, cec, ocpp })
+        let ocpp_insecure = optional(&config.ocpp.insecure_listen).await?;
+        Ok(Self {
+            grpc,
+            cec,
+            ocpp,
+            ocpp_insecure,
+        })
     }
 }
 
@@ -180,8 +188,14 @@ pub async fn run(
         }
         None => None,
     };
-    let ocpp_task = match listeners.ocpp {
-        Some(listener) => {
+    let ocpp_listeners = chargemesh_ocpp::OcppListeners {
+        tls: listeners.ocpp,
+        insecure: listeners.ocpp_insecure,
+    };
+    let ocpp_task = match (&ocpp_listeners.tls, &ocpp_listeners.insecure) {
+        (None, None) => None,
+        _ => {
+            let listeners = ocpp_listeners;
             let client = std::sync::Arc::new(tls::client_config(&config.tls)?);
             let channel = |component: &str| -> Result<_, GatewayError> {
                 Ok(tls::mesh_channel(
@@ -193,7 +207,11 @@ pub async fn run(
                 registry: channel("asset")?,
                 telemetry: channel("telemetry")?,
             };
-            if let Ok(addr) = listener.local_addr() {
+            for addr in [&listeners.tls, &listeners.insecure]
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.local_addr().ok())
+            {
                 tracing::info!(%addr, prefix = %config.ocpp.path_prefix, "OCPP edge serving");
             }
             let (ocpp, files, trust_domain, stop) = (
@@ -208,13 +226,12 @@ pub async fn run(
                     &files,
                     &trust_domain,
                     upstreams,
-                    listener,
+                    listeners,
                     stop.wait(),
                 )
                 .await
             }))
         }
-        None => None,
     };
     let serve = grpc::serve(
         config,

@@ -63,6 +63,7 @@ const MANAGEMENT: Rule = Rule {
 };
 
 const ASSET: &str = "/chargemesh.asset.v1.AssetService/";
+const CHARGE_POINTS: &str = "/chargemesh.asset.v1.ChargePointService/";
 const TELEMETRY: &str = "/chargemesh.telemetry.v1.TelemetryService/";
 const REGULATOR_REGISTRY: &str = "/chargemesh.regulator.v2.RegistryService/";
 const REGULATOR_STATUS: &str = "/chargemesh.regulator.v2.StatusService/";
@@ -110,6 +111,13 @@ const REPORTERS: Rule = Rule {
 const REGULATOR_VIEW: Rule = Rule {
     kinds: &[Regulator, Service],
     staff: Some(&[PLATFORM_ADMIN]),
+};
+
+/// A token is checked by what a driver presents it to: a pile, a station controller, a
+/// platform; staff manage the list instead.
+const TOKEN_CHECK: Rule = Rule {
+    kinds: &[Operator, Station, Pile, Service],
+    staff: None,
 };
 
 /// Mesh components only.
@@ -163,6 +171,15 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (ASSET, "ListMetrologyCertificates", READ),
     (ASSET, "CheckSettlementEligibility", READ),
     (ASSET, "ListChangeRecords", READ),
+    // REQ NETSEC-1: a charge point's password is a credential of the operator's managers; the
+    // edge alone authenticates with it and notes unknown charge points.
+    (CHARGE_POINTS, "SetChargePointPassword", OPERATOR_WRITE),
+    (CHARGE_POINTS, "AuthenticateChargePoint", MESH_ONLY),
+    (CHARGE_POINTS, "RecordUnknownChargePoint", MESH_ONLY),
+    (CHARGE_POINTS, "ListUnknownChargePoints", OPERATOR_READ),
+    (CHARGE_POINTS, "PutIdToken", OPERATOR_WRITE),
+    (CHARGE_POINTS, "ListIdTokens", OPERATOR_READ),
+    (CHARGE_POINTS, "AuthorizeIdToken", TOKEN_CHECK),
     (TELEMETRY, "Connect", REPORTERS),
     // REQ MON-8: what piles reported of their links, for the daily check.
     (TELEMETRY, "ListLinkStates", READ),

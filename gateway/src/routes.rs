@@ -7,6 +7,7 @@
 pub const ROUTES: &[(&str, &str)] = &[
     ("chargemesh.asset.v1.AssetService", "asset"),
     ("chargemesh.asset.v1.AssetRecordsService", "asset"),
+    ("chargemesh.asset.v1.ChargePointService", "asset"),
     ("chargemesh.regulator.v2.RegistryService", "asset"),
     ("chargemesh.telemetry.v1.TelemetryService", "telemetry"),
     (

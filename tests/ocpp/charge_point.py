@@ -2,12 +2,17 @@
 `websockets`), driven by tests/ocpp.rs against the gateway. It prints one JSON object per line
 for each thing it saw; the Rust side reads them, acts through the platform's API, and checks.
 
-    charge_point.py --version 1.6|2.0.1 --url wss://... --ca CA --cert CERT --key KEY \
-        --scenario full|boot
+    charge_point.py --version 1.6|2.0.1 --url wss://...|ws://... [--ca CA] \
+        [--cert CERT --key KEY | --user ID --password SECRET] \
+        [--scenario full|boot|tokens] [--tokens A,B,...]
+
+Security profile 3 presents a client certificate, profile 2 HTTP Basic over TLS, profile 1
+HTTP Basic over plain TCP (ws://).
 """
 
 import argparse
 import asyncio
+import base64
 import datetime
 import json
 import ssl
@@ -100,7 +105,33 @@ def make_v16(connection):
                 say("availability", connector_id=arg, type=extra)
                 return
 
-    return cp, boot, full
+    async def tokens(names):
+        statuses = []
+        for name in names:
+            auth = await cp.call(call.Authorize(id_tag=name))
+            statuses.append(auth.id_tag_info["status"])
+        say("authorized", statuses=statuses)
+        # A short transaction with the first token.
+        r = await cp.call(call.StartTransaction(connector_id=1, id_tag=names[0], meter_start=1000, timestamp=now()))
+        await cp.call(call.StopTransaction(meter_stop=3000, timestamp=now(), transaction_id=r.transaction_id, reason="Local"))
+        say("charged", transaction_id=r.transaction_id)
+        # A stop of a transaction this platform never saw start (its id names connector 1).
+        ghost = (4242 << 7) | 1
+        r = await cp.call(call.StopTransaction(meter_stop=7000, timestamp=now(), transaction_id=ghost, reason="Local"))
+        say("stopped_unknown", status=(r.id_tag_info or {}).get("status"))
+        await availability_loop(cp)
+
+    return cp, boot, full, tokens
+
+
+async def availability_loop(cp):
+    """Answers every command; says each availability asked, until two were."""
+    seen = 0
+    while seen < 2:
+        kind, arg, extra = await asyncio.wait_for(cp.commands.get(), 60)
+        if kind == "availability":
+            say("availability", connector_id=arg, type=extra)
+            seen += 1
 
 
 def make_v201(connection):
@@ -166,7 +197,23 @@ def make_v201(connection):
                 say("availability", connector_id=arg, type=extra)
                 return
 
-    return cp, boot, full
+    async def tokens(names):
+        statuses = []
+        for name in names:
+            auth = await cp.call(call.Authorize(id_token={"id_token": name, "type": "ISO14443"}))
+            statuses.append(auth.id_token_info["status"])
+        say("authorized", statuses=statuses)
+        # A short transaction with the first token.
+        token = {"id_token": names[0], "type": "ISO14443"}
+        await event("Started", 0, "TX-T", info={"charging_state": "Charging"}, id_token=token, evse={"id": 1, "connector_id": 1}, meter_value=energy(1000, "Transaction.Begin", True))
+        await event("Ended", 1, "TX-T", trigger="StopAuthorized", info={"stopped_reason": "Local"}, meter_value=energy(3000, "Transaction.End", True))
+        say("charged", transaction_id="TX-T")
+        # The end of a transaction this platform never saw start.
+        r = await event("Ended", 3, "TX-GHOST", trigger="EVCommunicationLost", info={"stopped_reason": "Local"}, evse={"id": 1, "connector_id": 1}, meter_value=energy(7000, "Transaction.End", True))
+        say("stopped_unknown", status=(r.id_token_info or {}).get("status"))
+        await availability_loop(cp)
+
+    return cp, boot, full, tokens
 
 
 async def malformed(url, subprotocol, context):
@@ -192,28 +239,40 @@ async def main():
     p = argparse.ArgumentParser()
     p.add_argument("--version", choices=["1.6", "2.0.1"], required=True)
     p.add_argument("--url", required=True)
-    p.add_argument("--ca", required=True)
-    p.add_argument("--cert", required=True)
-    p.add_argument("--key", required=True)
-    p.add_argument("--scenario", choices=["full", "boot"], default="full")
+    p.add_argument("--ca")
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--user")
+    p.add_argument("--password")
+    p.add_argument("--scenario", choices=["full", "boot", "tokens"], default="full")
+    p.add_argument("--tokens", default="")
     a = p.parse_args()
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=a.ca)
-    context.load_cert_chain(a.cert, a.key)
+    context = None
+    if a.url.startswith("wss:"):
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=a.ca)
+        if a.cert:
+            context.load_cert_chain(a.cert, a.key)
+    headers = {}
+    if a.user is not None:
+        basic = base64.b64encode(f"{a.user}:{a.password}".encode()).decode()
+        headers["Authorization"] = f"Basic {basic}"
     subprotocol = "ocpp1.6" if a.version == "1.6" else "ocpp2.0.1"
     try:
-        connection = await websockets.connect(a.url, subprotocols=[subprotocol], ssl=context)
+        connection = await websockets.connect(a.url, subprotocols=[subprotocol], ssl=context, additional_headers=headers)
     except Exception as e:  # the refusal is what some scenarios expect
         say("refused", error=f"{type(e).__name__}: {e}")
         say("done")
         return
     say("connected", subprotocol=connection.subprotocol)
-    cp, boot, full = (make_v16 if a.version == "1.6" else make_v201)(connection)
+    cp, boot, full, tokens = (make_v16 if a.version == "1.6" else make_v201)(connection)
     runner = asyncio.create_task(cp.start())
     try:
         status, interval = await boot()
         say("boot", status=status, interval=interval)
         if a.scenario == "full" and status == "Accepted":
             await full()
+        elif a.scenario == "tokens" and status == "Accepted":
+            await tokens([t for t in a.tokens.split(",") if t])
     finally:
         runner.cancel()
         await connection.close()

@@ -8,20 +8,23 @@
 //! - [`rpc`]: the framing and the CALLERROR codes, spelled as each version spells them.
 //! - [`map`]: connector states, meter values, stop reasons, timestamps, report fingerprints.
 //! - [`translate`], [`v16`], [`v201`]: a CALL as reports and an answer; a command as a CALL.
-//! - [`edge`]: the listener (TLS, identity and the subprotocol before the upgrade) and
-//!   [`session`], one connection's loop.
+//! - [`edge`]: the listeners (identity and the subprotocol before the upgrade, by [`tls`] and
+//!   [`handshake`]) and [`session`], one connection's loop.
 
 pub mod edge;
+pub mod handshake;
 pub mod map;
 pub mod rpc;
 pub mod session;
+pub mod tls;
 pub mod translate;
 pub mod v16;
 pub mod v201;
 
 use serde::{Deserialize, Serialize};
 
-pub use edge::{EdgeError, Upstreams, serve};
+pub use edge::{EdgeError, OcppListeners, Upstreams, serve};
+pub use tls::OperatorCa;
 
 /// The OCPP version a connection speaks, from its negotiated subprotocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +64,19 @@ impl Version {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OcppConfig {
-    /// Where charge points connect (TLS); off when empty.
+    /// Where charge points connect over TLS (security profiles 2 and 3); off when empty.
     pub listen: String,
+    /// INSECURE: where charge points connect over plain TCP with HTTP Basic (security profile
+    /// 1). Only for a TLS-terminating proxy in front of the edge on a private network; off
+    /// when empty, which it should stay otherwise.
+    pub insecure_listen: String,
+    /// Operators' own CAs, for charge point certificates that follow the OCPP security
+    /// whitepaper (CN = charge point id, O = operator name).
+    pub operator_cas: Vec<crate::tls::OperatorCa>,
+    /// Offer TLS 1.2 besides 1.3: most chargers in the field speak only 1.2.
+    pub allow_tls12: bool,
+    /// Profile 2 password checks at once (each is a deliberately slow salted hash).
+    pub max_password_checks: usize,
     /// The path before the charge point id.
     pub path_prefix: String,
     /// Connections held at once; more are closed as they arrive.
@@ -90,6 +104,10 @@ impl Default for OcppConfig {
     fn default() -> Self {
         Self {
             listen: String::new(),
+            insecure_listen: String::new(),
+            operator_cas: Vec::new(),
+            allow_tls12: true,
+            max_password_checks: 8,
             path_prefix: "/ocpp/".into(),
             max_connections: 20_000,
             handshake_timeout_ms: 10_000,

@@ -20,17 +20,21 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use chargemesh_kit::identity::{report_sequence, request_as};
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
+use chargemesh_proto::asset::v1::charge_point_service_client::ChargePointServiceClient;
 use chargemesh_proto::telemetry::v1 as pb;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
 use crate::edge::{ChargePoint, Connections, Socket, Upstreams};
 use crate::rpc::{self, CallError, ErrorCode, Frame};
-use crate::translate::{Handled, Memory, Report, Settings, Target};
+use crate::translate::{
+    Handled, Known, Ledger, Memory, Report, Settings, Target, TokenStatus, TokenVerdict,
+};
 use crate::{OcppConfig, Version, v16, v201};
 
 /// A CALL being made durable.
 struct InFlight {
     id: String,
+    action: String,
     waiting: HashSet<u64>,
     handled: Handled,
     refusal: Option<(String, String)>,
@@ -55,6 +59,9 @@ struct Session {
     charge_point: ChargePoint,
     sender: String,
     connectors: Vec<String>,
+    /// The pile as the registry records it (REQ MAINT-4); `None` when it is not registered.
+    ledger: Option<Ledger>,
+    registry: chargemesh_kit::tls::MeshChannel,
     memory: Memory,
     settings: Settings,
     max_queued: usize,
@@ -80,12 +87,13 @@ fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-/// The pile's connectors in registry order: OCPP connector (or EVSE) n is the n-th. A pile the
-/// registry does not know has none (its boot is then rejected by telemetry).
-async fn connectors(
+/// What the registry records of the pile: its connectors in registry order (OCPP connector,
+/// or EVSE, n is the n-th) and its ledger entry. A pile the registry does not know has neither
+/// (its boot is then rejected by telemetry).
+async fn registered(
     upstreams: &Upstreams,
     charge_point: &ChargePoint,
-) -> Result<Vec<String>, tonic::Status> {
+) -> Result<(Vec<String>, Option<Ledger>), tonic::Status> {
     let mut client = AssetServiceClient::new(upstreams.registry.clone());
     match client
         .get_pile(request_as(
@@ -100,9 +108,18 @@ async fn connectors(
         Ok(response) => Ok(response
             .into_inner()
             .pile
-            .map(|p| p.connectors.into_iter().map(|c| c.connector_id).collect())
+            .map(|p| {
+                (
+                    p.connectors.into_iter().map(|c| c.connector_id).collect(),
+                    Some(Ledger {
+                        vendor: p.manufacturer,
+                        model: p.model,
+                        serial: p.serial_number,
+                    }),
+                )
+            })
             .unwrap_or_default()),
-        Err(status) if status.code() == tonic::Code::NotFound => Ok(Vec::new()),
+        Err(status) if status.code() == tonic::Code::NotFound => Ok((Vec::new(), None)),
         Err(status) => Err(status),
     }
 }
@@ -150,8 +167,8 @@ async fn serve(
     replaced: &mut watch::Receiver<bool>,
     stop: &mut watch::Receiver<bool>,
 ) -> End {
-    let connectors = match connectors(upstreams, &charge_point).await {
-        Ok(connectors) => connectors,
+    let (connectors, ledger) = match registered(upstreams, &charge_point).await {
+        Ok(registered) => registered,
         Err(status) => {
             tracing::warn!(%status, "the registry is unreachable; the charge point will retry");
             return End::Close(CloseCode::Again, "the platform is unavailable; retry");
@@ -176,6 +193,8 @@ async fn serve(
         sender: charge_point.principal.to_string(),
         charge_point,
         connectors,
+        ledger,
+        registry: upstreams.registry.clone(),
         memory: Memory::default(),
         settings: Settings {
             heartbeat_interval_s: config.heartbeat_interval_s,
@@ -321,13 +340,24 @@ impl Session {
                 break;
             };
             let now = Utc::now();
+            let known = self.look_up(&action, &payload).await;
             let handled = match self.version() {
-                Version::V16 => {
-                    v16::handle(&action, &payload, &mut self.memory, self.settings, now)
-                }
-                Version::V201 => {
-                    v201::handle(&action, &payload, &mut self.memory, self.settings, now)
-                }
+                Version::V16 => v16::handle(
+                    &action,
+                    &payload,
+                    &mut self.memory,
+                    self.settings,
+                    &known,
+                    now,
+                ),
+                Version::V201 => v201::handle(
+                    &action,
+                    &payload,
+                    &mut self.memory,
+                    self.settings,
+                    &known,
+                    now,
+                ),
             };
             let handled = match handled {
                 Ok(handled) => handled,
@@ -360,12 +390,90 @@ impl Session {
             }
             self.current = Some(InFlight {
                 id,
+                action,
                 waiting,
                 handled,
                 refusal: None,
             });
         }
         out
+    }
+
+    /// What a CALL needs looked up before it is handled: the verdict on the id token it
+    /// carries (the operator's list, or the station's "any token"), the ledger, the connectors.
+    async fn look_up(&self, action: &str, payload: &Value) -> Known {
+        let token = match self.version() {
+            Version::V16 => v16::token(action, payload),
+            Version::V201 => v201::token(action, payload),
+        };
+        let token = match token.filter(|t| !t.trim().is_empty()) {
+            Some(token) => self.authorize(&token).await,
+            None => None,
+        };
+        Known {
+            token,
+            ledger: self.ledger.clone(),
+            connectors: self.connectors.len(),
+        }
+    }
+
+    /// The registry's verdict on a token; `None` when it cannot be read now.
+    async fn authorize(&self, token: &str) -> Option<TokenVerdict> {
+        let answer = ChargePointServiceClient::new(self.registry.clone())
+            .authorize_id_token(request_as(
+                &self.charge_point.principal,
+                asset::AuthorizeIdTokenRequest {
+                    operator_id: self.charge_point.operator_id.clone(),
+                    pile_id: self.charge_point.pile_id.clone(),
+                    token: token.to_owned(),
+                },
+            ))
+            .await;
+        match answer {
+            Ok(answer) => {
+                let answer = answer.into_inner();
+                let status = match asset::IdTokenStatus::try_from(answer.status) {
+                    Ok(asset::IdTokenStatus::Accepted) => TokenStatus::Accepted,
+                    Ok(asset::IdTokenStatus::Blocked) => TokenStatus::Blocked,
+                    Ok(asset::IdTokenStatus::Expired) => TokenStatus::Expired,
+                    _ => TokenStatus::Unknown,
+                };
+                Some(TokenVerdict {
+                    status,
+                    expiry: answer
+                        .expiry_time
+                        .as_ref()
+                        .and_then(chargemesh_kit::time::from_timestamp),
+                    any_token: answer.method == asset::AuthorizationMethod::AnyToken as i32,
+                })
+            }
+            // A token the list cannot hold (too long, unprintable) is on no list.
+            Err(status) if status.code() == tonic::Code::InvalidArgument => Some(TokenVerdict {
+                status: TokenStatus::Unknown,
+                expiry: None,
+                any_token: false,
+            }),
+            Err(status) => {
+                tracing::warn!(%status, "the token list could not be read");
+                None
+            }
+        }
+    }
+
+    /// Lists a charge point whose boot telemetry refused because the registry does not know
+    /// its pile (it connected with a valid certificate of its operator).
+    async fn note_unknown(&self, detail: String) {
+        let note = asset::RecordUnknownChargePointRequest {
+            operator_id: self.charge_point.operator_id.clone(),
+            charge_point_id: self.charge_point.charge_point_id.clone(),
+            detail,
+        };
+        if let Err(error) = ChargePointServiceClient::new(self.registry.clone())
+            .record_unknown_charge_point(crate::edge::as_edge(note))
+            .await
+        {
+            tracing::warn!(%error, "an unknown charge point could not be listed");
+        }
     }
 
     /// The reports as telemetry messages, each with its fingerprint as its sequence.
@@ -442,6 +550,14 @@ impl Session {
         if self.current.as_ref().is_some_and(|c| c.waiting.is_empty())
             && let Some(done) = self.current.take()
         {
+            if done.action == "BootNotification"
+                && self.ledger.is_none()
+                && let Some((code, reason)) = &done.refusal
+            {
+                tracing::info!(charge_point = %self.charge_point.charge_point_id, %code, %reason, "an unregistered charge point booted; rejected and listed for its operator");
+                self.note_unknown(format!("boot rejected: {code} {reason}"))
+                    .await;
+            }
             out.push(self.answer(done));
             out.extend(self.advance().await);
         }

@@ -113,6 +113,121 @@ pub struct Settings {
     pub heartbeat_interval_s: u32,
 }
 
+/// A token's standing in the operator's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStatus {
+    Accepted,
+    Blocked,
+    Expired,
+    /// Not on the list.
+    Unknown,
+}
+
+/// The registry's verdict on the id token a CALL carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenVerdict {
+    pub status: TokenStatus,
+    pub expiry: Option<DateTime<Utc>>,
+    /// The station accepts any token; the session records it.
+    pub any_token: bool,
+}
+
+/// What the registry records of the pile, to compare its boot with (REQ MAINT-4).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ledger {
+    pub vendor: String,
+    pub model: String,
+    pub serial: String,
+}
+
+/// What the session looked up before a CALL is handled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Known {
+    /// The verdict on the CALL's id token; `None` when it carries none or the list could not
+    /// be read.
+    pub token: Option<TokenVerdict>,
+    /// The pile as the registry records it; `None` for a pile it does not know.
+    pub ledger: Option<Ledger>,
+    /// How many connectors the pile has.
+    pub connectors: usize,
+}
+
+/// 1.6 `idTagInfo`: an unlisted tag is `Invalid`; a list that could not be read accepts (the
+/// transaction is recorded whatever the answer; the charger decides what to do with it).
+pub fn id_tag_info(verdict: Option<&TokenVerdict>) -> Value {
+    let status = match verdict.map(|v| v.status) {
+        None | Some(TokenStatus::Accepted) => "Accepted",
+        Some(TokenStatus::Blocked) => "Blocked",
+        Some(TokenStatus::Expired) => "Expired",
+        Some(TokenStatus::Unknown) => "Invalid",
+    };
+    let mut info = serde_json::json!({ "status": status });
+    if let Some(expiry) = verdict.and_then(|v| v.expiry) {
+        info["expiryDate"] = Value::String(crate::map::format_time(expiry));
+    }
+    info
+}
+
+/// 2.0.1 `idTokenInfo`, spelled as that version spells it.
+pub fn id_token_info(verdict: Option<&TokenVerdict>) -> Value {
+    let status = match verdict.map(|v| v.status) {
+        None | Some(TokenStatus::Accepted) => "Accepted",
+        Some(TokenStatus::Blocked) => "Blocked",
+        Some(TokenStatus::Expired) => "Expired",
+        Some(TokenStatus::Unknown) => "Unknown",
+    };
+    let mut info = serde_json::json!({ "status": status });
+    if let Some(expiry) = verdict.and_then(|v| v.expiry) {
+        info["cacheExpiryDateTime"] = Value::String(crate::map::format_time(expiry));
+    }
+    info
+}
+
+/// An `Authorize` needs the list's verdict: without it the charger is told to retry (it may
+/// fall back on its local list).
+pub fn authorize_verdict(action: &str, known: &Known) -> Result<TokenVerdict, CallError> {
+    known.token.ok_or_else(|| {
+        CallError::new(
+            ErrorCode::InternalError,
+            format!("{action}: the token list cannot be read now; retry"),
+        )
+    })
+}
+
+/// Whether the session a CALL starts was authorised by the station's "any token" setting.
+pub fn any_token(known: &Known) -> bool {
+    known.token.is_some_and(|t| t.any_token)
+}
+
+/// REQ MAINT-4: how a boot's vendor, model and serial differ from the ledger's manufacturer,
+/// model and serial number (compared without case or surrounding space); `None` when they
+/// agree or the pile is not in the ledger.
+pub fn ledger_difference(
+    ledger: Option<&Ledger>,
+    vendor: &str,
+    model: &str,
+    serial: Option<&str>,
+) -> Option<String> {
+    let ledger = ledger?;
+    let same = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
+    let mut differences = Vec::new();
+    if !same(vendor, &ledger.vendor) {
+        differences.push(format!("vendor {vendor:?} (ledger {:?})", ledger.vendor));
+    }
+    if !same(model, &ledger.model) {
+        differences.push(format!("model {model:?} (ledger {:?})", ledger.model));
+    }
+    if let Some(serial) = serial.filter(|s| !same(s, &ledger.serial)) {
+        differences.push(format!("serial {serial:?} (ledger {:?})", ledger.serial));
+    }
+    (!differences.is_empty()).then(|| {
+        format!(
+            "MAINT-4: the charge point reports {}; update the technical archive or check the pile",
+            differences.join(", ")
+        )
+    })
+}
+
 /// Reads a payload into its type, or the CALLERROR that says what is wrong with it.
 pub fn read<T: serde::de::DeserializeOwned>(action: &str, payload: &Value) -> Result<T, CallError> {
     T::deserialize(payload).map_err(|e| CallError::from_payload(action, &e))
@@ -196,20 +311,36 @@ pub fn status(
 /// A boot of either version, described by `text` (vendor, model, serial, firmware): the pile is
 /// alive and the boot recorded; Accepted with the heartbeat interval once durable, Rejected
 /// when telemetry does not know the pile (REQ BASE-2).
-pub fn boot(text: String, settings: Settings, now: DateTime<Utc>) -> Handled {
+pub fn boot(
+    text: String,
+    difference: Option<String>,
+    settings: Settings,
+    now: DateTime<Utc>,
+) -> Handled {
     let now_text = crate::map::format_time(now);
     let interval = settings.heartbeat_interval_s;
+    let mut reports = vec![
+        alive(&["boot-heartbeat", &now_text], now),
+        record(
+            &["boot", &now_text],
+            now,
+            "BootNotification",
+            pb::AlarmSeverity::Info,
+            text,
+        ),
+    ];
+    if let Some(difference) = difference {
+        // REQ MAINT-4: a difference from the ledger is recorded for the operator.
+        reports.push(record(
+            &["boot-ledger", &now_text],
+            now,
+            "LedgerMismatch",
+            pb::AlarmSeverity::Warning,
+            difference,
+        ));
+    }
     Handled {
-        reports: vec![
-            alive(&["boot-heartbeat", &now_text], now),
-            record(
-                &["boot", &now_text],
-                now,
-                "BootNotification",
-                pb::AlarmSeverity::Info,
-                text,
-            ),
-        ],
+        reports,
         reply: serde_json::json!({"status": "Accepted", "currentTime": now_text, "interval": interval}),
         refused: Some(
             serde_json::json!({"status": "Rejected", "currentTime": now_text, "interval": interval}),

@@ -15,7 +15,8 @@ use pb::telemetry_message::Body;
 use crate::map;
 use crate::rpc::{CallError, ErrorCode};
 use crate::translate::{
-    self, Handled, Memory, Report, Settings, Target, bounded, read, record, status, time_field,
+    self, Handled, Known, Memory, Report, Settings, Target, bounded, id_tag_info, read, record,
+    status, time_field,
 };
 
 /// The CALLs a 1.6 charge point may send that the edge takes.
@@ -114,8 +115,12 @@ pub fn transaction_connector(transaction_id: i64) -> u32 {
     (transaction_id & 0x7F) as u32
 }
 
-fn id_tag_info(status: &str) -> Value {
-    json!({ "status": status })
+/// The id tag a CALL carries, for the session to look up before it is handled.
+pub fn token(action: &str, payload: &Value) -> Option<String> {
+    match action {
+        "Authorize" | "StartTransaction" => payload.get("idTag")?.as_str().map(str::to_owned),
+        _ => None,
+    }
 }
 
 /// Answers one CALL. `now` stamps what has no timestamp of its own.
@@ -124,6 +129,7 @@ pub fn handle(
     payload: &Value,
     memory: &mut Memory,
     settings: Settings,
+    known: &Known,
     now: DateTime<Utc>,
 ) -> Result<Handled, CallError> {
     match action {
@@ -131,6 +137,12 @@ pub fn handle(
             let boot: Boot = read(action, payload)?;
             bounded(action, "chargePointVendor", &boot.charge_point_vendor, 20)?;
             bounded(action, "chargePointModel", &boot.charge_point_model, 20)?;
+            let difference = translate::ledger_difference(
+                known.ledger.as_ref(),
+                &boot.charge_point_vendor,
+                &boot.charge_point_model,
+                boot.charge_point_serial_number.as_deref(),
+            );
             let text = format!(
                 "vendor={} model={} serial={} firmware={}",
                 boot.charge_point_vendor,
@@ -138,7 +150,7 @@ pub fn handle(
                 boot.charge_point_serial_number.unwrap_or_default(),
                 boot.firmware_version.unwrap_or_default()
             );
-            Ok(translate::boot(text, settings, now))
+            Ok(translate::boot(text, difference, settings, now))
         }
         "Heartbeat" => Ok(translate::heartbeat(now)),
         "StatusNotification" => {
@@ -237,9 +249,12 @@ pub fn handle(
                         // The charger checked the connector and began charging when it sent this.
                         connector_checked: true,
                         charging_confirmed: true,
+                        any_token: translate::any_token(known),
                     }),
                 }],
-                json!({ "transactionId": id, "idTagInfo": id_tag_info("Accepted") }),
+                // The transaction is recorded whatever the verdict; a charger told Blocked or
+                // Invalid stops it (and its StopTransaction settles what was delivered).
+                json!({ "transactionId": id, "idTagInfo": id_tag_info(known.token.as_ref()) }),
             ))
         }
         "StopTransaction" => {
@@ -257,45 +272,51 @@ pub fn handle(
             let connector = transaction_connector(s.transaction_id);
             memory.running.retain(|_, id| *id != s.transaction_id);
             let identity = vec!["stop".into(), s.transaction_id.to_string()];
-            let report = if connector == 0 || s.transaction_id <= 0 {
-                // Not a transaction this platform gave: kept as an abnormal transaction record
-                // for the operator to verify and correct (REQ MON-9), never dropped.
-                record(
-                    &["stop", &s.transaction_id.to_string()],
-                    at,
-                    "UnknownTransaction",
-                    Severity::Warning,
-                    format!(
-                        "StopTransaction of unknown transaction {} meterStop={}Wh reason={}",
-                        s.transaction_id,
-                        s.meter_stop,
-                        s.reason.as_deref().unwrap_or("Local")
-                    ),
-                )
-            } else {
-                Report {
-                    identity,
-                    target: Target::Connector(connector),
-                    at,
-                    body: Body::SessionEnd(pb::SessionEnd {
-                        order_id: String::new(),
-                        meter_stop_kwh: map::kwh(s.meter_stop),
-                        stop_reason: map::stop_reason(s.reason.as_deref()),
-                        end_confirmed: true,
-                        physically_separated: s.reason.as_deref() == Some("EVDisconnected"),
-                    }),
-                }
-            };
+            let report =
+                if connector == 0 || s.transaction_id <= 0 || connector as usize > known.connectors
+                {
+                    // Not a transaction this platform gave (its connector bits name no connector):
+                    // kept as an abnormal transaction record for the operator to verify and correct
+                    // (REQ MON-9), never dropped. A stop of a transaction whose start never arrived
+                    // reaches metering as a session end, which keeps it as an abnormal order.
+                    record(
+                        &["stop", &s.transaction_id.to_string()],
+                        at,
+                        "UnknownTransaction",
+                        Severity::Warning,
+                        format!(
+                            "StopTransaction of unknown transaction {} meterStop={}Wh reason={}",
+                            s.transaction_id,
+                            s.meter_stop,
+                            s.reason.as_deref().unwrap_or("Local")
+                        ),
+                    )
+                } else {
+                    Report {
+                        identity,
+                        target: Target::Connector(connector),
+                        at,
+                        body: Body::SessionEnd(pb::SessionEnd {
+                            order_id: String::new(),
+                            meter_stop_kwh: map::kwh(s.meter_stop),
+                            stop_reason: map::stop_reason(s.reason.as_deref()),
+                            end_confirmed: true,
+                            physically_separated: s.reason.as_deref() == Some("EVDisconnected"),
+                        }),
+                    }
+                };
             Ok(Handled::after(
                 vec![report],
-                json!({ "idTagInfo": id_tag_info("Accepted") }),
+                json!({ "idTagInfo": id_tag_info(None) }),
             ))
         }
         "Authorize" => {
             let a: Authorize = read(action, payload)?;
             bounded(action, "idTag", &a.id_tag, 20)?;
+            // The operator's token list answers (or the station accepts any token).
+            let verdict = translate::authorize_verdict(action, known)?;
             Ok(Handled::reply(
-                json!({ "idTagInfo": id_tag_info("Accepted") }),
+                json!({ "idTagInfo": id_tag_info(Some(&verdict)) }),
             ))
         }
         "DataTransfer"

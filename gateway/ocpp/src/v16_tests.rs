@@ -1,6 +1,7 @@
 //! Tests of the v16 translation: every mapping and state rule.
 
 use super::*;
+use crate::translate::TokenVerdict;
 
 const SETTINGS: Settings = Settings {
     heartbeat_interval_s: 300,
@@ -10,8 +11,138 @@ fn now() -> DateTime<Utc> {
     map::timestamp("2026-12-06T04:00:00Z").expect("time")
 }
 
+fn known() -> Known {
+    Known {
+        token: Some(TokenVerdict {
+            status: translate::TokenStatus::Accepted,
+            expiry: None,
+            any_token: false,
+        }),
+        ledger: None,
+        connectors: 4,
+    }
+}
+
 fn call(action: &str, payload: Value, memory: &mut Memory) -> Result<Handled, CallError> {
-    handle(action, &payload, memory, SETTINGS, now())
+    handle(action, &payload, memory, SETTINGS, &known(), now())
+}
+
+fn call_with(
+    action: &str,
+    payload: Value,
+    memory: &mut Memory,
+    known: &Known,
+) -> Result<Handled, CallError> {
+    handle(action, &payload, memory, SETTINGS, known, now())
+}
+
+#[test]
+fn authorize_answers_the_token_lists_verdict_with_its_expiry() {
+    let mut m = Memory::default();
+    let mut k = known();
+    k.token = Some(TokenVerdict {
+        status: translate::TokenStatus::Blocked,
+        expiry: None,
+        any_token: false,
+    });
+    let h = call_with("Authorize", json!({"idTag": "CARD1"}), &mut m, &k).expect("answered");
+    assert_eq!(h.reply["idTagInfo"]["status"], "Blocked");
+    k.token = Some(TokenVerdict {
+        status: translate::TokenStatus::Unknown,
+        expiry: None,
+        any_token: false,
+    });
+    let h = call_with("Authorize", json!({"idTag": "CARD2"}), &mut m, &k).expect("answered");
+    assert_eq!(
+        h.reply["idTagInfo"]["status"], "Invalid",
+        "1.6 spells unknown Invalid"
+    );
+    k.token = Some(TokenVerdict {
+        status: translate::TokenStatus::Accepted,
+        expiry: map::timestamp("2027-01-01T00:00:00Z"),
+        any_token: false,
+    });
+    let h = call_with("Authorize", json!({"idTag": "CARD3"}), &mut m, &k).expect("answered");
+    assert_eq!(
+        h.reply["idTagInfo"]["expiryDate"],
+        "2027-01-01T00:00:00.000Z"
+    );
+    k.token = None;
+    let e = call_with("Authorize", json!({"idTag": "CARD3"}), &mut m, &k).expect_err("no list");
+    assert_eq!(e.code, ErrorCode::InternalError, "the charger retries");
+}
+
+#[test]
+fn a_start_is_recorded_whatever_the_verdict_and_says_when_any_token_was_accepted() {
+    let mut m = Memory::default();
+    let mut k = known();
+    k.token = Some(TokenVerdict {
+        status: translate::TokenStatus::Accepted,
+        expiry: None,
+        any_token: true,
+    });
+    let start = json!({"connectorId": 1, "idTag": "ANY", "meterStart": 0, "timestamp": "2026-12-06T03:00:00Z"});
+    let h = call_with("StartTransaction", start.clone(), &mut m, &k).expect("answered");
+    let Body::SessionStart(s) = &h.reports[0].body else {
+        panic!("a start")
+    };
+    assert!(s.any_token);
+    k.token = Some(TokenVerdict {
+        status: translate::TokenStatus::Blocked,
+        expiry: None,
+        any_token: false,
+    });
+    let h = call_with("StartTransaction", start, &mut m, &k).expect("answered");
+    assert_eq!(h.reports.len(), 1, "recorded");
+    assert_eq!(
+        h.reply["idTagInfo"]["status"], "Blocked",
+        "the charger stops it"
+    );
+}
+
+#[test]
+fn maint_4_a_boot_that_differs_from_the_ledger_is_recorded() {
+    let mut m = Memory::default();
+    let mut k = known();
+    k.ledger = Some(translate::Ledger {
+        vendor: "Acme".into(),
+        model: "X1".into(),
+        serial: "SN1".into(),
+    });
+    let same = json!({"chargePointVendor": " acme", "chargePointModel": "X1", "chargePointSerialNumber": "SN1"});
+    let h = call_with("BootNotification", same, &mut m, &k).expect("answered");
+    assert_eq!(h.reports.len(), 2, "alive and the boot, nothing more");
+    let other = json!({"chargePointVendor": "Acme", "chargePointModel": "X2", "chargePointSerialNumber": "SN9"});
+    let h = call_with("BootNotification", other, &mut m, &k).expect("answered");
+    let Body::Alarm(alarm) = &h.reports[2].body else {
+        panic!("a recorded difference")
+    };
+    assert_eq!(alarm.code, "LedgerMismatch");
+    assert!(
+        alarm.text.contains("model \"X2\" (ledger \"X1\")"),
+        "{}",
+        alarm.text
+    );
+    assert!(alarm.text.contains("serial \"SN9\""), "{}", alarm.text);
+    assert!(alarm.text.starts_with("MAINT-4"));
+}
+
+#[test]
+fn mon_9_a_stop_naming_no_connector_of_the_pile_is_kept_as_an_abnormal_record() {
+    let mut m = Memory::default();
+    // Connector bits 5 on a four-connector pile: not a transaction of this platform.
+    let stop = json!({"transactionId": (77 << 7) | 5, "meterStop": 1000, "timestamp": "2026-12-06T03:00:00Z"});
+    let h = call("StopTransaction", stop, &mut m).expect("answered, not a CALLERROR");
+    let Body::Alarm(alarm) = &h.reports[0].body else {
+        panic!("an abnormal record")
+    };
+    assert_eq!(alarm.code, "UnknownTransaction");
+    let ours = json!({"transactionId": (77 << 7) | 2, "meterStop": 1000, "timestamp": "2026-12-06T03:00:00Z"});
+    let h = call("StopTransaction", ours, &mut m).expect("answered");
+    assert!(
+        matches!(h.reports[0].body, Body::SessionEnd(_)),
+        "a session end for metering, which keeps a start-less one as abnormal"
+    );
 }
 
 #[test]

@@ -15,8 +15,8 @@ use pb::telemetry_message::Body;
 use crate::map::{self, Sample};
 use crate::rpc::{CallError, ErrorCode};
 use crate::translate::{
-    self, Handled, Memory, Report, Settings, Target, Transaction, bounded, read, record, status,
-    time_field,
+    self, Handled, Known, Memory, Report, Settings, Target, Transaction, bounded, id_token_info,
+    read, record, status, time_field,
 };
 
 #[derive(Deserialize)]
@@ -126,10 +126,23 @@ struct NotifyEvent {
     event_data: Vec<EventData>,
 }
 
-fn accepted_token(token: &Option<IdToken>) -> Value {
+/// The answer to a transaction event: the token's standing when it carries one.
+fn token_answer(token: &Option<IdToken>, known: &Known) -> Value {
     match token {
-        Some(_) => json!({ "idTokenInfo": { "status": "Accepted" } }),
+        Some(_) => json!({ "idTokenInfo": id_token_info(known.token.as_ref()) }),
         None => json!({}),
+    }
+}
+
+/// The id token a CALL carries, for the session to look up before it is handled.
+pub fn token(action: &str, payload: &Value) -> Option<String> {
+    match action {
+        "Authorize" | "TransactionEvent" => payload
+            .get("idToken")?
+            .get("idToken")?
+            .as_str()
+            .map(str::to_owned),
+        _ => None,
     }
 }
 
@@ -154,6 +167,7 @@ pub fn handle(
     payload: &Value,
     memory: &mut Memory,
     settings: Settings,
+    known: &Known,
     now: DateTime<Utc>,
 ) -> Result<Handled, CallError> {
     match action {
@@ -175,7 +189,13 @@ pub fn handle(
                 station.firmware_version.as_deref().unwrap_or_default(),
                 boot.reason
             );
-            Ok(translate::boot(text, settings, now))
+            let difference = translate::ledger_difference(
+                known.ledger.as_ref(),
+                &station.vendor_name,
+                &station.model,
+                station.serial_number.as_deref(),
+            );
+            Ok(translate::boot(text, difference, settings, now))
         }
         "Heartbeat" => Ok(translate::heartbeat(now)),
         "StatusNotification" => {
@@ -227,12 +247,14 @@ pub fn handle(
             let reports = translate::meter_reports(action, m.evse_id, &identity, &m.meter_value)?;
             Ok(Handled::after(reports, json!({})))
         }
-        "TransactionEvent" => transaction_event(action, payload, memory),
+        "TransactionEvent" => transaction_event(action, payload, memory, known),
         "Authorize" => {
             let a: Authorize = read(action, payload)?;
             bounded(action, "idToken.idToken", &a.id_token.id_token, 36)?;
+            // The operator's token list answers (or the station accepts any token).
+            let verdict = translate::authorize_verdict(action, known)?;
             Ok(Handled::reply(
-                json!({ "idTokenInfo": { "status": "Accepted" } }),
+                json!({ "idTokenInfo": id_token_info(Some(&verdict)) }),
             ))
         }
         "DataTransfer"
@@ -281,6 +303,7 @@ fn transaction_event(
     action: &str,
     payload: &Value,
     memory: &mut Memory,
+    known: &Known,
 ) -> Result<Handled, CallError> {
     let t: TransactionEvent = read(action, payload)?;
     let id = bounded(
@@ -294,13 +317,13 @@ fn transaction_event(
         bounded(action, "idToken.idToken", &token.id_token, 36)?;
     }
     let at = time_field(action, "timestamp", &t.timestamp)?;
-    let known = memory.transactions.get(&id).cloned();
+    let seen = memory.transactions.get(&id).cloned();
     let connector = t
         .evse
         .as_ref()
         .map(|e| e.id)
         .filter(|id| *id > 0)
-        .or(known.as_ref().map(|k| k.connector));
+        .or(seen.as_ref().map(|k| k.connector));
     let identity = |what: &str| -> Vec<String> {
         vec![
             "tx".into(),
@@ -331,9 +354,9 @@ fn transaction_event(
                 register(&t.meter_value, "Transaction.End")
             ),
         ));
-        return Ok(Handled::after(reports, accepted_token(&t.id_token)));
+        return Ok(Handled::after(reports, token_answer(&t.id_token, known)));
     };
-    let mut tx = known.unwrap_or(Transaction {
+    let mut tx = seen.unwrap_or(Transaction {
         connector,
         ..Transaction::default()
     });
@@ -379,6 +402,7 @@ fn transaction_event(
                         meter_start_kwh: map::kwh(start_wh),
                         connector_checked: true,
                         charging_confirmed: true,
+                        any_token: translate::any_token(known),
                     }),
                 },
             );
@@ -439,7 +463,7 @@ fn transaction_event(
         memory.transactions.insert(id, tx);
         memory.bound();
     }
-    Ok(Handled::after(reports, accepted_token(&t.id_token)))
+    Ok(Handled::after(reports, token_answer(&t.id_token, known)))
 }
 
 fn component_variable(key: &str) -> Value {

@@ -8,7 +8,47 @@ const SETTINGS: Settings = Settings {
 
 fn call(action: &str, payload: Value, memory: &mut Memory) -> Result<Handled, CallError> {
     let now = map::timestamp("2026-12-06T04:00:00Z").expect("time");
-    handle(action, &payload, memory, SETTINGS, now)
+    let known = Known {
+        token: Some(translate::TokenVerdict {
+            status: translate::TokenStatus::Accepted,
+            expiry: None,
+            any_token: false,
+        }),
+        ledger: None,
+        connectors: 2,
+    };
+    handle(action, &payload, memory, SETTINGS, &known, now)
+}
+
+#[test]
+fn an_unknown_token_is_spelled_unknown_in_2_0_1() {
+    let now = map::timestamp("2026-12-06T04:00:00Z").expect("time");
+    let known = Known {
+        token: Some(translate::TokenVerdict {
+            status: translate::TokenStatus::Unknown,
+            expiry: None,
+            any_token: false,
+        }),
+        ledger: None,
+        connectors: 1,
+    };
+    let h = handle(
+        "Authorize",
+        &json!({"idToken": {"idToken": "X", "type": "ISO14443"}}),
+        &mut Memory::default(),
+        SETTINGS,
+        &known,
+        now,
+    )
+    .expect("answered");
+    assert_eq!(h.reply["idTokenInfo"]["status"], "Unknown");
+    assert_eq!(
+        token(
+            "TransactionEvent",
+            &json!({"idToken": {"idToken": "T1", "type": "Central"}})
+        ),
+        Some("T1".into())
+    );
 }
 
 fn energy(wh: i64, context: &str) -> Value {

@@ -4,6 +4,7 @@
 //! every committed registry change on the bus (topic `registry`). Live telemetry is the
 //! telemetry component's; commissioning reads its trial-operation days over the mesh.
 
+pub mod availability;
 pub mod domain;
 pub mod grpc;
 pub mod regulator;
@@ -47,13 +48,22 @@ pub async fn build(config: &AssetConfig, ctx: &Context) -> Result<Component, Com
     let db = component::open_database("asset", &config.service.database, store::MIGRATIONS).await?;
     let store = store::for_database(&db);
     let telemetry = component::mesh_channel(&config.service.tls, &config.telemetry_url)?;
+    let outbox = chargemesh_kit::outbox::Outbox::new(
+        db.clone(),
+        std::sync::Arc::new(availability::AvailabilitySteps {
+            telemetry: telemetry.clone(),
+        }),
+        ctx.clock.clone(),
+    );
     let assets = AssetApi::new(
         store.clone(),
         ctx.clock.clone(),
         trial::TrialDays::new(telemetry),
         config.commissioning.clone(),
         ctx.bus.clone(),
-    );
+    )
+    .with_outbox(outbox.clone());
+    let steps = outbox.spawn(std::time::Duration::from_secs(1));
     let (records, purge) = component::retention(
         &db,
         retention::RECORDS,
@@ -62,12 +72,15 @@ pub async fn build(config: &AssetConfig, ctx: &Context) -> Result<Component, Com
         &config.service,
     );
     Ok(Component::new("asset", &config.service)
-        .serve(assets.into_server())
+        .serve(assets.clone().into_server())
+        .await
+        .serve(grpc::ChargePointApi(assets).into_server())
         .await
         .serve(regulator::RegistryApi::new(store, ctx.clock.clone()).into_server())
         .await
         .serve(retention::AssetRecordsApi::new(records, ctx.clock.clone()).into_server())
         .await
         .spawn(purge)
+        .spawn(steps)
         .with_database(db))
 }

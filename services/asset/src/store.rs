@@ -11,7 +11,11 @@ use serde::de::DeserializeOwned;
 
 use chargemesh_kit::db::{Database, Migrations, StoreError};
 
-use crate::domain::model::{Certificate, ChangeRecord, Equipment, Operator, Pile, Station};
+use chargemesh_kit::outbox::Step;
+
+use crate::domain::model::{
+    Certificate, ChangeRecord, Equipment, IdToken, Operator, Pile, Station, UnknownChargePoint,
+};
 
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -177,6 +181,56 @@ impl Entity for Equipment {
     fn updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+}
+
+impl Entity for IdToken {
+    const TABLE: &'static str = "id_tokens";
+    const ID_COLUMN: &'static str = "token";
+    const COLUMNS: &'static [&'static str] = &["status"];
+    fn operator_id(&self) -> &str {
+        &self.operator_id
+    }
+    fn id(&self) -> &str {
+        &self.token
+    }
+    fn columns(&self) -> Vec<String> {
+        vec![self.status.as_str().to_owned()]
+    }
+    fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+}
+
+impl Entity for UnknownChargePoint {
+    const TABLE: &'static str = "unknown_charge_points";
+    const ID_COLUMN: &'static str = "charge_point_id";
+    const COLUMNS: &'static [&'static str] = &[];
+    fn operator_id(&self) -> &str {
+        &self.operator_id
+    }
+    fn id(&self) -> &str {
+        &self.charge_point_id
+    }
+    fn columns(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn created_at(&self) -> DateTime<Utc> {
+        self.first_seen
+    }
+    fn updated_at(&self) -> DateTime<Utc> {
+        self.last_seen
+    }
+}
+
+/// A charge point's row: whose pile it is and its profile 2 password hash, if one is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargePointRow {
+    pub operator_id: String,
+    pub pile_id: String,
+    pub password_hash: Option<String>,
 }
 
 /// Certificates are stored with their pile's station so a station's can be read at once.
@@ -406,13 +460,60 @@ pub trait AssetStore: Send + Sync + std::fmt::Debug + 'static {
         pile_id: &str,
     ) -> Result<Option<Versioned<Pile>>, StoreError>;
     async fn list_piles(&self, filters: &[Filter], page: &Page) -> Result<Vec<Pile>, StoreError>;
-    /// Updates the pile and re-claims its connector ids.
+    /// Updates the pile and re-claims its connector ids and charge point id. Saves a pile; `steps` follow the commit (kit::outbox), written in its transaction.
     async fn update_pile(
         &self,
         pile: &Pile,
         version: i64,
         change: &NewChange,
+        steps: &[Step],
     ) -> Result<(), StoreError>;
+
+    /// Saves a pile whose profile 2 password changed, with the new hash (REQ NETSEC-1).
+    async fn set_charge_point_password(
+        &self,
+        pile: &Pile,
+        version: i64,
+        hash: &str,
+        change: &NewChange,
+    ) -> Result<(), StoreError>;
+
+    /// The pile a charge point id names.
+    async fn charge_point(
+        &self,
+        charge_point_id: &str,
+    ) -> Result<Option<ChargePointRow>, StoreError>;
+
+    /// Notes a connection of an unregistered charge point (first and last seen, attempts).
+    async fn note_unknown_charge_point(
+        &self,
+        operator_id: &str,
+        charge_point_id: &str,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    async fn list_unknown_charge_points(
+        &self,
+        filters: &[Filter],
+        page: &Page,
+    ) -> Result<Vec<UnknownChargePoint>, StoreError>;
+
+    /// Adds a token or replaces it.
+    async fn put_id_token(
+        &self,
+        token: &IdToken,
+        change: &NewChange,
+    ) -> Result<IdToken, StoreError>;
+
+    async fn id_token(&self, operator_id: &str, token: &str)
+    -> Result<Option<IdToken>, StoreError>;
+
+    async fn list_id_tokens(
+        &self,
+        filters: &[Filter],
+        page: &Page,
+    ) -> Result<Vec<IdToken>, StoreError>;
 
     async fn create_equipment(&self, eq: &Equipment, change: &NewChange) -> Result<(), StoreError>;
     async fn equipment(
@@ -444,7 +545,7 @@ pub trait AssetStore: Send + Sync + std::fmt::Debug + 'static {
 
 /// Implements [`AssetStore`] for one backend; the statements are shared, only the pool differs.
 macro_rules! sql_asset_store {
-    ($store:ident, $pool:ty, $db:ty) => {
+    ($store:ident, $pool:ty, $db:ty, $push:path) => {
         #[derive(Debug, Clone)]
         pub struct $store {
             pub(crate) pool: $pool,
@@ -537,6 +638,40 @@ macro_rules! sql_asset_store {
                 Ok(())
             }
 
+            /// Holds the pile's charge point id (REQ NETSEC-1): unique across the platform; a
+            /// changed id drops the old one and its password.
+            async fn claim_charge_point(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                pile: &Pile,
+            ) -> Result<(), StoreError> {
+                use sqlx::Row as _;
+                sqlx::query("DELETE FROM charge_points WHERE operator_id = $1 AND pile_id = $2 AND charge_point_id <> $3")
+                    .bind(&pile.operator_id)
+                    .bind(&pile.pile_id)
+                    .bind(&pile.charge_point_id)
+                    .execute(&mut **tx)
+                    .await?;
+                if pile.charge_point_id.is_empty() {
+                    return Ok(());
+                }
+                sqlx::query("INSERT INTO charge_points (charge_point_id, operator_id, pile_id, password_hash) \
+                             VALUES ($1, $2, $3, NULL) ON CONFLICT (charge_point_id) DO NOTHING")
+                    .bind(&pile.charge_point_id)
+                    .bind(&pile.operator_id)
+                    .bind(&pile.pile_id)
+                    .execute(&mut **tx)
+                    .await?;
+                let row = sqlx::query("SELECT operator_id, pile_id FROM charge_points WHERE charge_point_id = $1")
+                    .bind(&pile.charge_point_id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                let owner: (String, String) = (row.try_get("operator_id")?, row.try_get("pile_id")?);
+                if owner != (pile.operator_id.clone(), pile.pile_id.clone()) {
+                    return Err(StoreError::Unique("charge_points".into()));
+                }
+                Ok(())
+            }
+
             async fn create<E: Entity>(&self, record: &E, change: &NewChange) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 Self::insert_in(&mut tx, record).await?;
@@ -623,6 +758,7 @@ macro_rules! sql_asset_store {
                 let mut tx = self.pool.begin().await?;
                 Self::insert_in(&mut tx, pile).await?;
                 Self::claim_connectors(&mut tx, pile).await?;
+                Self::claim_charge_point(&mut tx, pile).await?;
                 Self::append_change(&mut tx, change).await?;
                 tx.commit().await?;
                 Ok(())
@@ -636,13 +772,120 @@ macro_rules! sql_asset_store {
                 self.list(filters, page).await
             }
 
-            async fn update_pile(&self, pile: &Pile, version: i64, change: &NewChange) -> Result<(), StoreError> {
+            async fn update_pile(&self, pile: &Pile, version: i64, change: &NewChange, steps: &[Step]) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 Self::update_in(&mut tx, pile, version).await?;
                 Self::claim_connectors(&mut tx, pile).await?;
+                Self::claim_charge_point(&mut tx, pile).await?;
+                Self::append_change(&mut tx, change).await?;
+                $push(&mut tx, steps, change.recorded_at).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_charge_point_password(&self, pile: &Pile, version: i64, hash: &str, change: &NewChange) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                Self::update_in(&mut tx, pile, version).await?;
+                let done = sqlx::query("UPDATE charge_points SET password_hash = $1 WHERE charge_point_id = $2 AND operator_id = $3 AND pile_id = $4")
+                    .bind(hash)
+                    .bind(&pile.charge_point_id)
+                    .bind(&pile.operator_id)
+                    .bind(&pile.pile_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!("charge point {}", pile.charge_point_id)));
+                }
                 Self::append_change(&mut tx, change).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn charge_point(&self, charge_point_id: &str) -> Result<Option<ChargePointRow>, StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query("SELECT operator_id, pile_id, password_hash FROM charge_points WHERE charge_point_id = $1")
+                    .bind(charge_point_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| {
+                    Ok(ChargePointRow {
+                        operator_id: row.try_get("operator_id")?,
+                        pile_id: row.try_get("pile_id")?,
+                        password_hash: row.try_get("password_hash")?,
+                    })
+                })
+                .transpose()
+                .map_err(|e: sqlx::Error| StoreError::from(e))
+            }
+
+            async fn note_unknown_charge_point(
+                &self,
+                operator_id: &str,
+                charge_point_id: &str,
+                detail: &str,
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let seen: Option<Versioned<UnknownChargePoint>> = self.fetch(operator_id, charge_point_id).await?;
+                let mut tx = self.pool.begin().await?;
+                match seen {
+                    Some(Versioned { mut value, version }) => {
+                        value.last_seen = now;
+                        value.attempts = value.attempts.saturating_add(1);
+                        value.detail = detail.to_owned();
+                        // A concurrent attempt counted first: this one is the same news.
+                        match Self::update_in(&mut tx, &value, version).await {
+                            Ok(()) | Err(StoreError::Conflict(_)) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    None => {
+                        let value = UnknownChargePoint {
+                            operator_id: operator_id.to_owned(),
+                            charge_point_id: charge_point_id.to_owned(),
+                            first_seen: now,
+                            last_seen: now,
+                            attempts: 1,
+                            detail: detail.to_owned(),
+                        };
+                        match Self::insert_in(&mut tx, &value).await {
+                            Ok(()) | Err(StoreError::Unique(_)) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_unknown_charge_points(&self, filters: &[Filter], page: &Page) -> Result<Vec<UnknownChargePoint>, StoreError> {
+                self.list(filters, page).await
+            }
+
+            async fn put_id_token(&self, token: &IdToken, change: &NewChange) -> Result<IdToken, StoreError> {
+                let current: Option<Versioned<IdToken>> = self.fetch(&token.operator_id, &token.token).await?;
+                let mut tx = self.pool.begin().await?;
+                let saved = match current {
+                    Some(Versioned { value, version }) => {
+                        let next = IdToken { created_at: value.created_at, ..token.clone() };
+                        Self::update_in(&mut tx, &next, version).await?;
+                        next
+                    }
+                    None => {
+                        Self::insert_in(&mut tx, token).await?;
+                        token.clone()
+                    }
+                };
+                Self::append_change(&mut tx, change).await?;
+                tx.commit().await?;
+                Ok(saved)
+            }
+
+            async fn id_token(&self, operator_id: &str, token: &str) -> Result<Option<IdToken>, StoreError> {
+                Ok(self.fetch::<IdToken>(operator_id, token).await?.map(|v| v.value))
+            }
+
+            async fn list_id_tokens(&self, filters: &[Filter], page: &Page) -> Result<Vec<IdToken>, StoreError> {
+                self.list(filters, page).await
             }
 
             async fn create_equipment(&self, eq: &Equipment, change: &NewChange) -> Result<(), StoreError> {
@@ -702,8 +945,18 @@ macro_rules! sql_asset_store {
     };
 }
 
-sql_asset_store!(PgAssetStore, sqlx::PgPool, sqlx::Postgres);
-sql_asset_store!(SqliteAssetStore, sqlx::SqlitePool, sqlx::Sqlite);
+sql_asset_store!(
+    PgAssetStore,
+    sqlx::PgPool,
+    sqlx::Postgres,
+    chargemesh_kit::outbox::push_pg
+);
+sql_asset_store!(
+    SqliteAssetStore,
+    sqlx::SqlitePool,
+    sqlx::Sqlite,
+    chargemesh_kit::outbox::push_sqlite
+);
 
 /// Migrates the database and returns the store for its backend.
 pub async fn open(database: &Database) -> Result<std::sync::Arc<dyn AssetStore>, StoreError> {

@@ -131,11 +131,14 @@ pub enum ClientAuth {
     Optional,
 }
 
-/// A TLS 1.3 server configuration with client-certificate verification and ALPN h2.
-pub fn server_config(files: &TlsFiles, client_auth: ClientAuth) -> Result<ServerConfig, TlsError> {
-    let provider = provider();
+/// The verifier of client certificates chaining to `files`' CA (checked against its revocation
+/// list when one is configured).
+pub fn client_verifier(
+    files: &TlsFiles,
+    client_auth: ClientAuth,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
     let mut verifier =
-        WebPkiClientVerifier::builder_with_provider(roots(&files.ca_file)?, provider.clone());
+        WebPkiClientVerifier::builder_with_provider(roots(&files.ca_file)?, provider());
     if let Some(path) = &files.crl_file {
         // The CA's lists speak for the certificates it issued; a client certificate of another
         // issuer (none chain here) would have no status, and the chain's CA none either.
@@ -144,11 +147,28 @@ pub fn server_config(files: &TlsFiles, client_auth: ClientAuth) -> Result<Server
             .only_check_end_entity_revocation()
             .allow_unknown_revocation_status();
     }
-    let verifier = match client_auth {
+    match client_auth {
         ClientAuth::Required => verifier.build(),
         ClientAuth::Optional => verifier.allow_unauthenticated().build(),
     }
-    .map_err(|e| TlsError::Config(e.to_string()))?;
+    .map_err(|e| TlsError::Config(e.to_string()))
+}
+
+/// The verifier of client certificates chaining to the CAs in `ca_file` alone (no revocation
+/// list), a certificate being optional: for the roots of an operator's own CA.
+pub fn optional_client_verifier(
+    ca_file: &Path,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    WebPkiClientVerifier::builder_with_provider(roots(ca_file)?, provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Config(e.to_string()))
+}
+
+/// A TLS 1.3 server configuration with client-certificate verification and ALPN h2.
+pub fn server_config(files: &TlsFiles, client_auth: ClientAuth) -> Result<ServerConfig, TlsError> {
+    let provider = provider();
+    let verifier = client_verifier(files, client_auth)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -270,13 +290,25 @@ type Loaded = (Arc<ServerConfig>, Option<Vec<SystemTime>>);
 
 /// A server configuration that follows its files: [`ReloadingServerConfig::watch`] rebuilds it
 /// when they change, and each new connection takes the current one.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ReloadingServerConfig {
     files: TlsFiles,
-    client_auth: ClientAuth,
-    /// ALPN protocols offered; h2 (gRPC) unless set otherwise.
-    alpn: Vec<Vec<u8>>,
+    /// Files besides `files` whose change rebuilds the configuration.
+    extra: Vec<PathBuf>,
+    build: Arc<BuildConfig>,
     current: Arc<RwLock<Loaded>>,
+}
+
+/// How a reloading configuration is built from its files.
+pub type BuildConfig = dyn Fn(&TlsFiles) -> Result<ServerConfig, TlsError> + Send + Sync;
+
+impl std::fmt::Debug for ReloadingServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingServerConfig")
+            .field("files", &self.files)
+            .field("extra", &self.extra)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ReloadingServerConfig {
@@ -290,14 +322,38 @@ impl ReloadingServerConfig {
         client_auth: ClientAuth,
         alpn: Vec<Vec<u8>>,
     ) -> Result<Self, TlsError> {
-        let config = Arc::new(build_server_config(&files, client_auth, &alpn)?);
-        let stamp = files.modified();
-        Ok(Self {
+        Self::custom(
             files,
-            client_auth,
-            alpn,
-            current: Arc::new(RwLock::new((config, stamp))),
-        })
+            Vec::new(),
+            Arc::new(move |files: &TlsFiles| build_server_config(files, client_auth, &alpn)),
+        )
+    }
+
+    /// A configuration `build` makes from `files` (and reads from `extra`, other CA bundles
+    /// for instance), built again when any of them changes.
+    pub fn custom(
+        files: TlsFiles,
+        extra: Vec<PathBuf>,
+        build: Arc<BuildConfig>,
+    ) -> Result<Self, TlsError> {
+        let config = Arc::new(build(&files)?);
+        let this = Self {
+            files,
+            extra,
+            build,
+            current: Arc::new(RwLock::new((config, None))),
+        };
+        let stamp = this.modified();
+        this.current.write().unwrap_or_else(|e| e.into_inner()).1 = stamp;
+        Ok(this)
+    }
+
+    fn modified(&self) -> Option<Vec<SystemTime>> {
+        let mut stamps = self.files.modified()?;
+        for path in &self.extra {
+            stamps.push(std::fs::metadata(path).and_then(|m| m.modified()).ok()?);
+        }
+        Some(stamps)
     }
 
     pub fn current(&self) -> Arc<ServerConfig> {
@@ -310,11 +366,11 @@ impl ReloadingServerConfig {
 
     /// Rebuilds the configuration if a file changed; keeps the old one if the new files are bad.
     pub fn reload_if_changed(&self) -> bool {
-        let stamp = self.files.modified();
+        let stamp = self.modified();
         if stamp.is_none() || stamp == self.current.read().unwrap_or_else(|e| e.into_inner()).1 {
             return false;
         }
-        match build_server_config(&self.files, self.client_auth, &self.alpn) {
+        match (self.build)(&self.files) {
             Ok(config) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) =
                     (Arc::new(config), stamp);

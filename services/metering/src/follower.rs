@@ -102,9 +102,9 @@ impl Engine {
                         return Ok(());
                     }
                     // Started again without an end: the last one is kept without its end.
-                    self.close(previous, None).await?;
+                    self.close(previous, None, true).await?;
                 }
-                let session = OpenSession::start(
+                let mut session = OpenSession::start(
                     &origin,
                     &start.order_id,
                     &start.authorization_ref,
@@ -115,6 +115,7 @@ impl Engine {
                         ..ChargingSteps::default()
                     },
                 );
+                session.any_token = start.any_token;
                 self.store.put_session(&session, now).await?;
             }
             Some(Body::Meter(sample)) => {
@@ -124,30 +125,49 @@ impl Engine {
                     self.store.put_session(&session, now).await?;
                 }
             }
-            Some(Body::SessionEnd(end)) => match open {
-                Some(session) => {
-                    let ending = Ending {
-                        at,
-                        meter_stop_kwh: register(&end.meter_stop_kwh)?,
-                        stop_reason: end.stop_reason,
-                        end_confirmed: end.end_confirmed,
-                        physically_separated: end.physically_separated,
-                    };
-                    self.close(session, Some(ending)).await?;
+            Some(Body::SessionEnd(end)) => {
+                let ending = Ending {
+                    at,
+                    meter_stop_kwh: register(&end.meter_stop_kwh)?,
+                    stop_reason: end.stop_reason,
+                    end_confirmed: end.end_confirmed,
+                    physically_separated: end.physically_separated,
+                };
+                match open {
+                    Some(session) => self.close(session, Some(ending), true).await?,
+                    None => {
+                        // REQ MON-9: an end whose start never arrived is kept as an abnormal
+                        // order for a monitor to verify and correct, never dropped. Its id
+                        // comes from the log entry, so reading the entry again records it once.
+                        tracing::warn!(
+                            connector = %message.connector_id,
+                            sequence = entry.sequence,
+                            "a session end without its start; kept as an abnormal order"
+                        );
+                        let session = OpenSession::start(
+                            &origin,
+                            &end.order_id,
+                            "",
+                            ending.meter_stop_kwh,
+                            ChargingSteps::default(),
+                        );
+                        self.close(session, Some(ending), false).await?;
+                    }
                 }
-                None => tracing::warn!(
-                    connector = %message.connector_id,
-                    sequence = entry.sequence,
-                    "a session end without its start; nothing to settle"
-                ),
-            },
+            }
             _ => {}
         }
         Ok(())
     }
 
-    /// Settles and records a session's order, then forgets the running session.
-    async fn close(&self, session: OpenSession, ending: Option<Ending>) -> Result<(), Error> {
+    /// Settles and records a session's order, then forgets the running session; `started` is
+    /// false for an end whose start never arrived.
+    async fn close(
+        &self,
+        session: OpenSession,
+        ending: Option<Ending>,
+        started: bool,
+    ) -> Result<(), Error> {
         let (operator_id, connector_id) =
             (session.operator_id.clone(), session.connector_id.clone());
         if self
@@ -165,6 +185,19 @@ impl Engine {
                 order.flags.push(Flag {
                     kind: FlagKind::NeverEnded,
                     detail: "a new session started on the connector before this one ended".into(),
+                });
+            }
+            if !started {
+                order.flags.push(Flag {
+                    kind: FlagKind::NeverStarted,
+                    detail: format!(
+                        "the session's end arrived without its start: register {} kWh at the end; its start and energy are unknown",
+                        order
+                            .samples
+                            .last()
+                            .map(|s| s.register_kwh.to_string())
+                            .unwrap_or_default()
+                    ),
                 });
             }
             match self.record(order, &context, false).await {

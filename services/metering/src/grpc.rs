@@ -109,6 +109,7 @@ fn flag_to_pb(kind: FlagKind) -> i32 {
         FlagKind::DuplicateOrderId => pb::FlagKind::DuplicateOrderId,
         FlagKind::AmountMismatch => pb::FlagKind::AmountMismatch,
         FlagKind::CustomerDispute => pb::FlagKind::CustomerDispute,
+        FlagKind::NeverStarted => pb::FlagKind::NeverStarted,
     }) as i32
 }
 
@@ -181,6 +182,8 @@ fn order_to_pb(o: &ChargeOrder) -> pb::ChargeOrder {
         record_time: Some(to_timestamp(o.recorded_at)),
         area_code: o.area_code.clone(),
         verified_flags: o.verified_flags.iter().map(|k| flag_to_pb(*k)).collect(),
+        authorization_ref: o.authorization_ref.clone(),
+        any_token: o.any_token,
         cusp_energy_kwh: by_label(PeriodLabel::Cusp),
         peak_energy_kwh: by_label(PeriodLabel::Peak),
         flat_energy_kwh: by_label(PeriodLabel::Flat),
@@ -286,6 +289,8 @@ impl MeteringApi {
             reported,
             correction_reason: None,
             verified_flags: Vec::new(),
+            authorization_ref: String::new(),
+            any_token: false,
             recorded_by: p.to_string(),
             recorded_at: self.engine.clock.now(),
         };

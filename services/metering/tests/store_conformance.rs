@@ -45,6 +45,8 @@ fn order(operator: &str, id: &str, area: &str, connector: &str, start: &str) -> 
         reported: None,
         correction_reason: None,
         verified_flags: Vec::new(),
+        authorization_ref: String::new(),
+        any_token: false,
         recorded_by: "platform".into(),
         recorded_at: start + Duration::hours(1),
     }

@@ -89,6 +89,7 @@ pub fn incoming(msg: pb::TelemetryMessage) -> Incoming {
                     meter_start_kwh,
                     connector_checked: m.connector_checked,
                     charging_confirmed: m.charging_confirmed,
+                    any_token: m.any_token,
                 },
             )
         }
@@ -175,12 +176,14 @@ pub fn body_to_pb(body: &Body) -> pb::telemetry_message::Body {
             meter_start_kwh,
             connector_checked,
             charging_confirmed,
+            any_token,
         } => B::SessionStart(pb::SessionStart {
             order_id,
             authorization_ref,
             meter_start_kwh: meter_start_kwh.to_string(),
             connector_checked,
             charging_confirmed,
+            any_token,
         }),
         Body::SessionEnd {
             order_id,

@@ -1,5 +1,6 @@
 //! Domain rules of the asset registry: plain types, pure functions and state machines.
 
+pub mod charge_points;
 pub mod codes;
 pub mod commissioning;
 pub mod model;

@@ -106,6 +106,9 @@ pub struct Station {
     /// REQ BASE-3, MON-10: the tariff's versions; the one in force is the published price board.
     pub tariff: Tariff,
     pub service_items: Vec<String>,
+    /// Charge points here accept any authorisation token; each session records it.
+    #[serde(default)]
+    pub accept_any_id_token: bool,
     pub state: StationState,
     pub acceptance: Option<Acceptance>,
     pub filing: Option<Filing>,
@@ -226,11 +229,80 @@ pub struct Pile {
     pub rated_current: f64,
     pub rated_power_kw: f64,
     pub connectors: Vec<Connector>,
+    /// How the pile talks to the platform.
+    #[serde(default)]
+    pub protocol: PileProtocol,
+    /// OCPP piles: the id it names itself by; unique across the platform.
+    #[serde(default)]
+    pub charge_point_id: String,
+    /// When its security profile 2 password was last set (the hash is kept apart).
+    #[serde(default)]
+    pub password_set_at: Option<DateTime<Utc>>,
     pub state: PileState,
     pub suspension: Option<Suspension>,
     pub retired_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The protocol a pile speaks to the platform.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PileProtocol {
+    /// The native telemetry stream.
+    #[default]
+    Native,
+    Ocpp16,
+    Ocpp201,
+    Ykc,
+}
+
+impl PileProtocol {
+    pub fn is_ocpp(self) -> bool {
+        matches!(self, PileProtocol::Ocpp16 | PileProtocol::Ocpp201)
+    }
+}
+
+/// An authorisation token's state in the operator's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdTokenStatus {
+    Accepted,
+    Blocked,
+    Expired,
+}
+
+impl IdTokenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdTokenStatus::Accepted => "accepted",
+            IdTokenStatus::Blocked => "blocked",
+            IdTokenStatus::Expired => "expired",
+        }
+    }
+}
+
+/// An authorisation token of the operator (an RFID card, an app account).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdToken {
+    pub operator_id: String,
+    pub token: String,
+    pub status: IdTokenStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub note: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A charge point that connected with a valid credential of the operator but is not registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnknownChargePoint {
+    pub operator_id: String,
+    pub charge_point_id: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub attempts: i64,
+    pub detail: String,
 }
 
 /// REQ EQ-1, besides the charging equipment itself.

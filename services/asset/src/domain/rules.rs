@@ -199,6 +199,8 @@ pub fn validate_pile(mut pile: Pile, today: NaiveDate) -> Result<Pile, Error> {
             ));
         }
     }
+    // REQ NETSEC-1: an OCPP pile names itself by its charge point id.
+    pile.charge_point_id = super::charge_points::charge_point_id(&pile)?;
     Ok(pile)
 }
 
@@ -659,6 +661,7 @@ pub(crate) mod tests {
                 tariff
             },
             service_items: vec!["charging".into()],
+            accept_any_id_token: false,
             state: StationState::Registered,
             acceptance: None,
             filing: None,
@@ -699,6 +702,9 @@ pub(crate) mod tests {
                 power_kw: power,
                 park_no: "A1".into(),
             }],
+            protocol: PileProtocol::Native,
+            charge_point_id: String::new(),
+            password_set_at: None,
             state: PileState::InService,
             suspension: None,
             retired_at: None,

@@ -80,6 +80,25 @@ pub fn pile_type(field: &str, v: i32) -> Result<PileType, Error> {
     }
 }
 
+pub fn protocol(field: &str, v: i32) -> Result<PileProtocol, Error> {
+    match pb::PileProtocol::try_from(v) {
+        Ok(pb::PileProtocol::Unspecified) => Ok(PileProtocol::Native),
+        Ok(pb::PileProtocol::Ocpp16) => Ok(PileProtocol::Ocpp16),
+        Ok(pb::PileProtocol::Ocpp201) => Ok(PileProtocol::Ocpp201),
+        Ok(pb::PileProtocol::Ykc) => Ok(PileProtocol::Ykc),
+        Err(_) => Err(Error::bad_field(field, format!("{v} is not a protocol"))),
+    }
+}
+
+pub fn protocol_to_pb(p: PileProtocol) -> pb::PileProtocol {
+    match p {
+        PileProtocol::Native => pb::PileProtocol::Unspecified,
+        PileProtocol::Ocpp16 => pb::PileProtocol::Ocpp16,
+        PileProtocol::Ocpp201 => pb::PileProtocol::Ocpp201,
+        PileProtocol::Ykc => pb::PileProtocol::Ykc,
+    }
+}
+
 fn connector_type(field: &str, v: i32) -> Result<ConnectorType, Error> {
     match pb::ConnectorType::try_from(v) {
         Ok(pb::ConnectorType::HouseholdSocket) => Ok(ConnectorType::HouseholdSocket),
@@ -231,6 +250,7 @@ pub fn station_to_pb(s: &Station, now: DateTime<Utc>) -> pb::Station {
         } as i32,
         price_board: s.price_board(now).iter().map(period_to_pb).collect(),
         service_items: s.service_items.clone(),
+        accept_any_id_token: s.accept_any_id_token,
         state: match s.state {
             StationState::Registered => pb::StationState::Registered,
             StationState::Accepted => pb::StationState::Accepted,
@@ -318,6 +338,9 @@ pub fn pile_to_pb(p: &Pile) -> pb::Pile {
             suspend_time: Some(to_timestamp(s.suspended_at)),
         }),
         retire_time: opt_timestamp(p.retired_at),
+        protocol: protocol_to_pb(p.protocol) as i32,
+        charge_point_id: p.charge_point_id.clone(),
+        password_set: p.password_set_at.is_some(),
         create_time: Some(to_timestamp(p.created_at)),
         update_time: Some(to_timestamp(p.updated_at)),
     }

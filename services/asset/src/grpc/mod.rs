@@ -1,6 +1,7 @@
 //! The gRPC face of the asset service: translation, access checks and persistence calls. The
 //! rules themselves live in [`crate::domain`].
 
+mod charge_points;
 mod convert;
 mod equipment;
 mod history;
@@ -9,6 +10,7 @@ mod operators;
 mod piles;
 mod stations;
 
+pub use charge_points::ChargePointApi;
 pub use convert::{pile_to_pb, station_to_pb};
 
 /// The bus topic registry changes are announced on.
@@ -54,6 +56,8 @@ pub struct AssetApi {
     /// Every committed registry change is announced here (topic `registry`), so caches
     /// elsewhere reload at once.
     bus: chargemesh_kit::events::Publisher,
+    /// Steps after a commit: a lifecycle change reaching the pile (crate::availability).
+    outbox: Option<chargemesh_kit::outbox::Outbox>,
 }
 
 /// A unique violation on creation means the record exists; other store errors pass through.
@@ -143,7 +147,15 @@ impl AssetApi {
             trial,
             commissioning,
             bus: chargemesh_kit::events::Publisher::spawn(bus, 1_024),
+            outbox: None,
         }
+    }
+
+    /// Carries out the steps that follow a commit through `outbox` (its retries are the
+    /// outbox runner's).
+    pub fn with_outbox(mut self, outbox: chargemesh_kit::outbox::Outbox) -> Self {
+        self.outbox = Some(outbox);
+        self
     }
 
     /// Announces a committed change of an operator's registry. A lost announcement costs the

@@ -32,6 +32,9 @@ impl AssetApi {
                 rated_current: input.rated_current,
                 rated_power_kw: input.rated_power_kw,
                 connectors: connectors("pile.connectors", &input.connectors)?,
+                protocol: protocol("pile.protocol", input.protocol)?,
+                charge_point_id: input.charge_point_id,
+                password_set_at: None,
                 state: PileState::InService,
                 suspension: None,
                 retired_at: None,
@@ -137,8 +140,11 @@ impl AssetApi {
             Some(&current.value),
             &next,
         );
+        let steps: Vec<_> = crate::availability::step(&next, action, current.version + 1)
+            .into_iter()
+            .collect();
         self.store
-            .update_pile(&next, current.version, &change)
+            .update_pile(&next, current.version, &change, &steps)
             .await
             .map_err(|e| match &e {
                 StoreError::Unique(_) => Error::AlreadyExists(
@@ -147,6 +153,17 @@ impl AssetApi {
                 _ => Error::Store(e),
             })?;
         self.announce(&change).await;
+        if let Some(outbox) = &self.outbox {
+            for step in steps {
+                let outbox = outbox.clone();
+                // At once when it can be; the runner retries what fails.
+                tokio::spawn(async move {
+                    if let Err(error) = outbox.run_now(&step.step_id).await {
+                        tracing::warn!(%error, step = %step.step_id, "an outbox step could not run now");
+                    }
+                });
+            }
+        }
         Ok(pile_to_pb(&next))
     }
 
@@ -168,6 +185,8 @@ impl AssetApi {
                 "rated_current",
                 "rated_power_kw",
                 "connectors",
+                "protocol",
+                "charge_point_id",
             ],
         )?;
         let op = operator_of(p, &input.operator_id)?;
@@ -189,6 +208,8 @@ impl AssetApi {
                 "rated_voltage" => next.rated_voltage = input.rated_voltage,
                 "rated_current" => next.rated_current = input.rated_current,
                 "rated_power_kw" => next.rated_power_kw = input.rated_power_kw,
+                "protocol" => next.protocol = protocol("pile.protocol", input.protocol)?,
+                "charge_point_id" => next.charge_point_id = input.charge_point_id.clone(),
                 _ => next.connectors = connectors("pile.connectors", &input.connectors)?,
             }
         }

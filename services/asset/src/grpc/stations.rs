@@ -40,6 +40,7 @@ impl AssetApi {
                 tariff
             },
             service_items: input.service_items,
+            accept_any_id_token: input.accept_any_id_token,
             state: StationState::Registered,
             acceptance: None,
             filing: None,
@@ -212,6 +213,7 @@ impl AssetApi {
                 "service_zone",
                 "price_board",
                 "service_items",
+                "accept_any_id_token",
             ],
         )?;
         let op = operator_of(p, &input.operator_id)?;
@@ -249,6 +251,7 @@ impl AssetApi {
                         now,
                     )?;
                 }
+                "accept_any_id_token" => next.accept_any_id_token = input.accept_any_id_token,
                 _ => next.service_items = input.service_items.clone(),
             }
         }

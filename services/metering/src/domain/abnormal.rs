@@ -27,6 +27,8 @@ pub enum FlagKind {
     AmountMismatch,
     /// A customer disputes the order (a billing complaint, REQ CMP-4).
     CustomerDispute,
+    /// The session's end arrived without its start.
+    NeverStarted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -50,6 +50,12 @@ pub struct ChargeOrder {
     /// REQ MON-9: flags a monitor verified as normal; the rules raise them no more.
     #[serde(default)]
     pub verified_flags: Vec<FlagKind>,
+    /// The authorisation the session started with, when a pile reported it.
+    #[serde(default)]
+    pub authorization_ref: String,
+    /// The station accepted any token for it.
+    #[serde(default)]
+    pub any_token: bool,
     pub recorded_by: String,
     pub recorded_at: DateTime<Utc>,
 }
@@ -265,6 +271,8 @@ mod tests {
             reported: None,
             correction_reason: None,
             verified_flags: Vec::new(),
+            authorization_ref: String::new(),
+            any_token: false,
             recorded_by: "platform".into(),
             recorded_at: t("2026-03-01T11:00:05+08:00"),
         }

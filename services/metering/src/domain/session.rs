@@ -20,6 +20,9 @@ pub struct OpenSession {
     pub connector_id: String,
     pub order_id: String,
     pub authorization_ref: String,
+    /// The station accepted any token for it.
+    #[serde(default)]
+    pub any_token: bool,
     pub start: DateTime<Utc>,
     pub samples: Vec<Sample>,
     pub steps: ChargingSteps,
@@ -73,6 +76,7 @@ impl OpenSession {
             connector_id: origin.connector_id.to_owned(),
             order_id,
             authorization_ref: authorization_ref.to_owned(),
+            any_token: false,
             start: origin.at,
             samples: vec![Sample {
                 at: origin.at,
@@ -133,6 +137,8 @@ impl OpenSession {
             reported: None,
             correction_reason: None,
             verified_flags: Vec::new(),
+            authorization_ref: self.authorization_ref,
+            any_token: self.any_token,
             recorded_by: by.to_owned(),
             recorded_at: now,
         }

@@ -115,6 +115,9 @@ pub enum Body {
         meter_start_kwh: Decimal,
         connector_checked: bool,
         charging_confirmed: bool,
+        /// The station accepted any token for it.
+        #[serde(default)]
+        any_token: bool,
     },
     /// The session on the connector ends.
     SessionEnd {
