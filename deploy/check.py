@@ -189,6 +189,35 @@ def main():
     config = next(d for d in with_peers if d["kind"] == "ConfigMap" and "mesh.toml" in d.get("data", {}))
     if 'token_key_file = "/etc/chargemesh/cec-token/token.key"' not in config["data"]["mesh.toml"]:
         fail("chart (T/CEC 102 edge): the gateway's config does not name the token key file")
+    # The OCPP edge: its port on the gateway's pod, Service and NetworkPolicy; an operator's CA
+    # mounted where the configuration names it; profile 1 only when asked for.
+    ocpp = documents(render({"gateway": {"ocpp": {
+        "insecurePort": 8446,
+        "operatorCas": [{"operatorId": "MA01H3BQ2", "secret": "op-ca"}],
+    }}}))
+    check_objects("chart (OCPP edge)", ocpp)
+    for d in ocpp:
+        name = d["metadata"]["name"]
+        if d["kind"] == "ConfigMap" and "mesh.toml" in d.get("data", {}):
+            edge = tomllib.loads(d["data"]["mesh.toml"])["gateway"].get("ocpp", {})
+            cas = edge.get("operator_cas", [])
+            if edge.get("listen") != "0.0.0.0:8445" or edge.get("insecure_listen") != "0.0.0.0:8446":
+                fail(f"chart (OCPP edge): the gateway listens on {edge.get('listen')}, {edge.get('insecure_listen')}")
+            if cas != [{"operator_id": "MA01H3BQ2", "ca_file": "/etc/chargemesh/ocpp-ca/MA01H3BQ2/ca.crt"}]:
+                fail(f"chart (OCPP edge): operator CAs {cas}")
+        if d["kind"] == "Deployment" and name.endswith("-gateway"):
+            container = d["spec"]["template"]["spec"]["containers"][0]
+            ports = {p["name"] for p in container["ports"]}
+            mounts = {m["mountPath"] for m in container["volumeMounts"]}
+            if not {"ocpp", "ocpp-insecure"} <= ports or "/etc/chargemesh/ocpp-ca/MA01H3BQ2" not in mounts:
+                fail(f"chart (OCPP edge): gateway ports {ports}, mounts {mounts}")
+        if d["kind"] == "Service" and name.endswith("-gateway"):
+            if "ocpp" not in {p["name"] for p in d["spec"]["ports"]}:
+                fail("chart (OCPP edge): the gateway's Service does not expose it")
+    for d in documents(default):
+        if d["kind"] == "Service" and d["metadata"]["name"].endswith("-gateway"):
+            if "ocpp-insecure" in {p["name"] for p in d["spec"]["ports"]}:
+                fail("chart (default values) exposes the insecure OCPP port")
     revoking = documents(render({"gateway": {"clientCrlSecret": "client-crl"}}))
     for d in revoking:
         if d["kind"] == "ConfigMap" and "mesh.toml" in d.get("data", {}):

@@ -1,6 +1,7 @@
 //! The demo fleet `up --demo` seeds through the gateway, as the demo operator would: its
-//! registration, two stations in Shaoxing, their piles, certificates and ledger, and one station
-//! walked through acceptance, filing and connection into trial operation.
+//! registration, three stations in Shaoxing (one of OCPP charge points), their piles,
+//! certificates and ledger, and one station walked through acceptance, filing and connection
+//! into trial operation.
 
 use std::net::SocketAddr;
 
@@ -11,6 +12,7 @@ use tonic::transport::Channel;
 use chargemesh_kit::tls::{self, TlsFiles};
 use chargemesh_proto::asset::v1 as pb;
 use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
+use chargemesh_proto::asset::v1::charge_point_service_client::ChargePointServiceClient;
 use chargemesh_proto::common::v1::GeoPoint;
 
 use crate::pki::{DEMO_CREDIT_CODE, DEMO_OPERATOR_ID, DEMO_PILE_ID, DEMO_STATION_ID};
@@ -23,6 +25,35 @@ pub fn asset_client(
     let config = std::sync::Arc::new(tls::client_config(files)?);
     let channel = tls::channel(&format!("https://127.0.0.1:{}", gateway.port()), config)?;
     Ok(AssetServiceClient::new(channel))
+}
+
+/// The demo's OCPP station: charge points connect to the gateway's OCPP edge.
+pub const DEMO_OCPP_STATION_ID: &str = "SX-YC-003";
+/// Its OCPP 1.6J pile (security profile 3: the development CA's pile certificate).
+pub const DEMO_OCPP16_PILE_ID: &str = "SX-YC-003-P01";
+/// Its OCPP 2.0.1 pile (security profile 2: HTTP Basic with [`DEMO_OCPP_PASSWORD`]).
+pub const DEMO_OCPP201_PILE_ID: &str = "SX-YC-003-P02";
+/// The demo's profile 2 password (development only).
+pub const DEMO_OCPP_PASSWORD: &str = "chargemesh-demo-ocpp";
+
+/// Sets a pile's OCPP security profile 2 password, as the operator's platform.
+pub async fn set_password(
+    gateway: SocketAddr,
+    pki: &crate::pki::PkiDir,
+    pile_id: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let config = std::sync::Arc::new(tls::client_config(&pki.files("operator"))?);
+    let channel = tls::channel(&format!("https://127.0.0.1:{}", gateway.port()), config)?;
+    ChargePointServiceClient::new(channel)
+        .set_charge_point_password(pb::SetChargePointPasswordRequest {
+            operator_id: DEMO_OPERATOR_ID.into(),
+            pile_id: pile_id.into(),
+            password: password.into(),
+        })
+        .await
+        .with_context(|| format!("setting the OCPP password of {pile_id}"))?;
+    Ok(())
 }
 
 pub fn operator(credit_code: &str) -> pb::Operator {
@@ -158,11 +189,21 @@ pub async fn seed(gateway: SocketAddr, operator_files: &TlsFiles) -> anyhow::Res
     }
     let op = DEMO_OPERATOR_ID;
     let today = chrono::Utc::now().date_naive() - chrono::Duration::days(30);
-    let stations = [(DEMO_STATION_ID, "330602"), ("SX-KQ-002", "330603")];
+    let stations = [
+        (DEMO_STATION_ID, "330602"),
+        ("SX-KQ-002", "330603"),
+        (DEMO_OCPP_STATION_ID, "330602"),
+    ];
     for (station_id, area) in stations {
+        let mut record = station(op, station_id, area);
+        if station_id == DEMO_OCPP_STATION_ID {
+            record.name = "绍兴越城 OCPP 示范站".into();
+            // A car park's own barrier decides who charges: any card is accepted (recorded).
+            record.accept_any_id_token = true;
+        }
         asset
             .create_station(pb::CreateStationRequest {
-                station: Some(station(op, station_id, area)),
+                station: Some(record),
             })
             .await
             .with_context(|| format!("creating station {station_id}"))?;
@@ -189,12 +230,30 @@ pub async fn seed(gateway: SocketAddr, operator_files: &TlsFiles) -> anyhow::Res
             60.0,
             pb::VerificationProcedure::Jjg1149,
         ),
+        (
+            DEMO_OCPP_STATION_ID,
+            DEMO_OCPP16_PILE_ID,
+            pb::PileType::Ac,
+            7.0,
+            pb::VerificationProcedure::Jjg1148,
+        ),
+        (
+            DEMO_OCPP_STATION_ID,
+            DEMO_OCPP201_PILE_ID,
+            pb::PileType::Dc,
+            60.0,
+            pb::VerificationProcedure::Jjg1149,
+        ),
     ];
     for (i, (station_id, pile_id, kind, power, procedure)) in piles.into_iter().enumerate() {
+        let mut record = pile(op, station_id, pile_id, kind, power);
+        record.protocol = match pile_id {
+            DEMO_OCPP16_PILE_ID => pb::PileProtocol::Ocpp16,
+            DEMO_OCPP201_PILE_ID => pb::PileProtocol::Ocpp201,
+            _ => pb::PileProtocol::Unspecified,
+        } as i32;
         asset
-            .create_pile(pb::CreatePileRequest {
-                pile: Some(pile(op, station_id, pile_id, kind, power)),
-            })
+            .create_pile(pb::CreatePileRequest { pile: Some(record) })
             .await
             .with_context(|| format!("creating pile {pile_id}"))?;
         asset
@@ -251,6 +310,18 @@ pub async fn seed(gateway: SocketAddr, operator_files: &TlsFiles) -> anyhow::Res
                 }),
             })
             .await?;
+    }
+    {
+        let config = std::sync::Arc::new(tls::client_config(operator_files)?);
+        let channel = tls::channel(&format!("https://127.0.0.1:{}", gateway.port()), config)?;
+        ChargePointServiceClient::new(channel)
+            .set_charge_point_password(pb::SetChargePointPasswordRequest {
+                operator_id: op.into(),
+                pile_id: DEMO_OCPP201_PILE_ID.into(),
+                password: DEMO_OCPP_PASSWORD.into(),
+            })
+            .await
+            .context("setting the demo OCPP password")?;
     }
     let (operator_id, station_id) = key(DEMO_STATION_ID);
     asset

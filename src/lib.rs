@@ -8,3 +8,4 @@ pub mod link;
 pub mod mesh;
 pub mod pki;
 pub mod sim;
+pub mod sim_ocpp;

@@ -106,6 +106,18 @@ enum Command {
         /// Milliseconds between simulation steps.
         #[arg(long, default_value_t = 1000)]
         tick_ms: u64,
+        /// What the piles speak: our telemetry stream, or OCPP to the gateway's OCPP edge (one
+        /// charge point per pile; newly registered piles are registered as OCPP piles).
+        #[arg(long, value_enum, default_value = "native")]
+        protocol: SimProtocol,
+        /// The gateway's OCPP edge.
+        #[arg(long, default_value = "127.0.0.1:7445")]
+        ocpp: std::net::SocketAddr,
+        /// OCPP security profile 2: HTTP Basic with this password (16 or more characters, set
+        /// on each pile registered); without it, profile 3 with the development CA's pile
+        /// certificates.
+        #[arg(long)]
+        password: Option<String>,
     },
     /// Benchmarks that print figures.
     Bench {
@@ -142,6 +154,16 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+}
+
+/// What simulated piles speak.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SimProtocol {
+    Native,
+    #[value(name = "ocpp1.6")]
+    Ocpp16,
+    #[value(name = "ocpp2.0.1")]
+    Ocpp201,
 }
 
 #[derive(Subcommand)]
@@ -263,7 +285,26 @@ async fn main() -> anyhow::Result<()> {
             piles_per_station,
             existing,
             tick_ms,
+            protocol,
+            ocpp,
+            password,
         } => {
+            use chargemesh::sim_ocpp::OcppVersion;
+            let version = match protocol {
+                SimProtocol::Native => None,
+                SimProtocol::Ocpp16 => Some(OcppVersion::V16),
+                SimProtocol::Ocpp201 => Some(OcppVersion::V201),
+            };
+            let ocpp = version.map(|version| chargemesh::sim::OcppSim {
+                version,
+                edge: ocpp,
+                password,
+            });
+            let mode = if ocpp.is_some() {
+                chargemesh::sim::Mode::Pile
+            } else {
+                mode
+            };
             let create = existing.is_empty();
             let stations = if create {
                 (1..=stations).map(|i| format!("SIM-{i:03}")).collect()
@@ -280,6 +321,8 @@ async fn main() -> anyhow::Result<()> {
                 create,
                 tick: std::time::Duration::from_millis(tick_ms.max(10)),
                 seed: 7,
+                ocpp,
+                only_piles: Vec::new(),
             })
             .await?;
             println!("simulating {} streams; stop with ctrl-c", tasks.len());
@@ -523,20 +566,57 @@ async fn up(
             create: false,
             tick: std::time::Duration::from_secs(2),
             seed: 11,
+            ocpp: None,
+            only_piles: Vec::new(),
         };
-        let streams = chargemesh::sim::start(sim)
+        let streams = chargemesh::sim::start(sim.clone())
             .await
             .context("starting the demo simulator")?;
         println!(
             "demo simulator: {} station streams reporting live status and meter values",
             streams.len()
         );
+        // The OCPP station's charge points, on the gateway's OCPP edge (REQ BASE-2, single
+        // pile): a 1.6J one on profile 3, a 2.0.1 one on profile 2.
+        if let Some(edge) = mesh.ocpp_addr {
+            use chargemesh::sim_ocpp::OcppVersion;
+            let ocpp = [
+                (demo::DEMO_OCPP16_PILE_ID, OcppVersion::V16, None),
+                (
+                    demo::DEMO_OCPP201_PILE_ID,
+                    OcppVersion::V201,
+                    Some(demo::DEMO_OCPP_PASSWORD.to_owned()),
+                ),
+            ];
+            for (pile, version, password) in ocpp {
+                chargemesh::sim::start(chargemesh::sim::SimOptions {
+                    mode: chargemesh::sim::Mode::Pile,
+                    stations: vec![demo::DEMO_OCPP_STATION_ID.into()],
+                    only_piles: vec![pile.into()],
+                    ocpp: Some(chargemesh::sim::OcppSim {
+                        version,
+                        edge,
+                        password,
+                    }),
+                    ..sim.clone()
+                })
+                .await
+                .context("starting the demo OCPP charge points")?;
+            }
+            println!(
+                "demo OCPP charge points: {p16} (1.6J, pile certificate) and {p201} (2.0.1, \
+                 HTTP Basic {p201}:{password}) at wss://{edge}/ocpp/",
+                p16 = demo::DEMO_OCPP16_PILE_ID,
+                p201 = demo::DEMO_OCPP201_PILE_ID,
+                password = demo::DEMO_OCPP_PASSWORD,
+            );
+        }
     }
     let addr = mesh.gateway_addr;
     let d = pki.dir.display();
     println!(
         "\nchargemesh is up: gateway on {addr} (mTLS, TLS 1.3; staff JWTs accepted)\n\
-         OCPP 1.6J / 2.0.1 charge points: wss://{ocpp}/ocpp/{{chargePointId}} (pile certificates)\n\
+         OCPP 1.6J / 2.0.1 charge points: wss://{ocpp}/ocpp/{{chargePointId}} (pile certificates or HTTP Basic)\n\
          data: {data}   pki: {d}\n\n\
          client identities (certificate + key, CA {d}/ca.pem):\n  \
          operator  {d}/operator.pem   {d}/operator.key   spiffe://{td}/operator/{op}\n  \

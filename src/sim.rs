@@ -40,14 +40,34 @@ pub struct SimOptions {
     pub create: bool,
     pub tick: Duration,
     pub seed: u64,
+    /// Simulate OCPP charge points (one per pile, `Mode::Pile` only) instead of telemetry
+    /// streams.
+    pub ocpp: Option<OcppSim>,
+    /// Only these piles of the stations (all when empty).
+    pub only_piles: Vec<String>,
+}
+
+/// How simulated OCPP charge points connect.
+#[derive(Debug, Clone)]
+pub struct OcppSim {
+    pub version: crate::sim_ocpp::OcppVersion,
+    /// The OCPP edge, such as 127.0.0.1:7445.
+    pub edge: SocketAddr,
+    /// Security profile 2 with this password (set on each pile when it is registered);
+    /// profile 3 with a certificate of the development CA when `None`.
+    pub password: Option<String>,
 }
 
 /// A tiny deterministic generator (xorshift64*), enough for plausible noise.
 #[derive(Debug, Clone)]
-struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    pub fn draw(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -56,7 +76,7 @@ impl Rng {
 
     /// True with probability `p`.
     fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 > 1.0 - p
+        (self.draw() >> 11) as f64 / (1u64 << 53) as f64 > 1.0 - p
     }
 }
 
@@ -71,17 +91,23 @@ pub struct SimConnector {
     pub power_kw: f64,
     /// A start the platform asked for: (order id, authorisation), taken by the next session.
     pub start_order: Option<(String, String)>,
+    /// The platform asked the running session to stop.
+    pub stop_requested: bool,
+    /// Energy delivered below a whole watt-hour, Wh.
+    pub carry_wh: f64,
 }
 
 impl SimConnector {
     /// Advances one tick; returns the messages it produced (without sequence numbers).
-    fn tick(&mut self, rng: &mut Rng, tick: Duration) -> Vec<tm::telemetry_message::Body> {
+    pub fn tick(&mut self, rng: &mut Rng, tick: Duration) -> Vec<tm::telemetry_message::Body> {
         use tm::ConnectorState as S;
         let before = self.state;
         let asked =
             self.start_order.is_some() && matches!(self.state, S::Idle | S::OccupiedNotCharging);
+        let stop = std::mem::take(&mut self.stop_requested);
         self.state = match self.state {
             _ if asked => S::Charging,
+            S::Charging if stop => S::Idle,
             S::Idle if rng.chance(0.05) => S::OccupiedNotCharging,
             S::OccupiedNotCharging if rng.chance(0.6) => S::Charging,
             S::OccupiedNotCharging if rng.chance(0.1) => S::Idle,
@@ -111,7 +137,7 @@ impl SimConnector {
             let (order_id, authorization_ref) = self
                 .start_order
                 .take()
-                .unwrap_or_else(|| (String::new(), format!("sim card {}", rng.next() % 10_000)));
+                .unwrap_or_else(|| (String::new(), format!("sim card {}", rng.draw() % 10_000)));
             out.push(tm::telemetry_message::Body::SessionStart(
                 tm::SessionStart {
                     order_id,
@@ -124,14 +150,19 @@ impl SimConnector {
             ));
         }
         if self.state == S::Charging {
-            let kw = self.power_kw * (0.6 + 0.4 * (rng.next() % 100) as f64 / 100.0);
-            self.register_wh += (kw * 1000.0 * tick.as_secs_f64() / 3600.0).round() as u64;
+            let kw = self.power_kw * (0.6 + 0.4 * (rng.draw() % 100) as f64 / 100.0);
+            // The register counts whole watt-hours; the rest carries over, so even a fast
+            // simulation delivers exactly what its power says.
+            self.carry_wh += kw * 1000.0 * tick.as_secs_f64() / 3600.0;
+            let whole = self.carry_wh.floor();
+            self.carry_wh -= whole;
+            self.register_wh += whole as u64;
             out.push(tm::telemetry_message::Body::Meter(tm::MeterSample {
                 energy_kwh: Decimal::new(self.register_wh as i64, 3).to_string(),
                 power_kw: (kw * 10.0).round() / 10.0,
                 voltage: 500.0,
                 current: (kw * 1000.0 / 500.0 * 10.0).round() / 10.0,
-                soc_percent: (20 + rng.next() % 80) as f64,
+                soc_percent: (20 + rng.draw() % 80) as f64,
             }));
         }
         out
@@ -236,7 +267,7 @@ impl Reporter {
             gateway: format!("https://127.0.0.1:{}", self.gateway.port()),
             tls,
             backoff: Backoff::default(),
-            seed: self.rng.next(),
+            seed: self.rng.draw(),
         });
         let mut ticks = tokio::time::interval(self.tick);
         let mut n = 0u64;
@@ -317,21 +348,24 @@ async fn register(opts: &SimOptions) -> anyhow::Result<()> {
         }
         for p in 0..opts.piles_per_station {
             let pile = format!("{station}-P{p:02}");
+            let mut record =
+                demo::pile(DEMO_OPERATOR_ID, station, &pile, asset::PileType::Dc, 60.0);
+            if let Some(ocpp) = &opts.ocpp {
+                record.protocol = match ocpp.version {
+                    crate::sim_ocpp::OcppVersion::V16 => asset::PileProtocol::Ocpp16,
+                    crate::sim_ocpp::OcppVersion::V201 => asset::PileProtocol::Ocpp201,
+                } as i32;
+            }
             let created = client
-                .create_pile(asset::CreatePileRequest {
-                    pile: Some(demo::pile(
-                        DEMO_OPERATOR_ID,
-                        station,
-                        &pile,
-                        asset::PileType::Dc,
-                        60.0,
-                    )),
-                })
+                .create_pile(asset::CreatePileRequest { pile: Some(record) })
                 .await;
             if let Err(status) = created
                 && status.code() != tonic::Code::AlreadyExists
             {
                 return Err(status).context("registering a simulated pile");
+            }
+            if let Some(password) = opts.ocpp.as_ref().and_then(|o| o.password.as_ref()) {
+                crate::demo::set_password(opts.gateway, &opts.pki, &pile, password).await?;
             }
         }
     }
@@ -356,18 +390,20 @@ async fn connectors(opts: &SimOptions) -> anyhow::Result<Vec<(String, Vec<SimCon
             .into_inner()
             .piles;
         let mut list = Vec::new();
-        for p in piles
-            .iter()
-            .filter(|p| p.state != asset::PileState::Retired as i32)
-        {
+        for p in piles.iter().filter(|p| {
+            p.state != asset::PileState::Retired as i32
+                && (opts.only_piles.is_empty() || opts.only_piles.contains(&p.pile_id))
+        }) {
             for c in &p.connectors {
                 list.push(SimConnector {
                     pile_id: p.pile_id.clone(),
                     connector_id: c.connector_id.clone(),
                     state: tm::ConnectorState::Idle,
-                    register_wh: 1_000_000 + rng.next() % 1_000_000,
+                    register_wh: 1_000_000 + rng.draw() % 1_000_000,
                     power_kw: c.power_kw,
                     start_order: None,
+                    stop_requested: false,
+                    carry_wh: 0.0,
                 });
             }
         }
@@ -407,6 +443,10 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<Vec<tokio::task::JoinHand
         })
     };
     let mut groups: Vec<(TlsFiles, Vec<SimConnector>)> = Vec::new();
+    let mut charge_points = Vec::new();
+    if opts.ocpp.is_some() && opts.mode != Mode::Pile {
+        anyhow::bail!("OCPP charge points are simulated one per pile (--mode pile)");
+    }
     match opts.mode {
         Mode::Platform => groups.push((
             opts.pki.files("operator"),
@@ -436,6 +476,28 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<Vec<tokio::task::JoinHand
                         station_id: station.clone(),
                         pile_id: pile.clone(),
                     };
+                    if let Some(ocpp) = &opts.ocpp {
+                        let credential = match &ocpp.password {
+                            Some(password) => crate::sim_ocpp::Credential::Password {
+                                ca_file: opts.pki.ca(),
+                                password: password.clone(),
+                            },
+                            None => crate::sim_ocpp::Credential::Certificate(identity(
+                                &format!("pile-{pile}"),
+                                &principal,
+                            )?),
+                        };
+                        charge_points.push(crate::sim_ocpp::ChargePointOptions {
+                            base_url: format!("wss://{}/ocpp/", ocpp.edge),
+                            charge_point_id: pile.clone(),
+                            version: ocpp.version,
+                            credential,
+                            connectors: list,
+                            tick: opts.tick,
+                            seed: opts.seed.wrapping_add(charge_points.len() as u64 * 7919),
+                        });
+                        continue;
+                    }
                     groups.push((identity(&format!("pile-{pile}"), &principal)?, list));
                 }
             }
@@ -452,6 +514,9 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<Vec<tokio::task::JoinHand
             tick: opts.tick,
         };
         tasks.push(tokio::spawn(reporter.run()));
+    }
+    for charge_point in charge_points {
+        tasks.push(tokio::spawn(crate::sim_ocpp::run(charge_point)));
     }
     Ok(tasks)
 }
@@ -470,6 +535,8 @@ mod tests {
             register_wh: 1000,
             power_kw: 60.0,
             start_order: None,
+            stop_requested: false,
+            carry_wh: 0.0,
         };
         let mut seen = std::collections::HashSet::new();
         let mut last = c.register_wh;

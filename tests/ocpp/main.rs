@@ -6,12 +6,14 @@
 //!
 //! - this file: the full scenario of each version (profile 3 with the mesh PKI);
 //! - [`security`]: profiles 1 and 2, whitepaper certificates, refusals, unknown charge points;
-//! - [`operations`]: the token list, suspension and resumption, abnormal transactions.
+//! - [`operations`]: the token list, suspension and resumption, abnormal transactions;
+//! - [`simulator`]: `chargemesh sim --protocol ocpp1.6|ocpp2.0.1`, our own charge points.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod operations;
 mod security;
+mod simulator;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -30,6 +30,8 @@ async fn the_simulator_reports_a_live_fleet_in_every_mode() {
             create: true,
             tick: Duration::from_millis(20),
             seed: 3,
+            ocpp: None,
+            only_piles: Vec::new(),
         })
         .await
         .expect("simulator starts");

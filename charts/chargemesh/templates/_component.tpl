@@ -133,6 +133,16 @@ spec:
               containerPort: {{ $v.cec.port }}
               protocol: TCP
             {{- end }}
+            {{- if and (eq $c "gateway") $v.ocpp.enabled }}
+            - name: ocpp
+              containerPort: {{ $v.ocpp.port }}
+              protocol: TCP
+            {{- if $v.ocpp.insecurePort }}
+            - name: ocpp-insecure
+              containerPort: {{ $v.ocpp.insecurePort }}
+              protocol: TCP
+            {{- end }}
+            {{- end }}
           startupProbe:
             grpc:
               port: {{ $root.Values.adminPort }}
@@ -176,6 +186,13 @@ spec:
               mountPath: /etc/chargemesh/crl
               readOnly: true
             {{- end }}
+            {{- if and (eq $c "gateway") $v.ocpp.enabled }}
+            {{- range $v.ocpp.operatorCas }}
+            - name: ocpp-ca-{{ lower .operatorId }}
+              mountPath: /etc/chargemesh/ocpp-ca/{{ .operatorId }}
+              readOnly: true
+            {{- end }}
+            {{- end }}
       volumes:
         - name: config
           configMap:
@@ -200,6 +217,16 @@ spec:
             items:
               - key: crl.pem
                 path: crl.pem
+        {{- end }}
+        {{- if and (eq $c "gateway") $v.ocpp.enabled }}
+        {{- range $v.ocpp.operatorCas }}
+        - name: ocpp-ca-{{ lower .operatorId }}
+          secret:
+            secretName: {{ .secret }}
+            items:
+              - key: ca.crt
+                path: ca.crt
+        {{- end }}
         {{- end }}
         {{- if $tokenKey }}
         - name: cec-token
@@ -238,6 +265,20 @@ spec:
       targetPort: cec
       protocol: TCP
       appProtocol: https
+    {{- end }}
+    {{- if and (eq $c "gateway") $v.ocpp.enabled }}
+    - name: ocpp
+      port: {{ $v.ocpp.port }}
+      targetPort: ocpp
+      protocol: TCP
+      appProtocol: https
+    {{- if $v.ocpp.insecurePort }}
+    - name: ocpp-insecure
+      port: {{ $v.ocpp.insecurePort }}
+      targetPort: ocpp-insecure
+      protocol: TCP
+      appProtocol: http
+    {{- end }}
     {{- end }}
 {{- if $root.Values.podDisruptionBudget.enabled }}
 ---

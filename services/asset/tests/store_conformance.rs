@@ -62,6 +62,7 @@ fn station(op: &str, id: &str, area: &str) -> Station {
             }],
         },
         service_items: vec![],
+        accept_any_id_token: false,
         state: StationState::Registered,
         acceptance: None,
         filing: None,
@@ -97,6 +98,9 @@ fn pile(op: &str, station_id: &str, id: &str, connector: &str) -> Pile {
             power_kw: 60.0,
             park_no: String::new(),
         }],
+        protocol: PileProtocol::Native,
+        charge_point_id: String::new(),
+        password_set_at: None,
         state: PileState::InService,
         suspension: None,
         retired_at: None,
@@ -344,9 +348,14 @@ async fn connector_ids_are_unique_per_operator_and_a_refused_pile_leaves_nothing
         // Updating P1's connectors frees C1 for another pile.
         let mut moved = p1.clone();
         moved.connectors[0].connector_id = "C9".into();
-        s.update_pile(&moved, 1, &change("OPA", "pile", "P1", "update", &moved))
-            .await
-            .expect("update");
+        s.update_pile(
+            &moved,
+            1,
+            &change("OPA", "pile", "P1", "update", &moved),
+            &[],
+        )
+        .await
+        .expect("update");
         s.create_pile(&p2, &change("OPA", "pile", "P2", "create", &p2))
             .await
             .expect("now free");
@@ -492,5 +501,157 @@ async fn rec_2_history_is_appended_in_order_and_cannot_be_rewritten() {
             "{}: rewrite refused {rewrite}, delete refused {delete}",
             db.backend()
         );
+    }
+}
+
+#[tokio::test]
+async fn netsec_1_a_charge_point_id_is_unique_across_operators_and_keeps_its_password_hash_apart() {
+    for db in backends().await {
+        let s = seeded(&db.database).await;
+        for op in ["OPA", "OPB"] {
+            let st = station(op, "S1", "330602");
+            s.create_station(&st, &change(op, "station", "S1", "create", &st))
+                .await
+                .expect("station");
+        }
+        let mut a = pile("OPA", "S1", "P1", "C1");
+        a.protocol = PileProtocol::Ocpp16;
+        a.charge_point_id = "CP-1".into();
+        s.create_pile(&a, &change("OPA", "pile", "P1", "create", &a))
+            .await
+            .expect("pile");
+        // Another operator's pile may not take the same charge point id, and leaves nothing.
+        let mut b = pile("OPB", "S1", "P1", "C1");
+        b.protocol = PileProtocol::Ocpp16;
+        b.charge_point_id = "CP-1".into();
+        let r = s
+            .create_pile(&b, &change("OPB", "pile", "P1", "create", &b))
+            .await;
+        assert!(
+            matches!(r, Err(StoreError::Unique(_))),
+            "{}: {r:?}",
+            db.backend()
+        );
+        assert!(s.pile("OPB", "P1").await.expect("read").is_none());
+
+        let mut with_password = a.clone();
+        with_password.password_set_at = Some(t("2026-01-03T00:00:00Z"));
+        s.set_charge_point_password(
+            &with_password,
+            1,
+            "pbkdf2-sha256$1$salt$hash",
+            &change("OPA", "pile", "P1", "set-password", &with_password),
+        )
+        .await
+        .expect("password");
+        let row = s.charge_point("CP-1").await.expect("read").expect("found");
+        assert_eq!(
+            (row.operator_id.as_str(), row.pile_id.as_str()),
+            ("OPA", "P1")
+        );
+        assert_eq!(
+            row.password_hash.as_deref(),
+            Some("pbkdf2-sha256$1$salt$hash")
+        );
+        // An update keeping the id keeps the password; renaming drops both, and with them
+        // the step the update calls for is written in its transaction.
+        let mut renamed = with_password.clone();
+        renamed.charge_point_id = "CP-2".into();
+        let step = chargemesh_kit::outbox::Step::new("pile-availability", "OPA", "P1@3");
+        s.update_pile(
+            &renamed,
+            2,
+            &change("OPA", "pile", "P1", "update", &renamed),
+            std::slice::from_ref(&step),
+        )
+        .await
+        .expect("renamed");
+        assert!(s.charge_point("CP-1").await.expect("read").is_none());
+        let row = s.charge_point("CP-2").await.expect("read").expect("found");
+        assert_eq!(
+            row.password_hash, None,
+            "a new id needs its password set again"
+        );
+        let outbox = chargemesh_kit::outbox::Outbox::new(
+            db.database.clone(),
+            std::sync::Arc::new(Nothing),
+            std::sync::Arc::new(chargemesh_kit::clock::SystemClock),
+        );
+        assert!(
+            outbox.pending(&step.step_id).await.expect("read").is_some(),
+            "{}: the step is written with the change",
+            db.backend()
+        );
+    }
+}
+
+struct Nothing;
+
+#[tonic::async_trait]
+impl chargemesh_kit::outbox::StepHandler for Nothing {
+    async fn run(
+        &self,
+        _: &chargemesh_kit::outbox::Step,
+    ) -> Result<(), chargemesh_kit::outbox::StepError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn id_tokens_are_put_and_replaced_and_unknown_charge_points_counted() {
+    for db in backends().await {
+        let s = seeded(&db.database).await;
+        let mut card = IdToken {
+            operator_id: "OPA".into(),
+            token: "CARD-1".into(),
+            status: IdTokenStatus::Accepted,
+            expires_at: None,
+            note: "first".into(),
+            created_at: t("2026-01-02T00:00:00Z"),
+            updated_at: t("2026-01-02T00:00:00Z"),
+        };
+        s.put_id_token(&card, &change("OPA", "id_token", "CARD-1", "put", &card))
+            .await
+            .expect("put");
+        card.status = IdTokenStatus::Blocked;
+        card.created_at = t("2026-01-05T00:00:00Z");
+        card.updated_at = t("2026-01-05T00:00:00Z");
+        let saved = s
+            .put_id_token(&card, &change("OPA", "id_token", "CARD-1", "put", &card))
+            .await
+            .expect("replaced");
+        assert_eq!(saved.created_at, t("2026-01-02T00:00:00Z"), "created once");
+        let read = s
+            .id_token("OPA", "CARD-1")
+            .await
+            .expect("read")
+            .expect("found");
+        assert_eq!(read.status, IdTokenStatus::Blocked);
+        assert!(
+            s.id_token("OPB", "CARD-1").await.expect("read").is_none(),
+            "per operator"
+        );
+        let listed = s
+            .list_id_tokens(&[Filter::Eq("operator_id", "OPA".into())], &Page::first(10))
+            .await
+            .expect("list");
+        assert_eq!(listed.len(), 1);
+
+        for at in ["2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"] {
+            s.note_unknown_charge_point("OPA", "GHOST", "boot rejected", t(at))
+                .await
+                .expect("noted");
+        }
+        let seen = s
+            .list_unknown_charge_points(
+                &[Filter::Eq("operator_id", "OPA".into())],
+                &Page::first(10),
+            )
+            .await
+            .expect("list");
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].attempts, 2);
+        assert_eq!(seen[0].first_seen, t("2026-01-02T00:00:00Z"));
+        assert_eq!(seen[0].last_seen, t("2026-01-03T00:00:00Z"));
     }
 }
