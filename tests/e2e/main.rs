@@ -3,6 +3,7 @@
 //! each; the registration helpers they share are here.
 
 mod access;
+mod charge_points;
 #[path = "../common/mod.rs"]
 mod common;
 mod gateway;

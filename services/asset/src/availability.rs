@@ -85,3 +85,42 @@ impl StepHandler for AvailabilitySteps {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::{PileProtocol, PileType};
+    use crate::domain::rules::tests::pile;
+
+    fn operative(step: &Step) -> bool {
+        serde_json::from_str::<serde_json::Value>(&step.payload).expect("json")["operative"]
+            .as_bool()
+            .expect("a flag")
+    }
+
+    #[test]
+    fn mon_4_5_6_a_lifecycle_change_of_an_ocpp_pile_reaches_it_as_availability() {
+        let mut p = pile(PileType::Dc);
+        p.protocol = PileProtocol::Ocpp16;
+        p.state = PileState::Suspended;
+        let suspended = step(&p, "suspend", 2).expect("MON-4: inoperative");
+        assert!(!operative(&suspended));
+        p.state = PileState::InService;
+        let resumed = step(&p, "resume", 3).expect("MON-5: operative");
+        assert!(operative(&resumed));
+        assert_ne!(suspended.step_id, resumed.step_id, "one step per change");
+        p.state = PileState::Retired;
+        assert!(!operative(
+            &step(&p, "retire", 4).expect("MON-6: inoperative for good")
+        ));
+        assert!(
+            step(&p, "update", 5).is_none(),
+            "an archive update is not a lifecycle change"
+        );
+        p.protocol = PileProtocol::Native;
+        assert!(
+            step(&p, "suspend", 6).is_none(),
+            "only OCPP piles take availability"
+        );
+    }
+}

@@ -3,6 +3,13 @@
 
 use super::*;
 
+/// REQ NETSEC-1: a charge point names itself by its id alone, so no two piles share one.
+fn charge_point_taken(id: &str) -> Error {
+    Error::AlreadyExists(format!(
+        "charge point id {id} is another pile's (charge point ids are unique across the platform)"
+    ))
+}
+
 impl AssetApi {
     pub(super) async fn create_pile_(
         &self,
@@ -62,6 +69,9 @@ impl AssetApi {
                         "a connector id of pile {op}/{} (connector ids are unique per operator)",
                         pile.pile_id
                     ))
+                }
+                StoreError::Unique(what) if what.contains("charge_points") => {
+                    charge_point_taken(&pile.charge_point_id)
                 }
                 _ => exists_as(e, format!("pile {op}/{}", pile.pile_id)),
             })?;
@@ -147,6 +157,9 @@ impl AssetApi {
             .update_pile(&next, current.version, &change, &steps)
             .await
             .map_err(|e| match &e {
+                StoreError::Unique(what) if what.contains("charge_points") => {
+                    charge_point_taken(&next.charge_point_id)
+                }
                 StoreError::Unique(_) => Error::AlreadyExists(
                     "a connector id of this pile (connector ids are unique per operator)".into(),
                 ),
