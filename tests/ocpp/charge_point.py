@@ -84,7 +84,8 @@ def make_v16(connection):
         # A reboot: the same start again, answered with the same transaction.
         again = await cp.call(call.StartTransaction(connector_id=1, id_tag="CARD-0042", meter_start=1000, timestamp=start_at))
         await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Charging", timestamp=now()))
-        await cp.call(call.MeterValues(connector_id=1, transaction_id=first.transaction_id, meter_value=energy(5000)))
+        for wh in (5000, 9000):
+            await cp.call(call.MeterValues(connector_id=1, transaction_id=first.transaction_id, meter_value=energy(wh)))
         stop_at = now()
         for _ in range(2):
             await cp.call(call.StopTransaction(meter_stop=11000, timestamp=stop_at, transaction_id=first.transaction_id, reason="EVDisconnected"))

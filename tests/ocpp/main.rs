@@ -325,6 +325,36 @@ async fn full_scenario(version: &str, pile: &str) {
         "{status:?}"
     );
 
+    // The regulator sees the energy the meter values measured (4 kWh between the 1.6 charger's
+    // two readings; 10 kWh over the 2.0.1 transaction's begin, periodic and end readings).
+    let now = chrono::Utc::now();
+    let stats = regulator
+        .get_station_stats(reg::GetStationStatsRequest {
+            operator_id: OP.into(),
+            station_id: "S1".into(),
+            start_time: Some(prost_types::Timestamp {
+                seconds: (now - chrono::Duration::hours(1)).timestamp(),
+                nanos: 0,
+            }),
+            end_time: Some(prost_types::Timestamp {
+                seconds: (now + chrono::Duration::hours(1)).timestamp(),
+                nanos: 0,
+            }),
+        })
+        .await
+        .expect("stats")
+        .into_inner();
+    let measured = stats
+        .connectors
+        .iter()
+        .find(|c| c.connector_id == connector)
+        .map(|c| c.energy_kwh.clone());
+    assert_eq!(
+        measured.as_deref(),
+        Some(if version == "1.6" { "4.000" } else { "10.000" }),
+        "{stats:?}"
+    );
+
     // REQ SETTLE-1: the transaction, its start retried and its stop sent twice, is one order of
     // 10 kWh (1,000 Wh to 11,000 Wh).
     let mut metering = MeteringServiceClient::new(mesh.channel("operator"));

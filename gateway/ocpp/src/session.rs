@@ -31,6 +31,9 @@ use crate::translate::{
 };
 use crate::{OcppConfig, Version, v16, v201};
 
+/// How long a token's verdict is waited for.
+const TOKEN_LOOKUP: Duration = Duration::from_secs(10);
+
 /// A CALL being made durable.
 struct InFlight {
     id: String,
@@ -154,9 +157,20 @@ pub async fn run(
                 reason: reason.into(),
             }))
             .await;
+        // The charge point's close answers ours; then TLS ends with its close_notify, so the
+        // charger sees an orderly close, not a cut connection.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
     } else {
         tracing::info!(charge_point = %key, "OCPP charge point disconnected");
     }
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::io::AsyncWriteExt::shutdown(ws.get_mut()),
+    )
+    .await;
 }
 
 async fn serve(
@@ -417,18 +431,22 @@ impl Session {
         }
     }
 
-    /// The registry's verdict on a token; `None` when it cannot be read now.
+    /// The registry's verdict on a token; `None` when it cannot be read now (within the
+    /// charger's patience: a CALL unanswered for long is sent again).
     async fn authorize(&self, token: &str) -> Option<TokenVerdict> {
-        let answer = ChargePointServiceClient::new(self.registry.clone())
-            .authorize_id_token(request_as(
-                &self.charge_point.principal,
-                asset::AuthorizeIdTokenRequest {
-                    operator_id: self.charge_point.operator_id.clone(),
-                    pile_id: self.charge_point.pile_id.clone(),
-                    token: token.to_owned(),
-                },
-            ))
-            .await;
+        let mut client = ChargePointServiceClient::new(self.registry.clone());
+        let asked = client.authorize_id_token(request_as(
+            &self.charge_point.principal,
+            asset::AuthorizeIdTokenRequest {
+                operator_id: self.charge_point.operator_id.clone(),
+                pile_id: self.charge_point.pile_id.clone(),
+                token: token.to_owned(),
+            },
+        ));
+        let Ok(answer) = tokio::time::timeout(TOKEN_LOOKUP, asked).await else {
+            tracing::warn!("the token list did not answer in time");
+            return None;
+        };
         match answer {
             Ok(answer) => {
                 let answer = answer.into_inner();
