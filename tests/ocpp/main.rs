@@ -121,6 +121,29 @@ async fn make_ocpp(
         .expect("an OCPP pile");
 }
 
+/// The operator's charge orders, once `ready` holds of them (or after the wait gives up).
+async fn orders_when(
+    mesh: &TestMesh,
+    ready: impl Fn(&Vec<mt::ChargeOrder>) -> bool,
+) -> Vec<mt::ChargeOrder> {
+    let mut metering = MeteringServiceClient::new(mesh.channel("operator"));
+    eventually(
+        async || {
+            metering
+                .list_charge_orders(mt::ListChargeOrdersRequest {
+                    operator_id: OP.into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("orders")
+                .into_inner()
+                .orders
+        },
+        ready,
+    )
+    .await
+}
+
 /// The charge point API as the operator's platform.
 fn charge_points(mesh: &TestMesh) -> ChargePointServiceClient<tonic::transport::Channel> {
     ChargePointServiceClient::new(mesh.channel("operator"))
@@ -357,22 +380,8 @@ async fn full_scenario(version: &str, pile: &str) {
 
     // REQ SETTLE-1: the transaction, its start retried and its stop sent twice, is one order of
     // 10 kWh (1,000 Wh to 11,000 Wh).
+    let orders = orders_when(&mesh, |orders| orders.iter().any(|o| o.pile_id == pile)).await;
     let mut metering = MeteringServiceClient::new(mesh.channel("operator"));
-    let orders = eventually(
-        async || {
-            metering
-                .list_charge_orders(mt::ListChargeOrdersRequest {
-                    operator_id: OP.into(),
-                    ..Default::default()
-                })
-                .await
-                .expect("orders")
-                .into_inner()
-                .orders
-        },
-        |orders| orders.iter().any(|o| o.pile_id == pile),
-    )
-    .await;
     let ours: Vec<_> = orders.iter().filter(|o| o.pile_id == pile).collect();
     assert_eq!(ours.len(), 1, "stored once: {ours:?}");
     assert_eq!(ours[0].energy_kwh, "10.000");

@@ -7,13 +7,13 @@
 use chargemesh::pki::DEMO_OPERATOR_ID as OP;
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::metering::v1 as mt;
-use chargemesh_proto::metering::v1::metering_service_client::MeteringServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
-use super::common::{TestMesh, eventually};
+use super::common::TestMesh;
 use super::{
-    ChargePoint, Credential, charge_points, fleet, make_ocpp, pile_identity, python, wss_url,
+    ChargePoint, Credential, charge_points, fleet, make_ocpp, orders_when, pile_identity, python,
+    wss_url,
 };
 
 async fn token(mesh: &TestMesh, token: &str, status: asset::IdTokenStatus, expired: bool) {
@@ -67,23 +67,13 @@ async fn suspend_and_resume(mesh: &TestMesh, cp: &mut ChargePoint, pile: &str, v
 /// The pile's orders once metering has both: the charged one and the one kept for the stop
 /// whose start never arrived.
 async fn orders(mesh: &TestMesh, pile: &str) -> Vec<mt::ChargeOrder> {
-    let mut metering = MeteringServiceClient::new(mesh.channel("operator"));
-    let orders = eventually(
-        async || {
-            metering
-                .list_charge_orders(mt::ListChargeOrdersRequest {
-                    operator_id: OP.into(),
-                    ..Default::default()
-                })
-                .await
-                .expect("orders")
-                .into_inner()
-                .orders
-        },
-        |orders| orders.iter().filter(|o| o.pile_id == pile).count() >= 2,
-    )
-    .await;
-    orders.into_iter().filter(|o| o.pile_id == pile).collect()
+    orders_when(mesh, |orders| {
+        orders.iter().filter(|o| o.pile_id == pile).count() >= 2
+    })
+    .await
+    .into_iter()
+    .filter(|o| o.pile_id == pile)
+    .collect()
 }
 
 fn never_started(orders: &[mt::ChargeOrder]) -> Option<&mt::ChargeOrder> {

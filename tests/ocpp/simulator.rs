@@ -8,9 +8,8 @@ use chargemesh::pki::{DEMO_CREDIT_CODE, DEMO_OPERATOR_ID as OP};
 use chargemesh::sim_ocpp::OcppVersion;
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::metering::v1 as mt;
-use chargemesh_proto::metering::v1::metering_service_client::MeteringServiceClient;
 
-use super::common::{TD, TestMesh, eventually};
+use super::common::{TD, TestMesh};
 
 #[tokio::test]
 async fn base_2_simulated_ocpp_charge_points_of_both_versions_report_and_are_settled() {
@@ -72,27 +71,13 @@ async fn base_2_simulated_ocpp_charge_points_of_both_versions_report_and_are_set
     assert_eq!(pile.protocol, asset::PileProtocol::Ocpp16 as i32);
     assert!(pile.password_set, "profile 2");
     // Sessions of both versions become settled orders (REQ SETTLE-1).
-    let mut metering = MeteringServiceClient::new(mesh.channel("operator"));
-    let orders = eventually(
-        async || {
-            metering
-                .list_charge_orders(mt::ListChargeOrdersRequest {
-                    operator_id: OP.into(),
-                    ..Default::default()
-                })
-                .await
-                .expect("orders")
-                .into_inner()
-                .orders
-        },
-        |orders| {
-            ["SIM-O16", "SIM-O201"].iter().all(|s| {
-                orders
-                    .iter()
-                    .any(|o| o.station_id == *s && o.end_time.is_some() && o.energy_kwh != "0.000")
-            })
-        },
-    )
+    let orders = super::orders_when(&mesh, |orders| {
+        ["SIM-O16", "SIM-O201"].iter().all(|s| {
+            orders
+                .iter()
+                .any(|o| o.station_id == *s && o.end_time.is_some() && o.energy_kwh != "0.000")
+        })
+    })
     .await;
     let ours: Vec<_> = orders
         .iter()
