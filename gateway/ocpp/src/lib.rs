@@ -9,11 +9,13 @@
 //! - [`map`]: connector states, meter values, stop reasons, timestamps, report fingerprints.
 //! - [`translate`], [`v16`], [`v201`]: a CALL as reports and an answer; a command as a CALL.
 //! - [`edge`]: the listeners (identity and the subprotocol before the upgrade, by [`tls`] and
-//!   [`handshake`]) and [`session`], one connection's loop.
+//!   [`handshake`]) and [`session`], one connection's loop, with what it asks of the
+//!   [`registry`].
 
 pub mod edge;
 pub mod handshake;
 pub mod map;
+pub mod registry;
 pub mod rpc;
 pub mod session;
 pub mod tls;

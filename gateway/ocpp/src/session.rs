@@ -18,21 +18,13 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use chargemesh_kit::identity::{report_sequence, request_as};
-use chargemesh_proto::asset::v1 as asset;
-use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
-use chargemesh_proto::asset::v1::charge_point_service_client::ChargePointServiceClient;
 use chargemesh_proto::telemetry::v1 as pb;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
 use crate::edge::{ChargePoint, Connections, Socket, Upstreams};
 use crate::rpc::{self, CallError, ErrorCode, Frame};
-use crate::translate::{
-    Handled, Known, Ledger, Memory, Report, Settings, Target, TokenStatus, TokenVerdict,
-};
-use crate::{OcppConfig, Version, v16, v201};
-
-/// How long a token's verdict is waited for.
-const TOKEN_LOOKUP: Duration = Duration::from_secs(10);
+use crate::translate::{Handled, Known, Ledger, Memory, Report, Settings, Target};
+use crate::{OcppConfig, Version, registry, v16, v201};
 
 /// A CALL being made durable.
 struct InFlight {
@@ -90,43 +82,6 @@ fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-/// What the registry records of the pile: its connectors in registry order (OCPP connector,
-/// or EVSE, n is the n-th) and its ledger entry. A pile the registry does not know has neither
-/// (its boot is then rejected by telemetry).
-async fn registered(
-    upstreams: &Upstreams,
-    charge_point: &ChargePoint,
-) -> Result<(Vec<String>, Option<Ledger>), tonic::Status> {
-    let mut client = AssetServiceClient::new(upstreams.registry.clone());
-    match client
-        .get_pile(request_as(
-            &charge_point.principal,
-            asset::GetPileRequest {
-                operator_id: charge_point.operator_id.clone(),
-                pile_id: charge_point.pile_id.clone(),
-            },
-        ))
-        .await
-    {
-        Ok(response) => Ok(response
-            .into_inner()
-            .pile
-            .map(|p| {
-                (
-                    p.connectors.into_iter().map(|c| c.connector_id).collect(),
-                    Some(Ledger {
-                        vendor: p.manufacturer,
-                        model: p.model,
-                        serial: p.serial_number,
-                    }),
-                )
-            })
-            .unwrap_or_default()),
-        Err(status) if status.code() == tonic::Code::NotFound => Ok((Vec::new(), None)),
-        Err(status) => Err(status),
-    }
-}
-
 /// Serves one charge point until it goes, is replaced, or the edge stops.
 pub async fn run(
     mut ws: Socket,
@@ -181,7 +136,7 @@ async fn serve(
     replaced: &mut watch::Receiver<bool>,
     stop: &mut watch::Receiver<bool>,
 ) -> End {
-    let (connectors, ledger) = match registered(upstreams, &charge_point).await {
+    let (connectors, ledger) = match registry::registered(upstreams, &charge_point).await {
         Ok(registered) => registered,
         Err(status) => {
             tracing::warn!(%status, "the registry is unreachable; the charge point will retry");
@@ -421,76 +376,13 @@ impl Session {
             Version::V201 => v201::token(action, payload),
         };
         let token = match token.filter(|t| !t.trim().is_empty()) {
-            Some(token) => self.authorize(&token).await,
+            Some(token) => registry::authorize(&self.registry, &self.charge_point, &token).await,
             None => None,
         };
         Known {
             token,
             ledger: self.ledger.clone(),
             connectors: self.connectors.len(),
-        }
-    }
-
-    /// The registry's verdict on a token; `None` when it cannot be read now (within the
-    /// charger's patience: a CALL unanswered for long is sent again).
-    async fn authorize(&self, token: &str) -> Option<TokenVerdict> {
-        let mut client = ChargePointServiceClient::new(self.registry.clone());
-        let asked = client.authorize_id_token(request_as(
-            &self.charge_point.principal,
-            asset::AuthorizeIdTokenRequest {
-                operator_id: self.charge_point.operator_id.clone(),
-                pile_id: self.charge_point.pile_id.clone(),
-                token: token.to_owned(),
-            },
-        ));
-        let Ok(answer) = tokio::time::timeout(TOKEN_LOOKUP, asked).await else {
-            tracing::warn!("the token list did not answer in time");
-            return None;
-        };
-        match answer {
-            Ok(answer) => {
-                let answer = answer.into_inner();
-                let status = match asset::IdTokenStatus::try_from(answer.status) {
-                    Ok(asset::IdTokenStatus::Accepted) => TokenStatus::Accepted,
-                    Ok(asset::IdTokenStatus::Blocked) => TokenStatus::Blocked,
-                    Ok(asset::IdTokenStatus::Expired) => TokenStatus::Expired,
-                    _ => TokenStatus::Unknown,
-                };
-                Some(TokenVerdict {
-                    status,
-                    expiry: answer
-                        .expiry_time
-                        .as_ref()
-                        .and_then(chargemesh_kit::time::from_timestamp),
-                    any_token: answer.method == asset::AuthorizationMethod::AnyToken as i32,
-                })
-            }
-            // A token the list cannot hold (too long, unprintable) is on no list.
-            Err(status) if status.code() == tonic::Code::InvalidArgument => Some(TokenVerdict {
-                status: TokenStatus::Unknown,
-                expiry: None,
-                any_token: false,
-            }),
-            Err(status) => {
-                tracing::warn!(%status, "the token list could not be read");
-                None
-            }
-        }
-    }
-
-    /// Lists a charge point whose boot telemetry refused because the registry does not know
-    /// its pile (it connected with a valid certificate of its operator).
-    async fn note_unknown(&self, detail: String) {
-        let note = asset::RecordUnknownChargePointRequest {
-            operator_id: self.charge_point.operator_id.clone(),
-            charge_point_id: self.charge_point.charge_point_id.clone(),
-            detail,
-        };
-        if let Err(error) = ChargePointServiceClient::new(self.registry.clone())
-            .record_unknown_charge_point(crate::edge::as_edge(note))
-            .await
-        {
-            tracing::warn!(%error, "an unknown charge point could not be listed");
         }
     }
 
@@ -573,8 +465,12 @@ impl Session {
                 && let Some((code, reason)) = &done.refusal
             {
                 tracing::info!(charge_point = %self.charge_point.charge_point_id, %code, %reason, "an unregistered charge point booted; rejected and listed for its operator");
-                self.note_unknown(format!("boot rejected: {code} {reason}"))
-                    .await;
+                registry::note_unknown(
+                    &self.registry,
+                    &self.charge_point,
+                    format!("boot rejected: {code} {reason}"),
+                )
+                .await;
             }
             out.push(self.answer(done));
             out.extend(self.advance().await);
