@@ -30,7 +30,9 @@ use crate::demo;
 use crate::mesh::{EmbeddedMesh, EmbeddedOptions};
 use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
 
+mod fleet;
 mod hostile;
+pub use fleet::{FleetOptions, fleet};
 pub use hostile::hostile;
 
 /// What `bench ingest` runs.
@@ -187,6 +189,40 @@ async fn run_clients(channels: Vec<Channel>, opts: &IngestOptions) -> anyhow::Re
         p50: percentile(&latencies, 0.50),
         p99: percentile(&latencies, 0.99),
     })
+}
+
+/// A client identity per connection, issued in memory by the PKI's CA: the pile itself when a
+/// connection reports for one pile, the station controller when for several.
+fn identities(
+    pki: &pki::PkiDir,
+    opts: &IngestOptions,
+    trust_domain: &str,
+) -> anyhow::Result<Vec<Arc<rustls::ClientConfig>>> {
+    let ca = pki::Authority::load(&pki.dir)?;
+    let roots = tls::root_store(&pki.ca())?;
+    (0..opts.connections)
+        .map(|s| {
+            let station = format!("B{s}");
+            let principal = if opts.piles_per_connection == 1 {
+                chargemesh_kit::Principal::Pile {
+                    operator_id: DEMO_OPERATOR_ID.into(),
+                    pile_id: format!("{station}-P0"),
+                    station_id: station,
+                }
+            } else {
+                chargemesh_kit::Principal::Station {
+                    operator_id: DEMO_OPERATOR_ID.into(),
+                    station_id: station,
+                }
+            };
+            let (cert, key) = ca.issue_for_days(&principal, trust_domain, &[], 2)?;
+            Ok(Arc::new(tls::client_config_from_pem(
+                roots.clone(),
+                &cert,
+                &key,
+            )?))
+        })
+        .collect()
 }
 
 /// Registers the bench operator's stations `B<i>` with piles `B<i>-P<j>` through the gateway.
@@ -352,13 +388,14 @@ pub async fn ingest(opts: IngestOptions) -> anyhow::Result<()> {
     };
     let mesh = EmbeddedMesh::start(mesh_opts).await?;
     seed(mesh.gateway_addr, &mesh.pki, &opts).await?;
-    let client_config = Arc::new(tls::client_config(&mesh.pki.files("operator"))?);
+    let identities = identities(&mesh.pki, &opts, &mesh.config.trust_domain)?;
     let mut channels = Vec::new();
-    for _ in 0..opts.connections {
-        // One TCP + TLS connection per stream, as separate piles or platforms would have.
+    for client_config in identities {
+        // One TCP + TLS connection per stream, each its own principal, as separate piles or
+        // station controllers would have.
         let channel = tls::channel(
             &format!("https://127.0.0.1:{}", mesh.gateway_addr.port()),
-            client_config.clone(),
+            client_config,
         )?;
         channels.push(channel);
     }

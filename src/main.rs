@@ -192,6 +192,33 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
     },
+    /// A fleet of piles, each its own mTLS connection, reporting at realistic rates to a
+    /// separate `chargemesh up`: connections, durable msg/s, acknowledgement and
+    /// status-to-regulator latency, memory and CPU per connection.
+    Fleet {
+        #[arg(long, default_value_t = 5_000)]
+        piles: usize,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Seconds between a pile's heartbeats.
+        #[arg(long, default_value_t = 60.0)]
+        heartbeat_s: f64,
+        /// Mean seconds between a pile's status changes.
+        #[arg(long, default_value_t = 300.0)]
+        status_every_s: f64,
+        /// Mean seconds between meter samples of a charging pile.
+        #[arg(long, default_value_t = 30.0)]
+        meter_every_s: f64,
+        /// The share of piles charging.
+        #[arg(long, default_value_t = 0.3)]
+        charging_share: f64,
+        /// PostgreSQL (a fresh schema per component in this database) instead of SQLite.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Redis Streams as the event bus.
+        #[arg(long)]
+        redis_url: Option<String>,
+    },
     /// Resident memory of `chargemesh up` under a 400 MiB POST to the T/CEC 102 edge and a
     /// 4 MiB telemetry frame of a million tiny messages (REQ NETSEC-1).
     Hostile {
@@ -370,6 +397,34 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Idle { connections },
         } => bench::idle(connections, &std::env::current_exe()?).await,
+        Command::Bench {
+            command:
+                BenchCommand::Fleet {
+                    piles,
+                    seconds,
+                    heartbeat_s,
+                    status_every_s,
+                    meter_every_s,
+                    charging_share,
+                    database_url,
+                    redis_url,
+                },
+        } => {
+            bench::fleet(
+                bench::FleetOptions {
+                    piles,
+                    seconds,
+                    heartbeat_s,
+                    status_every_s,
+                    meter_every_s,
+                    charging_share,
+                    database_url,
+                    redis_url,
+                },
+                &std::env::current_exe()?,
+            )
+            .await
+        }
         Command::Bench {
             command: BenchCommand::Hostile { binary },
         } => {

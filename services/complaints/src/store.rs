@@ -2,6 +2,7 @@
 //! optimistic concurrency, their durable clocks and the breaches they recorded, and the
 //! satisfaction answers. The statements run unchanged on PostgreSQL and SQLite.
 
+use chargemesh_kit::db::BeginWrite as _;
 use chrono::{DateTime, Utc};
 
 use chargemesh_kit::db::{Database, Migrations, StoreError};
@@ -212,7 +213,7 @@ macro_rules! sql_complaint_store {
         #[tonic::async_trait]
         impl ComplaintStore for $store {
             async fn create_with_steps(&self, c: &Complaint, clocks: &[(String, DateTime<Utc>)], steps: &[chargemesh_kit::outbox::Step]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO complaints (operator_id, complaint_id, station_id, state, version, doc, received_at, kind, month, updated_at) \
                      VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $6)",
@@ -282,7 +283,7 @@ macro_rules! sql_complaint_store {
                 clocks: &[(String, DateTime<Utc>)],
                 answers: &[Answer],
             ) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let done = sqlx::query(
                     "UPDATE complaints SET state = $3, doc = $4, version = version + 1, updated_at = $6 \
                      WHERE operator_id = $1 AND complaint_id = $2 AND version = $5",
@@ -309,7 +310,7 @@ macro_rules! sql_complaint_store {
             }
 
             async fn record_answer(&self, answer: &Answer) -> Result<Answer, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 Self::insert_answer(&mut tx, answer).await?;
                 let kept: sqlx::types::Json<Answer> = sqlx::query_scalar(
                     "SELECT doc FROM satisfaction_answers WHERE operator_id = $1 AND answer_id = $2",
@@ -365,7 +366,7 @@ macro_rules! sql_complaint_store {
             }
 
             async fn create_action(&self, a: &CorrectiveAction, clocks: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO corrective_actions (operator_id, action_id, state, version, doc, opened_at, updated_at) \
                      VALUES ($1, $2, $3, 1, $4, $5, $5)",
@@ -425,7 +426,7 @@ macro_rules! sql_complaint_store {
             }
 
             async fn update_action(&self, a: &CorrectiveAction, version: i64, clocks: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let done = sqlx::query(
                     "UPDATE corrective_actions SET state = $3, doc = $4, version = version + 1, updated_at = $6 \
                      WHERE operator_id = $1 AND action_id = $2 AND version = $5",
@@ -466,7 +467,7 @@ macro_rules! sql_complaint_store {
             }
 
             async fn fire(&self, due: &Due, breach: Option<(&str, i64)>, now: DateTime<Utc>) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let fired = sqlx::query(
                     "UPDATE complaint_deadlines SET fired_at = $4 \
                      WHERE operator_id = $1 AND complaint_id = $2 AND kind = $3 AND fired_at IS NULL",

@@ -70,6 +70,38 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
+/// A write transaction, begun the way each backend wants it: on SQLite with the write lock
+/// taken at once (`BEGIN IMMEDIATE`), so a transaction that reads and then writes waits its
+/// turn under the busy timeout instead of failing with "database is locked" when another
+/// writer committed in between; on PostgreSQL a plain `BEGIN`.
+pub trait BeginWrite {
+    type Db: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+    + Send;
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+    + Send {
+        self.begin()
+    }
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+    + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
 /// A connected database of one service.
 #[derive(Debug, Clone)]
 pub enum Database {

@@ -8,6 +8,7 @@
 //! (a row present only inside a purge's own transaction, which the append-only triggers of the
 //! component's tables let a deletion through by).
 
+use crate::db::BeginWrite as _;
 use chrono::{DateTime, Months, Utc};
 
 use crate::Error;
@@ -188,7 +189,7 @@ async fn delete_logged(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     on_backend!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         sqlx::query("INSERT INTO retention_purge_gate (opened) VALUES (1)")
             .execute(&mut *tx)
             .await?;

@@ -40,7 +40,10 @@ impl Default for ServeLimits {
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(30),
-            concurrency_per_connection: 256,
+            // The mesh multiplexes every caller's calls over few connections (the gateway's to
+            // a component carries all its clients'): a low bound here refuses work the edge's
+            // own per-principal limits already admitted.
+            concurrency_per_connection: 4096,
             max_concurrent_streams: None,
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),

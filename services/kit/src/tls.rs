@@ -193,6 +193,35 @@ pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
     Ok(config)
 }
 
+/// A TLS 1.3 client configuration with a fixed identity given as PEM text (a simulated pile of
+/// a benchmark or simulator, among thousands that never touch the disk).
+pub fn client_config_from_pem(
+    roots: Arc<RootCertStore>,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<ClientConfig, TlsError> {
+    let pem = |message: String| TlsError::Pem {
+        path: PathBuf::from("(in memory)"),
+        message,
+    };
+    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| pem(e.to_string()))?;
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// The CA bundle at `path` as a root store, to share among many client configurations.
+pub fn root_store(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    roots(path)
+}
+
 /// A component's client certificate that follows its files: every new connection presents the
 /// current one, so a certificate cert-manager renewed is used on the mesh without a restart
 /// (connections already open keep theirs; the server checked it at their handshake). A pair

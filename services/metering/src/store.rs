@@ -2,6 +2,7 @@
 //! database itself refuses updates and deletes). The statements run unchanged on PostgreSQL and
 //! SQLite.
 
+use chargemesh_kit::db::BeginWrite as _;
 use chrono::{DateTime, Utc};
 
 use chargemesh_kit::db::{Database, Migrations, StoreError};
@@ -83,7 +84,7 @@ macro_rules! sql_metering_store {
         #[tonic::async_trait]
         impl MeteringStore for $store {
             async fn insert(&self, order: &ChargeOrder) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO charge_orders (operator_id, order_id, version, station_id, connector_id, area_code, \
                      start_at, billable, flagged, doc, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -173,7 +174,7 @@ macro_rules! sql_metering_store {
             }
 
             async fn put_session(&self, session: &OpenSession, now: DateTime<Utc>) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO open_sessions (operator_id, connector_id, doc, updated_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (operator_id, connector_id) DO UPDATE SET doc = $3, updated_at = $4",
@@ -190,7 +191,7 @@ macro_rules! sql_metering_store {
             }
 
             async fn drop_session(&self, operator_id: &str, connector_id: &str) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let running: Option<sqlx::types::Json<OpenSession>> = sqlx::query_scalar(
                     "SELECT doc FROM open_sessions WHERE operator_id = $1 AND connector_id = $2",
                 )

@@ -3,6 +3,7 @@
 //! position, the station directory and the exemptions. The statements run unchanged on
 //! PostgreSQL and SQLite.
 
+use chargemesh_kit::db::BeginWrite as _;
 use chrono::{DateTime, Utc};
 
 use chargemesh_kit::db::{Database, Migrations, StoreError};
@@ -144,7 +145,7 @@ macro_rules! sql_reporting_store {
         #[tonic::async_trait]
         impl ReportingStore for $store {
             async fn record(&self, changes: &[pb::StatusChange]) -> Result<usize, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let mut new = 0;
                 for c in changes {
                     let s = c.status.clone().unwrap_or_default();
@@ -252,7 +253,7 @@ macro_rules! sql_reporting_store {
             }
 
             async fn apply(&self, source: &str, entries: &[jpb::JournalEntry]) -> Result<usize, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let mut changed = 0;
                 for e in entries {
                     let Some(fact) = e.fact.as_ref().and_then(|f| f.fact.as_ref()) else {
@@ -325,7 +326,7 @@ macro_rules! sql_reporting_store {
             }
 
             async fn put_stations(&self, rows: &[StationRow]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 for r in rows {
                     sqlx::query(
                         "INSERT INTO stations (operator_id, station_id, area_code, pile_ids) VALUES ($1, $2, $3, $4) \
@@ -344,7 +345,7 @@ macro_rules! sql_reporting_store {
             }
 
             async fn put_station_infos(&self, infos: &[(String, String, String, String)]) -> Result<usize, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let mut changed = 0;
                 for (operator_id, station_id, area_code, info) in infos {
                     let done = sqlx::query(

@@ -166,6 +166,8 @@ fn upstream(status: tonic::Status) -> Error {
 pub struct Registry {
     asset: AssetClient,
     cache: RwLock<HashMap<String, (Instant, Arc<OperatorIndex>)>>,
+    /// Each operator's load in progress, which concurrent misses wait for.
+    loading: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     ttl: Duration,
 }
 
@@ -174,6 +176,7 @@ impl Registry {
         Self {
             asset,
             cache: RwLock::new(HashMap::new()),
+            loading: std::sync::Mutex::new(HashMap::new()),
             ttl,
         }
     }
@@ -207,6 +210,29 @@ impl Registry {
             && loaded.elapsed() < self.ttl
             && (pile_id.is_empty() || index.piles.contains_key(pile_id))
         {
+            return Ok(Some(index.clone()));
+        }
+        // One load per operator at a time: a thousand piles connecting at once wait for the
+        // one load their first started, instead of each reading the whole registry.
+        let asked = Instant::now();
+        let gate = self
+            .loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(operator_id.to_owned())
+            .or_default()
+            .clone();
+        let _loading = gate.lock().await;
+        let fresh = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(operator_id)
+            .cloned();
+        if let Some((loaded, index)) = &fresh
+            && *loaded >= asked
+        {
+            // Loaded while this one waited: as new as a load of its own would be.
             return Ok(Some(index.clone()));
         }
         let loaded = match self.asset.operator_exists(operator_id).await {

@@ -157,3 +157,41 @@ async fn rec_2_a_reader_misses_nothing_when_writers_commit_out_of_order() {
     assert_eq!(cursors, sorted, "status changes in commit order too");
     other.close().await;
 }
+
+/// Writers of one process (the ingest writer, the liveness sweep, command delivery) commit
+/// concurrently: on SQLite each must wait for the write lock, never fail with "database is
+/// locked" because another committed between its reads and its writes.
+#[tokio::test]
+async fn mon_1_concurrent_writers_all_commit() {
+    for (db, s) in backends().await {
+        let now = t("2026-03-01T08:10:00Z");
+        let mut writers = Vec::new();
+        for w in 0..16u64 {
+            let s = s.clone();
+            writers.push(tokio::spawn(async move {
+                for i in 0..10u64 {
+                    let connector = format!("C{w}");
+                    let state = if i % 2 == 0 {
+                        ConnectorState::Charging
+                    } else {
+                        ConnectorState::Idle
+                    };
+                    s.append(
+                        &[status(&format!("pile:{w}"), i + 1, &connector, state)],
+                        now,
+                    )
+                    .await?;
+                }
+                Ok::<_, chargemesh_kit::db::StoreError>(())
+            }));
+        }
+        for writer in writers {
+            writer
+                .await
+                .expect("joined")
+                .unwrap_or_else(|e| panic!("{}: a writer failed: {e}", db.backend()));
+        }
+        let (logged, _) = s.log_after(0, &[], 1000).await.expect("log");
+        assert_eq!(logged.len(), 160, "{}", db.backend());
+    }
+}

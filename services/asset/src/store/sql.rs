@@ -1,6 +1,7 @@
 //! The PostgreSQL and SQLite stores: one implementation of [`AssetStore`], instantiated for each
 //! backend; the statements are shared, only the pool differs.
 
+use chargemesh_kit::db::BeginWrite as _;
 use chrono::{DateTime, Utc};
 
 use chargemesh_kit::db::StoreError;
@@ -143,7 +144,7 @@ macro_rules! sql_asset_store {
             }
 
             async fn create<E: Entity>(&self, record: &E, change: &NewChange) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 Self::insert_in(&mut tx, record).await?;
                 Self::append_change(&mut tx, change).await?;
                 tx.commit().await?;
@@ -151,7 +152,7 @@ macro_rules! sql_asset_store {
             }
 
             async fn update<E: Entity>(&self, record: &E, version: i64, change: &NewChange) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 Self::update_in(&mut tx, record, version).await?;
                 Self::append_change(&mut tx, change).await?;
                 tx.commit().await?;
@@ -225,7 +226,7 @@ macro_rules! sql_asset_store {
             }
 
             async fn create_pile(&self, pile: &Pile, change: &NewChange) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 Self::insert_in(&mut tx, pile).await?;
                 Self::claim_connectors(&mut tx, pile).await?;
                 Self::claim_charge_point(&mut tx, pile).await?;
@@ -243,7 +244,7 @@ macro_rules! sql_asset_store {
             }
 
             async fn update_pile(&self, pile: &Pile, version: i64, change: &NewChange, steps: &[Step]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 Self::update_in(&mut tx, pile, version).await?;
                 Self::claim_connectors(&mut tx, pile).await?;
                 Self::claim_charge_point(&mut tx, pile).await?;
@@ -254,7 +255,7 @@ macro_rules! sql_asset_store {
             }
 
             async fn set_charge_point_password(&self, pile: &Pile, version: i64, hash: &str, change: &NewChange) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 Self::update_in(&mut tx, pile, version).await?;
                 let done = sqlx::query("UPDATE charge_points SET password_hash = $1 WHERE charge_point_id = $2 AND operator_id = $3 AND pile_id = $4")
                     .bind(hash)
@@ -296,7 +297,7 @@ macro_rules! sql_asset_store {
                 now: DateTime<Utc>,
             ) -> Result<(), StoreError> {
                 let seen: Option<Versioned<UnknownChargePoint>> = self.fetch(operator_id, charge_point_id).await?;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 match seen {
                     Some(Versioned { mut value, version }) => {
                         value.last_seen = now;
@@ -333,7 +334,7 @@ macro_rules! sql_asset_store {
 
             async fn put_id_token(&self, token: &IdToken, change: &NewChange) -> Result<IdToken, StoreError> {
                 let current: Option<Versioned<IdToken>> = self.fetch(&token.operator_id, &token.token).await?;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let saved = match current {
                     Some(Versioned { value, version }) => {
                         let next = IdToken { created_at: value.created_at, ..token.clone() };

@@ -2,6 +2,7 @@
 //! statements run unchanged on both.
 
 use super::*;
+use chargemesh_kit::db::BeginWrite as _;
 
 fn open_key(order: &WorkOrder) -> Option<String> {
     use crate::domain::work_order::Channel;
@@ -91,7 +92,7 @@ macro_rules! sql_dispatch_store {
             }
 
             async fn create_order(&self, order: &WorkOrder, deadlines: &[(&str, DateTime<Utc>)]) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let inserted = sqlx::query(
                     "INSERT INTO work_orders (operator_id, order_id, station_id, open_key, state, version, doc, created_at, updated_at, pile_id) \
                      VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $7, $8) ON CONFLICT DO NOTHING",
@@ -154,7 +155,7 @@ macro_rules! sql_dispatch_store {
             }
 
             async fn update_order(&self, order: &WorkOrder, version: i64, now: DateTime<Utc>, steps: &[chargemesh_kit::outbox::Step]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let done = sqlx::query(
                     "UPDATE work_orders SET open_key = $3, state = $4, doc = $5, updated_at = $6, version = version + 1 \
                      WHERE operator_id = $1 AND order_id = $2 AND version = $7",
@@ -210,7 +211,7 @@ macro_rules! sql_dispatch_store {
             }
 
             async fn fire(&self, due: &DueDeadline, breach: Option<&str>, now: DateTime<Utc>) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let fired = sqlx::query(
                     "UPDATE deadlines SET fired_at = $4 WHERE operator_id = $1 AND order_id = $2 AND kind = $3 AND fired_at IS NULL",
                 )
@@ -250,7 +251,7 @@ macro_rules! sql_dispatch_store {
             }
 
             async fn create_defect(&self, defect: &Defect) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO defects (operator_id, defect_id, station_id, pile_id, state, version, doc, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $7)",
@@ -280,7 +281,7 @@ macro_rules! sql_dispatch_store {
             }
 
             async fn update_defect(&self, defect: &Defect, version: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let done = sqlx::query(
                     "UPDATE defects SET state = $3, doc = $4, updated_at = $5, version = version + 1 \
                      WHERE operator_id = $1 AND defect_id = $2 AND version = $6",
@@ -325,7 +326,7 @@ macro_rules! sql_dispatch_store {
                 entries: &[journal::Entry])
             -> Result<(), StoreError> {
                 let DocKey { kind, operator_id, id } = key;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO documents (kind, operator_id, doc_id, station_id, version, doc, created_at, updated_at, is_open) \
                      VALUES ($1, $2, $3, $4, 1, $5, $6, $6, $7)",
@@ -360,7 +361,7 @@ macro_rules! sql_dispatch_store {
                 entries: &[journal::Entry])
             -> Result<(), StoreError> {
                 let DocKey { kind, operator_id, id } = key;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let done = sqlx::query(
                     "UPDATE documents SET doc = $4, updated_at = $5, version = version + 1, is_open = $7 \
                      WHERE kind = $1 AND operator_id = $2 AND doc_id = $3 AND version = $6",

@@ -5,6 +5,7 @@
 //! it; an item whose station the directory does not know yet is left for a later pass without
 //! stopping the ones behind it.
 
+use chargemesh_kit::db::BeginWrite as _;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -60,7 +61,7 @@ impl Pusher {
         type Row = (i64, String, String, String, String, i32, DateTime<Utc>);
         let now = Utc::now();
         on_backend!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let position: Option<i64> = sqlx::query_scalar(
                 "SELECT position FROM cec_push_positions WHERE peer = $1 AND stream = 'status'",
             )

@@ -1,6 +1,7 @@
 //! The SQL of the telemetry store; the statements run unchanged on PostgreSQL and SQLite except
 //! for the log insert (one UNNEST statement on PostgreSQL, multi-row VALUES on SQLite).
 
+use chargemesh_kit::db::BeginWrite as _;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -194,7 +195,7 @@ macro_rules! sql_telemetry_store {
         impl TelemetryStore for $store {
             async fn append(&self, reports: &[Report], now: DateTime<Utc>) -> Result<AppendOutcome, StoreError> {
                 use sqlx::Row as _;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let mut outcome = AppendOutcome::default();
                 // Resends are what the log holds already; a resend racing its original on another
                 // replica fails the log insert below, and the writer tries again.
@@ -371,7 +372,7 @@ macro_rules! sql_telemetry_store {
                 if candidates.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_write().await?;
                 let mut changes = Vec::new();
                 for row in candidates {
                     let operator_id: String = row.try_get("operator_id")?;

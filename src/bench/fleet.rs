@@ -1,0 +1,408 @@
+//! `chargemesh bench fleet`: a city's fleet as it really talks. N piles, each its own pile
+//! certificate and its own mTLS connection to the gateway of a separate `chargemesh up`, each
+//! sending one message at a time at a realistic rate: a heartbeat every `heartbeat_s`, a status
+//! change every `status_every_s` on average, and while charging (a `charging_share` of the
+//! piles) a meter sample every `meter_every_s`. The connections open all at once, as after a
+//! restart. It prints the connections held and how long they took to open, the durable msg/s,
+//! the acknowledgement latency (p50/p99/p99.9), the serving process's resident memory and CPU
+//! per connection, and how long a status change takes from the pile's observation to a
+//! regulator's `WatchStatusChanges` stream (p50/p99).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::sync::Mutex;
+
+use chargemesh_kit::Principal;
+use chargemesh_kit::tls;
+use chargemesh_proto::asset::v1 as asset;
+use chargemesh_proto::regulator::v2 as reg;
+use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
+use chargemesh_proto::telemetry::v1 as tm;
+use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
+
+use super::{Up, percentile, rss_kib};
+use crate::demo;
+use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
+use crate::sim::Rng;
+
+/// What `bench fleet` runs.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    pub piles: usize,
+    pub seconds: u64,
+    pub heartbeat_s: f64,
+    pub status_every_s: f64,
+    pub meter_every_s: f64,
+    pub charging_share: f64,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+}
+
+/// Piles per station of the benchmark's fleet.
+const PER_STATION: usize = 100;
+
+/// Latencies and counts of every pile, gathered once the run ends.
+#[derive(Debug, Default)]
+struct Tally {
+    acked: AtomicU64,
+    failed: AtomicU64,
+    latencies: Mutex<Vec<Duration>>,
+}
+
+fn pile_of(i: usize) -> (String, String) {
+    let station = format!("F{}", i / PER_STATION);
+    (format!("{station}-P{}", i % PER_STATION), station)
+}
+
+/// Registers the fleet: stations of a hundred piles each.
+async fn seed(up: &Up, piles: usize) -> anyhow::Result<()> {
+    let mut client = demo::asset_client(up.gateway, &up.pki.files("operator"))?;
+    client
+        .create_operator(asset::CreateOperatorRequest {
+            operator: Some(demo::operator(DEMO_CREDIT_CODE)),
+        })
+        .await?;
+    for s in 0..piles.div_ceil(PER_STATION) {
+        let station = format!("F{s}");
+        client
+            .create_station(asset::CreateStationRequest {
+                station: Some(demo::station(DEMO_OPERATOR_ID, &station, "330602")),
+            })
+            .await?;
+    }
+    // Piles in parallel, a few at a time: the registry is not what is measured.
+    let mut pending = tokio::task::JoinSet::new();
+    for i in 0..piles {
+        let mut client = client.clone();
+        let (pile, station) = pile_of(i);
+        pending.spawn(async move {
+            client
+                .create_pile(asset::CreatePileRequest {
+                    pile: Some(demo::pile(
+                        DEMO_OPERATOR_ID,
+                        &station,
+                        &pile,
+                        asset::PileType::Ac,
+                        7.0,
+                    )),
+                })
+                .await
+        });
+        if pending.len() >= 32
+            && let Some(done) = pending.join_next().await
+        {
+            done??;
+        }
+    }
+    while let Some(done) = pending.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// The CPU time (user + system) of a process so far.
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    // Fields 14 and 15 of stat (utime, stime), counted after the command's ")".
+    let total = ticks(11) + ticks(12);
+    Ok(Duration::from_secs_f64(total as f64 / 100.0))
+}
+
+/// One pile: connect, then report at its rates until `until`; every acknowledgement timed.
+async fn pile(
+    index: usize,
+    gateway: std::net::SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    opts: FleetOptions,
+    until: Instant,
+    tally: Arc<Tally>,
+    connected: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
+    let (pile_id, _) = pile_of(index);
+    let connector_id = format!("{pile_id}-1");
+    let channel = tls::channel(&format!("https://127.0.0.1:{}", gateway.port()), config)?;
+    let mut client = TelemetryServiceClient::new(channel);
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let mut rng = Rng::new(index as u64 * 7919 + 1);
+    let charging = (rng.draw() % 1000) as f64 / 1000.0 < opts.charging_share;
+    let message = |sequence: u64, body| tm::TelemetryMessage {
+        sequence,
+        pile_id: pile_id.clone(),
+        connector_id: connector_id.clone(),
+        observe_time: Some(chargemesh_kit::time::to_timestamp(chrono::Utc::now())),
+        body: Some(body),
+        ..Default::default()
+    };
+    let mut sequence = chrono::Utc::now().timestamp_micros() as u64;
+    let first = message(
+        sequence,
+        tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+            state: if charging {
+                tm::ConnectorState::Charging
+            } else {
+                tm::ConnectorState::Idle
+            } as i32,
+            ..Default::default()
+        }),
+    );
+    tx.send(tm::ConnectRequest {
+        messages: vec![first],
+    })
+    .await?;
+    let mut inbound = client
+        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .context("opening the pile's stream")?
+        .into_inner();
+    inbound
+        .message()
+        .await?
+        .context("no first acknowledgement")?;
+    connected.fetch_add(1, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let mut state_charging = charging;
+    let jitter = |rng: &mut Rng, mean: f64| {
+        // Exponential gaps: independent piles, not a synchronised chorus.
+        let u = ((rng.draw() % 1_000_000) as f64 + 1.0) / 1_000_001.0;
+        Duration::from_secs_f64((-u.ln() * mean).max(0.05))
+    };
+    let mut next_beat = Instant::now() + jitter(&mut rng, opts.heartbeat_s);
+    let mut next_status = Instant::now() + jitter(&mut rng, opts.status_every_s);
+    let mut next_meter = Instant::now() + jitter(&mut rng, opts.meter_every_s);
+    let mut register_wh: u64 = 1_000_000 + rng.draw() % 1_000_000;
+    loop {
+        let at = next_beat
+            .min(next_status)
+            .min(if state_charging { next_meter } else { until });
+        if at >= until {
+            break;
+        }
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+        sequence += 1;
+        let body = if at == next_status {
+            next_status = at + jitter(&mut rng, opts.status_every_s);
+            state_charging = !state_charging;
+            tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+                state: if state_charging {
+                    tm::ConnectorState::Charging
+                } else {
+                    tm::ConnectorState::Idle
+                } as i32,
+                ..Default::default()
+            })
+        } else if at == next_meter && state_charging {
+            next_meter = at + jitter(&mut rng, opts.meter_every_s);
+            register_wh += 30;
+            tm::telemetry_message::Body::Meter(tm::MeterSample {
+                energy_kwh: format!("{}.{:03}", register_wh / 1000, register_wh % 1000),
+                power_kw: 7.0,
+                ..Default::default()
+            })
+        } else {
+            next_beat = at + jitter(&mut rng, opts.heartbeat_s);
+            tm::telemetry_message::Body::Heartbeat(tm::Heartbeat {})
+        };
+        let sent = Instant::now();
+        tx.send(tm::ConnectRequest {
+            messages: vec![message(sequence, body)],
+        })
+        .await?;
+        match inbound.message().await? {
+            Some(tm::ConnectResponse {
+                body: Some(tm::connect_response::Body::Acknowledgement(_)),
+            }) => {
+                latencies.push(sent.elapsed());
+                tally.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(other) => anyhow::bail!("not an acknowledgement: {other:?}"),
+            None => anyhow::bail!("the stream ended"),
+        }
+    }
+    tally.latencies.lock().await.extend(latencies);
+    Ok(())
+}
+
+/// Follows the regulator's stream: how long after the pile observed it each change arrives.
+async fn watch(
+    gateway: std::net::SocketAddr,
+    pki: pki::PkiDir,
+    until: Instant,
+) -> anyhow::Result<Vec<Duration>> {
+    let config = Arc::new(tls::client_config(&pki.files("regulator"))?);
+    let channel = tls::channel(&format!("https://127.0.0.1:{}", gateway.port()), config)?;
+    let mut stream = StatusServiceClient::new(channel)
+        .watch_status_changes(reg::WatchStatusChangesRequest {
+            cursor: String::new(),
+            from_start: false,
+        })
+        .await?
+        .into_inner();
+    let mut seen = Vec::new();
+    while Instant::now() < until {
+        let next = tokio::time::timeout(
+            until.saturating_duration_since(Instant::now()),
+            stream.message(),
+        )
+        .await;
+        let Ok(Ok(Some(batch))) = next else { break };
+        let now = chrono::Utc::now();
+        for change in batch.changes {
+            if change.origin != "telemetry" {
+                continue;
+            }
+            if let Some(at) = change
+                .status
+                .and_then(|s| s.change_time)
+                .and_then(|t| chargemesh_kit::time::from_timestamp(&t))
+            {
+                seen.push((now - at).to_std().unwrap_or_default());
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// Runs the fleet benchmark and prints its figures.
+pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Result<()> {
+    let schema = format!("fleet{}_", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    // The serving process on PostgreSQL (each component its own schema) and Redis when asked.
+    let mut vars: Vec<(String, String)> = Vec::new();
+    if let Some(url) = &opts.database_url {
+        for component in crate::mesh::COMPONENTS {
+            let key = component.name.to_uppercase();
+            vars.push((format!("CHARGEMESH_{key}__DATABASE__URL"), url.clone()));
+            vars.push((
+                format!("CHARGEMESH_{key}__DATABASE__SCHEMA"),
+                format!("{schema}{}", component.name),
+            ));
+        }
+    }
+    if let Some(url) = &opts.redis_url {
+        vars.push(("CHARGEMESH_EVENTS__URL".into(), url.clone()));
+        vars.push(("CHARGEMESH_EVENTS__PREFIX".into(), format!("{schema}:")));
+    }
+    let env: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let backend = match (&opts.database_url, &opts.redis_url) {
+        (Some(_), Some(_)) => "PostgreSQL over TCP + Redis Streams",
+        (Some(_), None) => "PostgreSQL over TCP + in-process bus",
+        (None, Some(_)) => "SQLite + Redis Streams",
+        (None, None) => "SQLite + in-process bus (embedded default)",
+    };
+    let up = Up::start(binary, &env).await?;
+    seed(&up, opts.piles)
+        .await
+        .context("registering the fleet")?;
+    let ca = pki::Authority::load(&up.pki.dir)?;
+    let roots = tls::root_store(&up.pki.ca())?;
+    let trust_domain = crate::config::DEFAULT_TRUST_DOMAIN;
+    let mut configs = Vec::with_capacity(opts.piles);
+    for i in 0..opts.piles {
+        let (pile_id, station_id) = pile_of(i);
+        let principal = Principal::Pile {
+            operator_id: DEMO_OPERATOR_ID.into(),
+            station_id,
+            pile_id,
+        };
+        let (cert, key) = ca.issue_for_days(&principal, trust_domain, &[], 2)?;
+        configs.push(Arc::new(tls::client_config_from_pem(
+            roots.clone(),
+            &cert,
+            &key,
+        )?));
+    }
+    println!(
+        "bench fleet: {} piles, each its own mTLS connection; heartbeat every {} s, a status change every {} s, \
+         {:.0}% charging with a meter sample every {} s; {} s; {backend}",
+        opts.piles,
+        opts.heartbeat_s,
+        opts.status_every_s,
+        opts.charging_share * 100.0,
+        opts.meter_every_s,
+        opts.seconds
+    );
+    let rss_before = rss_kib(up.pid)?;
+    let tally = Arc::new(Tally::default());
+    let connected = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let until = started + Duration::from_secs(opts.seconds.max(1));
+    let watcher = tokio::spawn(watch(up.gateway, up.pki.clone(), until));
+    let mut piles = tokio::task::JoinSet::new();
+    for (i, config) in configs.into_iter().enumerate() {
+        piles.spawn(pile(
+            i,
+            up.gateway,
+            config,
+            opts.clone(),
+            until,
+            tally.clone(),
+            connected.clone(),
+        ));
+    }
+    // When every pile is connected, and the server's CPU from then to the end.
+    let all = opts.piles as u64;
+    let opened = loop {
+        if connected.load(Ordering::Relaxed) >= all || Instant::now() >= until {
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let cpu_from = (Instant::now(), cpu_time(up.pid)?);
+    let acked_from = tally.acked.load(Ordering::Relaxed);
+    tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+    let rss_held = rss_kib(up.pid)?;
+    let cpu = cpu_time(up.pid)?.saturating_sub(cpu_from.1);
+    let window = cpu_from.0.elapsed();
+    let acked = tally.acked.load(Ordering::Relaxed) - acked_from;
+    while let Some(done) = piles.join_next().await {
+        if !matches!(done, Ok(Ok(()))) {
+            tally.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let to_regulator = watcher.await??;
+    let mut latencies = std::mem::take(&mut *tally.latencies.lock().await);
+    latencies.sort_unstable();
+    let mut regulator = to_regulator;
+    regulator.sort_unstable();
+    let held = connected.load(Ordering::Relaxed);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "  connections held      {held} of {} (all open {:.1} s after the start; {} piles ended with an error)",
+        opts.piles,
+        opened.as_secs_f64(),
+        tally.failed.load(Ordering::Relaxed)
+    );
+    println!(
+        "  durable messages      {:.0} msg/s over the last {:.1} s",
+        acked as f64 / window.as_secs_f64().max(1e-9),
+        window.as_secs_f64()
+    );
+    println!(
+        "  acknowledgement       p50 {:.2} ms   p99 {:.2} ms   p99.9 {:.2} ms   ({} acknowledged)",
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
+        ms(percentile(&latencies, 0.999)),
+        latencies.len()
+    );
+    println!(
+        "  serving process       RSS {:.1} MiB before, {:.1} MiB holding them ({:.1} KiB per connection); CPU {:.0}% of a core ({:.1} µs per message)",
+        rss_before as f64 / 1024.0,
+        rss_held as f64 / 1024.0,
+        rss_held.saturating_sub(rss_before) as f64 / held.max(1) as f64,
+        100.0 * cpu.as_secs_f64() / window.as_secs_f64().max(1e-9),
+        1e6 * cpu.as_secs_f64() / acked.max(1) as f64
+    );
+    println!(
+        "  status change to the regulator's stream   p50 {:.2} ms   p99 {:.2} ms   ({} changes)",
+        ms(percentile(&regulator, 0.50)),
+        ms(percentile(&regulator, 0.99)),
+        regulator.len()
+    );
+    up.stop().await;
+    Ok(())
+}
