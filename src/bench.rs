@@ -32,8 +32,10 @@ use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
 
 mod fleet;
 mod hostile;
+mod storm;
 pub use fleet::{FleetOptions, fleet};
 pub use hostile::hostile;
+pub use storm::storm;
 
 /// What `bench ingest` runs.
 #[derive(Debug, Clone)]
@@ -449,6 +451,8 @@ pub(crate) struct Up {
     pub gateway: SocketAddr,
     pub pki: pki::PkiDir,
     dir: PathBuf,
+    binary: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Up {
@@ -456,11 +460,36 @@ impl Up {
     pub(crate) async fn start(binary: &Path, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let dir = temp_dir("up");
         let port = free_port()?;
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let gateway: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let child = Self::spawn(binary, &dir, gateway, &env).await?;
+        Ok(Self {
+            pid: child.id().context("no pid")?,
+            child,
+            gateway,
+            pki: pki::PkiDir {
+                dir: dir.join("pki"),
+            },
+            dir,
+            binary: binary.to_owned(),
+            env,
+        })
+    }
+
+    async fn spawn(
+        binary: &Path,
+        dir: &Path,
+        gateway: SocketAddr,
+        env: &[(String, String)],
+    ) -> anyhow::Result<tokio::process::Child> {
         let mut command = tokio::process::Command::new(binary);
         command
             .args(["up", "--data-dir"])
-            .arg(&dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg(dir)
+            .args(["--listen", &gateway.to_string()])
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true);
@@ -468,26 +497,27 @@ impl Up {
             command.env(key, value);
         }
         let child = command.spawn().context("starting chargemesh up")?;
-        let pid = child.id().context("no pid")?;
         let pki = pki::PkiDir {
             dir: dir.join("pki"),
         };
-        let gateway: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if pki.exists() && tokio::net::TcpStream::connect(gateway).await.is_ok() {
                 break;
             }
             anyhow::ensure!(Instant::now() < deadline, "chargemesh up did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Self {
-            child,
-            pid,
-            gateway,
-            pki,
-            dir,
-        })
+        Ok(child)
+    }
+
+    /// Kills the process (no goodbye to anyone) and starts it again on the same data, port and
+    /// settings; returns once its gateway listens.
+    pub(crate) async fn restart(&mut self) -> anyhow::Result<()> {
+        let _ = self.child.kill().await;
+        self.child = Self::spawn(&self.binary, &self.dir, self.gateway, &self.env).await?;
+        self.pid = self.child.id().context("no pid")?;
+        Ok(())
     }
 
     /// Resident memory now and at its peak so far, KiB.

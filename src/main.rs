@@ -192,6 +192,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
     },
+    /// Piles connected to a separate `chargemesh up` that is killed and started again: how
+    /// long until all are back, and proof that every acknowledged report is stored once.
+    Storm {
+        #[arg(long, default_value_t = 2_000)]
+        piles: usize,
+        /// Seconds between a pile's status reports.
+        #[arg(long, default_value_t = 2.0)]
+        every_s: f64,
+    },
     /// A fleet of piles, each its own mTLS connection, reporting at realistic rates to a
     /// separate `chargemesh up`: connections, durable msg/s, acknowledgement and
     /// status-to-regulator latency, memory and CPU per connection.
@@ -397,6 +406,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Idle { connections },
         } => bench::idle(connections, &std::env::current_exe()?).await,
+        Command::Bench {
+            command: BenchCommand::Storm { piles, every_s },
+        } => bench::storm(piles, every_s, &std::env::current_exe()?).await,
         Command::Bench {
             command:
                 BenchCommand::Fleet {

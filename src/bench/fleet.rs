@@ -52,13 +52,13 @@ struct Tally {
     latencies: Mutex<Vec<Duration>>,
 }
 
-fn pile_of(i: usize) -> (String, String) {
+pub(super) fn pile_of(i: usize) -> (String, String) {
     let station = format!("F{}", i / PER_STATION);
     (format!("{station}-P{}", i % PER_STATION), station)
 }
 
 /// Registers the fleet: stations of a hundred piles each.
-async fn seed(up: &Up, piles: usize) -> anyhow::Result<()> {
+pub(super) async fn seed(up: &Up, piles: usize) -> anyhow::Result<()> {
     let mut client = demo::asset_client(up.gateway, &up.pki.files("operator"))?;
     client
         .create_operator(asset::CreateOperatorRequest {
@@ -101,6 +101,32 @@ async fn seed(up: &Up, piles: usize) -> anyhow::Result<()> {
         done??;
     }
     Ok(())
+}
+
+/// Each pile's own certificate, issued in memory by the PKI's CA.
+pub(super) fn identities(
+    pki: &pki::PkiDir,
+    piles: usize,
+) -> anyhow::Result<Vec<Arc<rustls::ClientConfig>>> {
+    let ca = pki::Authority::load(&pki.dir)?;
+    let roots = tls::root_store(&pki.ca())?;
+    let trust_domain = crate::config::DEFAULT_TRUST_DOMAIN;
+    (0..piles)
+        .map(|i| {
+            let (pile_id, station_id) = pile_of(i);
+            let principal = Principal::Pile {
+                operator_id: DEMO_OPERATOR_ID.into(),
+                station_id,
+                pile_id,
+            };
+            let (cert, key) = ca.issue_for_days(&principal, trust_domain, &[], 2)?;
+            Ok(Arc::new(tls::client_config_from_pem(
+                roots.clone(),
+                &cert,
+                &key,
+            )?))
+        })
+        .collect()
 }
 
 /// The CPU time (user + system) of a process so far.
@@ -298,24 +324,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
     seed(&up, opts.piles)
         .await
         .context("registering the fleet")?;
-    let ca = pki::Authority::load(&up.pki.dir)?;
-    let roots = tls::root_store(&up.pki.ca())?;
-    let trust_domain = crate::config::DEFAULT_TRUST_DOMAIN;
-    let mut configs = Vec::with_capacity(opts.piles);
-    for i in 0..opts.piles {
-        let (pile_id, station_id) = pile_of(i);
-        let principal = Principal::Pile {
-            operator_id: DEMO_OPERATOR_ID.into(),
-            station_id,
-            pile_id,
-        };
-        let (cert, key) = ca.issue_for_days(&principal, trust_domain, &[], 2)?;
-        configs.push(Arc::new(tls::client_config_from_pem(
-            roots.clone(),
-            &cert,
-            &key,
-        )?));
-    }
+    let configs = identities(&up.pki, opts.piles)?;
     println!(
         "bench fleet: {} piles, each its own mTLS connection; heartbeat every {} s, a status change every {} s, \
          {:.0}% charging with a meter sample every {} s; {} s; {backend}",
