@@ -79,7 +79,7 @@ async fn pile(
                         connector_id: connector_id.clone(),
                         observe_time: Some(chargemesh_kit::time::to_timestamp(chrono::Utc::now())),
                         body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
-                            state: if sequence % 2 == 0 {
+                            state: if sequence.is_multiple_of(2) {
                                 tm::ConnectorState::Charging
                             } else {
                                 tm::ConnectorState::Idle
