@@ -194,7 +194,8 @@ async fn run_clients(channels: Vec<Channel>, opts: &IngestOptions) -> anyhow::Re
 }
 
 /// A client identity per connection, issued in memory by the PKI's CA: the pile itself when a
-/// connection reports for one pile, the station controller when for several.
+/// connection reports for one pile; the operator's platform (the 互联互通 shape, one principal
+/// over several connections) when for several.
 fn identities(
     pki: &pki::PkiDir,
     opts: &IngestOptions,
@@ -212,9 +213,8 @@ fn identities(
                     station_id: station,
                 }
             } else {
-                chargemesh_kit::Principal::Station {
+                chargemesh_kit::Principal::Operator {
                     operator_id: DEMO_OPERATOR_ID.into(),
-                    station_id: station,
                 }
             };
             let (cert, key) = ca.issue_for_days(&principal, trust_domain, &[], 2)?;
@@ -374,6 +374,10 @@ pub async fn ingest(opts: IngestOptions) -> anyhow::Result<()> {
     let dir = temp_dir("ingest");
     let mut mesh_opts = EmbeddedOptions::new(&dir);
     mesh_opts.config.gateway.listen = "127.0.0.1:0".into();
+    // A platform's connections are one principal's: allow it as many as the run opens.
+    let limits = &mut mesh_opts.config.gateway.limits;
+    limits.connections_per_principal = limits.connections_per_principal.max(opts.connections + 8);
+    limits.streams_per_principal = limits.streams_per_principal.max(opts.connections + 8);
     let schema = format!("bench{}_", &uuid::Uuid::now_v7().simple().to_string()[20..]);
     if let Some(url) = &opts.database_url {
         mesh_opts.config.use_postgres(url, &schema);

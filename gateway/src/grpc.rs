@@ -77,6 +77,8 @@ pub fn serve_limits(limits: &EdgeLimits) -> ServeLimits {
                 std::time::Duration::from_secs(limits.max_connection_age_grace_s),
             )
         }),
+        // Untrusted clients, each on its own connection: the rapid-reset defence stays tight.
+        max_pending_accept_reset_streams: 64,
         ..ServeLimits::default()
     }
 }

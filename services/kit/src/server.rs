@@ -34,6 +34,11 @@ pub struct ServeLimits {
     pub max_connection_age: Option<(Duration, Duration)>,
     /// The largest request head (HTTP/2 header list) accepted.
     pub max_header_list_bytes: u32,
+    /// Streams a peer may reset before the server accepts them, pending at once, before the
+    /// connection is closed (the HTTP/2 rapid-reset defence). Low at the edge; on the mesh the
+    /// one peer is the gateway, whose one connection carries every client's streams, and a
+    /// burst of clients giving up at once must not close it under all the others.
+    pub max_pending_accept_reset_streams: usize,
 }
 
 impl Default for ServeLimits {
@@ -49,6 +54,7 @@ impl Default for ServeLimits {
             keepalive_timeout: Duration::from_secs(10),
             max_connection_age: None,
             max_header_list_bytes: 16 * 1024,
+            max_pending_accept_reset_streams: 16_384,
         }
     }
 }
@@ -66,7 +72,7 @@ pub fn builder(limits: ServeLimits) -> Server {
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .http2_max_header_list_size(limits.max_header_list_bytes)
-        .http2_max_pending_accept_reset_streams(Some(64));
+        .http2_max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams));
     match limits.max_connection_age {
         Some((age, grace)) => server
             .max_connection_age(age)
