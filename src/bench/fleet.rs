@@ -44,6 +44,14 @@ pub struct FleetOptions {
 /// Piles per station of the benchmark's fleet.
 const PER_STATION: usize = 100;
 
+/// What the piles of a run share: their tally, how many are connected, and since when all are.
+#[derive(Debug, Default)]
+struct Run {
+    tally: Tally,
+    connected: AtomicU64,
+    steady: std::sync::OnceLock<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Latencies and counts of every pile, gathered once the run ends.
 #[derive(Debug, Default)]
 struct Tally {
@@ -156,10 +164,9 @@ async fn pile(
     config: Arc<rustls::ClientConfig>,
     opts: FleetOptions,
     until: Instant,
-    tally: Arc<Tally>,
-    connected: Arc<AtomicU64>,
-    steady: Arc<std::sync::OnceLock<chrono::DateTime<chrono::Utc>>>,
+    run: Arc<Run>,
 ) -> anyhow::Result<()> {
+    let (tally, connected, steady) = (&run.tally, &run.connected, &run.steady);
     let (pile_id, _) = pile_of(index);
     let connector_id = format!("{pile_id}-1");
     let channel = tls::channel(&format!("https://127.0.0.1:{}", gateway.port()), config)?;
@@ -272,8 +279,9 @@ async fn watch(
     gateway: std::net::SocketAddr,
     pki: pki::PkiDir,
     until: Instant,
-    steady: Arc<std::sync::OnceLock<chrono::DateTime<chrono::Utc>>>,
+    run: Arc<Run>,
 ) -> anyhow::Result<Vec<Duration>> {
+    let steady = &run.steady;
     let config = Arc::new(tls::client_config(&pki.files("regulator"))?);
     let channel = tls::channel(&format!("https://127.0.0.1:{}", gateway.port()), config)?;
     let mut stream = StatusServiceClient::new(channel)
@@ -353,12 +361,11 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         opts.seconds
     );
     let rss_before = rss_kib(up.pid)?;
-    let tally = Arc::new(Tally::default());
-    let connected = Arc::new(AtomicU64::new(0));
+    let run = Arc::new(Run::default());
+    let (tally, connected) = (&run.tally, &run.connected);
     let started = Instant::now();
     let until = started + Duration::from_secs(opts.seconds.max(1));
-    let steady = Arc::new(std::sync::OnceLock::new());
-    let watcher = tokio::spawn(watch(up.gateway, up.pki.clone(), until, steady.clone()));
+    let watcher = tokio::spawn(watch(up.gateway, up.pki.clone(), until, run.clone()));
     let mut piles = tokio::task::JoinSet::new();
     for (i, config) in configs.into_iter().enumerate() {
         piles.spawn(pile(
@@ -367,9 +374,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
             config,
             opts.clone(),
             until,
-            tally.clone(),
-            connected.clone(),
-            steady.clone(),
+            run.clone(),
         ));
     }
     // When every pile is connected, and the server's CPU from then to the end.
@@ -380,7 +385,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let _ = steady.set(chrono::Utc::now());
+    let _ = run.steady.set(chrono::Utc::now());
     let cpu_from = (Instant::now(), cpu_time(up.pid)?);
     let acked_from = tally.acked.load(Ordering::Relaxed);
     tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
