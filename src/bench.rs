@@ -494,7 +494,11 @@ impl Up {
             .args(["up", "--data-dir"])
             .arg(dir)
             .args(["--listen", &gateway.to_string()])
-            .env("RUST_LOG", "warn")
+            // `CHARGEMESH_BENCH_LOG` sets the served process's log filter (warnings otherwise).
+            .env(
+                "RUST_LOG",
+                std::env::var("CHARGEMESH_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true);
         for (key, value) in env {

@@ -79,6 +79,8 @@ pub fn serve_limits(limits: &EdgeLimits) -> ServeLimits {
         }),
         // Untrusted clients, each on its own connection: the rapid-reset defence stays tight.
         max_pending_accept_reset_streams: 64,
+        // Each client its own connection: the transport's default window and budget.
+        connection_window: None,
         ..ServeLimits::default()
     }
 }

@@ -39,7 +39,15 @@ pub struct ServeLimits {
     /// one peer is the gateway, whose one connection carries every client's streams, and a
     /// burst of clients giving up at once must not close it under all the others.
     pub max_pending_accept_reset_streams: usize,
+    /// The HTTP/2 connection-level receive window, bytes. h2 closes a connection whose peer
+    /// has more small DATA frames waiting unread than half of it allows (its framing-overhead
+    /// budget): on the mesh, the gateway's one connection carries a small message on each of
+    /// tens of thousands of pile streams at once, so the window is wide there.
+    pub connection_window: Option<u32>,
 }
+
+/// The mesh's HTTP/2 connection window: 64 MiB, a budget of about 130,000 small frames waiting.
+pub const MESH_CONNECTION_WINDOW: u32 = 64 << 20;
 
 impl Default for ServeLimits {
     fn default() -> Self {
@@ -55,6 +63,7 @@ impl Default for ServeLimits {
             max_connection_age: None,
             max_header_list_bytes: 16 * 1024,
             max_pending_accept_reset_streams: 16_384,
+            connection_window: Some(MESH_CONNECTION_WINDOW),
         }
     }
 }
@@ -72,7 +81,8 @@ pub fn builder(limits: ServeLimits) -> Server {
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .http2_max_header_list_size(limits.max_header_list_bytes)
-        .http2_max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams));
+        .http2_max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams))
+        .initial_connection_window_size(limits.connection_window);
     match limits.max_connection_age {
         Some((age, grace)) => server
             .max_connection_age(age)

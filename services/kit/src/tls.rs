@@ -639,7 +639,10 @@ pub fn channel(uri: &str, client: Arc<ClientConfig>) -> Result<Channel, TlsError
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
+        .keep_alive_while_idle(true)
+        // One connection carries every caller's streams (the gateway's to a component): wide
+        // enough that thousands of small answers waiting at once do not close it.
+        .initial_connection_window_size(crate::server::MESH_CONNECTION_WINDOW);
     let connector = tower::service_fn(move |uri: http::Uri| {
         let connector = tokio_rustls::TlsConnector::from(client.clone());
         async move {
