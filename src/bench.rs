@@ -31,6 +31,7 @@ use crate::mesh::{EmbeddedMesh, EmbeddedOptions};
 use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
 
 mod fleet;
+mod fleet_ocpp;
 mod hostile;
 mod storm;
 pub use fleet::{FleetOptions, fleet};

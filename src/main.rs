@@ -227,6 +227,9 @@ enum BenchCommand {
         /// Redis Streams as the event bus.
         #[arg(long)]
         redis_url: Option<String>,
+        /// The piles speak OCPP 1.6J to the gateway's OCPP edge instead of the native stream.
+        #[arg(long)]
+        ocpp: bool,
     },
     /// Resident memory of `chargemesh up` under a 400 MiB POST to the T/CEC 102 edge and a
     /// 4 MiB telemetry frame of a million tiny messages (REQ NETSEC-1).
@@ -420,6 +423,7 @@ async fn main() -> anyhow::Result<()> {
                     charging_share,
                     database_url,
                     redis_url,
+                    ocpp,
                 },
         } => {
             bench::fleet(
@@ -432,6 +436,7 @@ async fn main() -> anyhow::Result<()> {
                     charging_share,
                     database_url,
                     redis_url,
+                    ocpp,
                 },
                 &std::env::current_exe()?,
             )

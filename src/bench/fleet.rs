@@ -39,6 +39,8 @@ pub struct FleetOptions {
     pub charging_share: f64,
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
+    /// OCPP 1.6J charge points on the gateway's OCPP edge instead of native streams.
+    pub ocpp: bool,
 }
 
 /// Piles per station of the benchmark's fleet.
@@ -46,18 +48,18 @@ const PER_STATION: usize = 100;
 
 /// What the piles of a run share: their tally, how many are connected, and since when all are.
 #[derive(Debug, Default)]
-struct Run {
-    tally: Tally,
-    connected: AtomicU64,
-    steady: std::sync::OnceLock<chrono::DateTime<chrono::Utc>>,
+pub(super) struct Run {
+    pub(super) tally: Tally,
+    pub(super) connected: AtomicU64,
+    pub(super) steady: std::sync::OnceLock<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Latencies and counts of every pile, gathered once the run ends.
 #[derive(Debug, Default)]
-struct Tally {
-    acked: AtomicU64,
+pub(super) struct Tally {
+    pub(super) acked: AtomicU64,
     failed: AtomicU64,
-    latencies: Mutex<Vec<Duration>>,
+    pub(super) latencies: Mutex<Vec<Duration>>,
 }
 
 pub(super) fn pile_of(i: usize) -> (String, String) {
@@ -67,6 +69,15 @@ pub(super) fn pile_of(i: usize) -> (String, String) {
 
 /// Registers the fleet: stations of a hundred piles each.
 pub(super) async fn seed(up: &Up, piles: usize) -> anyhow::Result<()> {
+    seed_as(up, piles, asset::PileProtocol::Unspecified).await
+}
+
+/// Registers the fleet with its piles speaking `protocol`.
+pub(super) async fn seed_as(
+    up: &Up,
+    piles: usize,
+    protocol: asset::PileProtocol,
+) -> anyhow::Result<()> {
     let mut client = demo::asset_client(up.gateway, &up.pki.files("operator"))?;
     client
         .create_operator(asset::CreateOperatorRequest {
@@ -88,16 +99,11 @@ pub(super) async fn seed(up: &Up, piles: usize) -> anyhow::Result<()> {
         let (pile, station) = pile_of(i);
         pending.spawn(async move {
             loop {
+                let mut record =
+                    demo::pile(DEMO_OPERATOR_ID, &station, &pile, asset::PileType::Ac, 7.0);
+                record.protocol = protocol as i32;
                 let created = client
-                    .create_pile(asset::CreatePileRequest {
-                        pile: Some(demo::pile(
-                            DEMO_OPERATOR_ID,
-                            &station,
-                            &pile,
-                            asset::PileType::Ac,
-                            7.0,
-                        )),
-                    })
+                    .create_pile(asset::CreatePileRequest { pile: Some(record) })
                     .await;
                 match created {
                     // The operator's calls per second are bounded at the edge: slow down.
@@ -338,6 +344,13 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         vars.push(("CHARGEMESH_EVENTS__URL".into(), url.clone()));
         vars.push(("CHARGEMESH_EVENTS__PREFIX".into(), format!("{schema}:")));
     }
+    let ocpp_edge: std::net::SocketAddr = format!("127.0.0.1:{}", super::free_port()?).parse()?;
+    if opts.ocpp {
+        vars.push((
+            "CHARGEMESH_GATEWAY__OCPP__LISTEN".into(),
+            ocpp_edge.to_string(),
+        ));
+    }
     let env: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let backend = match (&opts.database_url, &opts.redis_url) {
         (Some(_), Some(_)) => "PostgreSQL over TCP + Redis Streams",
@@ -346,14 +359,20 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         (None, None) => "SQLite + in-process bus (embedded default)",
     };
     let up = Up::start(binary, &env).await?;
-    seed(&up, opts.piles)
+    let protocol = if opts.ocpp {
+        asset::PileProtocol::Ocpp16
+    } else {
+        asset::PileProtocol::Unspecified
+    };
+    seed_as(&up, opts.piles, protocol)
         .await
         .context("registering the fleet")?;
     let configs = identities(&up.pki, opts.piles)?;
     println!(
-        "bench fleet: {} piles, each its own mTLS connection; heartbeat every {} s, a status change every {} s, \
+        "bench fleet: {} {} piles, each its own mTLS connection; heartbeat every {} s, a status change every {} s, \
          {:.0}% charging with a meter sample every {} s; {} s; {backend}",
         opts.piles,
+        if opts.ocpp { "OCPP 1.6J" } else { "native" },
         opts.heartbeat_s,
         opts.status_every_s,
         opts.charging_share * 100.0,
@@ -368,6 +387,17 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
     let watcher = tokio::spawn(watch(up.gateway, up.pki.clone(), until, run.clone()));
     let mut piles = tokio::task::JoinSet::new();
     for (i, config) in configs.into_iter().enumerate() {
+        if opts.ocpp {
+            piles.spawn(super::fleet_ocpp::pile(
+                i,
+                ocpp_edge,
+                config,
+                opts.clone(),
+                until,
+                run.clone(),
+            ));
+            continue;
+        }
         piles.spawn(pile(
             i,
             up.gateway,

@@ -1,0 +1,142 @@
+//! The OCPP 1.6J charge point of `bench fleet --protocol ocpp1.6`: a WebSocket over TLS with the
+//! pile's own certificate (security profile 3) to the gateway's OCPP edge, a BootNotification,
+//! then the same realistic mix as a native pile (Heartbeat, StatusNotification, MeterValues),
+//! each CALL timed until its CALLRESULT, which the edge sends once the report is durable.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+use super::fleet::{FleetOptions, Run, pile_of};
+use crate::sim::Rng;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Sends a CALL and waits for its CALLRESULT, answering any CALL of the edge meanwhile.
+async fn call(ws: &mut Ws, id: u64, action: &str, payload: Value) -> anyhow::Result<Value> {
+    let id = id.to_string();
+    ws.send(Message::text(json!([2, id, action, payload]).to_string()))
+        .await?;
+    while let Some(frame) = ws.next().await {
+        let Message::Text(text) = frame? else {
+            continue;
+        };
+        let value: Value = serde_json::from_str(text.as_str())?;
+        match value[0].as_u64() {
+            Some(3) if value[1].as_str() == Some(id.as_str()) => return Ok(value[2].clone()),
+            Some(4) if value[1].as_str() == Some(id.as_str()) => {
+                anyhow::bail!("{action} answered with a CALLERROR: {value}")
+            }
+            // A trigger or a command from the edge: accepted.
+            Some(2) => {
+                let answer = json!([3, value[1], { "status": "Accepted" }]);
+                ws.send(Message::text(answer.to_string())).await?;
+            }
+            _ => {}
+        }
+    }
+    anyhow::bail!("the connection closed")
+}
+
+/// One OCPP charge point until `until`.
+pub(super) async fn pile(
+    index: usize,
+    edge: std::net::SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    opts: FleetOptions,
+    until: Instant,
+    run: Arc<Run>,
+) -> anyhow::Result<()> {
+    let (pile_id, _) = pile_of(index);
+    let mut config = (*config).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(edge).await?;
+    tcp.set_nodelay(true)?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    let mut request = format!("wss://{edge}/ocpp/{pile_id}").into_client_request()?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        http::HeaderValue::from_static("ocpp1.6"),
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tls).await?;
+    let mut ids = 0u64;
+    let mut next_id = || {
+        ids += 1;
+        ids
+    };
+    let boot = call(
+        &mut ws,
+        next_id(),
+        "BootNotification",
+        json!({ "chargePointVendor": "Acme", "chargePointModel": "X1" }),
+    )
+    .await?;
+    anyhow::ensure!(boot["status"] == "Accepted", "boot {boot}");
+    let mut rng = Rng::new(index as u64 * 7919 + 1);
+    let mut charging = (rng.draw() % 1000) as f64 / 1000.0 < opts.charging_share;
+    let status = |charging: bool| {
+        json!({ "connectorId": 1, "errorCode": "NoError",
+                "status": if charging { "Charging" } else { "Available" }, "timestamp": now() })
+    };
+    call(&mut ws, next_id(), "StatusNotification", status(charging))
+        .await
+        .context("the first status")?;
+    run.connected.fetch_add(1, Ordering::Relaxed);
+    let jitter = |rng: &mut Rng, mean: f64| {
+        let u = ((rng.draw() % 1_000_000) as f64 + 1.0) / 1_000_001.0;
+        Duration::from_secs_f64((-u.ln() * mean).max(0.05))
+    };
+    let mut next_beat = Instant::now() + jitter(&mut rng, opts.heartbeat_s);
+    let mut next_status = Instant::now() + jitter(&mut rng, opts.status_every_s);
+    let mut next_meter = Instant::now() + jitter(&mut rng, opts.meter_every_s);
+    let mut register_wh: u64 = 1_000_000 + rng.draw() % 1_000_000;
+    let mut latencies = Vec::new();
+    loop {
+        let at = next_beat
+            .min(next_status)
+            .min(if charging { next_meter } else { until });
+        if at >= until {
+            break;
+        }
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+        let (action, payload) = if at == next_status {
+            next_status = at + jitter(&mut rng, opts.status_every_s);
+            charging = !charging;
+            ("StatusNotification", status(charging))
+        } else if at == next_meter && charging {
+            next_meter = at + jitter(&mut rng, opts.meter_every_s);
+            register_wh += 30;
+            (
+                "MeterValues",
+                json!({ "connectorId": 1, "meterValue": [{ "timestamp": now(), "sampledValue": [
+                    { "value": register_wh.to_string(), "measurand": "Energy.Active.Import.Register", "unit": "Wh" }
+                ]}]}),
+            )
+        } else {
+            next_beat = at + jitter(&mut rng, opts.heartbeat_s);
+            ("Heartbeat", json!({}))
+        };
+        let sent = Instant::now();
+        call(&mut ws, next_id(), action, payload).await?;
+        if run.steady.get().is_some() {
+            latencies.push(sent.elapsed());
+        }
+        run.tally.acked.fetch_add(1, Ordering::Relaxed);
+    }
+    run.tally.latencies.lock().await.extend(latencies);
+    Ok(())
+}
