@@ -531,7 +531,12 @@ async fn upgrade(
                 .await
                 .map_err(|e| e.to_string())?;
             stream.flush().await.map_err(|e| e.to_string())?;
+            // A charge point sends a small frame now and then: small buffers (tungstenite's
+            // defaults are 128 KiB each way, which at thousands of charge points is most of the
+            // edge's memory); they grow for the odd large message up to the frame limit.
             let ws_config = WebSocketConfig::default()
+                .read_buffer_size(4 * 1024)
+                .write_buffer_size(4 * 1024)
                 .max_message_size(Some(shared.config.max_frame_bytes.max(1024)))
                 .max_frame_size(Some(shared.config.max_frame_bytes.max(1024)));
             let ws = tokio_tungstenite::WebSocketStream::from_partially_read(

@@ -16,6 +16,11 @@ use crate::translate::{Ledger, TokenStatus, TokenVerdict};
 /// How long a token's verdict is waited for.
 const TOKEN_LOOKUP: Duration = Duration::from_secs(10);
 
+/// Registry calls of this process's charge points in flight at once. Thousands of charge points
+/// connect together after a restart; past this they wait here, in turn, rather than all reach
+/// the asset component at once over the one mesh connection and be refused there.
+static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(256);
+
 /// What the registry records of the pile: its connectors in registry order (OCPP connector,
 /// or EVSE, n is the n-th) and its ledger entry. A pile the registry does not know has neither
 /// (its boot is then rejected by telemetry).
@@ -23,6 +28,7 @@ pub async fn registered(
     upstreams: &Upstreams,
     charge_point: &ChargePoint,
 ) -> Result<(Vec<String>, Option<Ledger>), tonic::Status> {
+    let _turn = LOOKUPS.acquire().await;
     let mut client = AssetServiceClient::new(upstreams.registry.clone());
     match client
         .get_pile(request_as(
@@ -60,6 +66,7 @@ pub async fn authorize(
     charge_point: &ChargePoint,
     token: &str,
 ) -> Option<TokenVerdict> {
+    let _turn = LOOKUPS.acquire().await;
     let mut client = ChargePointServiceClient::new(registry.clone());
     let asked = client.authorize_id_token(request_as(
         &charge_point.principal,
