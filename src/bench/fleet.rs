@@ -126,6 +126,83 @@ pub(super) async fn seed_as(
     Ok(())
 }
 
+/// What a pile does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Due {
+    Heartbeat,
+    /// Its connector changes state: charging when `true`.
+    Status(bool),
+    /// A meter sample while charging, the register in Wh.
+    Meter(u64),
+}
+
+/// When a pile does each thing: heartbeats, status changes and (while charging) meter samples
+/// at exponential intervals around their means, so piles are independent, not a chorus.
+pub(super) struct Schedule {
+    rng: Rng,
+    means: (f64, f64, f64),
+    next: (Instant, Instant, Instant),
+    charging: bool,
+    register_wh: u64,
+}
+
+impl Schedule {
+    pub(super) fn new(opts: &FleetOptions, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let charging = (rng.draw() % 1000) as f64 / 1000.0 < opts.charging_share;
+        let register_wh = 1_000_000 + rng.draw() % 1_000_000;
+        let means = (opts.heartbeat_s, opts.status_every_s, opts.meter_every_s);
+        let now = Instant::now();
+        let mut this = Self {
+            rng,
+            means,
+            next: (now, now, now),
+            charging,
+            register_wh,
+        };
+        this.next = (
+            now + this.gap(means.0),
+            now + this.gap(means.1),
+            now + this.gap(means.2),
+        );
+        this
+    }
+
+    /// Whether the pile is charging now.
+    pub(super) fn charging(&self) -> bool {
+        self.charging
+    }
+
+    fn gap(&mut self, mean: f64) -> Duration {
+        let u = ((self.rng.draw() % 1_000_000) as f64 + 1.0) / 1_000_001.0;
+        Duration::from_secs_f64((-u.ln() * mean).max(0.05))
+    }
+
+    /// Waits for what comes next before `until`; `None` when the run ends first.
+    pub(super) async fn next(&mut self, until: Instant) -> Option<Due> {
+        let (beat, status, meter) = self.next;
+        let at = beat
+            .min(status)
+            .min(if self.charging { meter } else { until });
+        if at >= until {
+            return None;
+        }
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+        Some(if at == status {
+            self.next.1 = at + self.gap(self.means.1);
+            self.charging = !self.charging;
+            Due::Status(self.charging)
+        } else if at == meter && self.charging {
+            self.next.2 = at + self.gap(self.means.2);
+            self.register_wh += 30;
+            Due::Meter(self.register_wh)
+        } else {
+            self.next.0 = at + self.gap(self.means.0);
+            Due::Heartbeat
+        })
+    }
+}
+
 /// Each pile's own certificate, issued in memory by the PKI's CA.
 pub(super) fn identities(
     pki: &pki::PkiDir,
@@ -178,8 +255,8 @@ async fn pile(
     let channel = tls::channel(&format!("https://127.0.0.1:{}", gateway.port()), config)?;
     let mut client = TelemetryServiceClient::new(channel);
     let (tx, rx) = tokio::sync::mpsc::channel(2);
-    let mut rng = Rng::new(index as u64 * 7919 + 1);
-    let charging = (rng.draw() % 1000) as f64 / 1000.0 < opts.charging_share;
+    let mut schedule = Schedule::new(&opts, index as u64 * 7919 + 1);
+    let charging = schedule.charging();
     let message = |sequence: u64, body| tm::TelemetryMessage {
         sequence,
         pile_id: pile_id.clone(),
@@ -215,47 +292,23 @@ async fn pile(
         .context("no first acknowledgement")?;
     connected.fetch_add(1, Ordering::Relaxed);
     let mut latencies = Vec::new();
-    let mut state_charging = charging;
-    let jitter = |rng: &mut Rng, mean: f64| {
-        // Exponential gaps: independent piles, not a synchronised chorus.
-        let u = ((rng.draw() % 1_000_000) as f64 + 1.0) / 1_000_001.0;
-        Duration::from_secs_f64((-u.ln() * mean).max(0.05))
-    };
-    let mut next_beat = Instant::now() + jitter(&mut rng, opts.heartbeat_s);
-    let mut next_status = Instant::now() + jitter(&mut rng, opts.status_every_s);
-    let mut next_meter = Instant::now() + jitter(&mut rng, opts.meter_every_s);
-    let mut register_wh: u64 = 1_000_000 + rng.draw() % 1_000_000;
-    loop {
-        let at = next_beat
-            .min(next_status)
-            .min(if state_charging { next_meter } else { until });
-        if at >= until {
-            break;
-        }
-        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    while let Some(due) = schedule.next(until).await {
         sequence += 1;
-        let body = if at == next_status {
-            next_status = at + jitter(&mut rng, opts.status_every_s);
-            state_charging = !state_charging;
-            tm::telemetry_message::Body::Status(tm::ConnectorStatus {
-                state: if state_charging {
+        let body = match due {
+            Due::Status(charging) => tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+                state: if charging {
                     tm::ConnectorState::Charging
                 } else {
                     tm::ConnectorState::Idle
                 } as i32,
                 ..Default::default()
-            })
-        } else if at == next_meter && state_charging {
-            next_meter = at + jitter(&mut rng, opts.meter_every_s);
-            register_wh += 30;
-            tm::telemetry_message::Body::Meter(tm::MeterSample {
+            }),
+            Due::Meter(register_wh) => tm::telemetry_message::Body::Meter(tm::MeterSample {
                 energy_kwh: format!("{}.{:03}", register_wh / 1000, register_wh % 1000),
                 power_kw: 7.0,
                 ..Default::default()
-            })
-        } else {
-            next_beat = at + jitter(&mut rng, opts.heartbeat_s);
-            tm::telemetry_message::Body::Heartbeat(tm::Heartbeat {})
+            }),
+            Due::Heartbeat => tm::telemetry_message::Body::Heartbeat(tm::Heartbeat {}),
         };
         let sent = Instant::now();
         tx.send(tm::ConnectRequest {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -13,8 +13,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-use super::fleet::{FleetOptions, Run, pile_of};
-use crate::sim::Rng;
+use super::fleet::{Due, FleetOptions, Run, Schedule, pile_of};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
@@ -86,49 +85,31 @@ pub(super) async fn pile(
     )
     .await?;
     anyhow::ensure!(boot["status"] == "Accepted", "boot {boot}");
-    let mut rng = Rng::new(index as u64 * 7919 + 1);
-    let mut charging = (rng.draw() % 1000) as f64 / 1000.0 < opts.charging_share;
+    let mut schedule = Schedule::new(&opts, index as u64 * 7919 + 1);
     let status = |charging: bool| {
         json!({ "connectorId": 1, "errorCode": "NoError",
                 "status": if charging { "Charging" } else { "Available" }, "timestamp": now() })
     };
-    call(&mut ws, next_id(), "StatusNotification", status(charging))
-        .await
-        .context("the first status")?;
+    call(
+        &mut ws,
+        next_id(),
+        "StatusNotification",
+        status(schedule.charging()),
+    )
+    .await
+    .context("the first status")?;
     run.connected.fetch_add(1, Ordering::Relaxed);
-    let jitter = |rng: &mut Rng, mean: f64| {
-        let u = ((rng.draw() % 1_000_000) as f64 + 1.0) / 1_000_001.0;
-        Duration::from_secs_f64((-u.ln() * mean).max(0.05))
-    };
-    let mut next_beat = Instant::now() + jitter(&mut rng, opts.heartbeat_s);
-    let mut next_status = Instant::now() + jitter(&mut rng, opts.status_every_s);
-    let mut next_meter = Instant::now() + jitter(&mut rng, opts.meter_every_s);
-    let mut register_wh: u64 = 1_000_000 + rng.draw() % 1_000_000;
     let mut latencies = Vec::new();
-    loop {
-        let at = next_beat
-            .min(next_status)
-            .min(if charging { next_meter } else { until });
-        if at >= until {
-            break;
-        }
-        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-        let (action, payload) = if at == next_status {
-            next_status = at + jitter(&mut rng, opts.status_every_s);
-            charging = !charging;
-            ("StatusNotification", status(charging))
-        } else if at == next_meter && charging {
-            next_meter = at + jitter(&mut rng, opts.meter_every_s);
-            register_wh += 30;
-            (
+    while let Some(due) = schedule.next(until).await {
+        let (action, payload) = match due {
+            Due::Status(charging) => ("StatusNotification", status(charging)),
+            Due::Meter(register_wh) => (
                 "MeterValues",
                 json!({ "connectorId": 1, "meterValue": [{ "timestamp": now(), "sampledValue": [
                     { "value": register_wh.to_string(), "measurand": "Energy.Active.Import.Register", "unit": "Wh" }
                 ]}]}),
-            )
-        } else {
-            next_beat = at + jitter(&mut rng, opts.heartbeat_s);
-            ("Heartbeat", json!({}))
+            ),
+            Due::Heartbeat => ("Heartbeat", json!({})),
         };
         let sent = Instant::now();
         call(&mut ws, next_id(), action, payload).await?;
