@@ -15,6 +15,7 @@ use chargemesh_kit::db::{Database, Migrations};
 use crate::domain::{Body, ConnectorState, Report};
 use crate::trial::{Timeline, TrialDay};
 
+mod log;
 mod sql;
 
 pub use sql::{PgTelemetryStore, SqliteTelemetryStore};
