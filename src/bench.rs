@@ -30,13 +30,18 @@ use crate::demo;
 use crate::mesh::{EmbeddedMesh, EmbeddedOptions};
 use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
 
+mod cluster;
 mod fleet;
 mod fleet_ocpp;
 mod hostile;
+mod net;
 mod storm;
+mod worker;
+pub use cluster::{ServeOptions, Victim};
 pub use fleet::{FleetOptions, fleet};
 pub use hostile::hostile;
-pub use storm::storm;
+pub use storm::{StormOptions, storm};
+pub use worker::run as worker;
 
 /// What `bench ingest` runs.
 #[derive(Debug, Clone)]

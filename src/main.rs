@@ -192,14 +192,27 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
     },
-    /// Piles connected to a separate `chargemesh up` that is killed and started again: how
-    /// long until all are back, and proof that every acknowledged report is stored once.
+    /// Piles connected to a separate mesh whose process (or one role's) is killed and started
+    /// again: how long until all are back, and proof that every acknowledged report is stored
+    /// once.
     Storm {
         #[arg(long, default_value_t = 2_000)]
         piles: usize,
         /// Seconds between a pile's status reports.
         #[arg(long, default_value_t = 2.0)]
         every_s: f64,
+        /// What is killed: `all` (the `up` process, or every process), `gateway` or
+        /// `telemetry` (these two need --gateways).
+        #[arg(long, value_enum, default_value = "all")]
+        kill: KillArg,
+        /// PostgreSQL (a fresh schema per component in this database) instead of SQLite.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Redis Streams as the event bus.
+        #[arg(long)]
+        redis_url: Option<String>,
+        #[command(flatten)]
+        topology: TopologyArgs,
     },
     /// A fleet of piles, each its own mTLS connection, reporting at realistic rates to a
     /// separate `chargemesh up`: connections, durable msg/s, acknowledgement and
@@ -230,7 +243,12 @@ enum BenchCommand {
         /// The piles speak OCPP 1.6J to the gateway's OCPP edge instead of the native stream.
         #[arg(long)]
         ocpp: bool,
+        #[command(flatten)]
+        topology: TopologyArgs,
     },
+    /// One client process of `bench fleet` or `bench storm` (started by them).
+    #[command(hide = true)]
+    Worker { spec: PathBuf },
     /// Resident memory of `chargemesh up` under a 400 MiB POST to the T/CEC 102 edge and a
     /// 4 MiB telemetry frame of a million tiny messages (REQ NETSEC-1).
     Hostile {
@@ -239,6 +257,26 @@ enum BenchCommand {
         #[arg(long)]
         binary: Option<PathBuf>,
     },
+}
+
+/// How the benchmarked mesh runs and how many processes drive its piles.
+#[derive(clap::Args, Clone, Copy)]
+struct TopologyArgs {
+    /// Every role its own `chargemesh serve` process, as on Kubernetes, with this many gateway
+    /// replicas (0: one per 18,000 piles); needs --redis-url. One `chargemesh up` otherwise.
+    #[arg(long)]
+    gateways: Option<usize>,
+    /// Client processes driving the piles, each from its own loopback address (0: one per
+    /// 15,000 piles; one process may hold 20,000 open files).
+    #[arg(long, default_value_t = 0)]
+    clients: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KillArg {
+    All,
+    Gateway,
+    Telemetry,
 }
 
 #[derive(Subcommand)]
@@ -410,8 +448,47 @@ async fn main() -> anyhow::Result<()> {
             command: BenchCommand::Idle { connections },
         } => bench::idle(connections, &std::env::current_exe()?).await,
         Command::Bench {
-            command: BenchCommand::Storm { piles, every_s },
-        } => bench::storm(piles, every_s, &std::env::current_exe()?).await,
+            command:
+                BenchCommand::Storm {
+                    piles,
+                    every_s,
+                    kill,
+                    database_url,
+                    redis_url,
+                    topology,
+                },
+        } => {
+            let opts = bench::StormOptions {
+                piles,
+                every_s,
+                serve: bench::ServeOptions {
+                    database_url,
+                    redis_url,
+                    ocpp: false,
+                    gateways: topology.gateways.map(|n| {
+                        if n == 0 {
+                            piles.div_ceil(18_000).max(1)
+                        } else {
+                            n
+                        }
+                    }),
+                },
+                kill: match kill {
+                    KillArg::All => bench::Victim::All,
+                    KillArg::Gateway => bench::Victim::Gateway,
+                    KillArg::Telemetry => bench::Victim::Telemetry,
+                },
+                clients: topology.clients,
+            };
+            bench::storm(opts, &std::env::current_exe()?).await
+        }
+        Command::Bench {
+            command: BenchCommand::Worker { spec },
+        } => {
+            bench::worker(&spec).await?;
+            // Its figures are out; the read of stdin must not hold the runtime open.
+            std::process::exit(0)
+        }
         Command::Bench {
             command:
                 BenchCommand::Fleet {
@@ -424,6 +501,7 @@ async fn main() -> anyhow::Result<()> {
                     database_url,
                     redis_url,
                     ocpp,
+                    topology,
                 },
         } => {
             bench::fleet(
@@ -437,6 +515,8 @@ async fn main() -> anyhow::Result<()> {
                     database_url,
                     redis_url,
                     ocpp,
+                    gateways: topology.gateways,
+                    clients: topology.clients,
                 },
                 &std::env::current_exe()?,
             )

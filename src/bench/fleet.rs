@@ -8,11 +8,13 @@
 //! per connection, and how long a status change takes from the pile's observation to a
 //! regulator's `WatchStatusChanges` stream (p50/p99).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use chargemesh_kit::Principal;
@@ -23,13 +25,15 @@ use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
-use super::{Up, percentile, rss_kib};
+use super::cluster::{ServeOptions, Serving};
+use super::worker::{Clients, Mode, clients_for};
+use super::{net, percentile, rss_kib};
 use crate::demo;
 use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
 use crate::sim::Rng;
 
 /// What `bench fleet` runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FleetOptions {
     pub piles: usize,
     pub seconds: u64,
@@ -41,7 +45,33 @@ pub struct FleetOptions {
     pub redis_url: Option<String>,
     /// OCPP 1.6J charge points on the gateway's OCPP edge instead of native streams.
     pub ocpp: bool,
+    /// Every role its own process with this many gateway replicas (`Some(0)`: as many as the
+    /// fleet needs); one `chargemesh up` process when `None`.
+    pub gateways: Option<usize>,
+    /// Client processes driving the piles (0: as many as the fleet needs).
+    pub clients: usize,
 }
+
+impl FleetOptions {
+    fn serve(&self) -> ServeOptions {
+        ServeOptions {
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
+            ocpp: self.ocpp,
+            gateways: self.gateways.map(|n| {
+                if n == 0 {
+                    self.piles.div_ceil(GATEWAY_SHARE).max(1)
+                } else {
+                    n
+                }
+            }),
+        }
+    }
+}
+
+/// Pile connections per gateway replica when the benchmark picks their number: under the
+/// open-file limit of 20,000 with room for its upstream connections and files.
+const GATEWAY_SHARE: usize = 18_000;
 
 /// Piles per station of the benchmark's fleet.
 const PER_STATION: usize = 100;
@@ -58,7 +88,6 @@ pub(super) struct Run {
 #[derive(Debug, Default)]
 pub(super) struct Tally {
     pub(super) acked: AtomicU64,
-    failed: AtomicU64,
     pub(super) latencies: Mutex<Vec<Duration>>,
 }
 
@@ -68,17 +97,22 @@ pub(super) fn pile_of(i: usize) -> (String, String) {
 }
 
 /// Registers the fleet: stations of a hundred piles each.
-pub(super) async fn seed(up: &Up, piles: usize) -> anyhow::Result<()> {
-    seed_as(up, piles, asset::PileProtocol::Unspecified).await
+pub(super) async fn seed(
+    gateway: SocketAddr,
+    pki: &pki::PkiDir,
+    piles: usize,
+) -> anyhow::Result<()> {
+    seed_as(gateway, pki, piles, asset::PileProtocol::Unspecified).await
 }
 
 /// Registers the fleet with its piles speaking `protocol`.
 pub(super) async fn seed_as(
-    up: &Up,
+    gateway: SocketAddr,
+    pki: &pki::PkiDir,
     piles: usize,
     protocol: asset::PileProtocol,
 ) -> anyhow::Result<()> {
-    let mut client = demo::asset_client(up.gateway, &up.pki.files("operator"))?;
+    let mut client = demo::asset_client(gateway, &pki.files("operator"))?;
     client
         .create_operator(asset::CreateOperatorRequest {
             operator: Some(demo::operator(DEMO_CREDIT_CODE)),
@@ -203,15 +237,16 @@ impl Schedule {
     }
 }
 
-/// Each pile's own certificate, issued in memory by the PKI's CA.
+/// The own certificate of each pile `first..first + count`, issued in memory by the PKI's CA.
 pub(super) fn identities(
     pki: &pki::PkiDir,
-    piles: usize,
+    first: usize,
+    count: usize,
 ) -> anyhow::Result<Vec<Arc<rustls::ClientConfig>>> {
     let ca = pki::Authority::load(&pki.dir)?;
     let roots = tls::root_store(&pki.ca())?;
     let trust_domain = crate::config::DEFAULT_TRUST_DOMAIN;
-    (0..piles)
+    (first..first + count)
         .map(|i| {
             let (pile_id, station_id) = pile_of(i);
             let principal = Principal::Pile {
@@ -241,9 +276,10 @@ fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
 }
 
 /// One pile: connect, then report at its rates until `until`; every acknowledgement timed.
-async fn pile(
+pub(super) async fn pile(
     index: usize,
-    gateway: std::net::SocketAddr,
+    gateway: SocketAddr,
+    source: Option<IpAddr>,
     config: Arc<rustls::ClientConfig>,
     opts: FleetOptions,
     until: Instant,
@@ -252,7 +288,7 @@ async fn pile(
     let (tally, connected, steady) = (&run.tally, &run.connected, &run.steady);
     let (pile_id, _) = pile_of(index);
     let connector_id = format!("{pile_id}-1");
-    let channel = tls::channel(&format!("https://127.0.0.1:{}", gateway.port()), config)?;
+    let channel = net::channel(source, gateway, config)?;
     let mut client = TelemetryServiceClient::new(channel);
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let mut schedule = Schedule::new(&opts, index as u64 * 7919 + 1);
@@ -335,14 +371,14 @@ async fn pile(
 
 /// Follows the regulator's stream: how long after the pile observed it each change arrives.
 async fn watch(
-    gateway: std::net::SocketAddr,
+    gateway: SocketAddr,
     pki: pki::PkiDir,
     until: Instant,
     run: Arc<Run>,
 ) -> anyhow::Result<Vec<Duration>> {
     let steady = &run.steady;
     let config = Arc::new(tls::client_config(&pki.files("regulator"))?);
-    let channel = tls::channel(&format!("https://127.0.0.1:{}", gateway.port()), config)?;
+    let channel = tls::channel(&format!("https://{gateway}"), config)?;
     let mut stream = StatusServiceClient::new(channel)
         .watch_status_changes(reg::WatchStatusChangesRequest {
             cursor: String::new(),
@@ -380,119 +416,109 @@ async fn watch(
 
 /// Runs the fleet benchmark and prints its figures.
 pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Result<()> {
-    let schema = format!("fleet{}_", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-    // The serving process on PostgreSQL (each component its own schema) and Redis when asked.
-    let mut vars: Vec<(String, String)> = Vec::new();
-    if let Some(url) = &opts.database_url {
-        for component in crate::mesh::COMPONENTS {
-            let key = component.name.to_uppercase();
-            vars.push((format!("CHARGEMESH_{key}__DATABASE__URL"), url.clone()));
-            vars.push((
-                format!("CHARGEMESH_{key}__DATABASE__SCHEMA"),
-                format!("{schema}{}", component.name),
-            ));
-        }
-    }
-    if let Some(url) = &opts.redis_url {
-        vars.push(("CHARGEMESH_EVENTS__URL".into(), url.clone()));
-        vars.push(("CHARGEMESH_EVENTS__PREFIX".into(), format!("{schema}:")));
-    }
-    let ocpp_edge: std::net::SocketAddr = format!("127.0.0.1:{}", super::free_port()?).parse()?;
-    if opts.ocpp {
-        vars.push((
-            "CHARGEMESH_GATEWAY__OCPP__LISTEN".into(),
-            ocpp_edge.to_string(),
-        ));
-    }
-    let env: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let backend = match (&opts.database_url, &opts.redis_url) {
-        (Some(_), Some(_)) => "PostgreSQL over TCP + Redis Streams",
-        (Some(_), None) => "PostgreSQL over TCP + in-process bus",
-        (None, Some(_)) => "SQLite + Redis Streams",
-        (None, None) => "SQLite + in-process bus (embedded default)",
-    };
-    let up = Up::start(binary, &env).await?;
+    let serve = opts.serve();
+    let serving = Serving::start(binary, &serve).await?;
     let protocol = if opts.ocpp {
         asset::PileProtocol::Ocpp16
     } else {
         asset::PileProtocol::Unspecified
     };
-    seed_as(&up, opts.piles, protocol)
+    let seeding = Instant::now();
+    seed_as(serving.gateway(), serving.pki(), opts.piles, protocol)
         .await
         .context("registering the fleet")?;
-    let configs = identities(&up.pki, opts.piles)?;
+    let clients = if opts.clients == 0 {
+        clients_for(opts.piles)
+    } else {
+        opts.clients
+    };
     println!(
         "bench fleet: {} {} piles, each its own mTLS connection; heartbeat every {} s, a status change every {} s, \
-         {:.0}% charging with a meter sample every {} s; {} s; {backend}",
+         {:.0}% charging with a meter sample every {} s; {} s; {} on {}; {clients} client process(es); \
+         registered in {:.1} s",
         opts.piles,
         if opts.ocpp { "OCPP 1.6J" } else { "native" },
         opts.heartbeat_s,
         opts.status_every_s,
         opts.charging_share * 100.0,
         opts.meter_every_s,
-        opts.seconds
+        opts.seconds,
+        serve.topology(),
+        serve.backend(),
+        seeding.elapsed().as_secs_f64()
     );
-    let rss_before = rss_kib(up.pid)?;
+    let processes = serving.processes();
+    let rss =
+        |pids: &[(&str, u32)]| -> u64 { pids.iter().filter_map(|(_, p)| rss_kib(*p).ok()).sum() };
+    let cpu = |pids: &[(&str, u32)]| -> Duration {
+        pids.iter().filter_map(|(_, p)| cpu_time(*p).ok()).sum()
+    };
+    let rss_before = rss(&processes);
     let run = Arc::new(Run::default());
-    let (tally, connected) = (&run.tally, &run.connected);
     let started = Instant::now();
     let until = started + Duration::from_secs(opts.seconds.max(1));
-    let watcher = tokio::spawn(watch(up.gateway, up.pki.clone(), until, run.clone()));
-    let mut piles = tokio::task::JoinSet::new();
-    for (i, config) in configs.into_iter().enumerate() {
-        if opts.ocpp {
-            piles.spawn(super::fleet_ocpp::pile(
-                i,
-                ocpp_edge,
-                config,
-                opts.clone(),
-                until,
-                run.clone(),
-            ));
-            continue;
-        }
-        piles.spawn(pile(
-            i,
-            up.gateway,
-            config,
-            opts.clone(),
-            until,
-            run.clone(),
-        ));
-    }
-    // When every pile is connected, and the server's CPU from then to the end.
+    let watcher = tokio::spawn(watch(
+        serving.gateway(),
+        serving.pki().clone(),
+        until,
+        run.clone(),
+    ));
+    let mut workers = Clients::start(
+        binary,
+        Mode::Fleet(opts.clone()),
+        &serving.pki().dir,
+        opts.piles,
+        clients,
+        serving.gateways(),
+        serving.ocpp_edges(),
+    )
+    .await?;
+    // When every pile is connected, and the servers' CPU from then to the end.
     let all = opts.piles as u64;
     let opened = loop {
-        if connected.load(Ordering::Relaxed) >= all || Instant::now() >= until {
+        let now = workers.progress();
+        if now.connected >= all || now.failed > 0 && now.connected + now.failed >= all {
+            break started.elapsed();
+        }
+        if Instant::now() >= until {
             break started.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let _ = run.steady.set(chrono::Utc::now());
-    let cpu_from = (Instant::now(), cpu_time(up.pid)?);
-    let acked_from = tally.acked.load(Ordering::Relaxed);
+    workers.tell("steady").await?;
+    let cpu_from = (Instant::now(), cpu(&processes));
+    let acked_from = workers.progress().acked;
     tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
-    let rss_held = rss_kib(up.pid)?;
-    let cpu = cpu_time(up.pid)?.saturating_sub(cpu_from.1);
+    let rss_held = rss(&processes);
+    let per_role: Vec<String> = processes
+        .iter()
+        .map(|(role, pid)| {
+            format!(
+                "{role} {:.0} MiB",
+                rss_kib(*pid).unwrap_or_default() as f64 / 1024.0
+            )
+        })
+        .collect();
+    let cpu = cpu(&processes).saturating_sub(cpu_from.1);
     let window = cpu_from.0.elapsed();
-    let acked = tally.acked.load(Ordering::Relaxed) - acked_from;
-    while let Some(done) = piles.join_next().await {
-        if !matches!(done, Ok(Ok(()))) {
-            tally.failed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    let acked = workers.progress().acked.saturating_sub(acked_from);
+    let (total, latencies_us, _) = workers.finish().await?;
     let to_regulator = watcher.await??;
-    let mut latencies = std::mem::take(&mut *tally.latencies.lock().await);
+    let mut latencies: Vec<Duration> = latencies_us
+        .into_iter()
+        .map(Duration::from_micros)
+        .collect();
     latencies.sort_unstable();
     let mut regulator = to_regulator;
     regulator.sort_unstable();
-    let held = connected.load(Ordering::Relaxed);
+    let held = total.connected;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
         "  connections held      {held} of {} (all open {:.1} s after the start; {} piles ended with an error)",
         opts.piles,
         opened.as_secs_f64(),
-        tally.failed.load(Ordering::Relaxed)
+        total.failed
     );
     println!(
         "  durable messages      {:.0} msg/s over the last {:.1} s",
@@ -507,19 +533,22 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         latencies.len()
     );
     println!(
-        "  serving process       RSS {:.1} MiB before, {:.1} MiB holding them ({:.1} KiB per connection); CPU {:.0}% of a core ({:.1} µs per message)",
+        "  serving processes     RSS {:.1} MiB before, {:.1} MiB holding them ({:.1} KiB per connection); CPU {:.0}% of a core ({:.1} µs per message)",
         rss_before as f64 / 1024.0,
         rss_held as f64 / 1024.0,
         rss_held.saturating_sub(rss_before) as f64 / held.max(1) as f64,
         100.0 * cpu.as_secs_f64() / window.as_secs_f64().max(1e-9),
         1e6 * cpu.as_secs_f64() / acked.max(1) as f64
     );
+    if processes.len() > 1 {
+        println!("                        {}", per_role.join(", "));
+    }
     println!(
         "  status change to the regulator's stream   p50 {:.2} ms   p99 {:.2} ms   ({} changes once all were connected)",
         ms(percentile(&regulator, 0.50)),
         ms(percentile(&regulator, 0.99)),
         regulator.len()
     );
-    up.stop().await;
+    serving.stop().await;
     Ok(())
 }

@@ -52,6 +52,7 @@ async fn call(ws: &mut Ws, id: u64, action: &str, payload: Value) -> anyhow::Res
 pub(super) async fn pile(
     index: usize,
     edge: std::net::SocketAddr,
+    source: Option<std::net::IpAddr>,
     config: Arc<rustls::ClientConfig>,
     opts: FleetOptions,
     until: Instant,
@@ -60,12 +61,7 @@ pub(super) async fn pile(
     let (pile_id, _) = pile_of(index);
     let mut config = (*config).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(edge).await?;
-    tcp.set_nodelay(true)?;
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await?;
+    let tls = super::net::tls(source, edge, Arc::new(config)).await?;
     let mut request = format!("wss://{edge}/ocpp/{pile_id}").into_client_request()?;
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",

@@ -5,190 +5,230 @@
 //! acknowledged report is stored, and stored once.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 
 use chargemesh_kit::tls;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
-use super::Up;
-use super::fleet::{identities, pile_of, seed};
+use super::cluster::{ServeOptions, Serving, Victim};
+use super::fleet::{pile_of, seed};
+use super::net;
+use super::worker::{Clients, Mode, Progress, clients_for};
 use crate::link::{Backoff, reconnect_delay};
 use crate::sim::Rng;
 
-/// What each pile had acknowledged, by pile id: each report by its observation time (the log
-/// keeps that as the pile sent it; its own numbering is the log's).
-type Acked = Mutex<HashMap<String, Vec<(i64, i32)>>>;
+/// One pile of the storm: reports a status every `every`, keeps what is not acknowledged, and
+/// reconnects with a jittered backoff when its stream breaks; counts itself back after each
+/// break.
+pub(super) struct Pile {
+    pub index: usize,
+    pub gateway: SocketAddr,
+    pub source: Option<IpAddr>,
+    pub config: Arc<rustls::ClientConfig>,
+    pub every: Duration,
+}
 
-/// One pile: reports a status every `every`, keeps what is not acknowledged, and reconnects
-/// with a jittered backoff when its stream breaks; counts itself back after each break.
-#[allow(clippy::too_many_arguments)]
-async fn pile(
-    index: usize,
-    gateway: std::net::SocketAddr,
-    config: Arc<rustls::ClientConfig>,
-    every: Duration,
-    mut stop: watch::Receiver<bool>,
-    connected: Arc<AtomicU64>,
-    back: Arc<AtomicU64>,
-    acked: Arc<Acked>,
-) {
-    let (pile_id, _) = pile_of(index);
-    let connector_id = format!("{pile_id}-1");
-    let mut rng = Rng::new(index as u64 * 104_729 + 7);
-    let mut sequence = 1u64;
-    let mut pending: Option<tm::TelemetryMessage> = None;
-    let mut mine = Vec::new();
-    let mut broken = false;
-    let mut failures = 0u32;
-    'connections: while !*stop.borrow() {
-        let channel = match tls::channel(
-            &format!("https://127.0.0.1:{}", gateway.port()),
-            config.clone(),
-        ) {
-            Ok(channel) => channel,
-            Err(_) => break,
-        };
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
-        let opened = TelemetryServiceClient::new(channel)
-            .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await;
-        let mut inbound = match opened {
-            Ok(response) => response.into_inner(),
-            Err(_) => {
-                failures = failures.saturating_add(1);
-                let unit = (rng.draw() % 1000) as f64 / 1000.0;
-                tokio::time::sleep(reconnect_delay(Backoff::default(), failures, unit)).await;
-                continue;
-            }
-        };
-        let mut first = true;
-        loop {
-            let message = match pending.take() {
-                Some(unacknowledged) => unacknowledged,
-                None => {
-                    sequence += 1;
-                    tm::TelemetryMessage {
-                        sequence,
-                        pile_id: pile_id.clone(),
-                        connector_id: connector_id.clone(),
-                        observe_time: Some(chargemesh_kit::time::to_timestamp(chrono::Utc::now())),
-                        body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
-                            state: if sequence.is_multiple_of(2) {
-                                tm::ConnectorState::Charging
-                            } else {
-                                tm::ConnectorState::Idle
-                            } as i32,
-                            ..Default::default()
-                        })),
-                        ..Default::default()
-                    }
-                }
+impl Pile {
+    /// Runs until `stop`; returns the pile's id and the observation time of every report it
+    /// had acknowledged.
+    pub(super) async fn run(
+        self,
+        mut stop: watch::Receiver<bool>,
+        connected: &AtomicU64,
+        back: &AtomicU64,
+    ) -> (String, Vec<(i64, i32)>) {
+        let (pile_id, _) = pile_of(self.index);
+        let connector_id = format!("{pile_id}-1");
+        let mut rng = Rng::new(self.index as u64 * 104_729 + 7);
+        let mut sequence = 1u64;
+        let mut pending: Option<tm::TelemetryMessage> = None;
+        let mut mine = Vec::new();
+        let mut broken = false;
+        let mut failures = 0u32;
+        'connections: while !*stop.borrow() {
+            let Ok(channel) = net::channel(self.source, self.gateway, self.config.clone()) else {
+                break;
             };
-            let sent = message.sequence;
-            let observed = message
-                .observe_time
-                .as_ref()
-                .map(|t| (t.seconds, t.nanos))
-                .unwrap_or_default();
-            pending = Some(message.clone());
-            if tx
-                .send(tm::ConnectRequest {
-                    messages: vec![message],
-                })
-                .await
-                .is_err()
-            {
-                broken = true;
-                continue 'connections;
-            }
-            match inbound.message().await {
-                Ok(Some(tm::ConnectResponse {
-                    body: Some(tm::connect_response::Body::Acknowledgement(ack)),
-                })) if ack.last_sequence >= sent => {
-                    pending = None;
-                    mine.push(observed);
-                    failures = 0;
-                    if first {
-                        first = false;
-                        if broken {
-                            back.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            connected.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                _ => {
-                    broken = true;
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            let opened = TelemetryServiceClient::new(channel)
+                .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await;
+            let mut inbound = match opened {
+                Ok(response) => response.into_inner(),
+                Err(_) => {
                     failures = failures.saturating_add(1);
                     let unit = (rng.draw() % 1000) as f64 / 1000.0;
                     tokio::time::sleep(reconnect_delay(Backoff::default(), failures, unit)).await;
+                    continue;
+                }
+            };
+            let mut first = true;
+            loop {
+                let message = match pending.take() {
+                    Some(unacknowledged) => unacknowledged,
+                    None => {
+                        sequence += 1;
+                        status(&pile_id, &connector_id, sequence)
+                    }
+                };
+                let sent = message.sequence;
+                let observed = message
+                    .observe_time
+                    .as_ref()
+                    .map(|t| (t.seconds, t.nanos))
+                    .unwrap_or_default();
+                pending = Some(message.clone());
+                if tx
+                    .send(tm::ConnectRequest {
+                        messages: vec![message],
+                    })
+                    .await
+                    .is_err()
+                {
+                    broken = true;
                     continue 'connections;
                 }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                _ = stop.changed() => break 'connections,
+                match inbound.message().await {
+                    Ok(Some(tm::ConnectResponse {
+                        body: Some(tm::connect_response::Body::Acknowledgement(ack)),
+                    })) if ack.last_sequence >= sent => {
+                        pending = None;
+                        mine.push(observed);
+                        failures = 0;
+                        if first {
+                            first = false;
+                            if broken {
+                                back.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                connected.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    _ => {
+                        broken = true;
+                        failures = failures.saturating_add(1);
+                        let unit = (rng.draw() % 1000) as f64 / 1000.0;
+                        tokio::time::sleep(reconnect_delay(Backoff::default(), failures, unit))
+                            .await;
+                        continue 'connections;
+                    }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(self.every) => {}
+                    _ = stop.changed() => break 'connections,
+                }
             }
         }
+        (pile_id, mine)
     }
-    acked.lock().await.insert(pile_id, mine);
+}
+
+/// A status report of the storm's pile, alternating charging and idle.
+fn status(pile_id: &str, connector_id: &str, sequence: u64) -> tm::TelemetryMessage {
+    tm::TelemetryMessage {
+        sequence,
+        pile_id: pile_id.to_owned(),
+        connector_id: connector_id.to_owned(),
+        observe_time: Some(chargemesh_kit::time::to_timestamp(chrono::Utc::now())),
+        body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+            state: if sequence.is_multiple_of(2) {
+                tm::ConnectorState::Charging
+            } else {
+                tm::ConnectorState::Idle
+            } as i32,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// Waits until `pick` of the workers' progress reaches `target` or `limit` passes.
+async fn wait_for(
+    workers: &Clients,
+    pick: fn(Progress) -> u64,
+    target: u64,
+    limit: Duration,
+) -> u64 {
+    let deadline = Instant::now() + limit;
+    while pick(workers.progress()) < target && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pick(workers.progress())
+}
+
+/// What `bench storm` runs.
+#[derive(Debug, Clone)]
+pub struct StormOptions {
+    pub piles: usize,
+    /// Seconds between a pile's status reports.
+    pub every_s: f64,
+    pub serve: ServeOptions,
+    /// What is killed.
+    pub kill: Victim,
+    /// Client processes (0: as many as the fleet needs).
+    pub clients: usize,
 }
 
 /// Runs the storm benchmark and prints its figures.
-pub async fn storm(piles: usize, every_s: f64, binary: &std::path::Path) -> anyhow::Result<()> {
-    let mut up = Up::start(binary, &[]).await?;
-    seed(&up, piles).await.context("registering the fleet")?;
-    let configs = identities(&up.pki, piles)?;
-    println!(
-        "bench storm: {piles} piles, each its own mTLS connection and certificate, a status every {every_s} s; \
-         chargemesh up (SQLite + in-process bus) killed and started again"
-    );
-    let (stop_tx, stop) = watch::channel(false);
-    let connected = Arc::new(AtomicU64::new(0));
-    let back = Arc::new(AtomicU64::new(0));
-    let acked: Arc<Acked> = Arc::default();
-    let mut tasks = tokio::task::JoinSet::new();
-    let every = Duration::from_secs_f64(every_s.max(0.1));
-    let started = Instant::now();
-    for (i, config) in configs.into_iter().enumerate() {
-        tasks.spawn(pile(
-            i,
-            up.gateway,
-            config,
-            every,
-            stop.clone(),
-            connected.clone(),
-            back.clone(),
-            acked.clone(),
-        ));
-    }
-    let all = piles as u64;
-    let wait_for = |counter: Arc<AtomicU64>, target: u64, limit: Duration| async move {
-        let deadline = Instant::now() + limit;
-        while counter.load(Ordering::Relaxed) < target && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        counter.load(Ordering::Relaxed)
+pub async fn storm(opts: StormOptions, binary: &std::path::Path) -> anyhow::Result<()> {
+    let piles = opts.piles;
+    let mut serving = Serving::start(binary, &opts.serve).await?;
+    seed(serving.gateway(), serving.pki(), piles)
+        .await
+        .context("registering the fleet")?;
+    let clients = if opts.clients == 0 {
+        clients_for(piles)
+    } else {
+        opts.clients
     };
-    let first = wait_for(connected.clone(), all, Duration::from_secs(300)).await;
+    let victim = match opts.kill {
+        Victim::All if opts.serve.gateways.is_some() => "every process of the mesh",
+        Victim::All => "chargemesh up",
+        Victim::Gateway => "every gateway replica",
+        Victim::Telemetry => "the telemetry component",
+    };
+    println!(
+        "bench storm: {piles} piles, each its own mTLS connection and certificate, a status every {} s, \
+         from {clients} client process(es); {} on {}; {victim} killed and started again",
+        opts.every_s,
+        opts.serve.topology(),
+        opts.serve.backend()
+    );
+    let every = Duration::from_secs_f64(opts.every_s.max(0.1));
+    let started = Instant::now();
+    let mut workers = Clients::start(
+        binary,
+        Mode::Storm {
+            every_s: opts.every_s,
+        },
+        &serving.pki().dir,
+        piles,
+        clients,
+        serving.gateways(),
+        Vec::new(),
+    )
+    .await?;
+    let all = piles as u64;
+    let first = wait_for(&workers, |p| p.connected, all, Duration::from_secs(600)).await;
     println!(
         "  first connection      {first} of {piles} connected and acknowledged in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     tokio::time::sleep(every * 2).await;
     let killed = Instant::now();
-    up.restart().await.context("restarting")?;
+    serving.restart(opts.kill).await.context("restarting")?;
     let listening = killed.elapsed();
     let mut marks = Vec::new();
     for share in [0.5, 0.9, 1.0] {
         let target = ((all as f64) * share).ceil() as u64;
-        let reached = wait_for(back.clone(), target, Duration::from_secs(300)).await;
+        let reached = wait_for(&workers, |p| p.back, target, Duration::from_secs(600)).await;
         marks.push((share, reached, killed.elapsed()));
     }
     println!(
@@ -203,11 +243,11 @@ pub async fn storm(piles: usize, every_s: f64, binary: &std::path::Path) -> anyh
         );
     }
     tokio::time::sleep(every * 2).await;
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
+    workers.tell("stop").await?;
+    let (_, _, acked) = workers.finish().await?;
     // Every acknowledged report is in the log, once.
-    let config = Arc::new(tls::client_config(&up.pki.files("metering"))?);
-    let channel = tls::channel(&format!("https://127.0.0.1:{}", up.gateway.port()), config)?;
+    let config = Arc::new(tls::client_config(&serving.pki().files("metering"))?);
+    let channel = tls::channel(&format!("https://{}", serving.gateway()), config)?;
     let mut telemetry = TelemetryServiceClient::new(channel);
     let mut stored: HashMap<(String, (i64, i32)), u32> = HashMap::new();
     let mut after = 0;
@@ -234,7 +274,6 @@ pub async fn storm(piles: usize, every_s: f64, binary: &std::path::Path) -> anyh
         }
         after = page.last_sequence;
     }
-    let acked = acked.lock().await;
     let acknowledged: usize = acked.values().map(Vec::len).sum();
     let missing = acked
         .iter()
@@ -243,8 +282,9 @@ pub async fn storm(piles: usize, every_s: f64, binary: &std::path::Path) -> anyh
         .count();
     let twice = stored.values().filter(|n| **n > 1).count();
     println!(
-        "  durability            {acknowledged} reports acknowledged: {missing} missing from the log, {twice} stored twice"
+        "  durability            {acknowledged} reports acknowledged by {} piles: {missing} missing from the log, {twice} stored twice",
+        acked.len()
     );
-    up.stop().await;
+    serving.stop().await;
     Ok(())
 }

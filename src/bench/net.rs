@@ -1,0 +1,59 @@
+//! How the benchmarks' piles reach the edge: from a loopback source address of their own, so a
+//! client process's connections do not share one address's ephemeral ports with the others'.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use tokio::net::{TcpSocket, TcpStream};
+use tonic::transport::{Channel, Endpoint};
+
+/// A TCP connection to `to`, from `from` when given (a port the system picks).
+pub(super) async fn connect(from: Option<IpAddr>, to: SocketAddr) -> io::Result<TcpStream> {
+    let tcp = match from {
+        Some(ip) => {
+            let socket = TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(to).await?
+        }
+        None => TcpStream::connect(to).await?,
+    };
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// A TLS connection to `to` (its certificate names 127.0.0.1), from `from` when given.
+pub(super) async fn tls(
+    from: Option<IpAddr>,
+    to: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = connect(from, to).await?;
+    let name = ServerName::try_from(to.ip().to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+}
+
+/// A lazily connected gRPC channel over mutual TLS to the gateway at `to`, from `from`: the
+/// settings of a pile's own client (the default HTTP/2 windows; one stream).
+pub(super) fn channel(
+    from: Option<IpAddr>,
+    to: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(format!("https://{to}"))?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true);
+    let connector = tower::service_fn(move |_: http::Uri| {
+        let config = config.clone();
+        async move {
+            let stream = tls(from, to, config).await?;
+            Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(stream))
+        }
+    });
+    Ok(endpoint.connect_with_connector_lazy(connector))
+}
