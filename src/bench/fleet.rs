@@ -1,12 +1,15 @@
 //! `chargemesh bench fleet`: a city's fleet as it really talks. N piles, each its own pile
-//! certificate and its own mTLS connection to the gateway of a separate `chargemesh up`, each
-//! sending one message at a time at a realistic rate: a heartbeat every `heartbeat_s`, a status
-//! change every `status_every_s` on average, and while charging (a `charging_share` of the
-//! piles) a meter sample every `meter_every_s`. The connections open all at once, as after a
-//! restart. It prints the connections held and how long they took to open, the durable msg/s,
-//! the acknowledgement latency (p50/p99/p99.9), the serving process's resident memory and CPU
-//! per connection, and how long a status change takes from the pile's observation to a
-//! regulator's `WatchStatusChanges` stream (p50/p99).
+//! certificate and its own mTLS connection to a separately started mesh (one `chargemesh up`, or
+//! with `--gateways` every role its own process behind gateway replicas), driven from client
+//! processes of their own (`--clients`, each from its own loopback address), each pile sending
+//! one message at a time at a realistic rate: a heartbeat every `heartbeat_s`, a status change
+//! every `status_every_s` on average, and while charging (a `charging_share` of the piles) a
+//! meter sample every `meter_every_s`. The connections open all at once, as after a restart, and
+//! a refused attempt is retried with a jittered backoff as a real pile would. It prints the
+//! connections held and how long they took to open, the durable msg/s, the acknowledgement
+//! latency (p50/p99/p99.9), the serving processes' resident memory and CPU per connection (and
+//! by role), and how long a status change takes from the pile's observation to a regulator's
+//! `WatchStatusChanges` stream (p50/p99).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -29,6 +32,7 @@ use super::cluster::{ServeOptions, Serving};
 use super::worker::{Clients, Mode, clients_for};
 use super::{net, percentile, rss_kib};
 use crate::demo;
+use crate::link::{Backoff, reconnect_delay};
 use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
 use crate::sim::Rng;
 
@@ -288,9 +292,6 @@ pub(super) async fn pile(
     let (tally, connected, steady) = (&run.tally, &run.connected, &run.steady);
     let (pile_id, _) = pile_of(index);
     let connector_id = format!("{pile_id}-1");
-    let channel = net::channel(source, gateway, config)?;
-    let mut client = TelemetryServiceClient::new(channel);
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
     let mut schedule = Schedule::new(&opts, index as u64 * 7919 + 1);
     let charging = schedule.charging();
     let message = |sequence: u64, body| tm::TelemetryMessage {
@@ -302,30 +303,53 @@ pub(super) async fn pile(
         ..Default::default()
     };
     let mut sequence = chrono::Utc::now().timestamp_micros() as u64;
-    let first = message(
-        sequence,
-        tm::telemetry_message::Body::Status(tm::ConnectorStatus {
-            state: if charging {
-                tm::ConnectorState::Charging
-            } else {
-                tm::ConnectorState::Idle
-            } as i32,
-            ..Default::default()
-        }),
-    );
-    tx.send(tm::ConnectRequest {
-        messages: vec![first],
-    })
-    .await?;
-    let mut inbound = client
-        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .context("opening the pile's stream")?
-        .into_inner();
-    inbound
-        .message()
-        .await?
-        .context("no first acknowledgement")?;
+    let first_status = |sequence: u64| {
+        message(
+            sequence,
+            tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+                state: if charging {
+                    tm::ConnectorState::Charging
+                } else {
+                    tm::ConnectorState::Idle
+                } as i32,
+                ..Default::default()
+            }),
+        )
+    };
+    // Connecting as a real pile does when a whole fleet connects at once: a refused or timed
+    // out attempt is tried again after a jittered backoff, until the run ends.
+    let mut rng = Rng::new(index as u64 * 104_729 + 3);
+    let mut attempts = 0u32;
+    let (tx, mut inbound) = loop {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tx.send(tm::ConnectRequest {
+            messages: vec![first_status(sequence)],
+        })
+        .await?;
+        let opened = async {
+            let channel = net::channel(source, gateway, config.clone())?;
+            let mut inbound = TelemetryServiceClient::new(channel)
+                .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .context("opening the pile's stream")?
+                .into_inner();
+            inbound
+                .message()
+                .await?
+                .context("no first acknowledgement")?;
+            anyhow::Ok(inbound)
+        }
+        .await;
+        match opened {
+            Ok(inbound) => break (tx, inbound),
+            Err(e) if Instant::now() >= until => return Err(e),
+            Err(_) => {
+                attempts = attempts.saturating_add(1);
+                let unit = (rng.draw() % 1000) as f64 / 1000.0;
+                tokio::time::sleep(reconnect_delay(Backoff::default(), attempts, unit)).await;
+            }
+        }
+    };
     connected.fetch_add(1, Ordering::Relaxed);
     let mut latencies = Vec::new();
     while let Some(due) = schedule.next(until).await {
@@ -488,20 +512,27 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
     let _ = run.steady.set(chrono::Utc::now());
     workers.tell("steady").await?;
     let cpu_from = (Instant::now(), cpu(&processes));
+    let cpu_each: Vec<Duration> = processes
+        .iter()
+        .map(|(_, pid)| cpu_time(*pid).unwrap_or_default())
+        .collect();
     let acked_from = workers.progress().acked;
     tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
     let rss_held = rss(&processes);
+    let window = cpu_from.0.elapsed();
     let per_role: Vec<String> = processes
         .iter()
-        .map(|(role, pid)| {
+        .zip(&cpu_each)
+        .map(|((role, pid), from)| {
+            let used = cpu_time(*pid).unwrap_or_default().saturating_sub(*from);
             format!(
-                "{role} {:.0} MiB",
-                rss_kib(*pid).unwrap_or_default() as f64 / 1024.0
+                "{role} {:.0} MiB {:.0}%",
+                rss_kib(*pid).unwrap_or_default() as f64 / 1024.0,
+                100.0 * used.as_secs_f64() / window.as_secs_f64().max(1e-9)
             )
         })
         .collect();
     let cpu = cpu(&processes).saturating_sub(cpu_from.1);
-    let window = cpu_from.0.elapsed();
     let acked = workers.progress().acked.saturating_sub(acked_from);
     let (total, latencies_us, _) = workers.finish().await?;
     let to_regulator = watcher.await??;
@@ -541,7 +572,10 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         1e6 * cpu.as_secs_f64() / acked.max(1) as f64
     );
     if processes.len() > 1 {
-        println!("                        {}", per_role.join(", "));
+        println!(
+            "                        RSS and CPU (of a core) by role: {}",
+            per_role.join(", ")
+        );
     }
     println!(
         "  status change to the regulator's stream   p50 {:.2} ms   p99 {:.2} ms   ({} changes once all were connected)",

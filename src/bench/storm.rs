@@ -1,8 +1,10 @@
 //! `chargemesh bench storm`: N piles connected, each on its own certificate, reporting a status
-//! every few seconds; then the serving `chargemesh up` is killed (no goodbye) and started again
-//! on the same data. It prints how long until every pile is connected and acknowledged again
-//! (and a half, nine tenths of them), and then reads the telemetry log back to prove that every
-//! acknowledged report is stored, and stored once.
+//! every few seconds from one or more client processes; then the serving `chargemesh up` (or,
+//! with every role its own process, every process, every gateway replica, or the telemetry
+//! component alone) is killed (no goodbye) and started again on the same data. It prints how
+//! long until every pile is connected and acknowledged again (and a half, nine tenths of them),
+//! and then reads the telemetry log back to prove that every acknowledged report is stored, and
+//! stored once.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

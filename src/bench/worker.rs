@@ -165,11 +165,35 @@ pub async fn run(spec_file: &Path) -> anyhow::Result<()> {
         failed: failed.load(Ordering::Relaxed),
     };
     let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    // A pile still waiting for an answer half a minute after the run's end is given up on (an
+    // overloaded mesh may never answer it): the worker reports what it has.
+    let give_up = tokio::time::sleep_until(tokio::time::Instant::from_std(
+        until + Duration::from_secs(30),
+    ));
+    tokio::pin!(give_up);
     loop {
         tokio::select! {
+            () = &mut give_up => {
+                let stuck = piles.len() as u64;
+                if stuck > 0 {
+                    eprintln!("bench worker: {stuck} piles still waiting for an answer 30 s after the end; given up");
+                    failed.fetch_add(stuck, Ordering::Relaxed);
+                }
+                piles.abort_all();
+                break;
+            }
             done = piles.join_next() => match done {
                 Some(Ok(Ok(()))) => {}
-                Some(_) => { failed.fetch_add(1, Ordering::Relaxed); }
+                Some(ended) => {
+                    // The first few reasons, so a failing run says why.
+                    if failed.fetch_add(1, Ordering::Relaxed) < 3 {
+                        match ended {
+                            Ok(Err(e)) => eprintln!("bench worker: a pile ended: {e:#}"),
+                            Err(e) => eprintln!("bench worker: a pile's task failed: {e}"),
+                            Ok(Ok(())) => {}
+                        }
+                    }
+                }
                 None => break,
             },
             _ = ticks.tick() => say(&Line::Progress(progress()))?,

@@ -297,6 +297,93 @@ async fn mon_1_heartbeat_silence_turns_connectors_offline() {
     mesh.stop().await;
 }
 
+/// The last-seen time of station S1's first connector, as the regulator sees it.
+async fn last_seen(regulator: &mut StatusServiceClient<tonic::transport::Channel>) -> i64 {
+    let live = regulator
+        .get_station_status(reg::GetStationStatusRequest {
+            stations: vec![reg::StationKey {
+                operator_id: OP.into(),
+                station_id: "S1".into(),
+            }],
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    live.stations[0].connectors[0]
+        .last_seen_time
+        .as_ref()
+        .map_or(0, |t| t.seconds)
+}
+
+#[tokio::test]
+async fn mon_1_heartbeats_of_a_live_pile_are_flushed_together_not_written_each() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mesh_clock = clock.clone();
+    let mesh = TestMesh::start_with_options(move |opts| {
+        opts.clock = Arc::new(mesh_clock);
+        opts.config.telemetry.settings.sweep_interval_ms = 20;
+        opts.config.telemetry.settings.heartbeat_flush_ms = 20;
+        opts.config.telemetry.settings.offline_after_seconds = 180;
+    })
+    .await;
+    fleet(&mesh).await;
+    let mut regulator = StatusServiceClient::new(mesh.channel("regulator"));
+    let mut platform = TelemetryStream::open(mesh.channel("operator")).await;
+    let t0 = clock.now();
+    platform
+        .send(vec![status_at(1, "P1", tm::ConnectorState::Idle, t0)])
+        .await;
+    acknowledged(&mut platform, 1..=1).await;
+
+    // Heartbeats within a minute of the confirmed report: acknowledged, kept out of the log.
+    for (sequence, after) in [(2, 20), (3, 40)] {
+        clock.advance(chrono::Duration::seconds(20));
+        platform
+            .send(vec![heartbeat_at(sequence, "P1", clock.now())])
+            .await;
+        acknowledged(&mut platform, sequence..=sequence).await;
+        assert_eq!(clock.now(), t0 + chrono::Duration::seconds(after));
+    }
+    let mut log =
+        chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient::new(
+            mesh.direct_channel("telemetry", &mesh.pki_files("metering")),
+        );
+    let heartbeats = log
+        .read_log(tm::ReadLogRequest {
+            after_sequence: 0,
+            kinds: vec!["heartbeat".into()],
+            limit: 100,
+        })
+        .await
+        .expect("log")
+        .into_inner()
+        .entries;
+    assert!(
+        heartbeats.is_empty(),
+        "a confirmed pile's heartbeats are not written one by one: {heartbeats:?}"
+    );
+
+    // The flush moves the connector's last-seen time to the latest heartbeat...
+    let expected = (t0 + chrono::Duration::seconds(40)).timestamp();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while last_seen(&mut regulator).await != expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the heartbeats' last-seen time never reached the store"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // ...so three minutes after the report, but not after the heartbeats, it is still online.
+    clock.advance(chrono::Duration::seconds(150));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        s1_first_connector_status(&mesh).await,
+        1,
+        "still idle (T/CEC 102 code 1) 190 s after the report, 150 s after the last heartbeat"
+    );
+    mesh.stop().await;
+}
+
 #[tokio::test]
 async fn base_2_the_first_report_marks_a_filed_station_connected() {
     let mesh = TestMesh::start().await;

@@ -447,6 +447,8 @@ pub async fn serve(
 }
 
 async fn accept_loop(listener: TcpListener, edge_tls: Option<EdgeTls>, shared: Shared) {
+    // TLS handshakes in turn, as on the gRPC edge (`tls::HANDSHAKES_AT_ONCE`).
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(tls::HANDSHAKES_AT_ONCE));
     loop {
         let (tcp, _) = tls::accept(&listener, "OCPP").await;
         let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
@@ -455,6 +457,7 @@ async fn accept_loop(listener: TcpListener, edge_tls: Option<EdgeTls>, shared: S
         };
         let _ = tcp.set_nodelay(true);
         let (shared, edge_tls) = (shared.clone(), edge_tls.clone());
+        let handshakes = handshakes.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let handshake = Duration::from_millis(shared.config.handshake_timeout_ms.max(1));
@@ -462,7 +465,9 @@ async fn accept_loop(listener: TcpListener, edge_tls: Option<EdgeTls>, shared: S
                 match &edge_tls {
                     Some(edge_tls) => {
                         let acceptor = tokio_rustls::TlsAcceptor::from(edge_tls.config.current());
+                        let turn = handshakes.acquire().await;
                         let stream = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+                        drop(turn);
                         let presented = match stream.get_ref().1.peer_certificates() {
                             Some(chain) if !chain.is_empty() => {
                                 match edge_tls.verifier().issuer(chain) {

@@ -216,11 +216,35 @@ impl Component {
     }
 }
 
-/// Binds a listener.
+/// Connections a listener queues before it accepts them. After a restart a whole fleet
+/// reconnects at once; at tokio's default of 1,024 the kernel drops the overflow's handshakes and
+/// the piles wait for their retransmissions, seconds each. The kernel caps it at
+/// `net.core.somaxconn` (4,096 by default since Linux 5.4).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener (the first address `addr` resolves to) with [`LISTEN_BACKLOG`].
 pub async fn bind(addr: &str) -> Result<TcpListener, ComponentError> {
-    TcpListener::bind(addr)
+    let failed = |e| ComponentError::Listen(addr.to_owned(), e);
+    let resolved = tokio::net::lookup_host(addr)
         .await
-        .map_err(|e| ComponentError::Listen(addr.to_owned(), e))
+        .map_err(failed)?
+        .next()
+        .ok_or_else(|| {
+            failed(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "resolves to no address",
+            ))
+        })?;
+    let socket = if resolved.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(failed)?;
+    // As std's and tokio's own bind: a restarted server takes its port back at once.
+    socket.set_reuseaddr(true).map_err(failed)?;
+    socket.bind(resolved).map_err(failed)?;
+    socket.listen(LISTEN_BACKLOG).map_err(failed)
 }
 
 /// Serves a component's plaintext health and metrics for Kubernetes on `listen`, when set.

@@ -515,6 +515,13 @@ impl AsyncWrite for TlsConn {
     }
 }
 
+/// TLS handshakes a listener runs at once; the rest wait their turn in arrival order. A fleet
+/// reconnecting at once brings thousands of handshakes, each a millisecond or so of CPU:
+/// run all at once, they crowd the acknowledgements of connected clients out of the CPU and
+/// every one of them finishes late (many past their client's timeout); in turn, the first
+/// finish first and the rest wait without costing anything.
+pub const HANDSHAKES_AT_ONCE: usize = 64;
+
 /// Accepts TCP connections and completes TLS handshakes concurrently, yielding only connections
 /// whose handshake succeeded. A client certificate without a valid SPIFFE identity of the trust
 /// domain is dropped at once.
@@ -554,6 +561,7 @@ pub fn incoming_gated(
     handshake_timeout: Duration,
 ) -> impl Stream<Item = io::Result<TlsConn>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<TlsConn>>(64);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
     tokio::spawn(async move {
         loop {
             let (tcp, remote_addr) = tokio::select! {
@@ -565,8 +573,14 @@ pub fn incoming_gated(
             let tx = tx.clone();
             let trust_domain = trust_domain.clone();
             let gate = gate.clone();
+            let handshakes = handshakes.clone();
             tokio::spawn(async move {
-                let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await;
+                // In turn (the semaphore is first come, first served), within the timeout.
+                let handshake = tokio::time::timeout(handshake_timeout, async {
+                    let _turn = handshakes.acquire().await;
+                    acceptor.accept(tcp).await
+                })
+                .await;
                 let stream = match handshake {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(error)) => {

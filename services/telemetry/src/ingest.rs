@@ -3,6 +3,7 @@
 //! resends are recognised by (sender, sequence).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tonic::Status;
@@ -48,7 +49,12 @@ struct Written {
 }
 
 impl Writer {
-    fn spawn(store: Arc<dyn TelemetryStore>, feed: ChangeFeed, clock: SharedClock) -> Self {
+    fn spawn(
+        store: Arc<dyn TelemetryStore>,
+        feed: ChangeFeed,
+        clock: SharedClock,
+        status_rows: Arc<tokio::sync::Mutex<()>>,
+    ) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(1024);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
@@ -68,6 +74,8 @@ impl Writer {
                     .flat_map(|j| j.reports.iter().cloned())
                     .collect();
                 let started = std::time::Instant::now();
+                // The heartbeat flush writes the same status rows: one at a time, no deadlock.
+                let rows = status_rows.lock().await;
                 let mut result = store.append(&all, clock.now()).await;
                 tracing::debug!(
                     batches = jobs.len(),
@@ -79,6 +87,7 @@ impl Writer {
                     // Another replica made a connector's first status row meanwhile: once more.
                     result = store.append(&all, clock.now()).await;
                 }
+                drop(rows);
                 match result {
                     Ok(outcome) => {
                         let stored: std::collections::HashSet<(&str, u64)> = outcome
@@ -135,6 +144,7 @@ pub struct Telemetry {
     pub(crate) feed: ChangeFeed,
     pub(crate) settings: TelemetrySettings,
     writer: Writer,
+    pub(crate) heartbeats: Arc<crate::heartbeats::Heartbeats>,
     pub(crate) streams: Arc<crate::streams::Streams>,
 }
 
@@ -146,7 +156,19 @@ impl Telemetry {
         feed: ChangeFeed,
         settings: TelemetrySettings,
     ) -> Self {
-        let writer = Writer::spawn(store.clone(), feed.clone(), clock.clone());
+        let status_rows = Arc::new(tokio::sync::Mutex::new(()));
+        let writer = Writer::spawn(
+            store.clone(),
+            feed.clone(),
+            clock.clone(),
+            status_rows.clone(),
+        );
+        // A third of the silence limit: a confirmed pile's heartbeats reach the store well
+        // before its connectors could be judged silent.
+        let heartbeats = Arc::new(crate::heartbeats::Heartbeats::new(
+            Duration::from_millis(settings.offline_after_seconds * 1000 / 3),
+            status_rows,
+        ));
         Self {
             store,
             registry,
@@ -154,6 +176,7 @@ impl Telemetry {
             feed,
             settings,
             writer,
+            heartbeats,
             streams: Arc::default(),
         }
     }
@@ -247,11 +270,25 @@ impl Telemetry {
         stations.sort_unstable();
         stations.dedup();
         let kinds: Vec<&'static str> = reports.iter().map(|r| r.body.kind()).collect();
-        let outcome = self
-            .writer
-            .append(reports)
-            .await
-            .map_err(|e| Status::from(chargemesh_kit::Error::Store(e)))?;
+        let source = reports.first().map(|r| r.source.clone());
+        // REQ MON-1: a confirmed pile's heartbeat is noted for the next flush, not written now.
+        let outcome = if self.heartbeats.take(&reports, now) {
+            Written::default()
+        } else {
+            let outcome = self
+                .writer
+                .append(reports)
+                .await
+                .map_err(|e| Status::from(chargemesh_kit::Error::Store(e)))?;
+            if let Some(source) = &source {
+                if outcome.resync {
+                    self.heartbeats.refute(source);
+                } else {
+                    self.heartbeats.confirm(source, now);
+                }
+            }
+            outcome
+        };
         let ingested = &chargemesh_kit::metrics::metrics().telemetry_messages;
         for kind in kinds {
             ingested

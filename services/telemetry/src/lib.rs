@@ -13,6 +13,7 @@ pub mod convert;
 pub mod domain;
 pub mod feed;
 pub mod grpc;
+pub mod heartbeats;
 pub mod ingest;
 pub mod liveness;
 pub mod publish;
@@ -43,6 +44,10 @@ pub struct TelemetrySettings {
     pub offline_after_seconds: u64,
     /// How often silence is checked, in milliseconds.
     pub sweep_interval_ms: u64,
+    /// How often the heartbeats of confirmed piles, noted in memory, move their connectors'
+    /// last-seen time in the store, in milliseconds (one statement per operator, not a write
+    /// per heartbeat).
+    pub heartbeat_flush_ms: u64,
     /// The most messages one batch may carry.
     pub max_batch: usize,
     /// How often waiting pile commands are delivered to the streams of this process, in
@@ -64,6 +69,7 @@ impl Default for TelemetrySettings {
         Self {
             offline_after_seconds: 180,
             sweep_interval_ms: 15_000,
+            heartbeat_flush_ms: 5_000,
             max_batch: 1_000,
             command_interval_ms: 500,
             command_timeout_ms: 60_000,
@@ -144,6 +150,19 @@ pub async fn build(config: &TelemetryConfig, ctx: &Context) -> Result<Component,
         .await
         .spawn(purge)
         .spawn(telemetry.spawn_liveness())
+        .spawn(
+            telemetry.heartbeats.clone().spawn_flusher(
+                store.clone(),
+                ctx.clock.clone(),
+                // Never slower than a sixth of the silence limit.
+                Duration::from_millis(
+                    settings
+                        .heartbeat_flush_ms
+                        .min(settings.offline_after_seconds * 1000 / 6)
+                        .max(10),
+                ),
+            ),
+        )
         .spawn(
             telemetry.spawn_command_delivery(Duration::from_millis(settings.command_interval_ms)),
         )

@@ -111,6 +111,13 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
         reports: &[Report],
         now: DateTime<Utc>,
     ) -> Result<AppendOutcome, StoreError>;
+    /// Moves the last-seen time of connectors heard from by heartbeat (operator, connector,
+    /// when) forward, in one transaction; returns those the store holds offline by silence
+    /// (REQ MON-1), whose piles must resync.
+    async fn touch(
+        &self,
+        seen: &[(String, String, DateTime<Utc>)],
+    ) -> Result<Vec<(String, String)>, StoreError>;
     /// Marks offline every connector not heard from since `cutoff` (REQ MON-1).
     async fn sweep_offline(
         &self,

@@ -366,6 +366,36 @@ macro_rules! sql_telemetry_store {
                 Ok(outcome)
             }
 
+            async fn touch(&self, seen: &[(String, String, DateTime<Utc>)]) -> Result<Vec<(String, String)>, StoreError> {
+                use sqlx::Row as _;
+                let mut by_operator: BTreeMap<&str, Vec<(&str, DateTime<Utc>)>> = BTreeMap::new();
+                for (operator_id, connector_id, at) in seen {
+                    by_operator.entry(operator_id).or_default().push((connector_id, *at));
+                }
+                let mut silenced = Vec::new();
+                let mut tx = self.pool.begin_write().await?;
+                for (operator_id, connectors) in by_operator {
+                    for chunk in connectors.chunks(LOG_CHUNK) {
+                        // One time per statement: the chunk's latest, at most a flush interval
+                        // after its earliest.
+                        let Some(at) = chunk.iter().map(|(_, at)| *at).max() else { continue };
+                        let mut query = sqlx::query(sqlx::AssertSqlSafe(touch_sql($placeholders, chunk.len()))).bind(at).bind(operator_id);
+                        for (connector_id, _) in chunk {
+                            query = query.bind(*connector_id);
+                        }
+                        for row in query.fetch_all(&mut *tx).await? {
+                            let state: String = row.try_get("state")?;
+                            let origin: String = row.try_get("origin")?;
+                            if parse_state(&state)? == ConnectorState::Offline && origin == ORIGIN_LIVENESS {
+                                silenced.push((operator_id.to_owned(), row.try_get("connector_id")?));
+                            }
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(silenced)
+            }
+
             async fn sweep_offline(&self, cutoff: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<StatusChange>, StoreError> {
                 use sqlx::Row as _;
                 let candidates = sqlx::query(SILENT).bind(cutoff).fetch_all(&self.pool).await?;

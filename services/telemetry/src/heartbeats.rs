@@ -1,0 +1,243 @@
+//! Liveness without a database write per heartbeat (REQ MON-1). A fleet of 100,000 piles sends
+//! well over a thousand heartbeats a second, and a heartbeat says one thing: the pile is there.
+//! A heartbeat of a pile whose liveness the database confirmed recently (its last report went
+//! through the log, or a flush found none of its connectors offline) is acknowledged at once and
+//! noted in memory; every few seconds one statement per operator moves the noted connectors'
+//! last-seen time forward. Silence is judged against minutes (`offline_after_seconds`), so a
+//! last-seen time a flush behind changes nothing; a heartbeat lost in a crash before its flush is
+//! one of many the pile keeps sending. Any other heartbeat (the first of a stream, or of a pile
+//! not confirmed lately) goes through the log as before, which is where a connector marked
+//! offline by silence is found and the pile asked to resync.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Body, Report};
+use crate::store::TelemetryStore;
+
+/// The connectors heard from since the last flush: (operator, connector) to (source, when).
+type Noted = HashMap<(String, String), (String, DateTime<Utc>)>;
+
+#[derive(Debug, Default)]
+struct State {
+    /// Sources whose liveness the database confirmed, and when.
+    confirmed: HashMap<String, DateTime<Utc>>,
+    noted: Noted,
+}
+
+/// Heartbeats held in memory between flushes.
+#[derive(Debug)]
+pub struct Heartbeats {
+    state: Mutex<State>,
+    /// How long a confirmation lets a source's heartbeats skip the log.
+    fresh_for: chrono::Duration,
+    /// Held by whoever writes the connectors' status rows in this process (the writer, a
+    /// flush), so two transactions of one process never lock them in opposite orders.
+    status_rows: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Heartbeats {
+    /// Confirmations last `fresh_for` (a third of the silence limit leaves two flushes' margin).
+    pub fn new(fresh_for: Duration, status_rows: Arc<tokio::sync::Mutex<()>>) -> Self {
+        Self {
+            state: Mutex::default(),
+            status_rows,
+            fresh_for: chrono::Duration::from_std(fresh_for)
+                .unwrap_or_else(|_| chrono::Duration::seconds(60)),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding it leaves plain maps behind: still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes `reports` when they are all heartbeats of one source confirmed live within
+    /// `fresh_for`: their connectors are noted for the next flush and nothing is written now.
+    pub fn take(&self, reports: &[Report], now: DateTime<Utc>) -> bool {
+        let Some(source) = reports.first().map(|r| r.source.as_str()) else {
+            return false;
+        };
+        if !reports
+            .iter()
+            .all(|r| matches!(r.body, Body::Heartbeat) && r.source == source)
+        {
+            return false;
+        }
+        let mut state = self.state();
+        let fresh = state
+            .confirmed
+            .get(source)
+            .is_some_and(|at| now - *at < self.fresh_for);
+        if !fresh {
+            return false;
+        }
+        for r in reports {
+            for connector in &r.connectors {
+                state.noted.insert(
+                    (r.operator_id.clone(), connector.clone()),
+                    (r.source.clone(), now),
+                );
+            }
+        }
+        true
+    }
+
+    /// The database has just seen `source` live (its reports went through the log and none of
+    /// its connectors was offline by silence).
+    pub fn confirm(&self, source: &str, now: DateTime<Utc>) {
+        self.state().confirmed.insert(source.to_owned(), now);
+    }
+
+    /// Forgets `source`'s confirmation: its next heartbeat goes through the log.
+    pub fn refute(&self, source: &str) {
+        self.state().confirmed.remove(source);
+    }
+
+    /// How many connectors wait for the next flush.
+    pub fn waiting(&self) -> usize {
+        self.state().noted.len()
+    }
+
+    /// Moves the noted connectors' last-seen time forward in the store. A connector the store
+    /// holds offline by silence refutes its source, whose next heartbeat then goes through the
+    /// log and asks the pile to resync; a failed flush keeps its notes for the next one.
+    pub async fn flush(&self, store: &dyn TelemetryStore, now: DateTime<Utc>) {
+        let noted = std::mem::take(&mut self.state().noted);
+        if noted.is_empty() {
+            return;
+        }
+        let mut by_time: Vec<(String, String, DateTime<Utc>)> = noted
+            .iter()
+            .map(|((operator, connector), (_, at))| (operator.clone(), connector.clone(), *at))
+            .collect();
+        by_time.sort_unstable();
+        let touched = {
+            let _rows = self.status_rows.lock().await;
+            store.touch(&by_time).await
+        };
+        match touched {
+            Ok(silenced) => {
+                let mut state = self.state();
+                for key in silenced {
+                    if let Some((source, _)) = noted.get(&key) {
+                        state.confirmed.remove(source);
+                    }
+                }
+                // Confirmations past their freshness are of piles gone quiet: let them go.
+                let fresh_for = self.fresh_for;
+                state.confirmed.retain(|_, at| now - *at < fresh_for);
+            }
+            Err(error) => {
+                tracing::warn!(%error, connectors = noted.len(), "heartbeats not flushed; kept for the next flush");
+                let mut state = self.state();
+                for (key, value) in noted {
+                    state.noted.entry(key).or_insert(value);
+                }
+            }
+        }
+    }
+
+    /// Flushes every `every` until the task is aborted.
+    pub fn spawn_flusher(
+        self: Arc<Self>,
+        store: Arc<dyn TelemetryStore>,
+        clock: chargemesh_kit::clock::SharedClock,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                self.flush(store.as_ref(), clock.now()).await;
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(source: &str, body: Body) -> Report {
+        Report {
+            source: source.into(),
+            sequence: 1,
+            operator_id: "OP".into(),
+            station_id: "S1".into(),
+            pile_id: "P1".into(),
+            connector_id: String::new(),
+            area_code: "330602".into(),
+            connectors: vec!["P1-1".into(), "P1-2".into()],
+            observed_at: Utc::now(),
+            body,
+        }
+    }
+
+    fn heartbeats() -> Heartbeats {
+        Heartbeats::new(Duration::from_secs(60), Arc::default())
+    }
+
+    #[test]
+    fn mon_1_a_heartbeat_of_an_unconfirmed_pile_goes_through_the_log() {
+        let h = heartbeats();
+        assert!(!h.take(&[report("pile-a", Body::Heartbeat)], Utc::now()));
+        assert_eq!(h.waiting(), 0);
+    }
+
+    #[test]
+    fn mon_1_a_confirmed_piles_heartbeat_is_noted_for_each_connector() {
+        let h = heartbeats();
+        let now = Utc::now();
+        h.confirm("pile-a", now);
+        assert!(h.take(
+            &[report("pile-a", Body::Heartbeat)],
+            now + chrono::Duration::seconds(59)
+        ));
+        assert_eq!(h.waiting(), 2, "both connectors of the pile are seen");
+    }
+
+    #[test]
+    fn mon_1_a_stale_or_refuted_confirmation_sends_the_heartbeat_to_the_log() {
+        let h = heartbeats();
+        let now = Utc::now();
+        h.confirm("pile-a", now);
+        assert!(!h.take(
+            &[report("pile-a", Body::Heartbeat)],
+            now + chrono::Duration::seconds(60)
+        ));
+        h.confirm("pile-b", now);
+        h.refute("pile-b");
+        assert!(!h.take(&[report("pile-b", Body::Heartbeat)], now));
+    }
+
+    #[test]
+    fn mon_1_anything_but_heartbeats_goes_through_the_log() {
+        let h = heartbeats();
+        let now = Utc::now();
+        h.confirm("pile-a", now);
+        h.confirm("pile-b", now);
+        let status = Body::Status {
+            state: crate::domain::ConnectorState::Idle,
+            fault_code: String::new(),
+            fault_text: String::new(),
+        };
+        assert!(!h.take(
+            &[report("pile-a", Body::Heartbeat), report("pile-a", status)],
+            now
+        ));
+        assert!(!h.take(
+            &[
+                report("pile-a", Body::Heartbeat),
+                report("pile-b", Body::Heartbeat)
+            ],
+            now
+        ));
+        assert!(!h.take(&[], now));
+        assert_eq!(h.waiting(), 0);
+    }
+}
