@@ -30,6 +30,7 @@ use crate::demo;
 use crate::mesh::{EmbeddedMesh, EmbeddedOptions};
 use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
 
+pub mod cli;
 mod cluster;
 mod fleet;
 mod fleet_ocpp;

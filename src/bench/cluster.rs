@@ -28,7 +28,23 @@ pub struct ServeOptions {
     pub gateways: Option<usize>,
 }
 
+/// Pile connections per gateway replica when the benchmark picks their number: under the
+/// open-file limit of 20,000 with room for its upstream connections and files.
+const GATEWAY_SHARE: usize = 18_000;
+
 impl ServeOptions {
+    /// The gateway replicas asked for (`Some(0)`: as many as `piles` need), or `None` for one
+    /// `up` process.
+    pub fn gateways_for(piles: usize, requested: Option<usize>) -> Option<usize> {
+        requested.map(|n| {
+            if n == 0 {
+                piles.div_ceil(GATEWAY_SHARE).max(1)
+            } else {
+                n
+            }
+        })
+    }
+
     pub(crate) fn backend(&self) -> &'static str {
         match (&self.database_url, &self.redis_url) {
             (Some(_), Some(_)) => "PostgreSQL over TCP + Redis Streams",
@@ -46,8 +62,8 @@ impl ServeOptions {
     }
 }
 
-/// A role the storm benchmark kills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A role the storm benchmark kills (`--kill`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Victim {
     /// The whole `up` process, or every process of the split mesh.
     All,

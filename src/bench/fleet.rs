@@ -62,20 +62,10 @@ impl FleetOptions {
             database_url: self.database_url.clone(),
             redis_url: self.redis_url.clone(),
             ocpp: self.ocpp,
-            gateways: self.gateways.map(|n| {
-                if n == 0 {
-                    self.piles.div_ceil(GATEWAY_SHARE).max(1)
-                } else {
-                    n
-                }
-            }),
+            gateways: ServeOptions::gateways_for(self.piles, self.gateways),
         }
     }
 }
-
-/// Pile connections per gateway replica when the benchmark picks their number: under the
-/// open-file limit of 20,000 with room for its upstream connections and files.
-const GATEWAY_SHARE: usize = 18_000;
 
 /// Piles per station of the benchmark's fleet.
 const PER_STATION: usize = 100;
