@@ -18,6 +18,7 @@ use tokio_stream::Stream;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
+use chargemesh_kit::Principal;
 use chargemesh_kit::tls;
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::telemetry::v1 as tm;
@@ -208,30 +209,56 @@ fn identities(
     opts: &IngestOptions,
     trust_domain: &str,
 ) -> anyhow::Result<Vec<Arc<rustls::ClientConfig>>> {
-    let ca = pki::Authority::load(&pki.dir)?;
-    let roots = tls::root_store(&pki.ca())?;
+    let issuer = Issuer::load(pki, trust_domain)?;
     (0..opts.connections)
         .map(|s| {
             let station = format!("B{s}");
             let principal = if opts.piles_per_connection == 1 {
-                chargemesh_kit::Principal::Pile {
+                Principal::Pile {
                     operator_id: DEMO_OPERATOR_ID.into(),
                     pile_id: format!("{station}-P0"),
                     station_id: station,
                 }
             } else {
-                chargemesh_kit::Principal::Operator {
+                Principal::Operator {
                     operator_id: DEMO_OPERATOR_ID.into(),
                 }
             };
-            let (cert, key) = ca.issue_for_days(&principal, trust_domain, &[], 2)?;
-            Ok(Arc::new(tls::client_config_from_pem(
-                roots.clone(),
-                &cert,
-                &key,
-            )?))
+            issuer.client(&principal)
         })
         .collect()
+}
+
+/// Issues benchmark clients their own certificates (two days), in memory, from the PKI's CA.
+pub(crate) struct Issuer {
+    ca: pki::Authority,
+    roots: Arc<rustls::RootCertStore>,
+    trust_domain: String,
+}
+
+impl Issuer {
+    pub(crate) fn load(pki: &pki::PkiDir, trust_domain: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            ca: pki::Authority::load(&pki.dir)?,
+            roots: tls::root_store(&pki.ca())?,
+            trust_domain: trust_domain.to_owned(),
+        })
+    }
+
+    /// A TLS client configuration presenting `principal`'s new certificate.
+    pub(crate) fn client(
+        &self,
+        principal: &Principal,
+    ) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let (cert, key) = self
+            .ca
+            .issue_for_days(principal, &self.trust_domain, &[], 2)?;
+        Ok(Arc::new(tls::client_config_from_pem(
+            self.roots.clone(),
+            &cert,
+            &key,
+        )?))
+    }
 }
 
 /// Registers the bench operator's stations `B<i>` with piles `B<i>-P<j>` through the gateway.

@@ -237,23 +237,15 @@ pub(super) fn identities(
     first: usize,
     count: usize,
 ) -> anyhow::Result<Vec<Arc<rustls::ClientConfig>>> {
-    let ca = pki::Authority::load(&pki.dir)?;
-    let roots = tls::root_store(&pki.ca())?;
-    let trust_domain = crate::config::DEFAULT_TRUST_DOMAIN;
+    let issuer = super::Issuer::load(pki, crate::config::DEFAULT_TRUST_DOMAIN)?;
     (first..first + count)
         .map(|i| {
             let (pile_id, station_id) = pile_of(i);
-            let principal = Principal::Pile {
+            issuer.client(&Principal::Pile {
                 operator_id: DEMO_OPERATOR_ID.into(),
                 station_id,
                 pile_id,
-            };
-            let (cert, key) = ca.issue_for_days(&principal, trust_domain, &[], 2)?;
-            Ok(Arc::new(tls::client_config_from_pem(
-                roots.clone(),
-                &cert,
-                &key,
-            )?))
+            })
         })
         .collect()
 }
