@@ -3,9 +3,9 @@
 
 use super::*;
 
-/// The T/CEC 102 status the regulator sees for S1's first connector.
-async fn s1_first_connector_status(mesh: &TestMesh) -> i32 {
-    let live = StatusServiceClient::new(mesh.channel("regulator"))
+/// S1's first connector as the regulator sees it.
+async fn s1_first_connector(mesh: &TestMesh) -> reg::ConnectorStatusInfo {
+    let mut live = StatusServiceClient::new(mesh.channel("regulator"))
         .get_station_status(reg::GetStationStatusRequest {
             stations: vec![reg::StationKey {
                 operator_id: OP.into(),
@@ -15,7 +15,12 @@ async fn s1_first_connector_status(mesh: &TestMesh) -> i32 {
         .await
         .expect("status")
         .into_inner();
-    live.stations[0].connectors[0].cec_status
+    live.stations.remove(0).connectors.remove(0)
+}
+
+/// The T/CEC 102 status the regulator sees for S1's first connector.
+async fn s1_first_connector_status(mesh: &TestMesh) -> i32 {
+    s1_first_connector(mesh).await.cec_status
 }
 
 fn reg_cursor_zero() -> String {
@@ -298,18 +303,9 @@ async fn mon_1_heartbeat_silence_turns_connectors_offline() {
 }
 
 /// The last-seen time of station S1's first connector, as the regulator sees it.
-async fn last_seen(regulator: &mut StatusServiceClient<tonic::transport::Channel>) -> i64 {
-    let live = regulator
-        .get_station_status(reg::GetStationStatusRequest {
-            stations: vec![reg::StationKey {
-                operator_id: OP.into(),
-                station_id: "S1".into(),
-            }],
-        })
+async fn last_seen(mesh: &TestMesh) -> i64 {
+    s1_first_connector(mesh)
         .await
-        .expect("status")
-        .into_inner();
-    live.stations[0].connectors[0]
         .last_seen_time
         .as_ref()
         .map_or(0, |t| t.seconds)
@@ -327,7 +323,6 @@ async fn mon_1_heartbeats_of_a_live_pile_are_flushed_together_not_written_each()
     })
     .await;
     fleet(&mesh).await;
-    let mut regulator = StatusServiceClient::new(mesh.channel("regulator"));
     let mut platform = TelemetryStream::open(mesh.channel("operator")).await;
     let t0 = clock.now();
     platform
@@ -366,7 +361,7 @@ async fn mon_1_heartbeats_of_a_live_pile_are_flushed_together_not_written_each()
     // The flush moves the connector's last-seen time to the latest heartbeat...
     let expected = (t0 + chrono::Duration::seconds(40)).timestamp();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while last_seen(&mut regulator).await != expected {
+    while last_seen(&mesh).await != expected {
         assert!(
             std::time::Instant::now() < deadline,
             "the heartbeats' last-seen time never reached the store"
