@@ -110,14 +110,13 @@ impl Heartbeats {
         if noted.is_empty() {
             return;
         }
-        let mut by_time: Vec<(String, String, DateTime<Utc>)> = noted
+        let seen: Vec<(String, String, DateTime<Utc>)> = noted
             .iter()
             .map(|((operator, connector), (_, at))| (operator.clone(), connector.clone(), *at))
             .collect();
-        by_time.sort_unstable();
         let touched = {
             let _rows = self.status_rows.lock().await;
-            store.touch(&by_time).await
+            store.touch(&seen).await
         };
         match touched {
             Ok(silenced) => {

@@ -3,7 +3,6 @@
 //! resends are recognised by (sender, sequence).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tonic::Status;
@@ -163,10 +162,8 @@ impl Telemetry {
             clock.clone(),
             status_rows.clone(),
         );
-        // A third of the silence limit: a confirmed pile's heartbeats reach the store well
-        // before its connectors could be judged silent.
         let heartbeats = Arc::new(crate::heartbeats::Heartbeats::new(
-            Duration::from_millis(settings.offline_after_seconds * 1000 / 3),
+            settings.heartbeat_fresh_for(),
             status_rows,
         ));
         Self {

@@ -64,6 +64,25 @@ pub struct TelemetrySettings {
     pub registry_ttl_s: u64,
 }
 
+impl TelemetrySettings {
+    /// How long a pile confirmed live by a logged report may send heartbeats that skip the log:
+    /// a third of the silence limit (REQ MON-1), so they reach the store well before its
+    /// connectors could be judged silent.
+    pub fn heartbeat_fresh_for(&self) -> Duration {
+        Duration::from_millis(self.offline_after_seconds * 1000 / 3)
+    }
+
+    /// How often noted heartbeats are flushed: `heartbeat_flush_ms`, never slower than a sixth
+    /// of the silence limit.
+    pub fn heartbeat_flush_every(&self) -> Duration {
+        Duration::from_millis(
+            self.heartbeat_flush_ms
+                .min(self.offline_after_seconds * 1000 / 6)
+                .max(10),
+        )
+    }
+}
+
 impl Default for TelemetrySettings {
     fn default() -> Self {
         Self {
@@ -150,19 +169,11 @@ pub async fn build(config: &TelemetryConfig, ctx: &Context) -> Result<Component,
         .await
         .spawn(purge)
         .spawn(telemetry.spawn_liveness())
-        .spawn(
-            telemetry.heartbeats.clone().spawn_flusher(
-                store.clone(),
-                ctx.clock.clone(),
-                // Never slower than a sixth of the silence limit.
-                Duration::from_millis(
-                    settings
-                        .heartbeat_flush_ms
-                        .min(settings.offline_after_seconds * 1000 / 6)
-                        .max(10),
-                ),
-            ),
-        )
+        .spawn(telemetry.heartbeats.clone().spawn_flusher(
+            store.clone(),
+            ctx.clock.clone(),
+            settings.heartbeat_flush_every(),
+        ))
         .spawn(
             telemetry.spawn_command_delivery(Duration::from_millis(settings.command_interval_ms)),
         )
