@@ -49,6 +49,14 @@ async fn setup() -> Setup {
 
 /// [`setup`] with other peers pushed to before Shaoxing.
 async fn setup_with(others: Vec<PeerConfig>) -> Setup {
+    setup_tuned(others, |_| {}).await
+}
+
+/// [`setup_with`], with the push settings adjusted by `tune`.
+async fn setup_tuned(
+    others: Vec<PeerConfig>,
+    tune: impl FnOnce(&mut PushConfig) + Send + 'static,
+) -> Setup {
     let clock = ManualClock::new(chrono::Utc::now());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -84,6 +92,7 @@ async fn setup_with(others: Vec<PeerConfig>) -> Setup {
             request_timeout_ms: 500,
             ..PushConfig::default()
         };
+        tune(&mut opts.config.reporting.cec_push);
     })
     .await;
     let tls = tls::server_config(&mesh.pki_files("gateway"), ClientAuth::Optional).expect("tls");
@@ -212,6 +221,49 @@ async fn base_2_status_changes_reach_the_regulator_once_in_order_across_an_outag
     assert_eq!(all, [1, 255, 1, 3], "in order");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(pushed_statuses(&regulator.received()).len(), 4, "each once");
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn base_2_a_backlog_drains_at_the_regulator_s_pace_not_one_change_per_pass() {
+    // Passes every 3 s, four at a time: 40 changes of one connector, each waiting for the one
+    // before it, arrive within one interval or two, in order, not one per pass.
+    let Setup {
+        mesh,
+        regulator,
+        clock,
+    } = setup_tuned(Vec::new(), |push| {
+        push.interval_ms = 3_000;
+        push.concurrency = 4;
+    })
+    .await;
+    let stream = TelemetryStream::open(mesh.channel("operator")).await;
+    let states = [tm::ConnectorState::Idle, tm::ConnectorState::Charging];
+    stream
+        .send(
+            (0..40)
+                .map(|n| {
+                    status(
+                        n + 1,
+                        clock.now() + chrono::Duration::seconds(n as i64),
+                        states[n as usize % 2],
+                    )
+                })
+                .collect(),
+        )
+        .await;
+    let pushed = eventually(
+        async || pushed_statuses(&regulator.received()),
+        |s| s.len() >= 40,
+    )
+    .await;
+    let expected: Vec<i64> = (0..40).map(|n| if n % 2 == 0 { 1 } else { 3 }).collect();
+    assert_eq!(pushed, expected, "all 40, in order, within the deadline");
+    assert!(
+        regulator.connections() <= 5,
+        "connections kept alive: {} for 40 pushes and a token, four at a time",
+        regulator.connections()
+    );
     mesh.stop().await;
 }
 

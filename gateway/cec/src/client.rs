@@ -50,11 +50,35 @@ impl Default for Limits {
     }
 }
 
-/// HTTPS POST over HTTP/1.1 with rustls.
+/// Idle connections kept for reuse, across every peer of one client.
+const IDLE_CONNECTIONS: usize = 32;
+/// How long an idle connection is kept: less than the idle timeouts servers and load balancers
+/// commonly apply, so a kept connection is rarely one the peer has already dropped.
+const IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An open HTTP/1.1 connection: its request handle, the task driving it, the peer it goes to
+/// and since when it is idle.
+struct Connection {
+    peer: String,
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    driver: tokio::task::JoinHandle<()>,
+    idle_since: std::time::Instant,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// HTTPS POST over HTTP/1.1 with rustls, keeping connections alive between calls: a pusher
+/// sending hundreds of status changes a second to a regulator pays for a TLS handshake once per
+/// connection, not once per change.
 #[derive(Clone)]
 pub struct Https {
     tls: Arc<rustls::ClientConfig>,
     limits: Limits,
+    idle: Arc<std::sync::Mutex<Vec<Connection>>>,
 }
 
 impl std::fmt::Debug for Https {
@@ -70,6 +94,7 @@ impl Https {
         Self {
             tls: Arc::new(tls),
             limits: Limits::default(),
+            idle: Arc::default(),
         }
     }
 
@@ -93,6 +118,56 @@ impl Https {
             .map_err(|_| ClientError::Timeout(url.to_owned(), limit))?
     }
 
+    /// An idle connection to `peer` that is still open, if one is kept.
+    fn take_idle(&self, peer: &str) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.retain(|c| !c.sender.is_closed() && c.idle_since.elapsed() < IDLE_FOR);
+        let at = idle.iter().rposition(|c| c.peer == peer)?;
+        Some(idle.swap_remove(at))
+    }
+
+    /// Keeps `connection` for the next call, unless enough are kept.
+    fn put_idle(&self, mut connection: Connection) {
+        if connection.sender.is_closed() {
+            return;
+        }
+        connection.idle_since = std::time::Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_CONNECTIONS {
+            idle.push(connection);
+        }
+    }
+
+    async fn connect(&self, url: &str, host: &str, port: u16) -> Result<Connection, ClientError> {
+        let connect = |e: &dyn std::fmt::Display| ClientError::Connect(url.into(), e.to_string());
+        let tcp = tokio::time::timeout(
+            self.limits.connect_timeout,
+            tokio::net::TcpStream::connect((host, port)),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(url.to_owned(), self.limits.connect_timeout))?
+        .map_err(|e| connect(&e))?;
+        let _ = tcp.set_nodelay(true);
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|_| ClientError::Url(url.into()))?;
+        let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| connect(&e))?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| connect(&e))?;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Connection {
+            peer: format!("{host}:{port}"),
+            sender,
+            driver,
+            idle_since: std::time::Instant::now(),
+        })
+    }
+
     async fn exchange(
         &self,
         url: &str,
@@ -106,37 +181,42 @@ impl Https {
             .to_owned();
         let port = uri.port_u16().unwrap_or(443);
         let connect = |e: &dyn std::fmt::Display| ClientError::Connect(url.into(), e.to_string());
-        let tcp = tokio::time::timeout(
-            self.limits.connect_timeout,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        .map_err(|_| ClientError::Timeout(url.to_owned(), self.limits.connect_timeout))?
-        .map_err(|e| connect(&e))?;
-        let name = rustls::pki_types::ServerName::try_from(host.clone())
-            .map_err(|_| ClientError::Url(url.into()))?;
-        let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| connect(&e))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| connect(&e))?;
-        let driver = tokio::spawn(connection);
         let mut request = http::Request::post(uri.path())
             .header(http::header::HOST, format!("{host}:{port}"))
             .header(http::header::CONTENT_TYPE, "application/json;charset=utf-8");
         if let Some(token) = bearer {
             request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let request = request
+        let mut request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| ClientError::Url(url.into()))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| connect(&e))?;
+        // A kept connection first; one the peer closed before the request went out is left for
+        // a new one (the request comes back unsent, so nothing is sent twice).
+        let peer = format!("{host}:{port}");
+        let (mut connection, response) = loop {
+            let (mut connection, kept) = match self.take_idle(&peer) {
+                Some(kept) => (kept, true),
+                None => (self.connect(url, &host, port).await?, false),
+            };
+            if connection.sender.ready().await.is_err() {
+                if kept {
+                    continue;
+                }
+                return Err(connect(&"the connection closed"));
+            }
+            match connection.sender.try_send_request(request).await {
+                Ok(response) => break (connection, response),
+                Err(mut failed) => match failed.take_message() {
+                    Some(unsent) if kept => request = unsent,
+                    _ => return Err(connect(failed.error())),
+                },
+            }
+        };
         let status = response.status().as_u16();
+        let keep = !response
+            .headers()
+            .get(http::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         let max = self.limits.max_response_bytes;
         let bytes = http_body_util::Limited::new(response.into_body(), max)
             .collect()
@@ -150,7 +230,10 @@ impl Https {
             })?
             .to_bytes()
             .to_vec();
-        driver.abort();
+        if keep {
+            connection.idle_since = std::time::Instant::now();
+            self.put_idle(connection);
+        }
         Ok((status, bytes))
     }
 }

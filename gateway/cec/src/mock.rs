@@ -19,11 +19,15 @@ use crate::{Dialect, Request, Response, Ret, Secrets};
 #[derive(Debug, Default)]
 struct State {
     received: Vec<(String, Value)>,
+    /// When each of `received` arrived.
+    arrived: Vec<std::time::SystemTime>,
     down: bool,
     confirm: VecDeque<i64>,
     tokens: HashSet<String>,
     issued: u64,
     refuse: u32,
+    /// TLS connections accepted.
+    connections: u64,
 }
 
 /// A running mock regulator.
@@ -73,6 +77,7 @@ impl MockPeer {
                     let Ok(stream) = acceptor.accept(tcp).await else {
                         return;
                     };
+                    state.lock().unwrap_or_else(|e| e.into_inner()).connections += 1;
                     let service = hyper::service::service_fn(
                         move |req: http::Request<hyper::body::Incoming>| {
                             let (state, config) = (state.clone(), config.clone());
@@ -118,6 +123,24 @@ impl MockPeer {
     /// What was pushed, in the order it arrived: the interface and the canonical payload.
     pub fn received(&self) -> Vec<(String, Value)> {
         self.lock().received.clone()
+    }
+
+    /// As [`MockPeer::received`], from the `from`th push on, each with the time it arrived
+    /// (a benchmark's measure of how long a change takes to reach a regulator).
+    pub fn received_since(&self, from: usize) -> Vec<(String, Value, std::time::SystemTime)> {
+        let state = self.lock();
+        state
+            .received
+            .iter()
+            .zip(&state.arrived)
+            .skip(from)
+            .map(|((interface, payload), at)| (interface.clone(), payload.clone(), *at))
+            .collect()
+    }
+
+    /// How many TLS connections callers have opened to it.
+    pub fn connections(&self) -> u64 {
+        self.lock().connections
     }
 
     /// Down answers every call with HTTP 503, as an unreachable platform would fail.
@@ -213,6 +236,7 @@ fn answer(
         return sealed(Ret::BadToken, None);
     }
     state.received.push((interface.to_owned(), payload.clone()));
+    state.arrived.push(std::time::SystemTime::now());
     if state.refuse > 0 {
         state.refuse -= 1;
         return sealed(Ret::BadPayload, None);

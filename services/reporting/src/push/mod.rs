@@ -50,6 +50,9 @@ pub struct PushConfig {
     pub request_timeout_ms: u64,
     /// The largest answer read from a peer, in bytes.
     pub max_response_bytes: usize,
+    /// Pushes in flight to one peer at once (each to a different connector or order, so every
+    /// lane stays in order).
+    pub concurrency: usize,
 }
 
 impl Default for PushConfig {
@@ -65,7 +68,28 @@ impl Default for PushConfig {
             connect_timeout_ms: 5_000,
             request_timeout_ms: 30_000,
             max_response_bytes: 1 << 20,
+            concurrency: 8,
         }
+    }
+}
+
+/// The most deliveries one pass sends to a peer.
+const PAGE: i64 = 500;
+
+/// What one pass to a peer did.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sent {
+    delivered: usize,
+    /// What still waits after it.
+    backlog: i64,
+}
+
+impl Sent {
+    /// Whether the next pass should go at once: this one got items through and more wait (the
+    /// next of a lane it just delivered to, or the page after a full one). A peer that took
+    /// nothing is not asked again before the interval.
+    fn behind(&self) -> bool {
+        self.delivered > 0 && self.backlog > 0
     }
 }
 
@@ -252,21 +276,21 @@ impl Pusher {
     pub async fn pass(&self) -> Result<usize, StoreError> {
         let mut delivered = 0;
         for index in 0..self.clients.len() {
-            delivered += self.pass_peer(index).await?;
+            delivered += self.pass_peer(index).await?.delivered;
         }
         Ok(delivered)
     }
 
     /// One peer's pass: what is new into its outbox, then what is due out of it. One replica
     /// at a time serves a peer, so each delivery has one sender.
-    async fn pass_peer(&self, index: usize) -> Result<usize, StoreError> {
+    async fn pass_peer(&self, index: usize) -> Result<Sent, StoreError> {
         let (peer, client) = &self.clients[index];
         let Some(lead) = self
             .db
             .leadership(&format!("cec-push/{}", peer.name))
             .await?
         else {
-            return Ok(0);
+            return Ok(Sent::default());
         };
         let outcome = async {
             self.enqueue(peer).await?;
@@ -289,11 +313,22 @@ impl Pusher {
                     let every = Duration::from_millis(this.config.interval_ms.max(10));
                     let mut tick = tokio::time::interval(every);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    let mut behind = false;
                     loop {
-                        tick.tick().await;
-                        if let Err(error) = this.pass_peer(index).await {
-                            tracing::warn!(peer = %this.clients[index].0.name, %error, "T/CEC 102 push pass failed");
+                        // A pass that got items through while more wait goes again at once: a
+                        // backlog (a fleet reconnecting, a peer back from an outage, a connector's
+                        // changes queued behind each other) drains at the peer's pace, not one
+                        // page or one change per lane per interval.
+                        if !behind {
+                            tick.tick().await;
                         }
+                        behind = match this.pass_peer(index).await {
+                            Ok(sent) => sent.behind(),
+                            Err(error) => {
+                                tracing::warn!(peer = %this.clients[index].0.name, %error, "T/CEC 102 push pass failed");
+                                false
+                            }
+                        };
                     }
                 });
             }
@@ -303,7 +338,9 @@ impl Pusher {
     }
 
     /// A peer's pending deliveries that head their lane and are due by `now` (each lane's first
-    /// pending item; the next waits for it).
+    /// pending item; the next waits for it), at most [`PAGE`]. One pass over the peer's pending
+    /// rows in lane order (the `cec_deliveries_lanes` index), whatever the planner knows of the
+    /// table: a backlog of tens of thousands costs a scan, never a comparison of every pair.
     async fn deliveries(
         &self,
         peer: &str,
@@ -311,17 +348,20 @@ impl Pusher {
     ) -> Result<Vec<Delivery>, StoreError> {
         let rows: Vec<DeliveryRow> = on_backend!(&self.db, pool => sqlx::query_as(
             "SELECT peer, stream, item_key, lane, seq, interface, payload, state, attempts, next_attempt_at, last_error \
-             FROM cec_deliveries d WHERE peer = $1 AND state = 'pending' AND next_attempt_at <= $2 \
-             AND NOT EXISTS (SELECT 1 FROM cec_deliveries e WHERE e.peer = d.peer AND e.stream = d.stream \
-             AND e.lane = d.lane AND e.state = 'pending' AND e.seq < d.seq) \
-             ORDER BY next_attempt_at, stream, lane LIMIT 500",
+             FROM (SELECT peer, stream, item_key, lane, seq, interface, payload, state, attempts, next_attempt_at, last_error, \
+                   ROW_NUMBER() OVER (PARTITION BY stream, lane ORDER BY seq) AS place \
+                   FROM cec_deliveries WHERE peer = $1 AND state = 'pending') heads \
+             WHERE place = 1 AND next_attempt_at <= $2 \
+             ORDER BY next_attempt_at, stream, lane LIMIT $3",
         )
         .bind(peer)
         .bind(now)
+        .bind(PAGE)
         .fetch_all(pool)
         .await?);
         Ok(rows.into_iter().map(Delivery::from).collect())
     }
+
     /// How many deliveries to a peer wait.
     async fn backlog(&self, peer: &str) -> Result<i64, StoreError> {
         Ok(on_backend!(&self.db, pool => sqlx::query_scalar(
@@ -382,21 +422,27 @@ impl Pusher {
         Ok(())
     }
 
-    /// Sends what is due, each lane in order; each delivery is recorded as soon as its answer
-    /// arrives, so a crash can resend at most the one item whose answer was not recorded yet.
-    async fn send(&self, peer: &PeerConfig, client: &PeerClient) -> Result<usize, StoreError> {
+    /// Sends what is due, each lane in order: the items due are heads of distinct lanes, so up
+    /// to `concurrency` go at once without reordering any lane. Each delivery is recorded as
+    /// soon as its answer arrives, so a crash can resend at most the items whose answers were
+    /// not recorded yet.
+    async fn send(&self, peer: &PeerConfig, client: &PeerClient) -> Result<Sent, StoreError> {
+        use futures_util::StreamExt as _;
         let due = self.deliveries(&peer.name, Utc::now()).await?;
         let mut delivered = 0;
-        for d in &due {
-            let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
-            let outcome = match client.call(&d.interface, &payload).await {
-                Ok((ret, answer)) => judge(&d.interface, ret, &answer),
-                Err(error) => Outcome::Retry(error.to_string()),
+        let mut waiting = due.iter();
+        let mut in_flight = futures_util::stream::FuturesUnordered::new();
+        loop {
+            while in_flight.len() < self.config.concurrency.max(1) {
+                let Some(d) = waiting.next() else { break };
+                in_flight.push(self.attempt(client, d));
+            }
+            let Some(outcome) = in_flight.next().await else {
+                break;
             };
-            if outcome == Outcome::Delivered {
+            if outcome? == Outcome::Delivered {
                 delivered += 1;
             }
-            self.record(d, &outcome).await?;
         }
         let backlog = self.backlog(&peer.name).await?;
         chargemesh_kit::metrics::metrics()
@@ -405,7 +451,18 @@ impl Pusher {
                 peer: peer.name.clone(),
             })
             .set(backlog);
-        Ok(delivered)
+        Ok(Sent { delivered, backlog })
+    }
+
+    /// Sends one delivery and records what became of it.
+    async fn attempt(&self, client: &PeerClient, d: &Delivery) -> Result<Outcome, StoreError> {
+        let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
+        let outcome = match client.call(&d.interface, &payload).await {
+            Ok((ret, answer)) => judge(&d.interface, ret, &answer),
+            Err(error) => Outcome::Retry(error.to_string()),
+        };
+        self.record(d, &outcome).await?;
+        Ok(outcome)
     }
 
     /// A page of the parked deliveries, the latest parked first.
