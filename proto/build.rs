@@ -30,6 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure()
+        // Small first buffers for every call (see src/codec.rs).
+        .codec_path("crate::codec::SmallBufferCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -2,6 +2,8 @@
 
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
+pub mod codec;
+
 /// The encoded `FileDescriptorSet` of every chargemesh proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/chargemesh_descriptor.bin"));

@@ -116,9 +116,9 @@ impl Telemetry {
             {
                 continue;
             }
-            permit.send(Ok(pb::ConnectResponse {
+            permit.send(Ok(Box::new(pb::ConnectResponse {
                 body: Some(pb::connect_response::Body::Command(command)),
-            }));
+            })));
             sent += 1;
         }
         Ok(sent)
@@ -231,11 +231,11 @@ mod tests {
         .expect("a pass never waits for a pile")
         .expect("pass");
         assert_eq!(sent, 2, "one fits P1's stream; P2's goes");
-        let Ok(Ok(pb::ConnectResponse {
-            body: Some(pb::connect_response::Body::Command(got)),
-        })) = read.try_recv()
-        else {
+        let Ok(Ok(response)) = read.try_recv() else {
             panic!("P2 has its command");
+        };
+        let Some(pb::connect_response::Body::Command(got)) = response.body else {
+            panic!("a command");
         };
         assert_eq!(got.command_id, "CMD-9");
         let mut queued = 0;

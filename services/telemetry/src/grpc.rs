@@ -4,7 +4,7 @@
 use std::pin::Pin;
 
 use chrono::NaiveDate;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status, Streaming};
 
 use chargemesh_kit::clock::china_date;
@@ -209,7 +209,7 @@ impl TelemetryService for Telemetry {
                 match this.handle_batch(&principal, batch).await {
                     Ok(responses) => {
                         for r in responses {
-                            if tx.send(Ok(r)).await.is_err() {
+                            if tx.send(Ok(Box::new(r))).await.is_err() {
                                 return;
                             }
                         }
@@ -223,7 +223,7 @@ impl TelemetryService for Telemetry {
             }
         });
         Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
+            tokio_stream::wrappers::ReceiverStream::new(rx).map(|answer| answer.map(|a| *a)),
         )))
     }
 }
