@@ -38,6 +38,7 @@ mod fleet_ocpp;
 mod hostile;
 mod net;
 mod storm;
+mod to_regulator;
 mod worker;
 pub use cluster::{ServeOptions, Victim};
 pub use fleet::{FleetOptions, fleet};
@@ -483,6 +484,9 @@ fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
 
 /// A `chargemesh up` of the benchmark's own, in a fresh data directory, whose resident memory
 /// the benchmark reads.
+/// The configuration file a benchmark's `up` reads from its data directory, when it has one.
+const UP_CONFIG_FILE: &str = "bench.toml";
+
 pub(crate) struct Up {
     child: tokio::process::Child,
     pub pid: u32,
@@ -496,7 +500,20 @@ pub(crate) struct Up {
 impl Up {
     /// Starts `binary up` with `env` over its defaults and waits for its gateway.
     pub(crate) async fn start(binary: &Path, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        Self::start_configured(binary, env, None).await
+    }
+
+    /// As [`Up::start`], with `config` (TOML) as a configuration file under the variables.
+    pub(crate) async fn start_configured(
+        binary: &Path,
+        env: &[(&str, String)],
+        config: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let dir = temp_dir("up");
+        if let Some(config) = config {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join(UP_CONFIG_FILE), config)?;
+        }
         let port = free_port()?;
         let env: Vec<(String, String)> = env
             .iter()
@@ -524,6 +541,10 @@ impl Up {
         env: &[(String, String)],
     ) -> anyhow::Result<tokio::process::Child> {
         let mut command = tokio::process::Command::new(binary);
+        let config = dir.join(UP_CONFIG_FILE);
+        if config.exists() {
+            command.arg("--config").arg(config);
+        }
         command
             .args(["up", "--data-dir"])
             .arg(dir)

@@ -7,5 +7,6 @@ pub mod demo;
 pub mod link;
 pub mod mesh;
 pub mod pki;
+pub mod regulator;
 pub mod sim;
 pub mod sim_ocpp;

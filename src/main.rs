@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use chargemesh::config::Config;
 use chargemesh::mesh::{self, EmbeddedMesh, EmbeddedOptions};
-use chargemesh::{bench, demo, pki};
+use chargemesh::{bench, demo, pki, regulator};
 use chargemesh_kit::component::Shutdown;
 use chargemesh_kit::telemetry;
 
@@ -133,10 +133,10 @@ enum Command {
         #[arg(long, default_value = "data/pki")]
         pki: PathBuf,
         /// The OperatorID of the platform that pushes to it.
-        #[arg(long, default_value = DEMO_PLATFORM_ID)]
+        #[arg(long, default_value = regulator::DEMO_PLATFORM_ID)]
         caller: String,
         /// One 16-character secret used as all four (as the published test vectors do).
-        #[arg(long, default_value = DEMO_CEC_SECRET)]
+        #[arg(long, default_value = regulator::DEMO_CEC_SECRET)]
         secret: String,
         #[arg(long, default_value = "/evcs/v1/")]
         prefix: String,
@@ -327,47 +327,6 @@ async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
     mesh::serve(role.name(), &config, &ctx, shutdown).await
 }
 
-/// The OperatorID the demo platform pushes to regulators as.
-const DEMO_PLATFORM_ID: &str = "MA0000001";
-/// The demo regulator link's secret: the published test vectors' (protocols.md §4).
-const DEMO_CEC_SECRET: &str = "1234567890abcdef";
-/// The demo regulator's OperatorID.
-const DEMO_REGULATOR_ID: &str = "SXJG00001";
-
-fn demo_cec_secrets(secret: &str) -> chargemesh_cec::peers::SecretsConfig {
-    use chargemesh_cec::peers::Secret;
-    chargemesh_cec::peers::SecretsConfig {
-        operator_secret: Secret::new(secret),
-        data_secret: Secret::new(secret),
-        data_iv: Secret::new(secret),
-        sig_secret: Secret::new(secret),
-    }
-}
-
-/// Starts a mock regulator on `listener` with the PKI's gateway certificate.
-fn start_mock_regulator(
-    listener: tokio::net::TcpListener,
-    pki: &std::path::Path,
-    caller: &str,
-    secret: &str,
-    prefix: &str,
-) -> anyhow::Result<chargemesh_cec::mock::MockPeer> {
-    let files = chargemesh_kit::tls::TlsFiles::in_dir(pki, "gateway");
-    let tls = chargemesh_kit::tls::server_config(&files, chargemesh_kit::tls::ClientAuth::Optional)
-        .context("the regulator's certificate (run `chargemesh pki init` or `up` first)")?;
-    let secrets = demo_cec_secrets(secret)
-        .secrets()
-        .map_err(|e| anyhow::anyhow!("--secret: {e}"))?;
-    Ok(chargemesh_cec::mock::MockPeer::start(
-        listener,
-        tls,
-        caller,
-        secrets,
-        chargemesh_cec::Dialect::default(),
-        prefix,
-    )?)
-}
-
 /// Prints what a mock regulator receives, as JSON lines, until stopped.
 fn print_pushes(
     peer: std::sync::Arc<chargemesh_cec::mock::MockPeer>,
@@ -397,7 +356,9 @@ async fn cec_peer(
 ) -> anyhow::Result<()> {
     let listener = chargemesh_kit::component::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let peer = std::sync::Arc::new(start_mock_regulator(listener, pki, caller, secret, prefix)?);
+    let peer = std::sync::Arc::new(regulator::start_mock(
+        listener, pki, caller, secret, prefix,
+    )?);
     println!("mock regulator on https://{addr}{prefix} taking pushes from {caller}");
     let printer = print_pushes(peer);
     tokio::signal::ctrl_c().await?;
@@ -425,28 +386,14 @@ async fn up(
     let regulator_listener = if demo_regulator {
         let listener = chargemesh_kit::component::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
-        let peer = chargemesh_cec::peers::PeerConfig {
-            name: "shaoxing-regulator".into(),
-            operator_id: DEMO_REGULATOR_ID.into(),
-            access: chargemesh_cec::peers::PeerAccess::Regulator {
-                area_code: "330600".into(),
-            },
-            inbound: demo_cec_secrets(DEMO_CEC_SECRET),
-            outbound: Some(demo_cec_secrets(DEMO_CEC_SECRET)),
-            dialect: chargemesh_cec::Dialect::default(),
-            push_url: Some(format!("https://127.0.0.1:{port}/evcs/v1")),
-        };
+        let peer = regulator::demo_peer(&format!("https://127.0.0.1:{port}/evcs/v1"));
         opts.config.gateway.cec = chargemesh_cec::edge::CecConfig {
             listen: "127.0.0.1:7444".into(),
-            operator_id: DEMO_PLATFORM_ID.into(),
+            operator_id: regulator::DEMO_PLATFORM_ID.into(),
             peers: vec![peer.clone()],
             ..std::mem::take(&mut opts.config.gateway.cec)
         };
-        opts.config.reporting.cec_push = chargemesh_reporting::push::PushConfig {
-            operator_id: DEMO_PLATFORM_ID.into(),
-            peers: vec![peer],
-            ..Default::default()
-        };
+        opts.config.reporting.cec_push = regulator::push_to(peer);
         Some(listener)
     } else {
         None
@@ -457,17 +404,19 @@ async fn up(
     let _regulator = match regulator_listener {
         Some(listener) => {
             let addr = listener.local_addr()?;
-            let peer = std::sync::Arc::new(start_mock_regulator(
+            let peer = std::sync::Arc::new(regulator::start_mock(
                 listener,
                 &pki.dir,
-                DEMO_PLATFORM_ID,
-                DEMO_CEC_SECRET,
+                regulator::DEMO_PLATFORM_ID,
+                regulator::DEMO_CEC_SECRET,
                 "/evcs/v1/",
             )?);
             println!(
                 "demo regulator (T/CEC 102): pushed to at https://{addr}/evcs/v1/, pulls from \
-                 https://{edge}/evcs/v1/ as {DEMO_REGULATOR_ID} with secret {DEMO_CEC_SECRET}",
+                 https://{edge}/evcs/v1/ as {id} with secret {secret}",
                 edge = mesh.cec_addr.map(|a| a.to_string()).unwrap_or_default(),
+                id = regulator::DEMO_REGULATOR_ID,
+                secret = regulator::DEMO_CEC_SECRET,
             );
             Some((print_pushes(peer.clone()), peer))
         }

@@ -153,6 +153,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     redis_url,
                     ocpp: false,
                     gateways: bench::ServeOptions::gateways_for(piles, topology.gateways),
+                    cec_push: None,
                 },
                 kill,
                 clients: topology.clients,

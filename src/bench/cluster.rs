@@ -26,6 +26,8 @@ pub struct ServeOptions {
     pub ocpp: bool,
     /// Every role its own process with this many gateway replicas; `None`: one `up` process.
     pub gateways: Option<usize>,
+    /// Regulator platforms to push to over T/CEC 102 (`reporting.cec_push`).
+    pub cec_push: Option<chargemesh_reporting::push::PushConfig>,
 }
 
 /// Pile connections per gateway replica when the benchmark picks their number: under the
@@ -60,6 +62,17 @@ impl ServeOptions {
             Some(n) => format!("every role its own process, {n} gateway replica(s)"),
         }
     }
+}
+
+/// A configuration file setting `reporting.cec_push` alone.
+#[derive(serde::Serialize)]
+struct PushOnly {
+    reporting: PushSection,
+}
+
+#[derive(serde::Serialize)]
+struct PushSection {
+    cec_push: chargemesh_reporting::push::PushConfig,
 }
 
 /// A role the storm benchmark kills (`--kill`).
@@ -110,8 +123,17 @@ impl Serving {
             None
         };
         let env: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        // Over `up`'s defaults, a configuration file of what the variables cannot say.
+        let file = match &opts.cec_push {
+            Some(push) => Some(toml::to_string(&PushOnly {
+                reporting: PushSection {
+                    cec_push: push.clone(),
+                },
+            })?),
+            None => None,
+        };
         Ok(Self::One {
-            up: Up::start(binary, &env).await?,
+            up: Up::start_configured(binary, &env, file.as_deref()).await?,
             ocpp,
         })
     }
@@ -232,6 +254,9 @@ impl Cluster {
         if let Some(url) = &opts.database_url {
             config.use_postgres(url, schema);
         }
+        if let Some(push) = &opts.cec_push {
+            config.reporting.cec_push = push.clone();
+        }
         config.events.url = redis.to_owned();
         config.events.prefix = format!("{schema}:");
         let config_file = dir.join("chargemesh.toml");
@@ -273,7 +298,19 @@ impl Cluster {
     }
 
     fn command(&self, role: &str, env: &[(String, String)]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(&self.binary);
+        // `CHARGEMESH_BENCH_WRAP_<ROLE>` runs that role under a profiler, such as
+        // `valgrind --tool=massif --massif-out-file=gateway.%p.massif` for where its memory goes.
+        let wrap = std::env::var(format!("CHARGEMESH_BENCH_WRAP_{}", role.to_uppercase()))
+            .unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut command = match words.next() {
+            Some(profiler) => {
+                let mut command = tokio::process::Command::new(profiler);
+                command.args(words).arg(&self.binary);
+                command
+            }
+            None => tokio::process::Command::new(&self.binary),
+        };
         command
             .arg("--config")
             .arg(&self.config_file)
@@ -339,6 +376,22 @@ impl Cluster {
     }
 
     async fn stop(mut self) {
+        // A role under a profiler is asked to stop (SIGTERM) and waited for, so the profiler
+        // writes its report.
+        for process in &mut self.processes {
+            let wrapped = std::env::var_os(format!(
+                "CHARGEMESH_BENCH_WRAP_{}",
+                process.role.to_uppercase()
+            ))
+            .is_some();
+            if let (true, Some(pid)) = (wrapped, process.child.id()) {
+                let _ = tokio::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .await;
+                let _ = tokio::time::timeout(Duration::from_secs(120), process.child.wait()).await;
+            }
+        }
         // All at once, so none outlives a peer long enough to complain of it.
         for process in &mut self.processes {
             let _ = process.child.start_kill();

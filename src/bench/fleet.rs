@@ -21,14 +21,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use chargemesh_kit::Principal;
-use chargemesh_kit::tls;
 use chargemesh_proto::asset::v1 as asset;
-use chargemesh_proto::regulator::v2 as reg;
-use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
 use super::cluster::{ServeOptions, Serving};
+use super::to_regulator::{Regulator, push_latencies, watch};
 use super::worker::{Clients, Mode, clients_for};
 use super::{net, percentile, rss_kib};
 use crate::demo;
@@ -63,6 +61,7 @@ impl FleetOptions {
             redis_url: self.redis_url.clone(),
             ocpp: self.ocpp,
             gateways: ServeOptions::gateways_for(self.piles, self.gateways),
+            cec_push: None,
         }
     }
 }
@@ -375,55 +374,15 @@ pub(super) async fn pile(
     Ok(())
 }
 
-/// Follows the regulator's stream: how long after the pile observed it each change arrives.
-async fn watch(
-    gateway: SocketAddr,
-    pki: pki::PkiDir,
-    until: Instant,
-    run: Arc<Run>,
-) -> anyhow::Result<Vec<Duration>> {
-    let steady = &run.steady;
-    let config = Arc::new(tls::client_config(&pki.files("regulator"))?);
-    let channel = tls::channel(&format!("https://{gateway}"), config)?;
-    let mut stream = StatusServiceClient::new(channel)
-        .watch_status_changes(reg::WatchStatusChangesRequest {
-            cursor: String::new(),
-            from_start: false,
-        })
-        .await?
-        .into_inner();
-    let mut seen = Vec::new();
-    while Instant::now() < until {
-        let next = tokio::time::timeout(
-            until.saturating_duration_since(Instant::now()),
-            stream.message(),
-        )
-        .await;
-        let Ok(Ok(Some(batch))) = next else { break };
-        let now = chrono::Utc::now();
-        for change in batch.changes {
-            if change.origin != "telemetry" {
-                continue;
-            }
-            // Only changes of the steady state count: the first status of each pile was made
-            // before its connection opened.
-            if let Some(at) = change
-                .status
-                .and_then(|s| s.change_time)
-                .and_then(|t| chargemesh_kit::time::from_timestamp(&t))
-                && steady.get().is_some_and(|since| at >= *since)
-            {
-                seen.push((now - at).to_std().unwrap_or_default());
-            }
-        }
-    }
-    Ok(seen)
-}
-
 /// Runs the fleet benchmark and prints its figures.
 pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Result<()> {
-    let serve = opts.serve();
+    let mut regulator = Regulator::bind().await?;
+    let serve = ServeOptions {
+        cec_push: Some(regulator.push_config()),
+        ..opts.serve()
+    };
     let serving = Serving::start(binary, &serve).await?;
+    regulator.start(serving.pki())?;
     let protocol = if opts.ocpp {
         asset::PileProtocol::Ocpp16
     } else {
@@ -517,14 +476,23 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
     let cpu = cpu(&processes).saturating_sub(cpu_from.1);
     let acked = workers.progress().acked.saturating_sub(acked_from);
     let (total, latencies_us, _) = workers.finish().await?;
-    let to_regulator = watcher.await??;
+    let watched = watcher.await??;
+    let mut pushed = match run.steady.get() {
+        Some(since) => push_latencies(
+            &watched.changes,
+            &regulator.status_pushes(),
+            (*since).into(),
+        ),
+        None => Vec::new(),
+    };
+    pushed.sort_unstable();
     let mut latencies: Vec<Duration> = latencies_us
         .into_iter()
         .map(Duration::from_micros)
         .collect();
     latencies.sort_unstable();
-    let mut regulator = to_regulator;
-    regulator.sort_unstable();
+    let mut to_stream = watched.latencies;
+    to_stream.sort_unstable();
     let held = total.connected;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
@@ -561,9 +529,16 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
     }
     println!(
         "  status change to the regulator's stream   p50 {:.2} ms   p99 {:.2} ms   ({} changes once all were connected)",
-        ms(percentile(&regulator, 0.50)),
-        ms(percentile(&regulator, 0.99)),
-        regulator.len()
+        ms(percentile(&to_stream, 0.50)),
+        ms(percentile(&to_stream, 0.99)),
+        to_stream.len()
+    );
+    println!(
+        "  ... and to its T/CEC 102 push      p50 {:.2} ms   p99 {:.2} ms   ({} of them pushed by the end; the outbox is read every {} ms)",
+        ms(percentile(&pushed, 0.50)),
+        ms(percentile(&pushed, 0.99)),
+        pushed.len(),
+        serve.cec_push.as_ref().map_or(0, |p| p.interval_ms)
     );
     serving.stop().await;
     Ok(())
