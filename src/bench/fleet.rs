@@ -250,6 +250,25 @@ pub(super) fn identities(
 }
 
 /// The CPU time (user + system) of a process so far.
+/// CPU time the whole machine has spent busy since boot (every core, from /proc/stat).
+fn machine_busy() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("an empty /proc/stat")?;
+    // cpu user nice system idle iowait irq softirq steal ...: all but idle and iowait.
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let busy: u64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !matches!(i, 3 | 4) && *i < 8)
+        .map(|(_, t)| t)
+        .sum();
+    Ok(Duration::from_secs_f64(busy as f64 / 100.0))
+}
+
 fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
@@ -453,6 +472,15 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
     let _ = run.steady.set(chrono::Utc::now());
     workers.tell("steady").await?;
     let cpu_from = (Instant::now(), cpu(&processes));
+    // The load generators: the client processes and this one (its watcher and mock regulator).
+    let generators: Vec<(&str, u32)> = workers
+        .pids()
+        .into_iter()
+        .chain([std::process::id()])
+        .map(|pid| ("load", pid))
+        .collect();
+    let generators_from = cpu(&generators);
+    let machine_from = machine_busy().unwrap_or_default();
     let cpu_each: Vec<Duration> = processes
         .iter()
         .map(|(_, pid)| cpu_time(*pid).unwrap_or_default())
@@ -473,7 +501,11 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
             )
         })
         .collect();
+    let generated = cpu(&generators).saturating_sub(generators_from);
     let cpu = cpu(&processes).saturating_sub(cpu_from.1);
+    let machine = machine_busy()
+        .unwrap_or_default()
+        .saturating_sub(machine_from);
     let acked = workers.progress().acked.saturating_sub(acked_from);
     let (total, latencies_us, _) = workers.finish().await?;
     let watched = watcher.await??;
@@ -527,6 +559,14 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
             per_role.join(", ")
         );
     }
+    let share = |d: Duration| 100.0 * d.as_secs_f64() / window.as_secs_f64().max(1e-9);
+    println!(
+        "  the whole machine     CPU {:.0}% of a core: serving {:.0}%, load generators {:.0}% (client processes, and this one with its mock regulator), the rest {:.0}% (PostgreSQL, Redis, the kernel)",
+        share(machine),
+        share(cpu),
+        share(generated),
+        share(machine.saturating_sub(cpu).saturating_sub(generated))
+    );
     println!(
         "  status change to the regulator's stream   p50 {:.2} ms   p99 {:.2} ms   ({} changes once all were connected)",
         ms(percentile(&to_stream, 0.50)),

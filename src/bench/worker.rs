@@ -240,6 +240,11 @@ fn source(k: usize) -> IpAddr {
 }
 
 impl Clients {
+    /// The worker processes' ids.
+    pub(super) fn pids(&self) -> Vec<u32> {
+        self.workers.iter().filter_map(|w| w.child.id()).collect()
+    }
+
     /// Starts `clients` workers over `piles` piles, each its slice.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn start(
