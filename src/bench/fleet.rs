@@ -560,13 +560,16 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         );
     }
     let share = |d: Duration| 100.0 * d.as_secs_f64() / window.as_secs_f64().max(1e-9);
-    println!(
-        "  the whole machine     CPU {:.0}% of a core: serving {:.0}%, load generators {:.0}% (client processes, and this one with its mock regulator), the rest {:.0}% (PostgreSQL, Redis, the kernel)",
-        share(machine),
-        share(cpu),
-        share(generated),
-        share(machine.saturating_sub(cpu).saturating_sub(generated))
-    );
+    // Shares of a window shorter than the clock's tick (the steady state never came) are noise.
+    if window >= Duration::from_secs(1) {
+        println!(
+            "  the whole machine     CPU {:.0}% of a core: serving {:.0}%, load generators {:.0}% (client processes, and this one with its mock regulator), the rest {:.0}% (PostgreSQL, Redis, the kernel)",
+            share(machine),
+            share(cpu),
+            share(generated),
+            share(machine.saturating_sub(cpu).saturating_sub(generated))
+        );
+    }
     println!(
         "  status change to the regulator's stream   p50 {:.2} ms   p99 {:.2} ms   ({} changes once all were connected)",
         ms(percentile(&to_stream, 0.50)),

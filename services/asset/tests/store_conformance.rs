@@ -655,3 +655,44 @@ async fn id_tokens_are_put_and_replaced_and_unknown_charge_points_counted() {
         assert_eq!(seen[0].last_seen, t("2026-01-03T00:00:00Z"));
     }
 }
+
+/// Registering a pile replaces its connector claims by operator and pile: an index serves that,
+/// or each registration would scan every connector of the operator (quadratic over a fleet).
+#[tokio::test]
+async fn a_pile_s_connector_claims_are_found_by_index_not_by_scanning_the_operator() {
+    for db in backends().await {
+        store::open(&db.database).await.expect("migrated");
+        let plan: String = match &db.database {
+            Database::Sqlite(pool) => {
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+                    "EXPLAIN QUERY PLAN DELETE FROM connectors WHERE operator_id = 'OPA' AND pile_id = 'P1'",
+                )
+                .fetch_all(pool)
+                .await
+                .expect("plan");
+                rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+            }
+            Database::Postgres(pool) => {
+                // An empty table is scanned whatever its indexes: ask for the plan without
+                // scans, which PostgreSQL can only honour with an index on those columns.
+                let mut tx = pool.begin().await.expect("tx");
+                sqlx::query("SET LOCAL enable_seqscan = off")
+                    .execute(&mut *tx)
+                    .await
+                    .expect("set");
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "EXPLAIN DELETE FROM connectors WHERE operator_id = 'OPA' AND pile_id = 'P1'",
+                )
+                .fetch_all(&mut *tx)
+                .await
+                .expect("plan");
+                rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
+            }
+        };
+        assert!(
+            plan.contains("connectors_by_pile"),
+            "{}: {plan}",
+            db.backend()
+        );
+    }
+}
