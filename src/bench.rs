@@ -37,6 +37,7 @@ mod fleet;
 mod fleet_ocpp;
 mod hostile;
 mod net;
+mod scratch;
 mod storm;
 mod to_regulator;
 mod worker;

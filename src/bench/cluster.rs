@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use super::scratch::Scratch;
 use super::{Up, free_port, temp_dir};
 use crate::config::{Config, DEFAULT_TRUST_DOMAIN};
 use crate::pki::{self, PkiDir};
@@ -88,16 +89,25 @@ pub enum Victim {
 
 /// The serving side of a benchmark.
 pub(crate) enum Serving {
-    One { up: Up, ocpp: Option<SocketAddr> },
+    One {
+        up: Up,
+        ocpp: Option<SocketAddr>,
+        scratch: Scratch,
+    },
     Split(Cluster),
 }
 
 impl Serving {
     pub(crate) async fn start(binary: &Path, opts: &ServeOptions) -> anyhow::Result<Self> {
         let schema = format!("bench{}_", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let scratch = Scratch {
+            prefix: schema.clone(),
+            database_url: opts.database_url.clone(),
+            redis_url: opts.redis_url.clone(),
+        };
         if let Some(gateways) = opts.gateways {
             return Ok(Self::Split(
-                Cluster::start(binary, opts, gateways.max(1), &schema).await?,
+                Cluster::start(binary, opts, gateways.max(1), scratch).await?,
             ));
         }
         let mut vars: Vec<(String, String)> = Vec::new();
@@ -135,6 +145,7 @@ impl Serving {
         Ok(Self::One {
             up: Up::start_configured(binary, &env, file.as_deref()).await?,
             ocpp,
+            scratch,
         })
     }
 
@@ -195,7 +206,10 @@ impl Serving {
 
     pub(crate) async fn stop(self) {
         match self {
-            Self::One { up, .. } => up.stop().await,
+            Self::One { up, scratch, .. } => {
+                up.stop().await;
+                scratch.remove().await;
+            }
             Self::Split(cluster) => cluster.stop().await,
         }
     }
@@ -220,6 +234,7 @@ pub(crate) struct Cluster {
     pub(crate) gateways: Vec<SocketAddr>,
     pub(crate) ocpp_edges: Vec<SocketAddr>,
     pub(crate) pki: PkiDir,
+    scratch: Scratch,
 }
 
 fn loopback() -> anyhow::Result<SocketAddr> {
@@ -231,8 +246,9 @@ impl Cluster {
         binary: &Path,
         opts: &ServeOptions,
         gateways: usize,
-        schema: &str,
+        scratch: Scratch,
     ) -> anyhow::Result<Self> {
+        let schema = scratch.prefix.clone();
         let redis = opts.redis_url.as_deref().context(
             "separate processes share their events through Redis: pass --redis-url with --gateways",
         )?;
@@ -252,7 +268,7 @@ impl Cluster {
         }
         config.point_at(&urls);
         if let Some(url) = &opts.database_url {
-            config.use_postgres(url, schema);
+            config.use_postgres(url, &schema);
         }
         if let Some(push) = &opts.cec_push {
             config.reporting.cec_push = push.clone();
@@ -279,6 +295,7 @@ impl Cluster {
             gateways: Vec::new(),
             ocpp_edges: Vec::new(),
             pki,
+            scratch,
         };
         for (name, listens) in components {
             this.spawn(name, listens, Vec::new()).await?;
@@ -400,6 +417,7 @@ impl Cluster {
             let _ = process.child.wait().await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        self.scratch.remove().await;
     }
 }
 
