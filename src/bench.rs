@@ -103,14 +103,7 @@ fn batch(
                 connector_id: format!("{pile}-1"),
                 pile_id: pile,
                 observe_time: Some(now),
-                body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
-                    state: if charging {
-                        tm::ConnectorState::Charging
-                    } else {
-                        tm::ConnectorState::Idle
-                    } as i32,
-                    ..Default::default()
-                })),
+                body: Some(status_body(charging)),
                 ..Default::default()
             }
         })
@@ -593,6 +586,18 @@ impl Up {
         let _ = self.child.kill().await;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A connector status report: charging, or idle.
+pub(crate) fn status_body(charging: bool) -> tm::telemetry_message::Body {
+    tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+        state: if charging {
+            tm::ConnectorState::Charging
+        } else {
+            tm::ConnectorState::Idle
+        } as i32,
+        ..Default::default()
+    })
 }
 
 pub(crate) fn free_port() -> anyhow::Result<u16> {

@@ -138,7 +138,7 @@ enum Command {
         /// One 16-character secret used as all four (as the published test vectors do).
         #[arg(long, default_value = regulator::DEMO_CEC_SECRET)]
         secret: String,
-        #[arg(long, default_value = "/evcs/v1/")]
+        #[arg(long, default_value = regulator::PREFIX)]
         prefix: String,
     },
     /// Run every component in one process on the embedded default: SQLite files, a development
@@ -386,7 +386,10 @@ async fn up(
     let regulator_listener = if demo_regulator {
         let listener = chargemesh_kit::component::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
-        let peer = regulator::demo_peer(&format!("https://127.0.0.1:{port}/evcs/v1"));
+        let peer = regulator::demo_peer(&format!(
+            "https://127.0.0.1:{port}{}",
+            regulator::PREFIX.trim_end_matches('/')
+        ));
         opts.config.gateway.cec = chargemesh_cec::edge::CecConfig {
             listen: "127.0.0.1:7444".into(),
             operator_id: regulator::DEMO_PLATFORM_ID.into(),
@@ -409,7 +412,7 @@ async fn up(
                 &pki.dir,
                 regulator::DEMO_PLATFORM_ID,
                 regulator::DEMO_CEC_SECRET,
-                "/evcs/v1/",
+                regulator::PREFIX,
             )?);
             println!(
                 "demo regulator (T/CEC 102): pushed to at https://{addr}/evcs/v1/, pulls from \

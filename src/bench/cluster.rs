@@ -317,8 +317,7 @@ impl Cluster {
     fn command(&self, role: &str, env: &[(String, String)]) -> tokio::process::Command {
         // `CHARGEMESH_BENCH_WRAP_<ROLE>` runs that role under a profiler, such as
         // `valgrind --tool=massif --massif-out-file=gateway.%p.massif` for where its memory goes.
-        let wrap = std::env::var(format!("CHARGEMESH_BENCH_WRAP_{}", role.to_uppercase()))
-            .unwrap_or_default();
+        let wrap = profiler_of(role).unwrap_or_default();
         let mut words = wrap.split_whitespace();
         let mut command = match words.next() {
             Some(profiler) => {
@@ -396,12 +395,7 @@ impl Cluster {
         // A role under a profiler is asked to stop (SIGTERM) and waited for, so the profiler
         // writes its report.
         for process in &mut self.processes {
-            let wrapped = std::env::var_os(format!(
-                "CHARGEMESH_BENCH_WRAP_{}",
-                process.role.to_uppercase()
-            ))
-            .is_some();
-            if let (true, Some(pid)) = (wrapped, process.child.id()) {
+            if let (Some(_), Some(pid)) = (profiler_of(process.role), process.child.id()) {
                 let _ = tokio::process::Command::new("kill")
                     .args(["-TERM", &pid.to_string()])
                     .status()
@@ -419,6 +413,13 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&self.dir);
         self.scratch.remove().await;
     }
+}
+
+/// The profiler a role runs under (`CHARGEMESH_BENCH_WRAP_<ROLE>`), if one is asked for.
+fn profiler_of(role: &str) -> Option<String> {
+    std::env::var(format!("CHARGEMESH_BENCH_WRAP_{}", role.to_uppercase()))
+        .ok()
+        .filter(|wrap| !wrap.trim().is_empty())
 }
 
 async fn wait_listening(addr: SocketAddr, role: &str) -> anyhow::Result<()> {

@@ -28,7 +28,7 @@ use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceC
 use super::cluster::{ServeOptions, Serving};
 use super::to_regulator::{Regulator, push_latencies, watch};
 use super::worker::{Clients, Mode, clients_for};
-use super::{net, percentile, rss_kib};
+use super::{net, percentile, rss_kib, status_body};
 use crate::demo;
 use crate::link::{Backoff, reconnect_delay};
 use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
@@ -303,19 +303,7 @@ pub(super) async fn pile(
         ..Default::default()
     };
     let mut sequence = chrono::Utc::now().timestamp_micros() as u64;
-    let first_status = |sequence: u64| {
-        message(
-            sequence,
-            tm::telemetry_message::Body::Status(tm::ConnectorStatus {
-                state: if charging {
-                    tm::ConnectorState::Charging
-                } else {
-                    tm::ConnectorState::Idle
-                } as i32,
-                ..Default::default()
-            }),
-        )
-    };
+    let first_status = |sequence: u64| message(sequence, status_body(charging));
     // Connecting as a real pile does when a whole fleet connects at once: a refused or timed
     // out attempt is tried again after a jittered backoff, until the run ends.
     let mut rng = Rng::new(index as u64 * 104_729 + 3);
@@ -355,14 +343,7 @@ pub(super) async fn pile(
     while let Some(due) = schedule.next(until).await {
         sequence += 1;
         let body = match due {
-            Due::Status(charging) => tm::telemetry_message::Body::Status(tm::ConnectorStatus {
-                state: if charging {
-                    tm::ConnectorState::Charging
-                } else {
-                    tm::ConnectorState::Idle
-                } as i32,
-                ..Default::default()
-            }),
+            Due::Status(charging) => status_body(charging),
             Due::Meter(register_wh) => tm::telemetry_message::Body::Meter(tm::MeterSample {
                 energy_kwh: format!("{}.{:03}", register_wh / 1000, register_wh % 1000),
                 power_kw: 7.0,

@@ -139,14 +139,7 @@ fn status(pile_id: &str, connector_id: &str, sequence: u64) -> tm::TelemetryMess
         pile_id: pile_id.to_owned(),
         connector_id: connector_id.to_owned(),
         observe_time: Some(chargemesh_kit::time::to_timestamp(chrono::Utc::now())),
-        body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
-            state: if sequence.is_multiple_of(2) {
-                tm::ConnectorState::Charging
-            } else {
-                tm::ConnectorState::Idle
-            } as i32,
-            ..Default::default()
-        })),
+        body: Some(super::status_body(sequence.is_multiple_of(2))),
         ..Default::default()
     }
 }

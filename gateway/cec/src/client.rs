@@ -193,7 +193,7 @@ impl Https {
         // A kept connection first; one the peer closed before the request went out is left for
         // a new one (the request comes back unsent, so nothing is sent twice).
         let peer = format!("{host}:{port}");
-        let (mut connection, response) = loop {
+        let (connection, response) = loop {
             let (mut connection, kept) = match self.take_idle(&peer) {
                 Some(kept) => (kept, true),
                 None => (self.connect(url, &host, port).await?, false),
@@ -231,7 +231,6 @@ impl Https {
             .to_bytes()
             .to_vec();
         if keep {
-            connection.idle_since = std::time::Instant::now();
             self.put_idle(connection);
         }
         Ok((status, bytes))
