@@ -218,6 +218,36 @@ def main():
         if d["kind"] == "Service" and d["metadata"]["name"].endswith("-gateway"):
             if "ocpp-insecure" in {p["name"] for p in d["spec"]["ports"]}:
                 fail("chart (default values) exposes the insecure OCPP port")
+    # The YKC edge: off by default; when on, its port on the pod, Service and NetworkPolicy, and
+    # each operator's source networks in the configuration (REQ NETSEC-1).
+    ykc = documents(render({"gateway": {"ykc": {
+        "enabled": True,
+        "operators": [{"operatorId": "MA01H3BQ2", "networks": ["10.20.0.0/16", "10.30.0.0/16"]}],
+    }}}))
+    check_objects("chart (YKC edge)", ykc)
+    for d in ykc:
+        name = d["metadata"]["name"]
+        if d["kind"] == "ConfigMap" and "mesh.toml" in d.get("data", {}):
+            edge = tomllib.loads(d["data"]["mesh.toml"])["gateway"].get("ykc", {})
+            if edge.get("listen") != "0.0.0.0:8447":
+                fail(f"chart (YKC edge): the gateway listens on {edge.get('listen')}")
+            if edge.get("operators") != [{"operator_id": "MA01H3BQ2", "networks": ["10.20.0.0/16", "10.30.0.0/16"]}]:
+                fail(f"chart (YKC edge): operator networks {edge.get('operators')}")
+        if d["kind"] == "Deployment" and name.endswith("-gateway"):
+            ports = {p["name"] for p in d["spec"]["template"]["spec"]["containers"][0]["ports"]}
+            if "ykc" not in ports:
+                fail(f"chart (YKC edge): gateway ports {ports}")
+        if d["kind"] == "Service" and name.endswith("-gateway"):
+            if "ykc" not in {p["name"] for p in d["spec"]["ports"]}:
+                fail("chart (YKC edge): the gateway's Service does not expose it")
+        if d["kind"] == "NetworkPolicy" and name.endswith("-gateway"):
+            allowed = {p.get("port") for rule in d["spec"].get("ingress", []) for p in rule.get("ports", [])}
+            if "ykc" not in allowed:
+                fail(f"chart (YKC edge): the NetworkPolicy admits {allowed}")
+    for d in documents(default):
+        if d["kind"] == "Service" and d["metadata"]["name"].endswith("-gateway"):
+            if "ykc" in {p["name"] for p in d["spec"]["ports"]}:
+                fail("chart (default values) exposes the YKC edge, which needs operators' networks")
     revoking = documents(render({"gateway": {"clientCrlSecret": "client-crl"}}))
     for d in revoking:
         if d["kind"] == "ConfigMap" and "mesh.toml" in d.get("data", {}):

@@ -36,6 +36,7 @@ mod cluster;
 mod fleet;
 mod fleet_ocpp;
 mod hostile;
+mod lifeline;
 mod net;
 mod scratch;
 mod storm;

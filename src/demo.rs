@@ -35,6 +35,10 @@ pub const DEMO_OCPP16_PILE_ID: &str = "SX-YC-003-P01";
 pub const DEMO_OCPP201_PILE_ID: &str = "SX-YC-003-P02";
 /// The demo's profile 2 password (development only).
 pub const DEMO_OCPP_PASSWORD: &str = "chargemesh-demo-ocpp";
+/// Its YKC (云快充) 1.6 pile, on the gateway's YKC edge.
+pub const DEMO_YKC_PILE_ID: &str = "SX-YC-003-P03";
+/// The pile code it logs in with.
+pub const DEMO_YKC_PILE_CODE: &str = "33060200000301";
 
 /// Sets a pile's OCPP security profile 2 password, as the operator's platform.
 pub async fn set_password(
@@ -244,14 +248,25 @@ pub async fn seed(gateway: SocketAddr, operator_files: &TlsFiles) -> anyhow::Res
             60.0,
             pb::VerificationProcedure::Jjg1149,
         ),
+        (
+            DEMO_OCPP_STATION_ID,
+            DEMO_YKC_PILE_ID,
+            pb::PileType::Dc,
+            60.0,
+            pb::VerificationProcedure::Jjg1149,
+        ),
     ];
     for (i, (station_id, pile_id, kind, power, procedure)) in piles.into_iter().enumerate() {
         let mut record = pile(op, station_id, pile_id, kind, power);
         record.protocol = match pile_id {
             DEMO_OCPP16_PILE_ID => pb::PileProtocol::Ocpp16,
             DEMO_OCPP201_PILE_ID => pb::PileProtocol::Ocpp201,
+            DEMO_YKC_PILE_ID => pb::PileProtocol::Ykc,
             _ => pb::PileProtocol::Unspecified,
         } as i32;
+        if pile_id == DEMO_YKC_PILE_ID {
+            record.charge_point_id = DEMO_YKC_PILE_CODE.into();
+        }
         asset
             .create_pile(pb::CreatePileRequest { pile: Some(record) })
             .await

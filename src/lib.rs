@@ -10,3 +10,4 @@ pub mod pki;
 pub mod regulator;
 pub mod sim;
 pub mod sim_ocpp;
+pub mod sim_ykc;

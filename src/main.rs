@@ -113,6 +113,9 @@ enum Command {
         /// The gateway's OCPP edge.
         #[arg(long, default_value = "127.0.0.1:7445")]
         ocpp: std::net::SocketAddr,
+        /// The gateway's YKC edge (`--protocol ykc`).
+        #[arg(long, default_value = "127.0.0.1:7447")]
+        ykc: std::net::SocketAddr,
         /// OCPP security profile 2: HTTP Basic with this password (16 or more characters, set
         /// on each pile registered); without it, profile 3 with the development CA's pile
         /// certificates.
@@ -164,6 +167,8 @@ enum SimProtocol {
     Ocpp16,
     #[value(name = "ocpp2.0.1")]
     Ocpp201,
+    /// YKC (云快充) 1.6, to the gateway's YKC edge.
+    Ykc,
 }
 
 #[derive(Subcommand)]
@@ -251,11 +256,12 @@ async fn main() -> anyhow::Result<()> {
             tick_ms,
             protocol,
             ocpp,
+            ykc,
             password,
         } => {
             use chargemesh::sim_ocpp::OcppVersion;
             let version = match protocol {
-                SimProtocol::Native => None,
+                SimProtocol::Native | SimProtocol::Ykc => None,
                 SimProtocol::Ocpp16 => Some(OcppVersion::V16),
                 SimProtocol::Ocpp201 => Some(OcppVersion::V201),
             };
@@ -264,7 +270,8 @@ async fn main() -> anyhow::Result<()> {
                 edge: ocpp,
                 password,
             });
-            let mode = if ocpp.is_some() {
+            let ykc = (protocol == SimProtocol::Ykc).then_some(ykc);
+            let mode = if ocpp.is_some() || ykc.is_some() {
                 chargemesh::sim::Mode::Pile
             } else {
                 mode
@@ -286,6 +293,7 @@ async fn main() -> anyhow::Result<()> {
                 tick: std::time::Duration::from_millis(tick_ms.max(10)),
                 seed: 7,
                 ocpp,
+                ykc,
                 only_piles: Vec::new(),
             })
             .await?;
@@ -379,6 +387,16 @@ async fn up(
     if opts.config.gateway.ocpp.listen.trim().is_empty() {
         opts.config.gateway.ocpp.listen = "127.0.0.1:7445".into();
     }
+    // YKC piles connect to 127.0.0.1:7447, the demo operator's from loopback addresses.
+    if opts.config.gateway.ykc.listen.trim().is_empty() {
+        opts.config.gateway.ykc.listen = "127.0.0.1:7447".into();
+        if opts.config.gateway.ykc.operators.is_empty() {
+            opts.config.gateway.ykc.operators = vec![chargemesh_ykc::config::OperatorNetworks {
+                operator_id: pki::DEMO_OPERATOR_ID.into(),
+                networks: vec!["127.0.0.0/8".into()],
+            }];
+        }
+    }
     // The demo connects a regulator of Shaoxing both ways over T/CEC 102 (unless the
     // configuration connects one already): it pulls from the edge on 127.0.0.1:7444 and is
     // pushed to at a mock regulator in this process.
@@ -449,6 +467,7 @@ async fn up(
             tick: std::time::Duration::from_secs(2),
             seed: 11,
             ocpp: None,
+            ykc: None,
             only_piles: Vec::new(),
         };
         let streams = chargemesh::sim::start(sim.clone())
@@ -493,12 +512,30 @@ async fn up(
                 password = demo::DEMO_OCPP_PASSWORD,
             );
         }
+        // The YKC pile of the same station, on the gateway's YKC edge.
+        if let Some(edge) = mesh.ykc_addr {
+            chargemesh::sim::start(chargemesh::sim::SimOptions {
+                mode: chargemesh::sim::Mode::Pile,
+                stations: vec![demo::DEMO_OCPP_STATION_ID.into()],
+                only_piles: vec![demo::DEMO_YKC_PILE_ID.into()],
+                ykc: Some(edge),
+                ..sim.clone()
+            })
+            .await
+            .context("starting the demo YKC pile")?;
+            println!(
+                "demo YKC pile: {pile} (pile code {code}) at tcp://{edge}",
+                pile = demo::DEMO_YKC_PILE_ID,
+                code = demo::DEMO_YKC_PILE_CODE,
+            );
+        }
     }
     let addr = mesh.gateway_addr;
     let d = pki.dir.display();
     println!(
         "\nchargemesh is up: gateway on {addr} (mTLS, TLS 1.3; staff JWTs accepted)\n\
          OCPP 1.6J / 2.0.1 charge points: wss://{ocpp}/ocpp/{{chargePointId}} (pile certificates or HTTP Basic)\n\
+         YKC 1.6 piles: tcp://{ykc} (pile codes registered in asset, from the operators' networks)\n\
          data: {data}   pki: {d}\n\n\
          client identities (certificate + key, CA {d}/ca.pem):\n  \
          operator  {d}/operator.pem   {d}/operator.key   spiffe://{td}/operator/{op}\n  \
@@ -512,6 +549,10 @@ async fn up(
         data = data_dir.display(),
         ocpp = mesh
             .ocpp_addr
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "(off)".into()),
+        ykc = mesh
+            .ykc_addr
             .map(|a| a.to_string())
             .unwrap_or_else(|| "(off)".into()),
         td = config.trust_domain,

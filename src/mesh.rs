@@ -205,6 +205,8 @@ pub struct EmbeddedMesh {
     pub cec_addr: Option<SocketAddr>,
     /// Where the OCPP edge listens, when it runs.
     pub ocpp_addr: Option<SocketAddr>,
+    /// The gateway's YKC edge, when configured.
+    pub ykc_addr: Option<SocketAddr>,
     /// The OCPP edge's profile 1 listener (plain TCP for a TLS-terminating proxy), when on.
     pub ocpp_insecure_addr: Option<SocketAddr>,
     /// Where each component listens on the mesh.
@@ -271,6 +273,10 @@ impl EmbeddedMesh {
             Some(listener) => Some(listener.local_addr()?),
             None => None,
         };
+        let ykc_addr = match &gateway.ykc {
+            Some(listener) => Some(listener.local_addr()?),
+            None => None,
+        };
         let ocpp_insecure_addr = match &gateway.ocpp_insecure {
             Some(listener) => Some(listener.local_addr()?),
             None => None,
@@ -289,6 +295,7 @@ impl EmbeddedMesh {
             gateway_addr,
             cec_addr,
             ocpp_addr,
+            ykc_addr,
             ocpp_insecure_addr,
             asset_addr: addrs["asset"],
             addrs,

@@ -43,6 +43,9 @@ pub struct SimOptions {
     /// Simulate OCPP charge points (one per pile, `Mode::Pile` only) instead of telemetry
     /// streams.
     pub ocpp: Option<OcppSim>,
+    /// Simulate YKC piles (one TCP connection per pile, `Mode::Pile` only) on the YKC edge at
+    /// this address instead of telemetry streams.
+    pub ykc: Option<SocketAddr>,
     /// Only these piles of the stations (all when empty).
     pub only_piles: Vec<String>,
 }
@@ -350,6 +353,10 @@ async fn register(opts: &SimOptions) -> anyhow::Result<()> {
             let pile = format!("{station}-P{p:02}");
             let mut record =
                 demo::pile(DEMO_OPERATOR_ID, station, &pile, asset::PileType::Dc, 60.0);
+            if opts.ykc.is_some() {
+                record.protocol = asset::PileProtocol::Ykc as i32;
+                record.charge_point_id = crate::sim_ykc::pile_code(station, &pile);
+            }
             if let Some(ocpp) = &opts.ocpp {
                 record.protocol = match ocpp.version {
                     crate::sim_ocpp::OcppVersion::V16 => asset::PileProtocol::Ocpp16,
@@ -370,6 +377,29 @@ async fn register(opts: &SimOptions) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The charge point id (for YKC piles, the pile code) of every pile of the simulated stations.
+async fn charge_point_ids(
+    opts: &SimOptions,
+) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    let mut client = demo::asset_client(opts.gateway, &opts.pki.files("operator"))?;
+    let mut out = std::collections::HashMap::new();
+    for station in &opts.stations {
+        let piles = client
+            .list_piles(asset::ListPilesRequest {
+                operator_id: DEMO_OPERATOR_ID.into(),
+                station_id: station.clone(),
+                page_size: 500,
+                page_token: String::new(),
+            })
+            .await
+            .with_context(|| format!("reading the piles of {station}"))?
+            .into_inner()
+            .piles;
+        out.extend(piles.into_iter().map(|p| (p.pile_id, p.charge_point_id)));
+    }
+    Ok(out)
 }
 
 /// The connectors of the simulated stations, read back from the registry.
@@ -444,9 +474,14 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<Vec<tokio::task::JoinHand
     };
     let mut groups: Vec<(TlsFiles, Vec<SimConnector>)> = Vec::new();
     let mut charge_points = Vec::new();
-    if opts.ocpp.is_some() && opts.mode != Mode::Pile {
-        anyhow::bail!("OCPP charge points are simulated one per pile (--mode pile)");
+    if (opts.ocpp.is_some() || opts.ykc.is_some()) && opts.mode != Mode::Pile {
+        anyhow::bail!("OCPP and YKC piles are simulated one per pile (--mode pile)");
     }
+    let ykc_codes = match opts.ykc {
+        Some(_) => charge_point_ids(&opts).await?,
+        None => std::collections::HashMap::new(),
+    };
+    let mut ykc_piles = Vec::new();
     match opts.mode {
         Mode::Platform => groups.push((
             opts.pki.files("operator"),
@@ -476,6 +511,22 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<Vec<tokio::task::JoinHand
                         station_id: station.clone(),
                         pile_id: pile.clone(),
                     };
+                    if let Some(edge) = opts.ykc {
+                        let Some(code) = ykc_codes.get(&pile).filter(|c| !c.is_empty()) else {
+                            tracing::warn!(%pile, "not a YKC pile (no pile code registered); not simulated");
+                            continue;
+                        };
+                        ykc_piles.push(crate::sim_ykc::YkcPileOptions {
+                            edge,
+                            code: code.clone(),
+                            connectors: list,
+                            tick: opts.tick,
+                            seed: opts.seed.wrapping_add(ykc_piles.len() as u64 * 7919),
+                            crc_high_first: false,
+                            record_resend_s: 5,
+                        });
+                        continue;
+                    }
                     if let Some(ocpp) = &opts.ocpp {
                         let credential = match &ocpp.password {
                             Some(password) => crate::sim_ocpp::Credential::Password {
@@ -517,6 +568,9 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<Vec<tokio::task::JoinHand
     }
     for charge_point in charge_points {
         tasks.push(tokio::spawn(crate::sim_ocpp::run(charge_point)));
+    }
+    for pile in ykc_piles {
+        tasks.push(tokio::spawn(crate::sim_ykc::run(pile)));
     }
     Ok(tasks)
 }

@@ -51,6 +51,8 @@ pub struct GatewayConfig {
     pub cec: CecConfig,
     /// The OCPP 1.6J / 2.0.1 edge for charge points; off unless `ocpp.listen` is set.
     pub ocpp: chargemesh_ocpp::OcppConfig,
+    /// The YKC (云快充) 1.6 edge for Chinese piles; off unless `ykc.listen` is set.
+    pub ykc: chargemesh_ykc::YkcConfig,
     /// Where plaintext gRPC health answers Kubernetes' probes; off when empty.
     pub admin_listen: String,
     /// What one connection and one principal may hold of the edge.
@@ -66,6 +68,7 @@ impl Default for GatewayConfig {
             upstreams: BTreeMap::new(),
             cec: CecConfig::default(),
             ocpp: chargemesh_ocpp::OcppConfig::default(),
+            ykc: chargemesh_ykc::YkcConfig::default(),
             admin_listen: String::new(),
             limits: limits::EdgeLimits::default(),
         }
@@ -90,6 +93,8 @@ pub enum GatewayError {
     Cec(#[from] chargemesh_cec::edge::EdgeError),
     #[error("OCPP edge: {0}")]
     Ocpp(#[from] chargemesh_ocpp::EdgeError),
+    #[error("YKC edge: {0}")]
+    Ykc(String),
 }
 
 /// The gateway's listeners: the gRPC edge, and the T/CEC 102 and OCPP edges when configured.
@@ -100,6 +105,8 @@ pub struct Listeners {
     pub ocpp: Option<TcpListener>,
     /// The OCPP edge's profile 1 listener (plain TCP behind a TLS-terminating proxy).
     pub ocpp_insecure: Option<TcpListener>,
+    /// The YKC edge's listener.
+    pub ykc: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -119,11 +126,13 @@ impl Listeners {
         let cec = optional(&config.cec.listen).await?;
         let ocpp = optional(&config.ocpp.listen).await?;
         let ocpp_insecure = optional(&config.ocpp.insecure_listen).await?;
+        let ykc = optional(&config.ykc.listen).await?;
         Ok(Self {
             grpc,
             cec,
             ocpp,
             ocpp_insecure,
+            ykc,
         })
     }
 }
@@ -233,6 +242,29 @@ pub async fn run(
             }))
         }
     };
+    let ykc_task = match listeners.ykc {
+        None => None,
+        Some(listener) => {
+            let client = std::sync::Arc::new(tls::client_config(&config.tls)?);
+            let channel = |component: &str| -> Result<_, GatewayError> {
+                Ok(tls::mesh_channel(
+                    &upstream(config, component)?,
+                    client.clone(),
+                )?)
+            };
+            let upstreams = chargemesh_ykc::edge::Upstreams {
+                registry: channel("asset")?,
+                telemetry: channel("telemetry")?,
+            };
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "YKC edge serving");
+            }
+            let (ykc, stop) = (config.ykc.clone(), shutdown.clone());
+            Some(tokio::spawn(async move {
+                chargemesh_ykc::edge::serve(listener, ykc, upstreams, stop.wait()).await
+            }))
+        }
+    };
     let serve = grpc::serve(
         config,
         &ctx.trust_domain,
@@ -251,6 +283,12 @@ pub async fn run(
         match task.await {
             Ok(result) => result?,
             Err(error) => tracing::warn!(%error, "the OCPP edge panicked"),
+        }
+    }
+    if let Some(task) = ykc_task {
+        match task.await {
+            Ok(result) => result.map_err(GatewayError::Ykc)?,
+            Err(error) => tracing::warn!(%error, "the YKC edge panicked"),
         }
     }
     if let Some(admin) = admin {

@@ -13,7 +13,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -26,11 +26,11 @@ use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
 use super::cluster::{ServeOptions, Serving};
+use super::lifeline::Lifeline;
 use super::to_regulator::{Regulator, push_latencies, watch};
 use super::worker::{Clients, Mode, clients_for};
 use super::{net, percentile, rss_kib, status_body};
 use crate::demo;
-use crate::link::{Backoff, reconnect_delay};
 use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
 use crate::sim::Rng;
 
@@ -69,11 +69,17 @@ impl FleetOptions {
 /// Piles per station of the benchmark's fleet.
 const PER_STATION: usize = 100;
 
-/// What the piles of a run share: their tally, how many are connected, and since when all are.
+/// What the piles of a run share: their tally, how many are connected (and lost and regained
+/// their connection), and since when all are.
 #[derive(Debug, Default)]
 pub(super) struct Run {
     pub(super) tally: Tally,
+    /// Piles connected (and acknowledged) at least once.
     pub(super) connected: AtomicU64,
+    /// Connections that broke after they had been acknowledged.
+    pub(super) broken: AtomicU64,
+    /// Piles connected and acknowledged again after a break.
+    pub(super) back: AtomicU64,
     pub(super) steady: std::sync::OnceLock<chrono::DateTime<chrono::Utc>>,
 }
 
@@ -279,7 +285,9 @@ fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(total as f64 / 100.0))
 }
 
-/// One pile: connect, then report at its rates until `until`; every acknowledgement timed.
+/// One pile: connect, then report at its rates until `until`, every acknowledgement timed; a
+/// refused attempt or a broken stream is tried again after a jittered backoff, as a real pile
+/// does when a whole fleet connects at once or its gateway goes away.
 pub(super) async fn pile(
     index: usize,
     gateway: SocketAddr,
@@ -289,89 +297,104 @@ pub(super) async fn pile(
     until: Instant,
     run: Arc<Run>,
 ) -> anyhow::Result<()> {
-    let (tally, connected, steady) = (&run.tally, &run.connected, &run.steady);
     let (pile_id, _) = pile_of(index);
-    let connector_id = format!("{pile_id}-1");
+    let mut pile = NativePile {
+        connector_id: format!("{pile_id}-1"),
+        pile_id,
+        sequence: chrono::Utc::now().timestamp_micros() as u64,
+    };
     let mut schedule = Schedule::new(&opts, index as u64 * 7919 + 1);
-    let charging = schedule.charging();
-    let message = |sequence: u64, body| tm::TelemetryMessage {
-        sequence,
-        pile_id: pile_id.clone(),
-        connector_id: connector_id.clone(),
-        observe_time: Some(chargemesh_kit::time::to_timestamp(chrono::Utc::now())),
-        body: Some(body),
-        ..Default::default()
-    };
-    let mut sequence = chrono::Utc::now().timestamp_micros() as u64;
-    let first_status = |sequence: u64| message(sequence, status_body(charging));
-    // Connecting as a real pile does when a whole fleet connects at once: a refused or timed
-    // out attempt is tried again after a jittered backoff, until the run ends.
-    let mut rng = Rng::new(index as u64 * 104_729 + 3);
-    let mut attempts = 0u32;
-    let (tx, mut inbound) = loop {
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
-        tx.send(tm::ConnectRequest {
-            messages: vec![first_status(sequence)],
-        })
-        .await?;
-        let opened = async {
-            let channel = net::channel(source, gateway, config.clone())?;
-            let mut inbound = TelemetryServiceClient::new(channel)
-                .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
-                .await
-                .context("opening the pile's stream")?
-                .into_inner();
-            inbound
-                .message()
-                .await?
-                .context("no first acknowledgement")?;
-            anyhow::Ok(inbound)
-        }
-        .await;
-        match opened {
-            Ok(inbound) => break (tx, inbound),
-            Err(e) if Instant::now() >= until => return Err(e),
-            Err(_) => {
-                attempts = attempts.saturating_add(1);
-                let unit = (rng.draw() % 1000) as f64 / 1000.0;
-                tokio::time::sleep(reconnect_delay(Backoff::default(), attempts, unit)).await;
-            }
+    let mut line = Lifeline::new(index, until, run);
+    let ended = loop {
+        let session = pile
+            .session(gateway, source, &config, &mut schedule, until, &mut line)
+            .await;
+        match session {
+            Ok(()) => break Ok(()),
+            Err(e) => match line.retry(e).await {
+                Ok(()) if line.over() => break Ok(()),
+                Ok(()) => {}
+                Err(e) => break Err(e),
+            },
         }
     };
-    connected.fetch_add(1, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    while let Some(due) = schedule.next(until).await {
-        sequence += 1;
-        let body = match due {
-            Due::Status(charging) => status_body(charging),
-            Due::Meter(register_wh) => tm::telemetry_message::Body::Meter(tm::MeterSample {
-                energy_kwh: format!("{}.{:03}", register_wh / 1000, register_wh % 1000),
-                power_kw: 7.0,
-                ..Default::default()
-            }),
-            Due::Heartbeat => tm::telemetry_message::Body::Heartbeat(tm::Heartbeat {}),
-        };
-        let sent = Instant::now();
-        tx.send(tm::ConnectRequest {
-            messages: vec![message(sequence, body)],
-        })
-        .await?;
-        match inbound.message().await? {
-            Some(tm::ConnectResponse {
-                body: Some(tm::connect_response::Body::Acknowledgement(_)),
-            }) => {
-                // Timed once every pile is connected: the steady state, not the opening rush.
-                if steady.get().is_some() {
-                    latencies.push(sent.elapsed());
-                }
-                tally.acked.fetch_add(1, Ordering::Relaxed);
-            }
-            Some(other) => anyhow::bail!("not an acknowledgement: {other:?}"),
-            None => anyhow::bail!("the stream ended"),
+    line.finish().await;
+    ended
+}
+
+/// What a native pile keeps across its connections.
+struct NativePile {
+    pile_id: String,
+    connector_id: String,
+    sequence: u64,
+}
+
+impl NativePile {
+    fn message(&mut self, body: tm::telemetry_message::Body) -> tm::TelemetryMessage {
+        self.sequence += 1;
+        tm::TelemetryMessage {
+            sequence: self.sequence,
+            pile_id: self.pile_id.clone(),
+            connector_id: self.connector_id.clone(),
+            observe_time: Some(chargemesh_kit::time::to_timestamp(chrono::Utc::now())),
+            body: Some(body),
+            ..Default::default()
         }
     }
-    tally.latencies.lock().await.extend(latencies);
-    Ok(())
+
+    /// One connection: opens the stream with the connector's status (what a pile reports
+    /// first after every connect), then reports on schedule until `until` or an error.
+    async fn session(
+        &mut self,
+        gateway: SocketAddr,
+        source: Option<IpAddr>,
+        config: &Arc<rustls::ClientConfig>,
+        schedule: &mut Schedule,
+        until: Instant,
+        line: &mut Lifeline,
+    ) -> anyhow::Result<()> {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tx.send(tm::ConnectRequest {
+            messages: vec![self.message(status_body(schedule.charging()))],
+        })
+        .await?;
+        let channel = net::channel(source, gateway, config.clone())?;
+        let mut inbound = TelemetryServiceClient::new(channel)
+            .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .context("opening the pile's stream")?
+            .into_inner();
+        inbound
+            .message()
+            .await?
+            .context("no first acknowledgement")?;
+        line.opened();
+        while let Some(due) = schedule.next(until).await {
+            let body = match due {
+                Due::Status(charging) => status_body(charging),
+                Due::Meter(register_wh) => tm::telemetry_message::Body::Meter(tm::MeterSample {
+                    energy_kwh: format!("{}.{:03}", register_wh / 1000, register_wh % 1000),
+                    power_kw: 7.0,
+                    ..Default::default()
+                }),
+                Due::Heartbeat => tm::telemetry_message::Body::Heartbeat(tm::Heartbeat {}),
+            };
+            let sent = Instant::now();
+            tx.send(tm::ConnectRequest {
+                messages: vec![self.message(body)],
+            })
+            .await
+            .context("the stream closed")?;
+            match inbound.message().await? {
+                Some(tm::ConnectResponse {
+                    body: Some(tm::connect_response::Body::Acknowledgement(_)),
+                }) => line.acknowledged(sent.elapsed()),
+                Some(other) => anyhow::bail!("not an acknowledgement: {other:?}"),
+                None => anyhow::bail!("the stream ended"),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Runs the fleet benchmark and prints its figures.
@@ -506,12 +529,19 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
     latencies.sort_unstable();
     let mut to_stream = watched.latencies;
     to_stream.sort_unstable();
-    let held = total.connected;
+    // Held at the end: connected once, less those whose connection broke and did not return.
+    let held = total
+        .connected
+        .saturating_sub(total.broken.saturating_sub(total.back));
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "  connections held      {held} of {} (all open {:.1} s after the start; {} piles ended with an error)",
+        "  connections held      {held} of {} at the end ({} connected at least once, all by {:.1} s after the start; \
+         {} connections broke and {} came back; {} piles ended with an error: never connected, or stuck at the end)",
         opts.piles,
+        total.connected,
         opened.as_secs_f64(),
+        total.broken,
+        total.back,
         total.failed
     );
     println!(

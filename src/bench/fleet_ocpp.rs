@@ -4,7 +4,6 @@
 //! each CALL timed until its CALLRESULT, which the edge sends once the report is durable.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -14,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use super::fleet::{Due, FleetOptions, Run, Schedule, pile_of};
+use super::lifeline::Lifeline;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
@@ -48,7 +48,9 @@ async fn call(ws: &mut Ws, id: u64, action: &str, payload: Value) -> anyhow::Res
     anyhow::bail!("the connection closed")
 }
 
-/// One OCPP charge point until `until`.
+/// One OCPP charge point until `until`; a refused attempt or a dropped connection is tried
+/// again after a jittered backoff, with a BootNotification and a StatusNotification first, as a
+/// charge point does after every connect.
 pub(super) async fn pile(
     index: usize,
     edge: std::net::SocketAddr,
@@ -61,17 +63,57 @@ pub(super) async fn pile(
     let (pile_id, _) = pile_of(index);
     let mut config = (*config).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tls = super::net::tls(source, edge, Arc::new(config)).await?;
+    let config = Arc::new(config);
+    let mut schedule = Schedule::new(&opts, index as u64 * 7919 + 1);
+    let mut line = Lifeline::new(index, until, run);
+    let mut ids = 0u64;
+    let ended = loop {
+        let session = session(
+            &pile_id,
+            edge,
+            source,
+            &config,
+            &mut schedule,
+            until,
+            &mut line,
+            &mut ids,
+        )
+        .await;
+        match session {
+            Ok(()) => break Ok(()),
+            Err(e) => match line.retry(e).await {
+                Ok(()) if line.over() => break Ok(()),
+                Ok(()) => {}
+                Err(e) => break Err(e),
+            },
+        }
+    };
+    line.finish().await;
+    ended
+}
+
+/// One connection of a charge point, until `until` or an error.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    pile_id: &str,
+    edge: std::net::SocketAddr,
+    source: Option<std::net::IpAddr>,
+    config: &Arc<rustls::ClientConfig>,
+    schedule: &mut Schedule,
+    until: Instant,
+    line: &mut Lifeline,
+    ids: &mut u64,
+) -> anyhow::Result<()> {
+    let tls = super::net::tls(source, edge, config.clone()).await?;
     let mut request = format!("wss://{edge}/ocpp/{pile_id}").into_client_request()?;
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         http::HeaderValue::from_static("ocpp1.6"),
     );
     let (mut ws, _) = tokio_tungstenite::client_async(request, tls).await?;
-    let mut ids = 0u64;
     let mut next_id = || {
-        ids += 1;
-        ids
+        *ids += 1;
+        *ids
     };
     let boot = call(
         &mut ws,
@@ -81,7 +123,6 @@ pub(super) async fn pile(
     )
     .await?;
     anyhow::ensure!(boot["status"] == "Accepted", "boot {boot}");
-    let mut schedule = Schedule::new(&opts, index as u64 * 7919 + 1);
     let status = |charging: bool| {
         json!({ "connectorId": 1, "errorCode": "NoError",
                 "status": if charging { "Charging" } else { "Available" }, "timestamp": now() })
@@ -94,8 +135,7 @@ pub(super) async fn pile(
     )
     .await
     .context("the first status")?;
-    run.connected.fetch_add(1, Ordering::Relaxed);
-    let mut latencies = Vec::new();
+    line.opened();
     while let Some(due) = schedule.next(until).await {
         let (action, payload) = match due {
             Due::Status(charging) => ("StatusNotification", status(charging)),
@@ -109,11 +149,7 @@ pub(super) async fn pile(
         };
         let sent = Instant::now();
         call(&mut ws, next_id(), action, payload).await?;
-        if run.steady.get().is_some() {
-            latencies.push(sent.elapsed());
-        }
-        run.tally.acked.fetch_add(1, Ordering::Relaxed);
+        line.acknowledged(sent.elapsed());
     }
-    run.tally.latencies.lock().await.extend(latencies);
     Ok(())
 }

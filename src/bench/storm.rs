@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -20,7 +20,7 @@ use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
 use super::cluster::{ServeOptions, Serving, Victim};
-use super::fleet::{pile_of, seed};
+use super::fleet::{Run, pile_of, seed};
 use super::net;
 use super::worker::{Clients, Mode, Progress, clients_for};
 use crate::link::{Backoff, reconnect_delay};
@@ -43,8 +43,7 @@ impl Pile {
     pub(super) async fn run(
         self,
         mut stop: watch::Receiver<bool>,
-        connected: &AtomicU64,
-        back: &AtomicU64,
+        run: &Run,
     ) -> (String, Vec<(i64, i32)>) {
         let (pile_id, _) = pile_of(self.index);
         let connector_id = format!("{pile_id}-1");
@@ -94,6 +93,9 @@ impl Pile {
                     .await
                     .is_err()
                 {
+                    if !first {
+                        run.broken.fetch_add(1, Ordering::Relaxed);
+                    }
                     broken = true;
                     continue 'connections;
                 }
@@ -107,13 +109,16 @@ impl Pile {
                         if first {
                             first = false;
                             if broken {
-                                back.fetch_add(1, Ordering::Relaxed);
+                                run.back.fetch_add(1, Ordering::Relaxed);
                             } else {
-                                connected.fetch_add(1, Ordering::Relaxed);
+                                run.connected.fetch_add(1, Ordering::Relaxed);
                             }
                         }
                     }
                     _ => {
+                        if !first {
+                            run.broken.fetch_add(1, Ordering::Relaxed);
+                        }
                         broken = true;
                         failures = failures.saturating_add(1);
                         let unit = (rng.draw() % 1000) as f64 / 1000.0;

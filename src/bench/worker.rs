@@ -47,7 +47,9 @@ pub(super) struct Spec {
 pub(super) struct Progress {
     /// Piles connected (and acknowledged) at least once.
     pub connected: u64,
-    /// Storm: piles connected and acknowledged again after their connection broke.
+    /// Connections that broke after they had been acknowledged.
+    pub broken: u64,
+    /// Piles connected and acknowledged again after their connection broke.
     pub back: u64,
     pub acked: u64,
     /// Piles that ended with an error.
@@ -59,6 +61,7 @@ impl std::ops::Add for Progress {
     fn add(self, o: Self) -> Self {
         Self {
             connected: self.connected + o.connected,
+            broken: self.broken + o.broken,
             back: self.back + o.back,
             acked: self.acked + o.acked,
             failed: self.failed + o.failed,
@@ -91,7 +94,6 @@ pub async fn run(spec_file: &Path) -> anyhow::Result<()> {
     };
     let configs = identities(&pki, spec.first, spec.count)?;
     let run = Arc::new(Run::default());
-    let back = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let storm_acked: Arc<tokio::sync::Mutex<Acked>> = Arc::default();
@@ -128,10 +130,9 @@ pub async fn run(spec_file: &Path) -> anyhow::Result<()> {
                     config,
                     every: Duration::from_secs_f64(every_s.max(0.1)),
                 };
-                let (stop, run, back, acked) =
-                    (stop.clone(), run.clone(), back.clone(), storm_acked.clone());
+                let (stop, run, acked) = (stop.clone(), run.clone(), storm_acked.clone());
                 piles.spawn(async move {
-                    let mine = pile.run(stop, &run.connected, &back).await;
+                    let mine = pile.run(stop, &run).await;
                     acked.lock().await.insert(mine.0, mine.1);
                     Ok(())
                 });
@@ -160,7 +161,8 @@ pub async fn run(spec_file: &Path) -> anyhow::Result<()> {
     }
     let progress = || Progress {
         connected: run.connected.load(Ordering::Relaxed),
-        back: back.load(Ordering::Relaxed),
+        broken: run.broken.load(Ordering::Relaxed),
+        back: run.back.load(Ordering::Relaxed),
         acked: run.tally.acked.load(Ordering::Relaxed),
         failed: failed.load(Ordering::Relaxed),
     };

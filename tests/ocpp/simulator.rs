@@ -50,6 +50,7 @@ async fn base_2_simulated_ocpp_charge_points_of_both_versions_report_and_are_set
                     edge,
                     password,
                 }),
+                ykc: None,
                 only_piles: Vec::new(),
             })
             .await

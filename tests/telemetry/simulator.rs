@@ -31,6 +31,7 @@ async fn the_simulator_reports_a_live_fleet_in_every_mode() {
             tick: Duration::from_millis(20),
             seed: 3,
             ocpp: None,
+            ykc: None,
             only_piles: Vec::new(),
         })
         .await

@@ -143,6 +143,11 @@ spec:
               protocol: TCP
             {{- end }}
             {{- end }}
+            {{- if and (eq $c "gateway") $v.ykc.enabled }}
+            - name: ykc
+              containerPort: {{ $v.ykc.port }}
+              protocol: TCP
+            {{- end }}
           startupProbe:
             grpc:
               port: {{ $root.Values.adminPort }}
@@ -279,6 +284,12 @@ spec:
       protocol: TCP
       appProtocol: http
     {{- end }}
+    {{- end }}
+    {{- if and (eq $c "gateway") $v.ykc.enabled }}
+    - name: ykc
+      port: {{ $v.ykc.port }}
+      targetPort: ykc
+      protocol: TCP
     {{- end }}
 {{- if $root.Values.podDisruptionBudget.enabled }}
 ---

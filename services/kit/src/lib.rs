@@ -5,6 +5,7 @@ pub mod area;
 pub mod clock;
 pub mod component;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod error;
 pub mod events;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
@@ -522,6 +522,9 @@ impl AsyncWrite for TlsConn {
 /// finish first and the rest wait without costing anything.
 pub const HANDSHAKES_AT_ONCE: usize = 64;
 
+/// The longest a connection waits for its handshake's turn before it is closed unhandshaken.
+pub const HANDSHAKE_QUEUE_WAIT: Duration = Duration::from_secs(2);
+
 /// Accepts TCP connections and completes TLS handshakes concurrently, yielding only connections
 /// whose handshake succeeded. A client certificate without a valid SPIFFE identity of the trust
 /// domain is dropped at once.
@@ -575,13 +578,20 @@ pub fn incoming_gated(
             let gate = gate.clone();
             let handshakes = handshakes.clone();
             tokio::spawn(async move {
-                // In turn (the semaphore is first come, first served), within the timeout.
-                let handshake = tokio::time::timeout(handshake_timeout, async {
-                    let _turn = handshakes.acquire().await;
-                    acceptor.accept(tcp).await
-                })
-                .await;
-                let stream = match handshake {
+                // In turn (the semaphore is first come, first served), but not after a long
+                // wait: a client that waited that long is about to give up, and a handshake
+                // finished after it did costs the CPU the fresh ones need (under a reconnect
+                // storm every handshake would then finish too late). Closed unhandshaken, the
+                // client tries again after its backoff, which spreads the storm out.
+                let waited = Instant::now();
+                let queue_wait = HANDSHAKE_QUEUE_WAIT.min(handshake_timeout);
+                let Ok(Ok(turn)) = tokio::time::timeout(queue_wait, handshakes.acquire()).await
+                else {
+                    tracing::debug!(%remote_addr, "tls handshake shed: no turn in time");
+                    return;
+                };
+                let left = handshake_timeout.saturating_sub(waited.elapsed());
+                let stream = match tokio::time::timeout(left, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(error)) => {
                         tracing::debug!(%remote_addr, %error, "tls handshake failed");
@@ -592,6 +602,7 @@ pub fn incoming_gated(
                         return;
                     }
                 };
+                drop(turn);
                 let leaf = stream
                     .get_ref()
                     .1

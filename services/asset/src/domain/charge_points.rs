@@ -19,15 +19,27 @@ pub const TOKEN_MAX: usize = 36;
 /// PBKDF2-HMAC-SHA256 rounds: each check costs a few milliseconds, a guess as much.
 const PBKDF2_ROUNDS: u32 = 100_000;
 
-/// A pile's charge point id: for OCPP piles, the one given or the pile id; empty otherwise.
-/// The characters a URL path segment carries unescaped, and ':' (OCPP's identity).
+/// A pile's charge point id: for OCPP piles, the one given or the pile id (the characters a
+/// URL path segment carries unescaped, and ':', OCPP's identity); for YKC piles, the 14-digit
+/// pile code it logs in with, or the pile id when that is one; empty for native piles.
 pub fn charge_point_id(pile: &Pile) -> Result<String, Error> {
     let id = pile.charge_point_id.trim();
+    if pile.protocol == PileProtocol::Ykc {
+        let id = if id.is_empty() { &pile.pile_id } else { id };
+        if !is_ykc_pile_code(id) {
+            return Err(Error::invalid(
+                "pile.charge_point_id",
+                "NETSEC-1",
+                "a YKC pile's charge point id is its pile code: 14 digits",
+            ));
+        }
+        return Ok(id.to_owned());
+    }
     if !pile.protocol.is_ocpp() {
         if !id.is_empty() {
             return Err(Error::bad_field(
                 "pile.charge_point_id",
-                "is only for piles whose protocol is OCPP",
+                "is only for piles whose protocol is OCPP or YKC",
             ));
         }
         return Ok(String::new());
@@ -47,6 +59,11 @@ pub fn charge_point_id(pile: &Pile) -> Result<String, Error> {
         ));
     }
     Ok(id.to_owned())
+}
+
+/// A YKC pile code (桩编码): 14 decimal digits, 7 BCD bytes on the wire.
+pub fn is_ykc_pile_code(id: &str) -> bool {
+    id.len() == 14 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Checks a profile 2 password's length and characters (printable ASCII, as HTTP Basic needs).
@@ -158,7 +175,7 @@ pub fn authorize(token: Option<&IdToken>, accept_any: bool, now: DateTime<Utc>) 
 
 /// Whether a protocol needs a charge point id.
 pub fn has_charge_point_id(protocol: PileProtocol) -> bool {
-    protocol.is_ocpp()
+    protocol.is_ocpp() || protocol == PileProtocol::Ykc
 }
 
 #[cfg(test)]
@@ -220,6 +237,28 @@ mod tests {
         assert_eq!(charge_point_id(&pile).ok(), Some(pile.pile_id.clone()));
         pile.charge_point_id = "CP/1".into();
         assert!(charge_point_id(&pile).is_err());
+    }
+
+    #[test]
+    fn netsec_1_a_ykc_pile_logs_in_with_its_14_digit_pile_code() {
+        let mut pile = crate::domain::rules::tests::pile(crate::domain::model::PileType::Dc);
+        pile.protocol = PileProtocol::Ykc;
+        pile.charge_point_id = "20231212000010".into();
+        assert_eq!(charge_point_id(&pile).ok(), Some("20231212000010".into()));
+        pile.charge_point_id = "2023121200001".into();
+        let refused = charge_point_id(&pile).expect_err("13 digits");
+        assert!(refused.to_string().contains("14 digits"), "{refused}");
+        pile.charge_point_id = "2023121200001A".into();
+        assert!(charge_point_id(&pile).is_err());
+        // Left empty: the pile id, when it is a pile code.
+        pile.charge_point_id = String::new();
+        assert!(
+            charge_point_id(&pile).is_err(),
+            "{} is no pile code",
+            pile.pile_id
+        );
+        pile.pile_id = "33060200000001".into();
+        assert_eq!(charge_point_id(&pile).ok(), Some("33060200000001".into()));
     }
 
     #[test]

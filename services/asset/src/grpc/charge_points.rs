@@ -118,6 +118,7 @@ impl AssetApi {
             .await?
             .ok_or_else(unknown)?
             .value;
+        let by_ykc_source = matches!(r.credential, Some(Credential::YkcSource(_)));
         match r.credential {
             Some(Credential::Password(password)) => {
                 let matches = row
@@ -147,9 +148,29 @@ impl AssetApi {
                     )));
                 }
             }
+            // REQ NETSEC-1: YKC carries no credential; the pile must be a YKC pile and have
+            // arrived from a network its operator's piles are allow-listed on.
+            Some(Credential::YkcSource(source)) => {
+                if pile.protocol != PileProtocol::Ykc {
+                    return Err(Error::PermissionDenied(format!(
+                        "charge point {id} is not a YKC pile (NETSEC-1)"
+                    )));
+                }
+                if !source.operator_ids.iter().any(|o| o == &row.operator_id) {
+                    return Err(Error::PermissionDenied(format!(
+                        "YKC pile {id} of operator {} connected from a network not allow-listed for it (NETSEC-1)",
+                        row.operator_id
+                    )));
+                }
+            }
             None => {
                 return Err(Error::bad_field("credential", "must be set"));
             }
+        }
+        if pile.protocol == PileProtocol::Ykc && !by_ykc_source {
+            return Err(Error::PermissionDenied(format!(
+                "charge point {id} is a YKC pile: it connects to the YKC edge (NETSEC-1)"
+            )));
         }
         Ok(pb::AuthenticateChargePointResponse {
             operator_id: pile.operator_id,

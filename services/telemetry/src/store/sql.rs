@@ -96,14 +96,30 @@ pub(super) fn existing_sql(p: Placeholders, rows: usize) -> String {
 
 /// Marks `connectors` (the third parameter on) of an operator (the second) seen at the first,
 /// and returns what each holds.
+///
+/// On PostgreSQL the rows are locked first in key order: concurrent writers (ingest flushes, the
+/// heartbeat toucher, the liveness sweep) each lock many connectors over several statements, and
+/// an UPDATE locks in whatever order its plan visits rows, so two of them could each hold a row
+/// the other waits for (at 100,000 piles thousands of batches failed with "deadlock detected").
+/// Callers pass connectors sorted, operator by operator, so every transaction locks in one order.
 fn touch_sql(p: Placeholders, connectors: usize) -> String {
-    format!(
-        "UPDATE connector_status SET last_seen_at = {} WHERE operator_id = {} AND connector_id IN ({}) \
-         RETURNING connector_id, state, origin, changed_at",
-        p.nth(1),
-        p.nth(2),
-        p.list(3, connectors)
-    )
+    match p {
+        Placeholders::Numbered => format!(
+            "WITH locked AS (SELECT connector_id FROM connector_status WHERE operator_id = $2 \
+             AND connector_id IN ({}) ORDER BY connector_id FOR UPDATE) \
+             UPDATE connector_status SET last_seen_at = $1 FROM locked \
+             WHERE connector_status.operator_id = $2 AND connector_status.connector_id = locked.connector_id \
+             RETURNING connector_status.connector_id, state, origin, changed_at",
+            p.list(3, connectors)
+        ),
+        Placeholders::Positional => format!(
+            "UPDATE connector_status SET last_seen_at = {} WHERE operator_id = {} AND connector_id IN ({}) \
+             RETURNING connector_id, state, origin, changed_at",
+            p.nth(1),
+            p.nth(2),
+            p.list(3, connectors)
+        ),
+    }
 }
 /// Takes `$1` numbers from a counter row (`$2`); the row stays locked to the commit, so numbers
 /// follow commit order. Counters are always taken in the same order: the log's, then the status
@@ -217,7 +233,9 @@ macro_rules! sql_telemetry_store {
                 for (operator_id, connector_id) in effects.keys() {
                     by_operator.entry(operator_id).or_default().push(connector_id);
                 }
-                for (operator_id, connectors) in by_operator {
+                for (operator_id, mut connectors) in by_operator {
+                    // In key order, as every writer locks them (see touch_sql).
+                    connectors.sort_unstable();
                     for chunk in connectors.chunks(LOG_CHUNK) {
                         let mut query = sqlx::query(sqlx::AssertSqlSafe(touch_sql($placeholders, chunk.len()))).bind(now).bind(operator_id);
                         for c in chunk {
@@ -374,7 +392,9 @@ macro_rules! sql_telemetry_store {
                 }
                 let mut silenced = Vec::new();
                 let mut tx = self.pool.begin_write().await?;
-                for (operator_id, connectors) in by_operator {
+                for (operator_id, mut connectors) in by_operator {
+                    // In key order, as every writer locks them (see touch_sql).
+                    connectors.sort_unstable_by(|a, b| a.0.cmp(b.0));
                     for chunk in connectors.chunks(LOG_CHUNK) {
                         // One time per statement: the chunk's latest, at most a flush interval
                         // after its earliest.

@@ -1,0 +1,94 @@
+//! How a benchmark pile stays connected, as a real pile does: an attempt that fails, or a
+//! connection that breaks, is tried again after a jittered exponential backoff until the run
+//! ends, and every break and every return is counted, so a run that loses connections says so
+//! instead of ending those piles as errors.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::fleet::Run;
+use crate::link::{Backoff, reconnect_delay};
+use crate::sim::Rng;
+
+/// One pile's connection state over a run.
+pub(super) struct Lifeline {
+    run: Arc<Run>,
+    until: Instant,
+    rng: Rng,
+    /// Failed attempts since the last connection that held.
+    attempts: u32,
+    /// Connected at least once.
+    ever: bool,
+    /// Connected now.
+    up: bool,
+    /// Acknowledgement latencies in the steady state, handed to the run's tally at the end.
+    latencies: Vec<Duration>,
+}
+
+impl Lifeline {
+    pub(super) fn new(index: usize, until: Instant, run: Arc<Run>) -> Self {
+        Self {
+            run,
+            until,
+            rng: Rng::new(index as u64 * 104_729 + 3),
+            attempts: 0,
+            ever: false,
+            up: false,
+            latencies: Vec::new(),
+        }
+    }
+
+    /// The pile's connection is open and its first report acknowledged.
+    pub(super) fn opened(&mut self) {
+        let counter = if self.ever {
+            &self.run.back
+        } else {
+            &self.run.connected
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.ever = true;
+        self.up = true;
+        self.attempts = 0;
+    }
+
+    /// A report was acknowledged `latency` after it was sent.
+    pub(super) fn acknowledged(&mut self, latency: Duration) {
+        // Timed once every pile is connected: the steady state, not the opening rush.
+        if self.run.steady.get().is_some() {
+            self.latencies.push(latency);
+        }
+        self.run.tally.acked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The attempt failed or the connection broke with `error`: waits out the backoff and
+    /// returns to try again, or returns the error when the run is over.
+    pub(super) async fn retry(&mut self, error: anyhow::Error) -> anyhow::Result<()> {
+        if self.up {
+            self.up = false;
+            self.run.broken.fetch_add(1, Ordering::Relaxed);
+        }
+        if Instant::now() >= self.until {
+            // A pile that was connected and lost it at the very end is not an error of the run.
+            return if self.ever { Ok(()) } else { Err(error) };
+        }
+        self.attempts = self.attempts.saturating_add(1);
+        let unit = (self.rng.draw() % 1000) as f64 / 1000.0;
+        let wait = reconnect_delay(Backoff::default(), self.attempts, unit);
+        tokio::time::sleep_until(tokio::time::Instant::from_std(
+            (Instant::now() + wait).min(self.until),
+        ))
+        .await;
+        Ok(())
+    }
+
+    /// Whether the run is over.
+    pub(super) fn over(&self) -> bool {
+        Instant::now() >= self.until
+    }
+
+    /// Hands the pile's latencies to the run.
+    pub(super) async fn finish(self) {
+        self.run.tally.latencies.lock().await.extend(self.latencies);
+    }
+}
