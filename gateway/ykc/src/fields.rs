@@ -274,7 +274,11 @@ pub(crate) fn pack<const N: usize>(field: &'static str, text: &str) -> Result<[u
     let pad = 2 * N - nibbles.len();
     for (i, nibble) in nibbles.into_iter().enumerate() {
         let at = pad + i;
-        out[at / 2] |= if at % 2 == 0 { nibble << 4 } else { nibble };
+        out[at / 2] |= if at.is_multiple_of(2) {
+            nibble << 4
+        } else {
+            nibble
+        };
     }
     Ok(out)
 }

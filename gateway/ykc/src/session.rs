@@ -520,10 +520,10 @@ impl Session {
     }
 
     pub(crate) fn remember(&mut self, serial: String, known: Known) {
-        if self.sessions.len() >= MAX_REMEMBERED {
-            if let Some(oldest) = self.sessions.keys().next().cloned() {
-                self.sessions.remove(&oldest);
-            }
+        if self.sessions.len() >= MAX_REMEMBERED
+            && let Some(oldest) = self.sessions.keys().next().cloned()
+        {
+            self.sessions.remove(&oldest);
         }
         self.sessions.insert(serial, known);
     }

@@ -103,7 +103,11 @@ fn noise_is_never_held_beyond_one_frame() {
                 state ^= state >> 17;
                 state ^= state << 5;
                 // Plenty of start bytes among the noise.
-                if state % 7 == 0 { 0x68 } else { state as u8 }
+                if state.is_multiple_of(7) {
+                    0x68
+                } else {
+                    state as u8
+                }
             })
             .collect();
         reader.extend(&chunk);

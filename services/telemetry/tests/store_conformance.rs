@@ -195,3 +195,66 @@ async fn mon_1_concurrent_writers_all_commit() {
         assert_eq!(logged.len(), 160, "{}", db.backend());
     }
 }
+
+/// Writers that hear from the same connectors in different orders (ingest batches of piles that
+/// report together, the heartbeat toucher) must not deadlock: on PostgreSQL each locks the
+/// connectors it touches, and two that lock overlapping sets in different orders could each wait
+/// for the other (at 100,000 piles thousands of batches failed so). Every writer takes them in
+/// key order.
+#[tokio::test]
+async fn mon_1_writers_touching_the_same_connectors_in_any_order_all_commit() {
+    for (db, s) in backends().await {
+        let now = t("2026-03-01T08:10:00Z");
+        let connectors: Vec<String> = (0..40).map(|c| format!("C{c:02}")).collect();
+        // Every connector exists first (a connector's first status races differently).
+        let first: Vec<Report> = connectors
+            .iter()
+            .enumerate()
+            .map(|(i, c)| status("pile:seed", i as u64 + 1, c, ConnectorState::Idle))
+            .collect();
+        s.append(&first, now).await.expect("seeded");
+        let mut writers = Vec::new();
+        for w in 0..8u64 {
+            let (s, connectors) = (s.clone(), connectors.clone());
+            writers.push(tokio::spawn(async move {
+                for round in 0..10u64 {
+                    // Each writer its own order: rotated, and every other one reversed.
+                    let mut order = connectors.clone();
+                    let shift = (w as usize * 5 + round as usize) % order.len();
+                    order.rotate_left(shift);
+                    if w % 2 == 1 {
+                        order.reverse();
+                    }
+                    if w == 7 {
+                        let seen: Vec<(String, String, DateTime<Utc>)> = order
+                            .iter()
+                            .map(|c| ("OP".to_owned(), c.clone(), now))
+                            .collect();
+                        s.touch(&seen).await?;
+                        continue;
+                    }
+                    let state = if round % 2 == 0 {
+                        ConnectorState::Charging
+                    } else {
+                        ConnectorState::Idle
+                    };
+                    let batch: Vec<Report> = order
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            status(&format!("pile:{w}"), round * 100 + i as u64 + 1, c, state)
+                        })
+                        .collect();
+                    s.append(&batch, now).await?;
+                }
+                Ok::<_, chargemesh_kit::db::StoreError>(())
+            }));
+        }
+        for writer in writers {
+            writer
+                .await
+                .expect("joined")
+                .unwrap_or_else(|e| panic!("{}: a writer failed: {e}", db.backend()));
+        }
+    }
+}
