@@ -11,12 +11,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{Timelike as _, Utc};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use chargemesh_proto::telemetry::v1 as tm;
-use chargemesh_ykc::records::{CardStart, Login, PeriodUse, Realtime, Transaction};
+use chargemesh_ykc::records::{BillingModel, CardStart, Login, PeriodUse, Realtime, Transaction};
 use chargemesh_ykc::{Cp56Time, CrcOrder, Frame, FrameReader, Message};
 use tm::telemetry_message::Body;
 
@@ -68,6 +68,8 @@ struct Pile {
     frames: u16,
     /// The billing model it holds (`0000` before the platform gave one).
     model: String,
+    /// Its prices and slots, once given.
+    prices: Option<BillingModel>,
 }
 
 /// Runs one simulated pile until the task is dropped.
@@ -81,6 +83,7 @@ pub async fn run(opts: YkcPileOptions) {
         records: HashMap::new(),
         frames: 0,
         model: "0000".into(),
+        prices: None,
     };
     let mut failures = 0u32;
     loop {
@@ -328,12 +331,24 @@ impl Pile {
             .map_or(session.start_wh, |c| c.register_wh);
         let energy = (stop_wh.saturating_sub(session.start_wh) * 10) as u32;
         let end = Utc::now();
-        // Everything in the flat period: the simulation keeps no model of the day.
-        let flat = PeriodUse {
-            price: 0,
+        // Priced as the pile's model has it, all in the period the session ended in (sessions
+        // here are short); without a model, unpriced.
+        let label = self.prices.as_ref().map_or(2, |m| {
+            let local = end.with_timezone(&chargemesh_ykc::fields::china());
+            let slot = (local.hour() * 2 + local.minute() / 30) as usize;
+            usize::from(m.slots.get(slot).copied().unwrap_or(2)).min(3)
+        });
+        let price = self
+            .prices
+            .as_ref()
+            .map_or(0, |m| m.rates[label].0 + m.rates[label].1);
+        let amount = (u64::from(energy) * u64::from(price) / 100_000) as u32;
+        let mut periods = [PeriodUse::default(); 4];
+        periods[label] = PeriodUse {
+            price,
             energy,
             lossy_energy: energy,
-            amount: 0,
+            amount,
         };
         Transaction {
             serial: session.serial.clone(),
@@ -341,17 +356,12 @@ impl Pile {
             gun,
             start: Cp56Time::from_utc(session.start),
             end: Cp56Time::from_utc(end),
-            periods: [
-                PeriodUse::default(),
-                PeriodUse::default(),
-                flat,
-                PeriodUse::default(),
-            ],
+            periods,
             meter_start: session.start_wh * 10,
             meter_stop: stop_wh * 10,
             energy,
             lossy_energy: energy,
-            amount: 0,
+            amount,
             vin: String::new(),
             start_type: if session.remote { 0x01 } else { 0x02 },
             trade_time: Cp56Time::from_utc(end),
@@ -465,11 +475,13 @@ impl Pile {
                 self.frame(&Message::ModelRequest { pile: code })?
             }
             Message::Model(model) => {
-                self.model = model.model;
+                self.model = model.model.clone();
+                self.prices = Some(model);
                 Vec::new()
             }
             Message::ModelSet(model) => {
-                self.model = model.model;
+                self.model = model.model.clone();
+                self.prices = Some(model);
                 reply(
                     self,
                     Message::ModelSetReply {

@@ -262,6 +262,7 @@ fn any_message() -> impl Strategy<Value = tm::TelemetryMessage> {
                         stop_reason,
                         end_confirmed,
                         physically_separated,
+                        ..Default::default()
                     }))
                 }
             ),

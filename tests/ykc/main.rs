@@ -216,11 +216,12 @@ impl YkcPile {
 
     fn record(&self, serial: &str, energy: u32, stop_reason: u8) -> Message {
         let now = chrono::Utc::now();
+        // Priced as the pile's model has it: the demo board's flat period, 0.65 + 0.60 yuan/kWh.
         let flat = PeriodUse {
-            price: 110_000,
+            price: 125_000,
             energy,
             lossy_energy: energy,
-            amount: energy / 10 * 11,
+            amount: energy * 125 / 100,
         };
         Message::Transaction(Box::new(Transaction {
             serial: serial.into(),
@@ -527,7 +528,16 @@ async fn netsec_1_a_ykc_pile_logs_in_reports_charges_and_is_settled_through_the_
         settled.total_money, "0.00",
         "priced by the station's tariff"
     );
+    // REQ SETTLE-1: the pile's own figures are kept and agree with metering's (0.0625 yuan is
+    // 0.06 at settlement's 2 places).
     assert!(settled.flags.is_empty(), "{:?}", settled.flags);
+    assert_eq!(
+        (
+            settled.reported_energy_kwh.as_str(),
+            settled.reported_total_money.as_str()
+        ),
+        ("0.050", "0.0625")
+    );
     let orders = orders_when(&mesh, |o| !o.is_empty()).await;
     assert_eq!(
         orders.iter().filter(|o| o.pile_id == PILE).count(),
@@ -551,13 +561,20 @@ async fn mon_9_a_record_of_a_session_never_seen_is_kept_as_an_abnormal_order() {
     let orders = orders_when(&mesh, |o| o.iter().any(|o| o.pile_id == PILE)).await;
     let ours: Vec<_> = orders.iter().filter(|o| o.pile_id == PILE).collect();
     assert_eq!(ours.len(), 1, "{orders:?}");
+    let kinds: Vec<i32> = ours[0].flags.iter().map(|f| f.kind).collect();
     assert!(
-        ours[0]
-            .flags
-            .iter()
-            .any(|f| f.kind == mt::FlagKind::NeverStarted as i32),
+        kinds.contains(&(mt::FlagKind::NeverStarted as i32)),
         "{:?}",
         ours[0].flags
+    );
+    // REQ SETTLE-1: what the pile says it delivered and charged is kept on the order for the
+    // monitor who verifies it.
+    assert_eq!(
+        (
+            ours[0].reported_energy_kwh.as_str(),
+            ours[0].reported_total_money.as_str()
+        ),
+        ("1.235", "1.5431")
     );
 }
 

@@ -95,15 +95,18 @@ async fn base_2_simulated_ykc_piles_log_in_charge_by_card_and_are_settled() {
         .filter(|o| o.end_time.is_some() && o.energy_kwh != "0.000")
         .collect();
     assert!(settled.len() >= 2, "{orders:?}");
+    // Priced by the pile from the model the platform gave it, as metering prices them
+    // (REQ SETTLE-1): no amount disagrees.
     let broken = [
         mt::FlagKind::NeverEnded as i32,
         mt::FlagKind::NeverStarted as i32,
+        mt::FlagKind::AmountMismatch as i32,
     ];
     assert!(
         settled
             .iter()
             .all(|o| !o.flags.iter().any(|f| broken.contains(&f.kind))),
-        "every session started and ended as the pile said: {settled:?}"
+        "every session started, ended and was priced as the pile said: {settled:?}"
     );
     for task in tasks {
         task.abort();

@@ -302,6 +302,7 @@ pub fn handle(
                             stop_reason: map::stop_reason(s.reason.as_deref()),
                             end_confirmed: true,
                             physically_separated: s.reason.as_deref() == Some("EVDisconnected"),
+                            ..Default::default()
                         }),
                     }
                 };

@@ -449,6 +449,7 @@ fn transaction_event(
                     end_confirmed: true,
                     physically_separated: t.transaction_info.stopped_reason.as_deref()
                         == Some("EVDisconnected"),
+                    ..Default::default()
                 }),
             }),
             None => reports.push(record(

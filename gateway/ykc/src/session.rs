@@ -648,6 +648,10 @@ impl Session {
             stop_reason: translate::stop_reason(record.stop_reason, known.platform_stopped),
             end_confirmed: true,
             physically_separated: false,
+            // REQ SETTLE-1: what the pile charged, which metering checks against the tariff
+            // in force and keeps on the order.
+            reported_energy_kwh: translate::kwh(u64::from(record.energy)),
+            reported_total_money: translate::yuan(record.amount),
         });
         let mut messages = Vec::new();
         if !known.started && !known.order_id.is_empty() {

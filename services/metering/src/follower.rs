@@ -132,6 +132,13 @@ impl Engine {
                     stop_reason: end.stop_reason,
                     end_confirmed: end.end_confirmed,
                     physically_separated: end.physically_separated,
+                    reported: match (
+                        Decimal::from_str(end.reported_energy_kwh.trim()),
+                        Decimal::from_str(end.reported_total_money.trim()),
+                    ) {
+                        (Ok(energy), Ok(money)) => Some((energy, money)),
+                        _ => None,
+                    },
                 };
                 match open {
                     Some(session) => self.close(session, Some(ending), true).await?,

@@ -176,7 +176,17 @@ fn order_to_pb(o: &ChargeOrder) -> pb::ChargeOrder {
             })
             .collect(),
         reported_energy_kwh: o.reported.map(|(e, _)| energy(e)).unwrap_or_default(),
-        reported_total_money: o.reported.map(|(_, m)| money(m)).unwrap_or_default(),
+        // As reported: a platform's 2 places, a pile's 4 (YKC).
+        reported_total_money: o
+            .reported
+            .map(|(_, m)| {
+                if m.scale() > 2 {
+                    m.to_string()
+                } else {
+                    money(m)
+                }
+            })
+            .unwrap_or_default(),
         correction_reason: o.correction_reason.clone().unwrap_or_default(),
         recorded_by: o.recorded_by.clone(),
         record_time: Some(to_timestamp(o.recorded_at)),

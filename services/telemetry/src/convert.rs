@@ -7,6 +7,7 @@ use chargemesh_kit::paging::{decode_token, encode_token};
 use chargemesh_kit::time::{from_timestamp, to_timestamp};
 use chargemesh_proto::regulator::v2 as reg;
 use chargemesh_proto::telemetry::v1 as pb;
+use rust_decimal::Decimal;
 
 use crate::domain::{
     self, AlarmSeverity, Body, CommandOutcome, ConnectorState, Incoming, Rejection,
@@ -94,12 +95,14 @@ pub fn incoming(msg: pb::TelemetryMessage) -> Incoming {
             )
         }
         Some(B::SessionEnd(m)) => parse_register("session_end.meter_stop_kwh", &m.meter_stop_kwh)
-            .map(|meter_stop_kwh| Body::SessionEnd {
+            .and_then(|meter_stop_kwh| Ok((meter_stop_kwh, parse_reported(&m)?)))
+            .map(|(meter_stop_kwh, reported)| Body::SessionEnd {
                 order_id: m.order_id.trim().to_owned(),
                 meter_stop_kwh,
                 stop_reason: m.stop_reason,
                 end_confirmed: m.end_confirmed,
                 physically_separated: m.physically_separated,
+                reported,
             }),
         None => Err(Rejection::invalid("the message has no body")),
     };
@@ -191,12 +194,15 @@ pub fn body_to_pb(body: &Body) -> pb::telemetry_message::Body {
             stop_reason,
             end_confirmed,
             physically_separated,
+            reported,
         } => B::SessionEnd(pb::SessionEnd {
             order_id,
             meter_stop_kwh: meter_stop_kwh.to_string(),
             stop_reason,
             end_confirmed,
             physically_separated,
+            reported_energy_kwh: reported.map(|r| r.0.to_string()).unwrap_or_default(),
+            reported_total_money: reported.map(|r| r.1.to_string()).unwrap_or_default(),
         }),
         Body::CommandResult {
             command_id,
@@ -300,5 +306,65 @@ pub fn command_to_pb(r: &crate::store::CommandRecord) -> pb::PileCommandStatus {
         send_time: r.sent_at.map(to_timestamp),
         answer_time: r.answered_at.map(to_timestamp),
         detail: r.detail.clone(),
+    }
+}
+
+/// The pile's own figures of a session end: both given or neither; decimals, not negative, the
+/// energy to at most 3 places and the money to at most 4 (REQ SETTLE-1).
+fn parse_reported(m: &pb::SessionEnd) -> Result<Option<(Decimal, Decimal)>, Rejection> {
+    use std::str::FromStr as _;
+    let (energy, money) = (m.reported_energy_kwh.trim(), m.reported_total_money.trim());
+    if energy.is_empty() && money.is_empty() {
+        return Ok(None);
+    }
+    let read = |field: &str, value: &str, places: u32| {
+        Decimal::from_str(value)
+            .ok()
+            .filter(|d| !d.is_sign_negative() && d.scale() <= places)
+            .ok_or_else(|| {
+                Rejection::invalid(format!(
+                    "session_end.{field} must be a decimal of at most {places} places, 0 or more, given with the other reported figure"
+                ))
+            })
+    };
+    Ok(Some((
+        read("reported_energy_kwh", energy, 3)?,
+        read("reported_total_money", money, 4)?,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(energy: &str, money: &str) -> pb::TelemetryMessage {
+        pb::TelemetryMessage {
+            sequence: 1,
+            body: Some(pb::telemetry_message::Body::SessionEnd(pb::SessionEnd {
+                meter_stop_kwh: "12.000".into(),
+                reported_energy_kwh: energy.into(),
+                reported_total_money: money.into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn settle_1_a_pile_s_own_figures_come_both_or_neither_and_well_formed() {
+        let reported = |energy: &str, money: &str| match incoming(end(energy, money)).body {
+            Ok(Body::SessionEnd { reported, .. }) => Ok(reported),
+            Ok(other) => panic!("{other:?}"),
+            Err(rejection) => Err(rejection.reason),
+        };
+        assert_eq!(reported("", ""), Ok(None));
+        assert_eq!(
+            reported("1.235", "1.5431"),
+            Ok(Some((Decimal::new(1235, 3), Decimal::new(15431, 4))))
+        );
+        let one = reported("1.235", "").expect_err("the money is missing");
+        assert!(one.contains("session_end.reported_total_money"), "{one}");
+        assert!(reported("1.2345", "1.00").is_err(), "energy to 3 places");
+        assert!(reported("1.000", "-1").is_err(), "money not negative");
     }
 }

@@ -161,8 +161,16 @@ pub fn check(
             );
         }
     }
+    // Beyond rounding: energy to settlement's 3 places; money within a cent per priced segment,
+    // since settlement rounds each segment's electricity and service money to 2 places while a
+    // pile (YKC) prices energy × (electricity + service) and keeps 4.
+    let rounded = |d: Decimal, places: u32| {
+        d.round_dp_with_strategy(places, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+    };
     if let (Some((reported_energy, reported_money)), Some(s)) = (session.reported, settlement)
-        && (reported_energy != s.energy_kwh || reported_money != s.total_money)
+        && (rounded(reported_energy, 3) != s.energy_kwh
+            || (reported_money - s.total_money).abs()
+                > Decimal::new(1, 2) * Decimal::from(s.details.len().max(1)))
     {
         flag(
             FlagKind::AmountMismatch,
@@ -360,5 +368,32 @@ mod tests {
             )),
             [FlagKind::AmountMismatch]
         );
+    }
+
+    #[test]
+    fn settle_1_a_pile_s_4_place_amount_agrees_within_rounding_and_not_beyond() {
+        let s = samples("10", 30);
+        let settled = settle(&tariff(), &s).expect("settled");
+        let mut session = facts(&s, true);
+        let judged = |session: &SessionFacts<'_>| {
+            kinds(&check(
+                session,
+                Some(&settled),
+                false,
+                &[],
+                now(),
+                Thresholds::default(),
+            ))
+        };
+        // A YKC pile's money has 4 places, and it rounds once where settlement rounds each
+        // segment's two parts: within a cent per segment (one here) it agrees.
+        session.reported = Some((d("10.0004"), d("18.0049")));
+        assert!(judged(&session).is_empty());
+        session.reported = Some((d("10.000"), d("17.9900")));
+        assert!(judged(&session).is_empty());
+        session.reported = Some((d("10.000"), d("18.0101")));
+        assert_eq!(judged(&session), [FlagKind::AmountMismatch]);
+        session.reported = Some((d("10.0005"), d("18.00")));
+        assert_eq!(judged(&session), [FlagKind::AmountMismatch], "10.001 kWh");
     }
 }

@@ -48,6 +48,8 @@ pub struct Ending {
     pub stop_reason: i32,
     pub end_confirmed: bool,
     pub physically_separated: bool,
+    /// What the pile computed itself (energy kWh, total money yuan), when it said.
+    pub reported: Option<(Decimal, Decimal)>,
 }
 
 impl OpenSession {
@@ -134,7 +136,8 @@ impl OpenSession {
             not_billable_reason: None,
             settlement: None,
             flags: Vec::new(),
-            reported: None,
+            // REQ SETTLE-1: the pile's own figures, checked against the tariff in force.
+            reported: ending.and_then(|e| e.reported),
             correction_reason: None,
             verified_flags: Vec::new(),
             authorization_ref: self.authorization_ref,
@@ -196,6 +199,7 @@ mod tests {
                 stop_reason: 2,
                 end_confirmed: true,
                 physically_separated: true,
+                reported: None,
             }),
             "330602",
             "telemetry",

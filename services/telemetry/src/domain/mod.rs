@@ -126,6 +126,8 @@ pub enum Body {
         stop_reason: i32,
         end_confirmed: bool,
         physically_separated: bool,
+        /// What the pile computed itself (energy kWh, total money yuan), when it says.
+        reported: Option<(Decimal, Decimal)>,
     },
     /// The pile's answer to a command it was sent.
     CommandResult {
