@@ -433,7 +433,10 @@ async fn netsec_1_a_ykc_pile_logs_in_reports_charges_and_is_settled_through_the_
         "the documented serial form: {}",
         start.serial
     );
-    let _ = frame_seq;
+    assert!(
+        u16::from_le_bytes(frame_seq) >= 2,
+        "the edge numbers its own frames after the time sync and the data request: {frame_seq:?}"
+    );
     pile.send(&Message::RemoteStartReply {
         serial: start.serial.clone(),
         pile: CODE.into(),

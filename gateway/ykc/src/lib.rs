@@ -17,6 +17,7 @@ pub mod edge;
 pub mod fields;
 pub mod frame;
 pub mod message;
+mod readings;
 pub mod records;
 pub mod session;
 pub mod tariff;

@@ -30,7 +30,8 @@ use chargemesh_proto::telemetry::v1 as pb;
 use pb::telemetry_message::Body;
 
 use crate::config::YkcConfig;
-use crate::records::{CardStartReply, Realtime, Transaction};
+use crate::fields::hex;
+use crate::records::CardStartReply;
 use crate::translate;
 use crate::{Cp56Time, CrcOrder, Frame, Message};
 
@@ -64,7 +65,7 @@ pub enum End {
 
 /// What a durable report lets the edge answer.
 #[derive(Debug, Clone)]
-enum AfterDurable {
+pub(crate) enum AfterDurable {
     /// Confirm a transaction record (0x40) with the request's sequence bytes.
     ConfirmRecord { serial: String, sequence: [u8; 2] },
 }
@@ -116,7 +117,7 @@ pub struct Session {
     pub(crate) serials_made: u16,
     pub(crate) guns: HashMap<u8, Gun>,
     pub(crate) sessions: HashMap<String, Known>,
-    waiting: HashMap<u64, AfterDurable>,
+    pub(crate) waiting: HashMap<u64, AfterDurable>,
     pub(crate) pending: Vec<Pending>,
     last_heard: Instant,
     last_forwarded: Option<Instant>,
@@ -181,7 +182,7 @@ impl Session {
         self.reply(message, sequence)
     }
 
-    fn reply(&self, message: &Message, sequence: [u8; 2]) -> Option<Frame> {
+    pub(crate) fn reply(&self, message: &Message, sequence: [u8; 2]) -> Option<Frame> {
         match message.to_frame(sequence) {
             Ok(frame) => Some(frame),
             Err(error) => {
@@ -191,7 +192,7 @@ impl Session {
         }
     }
 
-    fn connector(&self, gun: u8) -> Option<&String> {
+    pub(crate) fn connector(&self, gun: u8) -> Option<&String> {
         self.pile.connectors.get(usize::from(gun).wrapping_sub(1))
     }
 
@@ -210,7 +211,7 @@ impl Session {
     }
 
     /// A telemetry report whose sequence is made from `identity`, observed at `now`.
-    fn report_at(
+    pub(crate) fn report_at(
         &self,
         identity: &[&str],
         connector: String,
@@ -233,7 +234,7 @@ impl Session {
     }
 
     /// An identity part unique to this moment, for reports with no identity of their own.
-    fn now_part() -> String {
+    pub(crate) fn now_part() -> String {
         Utc::now()
             .timestamp_nanos_opt()
             .unwrap_or_default()
@@ -359,12 +360,7 @@ impl Session {
                     && let Some(connector) = self.connector(bms.gun).cloned()
                 {
                     let alarm = self.report(
-                        &[
-                            "bms",
-                            &format!("{kind}"),
-                            &bms.serial,
-                            &translate_hex(&bms.data),
-                        ],
+                        &["bms", &format!("{kind}"), &bms.serial, &hex(&bms.data)],
                         connector,
                         Body::Alarm(pb::Alarm {
                             code: format!("ykc.bms.0x{kind:02X}"),
@@ -377,7 +373,7 @@ impl Session {
                                     _ => "charger abort",
                                 },
                                 bms.serial,
-                                translate_hex(&bms.data)
+                                hex(&bms.data)
                             )
                             .chars()
                             .take(200)
@@ -393,7 +389,7 @@ impl Session {
             Message::CardStart(start) => {
                 let token = match start.mode {
                     0x03 => start.vin(),
-                    _ => translate_hex(&start.card),
+                    _ => hex(&start.card),
                 };
                 let verdict = self.token_lookup.authorize(&token).await;
                 self.serials_made = self.serials_made.wrapping_add(1);
@@ -414,7 +410,7 @@ impl Session {
                     serial,
                     pile: code,
                     gun: start.gun,
-                    logical_card: translate::logical_card(&translate_hex(&start.card)),
+                    logical_card: translate::logical_card(&hex(&start.card)),
                     balance: self.config.remote_start_balance_yuan.saturating_mul(100),
                     accepted: u8::from(verdict.is_some()),
                     // 0x01: no such account.
@@ -526,159 +522,6 @@ impl Session {
             self.sessions.remove(&oldest);
         }
         self.sessions.insert(serial, known);
-    }
-
-    /// A gun's real-time data: its status when it changed, a meter sample while charging, an
-    /// alarm per new fault bit, and the start of a session the platform knows.
-    fn on_realtime(&mut self, data: &Realtime) -> Vec<pb::TelemetryMessage> {
-        let Some(connector) = self.connector(data.gun).cloned() else {
-            tracing::info!(pile = %self.pile.code, gun = data.gun, "real-time data of a gun the registry does not list; skipped");
-            return Vec::new();
-        };
-        let Some(state) = translate::connector_state(data) else {
-            tracing::info!(pile = %self.pile.code, status = data.status, "real-time data with an undefined status; skipped");
-            return Vec::new();
-        };
-        let now = Self::now_part();
-        let mut out = Vec::new();
-        let gun = self.guns.entry(data.gun).or_default().clone();
-        // A session this connection started or authorised begins when the pile charges under
-        // its serial.
-        if data.status == 0x03
-            && let Some(known) = self.sessions.get_mut(&data.serial)
-            && !known.started
-        {
-            known.started = true;
-            let start = Body::SessionStart(pb::SessionStart {
-                order_id: known.order_id.clone(),
-                authorization_ref: known.authorization_ref.clone(),
-                meter_start_kwh: "0.000".into(),
-                connector_checked: true,
-                charging_confirmed: true,
-                any_token: known.any_token,
-            });
-            let serial = data.serial.clone();
-            out.push(self.report(&["start", &serial], connector.clone(), start));
-        }
-        out.extend(
-            translate::new_fault_alarms(gun.faults, data.faults)
-                .into_iter()
-                .map(|alarm| {
-                    self.report(
-                        &["alarm", &alarm.code.clone(), &now],
-                        connector.clone(),
-                        Body::Alarm(alarm),
-                    )
-                }),
-        );
-        if gun.state != Some(state) {
-            let (fault_code, fault_text) = if state == pb::ConnectorState::Fault {
-                let names = translate::fault_names(data.faults);
-                (translate::fault_code(data.faults), names.join(", "))
-            } else {
-                (String::new(), String::new())
-            };
-            out.push(self.report(
-                &["status", &now],
-                connector.clone(),
-                Body::Status(pb::ConnectorStatus {
-                    state: state as i32,
-                    fault_code,
-                    fault_text,
-                }),
-            ));
-        }
-        if data.status == 0x03 && data.in_session() {
-            out.push(self.report(
-                &["meter", &data.serial, &data.energy.to_string(), &now],
-                connector,
-                Body::Meter(pb::MeterSample {
-                    energy_kwh: translate::kwh(u64::from(data.energy)),
-                    power_kw: data.power_w() / 1000.0,
-                    voltage: f64::from(data.voltage) / 10.0,
-                    current: f64::from(data.current) / 10.0,
-                    soc_percent: if data.soc == 0 {
-                        -1.0
-                    } else {
-                        f64::from(data.soc)
-                    },
-                }),
-            ));
-        }
-        let entry = self.guns.entry(data.gun).or_default();
-        entry.state = Some(state);
-        entry.faults = data.faults;
-        entry.serial = data.in_session().then(|| data.serial.clone());
-        out
-    }
-
-    /// A transaction record: the session's end, confirmed once durable.
-    async fn on_record(
-        &mut self,
-        record: Transaction,
-        sequence: [u8; 2],
-    ) -> Result<Vec<Frame>, End> {
-        let Some(connector) = self.connector(record.gun).cloned() else {
-            tracing::warn!(pile = %self.pile.code, gun = record.gun, serial = %record.serial, "a transaction record of a gun the registry does not list; refused as illegal");
-            return Ok(self
-                .reply(
-                    &Message::TransactionAck {
-                        serial: record.serial,
-                        result: 0x01,
-                    },
-                    sequence,
-                )
-                .into_iter()
-                .collect());
-        };
-        let known = self.sessions.remove(&record.serial).unwrap_or_default();
-        if record.meter_stop.saturating_sub(record.meter_start) != u64::from(record.energy) {
-            // REQ SETTLE-1: the pile's total is what is settled; its registers are kept in the
-            // log for a monitor (real piles send zeros).
-            tracing::info!(pile = %self.pile.code, serial = %record.serial, meter_start = record.meter_start, meter_stop = record.meter_stop, energy = record.energy, "a YKC record whose registers disagree with its energy");
-        }
-        let end = Body::SessionEnd(pb::SessionEnd {
-            order_id: known.order_id.clone(),
-            // Relative to the session's start, as its start and samples were.
-            meter_stop_kwh: if translate::failed_start(record.stop_reason) {
-                "0.000".into()
-            } else {
-                translate::kwh(u64::from(record.energy))
-            },
-            stop_reason: translate::stop_reason(record.stop_reason, known.platform_stopped),
-            end_confirmed: true,
-            physically_separated: false,
-            // REQ SETTLE-1: what the pile charged, which metering checks against the tariff
-            // in force and keeps on the order.
-            reported_energy_kwh: translate::kwh(u64::from(record.energy)),
-            reported_total_money: translate::yuan(record.amount),
-        });
-        let mut messages = Vec::new();
-        if !known.started && !known.order_id.is_empty() {
-            tracing::info!(pile = %self.pile.code, serial = %record.serial, "a record of a platform start never seen charging");
-        }
-        // The record says when the session ended (a record sent after a reconnect arrives
-        // late); a pile clock that cannot be read, or is ahead, gives way to the arrival.
-        let now = Utc::now();
-        let ended = record
-            .end
-            .to_utc()
-            .ok()
-            .filter(|at| *at <= now)
-            .unwrap_or(now);
-        let message = self.report_at(&["end", &record.serial], connector, end, ended);
-        self.waiting.insert(
-            message.sequence,
-            AfterDurable::ConfirmRecord {
-                serial: record.serial.clone(),
-                sequence,
-            },
-        );
-        messages.push(message);
-        if !self.send(messages).await {
-            return Err(End::Upstream);
-        }
-        Ok(Vec::new())
     }
 
     /// Something from the telemetry stream; what to send the pile now.
@@ -801,8 +644,4 @@ fn result_text(result: u8) -> String {
     } else {
         format!("failed (0x{result:02X})")
     }
-}
-
-fn translate_hex(bytes: &[u8]) -> String {
-    crate::fields::hex(bytes)
 }
