@@ -23,7 +23,7 @@ use chargemesh_cec::Ret;
 use chargemesh_cec::client::{Https, PeerClient};
 use chargemesh_cec::peers::{PeerAccess, PeerConfig};
 use chargemesh_kit::area::area_covers;
-use chargemesh_kit::db::{Database, StoreError};
+use chargemesh_kit::db::{BeginWrite as _, Database, StoreError};
 use chargemesh_kit::paging::{Keyed, Keyset};
 
 /// The push settings.
@@ -208,6 +208,9 @@ macro_rules! on_backend {
 
 mod enqueue;
 
+/// Deliveries whose answers are recorded in one transaction.
+const RECORD_BATCH: usize = 64;
+
 const INSERT: &str = "INSERT INTO cec_deliveries (peer, stream, item_key, lane, seq, interface, payload, state, \
     attempts, next_attempt_at, last_error, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, '', $8) \
     ON CONFLICT DO NOTHING";
@@ -372,7 +375,12 @@ impl Pusher {
         .await?))
     }
 
-    async fn record(&self, d: &Delivery, outcome: &Outcome) -> Result<(), StoreError> {
+    /// What a delivery's outcome makes of its row: (state, error, next attempt, attempts).
+    fn verdict(
+        &self,
+        d: &Delivery,
+        outcome: &Outcome,
+    ) -> (&'static str, String, DateTime<Utc>, i32) {
         // Retries are paced by wall time: backoff is about the network, not the standard's
         // clocks.
         let now = Utc::now();
@@ -400,50 +408,73 @@ impl Pusher {
                 ("pending", why.clone(), now + delay)
             }
         };
-        on_backend!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE cec_deliveries SET state = $4, attempts = $5, last_error = $6, next_attempt_at = $7, \
-                 delivered_at = CASE WHEN $4 = 'delivered' THEN $7 ELSE delivered_at END \
-                 WHERE peer = $1 AND stream = $2 AND item_key = $3",
-            )
-            .bind(&d.peer)
-            .bind(&d.stream)
-            .bind(&d.item_key)
-            .bind(state)
-            .bind(attempts)
-            .bind(&error)
-            .bind(next)
-            .execute(pool)
-            .await?;
-        });
-        if state == "parked" {
-            tracing::warn!(peer = %d.peer, item = %d.item_key, %error, "T/CEC 102 push parked");
+        (state, error, next, attempts)
+    }
+
+    /// Records what became of several deliveries in one transaction: at 50,000 reconnecting
+    /// piles one commit per push was most of what PostgreSQL did (sampled), each waiting for
+    /// its WAL flush. A crash before the commit sends those again, which a peer takes as it
+    /// takes any resend.
+    async fn record(&self, done: &[(&Delivery, Outcome)]) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
         }
+        on_backend!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            for (d, outcome) in done {
+                let (state, error, next, attempts) = self.verdict(d, outcome);
+                sqlx::query(
+                    "UPDATE cec_deliveries SET state = $4, attempts = $5, last_error = $6, next_attempt_at = $7, \
+                     delivered_at = CASE WHEN $4 = 'delivered' THEN $7 ELSE delivered_at END \
+                     WHERE peer = $1 AND stream = $2 AND item_key = $3",
+                )
+                .bind(&d.peer)
+                .bind(&d.stream)
+                .bind(&d.item_key)
+                .bind(state)
+                .bind(attempts)
+                .bind(&error)
+                .bind(next)
+                .execute(&mut *tx)
+                .await?;
+                if state == "parked" {
+                    tracing::warn!(peer = %d.peer, item = %d.item_key, %error, "T/CEC 102 push parked");
+                }
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
     /// Sends what is due, each lane in order: the items due are heads of distinct lanes, so up
-    /// to `concurrency` go at once without reordering any lane. Each delivery is recorded as
-    /// soon as its answer arrives, so a crash can resend at most the items whose answers were
-    /// not recorded yet.
+    /// to `concurrency` go at once without reordering any lane. Answers are recorded a batch at
+    /// a time (`RECORD_BATCH`), so a crash can resend at most the items of one batch whose
+    /// answers were not recorded yet.
     async fn send(&self, peer: &PeerConfig, client: &PeerClient) -> Result<Sent, StoreError> {
         use futures_util::StreamExt as _;
         let due = self.deliveries(&peer.name, Utc::now()).await?;
         let mut delivered = 0;
         let mut waiting = due.iter();
         let mut in_flight = futures_util::stream::FuturesUnordered::new();
+        let mut done = Vec::new();
         loop {
             while in_flight.len() < self.config.concurrency.max(1) {
                 let Some(d) = waiting.next() else { break };
                 in_flight.push(self.attempt(client, d));
             }
-            let Some(outcome) = in_flight.next().await else {
+            let Some((d, outcome)) = in_flight.next().await else {
                 break;
             };
-            if outcome? == Outcome::Delivered {
+            if outcome == Outcome::Delivered {
                 delivered += 1;
             }
+            done.push((d, outcome));
+            if done.len() >= RECORD_BATCH {
+                self.record(&done).await?;
+                done.clear();
+            }
         }
+        self.record(&done).await?;
         let backlog = self.backlog(&peer.name).await?;
         chargemesh_kit::metrics::metrics()
             .push_backlog
@@ -454,15 +485,14 @@ impl Pusher {
         Ok(Sent { delivered, backlog })
     }
 
-    /// Sends one delivery and records what became of it.
-    async fn attempt(&self, client: &PeerClient, d: &Delivery) -> Result<Outcome, StoreError> {
+    /// Sends one delivery; what became of it, for the caller to record.
+    async fn attempt<'d>(&self, client: &PeerClient, d: &'d Delivery) -> (&'d Delivery, Outcome) {
         let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
         let outcome = match client.call(&d.interface, &payload).await {
             Ok((ret, answer)) => judge(&d.interface, ret, &answer),
             Err(error) => Outcome::Retry(error.to_string()),
         };
-        self.record(d, &outcome).await?;
-        Ok(outcome)
+        (d, outcome)
     }
 
     /// A page of the parked deliveries, the latest parked first.
