@@ -87,7 +87,17 @@ async fn mon_8_a_failed_daily_check_opens_defects_and_a_missed_one_is_overdue() 
 
 #[tokio::test]
 async fn mon_8_link_states_the_piles_report_stand_in_the_daily_check() {
-    let clock = ManualClock::new(chrono::Utc::now());
+    // The links are reported over the three hours before "now" and read back for the local
+    // (UTC+8) day: in the first hours after local midnight that would be yesterday, so the
+    // clock starts at 23:00 of the previous local day then (still in the past).
+    let real = chrono::Utc::now();
+    let (midnight, _) = chargemesh_kit::clock::china_day(chargemesh_kit::clock::china_date(real));
+    let start = if real - midnight < chrono::Duration::hours(4) {
+        midnight - chrono::Duration::hours(1)
+    } else {
+        real
+    };
+    let clock = ManualClock::new(start);
     let mesh = mesh_at(&clock).await;
     let staff = setup(&mesh).await;
     staff

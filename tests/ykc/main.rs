@@ -214,14 +214,15 @@ impl YkcPile {
         .await;
     }
 
-    fn record(&self, serial: &str, energy: u32, stop_reason: u8) -> Message {
+    /// A record of `energy` (0.0001 kWh) priced at `price` (yuan/kWh × 10⁵), as a pile prices
+    /// it with its model.
+    fn record(&self, serial: &str, energy: u32, stop_reason: u8, price: u32) -> Message {
         let now = chrono::Utc::now();
-        // Priced as the pile's model has it: the demo board's flat period, 0.65 + 0.60 yuan/kWh.
         let flat = PeriodUse {
-            price: 125_000,
+            price,
             energy,
             lossy_energy: energy,
-            amount: energy * 125 / 100,
+            amount: (u64::from(energy) * u64::from(price) / 100_000) as u32,
         };
         Message::Transaction(Box::new(Transaction {
             serial: serial.into(),
@@ -501,7 +502,13 @@ async fn netsec_1_a_ykc_pile_logs_in_reports_charges_and_is_settled_through_the_
 
     // The record (0.05 kWh, stopped by the platform) is confirmed once durable, and a resent
     // record is confirmed again and stored once (REQ SETTLE-1).
-    let record = pile.record(&start.serial, 500, 0x40);
+    // Priced as the pile's model prices now (the period in force depends on the hour).
+    let local = chrono::Utc::now().with_timezone(&chargemesh_ykc::fields::china());
+    let slot =
+        (chrono::Timelike::hour(&local) * 2 + chrono::Timelike::minute(&local) / 30) as usize;
+    let (electricity, service) = model.rates[usize::from(model.slots[slot])];
+    let price = electricity + service;
+    let record = pile.record(&start.serial, 500, 0x40, price);
     assert_eq!(pile.settle(&record).await, 0x00);
     assert_eq!(
         pile.settle(&record).await,
@@ -531,15 +538,19 @@ async fn netsec_1_a_ykc_pile_logs_in_reports_charges_and_is_settled_through_the_
         settled.total_money, "0.00",
         "priced by the station's tariff"
     );
-    // REQ SETTLE-1: the pile's own figures are kept and agree with metering's (0.0625 yuan is
-    // 0.06 at settlement's 2 places).
+    // REQ SETTLE-1: the pile's own figures (4 places) are kept and agree with metering's
+    // within rounding.
     assert!(settled.flags.is_empty(), "{:?}", settled.flags);
+    let money = 500 * u64::from(price) / 100_000;
     assert_eq!(
         (
             settled.reported_energy_kwh.as_str(),
             settled.reported_total_money.as_str()
         ),
-        ("0.050", "0.0625")
+        (
+            "0.050",
+            format!("{}.{:04}", money / 10_000, money % 10_000).as_str()
+        )
     );
     let orders = orders_when(&mesh, |o| !o.is_empty()).await;
     assert_eq!(
@@ -555,7 +566,7 @@ async fn mon_9_a_record_of_a_session_never_seen_is_kept_as_an_abnormal_order() {
     let mut pile = YkcPile::connect(edge(&mesh), CODE).await;
     assert_eq!(pile.login().await, 0x00);
     // An offline session the pile ran while disconnected: its serial is its own.
-    let record = pile.record("33060200000101012612061000000001", 12_345, 0x45);
+    let record = pile.record("33060200000101012612061000000001", 12_345, 0x45, 125_000);
     assert_eq!(
         pile.settle(&record).await,
         0x00,
