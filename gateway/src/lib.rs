@@ -158,15 +158,16 @@ pub async fn run(
         tracing::info!(%addr, "gateway serving");
     }
     let admin = spawn_admin("gateway", &config.admin_listen, &shutdown, ctx.grace).await?;
+    // The protocol edges' channels to the mesh, as the gateway's own client.
+    let client = std::sync::Arc::new(tls::client_config(&config.tls)?);
+    let channel = |component: &str| -> Result<_, GatewayError> {
+        Ok(tls::mesh_channel(
+            &upstream(config, component)?,
+            client.clone(),
+        )?)
+    };
     let cec_task = match listeners.cec {
         Some(listener) => {
-            let client = std::sync::Arc::new(tls::client_config(&config.tls)?);
-            let channel = |component: &str| -> Result<_, GatewayError> {
-                Ok(tls::mesh_channel(
-                    &upstream(config, component)?,
-                    client.clone(),
-                )?)
-            };
             let upstreams = chargemesh_cec::edge::Upstreams {
                 registry: channel("asset")?,
                 telemetry: channel("telemetry")?,
@@ -205,13 +206,6 @@ pub async fn run(
         (None, None) => None,
         _ => {
             let listeners = ocpp_listeners;
-            let client = std::sync::Arc::new(tls::client_config(&config.tls)?);
-            let channel = |component: &str| -> Result<_, GatewayError> {
-                Ok(tls::mesh_channel(
-                    &upstream(config, component)?,
-                    client.clone(),
-                )?)
-            };
             let upstreams = chargemesh_ocpp::Upstreams {
                 registry: channel("asset")?,
                 telemetry: channel("telemetry")?,
@@ -245,13 +239,6 @@ pub async fn run(
     let ykc_task = match listeners.ykc {
         None => None,
         Some(listener) => {
-            let client = std::sync::Arc::new(tls::client_config(&config.tls)?);
-            let channel = |component: &str| -> Result<_, GatewayError> {
-                Ok(tls::mesh_channel(
-                    &upstream(config, component)?,
-                    client.clone(),
-                )?)
-            };
             let upstreams = chargemesh_ykc::edge::Upstreams {
                 registry: channel("asset")?,
                 telemetry: channel("telemetry")?,
