@@ -379,33 +379,19 @@ async fn register(opts: &SimOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The charge point id (for YKC piles, the pile code) of every pile of the simulated stations.
-async fn charge_point_ids(
-    opts: &SimOptions,
-) -> anyhow::Result<std::collections::HashMap<String, String>> {
-    let mut client = demo::asset_client(opts.gateway, &opts.pki.files("operator"))?;
-    let mut out = std::collections::HashMap::new();
-    for station in &opts.stations {
-        let piles = client
-            .list_piles(asset::ListPilesRequest {
-                operator_id: DEMO_OPERATOR_ID.into(),
-                station_id: station.clone(),
-                page_size: 500,
-                page_token: String::new(),
-            })
-            .await
-            .with_context(|| format!("reading the piles of {station}"))?
-            .into_inner()
-            .piles;
-        out.extend(piles.into_iter().map(|p| (p.pile_id, p.charge_point_id)));
-    }
-    Ok(out)
+/// The simulated stations' piles, read back from the registry.
+struct Fleet {
+    /// Each station's connectors.
+    stations: Vec<(String, Vec<SimConnector>)>,
+    /// Each pile's charge point id (a YKC pile's pile code).
+    charge_point_ids: std::collections::HashMap<String, String>,
 }
 
 /// The connectors of the simulated stations, read back from the registry.
-async fn connectors(opts: &SimOptions) -> anyhow::Result<Vec<(String, Vec<SimConnector>)>> {
+async fn connectors(opts: &SimOptions) -> anyhow::Result<Fleet> {
     let mut client = demo::asset_client(opts.gateway, &opts.pki.files("operator"))?;
     let mut out = Vec::new();
+    let mut charge_point_ids = std::collections::HashMap::new();
     let mut rng = Rng(opts.seed | 1);
     for station in &opts.stations {
         let piles = client
@@ -419,6 +405,11 @@ async fn connectors(opts: &SimOptions) -> anyhow::Result<Vec<(String, Vec<SimCon
             .with_context(|| format!("reading the piles of {station}"))?
             .into_inner()
             .piles;
+        charge_point_ids.extend(
+            piles
+                .iter()
+                .map(|p| (p.pile_id.clone(), p.charge_point_id.clone())),
+        );
         let mut list = Vec::new();
         for p in piles.iter().filter(|p| {
             p.state != asset::PileState::Retired as i32
@@ -439,7 +430,10 @@ async fn connectors(opts: &SimOptions) -> anyhow::Result<Vec<(String, Vec<SimCon
         }
         out.push((station.clone(), list));
     }
-    Ok(out)
+    Ok(Fleet {
+        stations: out,
+        charge_point_ids,
+    })
 }
 
 /// Starts the simulated fleet; returns the reporting tasks.
@@ -477,10 +471,10 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<Vec<tokio::task::JoinHand
     if (opts.ocpp.is_some() || opts.ykc.is_some()) && opts.mode != Mode::Pile {
         anyhow::bail!("OCPP and YKC piles are simulated one per pile (--mode pile)");
     }
-    let ykc_codes = match opts.ykc {
-        Some(_) => charge_point_ids(&opts).await?,
-        None => std::collections::HashMap::new(),
-    };
+    let Fleet {
+        stations: fleet,
+        charge_point_ids: ykc_codes,
+    } = fleet;
     let mut ykc_piles = Vec::new();
     match opts.mode {
         Mode::Platform => groups.push((
