@@ -519,3 +519,28 @@ impl Switch {
         });
     }
 }
+
+/// The demo operator's charge orders, once `ready` holds of them (or after the wait gives up).
+pub async fn orders_when(
+    mesh: &TestMesh,
+    ready: impl Fn(&Vec<chargemesh_proto::metering::v1::ChargeOrder>) -> bool,
+) -> Vec<chargemesh_proto::metering::v1::ChargeOrder> {
+    use chargemesh_proto::metering::v1 as mt;
+    let mut metering =
+        mt::metering_service_client::MeteringServiceClient::new(mesh.channel("operator"));
+    eventually(
+        async || {
+            metering
+                .list_charge_orders(mt::ListChargeOrdersRequest {
+                    operator_id: pki::DEMO_OPERATOR_ID.into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("orders")
+                .into_inner()
+                .orders
+        },
+        ready,
+    )
+    .await
+}

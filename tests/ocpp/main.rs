@@ -33,7 +33,7 @@ use chargemesh_proto::regulator::v2 as reg;
 use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
-use common::{TD, TestMesh, eventually};
+use common::{TD, TestMesh, eventually, orders_when};
 
 fn python() -> Option<PathBuf> {
     match std::env::var("CHARGEMESH_OCPP_PYTHON") {
@@ -119,29 +119,6 @@ async fn make_ocpp(
         })
         .await
         .expect("an OCPP pile");
-}
-
-/// The operator's charge orders, once `ready` holds of them (or after the wait gives up).
-async fn orders_when(
-    mesh: &TestMesh,
-    ready: impl Fn(&Vec<mt::ChargeOrder>) -> bool,
-) -> Vec<mt::ChargeOrder> {
-    let mut metering = MeteringServiceClient::new(mesh.channel("operator"));
-    eventually(
-        async || {
-            metering
-                .list_charge_orders(mt::ListChargeOrdersRequest {
-                    operator_id: OP.into(),
-                    ..Default::default()
-                })
-                .await
-                .expect("orders")
-                .into_inner()
-                .orders
-        },
-        ready,
-    )
-    .await
 }
 
 /// The charge point API as the operator's platform.

@@ -24,7 +24,7 @@ use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 use chargemesh_ykc::records::{Login, PeriodUse, Realtime, Transaction};
 use chargemesh_ykc::{Cp56Time, CrcOrder, Frame, FrameReader, Message, YkcConfig};
-use common::{TestMesh, eventually};
+use common::{TestMesh, eventually, orders_when};
 
 const PILE: &str = "YP1";
 const CODE: &str = "33060200000101";
@@ -286,28 +286,6 @@ async fn connector_status(mesh: &TestMesh, done: impl Fn(i32) -> bool) -> i32 {
                 .map_or(-1, |c| c.cec_status)
         },
         |status| done(*status),
-    )
-    .await
-}
-
-async fn orders_when(
-    mesh: &TestMesh,
-    ready: impl Fn(&Vec<mt::ChargeOrder>) -> bool,
-) -> Vec<mt::ChargeOrder> {
-    let mut metering = MeteringServiceClient::new(mesh.channel("operator"));
-    eventually(
-        async || {
-            metering
-                .list_charge_orders(mt::ListChargeOrdersRequest {
-                    operator_id: OP.into(),
-                    ..Default::default()
-                })
-                .await
-                .expect("orders")
-                .into_inner()
-                .orders
-        },
-        ready,
     )
     .await
 }
