@@ -309,13 +309,8 @@ pub(super) async fn pile(
         let session = pile
             .session(gateway, source, &config, &mut schedule, until, &mut line)
             .await;
-        match session {
-            Ok(()) => break Ok(()),
-            Err(e) => match line.retry(e).await {
-                Ok(()) if line.over() => break Ok(()),
-                Ok(()) => {}
-                Err(e) => break Err(e),
-            },
+        if let Some(ended) = line.after(session).await {
+            break ended;
         }
     };
     line.finish().await;

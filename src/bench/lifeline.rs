@@ -61,9 +61,23 @@ impl Lifeline {
         self.run.tally.acked.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A session ended with `ended`: `None` to open another (after the backoff, when it
+    /// failed), or how the pile's run ends.
+    pub(super) async fn after(&mut self, ended: anyhow::Result<()>) -> Option<anyhow::Result<()>> {
+        let error = match ended {
+            Ok(()) => return Some(Ok(())),
+            Err(error) => error,
+        };
+        match self.retry(error).await {
+            Ok(()) if self.over() => Some(Ok(())),
+            Ok(()) => None,
+            Err(error) => Some(Err(error)),
+        }
+    }
+
     /// The attempt failed or the connection broke with `error`: waits out the backoff and
     /// returns to try again, or returns the error when the run is over.
-    pub(super) async fn retry(&mut self, error: anyhow::Error) -> anyhow::Result<()> {
+    async fn retry(&mut self, error: anyhow::Error) -> anyhow::Result<()> {
         if self.up {
             self.up = false;
             self.run.broken.fetch_add(1, Ordering::Relaxed);
@@ -83,7 +97,7 @@ impl Lifeline {
     }
 
     /// Whether the run is over.
-    pub(super) fn over(&self) -> bool {
+    fn over(&self) -> bool {
         Instant::now() >= self.until
     }
 
