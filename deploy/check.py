@@ -222,6 +222,7 @@ def main():
     # each operator's source networks in the configuration (REQ NETSEC-1).
     ykc = documents(render({"gateway": {"ykc": {
         "enabled": True,
+        "tlsPort": 8448,
         "operators": [{"operatorId": "MA01H3BQ2", "networks": ["10.20.0.0/16", "10.30.0.0/16"]}],
     }}}))
     check_objects("chart (YKC edge)", ykc)
@@ -231,18 +232,20 @@ def main():
             edge = tomllib.loads(d["data"]["mesh.toml"])["gateway"].get("ykc", {})
             if edge.get("listen") != "0.0.0.0:8447":
                 fail(f"chart (YKC edge): the gateway listens on {edge.get('listen')}")
+            if edge.get("tls_listen") != "0.0.0.0:8448":
+                fail(f"chart (YKC edge): the TLS listener is {edge.get('tls_listen')}")
             if edge.get("operators") != [{"operator_id": "MA01H3BQ2", "networks": ["10.20.0.0/16", "10.30.0.0/16"]}]:
                 fail(f"chart (YKC edge): operator networks {edge.get('operators')}")
         if d["kind"] == "Deployment" and name.endswith("-gateway"):
             ports = {p["name"] for p in d["spec"]["template"]["spec"]["containers"][0]["ports"]}
-            if "ykc" not in ports:
+            if not {"ykc", "ykc-tls"} <= ports:
                 fail(f"chart (YKC edge): gateway ports {ports}")
         if d["kind"] == "Service" and name.endswith("-gateway"):
-            if "ykc" not in {p["name"] for p in d["spec"]["ports"]}:
+            if not {"ykc", "ykc-tls"} <= {p["name"] for p in d["spec"]["ports"]}:
                 fail("chart (YKC edge): the gateway's Service does not expose it")
         if d["kind"] == "NetworkPolicy" and name.endswith("-gateway"):
             allowed = {p.get("port") for rule in d["spec"].get("ingress", []) for p in rule.get("ports", [])}
-            if "ykc" not in allowed:
+            if not {"ykc", "ykc-tls"} <= allowed:
                 fail(f"chart (YKC edge): the NetworkPolicy admits {allowed}")
     for d in documents(default):
         if d["kind"] == "Service" and d["metadata"]["name"].endswith("-gateway"):

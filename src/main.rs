@@ -387,9 +387,13 @@ async fn up(
     if opts.config.gateway.ocpp.listen.trim().is_empty() {
         opts.config.gateway.ocpp.listen = "127.0.0.1:7445".into();
     }
-    // YKC piles connect to 127.0.0.1:7447, the demo operator's from loopback addresses.
+    // YKC piles connect to 127.0.0.1:7447 (and over TLS to :7448), the demo operator's from
+    // loopback addresses.
     if opts.config.gateway.ykc.listen.trim().is_empty() {
         opts.config.gateway.ykc.listen = "127.0.0.1:7447".into();
+        if opts.config.gateway.ykc.tls_listen.trim().is_empty() {
+            opts.config.gateway.ykc.tls_listen = "127.0.0.1:7448".into();
+        }
         if opts.config.gateway.ykc.operators.is_empty() {
             opts.config.gateway.ykc.operators = vec![chargemesh_ykc::config::OperatorNetworks {
                 operator_id: pki::DEMO_OPERATOR_ID.into(),
@@ -535,7 +539,7 @@ async fn up(
     println!(
         "\nchargemesh is up: gateway on {addr} (mTLS, TLS 1.3; staff JWTs accepted)\n\
          OCPP 1.6J / 2.0.1 charge points: wss://{ocpp}/ocpp/{{chargePointId}} (pile certificates or HTTP Basic)\n\
-         YKC 1.6 piles: tcp://{ykc} (pile codes registered in asset, from the operators' networks)\n\
+         YKC 1.6 piles: tcp://{ykc}, TLS {ykc_tls} (pile codes registered in asset, from the operators' networks)\n\
          data: {data}   pki: {d}\n\n\
          client identities (certificate + key, CA {d}/ca.pem):\n  \
          operator  {d}/operator.pem   {d}/operator.key   spiffe://{td}/operator/{op}\n  \
@@ -555,6 +559,10 @@ async fn up(
             .ykc_addr
             .map(|a| a.to_string())
             .unwrap_or_else(|| "(off)".into()),
+        ykc_tls = mesh
+            .ykc_tls_addr
+            .map(|a| format!("tls://{a}"))
+            .unwrap_or_else(|| "off".into()),
         td = config.trust_domain,
         op = pki::DEMO_OPERATOR_ID,
         area = pki::DEMO_REGULATOR_AREA,

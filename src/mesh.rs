@@ -207,6 +207,8 @@ pub struct EmbeddedMesh {
     pub ocpp_addr: Option<SocketAddr>,
     /// The gateway's YKC edge, when configured.
     pub ykc_addr: Option<SocketAddr>,
+    /// The YKC edge's TLS listener, when configured.
+    pub ykc_tls_addr: Option<SocketAddr>,
     /// The OCPP edge's profile 1 listener (plain TCP for a TLS-terminating proxy), when on.
     pub ocpp_insecure_addr: Option<SocketAddr>,
     /// Where each component listens on the mesh.
@@ -273,7 +275,11 @@ impl EmbeddedMesh {
             Some(listener) => Some(listener.local_addr()?),
             None => None,
         };
-        let ykc_addr = match &gateway.ykc {
+        let ykc_addr = match &gateway.ykc.plain {
+            Some(listener) => Some(listener.local_addr()?),
+            None => None,
+        };
+        let ykc_tls_addr = match &gateway.ykc.tls {
             Some(listener) => Some(listener.local_addr()?),
             None => None,
         };
@@ -296,6 +302,7 @@ impl EmbeddedMesh {
             cec_addr,
             ocpp_addr,
             ykc_addr,
+            ykc_tls_addr,
             ocpp_insecure_addr,
             asset_addr: addrs["asset"],
             addrs,

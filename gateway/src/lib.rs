@@ -105,8 +105,8 @@ pub struct Listeners {
     pub ocpp: Option<TcpListener>,
     /// The OCPP edge's profile 1 listener (plain TCP behind a TLS-terminating proxy).
     pub ocpp_insecure: Option<TcpListener>,
-    /// The YKC edge's listener.
-    pub ykc: Option<TcpListener>,
+    /// The YKC edge's listeners (plain TCP, TLS).
+    pub ykc: chargemesh_ykc::edge::Listeners,
 }
 
 impl Listeners {
@@ -126,7 +126,10 @@ impl Listeners {
         let cec = optional(&config.cec.listen).await?;
         let ocpp = optional(&config.ocpp.listen).await?;
         let ocpp_insecure = optional(&config.ocpp.insecure_listen).await?;
-        let ykc = optional(&config.ykc.listen).await?;
+        let ykc = chargemesh_ykc::edge::Listeners {
+            plain: optional(&config.ykc.listen).await?,
+            tls: optional(&config.ykc.tls_listen).await?,
+        };
         Ok(Self {
             grpc,
             cec,
@@ -236,19 +239,24 @@ pub async fn run(
             }))
         }
     };
-    let ykc_task = match listeners.ykc {
-        None => None,
-        Some(listener) => {
+    let ykc_task = match (&listeners.ykc.plain, &listeners.ykc.tls) {
+        (None, None) => None,
+        (plain, tls) => {
             let upstreams = chargemesh_ykc::edge::Upstreams {
                 registry: channel("asset")?,
                 telemetry: channel("telemetry")?,
             };
-            if let Ok(addr) = listener.local_addr() {
-                tracing::info!(%addr, "YKC edge serving");
+            for (addr, transport) in [(plain, "tcp"), (tls, "tls")]
+                .into_iter()
+                .filter_map(|(l, t)| Some((l.as_ref()?.local_addr().ok()?, t)))
+            {
+                tracing::info!(%addr, transport, "YKC edge serving");
             }
-            let (ykc, stop) = (config.ykc.clone(), shutdown.clone());
+            let (ykc, files, stop) = (config.ykc.clone(), config.tls.clone(), shutdown.clone());
+            let ykc_listeners = listeners.ykc;
             Some(tokio::spawn(async move {
-                chargemesh_ykc::edge::serve(listener, ykc, upstreams, stop.wait()).await
+                chargemesh_ykc::edge::serve(ykc_listeners, ykc, &files, upstreams, stop.wait())
+                    .await
             }))
         }
     };

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod simulator;
+mod upkeep;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -82,9 +83,13 @@ fn edge(mesh: &TestMesh) -> SocketAddr {
         .expect("the YKC edge listens")
 }
 
+/// A pile's connection, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// A pile's end of a YKC connection.
 struct YkcPile {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     reader: FrameReader,
     frames: u16,
     code: String,
@@ -105,6 +110,11 @@ impl YkcPile {
             }
             None => TcpStream::connect(edge).await.expect("connected"),
         };
+        Self::over(Box::new(stream), code)
+    }
+
+    /// A pile on a connection already made (a TLS one).
+    fn over(stream: Box<dyn Io>, code: &str) -> Self {
         Self {
             stream,
             reader: FrameReader::new(),

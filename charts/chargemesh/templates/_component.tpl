@@ -147,6 +147,11 @@ spec:
             - name: ykc
               containerPort: {{ $v.ykc.port }}
               protocol: TCP
+            {{- if $v.ykc.tlsPort }}
+            - name: ykc-tls
+              containerPort: {{ $v.ykc.tlsPort }}
+              protocol: TCP
+            {{- end }}
             {{- end }}
           startupProbe:
             grpc:
@@ -290,6 +295,12 @@ spec:
       port: {{ $v.ykc.port }}
       targetPort: ykc
       protocol: TCP
+    {{- if $v.ykc.tlsPort }}
+    - name: ykc-tls
+      port: {{ $v.ykc.tlsPort }}
+      targetPort: ykc-tls
+      protocol: TCP
+    {{- end }}
     {{- end }}
 {{- if $root.Values.podDisruptionBudget.enabled }}
 ---

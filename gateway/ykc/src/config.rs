@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub struct YkcConfig {
     /// Where YKC piles connect over plain TCP (the protocol's own transport); off when empty.
     pub listen: String,
+    /// Where YKC piles or their tunnel boxes connect over TLS (1.3 or 1.2, the gateway's
+    /// certificate; the pile is still known by its network and pile code); off when empty.
+    pub tls_listen: String,
     /// Each operator's source networks: a pile whose address is in none is refused before it
     /// is read, and one whose pile code belongs to an operator other than the networks' is
     /// refused at login.
@@ -32,12 +35,18 @@ pub struct YkcConfig {
     /// The account balance a remote start tells the pile, yuan (the platform settles; piles
     /// refuse to start on a zero balance).
     pub remote_start_balance_yuan: u32,
+    /// How often a station's tariff is read again, s: a pile whose billing model is not the
+    /// one in force is given it (0x58) within this (REQ MON-10).
+    pub tariff_refresh_s: u64,
+    /// How often a pile's clock is set (0x56), s, after the one at login (YKC: daily).
+    pub time_sync_s: u64,
 }
 
 impl Default for YkcConfig {
     fn default() -> Self {
         Self {
             listen: String::new(),
+            tls_listen: String::new(),
             operators: Vec::new(),
             max_connections: 20_000,
             login_timeout_s: 30,
@@ -46,6 +55,8 @@ impl Default for YkcConfig {
             forward_heartbeat_s: 60,
             command_timeout_s: 30,
             remote_start_balance_yuan: 1_000,
+            tariff_refresh_s: 60,
+            time_sync_s: 86_400,
         }
     }
 }

@@ -92,7 +92,7 @@ where
                 Ok(None) | Err(_) => return End::Upstream,
             },
             _ = ticks.tick() => match session.tick().await {
-                Ok(()) => Vec::new(),
+                Ok(frames) => frames,
                 Err(end) => return end,
             },
             _ = replaced.changed() => return End::Replaced,

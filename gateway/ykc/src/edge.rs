@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt as _;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use chargemesh_kit::Principal;
 use chargemesh_kit::connections::Connections;
 use chargemesh_kit::identity::{GATEWAY_SERVICE, request_as};
-use chargemesh_kit::tariff::{Tariff, wire};
-use chargemesh_kit::tls::MeshChannel;
+use chargemesh_kit::tls::{MeshChannel, TlsFiles};
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
 use chargemesh_proto::asset::v1::charge_point_service_client::ChargePointServiceClient;
@@ -28,6 +27,7 @@ use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceC
 use crate::config::{AllowList, YkcConfig};
 use crate::connection;
 use crate::session::{End, Pile, Session, TokenLookup};
+use crate::station_tariffs::{StationTariffs, TariffSource};
 use crate::{FrameReader, Message};
 
 /// The components the edge talks to.
@@ -39,24 +39,63 @@ pub struct Upstreams {
     pub telemetry: MeshChannel,
 }
 
-/// Serves YKC piles on `listener` until `shutdown` completes; an error names a bad setting.
+/// What each connection is served with.
+#[derive(Clone)]
+struct Served {
+    upstreams: Upstreams,
+    tariffs: Arc<dyn TariffSource>,
+}
+
+/// The edge's listeners: the protocol's own plain TCP, and TLS for the piles and tunnel boxes
+/// that can use it; either or both.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub plain: Option<TcpListener>,
+    pub tls: Option<TcpListener>,
+}
+
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves YKC piles on `listeners` until `shutdown` completes (TLS with the certificate of
+/// `files`); an error names a bad setting.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     config: YkcConfig,
+    files: &TlsFiles,
     upstreams: Upstreams,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
     let allow = Arc::new(AllowList::new(&config.operators)?);
+    let tls = match &listeners.tls {
+        Some(_) => Some(
+            crate::tls::server_config(files).map_err(|e| format!("gateway.ykc.tls_listen: {e}"))?,
+        ),
+        None => None,
+    };
+    let watching = tls.as_ref().map(|tls| tls.watch(Duration::from_secs(60)));
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let connections = Connections::default();
+    let tariffs: Arc<dyn TariffSource> = Arc::new(StationTariffs::new(
+        upstreams.registry.clone(),
+        Duration::from_secs(config.tariff_refresh_s.max(1)),
+    ));
     let config = Arc::new(config);
     let (stop_tx, stop) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (accepted, secure) = tokio::select! {
+            accepted = accept(listeners.plain.as_ref()) => (accepted, false),
+            accepted = accept(listeners.tls.as_ref()) => (accepted, true),
             () = &mut shutdown => {
                 let _ = stop_tx.send(true);
+                if let Some(watching) = watching {
+                    watching.abort();
+                }
                 return Ok(());
             }
         };
@@ -73,30 +112,60 @@ pub async fn serve(
             tracing::warn!(%peer, "YKC connection refused: the edge holds its maximum of connections");
             continue;
         };
+        // Checked before a handshake: TLS does not make an address allowed.
         let operators = allow.operators_of(peer.ip());
         if operators.is_empty() {
             tracing::warn!(%peer, "YKC connection refused: the address is in no operator's allow-listed networks (NETSEC-1)");
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let (config, upstreams, connections, stop) = (
+        let (config, served, connections, stop) = (
             config.clone(),
-            upstreams.clone(),
+            Served {
+                upstreams: upstreams.clone(),
+                tariffs: tariffs.clone(),
+            },
             connections.clone(),
             stop.clone(),
         );
+        let acceptor = match (&tls, secure) {
+            (Some(tls), true) => Some(tokio_rustls::TlsAcceptor::from(tls.current())),
+            _ => None,
+        };
         tokio::spawn(async move {
             let _slot = slot;
-            connection(
-                stream,
-                peer,
-                operators,
-                &config,
-                &upstreams,
-                &connections,
-                stop,
-            )
-            .await;
+            let Some(acceptor) = acceptor else {
+                connection(
+                    stream,
+                    peer,
+                    operators,
+                    &config,
+                    &served,
+                    &connections,
+                    stop,
+                )
+                .await;
+                return;
+            };
+            let timeout = Duration::from_secs(config.login_timeout_s.max(1));
+            match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    connection(
+                        stream,
+                        peer,
+                        operators,
+                        &config,
+                        &served,
+                        &connections,
+                        stop,
+                    )
+                    .await;
+                }
+                Ok(Err(error)) => {
+                    tracing::info!(%peer, %error, "YKC TLS handshake failed");
+                }
+                Err(_) => tracing::info!(%peer, "YKC TLS handshake not done in time"),
+            }
         });
     }
 }
@@ -107,12 +176,13 @@ async fn connection<S>(
     peer: SocketAddr,
     operators: Vec<String>,
     config: &YkcConfig,
-    upstreams: &Upstreams,
+    served: &Served,
     connections: &Connections,
     mut stop: watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let upstreams = &served.upstreams;
     let mut reader = FrameReader::new();
     let timeout = Duration::from_secs(config.login_timeout_s.max(1));
     let (login, sequence, crc_order) = match connection::read_login(
@@ -181,8 +251,16 @@ async fn connection<S>(
         registry: upstreams.registry.clone(),
         pile: pile.clone(),
     });
-    let tariff = tariff(&upstreams.registry, &pile).await;
-    let mut session = Session::new(pile, config.clone(), tx.clone(), lookup, crc_order, tariff);
+    let tariff = served.tariffs.tariff(&pile).await.unwrap_or_default();
+    let mut session = Session::new(
+        pile,
+        config.clone(),
+        tx.clone(),
+        lookup,
+        crc_order,
+        served.tariffs.clone(),
+        tariff,
+    );
     let end = connection::serve(
         &mut stream,
         &mut reader,
@@ -289,38 +367,6 @@ async fn identify(
             .map(|c| c.connector_id)
             .collect(),
     })
-}
-
-/// The tariff of the pile's station (REQ MON-10); none when it cannot be read, which the pile
-/// learns when it checks its billing model.
-async fn tariff(registry: &MeshChannel, pile: &Pile) -> Tariff {
-    let listed = AssetServiceClient::new(registry.clone())
-        .list_tariff_versions(request_as(
-            &pile.principal,
-            asset::ListTariffVersionsRequest {
-                operator_id: pile.operator_id.clone(),
-                station_id: pile.station_id.clone(),
-            },
-        ))
-        .await;
-    let versions = match listed {
-        Ok(listed) => listed.into_inner().versions,
-        Err(status) => {
-            tracing::warn!(pile = %pile.code, %status, "the station's tariff could not be read");
-            return Tariff::default();
-        }
-    };
-    let versions = versions
-        .iter()
-        .filter_map(|v| match wire::version_from_pb(v) {
-            Ok(version) => Some(version),
-            Err(error) => {
-                tracing::warn!(pile = %pile.code, %error, "a tariff version could not be read");
-                None
-            }
-        })
-        .collect();
-    Tariff { versions }
 }
 
 /// Card and VIN starts checked against the operator's token list.

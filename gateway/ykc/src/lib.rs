@@ -7,9 +7,11 @@
 //! - [`message`]: every frame type a platform needs, decoded and encoded ([`Message`]);
 //! - [`records`]: the larger bodies (login, billing model, real-time data, transaction record);
 //! - [`translate`]: YKC's numbers in Chargemesh's terms (states, faults, stop reasons, energy);
-//! - [`edge`]: the listener (source networks, pile codes, replacement), [`connection`] its loop
-//!   and [`session`], one logged-in pile as a telemetry stream; [`config`] their settings.
+//! - [`edge`]: the listeners, plain TCP and [`tls`] (source networks, pile codes, replacement),
+//!   [`connection`] a connection's loop and [`session`], one logged-in pile as a telemetry
+//!   stream, kept up to date by `upkeep` (billing model, clock); [`config`] their settings.
 
+mod bms;
 mod commands;
 pub mod config;
 pub mod connection;
@@ -20,8 +22,11 @@ pub mod message;
 mod readings;
 pub mod records;
 pub mod session;
+pub mod station_tariffs;
 pub mod tariff;
+pub mod tls;
 pub mod translate;
+mod upkeep;
 
 pub use config::YkcConfig;
 pub use fields::Cp56Time;

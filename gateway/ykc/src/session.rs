@@ -18,6 +18,7 @@
 //!   are logged and skipped; the connection stays up.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -32,7 +33,9 @@ use pb::telemetry_message::Body;
 use crate::config::YkcConfig;
 use crate::fields::hex;
 use crate::records::CardStartReply;
+use crate::station_tariffs::TariffSource;
 use crate::translate;
+use crate::upkeep::Upkeep;
 use crate::{Cp56Time, CrcOrder, Frame, Message};
 
 /// A logged-in pile, as the registry knows it.
@@ -121,9 +124,8 @@ pub struct Session {
     pub(crate) pending: Vec<Pending>,
     last_heard: Instant,
     last_forwarded: Option<Instant>,
-    /// The station's tariff, read at login: the billing model the pile is checked against and
-    /// given (REQ MON-10).
-    tariff: Tariff,
+    /// The station's tariff and the pile's billing model and clock (REQ MON-10).
+    pub(crate) upkeep: Upkeep,
 }
 
 /// How a card or VIN is checked against the operator's token list.
@@ -140,6 +142,7 @@ impl Session {
         upstream: mpsc::Sender<pb::ConnectRequest>,
         token_lookup: Box<dyn TokenLookup>,
         crc_order: CrcOrder,
+        tariffs: Arc<dyn TariffSource>,
         tariff: Tariff,
     ) -> Self {
         Self {
@@ -157,17 +160,8 @@ impl Session {
             pending: Vec::new(),
             last_heard: Instant::now(),
             last_forwarded: None,
-            tariff,
+            upkeep: Upkeep::new(tariffs, tariff),
         }
-    }
-
-    /// The billing model of the tariff in force, or why there is none.
-    fn billing_model(&self) -> Result<crate::records::BillingModel, String> {
-        let version = self
-            .tariff
-            .in_force(Utc::now())
-            .ok_or_else(|| "the station has no tariff in force".to_owned())?;
-        crate::tariff::billing_model(&self.pile.code, version)
     }
 
     /// The next sequence bytes for a frame of ours: a little-endian counter per connection.
@@ -354,36 +348,7 @@ impl Session {
                 Vec::new()
             }
             Message::Bms { kind, frame: bms } => {
-                // Kept with the session in the edge's log; the abort frames raise an alarm.
-                tracing::debug!(pile = %code, kind, serial = %bms.serial, bytes = bms.data.len(), "a YKC BMS frame");
-                if matches!(kind, 0x1B | 0x1D | 0x21)
-                    && let Some(connector) = self.connector(bms.gun).cloned()
-                {
-                    let alarm = self.report(
-                        &["bms", &format!("{kind}"), &bms.serial, &hex(&bms.data)],
-                        connector,
-                        Body::Alarm(pb::Alarm {
-                            code: format!("ykc.bms.0x{kind:02X}"),
-                            severity: pb::AlarmSeverity::Warning as i32,
-                            text: format!(
-                                "YKC {} for session {}: {}",
-                                match kind {
-                                    0x1B => "message timeouts",
-                                    0x1D => "BMS abort",
-                                    _ => "charger abort",
-                                },
-                                bms.serial,
-                                hex(&bms.data)
-                            )
-                            .chars()
-                            .take(200)
-                            .collect(),
-                        }),
-                    );
-                    if !self.send(vec![alarm]).await {
-                        return Err(End::Upstream);
-                    }
-                }
+                self.on_bms(kind, bms).await?;
                 Vec::new()
             }
             Message::CardStart(start) => {
@@ -466,6 +431,10 @@ impl Session {
                     .await?;
                 Vec::new()
             }
+            Message::ModelSetReply { result, .. } => {
+                self.on_model_set_reply(result).await?;
+                Vec::new()
+            }
             Message::TimeSyncReply { time, .. } => {
                 if let Ok(at) = time.to_utc() {
                     let skew = (Utc::now() - at).num_seconds();
@@ -479,6 +448,7 @@ impl Session {
             // REQ MON-10: the pile's model is checked against the tariff in force; a pile with
             // another asks for it (0x09) and is given it.
             Message::ModelCheck { model, .. } => {
+                self.upkeep.pile_has(&model);
                 let same = match self.billing_model() {
                     Ok(current) => current.model == model,
                     Err(reason) => {
@@ -498,10 +468,12 @@ impl Session {
                 .collect()
             }
             Message::ModelRequest { .. } => match self.billing_model() {
-                Ok(model) => self
-                    .reply(&Message::Model(model), frame.sequence)
-                    .into_iter()
-                    .collect(),
+                Ok(model) => {
+                    self.upkeep.pile_has(&model.model);
+                    self.reply(&Message::Model(model), frame.sequence)
+                        .into_iter()
+                        .collect()
+                }
                 Err(reason) => {
                     tracing::warn!(pile = %code, %reason, "a YKC pile asked for a billing model there is none of; it cannot charge");
                     Vec::new()
@@ -587,8 +559,9 @@ impl Session {
         Ok(out)
     }
 
-    /// Once a second: commands past their time fail; a silent pile ends (REQ MON-1).
-    pub async fn tick(&mut self) -> Result<(), End> {
+    /// Once a second: commands past their time fail; a silent pile ends (REQ MON-1); the
+    /// pile's clock and billing model are kept (what to send it now).
+    pub async fn tick(&mut self) -> Result<Vec<Frame>, End> {
         let now = Instant::now();
         let expired: Vec<Pending> = self
             .pending
@@ -614,7 +587,7 @@ impl Session {
         if self.last_heard.elapsed() > silence {
             return Err(End::Silent);
         }
-        Ok(())
+        Ok(self.upkeep().await)
     }
 
     /// REQ MON-1: every gun offline, as the connection ends; sent before the stream closes.

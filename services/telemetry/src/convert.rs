@@ -38,6 +38,9 @@ pub fn state_to_pb(state: ConnectorState) -> pb::ConnectorState {
 }
 
 /// Translates a protobuf message; a malformed body becomes that message's rejection.
+/// The most bytes of vehicle data one message carries.
+pub const MAX_VEHICLE_DATA: usize = 512;
+
 pub fn incoming(msg: pb::TelemetryMessage) -> Incoming {
     use pb::telemetry_message::Body as B;
     let body = match msg.body {
@@ -64,6 +67,15 @@ pub fn incoming(msg: pb::TelemetryMessage) -> Incoming {
             code: a.code.trim().to_owned(),
             severity,
             text: a.text.trim().to_owned(),
+        }),
+        Some(B::VehicleData(v)) if v.data.len() > MAX_VEHICLE_DATA => Err(Rejection::invalid(
+            format!("vehicle_data.data is at most {MAX_VEHICLE_DATA} bytes"),
+        )),
+        Some(B::VehicleData(v)) => Ok(Body::VehicleData {
+            session_ref: v.session_ref.trim().to_owned(),
+            order_id: v.order_id.trim().to_owned(),
+            data_kind: v.kind.trim().to_owned(),
+            data_hex: v.data.iter().map(|b| format!("{b:02x}")).collect(),
         }),
         Some(B::Link(l)) => Ok(Body::Link {
             link_id: l.link_id.trim().to_owned(),
@@ -161,6 +173,19 @@ pub fn body_to_pb(body: &Body) -> pb::telemetry_message::Body {
                 AlarmSeverity::Critical => pb::AlarmSeverity::Critical,
             }) as i32,
             text,
+        }),
+        Body::VehicleData {
+            session_ref,
+            order_id,
+            data_kind,
+            data_hex,
+        } => B::VehicleData(pb::VehicleData {
+            session_ref,
+            order_id,
+            kind: data_kind,
+            data: (0..data_hex.len() / 2)
+                .filter_map(|i| u8::from_str_radix(data_hex.get(2 * i..2 * i + 2)?, 16).ok())
+                .collect(),
         }),
         Body::Link {
             link_id,
@@ -366,5 +391,43 @@ mod tests {
         assert!(one.contains("session_end.reported_total_money"), "{one}");
         assert!(reported("1.2345", "1.00").is_err(), "energy to 3 places");
         assert!(reported("1.000", "-1").is_err(), "money not negative");
+    }
+
+    #[test]
+    fn vehicle_data_is_kept_as_sent_and_bounded() {
+        let data = |session_ref: &str, kind: &str, bytes: Vec<u8>| pb::TelemetryMessage {
+            sequence: 1,
+            body: Some(pb::telemetry_message::Body::VehicleData(pb::VehicleData {
+                session_ref: session_ref.into(),
+                order_id: String::new(),
+                kind: kind.into(),
+                data: bytes,
+            })),
+            ..Default::default()
+        };
+        let body = incoming(data("S1", "ykc.0x15", vec![0x01, 0xab, 0xff]))
+            .body
+            .expect("kept");
+        assert!(matches!(&body, Body::VehicleData { data_hex, .. } if data_hex == "01abff"));
+        assert!(crate::domain::check_ranges(&body, 60.0).is_ok());
+        let pb::telemetry_message::Body::VehicleData(back) = body_to_pb(&body) else {
+            panic!("a vehicle data body");
+        };
+        assert_eq!(
+            back.data,
+            vec![0x01, 0xab, 0xff],
+            "the bytes come back as sent"
+        );
+        let too_long = incoming(data("S1", "ykc.0x15", vec![0; MAX_VEHICLE_DATA + 1]));
+        assert!(too_long.body.is_err());
+        for (session_ref, kind) in [("", "ykc.0x15"), ("S1", ""), (&"9".repeat(65)[..], "k")] {
+            let body = incoming(data(session_ref, kind, vec![1]))
+                .body
+                .expect("read");
+            assert!(
+                crate::domain::check_ranges(&body, 60.0).is_err(),
+                "{session_ref:?} {kind:?}"
+            );
+        }
     }
 }

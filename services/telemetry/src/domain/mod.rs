@@ -15,7 +15,7 @@ use chargemesh_kit::Principal;
 mod validate;
 
 #[cfg(test)]
-use validate::check_ranges;
+pub(crate) use validate::check_ranges;
 pub use validate::{MAX_AGE, MAX_FUTURE, parse_energy, validate};
 
 /// A connector's state: the six states of T/CEC 102 ConnectorStatusInfo.
@@ -135,6 +135,16 @@ pub enum Body {
         outcome: CommandOutcome,
         detail: String,
     },
+    /// What the vehicle's BMS told the pile in a session, kept with it.
+    VehicleData {
+        /// The pile's own id of the session.
+        session_ref: String,
+        order_id: String,
+        /// What the data is ("ykc.0x15").
+        data_kind: String,
+        /// The data as the pile sent it, as lowercase hex.
+        data_hex: String,
+    },
     /// REQ MON-8: a communication link's state, for the monitor's daily check.
     Link {
         link_id: String,
@@ -156,6 +166,7 @@ impl Body {
             Body::SessionStart { .. } => "session_start",
             Body::SessionEnd { .. } => "session_end",
             Body::CommandResult { .. } => "command_result",
+            Body::VehicleData { .. } => "vehicle_data",
         }
     }
 }

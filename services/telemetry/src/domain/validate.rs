@@ -92,10 +92,11 @@ pub fn validate(
             | Body::Meter { .. }
             | Body::SessionStart { .. }
             | Body::SessionEnd { .. }
+            | Body::VehicleData { .. }
     );
     if needs_connector && msg.connector_id.is_empty() {
         return Err(Rejection::invalid(
-            "connector_id is required for status, meter and session messages",
+            "connector_id is required for status, meter, session and vehicle data messages",
         ));
     }
     if !msg.connector_id.is_empty() && !pile.connectors.contains(&msg.connector_id) {
@@ -142,7 +143,7 @@ pub fn validate(
     })
 }
 
-pub(super) fn check_ranges(body: &Body, rated_power_kw: f64) -> Result<(), Rejection> {
+pub(crate) fn check_ranges(body: &Body, rated_power_kw: f64) -> Result<(), Rejection> {
     match body {
         Body::Meter {
             energy_kwh,
@@ -245,6 +246,24 @@ pub(super) fn check_ranges(body: &Body, rated_power_kw: f64) -> Result<(), Rejec
                     "command_result.detail is at most 1000 bytes",
                 ));
             }
+        }
+        Body::VehicleData {
+            session_ref,
+            order_id,
+            data_kind,
+            ..
+        } => {
+            if session_ref.is_empty() || session_ref.len() > 64 {
+                return Err(Rejection::invalid(
+                    "vehicle_data.session_ref names the pile's session in 1 to 64 characters",
+                ));
+            }
+            if data_kind.is_empty() || data_kind.len() > 32 {
+                return Err(Rejection::invalid(
+                    "vehicle_data.kind says what the data is in 1 to 32 characters",
+                ));
+            }
+            check_order_id("vehicle_data.order_id", order_id)?;
         }
         Body::Heartbeat => {}
     }
