@@ -3,6 +3,7 @@
 //! reports, charges and is settled; the refusals of REQ NETSEC-1 for a protocol without
 //! credentials; liveness (REQ MON-1); and `chargemesh sim --protocol ykc` ([`simulator`]).
 
+mod commands;
 #[path = "../common/mod.rs"]
 mod common;
 mod simulator;

@@ -14,7 +14,7 @@ use pb::telemetry_message::Body;
 use crate::Frame;
 use crate::message::Message;
 use crate::records::RemoteStart;
-use crate::session::{End, Known, MAX_REMEMBERED, Pending, Session};
+use crate::session::{AWAIT_CHARGING, End, Known, MAX_REMEMBERED, Pending, Session};
 use crate::translate;
 
 impl Session {
@@ -42,6 +42,7 @@ impl Session {
             }
         };
         let needs_gun = |what: &str| format!("{what} needs a connector");
+        let mut start_serial = None;
         let (message, reply): (Message, Option<u8>) = match (&command.action, gun) {
             (Some(Action::StartCharge(start)), Some(gun)) => {
                 self.serials_made = self.serials_made.wrapping_add(1);
@@ -56,13 +57,14 @@ impl Session {
                     },
                 );
                 let message = Message::RemoteStart(RemoteStart {
-                    serial,
+                    serial: serial.clone(),
                     pile: code,
                     gun,
                     logical_card: translate::logical_card(&start.authorization_ref),
                     physical_card: [0; 8],
                     balance: self.config.remote_start_balance_yuan.saturating_mul(100),
                 });
+                start_serial = Some(serial);
                 (message, Some(0x33))
             }
             (Some(Action::StopCharge(_)), Some(gun)) => {
@@ -162,10 +164,45 @@ impl Session {
                     None
                 },
                 deadline: Instant::now()
-                    + Duration::from_secs(self.config.command_timeout_s.max(1)),
+                    + Duration::from_secs(if start_serial.is_some() {
+                        self.config.start_window_s.max(1)
+                    } else {
+                        self.config.command_timeout_s.max(1)
+                    }),
+                serial: start_serial,
             });
         }
         Ok(self.frame(&message).into_iter().collect())
+    }
+
+    /// The pile accepted the start of `serial` (0x33): it waits for the charging.
+    pub(crate) fn await_charging(&mut self, serial: &str, gun: u8) {
+        match self
+            .pending
+            .iter_mut()
+            .find(|p| p.reply == 0x33 && p.serial.as_deref() == Some(serial))
+        {
+            Some(pending) => pending.reply = AWAIT_CHARGING,
+            None => {
+                tracing::info!(pile = %self.pile.code, gun, serial, "a YKC start accepted that no command waits for");
+            }
+        }
+    }
+
+    /// The session of `serial` charges: the start that made it is done.
+    pub(crate) async fn started(&mut self, serial: &str) -> Result<(), End> {
+        let Some(at) = self.pending.iter().position(|p| {
+            matches!(p.reply, 0x33 | AWAIT_CHARGING) && p.serial.as_deref() == Some(serial)
+        }) else {
+            return Ok(());
+        };
+        let pending = self.pending.remove(at);
+        self.result(
+            &pending.command_id,
+            pb::CommandOutcome::Accepted,
+            format!("started, serial {serial}"),
+        )
+        .await
     }
 
     /// The pile's reply `kind` (for `gun`) settles the oldest command waiting for it.

@@ -32,6 +32,9 @@ pub struct YkcConfig {
     pub forward_heartbeat_s: u64,
     /// How long a command waits for the pile's reply, s.
     pub command_timeout_s: u64,
+    /// How long a remote start has to be accepted (0x33) and seen charging under its serial
+    /// (0x13), s (YKC: 90); otherwise it failed, and the pile is told to stop.
+    pub start_window_s: u64,
     /// The account balance a remote start tells the pile, yuan (the platform settles; piles
     /// refuse to start on a zero balance).
     pub remote_start_balance_yuan: u32,
@@ -54,6 +57,7 @@ impl Default for YkcConfig {
             missed_heartbeats: 3,
             forward_heartbeat_s: 60,
             command_timeout_s: 30,
+            start_window_s: 90,
             remote_start_balance_yuan: 1_000,
             tariff_refresh_s: 60,
             time_sync_s: 86_400,

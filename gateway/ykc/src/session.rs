@@ -9,11 +9,13 @@
 //!   sample while charging (energy relative to the session's start: YKC sends no register
 //!   before the record) and an alarm per newly set hardware fault bit.
 //! - A session the platform started (0x34, answered 0x33) or authorised (0x31, answered 0x32)
-//!   starts when a 0x13 shows it charging under its serial; the 0x3B record ends it, and is
+//!   starts when a 0x13 shows it charging under its serial (a remote start not charging within
+//!   `start_window_s` failed, and the pile is told to stop); the 0x3B record ends it, and is
 //!   confirmed (0x40) only once telemetry says the end is durable; a resent record has the
 //!   same sequence, so it is stored once and confirmed again. A record of a session this
 //!   connection never saw start is still reported: metering keeps it as an abnormal order
 //!   (REQ MON-9).
+//! - The billing model and clock are kept by `upkeep`, the BMS frames handled by `bms`.
 //! - Frames of types the edge does not handle, encrypted frames and frames naming another pile
 //!   are logged and skipped; the connection stays up.
 
@@ -97,10 +99,17 @@ pub(crate) struct Gun {
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
     pub(crate) command_id: String,
+    /// The frame type that settles it; [`AWAIT_CHARGING`] for a start the pile accepted.
     pub(crate) reply: u8,
     pub(crate) gun: Option<u8>,
+    /// A remote start's serial.
+    pub(crate) serial: Option<String>,
     pub(crate) deadline: Instant,
 }
+
+/// A remote start the pile accepted (0x33) waits for real-time data (0x13) charging under its
+/// serial: only both make it started (`design/ykc.md` §4.2).
+pub(crate) const AWAIT_CHARGING: u8 = 0x13;
 
 /// The most sessions, reports awaiting durability and commands one connection keeps in mind;
 /// a pile has a few guns, so only a misbehaving one reaches them.
@@ -345,6 +354,9 @@ impl Session {
                 if !self.send(messages).await {
                     return Err(End::Upstream);
                 }
+                if data.status == 0x03 {
+                    self.started(&data.serial).await?;
+                }
                 Vec::new()
             }
             Message::Bms { kind, frame: bms } => {
@@ -391,7 +403,7 @@ impl Session {
                 ..
             } => {
                 let detail = match (result, reason) {
-                    (0x01, _) => format!("started, serial {serial}"),
+                    (0x01, _) => String::new(),
                     (_, 0x01) => "refused: number mismatch".into(),
                     (_, 0x02) => "refused: already charging".into(),
                     (_, 0x03) => "refused: the pile is faulted".into(),
@@ -399,11 +411,13 @@ impl Session {
                     (_, 0x05) => "refused: no vehicle plugged in".into(),
                     (_, other) => format!("refused: reason 0x{other:02X}"),
                 };
-                if result != 0x01 {
+                if result == 0x01 {
+                    // Started only once it charges under the serial, within the start window.
+                    self.await_charging(&serial, gun);
+                } else {
                     self.sessions.remove(&serial);
+                    self.resolve(0x33, Some(gun), false, detail).await?;
                 }
-                self.resolve(0x33, Some(gun), result == 0x01, detail)
-                    .await?;
                 Vec::new()
             }
             Message::RemoteStopReply {
@@ -570,16 +584,31 @@ impl Session {
             .cloned()
             .collect();
         self.pending.retain(|p| p.deadline > now);
+        let mut out = Vec::new();
         for pending in expired {
-            self.result(
-                &pending.command_id,
-                pb::CommandOutcome::Failed,
-                format!(
+            let detail = match &pending.serial {
+                // A start not seen charging in its window failed; the pile is told to stop in
+                // case it still starts (§13.3).
+                Some(serial) => {
+                    self.sessions.remove(serial);
+                    if let Some(gun) = pending.gun {
+                        out.extend(self.frame(&Message::RemoteStop {
+                            pile: self.pile.code.clone(),
+                            gun,
+                        }));
+                    }
+                    format!(
+                        "the pile did not start charging under serial {serial} within {} s",
+                        self.config.start_window_s
+                    )
+                }
+                None => format!(
                     "the pile did not answer in {} s",
                     self.config.command_timeout_s
                 ),
-            )
-            .await?;
+            };
+            self.result(&pending.command_id, pb::CommandOutcome::Failed, detail)
+                .await?;
         }
         let silence = Duration::from_secs(
             self.config.heartbeat_s.max(1) * u64::from(self.config.missed_heartbeats.max(1)),
@@ -587,7 +616,8 @@ impl Session {
         if self.last_heard.elapsed() > silence {
             return Err(End::Silent);
         }
-        Ok(self.upkeep().await)
+        out.extend(self.upkeep().await);
+        Ok(out)
     }
 
     /// REQ MON-1: every gun offline, as the connection ends; sent before the stream closes.
