@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use chargemesh_asset::AssetConfig;
 use chargemesh_complaints::ComplaintsConfig;
+use chargemesh_console::ConsoleConfig;
 use chargemesh_dispatch::DispatchConfig;
 use chargemesh_gateway::{GatewayConfig, JwtSettings};
 use chargemesh_kit::config::{DatabaseConfig, Secret, ServiceConfig};
@@ -41,6 +42,8 @@ pub struct Config {
     pub metering: MeteringConfig,
     pub complaints: ComplaintsConfig,
     pub events: EventsConfig,
+    /// The operator console (a web application that calls the gateway as the signed-in person).
+    pub console: ConsoleConfig,
 }
 
 /// The event bus.
@@ -76,6 +79,7 @@ impl Default for Config {
             metering: MeteringConfig::default(),
             complaints: ComplaintsConfig::default(),
             events: EventsConfig::default(),
+            console: ConsoleConfig::default(),
         };
         // Each component on its default port of this host.
         let urls: BTreeMap<&str, String> = crate::mesh::COMPONENTS

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod demo_people;
 pub mod link;
 pub mod mesh;
 pub mod pki;

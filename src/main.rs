@@ -36,6 +36,8 @@ enum Role {
     Metering,
     Complaints,
     Reporting,
+    /// The operator console (web), calling the gateway.
+    Console,
 }
 
 impl Role {
@@ -48,6 +50,7 @@ impl Role {
             Role::Metering => "metering",
             Role::Complaints => "complaints",
             Role::Reporting => "reporting",
+            Role::Console => "console",
         }
     }
 }
@@ -321,6 +324,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
+    if let Role::Console = role {
+        // Not a mesh component: no database, no mesh certificate; it calls the gateway.
+        let listener = chargemesh_kit::component::bind(&config.console.listen).await?;
+        return Ok(chargemesh_console::serve(listener, config.console, terminated()).await?);
+    }
     let (stop, shutdown) = Shutdown::new();
     tokio::spawn(async move {
         terminated().await;
@@ -459,6 +467,9 @@ async fn up(
                 "demo fleet already present"
             }
         );
+        chargemesh::demo_people::seed_staff(mesh.gateway_addr, &pki.files("operator"))
+            .await
+            .context("registering the demo repair crew")?;
         // The demo stations report live telemetry, each as a whole station (REQ BASE-2).
         let sim = chargemesh::sim::SimOptions {
             gateway: mesh.gateway_addr,
@@ -534,12 +545,33 @@ async fn up(
             );
         }
     }
+    // The console, with the development sign-in of the demo operator's people.
+    let console_config = chargemesh::demo_people::console(
+        if config.console.listen.trim().is_empty() {
+            chargemesh::demo_people::DEMO_CONSOLE_LISTEN
+        } else {
+            &config.console.listen
+        },
+        mesh.gateway_addr,
+        &pki,
+    );
+    let console_listener = chargemesh_kit::component::bind(&console_config.listen).await?;
+    let console_addr = console_listener.local_addr()?;
+    let (console_stop, console_stopped) = tokio::sync::oneshot::channel::<()>();
+    let console = tokio::spawn(chargemesh_console::serve(
+        console_listener,
+        console_config,
+        async move {
+            let _ = console_stopped.await;
+        },
+    ));
     let addr = mesh.gateway_addr;
     let d = pki.dir.display();
     println!(
         "\nchargemesh is up: gateway on {addr} (mTLS, TLS 1.3; staff JWTs accepted)\n\
          OCPP 1.6J / 2.0.1 charge points: wss://{ocpp}/ocpp/{{chargePointId}} (pile certificates or HTTP Basic)\n\
          YKC 1.6 piles: tcp://{ykc}, TLS {ykc_tls} (pile codes registered in asset, from the operators' networks)\n\
+         console: http://{console_addr}/ (development sign-in: pick a demo person and role)\n\
          data: {data}   pki: {d}\n\n\
          client identities (certificate + key, CA {d}/ca.pem):\n  \
          operator  {d}/operator.pem   {d}/operator.key   spiffe://{td}/operator/{op}\n  \
@@ -567,7 +599,10 @@ async fn up(
         op = pki::DEMO_OPERATOR_ID,
         area = pki::DEMO_REGULATOR_AREA,
     );
-    mesh.run_until(terminated()).await
+    let ran = mesh.run_until(terminated()).await;
+    let _ = console_stop.send(());
+    let _ = console.await;
+    ran
 }
 
 async fn terminated() {

@@ -1,0 +1,179 @@
+//! The console's words in Chinese (zh-CN, the default) and English, and times as people in
+//! Shaoxing read them (Asia/Shanghai, UTC+8 all year).
+
+use chrono::{DateTime, FixedOffset, Utc};
+
+/// The language cookie's name.
+pub const COOKIE: &str = "cm_lang";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Zh,
+    En,
+}
+
+impl Lang {
+    /// From the cookie's value; Chinese unless it says English.
+    pub fn from_cookie(value: Option<&str>) -> Self {
+        match value {
+            Some("en") => Self::En,
+            _ => Self::Zh,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Zh => "zh-CN",
+            Self::En => "en",
+        }
+    }
+
+    /// The other language, offered by the switch.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Zh => Self::En,
+            Self::En => Self::Zh,
+        }
+    }
+
+    pub fn cookie_value(self) -> &'static str {
+        match self {
+            Self::Zh => "zh",
+            Self::En => "en",
+        }
+    }
+
+    /// The text of `key`; the key itself when it has none (a test keeps them all defined).
+    pub fn t(self, key: &'static str) -> &'static str {
+        match text(key) {
+            Some((zh, en)) => match self {
+                Self::Zh => zh,
+                Self::En => en,
+            },
+            None => key,
+        }
+    }
+}
+
+/// Every text of the console: (zh-CN, en).
+fn text(key: &str) -> Option<(&'static str, &'static str)> {
+    Some(match key {
+        "app" => ("充电运维平台", "Chargemesh console"),
+        "lang.switch" => ("English", "中文"),
+        "nav.work_orders" => ("工单", "Work orders"),
+        "nav.signout" => ("退出", "Sign out"),
+        "signin.title" => ("登录", "Sign in"),
+        "signin.dev" => (
+            "开发环境登录：选择演示人员和岗位",
+            "Development sign-in: pick a demo person and role",
+        ),
+        "signin.person" => ("人员", "Person"),
+        "signin.role" => ("岗位", "Role"),
+        "signin.submit" => ("登录", "Sign in"),
+        "signin.none" => ("未配置登录方式。", "No sign-in is configured."),
+        "role.monitor" => ("监控员", "Monitor"),
+        "role.repairer" => ("维修人员", "Repairer"),
+        "role.station_master" => ("站长", "Station master"),
+        "role.safety_officer" => ("安全员", "Safety officer"),
+        "role.om_manager" => ("运维经理", "O&M manager"),
+        "role.complaint_handler" => ("客服", "Complaint handler"),
+        "role.platform_admin" => ("平台管理员", "Platform administrator"),
+        "wo.title" => ("未关闭工单", "Open work orders"),
+        "wo.none" => ("没有未关闭的工单。", "No open work orders."),
+        "wo.order" => ("工单", "Order"),
+        "wo.station" => ("站点", "Station"),
+        "wo.pile" => ("充电桩", "Pile"),
+        "wo.fault" => ("故障", "Fault"),
+        "wo.state" => ("状态", "State"),
+        "wo.received" => ("接单时间", "Received"),
+        "wo.arrival_due" => ("到场时限", "Arrival due"),
+        "wo.resolution_due" => ("修复时限", "Repair due"),
+        "wo.crew" => ("维修人员", "Crew"),
+        "wo.breached" => ("已超时", "Breached"),
+        "wo.left" => ("剩余", "left"),
+        "wo.late" => ("超时", "late"),
+        "wo.met" => ("已完成", "met"),
+        "state.received" => ("已接单", "Received"),
+        "state.dispatched" => ("已派单", "Dispatched"),
+        "state.arrived" => ("已到场", "Arrived"),
+        "state.resolved" => ("已修复", "Resolved"),
+        "state.closed" => ("已关闭", "Closed"),
+        "wo.dispatch" => ("派单", "Dispatch"),
+        "wo.dispatch.crew" => (
+            "维修人员（须持有效电工证并经培训）",
+            "Crew (with a valid electrician certificate and training)",
+        ),
+        "wo.dispatch.risk" => ("作业风险", "Risk"),
+        "risk.normal" => ("一般", "Normal"),
+        "risk.high_voltage" => ("高压作业", "High voltage"),
+        "risk.work_at_height" => ("高处作业", "Work at height"),
+        "wo.checkin" => ("到场签到", "Check in on site"),
+        "wo.checkin.where" => (
+            "当前位置（经度、纬度）",
+            "Where you are (longitude, latitude)",
+        ),
+        "wo.checkin.locate" => ("使用本机定位", "Use this device's location"),
+        "wo.longitude" => ("经度", "Longitude"),
+        "wo.latitude" => ("纬度", "Latitude"),
+        "wo.resolve" => ("提交修复", "Resolve"),
+        "wo.test_record" => ("测试记录", "Test record"),
+        "wo.confirm" => ("确认故障已排除", "Confirm the fault is cleared"),
+        "wo.back" => ("返回工单列表", "Back to the work orders"),
+        "wo.done" => ("已保存。", "Saved."),
+        "error.refused" => ("操作未成功：", "Not done: "),
+        "error.csrf" => (
+            "表单已过期，请重新提交。",
+            "The form expired; please submit it again.",
+        ),
+        "error.not_found" => ("未找到。", "Not found."),
+        _ => return None,
+    })
+}
+
+/// China Standard Time.
+pub fn china() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"))
+}
+
+/// A time as `YYYY-MM-DD HH:MM` in Asia/Shanghai.
+pub fn local(at: DateTime<Utc>) -> String {
+    at.with_timezone(&china())
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// A duration in words: `1 h 05 min`, `12 min`, `40 s`.
+pub fn span(seconds: i64) -> String {
+    let seconds = seconds.abs();
+    match (seconds / 3600, seconds % 3600 / 60) {
+        (0, 0) => format!("{seconds} s"),
+        (0, m) => format!("{m} min"),
+        (h, m) => format!("{h} h {m:02} min"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shown_in_asia_shanghai() {
+        let at = DateTime::parse_from_rfc3339("2026-12-06T16:30:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .expect("time");
+        assert_eq!(local(at), "2026-12-07 00:30", "past UTC+8 midnight");
+        assert_eq!(span(3_900), "1 h 05 min");
+        assert_eq!(span(-720), "12 min");
+        assert_eq!(span(40), "40 s");
+    }
+
+    #[test]
+    fn chinese_is_the_default_and_english_the_switch() {
+        assert_eq!(Lang::from_cookie(None), Lang::Zh);
+        assert_eq!(Lang::from_cookie(Some("fr")), Lang::Zh);
+        assert_eq!(Lang::from_cookie(Some("en")), Lang::En);
+        assert_eq!(Lang::Zh.t("nav.work_orders"), "工单");
+        assert_eq!(Lang::En.t("nav.work_orders"), "Work orders");
+    }
+}

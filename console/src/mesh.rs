@@ -1,0 +1,47 @@
+//! The console's calls to the mesh: through the gateway, as the signed-in person (their bearer
+//! token on every call), so what they may see and do is decided where it always is. The
+//! console presents no certificate and holds no authority of its own.
+
+use std::sync::Arc;
+
+use tonic::transport::Channel;
+
+use chargemesh_kit::tls;
+use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
+
+use crate::config::ConsoleConfig;
+
+/// Why the gateway could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("console.gateway / console.ca_file: {0}")]
+pub struct GatewayError(String);
+
+/// The gateway, as a lazily connected channel.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    channel: Channel,
+}
+
+impl Gateway {
+    pub fn new(config: &ConsoleConfig) -> Result<Self, GatewayError> {
+        let client = tls::anonymous_client_config(&config.ca_file)
+            .map_err(|e| GatewayError(e.to_string()))?;
+        let channel = tls::channel(&config.gateway, Arc::new(client))
+            .map_err(|e| GatewayError(e.to_string()))?;
+        Ok(Self { channel })
+    }
+
+    pub fn dispatch(&self) -> DispatchServiceClient<Channel> {
+        DispatchServiceClient::new(self.channel.clone())
+    }
+}
+
+/// A request carrying `token` as its bearer.
+pub fn as_person<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(std::time::Duration::from_secs(10));
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
