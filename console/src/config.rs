@@ -21,6 +21,9 @@ pub struct ConsoleConfig {
     pub session_idle_minutes: u64,
     /// Sessions held at once; the idlest goes first beyond it.
     pub max_sessions: usize,
+    /// Live pages (each one status stream through the gateway) open at once; more are refused
+    /// until one closes.
+    pub max_live_streams: usize,
     /// The development sign-in: pick a demo person and role, the console signing the token
     /// with the development key. Only for `chargemesh up`; never configure it in production.
     pub dev_signin: Option<DevSignIn>,
@@ -35,6 +38,7 @@ impl Default for ConsoleConfig {
             secure_cookies: true,
             session_idle_minutes: 60,
             max_sessions: 10_000,
+            max_live_streams: 1_000,
             dev_signin: None,
         }
     }

@@ -53,6 +53,7 @@ pub fn app(config: ConsoleConfig) -> Result<web::Shared, ConsoleError> {
         ),
         gateway,
         dev_key,
+        live: Arc::new(tokio::sync::Semaphore::new(config.max_live_streams.max(1))),
         config,
     }))
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use tonic::transport::Channel;
 
 use chargemesh_kit::tls;
+use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
 use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
+use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 
 use crate::config::ConsoleConfig;
 
@@ -33,6 +35,15 @@ impl Gateway {
 
     pub fn dispatch(&self) -> DispatchServiceClient<Channel> {
         DispatchServiceClient::new(self.channel.clone())
+    }
+
+    pub fn asset(&self) -> AssetServiceClient<Channel> {
+        AssetServiceClient::new(self.channel.clone())
+    }
+
+    /// The live status views (REQ MON-1).
+    pub fn status(&self) -> StatusServiceClient<Channel> {
+        StatusServiceClient::new(self.channel.clone())
     }
 }
 

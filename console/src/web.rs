@@ -20,7 +20,7 @@ use crate::form::{Form, cookie};
 use crate::i18n::{self, Lang};
 use crate::mesh::Gateway;
 use crate::pages::layout::{Ctx, Notice, page, role_name};
-use crate::pages::work_orders;
+use crate::pages::{fleet, work_orders};
 use crate::session::{self, Person, Session, Sessions, same_token};
 
 /// The cookie that carries the sign-in form's CSRF token before there is a session.
@@ -37,6 +37,8 @@ pub struct App {
     pub gateway: Gateway,
     /// The development sign-in's signing key, read at start.
     pub dev_key: Option<Vec<u8>>,
+    /// The live pages' streams held at once (each one gRPC stream through the gateway).
+    pub live: Arc<tokio::sync::Semaphore>,
 }
 
 pub type Shared = Arc<App>;
@@ -51,6 +53,8 @@ pub fn router(app: Shared) -> Router {
         .route("/lang/{code}", get(switch_lang))
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))
+        .route("/fleet", get(fleet::show))
+        .route("/fleet/events", get(fleet::events))
         .route("/work-orders", get(work_orders::list))
         .route("/work-orders/{id}", get(work_orders::detail))
         .route("/work-orders/{id}/{action}", post(work_orders::act))
@@ -109,7 +113,7 @@ pub fn csrf_refused(ctx: &Ctx) -> Response {
 
 async fn home(State(app): State<Shared>, headers: HeaderMap) -> Response {
     match app.ctx(&headers, "/").session {
-        Some(_) => Redirect::to("/work-orders").into_response(),
+        Some(_) => Redirect::to("/fleet").into_response(),
         None => Redirect::to("/signin").into_response(),
     }
 }

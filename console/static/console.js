@@ -36,9 +36,35 @@
       });
     });
   }
+  // REQ MON-1: the fleet's tiles follow the status changes as they are committed.
+  function live() {
+    var marker = document.querySelector("[data-live]");
+    if (!marker || !window.EventSource) return;
+    var source = new EventSource(marker.dataset.live);
+    source.addEventListener("status", function (e) {
+      var change = JSON.parse(e.data);
+      document.querySelectorAll("[data-connector]").forEach(function (tile) {
+        if (tile.dataset.connector !== change.connector) return;
+        tile.className = "connector s" + change.cec + " changed";
+        tile.querySelector(".status").textContent = change.text;
+        var fault = tile.querySelector(".fault");
+        if (change.fault) {
+          if (!fault) {
+            fault = document.createElement("span");
+            fault.className = "fault";
+            tile.querySelector(".status").after(" ", fault);
+          }
+          fault.textContent = change.fault;
+        } else if (fault) {
+          fault.remove();
+        }
+      });
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
     tick();
     setInterval(tick, 1000);
     locate();
+    live();
   });
 })();

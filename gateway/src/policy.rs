@@ -113,6 +113,12 @@ const REGULATOR_VIEW: Rule = Rule {
     staff: Some(&[PLATFORM_ADMIN]),
 };
 
+/// The live status: the regulator, the operator's platform and any of its staff.
+const STATUS_VIEW: Rule = Rule {
+    kinds: &[Regulator, Operator, Service],
+    staff: Some(&[]),
+};
+
 /// A token is checked by what a driver presents it to: a pile, a station controller, a
 /// platform; staff manage the list instead.
 const TOKEN_CHECK: Rule = Rule {
@@ -189,8 +195,10 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     // The outcome of a command: the operator's staff and platform, and the mesh.
     (TELEMETRY, "GetPileCommand", OPERATOR_READ),
     (REGULATOR_REGISTRY, "ListStations", REGULATOR_VIEW),
-    (REGULATOR_STATUS, "GetStationStatus", REGULATOR_VIEW),
-    (REGULATOR_STATUS, "WatchStatusChanges", REGULATOR_VIEW),
+    // REQ MON-1: the live status, for the regulator of the area and the operator's own
+    // platform and staff (the service scopes each to what it may see).
+    (REGULATOR_STATUS, "GetStationStatus", STATUS_VIEW),
+    (REGULATOR_STATUS, "WatchStatusChanges", STATUS_VIEW),
     (REGULATOR_STATUS, "GetStationStats", REGULATOR_VIEW),
     (REGULATOR_STATUS, "GetTrialOperationReport", REGULATOR_VIEW),
     (REGULATOR_ORDERS, "ListChargeOrders", REGULATOR_VIEW),

@@ -72,7 +72,16 @@ impl Browser {
         self.request("POST", path, Some(body)).await
     }
 
-    async fn request(&mut self, method: &str, path: &str, body: Option<String>) -> Page {
+    /// Opens a long response (server-sent events) and reads it as it comes.
+    pub async fn stream(&mut self, path: &str) -> Streamed {
+        let stream = self.send("GET", path, None).await;
+        Streamed {
+            stream,
+            seen: String::new(),
+        }
+    }
+
+    async fn send(&mut self, method: &str, path: &str, body: Option<String>) -> TcpStream {
         let addr = self.addr.expect("an address");
         let mut stream = TcpStream::connect(addr).await.expect("connected");
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -93,6 +102,11 @@ impl Browser {
         if let Some(body) = &body {
             stream.write_all(body.as_bytes()).await.expect("sent");
         }
+        stream
+    }
+
+    async fn request(&mut self, method: &str, path: &str, body: Option<String>) -> Page {
+        let mut stream = self.send(method, path, body).await;
         let mut raw = Vec::new();
         tokio::time::timeout(
             std::time::Duration::from_secs(30),
@@ -114,6 +128,29 @@ impl Browser {
             }
         }
         page
+    }
+}
+
+/// A response still arriving.
+pub struct Streamed {
+    stream: TcpStream,
+    pub seen: String,
+}
+
+impl Streamed {
+    /// Reads until `text` has arrived (within ten seconds); everything read so far.
+    pub async fn until(&mut self, text: &str) -> &str {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut buffer = [0u8; 4096];
+        while !self.seen.contains(text) {
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut buffer))
+                .await
+                .unwrap_or_else(|_| panic!("{text:?} did not arrive; got {}", self.seen))
+                .expect("read");
+            assert!(n > 0, "closed before {text:?}; got {}", self.seen);
+            self.seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+        &self.seen
     }
 }
 

@@ -41,6 +41,7 @@ pub fn page(ctx: &Ctx, title: &str, notice: Option<&Notice>, body: Markup) -> Ma
                     a.brand href="/" { (t("app")) }
                     @if let Some(session) = &ctx.session {
                         nav aria-label=(t("app")) {
+                            a href="/fleet" { (t("nav.fleet")) }
                             a href="/work-orders" { (t("nav.work_orders")) }
                         }
                         span.who {

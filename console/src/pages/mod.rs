@@ -1,4 +1,5 @@
 //! The pages: the shared [`layout`] and one module per screen.
 
+pub mod fleet;
 pub mod layout;
 pub mod work_orders;

@@ -100,6 +100,44 @@ pub fn regulator_scope(p: &Principal) -> Result<Option<String>, crate::Error> {
     }
 }
 
+/// What a caller of the live status views may see (REQ MON-1: an operator's monitors watch
+/// their own fleet; REQ BASE-2: a regulator its area).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusScope {
+    /// Everything: mesh services and the platform's administrators.
+    All,
+    /// The stations whose area codes start with this prefix: a regulator.
+    Area(String),
+    /// One operator's stations: the operator's platform and its staff.
+    Operator(String),
+}
+
+impl StatusScope {
+    /// Whether a station of `operator_id` in `area_code` is in the scope.
+    pub fn covers(&self, operator_id: &str, area_code: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Area(prefix) => area_code.starts_with(prefix.as_str()),
+            Self::Operator(own) => own == operator_id,
+        }
+    }
+}
+
+/// The scope of a caller of the live status views; station controllers and piles have none.
+pub fn status_scope(p: &Principal) -> Result<StatusScope, crate::Error> {
+    match p {
+        Principal::Operator { operator_id }
+        | Principal::Staff {
+            operator_id: Some(operator_id),
+            ..
+        } => Ok(StatusScope::Operator(operator_id.clone())),
+        other => Ok(match regulator_scope(other)? {
+            Some(prefix) => StatusScope::Area(prefix),
+            None => StatusScope::All,
+        }),
+    }
+}
+
 /// Whether the principal acts for the whole platform: the mesh, or the platform's
 /// administrators (who name no operator); anyone else is refused.
 pub fn platform_scope(p: &Principal) -> Result<(), crate::Error> {
@@ -176,6 +214,38 @@ mod tests {
             pile_id: None,
             area_code: Some(area),
         }
+    }
+
+    #[test]
+    fn mon_1_the_live_status_of_a_fleet_is_its_operator_s_and_a_regulator_s_area() {
+        let staff = Principal::Staff {
+            subject: "mo".into(),
+            operator_id: Some("A".into()),
+            roles: vec!["monitor".into()],
+        };
+        let scope = status_scope(&staff).expect("scope");
+        assert_eq!(scope, StatusScope::Operator("A".into()));
+        assert!(scope.covers("A", "330602") && !scope.covers("B", "330602"));
+        let city = Principal::Regulator {
+            area_code: "330600".into(),
+        };
+        let area = status_scope(&city).expect("scope");
+        assert!(area.covers("B", "330602") && !area.covers("B", "310101"));
+        let pile = Principal::Pile {
+            operator_id: "A".into(),
+            station_id: "S".into(),
+            pile_id: "P".into(),
+        };
+        assert!(status_scope(&pile).is_err());
+        let lost = Principal::Staff {
+            subject: "x".into(),
+            operator_id: None,
+            roles: vec!["monitor".into()],
+        };
+        assert!(
+            status_scope(&lost).is_err(),
+            "staff of no operator, not an admin"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use chargemesh_kit::server::principal;
-use chargemesh_kit::tenancy::regulator_scope;
+use chargemesh_kit::tenancy::{StatusScope, regulator_scope, status_scope};
 use chargemesh_kit::time::{from_timestamp, to_timestamp};
 use chargemesh_kit::{Error, Principal};
 use chargemesh_proto::regulator::v2 as pb;
@@ -83,7 +83,7 @@ impl StatusApi {
     /// reported as absent.
     async fn visible_station(
         &self,
-        scope: Option<&str>,
+        scope: &StatusScope,
         operator_id: &str,
         station_id: &str,
     ) -> Result<Option<(Arc<OperatorIndex>, StationRef)>, Error> {
@@ -93,7 +93,7 @@ impl StatusApi {
         let Some(station) = index.stations.get(station_id).cloned() else {
             return Ok(None);
         };
-        if scope.is_some_and(|prefix| !station.area_code.starts_with(prefix)) {
+        if !scope.covers(operator_id, &station.area_code) {
             return Ok(None);
         }
         Ok(Some((index, station)))
@@ -105,8 +105,12 @@ impl StatusApi {
         operator_id: &str,
         station_id: &str,
     ) -> Result<(Arc<OperatorIndex>, StationRef), Error> {
-        let scope = regulator_scope(p)?;
-        self.visible_station(scope.as_deref(), operator_id, station_id)
+        // The regulator's reports: a regulator's area, or the whole platform.
+        let scope = match regulator_scope(p)? {
+            Some(prefix) => StatusScope::Area(prefix),
+            None => StatusScope::All,
+        };
+        self.visible_station(&scope, operator_id, station_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("station {operator_id}/{station_id}")))
     }
@@ -196,7 +200,8 @@ impl StatusApi {
         p: &Principal,
         req: pb::GetStationStatusRequest,
     ) -> Result<pb::GetStationStatusResponse, Error> {
-        let scope = regulator_scope(p)?;
+        // REQ MON-1: an operator's staff watch their fleet, a regulator its area.
+        let scope = status_scope(p)?;
         if req.stations.is_empty() || req.stations.len() > MAX_STATIONS {
             return Err(Error::bad_field(
                 "stations",
@@ -206,7 +211,7 @@ impl StatusApi {
         let mut out = Vec::new();
         for key in &req.stations {
             let Some((index, station)) = self
-                .visible_station(scope.as_deref(), &key.operator_id, &key.station_id)
+                .visible_station(&scope, &key.operator_id, &key.station_id)
                 .await?
             else {
                 continue; // unknown or outside the area: as if it did not exist
@@ -289,7 +294,7 @@ impl StatusService for StatusApi {
         request: Request<pb::WatchStatusChangesRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let p = principal(&request)?;
-        let scope = regulator_scope(&p)?;
+        let scope = status_scope(&p)?;
         let req = request.into_inner();
         let cursor = if req.cursor.is_empty() && req.from_start {
             0
@@ -307,11 +312,7 @@ impl StatusService for StatusApi {
         tokio::spawn(follow_log(cursor, head, tx, move |after| {
             let store = store.clone();
             let scope = scope.clone();
-            async move {
-                store
-                    .changes_after(after, scope.as_deref(), WATCH_BATCH)
-                    .await
-            }
+            async move { store.changes_after(after, &scope, WATCH_BATCH).await }
         }));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),

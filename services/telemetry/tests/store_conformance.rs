@@ -150,7 +150,12 @@ async fn rec_2_a_reader_misses_nothing_when_writers_commit_out_of_order() {
         ["C-SLOW"],
         "a report committed after the reader moved on is still read"
     );
-    let (changes, _) = (a.changes_after(0, None, 100).await.expect("changes"), ());
+    let (changes, _) = (
+        a.changes_after(0, &chargemesh_kit::tenancy::StatusScope::All, 100)
+            .await
+            .expect("changes"),
+        (),
+    );
     let cursors: Vec<i64> = changes.iter().map(|c| c.cursor).collect();
     let mut sorted = cursors.clone();
     sorted.sort_unstable();

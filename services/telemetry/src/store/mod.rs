@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use chargemesh_kit::db::StoreError;
+use chargemesh_kit::tenancy::StatusScope;
 
 use rust_decimal::Decimal;
 
@@ -128,7 +129,7 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
     async fn changes_after(
         &self,
         cursor: i64,
-        area_prefix: Option<&str>,
+        scope: &StatusScope,
         limit: u32,
     ) -> Result<Vec<StatusChange>, StoreError>;
     /// The cursor of the newest committed change.

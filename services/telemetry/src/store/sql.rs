@@ -2,6 +2,7 @@
 //! for the log insert (one UNNEST statement on PostgreSQL, multi-row VALUES on SQLite).
 
 use chargemesh_kit::db::BeginWrite as _;
+use chargemesh_kit::tenancy::StatusScope;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -458,10 +459,21 @@ macro_rules! sql_telemetry_store {
                 Ok(changes)
             }
 
-            async fn changes_after(&self, cursor: i64, area_prefix: Option<&str>, limit: u32) -> Result<Vec<StatusChange>, StoreError> {
+            async fn changes_after(&self, cursor: i64, scope: &StatusScope, limit: u32) -> Result<Vec<StatusChange>, StoreError> {
                 use sqlx::Row as _;
-                let rows = match area_prefix {
-                    Some(prefix) => {
+                let rows = match scope {
+                    StatusScope::Operator(operator_id) => {
+                        let sql = format!(
+                            "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE operator_id = $2 AND cursor > $1 ORDER BY cursor LIMIT {}",
+                            limit.max(1)
+                        );
+                        sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .bind(cursor)
+                            .bind(operator_id)
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                    StatusScope::Area(prefix) => {
                         let sql = format!(
                             "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE area_code LIKE $2 AND cursor > $1 ORDER BY cursor LIMIT {}",
                             limit.max(1)
@@ -472,7 +484,7 @@ macro_rules! sql_telemetry_store {
                             .fetch_all(&self.pool)
                             .await?
                     }
-                    None => {
+                    StatusScope::All => {
                         let sql = format!(
                             "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE cursor > $1 ORDER BY cursor LIMIT {}",
                             limit.max(1)
