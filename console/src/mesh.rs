@@ -8,6 +8,7 @@ use tonic::transport::Channel;
 
 use chargemesh_kit::tls;
 use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
+use chargemesh_proto::complaints::v1::complaints_service_client::ComplaintsServiceClient;
 use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
 use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 
@@ -35,6 +36,10 @@ impl Gateway {
 
     pub fn dispatch(&self) -> DispatchServiceClient<Channel> {
         DispatchServiceClient::new(self.channel.clone())
+    }
+
+    pub fn complaints(&self) -> ComplaintsServiceClient<Channel> {
+        ComplaintsServiceClient::new(self.channel.clone())
     }
 
     pub fn asset(&self) -> AssetServiceClient<Channel> {

@@ -20,7 +20,7 @@ use crate::form::{Form, cookie};
 use crate::i18n::{self, Lang};
 use crate::mesh::Gateway;
 use crate::pages::layout::{Ctx, Notice, page, role_name};
-use crate::pages::{fleet, work_orders};
+use crate::pages::{complaints, fleet, work_orders};
 use crate::session::{self, Person, Session, Sessions, same_token};
 
 /// The cookie that carries the sign-in form's CSRF token before there is a session.
@@ -55,6 +55,13 @@ pub fn router(app: Shared) -> Router {
         .route("/static/console.js", get(js))
         .route("/fleet", get(fleet::show))
         .route("/fleet/events", get(fleet::events))
+        .route("/complaints", get(complaints::list))
+        .route(
+            "/complaints/new",
+            get(complaints::new_form).post(complaints::submit),
+        )
+        .route("/complaints/{id}", get(complaints::detail))
+        .route("/complaints/{id}/{step}", post(complaints::act))
         .route("/work-orders", get(work_orders::list))
         .route("/work-orders/{id}", get(work_orders::detail))
         .route("/work-orders/{id}/{action}", post(work_orders::act))
@@ -113,6 +120,12 @@ pub fn csrf_refused(ctx: &Ctx) -> Response {
 
 async fn home(State(app): State<Shared>, headers: HeaderMap) -> Response {
     match app.ctx(&headers, "/").session {
+        Some(session) if session.person.has_role("complaint_handler") => {
+            Redirect::to("/complaints").into_response()
+        }
+        Some(session) if session.person.has_role("repairer") => {
+            Redirect::to("/work-orders").into_response()
+        }
         Some(_) => Redirect::to("/fleet").into_response(),
         None => Redirect::to("/signin").into_response(),
     }

@@ -6,6 +6,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod complaints;
 mod fleet;
 mod http;
 

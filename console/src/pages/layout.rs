@@ -43,6 +43,7 @@ pub fn page(ctx: &Ctx, title: &str, notice: Option<&Notice>, body: Markup) -> Ma
                         nav aria-label=(t("app")) {
                             a href="/fleet" { (t("nav.fleet")) }
                             a href="/work-orders" { (t("nav.work_orders")) }
+                            a href="/complaints" { (t("nav.complaints")) }
                         }
                         span.who {
                             (session.person.name) " · "

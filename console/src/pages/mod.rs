@@ -1,5 +1,7 @@
 //! The pages: the shared [`layout`] and one module per screen.
 
+pub mod clock;
+pub mod complaints;
 pub mod fleet;
 pub mod layout;
 pub mod work_orders;

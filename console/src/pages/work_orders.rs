@@ -15,38 +15,12 @@ use maud::{Markup, html};
 use chargemesh_proto::dispatch::v1 as pb;
 
 use crate::form::Form;
-use crate::i18n::{Lang, local, span};
+use crate::i18n::{Lang, local};
 use crate::mesh::as_person;
+use crate::pages::clock::{Clock, clock_cell, time};
 use crate::pages::layout::{Ctx, Notice, page};
 use crate::session::{Person, Session};
 use crate::web::{Shared, csrf_ok, csrf_refused};
-
-/// One of an order's time limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Clock {
-    /// `arrival` or `resolution`.
-    pub what: &'static str,
-    pub due: DateTime<Utc>,
-    /// When it was met, if it was.
-    pub met: Option<DateTime<Utc>>,
-}
-
-impl Clock {
-    /// REQ FAULT-5: late when met after the limit, or still unmet past it.
-    pub fn breached(&self, now: DateTime<Utc>) -> bool {
-        self.met.map_or(now > self.due, |met| met > self.due)
-    }
-
-    /// Seconds left (negative when late); none once met.
-    pub fn remaining(&self, now: DateTime<Utc>) -> Option<i64> {
-        self.met.is_none().then(|| (self.due - now).num_seconds())
-    }
-}
-
-fn time(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    t.as_ref()
-        .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-}
 
 /// REQ FAULT-5, FAULT-6: an order's clocks (a follow-up has no arrival limit).
 pub fn clocks(order: &pb::WorkOrder) -> Vec<Clock> {
@@ -132,31 +106,6 @@ fn state_name(lang: Lang, state: i32) -> &'static str {
         Ok(S::Resolved) => lang.t("state.resolved"),
         Ok(S::Closed) => lang.t("state.closed"),
         _ => "?",
-    }
-}
-
-/// A clock as the page shows it; the script keeps the countdown running.
-fn clock_cell(lang: Lang, clock: Option<&Clock>, now: DateTime<Utc>) -> Markup {
-    let Some(clock) = clock else {
-        return html! { "—" };
-    };
-    let breached = clock.breached(now);
-    html! {
-        span.clock.breached[breached] {
-            time datetime=(clock.due.to_rfc3339()) { (local(clock.due)) }
-            " "
-            @match clock.remaining(now) {
-                Some(left) => span.countdown
-                    data-due=(clock.due.timestamp())
-                    data-left=(lang.t("wo.left"))
-                    data-late=(lang.t("wo.late")) {
-                    @if left >= 0 { (span(left)) " " (lang.t("wo.left")) }
-                    @else { (lang.t("wo.late")) " " (span(left)) }
-                },
-                None => span.met { (lang.t("wo.met")) },
-            }
-            @if breached { " " strong.badge { (lang.t("wo.breached")) } }
-        }
     }
 }
 
