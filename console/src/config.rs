@@ -24,6 +24,14 @@ pub struct ConsoleConfig {
     /// Live pages (each one status stream through the gateway) open at once; more are refused
     /// until one closes.
     pub max_live_streams: usize,
+    /// The console's address as drivers reach it (`https://charge.example.com`), for the QR
+    /// codes of the station signs; the request's host when empty.
+    pub public_url: String,
+    /// Take a client's address from the first `X-Forwarded-For` hop (behind a proxy or
+    /// ingress that sets it); otherwise the connection's peer.
+    pub trust_forwarded_for: bool,
+    /// Complaints one address may file from the public pages per hour (REQ CMP-2).
+    pub public_complaints_per_hour: usize,
     /// The development sign-in: pick a demo person and role, the console signing the token
     /// with the development key. Only for `chargemesh up`; never configure it in production.
     pub dev_signin: Option<DevSignIn>,
@@ -39,6 +47,9 @@ impl Default for ConsoleConfig {
             session_idle_minutes: 60,
             max_sessions: 10_000,
             max_live_streams: 1_000,
+            public_url: String::new(),
+            trust_forwarded_for: false,
+            public_complaints_per_hour: 5,
             dev_signin: None,
         }
     }

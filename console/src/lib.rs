@@ -14,6 +14,7 @@ pub mod form;
 pub mod i18n;
 pub mod mesh;
 pub mod pages;
+pub mod ratelimit;
 pub mod session;
 pub mod web;
 
@@ -54,6 +55,11 @@ pub fn app(config: ConsoleConfig) -> Result<web::Shared, ConsoleError> {
         gateway,
         dev_key,
         live: Arc::new(tokio::sync::Semaphore::new(config.max_live_streams.max(1))),
+        public_limit: ratelimit::RateLimit::new(
+            config.public_complaints_per_hour,
+            Duration::from_secs(3_600),
+            100_000,
+        ),
         config,
     }))
 }
@@ -68,8 +74,11 @@ pub async fn serve(
         tracing::info!(%addr, gateway = %config.gateway, "console serving");
     }
     let app = app(config)?;
-    axum::serve(listener, web::router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ConsoleError::Serve)
+    axum::serve(
+        listener,
+        web::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(ConsoleError::Serve)
 }

@@ -61,3 +61,10 @@ pub fn as_person<T>(token: &str, message: T) -> tonic::Request<T> {
     }
     request
 }
+
+/// A request without a credential: the public methods only (a station's public page).
+pub fn anonymous<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(std::time::Duration::from_secs(10));
+    request
+}

@@ -20,7 +20,7 @@ use crate::form::{Form, cookie};
 use crate::i18n::{self, Lang};
 use crate::mesh::Gateway;
 use crate::pages::layout::{Ctx, Notice, page, role_name};
-use crate::pages::{complaints, fleet, work_orders};
+use crate::pages::{complaints, fleet, public, work_orders};
 use crate::session::{self, Person, Session, Sessions, same_token};
 
 /// The cookie that carries the sign-in form's CSRF token before there is a session.
@@ -39,6 +39,8 @@ pub struct App {
     pub dev_key: Option<Vec<u8>>,
     /// The live pages' streams held at once (each one gRPC stream through the gateway).
     pub live: Arc<tokio::sync::Semaphore>,
+    /// What each address may file from the public pages (REQ CMP-2).
+    pub public_limit: crate::ratelimit::RateLimit,
 }
 
 pub type Shared = Arc<App>;
@@ -55,6 +57,9 @@ pub fn router(app: Shared) -> Router {
         .route("/static/console.js", get(js))
         .route("/fleet", get(fleet::show))
         .route("/fleet/events", get(fleet::events))
+        .route("/s/{operator}/{station}", get(public::show))
+        .route("/s/{operator}/{station}/complaint", post(public::complain))
+        .route("/s/{operator}/{station}/qr.svg", get(public::qr))
         .route("/complaints", get(complaints::list))
         .route(
             "/complaints/new",
@@ -87,6 +92,12 @@ impl App {
             Some(session) => Ok((ctx, session)),
             None => Err(Redirect::to("/signin")),
         }
+    }
+
+    /// A `Set-Cookie` value with the console's attributes (HttpOnly, SameSite=Lax, Secure when
+    /// configured).
+    pub fn cookie_header(&self, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+        self.cookie(name, value, max_age)
     }
 
     fn cookie(&self, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {

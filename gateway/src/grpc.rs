@@ -127,7 +127,8 @@ impl Gateway {
     }
 }
 
-/// Who the caller is: a staff JWT when one is presented, else the client certificate.
+/// Who the caller is: a staff JWT when one is presented, else the client certificate, else
+/// the public.
 pub fn authenticate(
     jwt: Option<&JwtVerifier>,
     peer: Option<&PeerInfo>,
@@ -145,11 +146,15 @@ pub fn authenticate(
             .map(|claims| claims.into_principal())
             .map_err(|e| Status::unauthenticated(e.to_string()));
     }
-    peer.and_then(|p| p.principal.clone()).ok_or_else(|| {
-        Status::unauthenticated(
-            "present a client certificate or a staff bearer token (REQ NETSEC-1)",
-        )
-    })
+    // No credential at all: the public, who may call only the public methods.
+    Ok(peer
+        .and_then(|p| p.principal.clone())
+        .unwrap_or(Principal::Public))
+}
+
+/// The answer to a caller without a credential calling a method that needs one.
+fn credential_required() -> Status {
+    Status::unauthenticated("present a client certificate or a staff bearer token (REQ NETSEC-1)")
 }
 
 impl Inner {
@@ -191,6 +196,10 @@ impl Inner {
                 return status.into_http();
             }
         };
+        if !rule.allows(&principal) && principal == Principal::Public {
+            tracing::info!(%path, "edge call without a credential refused");
+            return credential_required().into_http();
+        }
         if !rule.allows(&principal) {
             tracing::info!(%path, %principal, "policy refused");
             return Status::permission_denied(format!("{principal} may not call {path}"))

@@ -113,6 +113,24 @@ const REGULATOR_VIEW: Rule = Rule {
     staff: Some(&[PLATFORM_ADMIN]),
 };
 
+/// Anyone, with or without a credential (the public station page).
+const PUBLIC: Rule = Rule {
+    kinds: &[
+        Operator,
+        Station,
+        Pile,
+        Regulator,
+        Service,
+        PrincipalKind::Public,
+    ],
+    staff: Some(&[]),
+};
+/// A station's live status: the regulator, the operator's platform and staff, and the public.
+const PUBLIC_STATUS: Rule = Rule {
+    kinds: &[Regulator, Operator, Service, PrincipalKind::Public],
+    staff: Some(&[]),
+};
+
 /// The live status: the regulator, the operator's platform and any of its staff.
 const STATUS_VIEW: Rule = Rule {
     kinds: &[Regulator, Operator, Service],
@@ -156,6 +174,8 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     // may read them.
     (ASSET, "ScheduleTariff", OPERATOR_WRITE),
     (ASSET, "ListTariffVersions", READ),
+    // REQ SVC-1, SIGN-1, SIGN-2: what the sign at the station says is everyone's to read.
+    (ASSET, "GetPublicStation", PUBLIC),
     (ASSET, "AcceptStation", OPERATOR_WRITE),
     (ASSET, "FileStation", OPERATOR_WRITE),
     (ASSET, "ConnectStation", OPERATOR_WRITE),
@@ -197,7 +217,8 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     (REGULATOR_REGISTRY, "ListStations", REGULATOR_VIEW),
     // REQ MON-1: the live status, for the regulator of the area and the operator's own
     // platform and staff (the service scopes each to what it may see).
-    (REGULATOR_STATUS, "GetStationStatus", STATUS_VIEW),
+    // REQ SVC-2: which connectors are free is everyone's to know, too.
+    (REGULATOR_STATUS, "GetStationStatus", PUBLIC_STATUS),
     (REGULATOR_STATUS, "WatchStatusChanges", STATUS_VIEW),
     (REGULATOR_STATUS, "GetStationStats", REGULATOR_VIEW),
     (REGULATOR_STATUS, "GetTrialOperationReport", REGULATOR_VIEW),
@@ -434,10 +455,14 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     ),
     // REQ CMP-2: the desk, the monitor and the station take complaints; the operator's app
     // (its platform certificate) too.
+    // A driver files one from the station's public page, without a credential (REQ CMP-2).
     (
         COMPLAINTS,
         "SubmitComplaint",
-        staff_of(&[COMPLAINT_HANDLER, MONITOR, STATION_MASTER, OM_MANAGER]),
+        Rule {
+            kinds: &[Operator, Service, PrincipalKind::Public],
+            staff: Some(&[COMPLAINT_HANDLER, MONITOR, STATION_MASTER, OM_MANAGER]),
+        },
     ),
     (COMPLAINTS, "GetComplaint", OPERATOR_READ),
     (COMPLAINTS, "ListComplaints", OPERATOR_READ),

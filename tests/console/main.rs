@@ -9,6 +9,7 @@ mod common;
 mod complaints;
 mod fleet;
 mod http;
+mod public;
 
 use std::net::SocketAddr;
 
@@ -26,6 +27,13 @@ const COMPLAINT_HANDLER: &str = "3:complaint_handler";
 
 /// The mesh with the demo operator's two stations, its repair crew, and the console.
 async fn console() -> (TestMesh, SocketAddr) {
+    console_with(|_| {}).await
+}
+
+/// As [`console`], with the console's settings adjusted.
+async fn console_with(
+    adjust: impl FnOnce(&mut chargemesh_console::ConsoleConfig),
+) -> (TestMesh, SocketAddr) {
     let mesh = TestMesh::start().await;
     two_station_fleet(&mesh).await;
     let gateway = SocketAddr::from(([127, 0, 0, 1], mesh.gateway_port()));
@@ -36,7 +44,8 @@ async fn console() -> (TestMesh, SocketAddr) {
         .await
         .expect("bound");
     let addr = listener.local_addr().expect("address");
-    let config = demo_people::console("127.0.0.1:0", gateway, mesh.pki());
+    let mut config = demo_people::console("127.0.0.1:0", gateway, mesh.pki());
+    adjust(&mut config);
     tokio::spawn(chargemesh_console::serve(
         listener,
         config,

@@ -215,6 +215,31 @@ async fn netsec_1_without_certificate_a_call_needs_a_valid_staff_jwt() {
     let mut app = AssetServiceClient::new(mesh.anonymous_channel());
     let (code, _) = code_and_message(app.list_stations(pb::ListStationsRequest::default()).await);
     assert_eq!(code, Code::Unauthenticated, "neither certificate nor token");
+    // REQ SVC-1, SIGN-2: what the sign at the station says is anyone's, and only that.
+    let public = app
+        .get_public_station(pb::GetPublicStationRequest {
+            operator_id: OP.into(),
+            station_id: "S1".into(),
+        })
+        .await
+        .expect("public without a credential")
+        .into_inner()
+        .station
+        .expect("station");
+    assert_eq!(public.service_phone, "0575-88888888");
+    assert!(!public.price_board.is_empty());
+    let (code, _) = code_and_message(
+        app.get_station(pb::GetStationRequest {
+            operator_id: OP.into(),
+            station_id: "S1".into(),
+        })
+        .await,
+    );
+    assert_eq!(
+        code,
+        Code::Unauthenticated,
+        "the full record needs a credential"
+    );
 
     let good =
         pki::mint_token(mesh.pki(), "alice", Some(OP), &["om_manager".into()], 600).expect("token");

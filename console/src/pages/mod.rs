@@ -4,4 +4,5 @@ pub mod clock;
 pub mod complaints;
 pub mod fleet;
 pub mod layout;
+pub mod public;
 pub mod work_orders;

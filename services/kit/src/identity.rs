@@ -42,6 +42,10 @@ pub enum Principal {
         operator_id: Option<String>,
         roles: Vec<Role>,
     },
+    /// A caller with no credential at all (a driver, through the console's public station
+    /// pages): the gateway lets it call only the public methods (REQ SVC-1, SVC-2, SIGN-1,
+    /// SIGN-2, CMP-2), and it may see or act for nothing else.
+    Public,
 }
 
 /// The principal kinds, for policy tables.
@@ -53,6 +57,7 @@ pub enum PrincipalKind {
     Regulator,
     Service,
     Staff,
+    Public,
 }
 
 /// Why an identity could not be derived.
@@ -82,6 +87,7 @@ impl Principal {
             Principal::Regulator { .. } => PrincipalKind::Regulator,
             Principal::Service { .. } => PrincipalKind::Service,
             Principal::Staff { .. } => PrincipalKind::Staff,
+            Principal::Public => PrincipalKind::Public,
         }
     }
 
@@ -92,7 +98,7 @@ impl Principal {
             | Principal::Station { operator_id, .. }
             | Principal::Pile { operator_id, .. } => Some(operator_id),
             Principal::Staff { operator_id, .. } => operator_id.as_deref(),
-            Principal::Regulator { .. } | Principal::Service { .. } => None,
+            Principal::Regulator { .. } | Principal::Service { .. } | Principal::Public => None,
         }
     }
 
@@ -187,7 +193,7 @@ impl Principal {
             } => format!("operator/{operator_id}/station/{station_id}/pile/{pile_id}"),
             Principal::Regulator { area_code } => format!("regulator/{area_code}"),
             Principal::Service { name } => format!("service/{name}"),
-            Principal::Staff { .. } => return None,
+            Principal::Staff { .. } | Principal::Public => return None,
         };
         Some(format!("spiffe://{trust_domain}/{path}"))
     }
@@ -260,6 +266,7 @@ impl fmt::Display for Principal {
                 Some(op) => write!(f, "staff:{subject}@operator/{op}"),
                 None => write!(f, "staff:{subject}"),
             },
+            Principal::Public => f.write_str("public"),
             other => {
                 let uri = other.spiffe_uri("").unwrap_or_default();
                 f.write_str(uri.trim_start_matches("spiffe:///"))

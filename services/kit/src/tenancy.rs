@@ -38,6 +38,8 @@ pub enum Decision {
 pub fn decide(principal: &Principal, target: Target<'_>, access: Access) -> Decision {
     let visible = match principal {
         Principal::Service { .. } => return Decision::Allow,
+        // The public methods answer from purpose-built public views, never from records.
+        Principal::Public => return Decision::Hidden,
         Principal::Staff {
             operator_id: None,
             roles,
@@ -126,6 +128,8 @@ impl StatusScope {
 /// The scope of a caller of the live status views; station controllers and piles have none.
 pub fn status_scope(p: &Principal) -> Result<StatusScope, crate::Error> {
     match p {
+        // REQ SVC-2: which connectors are free is every driver's to know.
+        Principal::Public => Ok(StatusScope::All),
         Principal::Operator { operator_id }
         | Principal::Staff {
             operator_id: Some(operator_id),
@@ -167,6 +171,10 @@ pub struct ListScope {
 pub fn station_scope(principal: &Principal) -> ListScope {
     match principal {
         Principal::Service { .. } => ListScope::default(),
+        Principal::Public => ListScope {
+            nothing: true,
+            ..ListScope::default()
+        },
         Principal::Staff {
             operator_id: None,
             roles,

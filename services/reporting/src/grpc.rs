@@ -99,6 +99,7 @@ fn may_see(p: &Principal, operator_id: &str, station_id: &str, area_code: &str) 
             ..
         } => own == operator_id && st == station_id,
         Principal::Regulator { area_code: area } => area_covers(area, area_code),
+        Principal::Public => false,
     }
 }
 

@@ -8,6 +8,7 @@ mod history;
 mod metrology;
 mod operators;
 mod piles;
+mod public;
 mod stations;
 
 pub use charge_points::ChargePointApi;
@@ -328,6 +329,7 @@ asset_service! {
     update_station(pb::UpdateStationRequest) -> pb::UpdateStationResponse => update_station_;
     schedule_tariff(pb::ScheduleTariffRequest) -> pb::ScheduleTariffResponse => schedule_tariff_;
     list_tariff_versions(pb::ListTariffVersionsRequest) -> pb::ListTariffVersionsResponse => list_tariff_versions_;
+    get_public_station(pb::GetPublicStationRequest) -> pb::GetPublicStationResponse => get_public_station_;
     create_pile(pb::CreatePileRequest) -> pb::CreatePileResponse => create_pile_;
     get_pile(pb::GetPileRequest) -> pb::GetPileResponse => get_pile_;
     list_piles(pb::ListPilesRequest) -> pb::ListPilesResponse => list_piles_;

@@ -223,10 +223,30 @@ impl ComplaintsApi {
         p: &Principal,
         r: pb::SubmitComplaintRequest,
     ) -> Result<Complaint, Error> {
-        let input = r
+        let mut input = r
             .complaint
             .ok_or_else(|| Error::bad_field("complaint", "must be set"))?;
-        let op = operator_for(p, &input.operator_id)?;
+        let op = match p {
+            // REQ CMP-2: a driver, from a station's public page: about that station, through
+            // the app channel, and nothing else of the operator's is seen or touched.
+            Principal::Public => {
+                let op = input.operator_id.trim().to_owned();
+                if op.is_empty() {
+                    return Err(Error::bad_field("complaint.operator_id", "is required"));
+                }
+                if input.station_id.trim().is_empty() {
+                    return Err(Error::bad_field(
+                        "complaint.station_id",
+                        "is required from a station's page (CMP-2)",
+                    ));
+                }
+                input.channel = pb::ComplaintChannel::App as i32;
+                input.charge_order_id.clear();
+                input.attachment_refs.clear();
+                op
+            }
+            _ => operator_for(p, &input.operator_id)?,
+        };
         let now = self.now();
         let complaint = Complaint::receive(
             format!("CP-{}", uuid::Uuid::now_v7().simple()),
