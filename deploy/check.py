@@ -128,7 +128,14 @@ def check_objects(label, objects):
             if not c.get("resources", {}).get("requests"):
                 fail(f"{where}/{c['name']}: no resource requests")
             ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            web = c.get("args", [])[-1:] == ["console"]
             for probe in ["startupProbe", "readinessProbe", "livenessProbe"]:
+                if web:
+                    # The console is a web application: its health is an HTTP page.
+                    http = c.get(probe, {}).get("httpGet", {})
+                    if http.get("path") != "/healthz" or http.get("port") != "http":
+                        fail(f"{where}/{c['name']}: {probe} is not /healthz on the http port")
+                    continue
                 grpc = c.get(probe, {}).get("grpc")
                 if not grpc or grpc.get("port") != ports.get("admin"):
                     fail(f"{where}/{c['name']}: {probe} is not gRPC health on the admin port")
@@ -251,6 +258,42 @@ def main():
         if d["kind"] == "Service" and d["metadata"]["name"].endswith("-gateway"):
             if "ykc" in {p["name"] for p in d["spec"]["ports"]}:
                 fail("chart (default values) exposes the YKC edge, which needs operators' networks")
+    # The console: off by default; when on, its own Deployment and Service (HTTP probes on
+    # /healthz, no mesh certificate, the mesh CA to trust the gateway), a [console] section, and
+    # the gateway reachable from it when the gateway's sources are restricted.
+    for d in documents(default):
+        if d["metadata"]["name"].endswith("-console"):
+            fail(f"chart (default values) renders {d['kind']} {d['metadata']['name']}")
+    console = documents(render({
+        "console": {"enabled": True, "publicUrl": "https://charge.example.com"},
+        "networkPolicy": {"gatewayFrom": [{"namespaceSelector": {"matchLabels": {"name": "ingress"}}}]},
+    }))
+    check_objects("chart (console)", console)
+    kinds = {(d["kind"], d["metadata"]["name"].rsplit("-", 1)[-1]) for d in console}
+    for wanted in [("Deployment", "console"), ("Service", "console"), ("NetworkPolicy", "console")]:
+        if wanted not in kinds:
+            fail(f"chart (console): no {wanted[0]} for the console")
+    for d in console:
+        name = d["metadata"]["name"]
+        if d["kind"] == "ConfigMap" and "mesh.toml" in d.get("data", {}):
+            section = tomllib.loads(d["data"]["mesh.toml"]).get("console", {})
+            if section.get("listen") != "0.0.0.0:8080" or not section.get("gateway", "").startswith("https://"):
+                fail(f"chart (console): [console] is {section}")
+            if section.get("public_url") != "https://charge.example.com":
+                fail(f"chart (console): public_url {section.get('public_url')}")
+        if d["kind"] == "Deployment" and name.endswith("-console"):
+            container = d["spec"]["template"]["spec"]["containers"][0]
+            if container["args"] != ["serve", "--role", "console"]:
+                fail(f"chart (console): args {container['args']}")
+            if container["readinessProbe"]["httpGet"]["path"] != "/healthz":
+                fail("chart (console): readiness is not /healthz")
+            secrets = [v["secret"] for v in d["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+            if [item["key"] for s in secrets for item in s.get("items", [])] != ["ca.crt"]:
+                fail(f"chart (console): mounts more than the mesh CA: {secrets}")
+        if d["kind"] == "NetworkPolicy" and name.endswith("-gateway"):
+            sources = [p for rule in d["spec"]["ingress"] for p in rule.get("from", [])]
+            if not any(p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name", "").endswith("-console") for p in sources):
+                fail(f"chart (console): the gateway does not admit the console: {sources}")
     revoking = documents(render({"gateway": {"clientCrlSecret": "client-crl"}}))
     for d in revoking:
         if d["kind"] == "ConfigMap" and "mesh.toml" in d.get("data", {}):

@@ -326,6 +326,10 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
     if let Role::Console = role {
         // Not a mesh component: no database, no mesh certificate; it calls the gateway.
+        anyhow::ensure!(
+            !config.console.listen.trim().is_empty(),
+            "console.listen is not set: where should browsers reach the console?"
+        );
         let listener = chargemesh_kit::component::bind(&config.console.listen).await?;
         return Ok(chargemesh_console::serve(listener, config.console, terminated()).await?);
     }
