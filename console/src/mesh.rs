@@ -11,6 +11,7 @@ use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
 use chargemesh_proto::complaints::v1::complaints_service_client::ComplaintsServiceClient;
 use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
 use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
+use chargemesh_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
 
 use crate::config::ConsoleConfig;
 
@@ -44,6 +45,10 @@ impl Gateway {
 
     pub fn asset(&self) -> AssetServiceClient<Channel> {
         AssetServiceClient::new(self.channel.clone())
+    }
+
+    pub fn reporting(&self) -> ReportingServiceClient<Channel> {
+        ReportingServiceClient::new(self.channel.clone())
     }
 
     /// The live status views (REQ MON-1).

@@ -5,4 +5,5 @@ pub mod complaints;
 pub mod fleet;
 pub mod layout;
 pub mod public;
+pub mod reports;
 pub mod work_orders;
