@@ -11,4 +11,5 @@ pub mod pki;
 pub mod regulator;
 pub mod sim;
 pub mod sim_ocpp;
+pub mod sim_report;
 pub mod sim_ykc;

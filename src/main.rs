@@ -125,6 +125,31 @@ enum Command {
         #[arg(long)]
         password: Option<String>,
     },
+    /// Report one connector's status as its pile, through the gateway, and wait until it is
+    /// durable: the fault (or recovery) you choose, beside the simulated fleet's random ones.
+    SimReport {
+        /// The gateway.
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        gateway: std::net::SocketAddr,
+        /// The development PKI (its CA issues the pile's identity).
+        #[arg(long, default_value = "data/pki")]
+        pki: PathBuf,
+        #[arg(long, default_value = pki::DEMO_OPERATOR_ID)]
+        operator: String,
+        #[arg(long)]
+        station: String,
+        #[arg(long)]
+        pile: String,
+        /// The connector; the pile's first (`<pile>-1`) when left out.
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long, value_enum)]
+        state: ReportedState,
+        #[arg(long, default_value = "")]
+        fault_code: String,
+        #[arg(long, default_value = "")]
+        fault_text: String,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -160,6 +185,31 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+}
+
+/// A connector state `sim-report` reports.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportedState {
+    Idle,
+    Occupied,
+    Charging,
+    Reserved,
+    Fault,
+    Offline,
+}
+
+impl ReportedState {
+    fn state(self) -> chargemesh_proto::telemetry::v1::ConnectorState {
+        use chargemesh_proto::telemetry::v1::ConnectorState as S;
+        match self {
+            Self::Idle => S::Idle,
+            Self::Occupied => S::OccupiedNotCharging,
+            Self::Charging => S::Charging,
+            Self::Reserved => S::Reserved,
+            Self::Fault => S::Fault,
+            Self::Offline => S::Offline,
+        }
+    }
 }
 
 /// What simulated piles speak.
@@ -320,6 +370,31 @@ async fn main() -> anyhow::Result<()> {
             prefix,
         } => cec_peer(&listen, &pki, &caller, &secret, &prefix).await,
         Command::Bench { command } => bench::cli::run(command).await,
+        Command::SimReport {
+            gateway,
+            pki: dir,
+            operator,
+            station,
+            pile,
+            connector,
+            state,
+            fault_code,
+            fault_text,
+        } => {
+            chargemesh::sim_report::report(chargemesh::sim_report::Report {
+                gateway,
+                pki: pki::PkiDir { dir },
+                trust_domain: config.trust_domain.clone(),
+                operator_id: operator,
+                station_id: station,
+                connector_id: connector.unwrap_or_else(|| format!("{pile}-1")),
+                pile_id: pile,
+                state: state.state(),
+                fault_code,
+                fault_text,
+            })
+            .await
+        }
     }
 }
 
