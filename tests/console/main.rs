@@ -10,6 +10,7 @@ mod complaints;
 mod fleet;
 mod http;
 mod public;
+mod registry;
 mod reports;
 
 use std::net::SocketAddr;

@@ -5,5 +5,6 @@ pub mod complaints;
 pub mod fleet;
 pub mod layout;
 pub mod public;
+pub mod registry;
 pub mod reports;
 pub mod work_orders;
