@@ -20,7 +20,7 @@ use crate::form::{Form, cookie};
 use crate::i18n::{self, Lang};
 use crate::mesh::Gateway;
 use crate::pages::layout::{Ctx, Notice, page, role_name};
-use crate::pages::{complaints, fleet, public, registry, reports, work_orders};
+use crate::pages::{complaints, fleet, pile, public, registry, reports, work_orders};
 use crate::session::{self, Person, Session, Sessions, same_token};
 
 /// The cookie that carries the sign-in form's CSRF token before there is a session.
@@ -57,6 +57,8 @@ pub fn router(app: Shared) -> Router {
         .route("/static/console.js", get(js))
         .route("/fleet", get(fleet::show))
         .route("/fleet/events", get(fleet::events))
+        .route("/fleet/{station}/{pile}", get(pile::show))
+        .route("/fleet/{station}/{pile}/{step}", post(pile::act))
         .route("/s/{operator}/{station}", get(public::show))
         .route("/s/{operator}/{station}/complaint", post(public::complain))
         .route("/s/{operator}/{station}/qr.svg", get(public::qr))

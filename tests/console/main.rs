@@ -9,6 +9,7 @@ mod common;
 mod complaints;
 mod fleet;
 mod http;
+mod pile;
 mod public;
 mod registry;
 mod reports;

@@ -179,7 +179,7 @@ fn tile(lang: Lang, c: &reg::ConnectorStatusInfo) -> Markup {
     html! {
         li class={ "connector s" (c.cec_status) }
             data-connector={ (c.operator_id) "/" (c.connector_id) } {
-            span.id { (c.pile_id) " · " (c.connector_id) }
+            a.id href={ "/fleet/" (c.station_id) "/" (c.pile_id) } { (c.pile_id) " · " (c.connector_id) }
             " "
             strong.status { (status_name(lang, c.cec_status)) }
             @if !c.fault_code.is_empty() { " " span.fault { (c.fault_code) " " (c.fault_text) } }

@@ -4,6 +4,7 @@ pub mod clock;
 pub mod complaints;
 pub mod fleet;
 pub mod layout;
+pub mod pile;
 pub mod public;
 pub mod registry;
 pub mod reports;
