@@ -132,6 +132,8 @@ impl Config {
             jwks_file: pki.jwks(),
             issuer: pki::JWT_ISSUER.into(),
             audience: pki::JWT_AUDIENCE.into(),
+            roles_claim: "roles".into(),
+            operator_claim: "operator_id".into(),
         });
         config.gateway.cec.token_key_file = pki.cec_token_key().display().to_string();
         config

@@ -32,6 +32,8 @@ pub struct ConsoleConfig {
     pub trust_forwarded_for: bool,
     /// Complaints one address may file from the public pages per hour (REQ CMP-2).
     pub public_complaints_per_hour: usize,
+    /// Sign-in through the operator's OpenID Connect provider (`[console.oidc]`).
+    pub oidc: Option<crate::oidc::OidcSettings>,
     /// The development sign-in: pick a demo person and role, the console signing the token
     /// with the development key. Only for `chargemesh up`; never configure it in production.
     pub dev_signin: Option<DevSignIn>,
@@ -50,6 +52,7 @@ impl Default for ConsoleConfig {
             public_url: String::new(),
             trust_forwarded_for: false,
             public_complaints_per_hour: 5,
+            oidc: None,
             dev_signin: None,
         }
     }

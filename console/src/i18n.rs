@@ -260,6 +260,10 @@ fn text(key: &str) -> Option<(&'static str, &'static str)> {
             "Development sign-in: pick a demo person and role",
         ),
         "signin.person" => ("人员", "Person"),
+        "signin.oidc" => (
+            "使用统一身份认证登录",
+            "Sign in with your organisation's account",
+        ),
         "signin.role" => ("岗位", "Role"),
         "signin.submit" => ("登录", "Sign in"),
         "signin.none" => ("未配置登录方式。", "No sign-in is configured."),

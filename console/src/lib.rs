@@ -11,8 +11,10 @@
 
 pub mod config;
 pub mod form;
+pub mod http_client;
 pub mod i18n;
 pub mod mesh;
+pub mod oidc;
 pub mod pages;
 pub mod ratelimit;
 pub mod session;
@@ -33,6 +35,8 @@ pub enum ConsoleError {
     Gateway(#[from] mesh::GatewayError),
     #[error("console.dev_signin.jwt_key_file {0}: {1}")]
     DevKey(String, std::io::Error),
+    #[error("console.oidc: {0}")]
+    Oidc(String),
     #[error("serving the console: {0}")]
     Serve(std::io::Error),
 }
@@ -47,7 +51,12 @@ pub fn app(config: ConsoleConfig) -> Result<web::Shared, ConsoleError> {
         ),
         None => None,
     };
+    let oidc = match &config.oidc {
+        Some(settings) => Some(oidc::Oidc::new(settings.clone()).map_err(ConsoleError::Oidc)?),
+        None => None,
+    };
     Ok(Arc::new(web::App {
+        oidc,
         sessions: session::Sessions::new(
             Duration::from_secs(config.session_idle_minutes.max(1) * 60),
             config.max_sessions,

@@ -41,6 +41,8 @@ pub struct App {
     pub live: Arc<tokio::sync::Semaphore>,
     /// What each address may file from the public pages (REQ CMP-2).
     pub public_limit: crate::ratelimit::RateLimit,
+    /// The operator's identity provider, when sign-in goes through one.
+    pub oidc: Option<crate::oidc::Oidc>,
 }
 
 pub type Shared = Arc<App>;
@@ -51,6 +53,8 @@ pub fn router(app: Shared) -> Router {
         .route("/", get(home))
         .route("/healthz", get(|| async { "ok" }))
         .route("/signin", get(signin_page).post(signin))
+        .route("/signin/oidc", get(oidc_start))
+        .route("/signin/callback", get(oidc_callback))
         .route("/signout", post(signout))
         .route("/lang/{code}", get(switch_lang))
         .route("/static/console.css", get(css))
@@ -152,10 +156,28 @@ async fn home(State(app): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn signin_page(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    let ctx = app.ctx(&headers, "/signin");
+    signin_form(&app, &headers, None, StatusCode::OK)
+}
+
+/// The sign-in page, with the reason the last attempt failed.
+fn signin_form(
+    app: &Shared,
+    headers: &HeaderMap,
+    refused: Option<String>,
+    code: StatusCode,
+) -> Response {
+    let ctx = app.ctx(headers, "/signin");
     let token = session::random_token();
     let t = |key| ctx.lang.t(key);
-    let body = match &app.config.dev_signin {
+    let provider = app.oidc.as_ref().map(|oidc| {
+        let label = if oidc.label().is_empty() {
+            t("signin.oidc")
+        } else {
+            oidc.label()
+        };
+        html! { p { a.button href="/signin/oidc" { (label) } } }
+    });
+    let dev = match &app.config.dev_signin {
         Some(dev) => html! {
             p { (t("signin.dev")) }
             form method="post" action="/signin" {
@@ -173,9 +195,12 @@ async fn signin_page(State(app): State<Shared>, headers: HeaderMap) -> Response 
                 button type="submit" { (t("signin.submit")) }
             }
         },
+        None if provider.is_some() => html! {},
         None => html! { p { (t("signin.none")) } },
     };
-    let mut response = page(&ctx, t("signin.title"), None, body).into_response();
+    let notice = refused.map(Notice::Refused);
+    let body = html! { @if let Some(provider) = provider { (provider) } (dev) };
+    let mut response = (code, page(&ctx, t("signin.title"), notice.as_ref(), body)).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
         app.cookie(PRE_COOKIE, &token, Some(600)),
@@ -234,12 +259,104 @@ async fn signin(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         roles: vec![role.to_owned()],
     };
     tracing::info!(subject = %person.subject, role, "signed in to the console (development sign-in)");
+    signed_in_as(&app, person, token, expires)
+}
+
+/// The browser's new session, and the way home.
+fn signed_in_as(
+    app: &Shared,
+    person: Person,
+    token: String,
+    expires: chrono::DateTime<Utc>,
+) -> Response {
     let id = app.sessions.start(person, token, expires);
     let mut response = Redirect::to("/").into_response();
     let headers = response.headers_mut();
     headers.append(header::SET_COOKIE, app.cookie(session::COOKIE, &id, None));
     headers.append(header::SET_COOKIE, app.cookie(PRE_COOKIE, "", Some(0)));
+    headers.append(header::SET_COOKIE, app.cookie(OIDC_COOKIE, "", Some(0)));
     response
+}
+
+/// The cookie binding a sign-in at the provider to the browser that started it.
+const OIDC_COOKIE: &str = "cm_oidc";
+
+/// GET /signin/oidc: off to the identity provider.
+async fn oidc_start(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    let Some(oidc) = &app.oidc else {
+        return (StatusCode::NOT_FOUND, "no identity provider is configured").into_response();
+    };
+    match oidc.start().await {
+        Ok((url, state)) => {
+            let mut response = Redirect::to(&url).into_response();
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                app.cookie(OIDC_COOKIE, &state, Some(600)),
+            );
+            response
+        }
+        Err(error) => {
+            tracing::warn!(%error, "a sign-in could not start");
+            signin_form(
+                &app,
+                &headers,
+                Some(error.to_string()),
+                StatusCode::BAD_GATEWAY,
+            )
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Callback {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// GET /signin/callback: back from the identity provider.
+async fn oidc_callback(
+    State(app): State<Shared>,
+    Query(back): Query<Callback>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(oidc) = &app.oidc else {
+        return (StatusCode::NOT_FOUND, "no identity provider is configured").into_response();
+    };
+    if !back.error.is_empty() {
+        let reason = format!("{} {}", back.error, back.error_description);
+        return signin_form(
+            &app,
+            &headers,
+            Some(reason.trim().to_owned()),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let bound = cookie(&headers, OIDC_COOKIE).unwrap_or_default();
+    if bound.is_empty() || !same_token(bound, &back.state) {
+        let reason = crate::oidc::OidcError::UnknownState.to_string();
+        return signin_form(&app, &headers, Some(reason), StatusCode::FORBIDDEN);
+    }
+    match oidc.finish(&back.state, &back.code).await {
+        Ok(done) => {
+            tracing::info!(subject = %done.person.subject, roles = ?done.person.roles, "signed in to the console through the identity provider");
+            signed_in_as(&app, done.person, done.access_token, done.expires)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "a sign-in through the identity provider failed");
+            signin_form(
+                &app,
+                &headers,
+                Some(error.to_string()),
+                StatusCode::FORBIDDEN,
+            )
+        }
+    }
 }
 
 async fn signout(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {

@@ -98,10 +98,14 @@ impl Gateway {
             .map(|(name, url)| Ok((name.clone(), tls::channel(url, client.clone())?)))
             .collect::<Result<HashMap<_, _>, tls::TlsError>>()?;
         let jwt = match &config.jwt {
-            Some(j) => Some(ReloadingJwtVerifier::load(
+            Some(j) => Some(ReloadingJwtVerifier::load_with_claims(
                 &j.jwks_file,
                 &j.issuer,
                 &j.audience,
+                chargemesh_kit::jwt::ClaimNames {
+                    roles: j.roles_claim.clone(),
+                    operator: j.operator_claim.clone(),
+                },
             )?),
             None => None,
         };

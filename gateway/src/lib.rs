@@ -28,10 +28,26 @@ pub use grpc::{Gateway, authenticate, serve};
 /// Staff token settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JwtSettings {
-    /// A JWKS document with the ES256 or EdDSA keys that sign staff tokens.
+    /// A JWKS document with the ES256, EdDSA or RS256 keys that sign staff tokens (the
+    /// identity provider's, when staff sign in through one).
     pub jwks_file: PathBuf,
     pub issuer: String,
     pub audience: String,
+    /// The claim holding a person's roles (a list, or a space-separated string); a dot goes
+    /// into an object, as Keycloak's `realm_access.roles`.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// The claim naming the operator a person works for.
+    #[serde(default = "default_operator_claim")]
+    pub operator_claim: String,
+}
+
+fn default_roles_claim() -> String {
+    "roles".into()
+}
+
+fn default_operator_claim() -> String {
+    "operator_id".into()
 }
 
 /// The gateway's configuration.

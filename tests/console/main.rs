@@ -9,6 +9,7 @@ mod common;
 mod complaints;
 mod fleet;
 mod http;
+mod oidc;
 mod pile;
 mod public;
 mod registry;

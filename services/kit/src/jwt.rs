@@ -1,5 +1,8 @@
-//! Staff JWTs: ES256 or EdDSA signatures checked against a JWKS file, with `iss`, `aud`, `exp`
-//! and `nbf` enforced; the claims become a [`Principal::Staff`]. The JWKS file is followed
+//! Staff JWTs: ES256, EdDSA or RS256 signatures checked against a JWKS file, with `iss`, `aud`
+//! and `exp` enforced (and `nbf` when present); the claims become a [`Principal::Staff`], the
+//! roles and the operator read from the claims an identity provider puts them in
+//! ([`ClaimNames`]: `roles` and `operator_id` by default, `realm_access.roles` for Keycloak's
+//! realm roles, say). The JWKS file is followed
 //! ([`ReloadingJwtVerifier`]): a key rotated in by the identity provider is taken without a
 //! restart, and a key removed stops verifying.
 
@@ -50,12 +53,50 @@ pub enum JwtError {
     Sign(String),
 }
 
+/// Where an identity provider's tokens carry a person's roles and operator: claim names, a dot
+/// going into an object (`realm_access.roles`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimNames {
+    pub roles: String,
+    pub operator: String,
+}
+
+impl Default for ClaimNames {
+    fn default() -> Self {
+        Self {
+            roles: "roles".into(),
+            operator: "operator_id".into(),
+        }
+    }
+}
+
+/// The value at a dotted claim path.
+pub fn claim<'a>(claims: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.')
+        .try_fold(claims, |value, name| value.as_object()?.get(name))
+}
+
+/// Roles as a list of strings, or one space-separated string.
+pub fn roles_of(value: Option<&serde_json::Value>) -> Vec<String> {
+    match value {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(serde_json::Value::String(text)) => {
+            text.split_whitespace().map(str::to_owned).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Verifies staff tokens.
 #[derive(Clone)]
 pub struct JwtVerifier {
     keys: HashMap<String, (DecodingKey, Algorithm)>,
     issuer: String,
     audience: String,
+    claims: ClaimNames,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -81,6 +122,8 @@ impl JwtVerifier {
                 AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
                     Algorithm::EdDSA
                 }
+                // Keycloak's and most providers' default.
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
                 _ => continue,
             };
             let key = DecodingKey::from_jwk(jwk).map_err(|e| JwtError::Jwks(e.to_string()))?;
@@ -92,13 +135,20 @@ impl JwtVerifier {
             keys.insert(kid, (key, algorithm));
         }
         if keys.is_empty() {
-            return Err(JwtError::Jwks("no ES256 or EdDSA key".into()));
+            return Err(JwtError::Jwks("no ES256, EdDSA or RS256 key".into()));
         }
         Ok(Self {
             keys,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            claims: ClaimNames::default(),
         })
+    }
+
+    /// Reads the roles and the operator from these claims.
+    pub fn with_claims(mut self, claims: ClaimNames) -> Self {
+        self.claims = claims;
+        self
     }
 
     pub fn from_jwks_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, JwtError> {
@@ -123,12 +173,31 @@ impl JwtVerifier {
         let mut validation = Validation::new(*algorithm);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = 30;
-        let claims = jsonwebtoken::decode::<StaffClaims>(token, key, &validation)
+        let raw = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation)
             .map(|data| data.claims)
             .map_err(|e| JwtError::Refused(e.to_string()))?;
+        let number = |name: &str| raw.get(name).and_then(serde_json::Value::as_i64);
+        let claims = StaffClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: raw
+                .get("sub")
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| JwtError::Refused("sub must name the person".into()))?
+                .to_owned(),
+            exp: number("exp").unwrap_or_default(),
+            nbf: number("nbf").unwrap_or_default(),
+            iat: number("iat").unwrap_or_default(),
+            operator_id: claim(&raw, &self.claims.operator)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            roles: roles_of(claim(&raw, &self.claims.roles)),
+        };
         // `platform_admin` acts across operators: it is the platform's, never an operator's.
         if claims.operator_id.is_some() && claims.roles.iter().any(|r| r == PLATFORM_ADMIN) {
             return Err(JwtError::Refused(
@@ -151,18 +220,30 @@ pub struct ReloadingJwtVerifier {
     path: PathBuf,
     issuer: String,
     audience: String,
+    claims: ClaimNames,
     current: Arc<RwLock<(Arc<JwtVerifier>, String)>>,
 }
 
 impl ReloadingJwtVerifier {
     pub fn load(path: &Path, issuer: &str, audience: &str) -> Result<Self, JwtError> {
+        Self::load_with_claims(path, issuer, audience, ClaimNames::default())
+    }
+
+    /// As [`Self::load`], reading roles and operator from `claims`.
+    pub fn load_with_claims(
+        path: &Path,
+        issuer: &str,
+        audience: &str,
+        claims: ClaimNames,
+    ) -> Result<Self, JwtError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| JwtError::Jwks(format!("{}: {e}", path.display())))?;
-        let verifier = JwtVerifier::from_jwks(&text, issuer, audience)?;
+        let verifier = JwtVerifier::from_jwks(&text, issuer, audience)?.with_claims(claims.clone());
         Ok(Self {
             path: path.to_owned(),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            claims,
             current: Arc::new(RwLock::new((Arc::new(verifier), text))),
         })
     }
@@ -189,7 +270,9 @@ impl ReloadingJwtVerifier {
         if text == self.current.read().unwrap_or_else(|e| e.into_inner()).1 {
             return false;
         }
-        match JwtVerifier::from_jwks(&text, &self.issuer, &self.audience) {
+        match JwtVerifier::from_jwks(&text, &self.issuer, &self.audience)
+            .map(|v| v.with_claims(self.claims.clone()))
+        {
             Ok(verifier) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) =
                     (Arc::new(verifier), text);
