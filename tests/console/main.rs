@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod complaints;
+mod defects;
 mod fleet;
 mod http;
 mod oidc;

@@ -2,6 +2,7 @@
 
 pub mod clock;
 pub mod complaints;
+pub mod defects;
 pub mod fleet;
 pub mod layout;
 pub mod pile;
