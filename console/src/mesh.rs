@@ -10,6 +10,7 @@ use chargemesh_kit::tls;
 use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
 use chargemesh_proto::complaints::v1::complaints_service_client::ComplaintsServiceClient;
 use chargemesh_proto::dispatch::v1::dispatch_service_client::DispatchServiceClient;
+use chargemesh_proto::metering::v1::metering_service_client::MeteringServiceClient;
 use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 use chargemesh_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
 
@@ -45,6 +46,10 @@ impl Gateway {
 
     pub fn asset(&self) -> AssetServiceClient<Channel> {
         AssetServiceClient::new(self.channel.clone())
+    }
+
+    pub fn metering(&self) -> MeteringServiceClient<Channel> {
+        MeteringServiceClient::new(self.channel.clone())
     }
 
     pub fn reporting(&self) -> ReportingServiceClient<Channel> {

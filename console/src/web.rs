@@ -20,7 +20,9 @@ use crate::form::{Form, cookie};
 use crate::i18n::{self, Lang};
 use crate::mesh::Gateway;
 use crate::pages::layout::{Ctx, Notice, page, role_name};
-use crate::pages::{complaints, defects, fleet, pile, public, registry, reports, work_orders};
+use crate::pages::{
+    complaints, defects, fleet, orders, pile, public, registry, reports, work_orders,
+};
 use crate::session::{self, Person, Session, Sessions, same_token};
 
 /// The cookie that carries the sign-in form's CSRF token before there is a session.
@@ -66,6 +68,8 @@ pub fn router(app: Shared) -> Router {
         .route("/s/{operator}/{station}", get(public::show))
         .route("/s/{operator}/{station}/complaint", post(public::complain))
         .route("/s/{operator}/{station}/qr.svg", get(public::qr))
+        .route("/orders", get(orders::list))
+        .route("/orders/{id}/{step}", post(orders::verify))
         .route("/defects", get(defects::list))
         .route("/defects/{*target}", post(defects::act))
         .route("/registry", get(registry::stations))

@@ -11,6 +11,7 @@ mod defects;
 mod fleet;
 mod http;
 mod oidc;
+mod orders;
 mod pile;
 mod public;
 mod registry;

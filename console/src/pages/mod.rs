@@ -5,6 +5,7 @@ pub mod complaints;
 pub mod defects;
 pub mod fleet;
 pub mod layout;
+pub mod orders;
 pub mod pile;
 pub mod public;
 pub mod registry;
