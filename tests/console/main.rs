@@ -8,6 +8,7 @@
 mod common;
 mod complaints;
 mod defects;
+mod exemptions;
 mod fleet;
 mod http;
 mod oidc;
@@ -40,7 +41,23 @@ async fn console() -> (TestMesh, SocketAddr) {
 async fn console_with(
     adjust: impl FnOnce(&mut chargemesh_console::ConsoleConfig),
 ) -> (TestMesh, SocketAddr) {
-    let mesh = TestMesh::start().await;
+    console_on(TestMesh::start().await, adjust).await
+}
+
+/// As [`console`], on a mesh whose periodic passes (the reporting directory's among them) run
+/// every 200 ms.
+async fn console_polling() -> (TestMesh, SocketAddr) {
+    console_on(
+        TestMesh::start_with_options(|opts| opts.poll_every(200)).await,
+        |_| {},
+    )
+    .await
+}
+
+async fn console_on(
+    mesh: TestMesh,
+    adjust: impl FnOnce(&mut chargemesh_console::ConsoleConfig),
+) -> (TestMesh, SocketAddr) {
     two_station_fleet(&mesh).await;
     let gateway = SocketAddr::from(([127, 0, 0, 1], mesh.gateway_port()));
     demo_people::seed_staff(gateway, &mesh.pki_files("operator"))

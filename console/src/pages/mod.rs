@@ -3,6 +3,7 @@
 pub mod clock;
 pub mod complaints;
 pub mod defects;
+pub mod exemptions;
 pub mod fleet;
 pub mod layout;
 pub mod orders;
