@@ -13,6 +13,7 @@ mod fleet;
 mod http;
 mod oidc;
 mod orders;
+mod patrols;
 mod pile;
 mod public;
 mod registry;

@@ -44,6 +44,7 @@ pub fn page(ctx: &Ctx, title: &str, notice: Option<&Notice>, body: Markup) -> Ma
                             a href="/fleet" { (t("nav.fleet")) }
                             a href="/work-orders" { (t("nav.work_orders")) }
                             a href="/defects" { (t("nav.defects")) }
+                            a href="/patrols" { (t("nav.patrols")) }
                             a href="/orders" { (t("nav.orders")) }
                             a href="/exemptions" { (t("nav.exemptions")) }
                             a href="/complaints" { (t("nav.complaints")) }
