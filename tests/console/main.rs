@@ -15,6 +15,7 @@ mod oidc;
 mod orders;
 mod patrols;
 mod pile;
+mod plans;
 mod public;
 mod registry;
 mod reports;

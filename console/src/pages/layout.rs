@@ -45,6 +45,7 @@ pub fn page(ctx: &Ctx, title: &str, notice: Option<&Notice>, body: Markup) -> Ma
                             a href="/work-orders" { (t("nav.work_orders")) }
                             a href="/defects" { (t("nav.defects")) }
                             a href="/patrols" { (t("nav.patrols")) }
+                            a href="/plans" { (t("nav.plans")) }
                             a href="/orders" { (t("nav.orders")) }
                             a href="/exemptions" { (t("nav.exemptions")) }
                             a href="/complaints" { (t("nav.complaints")) }

@@ -9,6 +9,7 @@ pub mod layout;
 pub mod orders;
 pub mod patrols;
 pub mod pile;
+pub mod plans;
 pub mod public;
 pub mod registry;
 pub mod reports;
