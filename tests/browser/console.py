@@ -26,7 +26,11 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -66,8 +70,10 @@ def browser(work, phone=False):
 
 
 def wait(driver, what, condition, seconds=20):
+    # A page replaced while it is read (a form submitted, a redirect followed) is read again.
+    ignored = (StaleElementReferenceException, NoSuchElementException)
     try:
-        return WebDriverWait(driver, seconds).until(condition)
+        return WebDriverWait(driver, seconds, ignored_exceptions=ignored).until(condition)
     except TimeoutException:
         raise AssertionError(f"{what}: not seen within {seconds} s on {driver.current_url}")
 
