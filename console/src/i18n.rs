@@ -440,6 +440,23 @@ pub fn local(at: DateTime<Utc>) -> String {
         .to_string()
 }
 
+/// A form's `datetime-local` field (`YYYY-MM-DDTHH:MM`, Beijing time) as a protobuf time, or
+/// the field's error in the API's terms.
+pub fn local_input(field: &str, value: &str) -> Result<prost_types::Timestamp, tonic::Status> {
+    chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M")
+        .ok()
+        .and_then(|naive| naive.and_local_timezone(china()).single())
+        .map(|t| prost_types::Timestamp {
+            seconds: t.timestamp(),
+            nanos: 0,
+        })
+        .ok_or_else(|| {
+            tonic::Status::invalid_argument(format!(
+                "{field}: a date and time such as 2026-12-08T18:00 (Beijing time)"
+            ))
+        })
+}
+
 /// A duration in words: `1 h 05 min`, `12 min`, `40 s`.
 pub fn span(seconds: i64) -> String {
     let seconds = seconds.abs();

@@ -8,16 +8,17 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 
 use chargemesh_proto::complaints::v1 as pb;
 
 use crate::form::Form;
-use crate::i18n::{Lang, china, local};
+use crate::i18n::{Lang, local, local_input};
 use crate::mesh::as_person;
 use crate::pages::clock::{Clock, clock_cell, time};
 use crate::pages::layout::{Ctx, Notice, page};
+use crate::pages::outcome::{Saved, refusal_code, settle};
 use crate::session::{Person, Session};
 use crate::web::{Shared, csrf_ok, csrf_refused};
 
@@ -191,12 +192,6 @@ pub async fn list(State(app): State<Shared>, headers: HeaderMap) -> Response {
     page(&ctx, t("cmp.title"), notice.as_ref(), body).into_response()
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct Saved {
-    #[serde(default)]
-    saved: Option<u8>,
-}
-
 /// GET /complaints/{id}.
 pub async fn detail(
     State(app): State<Shared>,
@@ -208,7 +203,7 @@ pub async fn detail(
         Ok(signed_in) => signed_in,
         Err(redirect) => return redirect.into_response(),
     };
-    let notice = saved.saved.map(|_| Notice::Saved);
+    let notice = saved.notice();
     render(
         &app,
         &ctx,
@@ -265,7 +260,7 @@ pub async fn act(
             ))
             .await
             .map(drop),
-        "promise" => match local_time(form.get("due")) {
+        "promise" => match local_input("due", form.get("due")) {
             Ok(due) => desk
                 .promise_resolution(as_person(
                     token,
@@ -274,10 +269,7 @@ pub async fn act(
                         complaint_id,
                         handling: form.get("handling").to_owned(),
                         reply: form.get("reply").to_owned(),
-                        due_time: Some(prost_types::Timestamp {
-                            seconds: due.timestamp(),
-                            nanos: 0,
-                        }),
+                        due_time: Some(due),
                     },
                 ))
                 .await
@@ -319,34 +311,10 @@ pub async fn act(
             .map(drop),
         _ => return (StatusCode::NOT_FOUND, ctx.lang.t("error.not_found")).into_response(),
     };
-    match done {
-        Ok(()) => Redirect::to(&format!("{path}?saved=1")).into_response(),
-        Err(status) => {
-            let code = status_code(&status);
-            let notice = Some(Notice::Refused(status.message().to_owned()));
-            render(&app, &ctx, &session, &id, notice, &form, code).await
-        }
-    }
-}
-
-/// A refusal's HTTP status.
-pub fn status_code(status: &tonic::Status) -> StatusCode {
-    match status.code() {
-        tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => StatusCode::FORBIDDEN,
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    }
-}
-
-/// A `datetime-local` value read in Asia/Shanghai.
-fn local_time(value: &str) -> Result<DateTime<Utc>, tonic::Status> {
-    NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M")
-        .ok()
-        .and_then(|naive| naive.and_local_timezone(china()).single())
-        .map(|t| t.with_timezone(&Utc))
-        .ok_or_else(|| {
-            tonic::Status::invalid_argument("due: a date and time such as 2026-12-08T18:00")
-        })
+    settle(done, &format!("{path}?saved=1"), |notice, code| {
+        render(&app, &ctx, &session, &id, Some(notice), &form, code)
+    })
+    .await
 }
 
 async fn render(
@@ -553,7 +521,7 @@ pub async fn submit(State(app): State<Shared>, headers: HeaderMap, body: Bytes) 
             &session,
             Some(Notice::Refused(status.message().to_owned())),
             &form,
-            status_code(&status),
+            refusal_code(&status),
         ),
     }
 }
@@ -618,8 +586,9 @@ mod tests {
 
     #[test]
     fn a_promise_is_read_in_china_standard_time() {
-        let due = local_time("2026-12-08T18:00").expect("due");
-        assert_eq!(due.to_rfc3339(), "2026-12-08T10:00:00+00:00");
-        assert!(local_time("tomorrow").is_err());
+        let due = local_input("due", "2026-12-08T18:00").expect("due");
+        let utc = DateTime::parse_from_rfc3339("2026-12-08T10:00:00Z").expect("time");
+        assert_eq!(due.seconds, utc.timestamp());
+        assert!(local_input("due", "tomorrow").is_err());
     }
 }

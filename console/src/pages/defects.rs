@@ -7,7 +7,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use maud::{Markup, html};
 
@@ -18,6 +18,7 @@ use crate::i18n::{Lang, local};
 use crate::mesh::as_person;
 use crate::pages::clock::{Clock, clock_cell, time};
 use crate::pages::layout::{Ctx, Notice, page};
+use crate::pages::outcome::{Saved, or_reason, settle};
 use crate::session::{Person, Session};
 use crate::web::{Shared, csrf_ok, csrf_refused};
 
@@ -72,12 +73,6 @@ fn state_name(lang: Lang, state: i32) -> &'static str {
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct Saved {
-    #[serde(default)]
-    saved: Option<u8>,
-}
-
 /// GET /defects.
 pub async fn list(
     State(app): State<Shared>,
@@ -88,7 +83,7 @@ pub async fn list(
         Ok(signed_in) => signed_in,
         Err(redirect) => return redirect.into_response(),
     };
-    let notice = saved.saved.map(|_| Notice::Saved);
+    let notice = saved.notice();
     render(
         &app,
         &ctx,
@@ -123,13 +118,7 @@ async fn render(
             },
         ))
         .await;
-    let (mut defects, notice) = match listed {
-        Ok(listed) => (listed.into_inner().defects, notice),
-        Err(status) => (
-            Vec::new(),
-            notice.or(Some(Notice::Refused(status.message().to_owned()))),
-        ),
-    };
+    let (mut defects, notice) = or_reason(listed.map(|r| r.into_inner().defects), notice);
     // The gravest first, then the nearest deadline.
     defects.sort_by_key(|d| (d.class, d.due_time.as_ref().map_or(i64::MAX, |t| t.seconds)));
     let now = Utc::now();
@@ -259,14 +248,10 @@ pub async fn act(
             .map(drop),
         _ => return (StatusCode::NOT_FOUND, ctx.lang.t("error.not_found")).into_response(),
     };
-    match done {
-        Ok(()) => Redirect::to("/defects?saved=1").into_response(),
-        Err(status) => {
-            let code = crate::pages::complaints::status_code(&status);
-            let notice = Some(Notice::Refused(status.message().to_owned()));
-            render(&app, &ctx, &session, notice, &form, code).await
-        }
-    }
+    settle(done, "/defects?saved=1", |notice, code| {
+        render(&app, &ctx, &session, Some(notice), &form, code)
+    })
+    .await
 }
 
 #[cfg(test)]

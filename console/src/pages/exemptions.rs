@@ -6,16 +6,17 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::html;
 
 use chargemesh_proto::reporting::v1 as pb;
 
 use crate::form::Form;
-use crate::i18n::{Lang, local};
+use crate::i18n::{Lang, local, local_input};
 use crate::mesh::as_person;
 use crate::pages::clock::time;
 use crate::pages::layout::{Ctx, Notice, page};
+use crate::pages::outcome::{Saved, or_reason, settle};
 use crate::pages::pile::evidence;
 use crate::session::Session;
 use crate::web::{Shared, csrf_ok, csrf_refused};
@@ -46,28 +47,6 @@ fn state_name(lang: Lang, state: i32) -> &'static str {
     }
 }
 
-/// A `datetime-local` value in Beijing time as a protobuf time, or the field's error.
-fn moment(form: &Form, field: &'static str) -> Result<prost_types::Timestamp, tonic::Status> {
-    chrono::NaiveDateTime::parse_from_str(form.get(field), "%Y-%m-%dT%H:%M")
-        .ok()
-        .and_then(|t| t.and_local_timezone(crate::i18n::china()).single())
-        .map(|t| prost_types::Timestamp {
-            seconds: t.timestamp(),
-            nanos: 0,
-        })
-        .ok_or_else(|| {
-            tonic::Status::invalid_argument(format!(
-                "{field}: a date and time such as 2026-12-05T08:00"
-            ))
-        })
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub struct Saved {
-    #[serde(default)]
-    saved: Option<u8>,
-}
-
 /// GET /exemptions.
 pub async fn list(
     State(app): State<Shared>,
@@ -82,7 +61,7 @@ pub async fn list(
         &app,
         &ctx,
         &session,
-        saved.saved.map(|_| Notice::Saved),
+        saved.notice(),
         &Form::default(),
         StatusCode::OK,
     )
@@ -111,13 +90,7 @@ async fn render(
             },
         ))
         .await;
-    let (exemptions, notice) = match listed {
-        Ok(listed) => (listed.into_inner().exemptions, notice),
-        Err(status) => (
-            Vec::new(),
-            notice.or(Some(Notice::Refused(status.message().to_owned()))),
-        ),
-    };
+    let (exemptions, notice) = or_reason(listed.map(|r| r.into_inner().exemptions), notice);
     let decider = session.person.any_role(&DECIDERS);
     let body = html! {
         @if exemptions.is_empty() { p { (t("ex.none")) } }
@@ -189,7 +162,10 @@ pub async fn act(
     let operator_id = session.person.operator_id.clone();
     let mut reporting = app.gateway.reporting();
     let done = match (id.as_str(), step.as_str()) {
-        ("new", "declare") => match (moment(&form, "start"), moment(&form, "end")) {
+        ("new", "declare") => match (
+            local_input("start", form.get("start")),
+            local_input("end", form.get("end")),
+        ) {
             (Ok(start), Ok(end)) => reporting
                 .declare_exemption(as_person(
                     &session.token,
@@ -224,27 +200,8 @@ pub async fn act(
             .map(drop),
         _ => return (StatusCode::NOT_FOUND, ctx.lang.t("error.not_found")).into_response(),
     };
-    match done {
-        Ok(()) => Redirect::to("/exemptions?saved=1").into_response(),
-        Err(status) => {
-            let code = crate::pages::complaints::status_code(&status);
-            let notice = Some(Notice::Refused(status.message().to_owned()));
-            render(&app, &ctx, &session, notice, &form, code).await
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mon_9_a_period_is_read_in_beijing_time() {
-        let form = Form::parse(b"start=2026-12-05T08%3A00&end=soon");
-        let utc = chrono::DateTime::parse_from_rfc3339("2026-12-05T00:00:00Z")
-            .map(|t| t.timestamp())
-            .expect("time");
-        assert_eq!(moment(&form, "start").map(|t| t.seconds).ok(), Some(utc));
-        assert!(moment(&form, "end").is_err());
-    }
+    settle(done, "/exemptions?saved=1", |notice, code| {
+        render(&app, &ctx, &session, Some(notice), &form, code)
+    })
+    .await
 }

@@ -7,6 +7,7 @@ pub mod exemptions;
 pub mod fleet;
 pub mod layout;
 pub mod orders;
+pub mod outcome;
 pub mod patrols;
 pub mod pile;
 pub mod plans;

@@ -6,7 +6,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::html;
 
 use chargemesh_proto::metering::v1 as pb;
@@ -16,6 +16,7 @@ use crate::i18n::{Lang, local};
 use crate::mesh::as_person;
 use crate::pages::clock::time;
 use crate::pages::layout::{Ctx, Notice, page};
+use crate::pages::outcome::{Saved, or_reason, settle};
 use crate::session::Session;
 use crate::web::{Shared, csrf_ok, csrf_refused};
 
@@ -47,12 +48,6 @@ pub fn with_stop(samples: &[pb::MeterSample], stop_kwh: &str) -> Vec<pb::MeterSa
     out
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct Saved {
-    #[serde(default)]
-    saved: Option<u8>,
-}
-
 /// GET /orders: the flagged orders.
 pub async fn list(
     State(app): State<Shared>,
@@ -67,7 +62,7 @@ pub async fn list(
         &app,
         &ctx,
         &session,
-        saved.saved.map(|_| Notice::Saved),
+        saved.notice(),
         &Form::default(),
         StatusCode::OK,
     )
@@ -97,13 +92,7 @@ async fn render(
             },
         ))
         .await;
-    let (orders, notice) = match listed {
-        Ok(listed) => (listed.into_inner().orders, notice),
-        Err(status) => (
-            Vec::new(),
-            notice.or(Some(Notice::Refused(status.message().to_owned()))),
-        ),
-    };
+    let (orders, notice) = or_reason(listed.map(|r| r.into_inner().orders), notice);
     let may = session.person.any_role(&CORRECTORS);
     let body = html! {
         @if orders.is_empty() { p { (t("ord.none")) } }
@@ -194,14 +183,10 @@ pub async fn verify(
             .map(drop),
         Err(status) => Err(status),
     };
-    match done {
-        Ok(()) => Redirect::to("/orders?saved=1").into_response(),
-        Err(status) => {
-            let code = crate::pages::complaints::status_code(&status);
-            let notice = Some(Notice::Refused(status.message().to_owned()));
-            render(&app, &ctx, &session, notice, &form, code).await
-        }
-    }
+    settle(done, "/orders?saved=1", |notice, code| {
+        render(&app, &ctx, &session, Some(notice), &form, code)
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -6,17 +6,18 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use maud::{Markup, html};
 
 use chargemesh_proto::dispatch::v1 as pb;
 
 use crate::form::Form;
-use crate::i18n::{Lang, china};
+use crate::i18n::{Lang, local_input};
 use crate::mesh::as_person;
 use crate::pages::clock::{Clock, clock_cell, time};
 use crate::pages::layout::{Ctx, Notice, page};
+use crate::pages::outcome::{Saved, settle};
 use crate::session::Session;
 use crate::web::{Shared, csrf_ok, csrf_refused};
 
@@ -51,12 +52,6 @@ pub fn results(checklist: &[String], form: &Form) -> Vec<pb::ChecklistResult> {
         .collect()
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct Saved {
-    #[serde(default)]
-    saved: Option<u8>,
-}
-
 /// GET /patrols.
 pub async fn list(
     State(app): State<Shared>,
@@ -71,7 +66,7 @@ pub async fn list(
         &app,
         &ctx,
         &session,
-        saved.saved.map(|_| Notice::Saved),
+        saved.notice(),
         &Form::default(),
         StatusCode::OK,
     )
@@ -187,30 +182,20 @@ pub async fn act(
     let operator_id = session.person.operator_id.clone();
     let mut dispatch = app.gateway.dispatch();
     let done = match (id.as_str(), step.as_str()) {
-        ("new", "schedule") => {
-            let due = chrono::NaiveDateTime::parse_from_str(form.get("due"), "%Y-%m-%dT%H:%M")
-                .ok()
-                .and_then(|t| t.and_local_timezone(china()).single());
-            match due {
-                Some(due) => dispatch
-                    .schedule_patrol(as_person(
-                        &session.token,
-                        pb::SchedulePatrolRequest {
-                            operator_id,
-                            station_id: form.get("station_id").to_owned(),
-                            due_time: Some(prost_types::Timestamp {
-                                seconds: due.timestamp(),
-                                nanos: 0,
-                            }),
-                        },
-                    ))
-                    .await
-                    .map(drop),
-                None => Err(tonic::Status::invalid_argument(
-                    "due: a date and time such as 2026-12-08T09:00",
-                )),
-            }
-        }
+        ("new", "schedule") => match local_input("due", form.get("due")) {
+            Ok(due) => dispatch
+                .schedule_patrol(as_person(
+                    &session.token,
+                    pb::SchedulePatrolRequest {
+                        operator_id,
+                        station_id: form.get("station_id").to_owned(),
+                        due_time: Some(due),
+                    },
+                ))
+                .await
+                .map(drop),
+            Err(status) => Err(status),
+        },
         (_, "complete") => {
             let checklist = open_patrols(&app, &session)
                 .await
@@ -232,14 +217,10 @@ pub async fn act(
         }
         _ => return (StatusCode::NOT_FOUND, ctx.lang.t("error.not_found")).into_response(),
     };
-    match done {
-        Ok(()) => Redirect::to("/patrols?saved=1").into_response(),
-        Err(status) => {
-            let code = crate::pages::complaints::status_code(&status);
-            let notice = Some(Notice::Refused(status.message().to_owned()));
-            render(&app, &ctx, &session, notice, &form, code).await
-        }
-    }
+    settle(done, "/patrols?saved=1", |notice, code| {
+        render(&app, &ctx, &session, Some(notice), &form, code)
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use maud::html;
 
@@ -19,6 +19,7 @@ use crate::mesh::as_person;
 use crate::pages::clock::time;
 use crate::pages::fleet::status_name;
 use crate::pages::layout::{Ctx, Notice, page};
+use crate::pages::outcome::{Saved, settle};
 use crate::session::Session;
 use crate::web::{Shared, csrf_ok, csrf_refused};
 
@@ -55,12 +56,6 @@ pub fn evidence(text: &str) -> Vec<String> {
         .collect()
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct Saved {
-    #[serde(default)]
-    saved: Option<u8>,
-}
-
 /// GET /fleet/{station}/{pile}.
 pub async fn show(
     State(app): State<Shared>,
@@ -73,7 +68,7 @@ pub async fn show(
         Ok(signed_in) => signed_in,
         Err(redirect) => return redirect.into_response(),
     };
-    let notice = saved.saved.map(|_| Notice::Saved);
+    let notice = saved.notice();
     let ids = (station_id.as_str(), pile_id.as_str());
     render(
         &app,
@@ -252,15 +247,11 @@ pub async fn act(
             .map(drop),
         _ => return (StatusCode::NOT_FOUND, ctx.lang.t("error.not_found")).into_response(),
     };
-    match done {
-        Ok(()) => Redirect::to(&format!("{path}?saved=1")).into_response(),
-        Err(status) => {
-            let code = crate::pages::complaints::status_code(&status);
-            let notice = Some(Notice::Refused(status.message().to_owned()));
-            let ids = (station_id.as_str(), pile_id.as_str());
-            render(&app, &ctx, &session, ids, notice, &form, code).await
-        }
-    }
+    let ids = (station_id.as_str(), pile_id.as_str());
+    settle(done, &format!("{path}?saved=1"), |notice, code| {
+        render(&app, &ctx, &session, ids, Some(notice), &form, code)
+    })
+    .await
 }
 
 #[cfg(test)]

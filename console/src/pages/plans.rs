@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::html;
 
 use chargemesh_proto::dispatch::v1 as pb;
@@ -15,6 +15,7 @@ use crate::i18n::{Lang, local};
 use crate::mesh::as_person;
 use crate::pages::clock::time;
 use crate::pages::layout::{Ctx, Notice, page};
+use crate::pages::outcome::{Saved, or_reason, settle};
 use crate::session::Session;
 use crate::web::{Shared, csrf_ok, csrf_refused};
 
@@ -53,12 +54,6 @@ pub fn outstanding(plan: &pb::MaintenancePlan) -> Vec<&str> {
         .collect()
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct Saved {
-    #[serde(default)]
-    saved: Option<u8>,
-}
-
 /// GET /plans.
 pub async fn list(
     State(app): State<Shared>,
@@ -73,7 +68,7 @@ pub async fn list(
         &app,
         &ctx,
         &session,
-        saved.saved.map(|_| Notice::Saved),
+        saved.notice(),
         &Form::default(),
         StatusCode::OK,
     )
@@ -102,13 +97,7 @@ async fn render(
             },
         ))
         .await;
-    let (plans, notice) = match listed {
-        Ok(listed) => (listed.into_inner().plans, notice),
-        Err(status) => (
-            Vec::new(),
-            notice.or(Some(Notice::Refused(status.message().to_owned()))),
-        ),
-    };
+    let (plans, notice) = or_reason(listed.map(|r| r.into_inner().plans), notice);
     let drafter = session.person.any_role(&DRAFTERS);
     let approver = session.person.any_role(&APPROVERS);
     let kept_items = kept.all("items");
@@ -234,14 +223,10 @@ pub async fn act(
             .map(drop),
         _ => return (StatusCode::NOT_FOUND, ctx.lang.t("error.not_found")).into_response(),
     };
-    match done {
-        Ok(()) => Redirect::to("/plans?saved=1").into_response(),
-        Err(status) => {
-            let code = crate::pages::complaints::status_code(&status);
-            let notice = Some(Notice::Refused(status.message().to_owned()));
-            render(&app, &ctx, &session, notice, &form, code).await
-        }
-    }
+    settle(done, "/plans?saved=1", |notice, code| {
+        render(&app, &ctx, &session, Some(notice), &form, code)
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -394,7 +394,7 @@ pub async fn complain(
         }
         Ok(None) => refuse(lang.t("pub.unavailable"), StatusCode::BAD_GATEWAY).await,
         Err(status) => {
-            let code = crate::pages::complaints::status_code(&status);
+            let code = crate::pages::outcome::refusal_code(&status);
             refuse(status.message(), code).await
         }
     }

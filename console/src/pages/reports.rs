@@ -312,7 +312,7 @@ pub async fn export(
             let refused = Notice::Refused(status.message().to_owned());
             let body = html! { p { a href="/reports" { (ctx.lang.t("rep.title")) } } };
             (
-                crate::pages::complaints::status_code(&status),
+                crate::pages::outcome::refusal_code(&status),
                 page(&ctx, ctx.lang.t("rep.exports"), Some(&refused), body),
             )
                 .into_response()

@@ -19,6 +19,7 @@ use crate::i18n::{Lang, local};
 use crate::mesh::as_person;
 use crate::pages::clock::{Clock, clock_cell, time};
 use crate::pages::layout::{Ctx, Notice, page};
+use crate::pages::outcome::Saved;
 use crate::session::{Person, Session};
 use crate::web::{Shared, csrf_ok, csrf_refused};
 
@@ -168,12 +169,6 @@ pub async fn list(State(app): State<Shared>, headers: HeaderMap) -> Response {
     page(&ctx, t("wo.title"), notice.as_ref(), body).into_response()
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct Saved {
-    #[serde(default)]
-    saved: Option<u8>,
-}
-
 /// GET /work-orders/{id}: the order, its clocks and the steps the person may take.
 pub async fn detail(
     State(app): State<Shared>,
@@ -186,7 +181,7 @@ pub async fn detail(
         Ok(signed_in) => signed_in,
         Err(redirect) => return redirect.into_response(),
     };
-    let notice = saved.saved.map(|_| Notice::Saved);
+    let notice = saved.notice();
     render_detail(
         &app,
         &ctx,
