@@ -242,6 +242,8 @@ fn text(key: &str) -> Option<(&'static str, &'static str)> {
         "rep.complaints" => ("投诉", "Complaints"),
         "rep.responses" => ("投诉响应及时率", "On-time responses"),
         "rep.satisfaction" => ("满意度", "Satisfaction"),
+        "rep.defects" => ("缺陷及时消除率", "Defects on time"),
+        "rep.by_pile" => ("各充电桩故障次数", "Faults by pile"),
         "rep.all" => ("全部站点", "All stations"),
         "rep.exports" => ("导出", "Exports"),
         "rep.kpi_csv" => ("运营指标 CSV", "KPIs, CSV"),

@@ -1,8 +1,11 @@
 //! Reports for the O&M manager (REQ EVAL-1): the month's KPIs per station and in all, its
 //! charts, and the exports as the reporting component makes them.
 
+use chargemesh_proto::telemetry::v1 as tm;
+
+use super::common::{TelemetryStream, eventually};
 use super::http::Browser;
-use super::{console, sign_in};
+use super::{console, console_polling, sign_in};
 
 const MANAGER: &str = "4:om_manager";
 
@@ -65,4 +68,37 @@ async fn eval_1_the_manager_reads_the_month_s_kpis_and_exports_the_csv() {
     // A period the API refuses keeps the page, with the reason.
     let year = manager.get("/reports?period=year&start=1999").await;
     assert!(year.status == 200 || year.status == 422, "{}", year.status);
+}
+
+#[tokio::test]
+async fn fault_8_the_month_s_faults_are_charted_by_pile() {
+    let (mesh, addr) = console_polling().await;
+    // A fault opens an automatic work order; reporting counts it against its pile.
+    let platform = TelemetryStream::open(mesh.channel("operator")).await;
+    let now = chrono::Utc::now();
+    platform
+        .send(vec![tm::TelemetryMessage {
+            sequence: 1,
+            pile_id: "P1".into(),
+            connector_id: "P1-1".into(),
+            observe_time: Some(prost_types::Timestamp {
+                seconds: now.timestamp(),
+                nanos: 0,
+            }),
+            body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+                state: tm::ConnectorState::Fault as i32,
+                fault_code: "E42".into(),
+                fault_text: "insulation".into(),
+            })),
+            ..Default::default()
+        }])
+        .await;
+    let mut manager = Browser::new(addr);
+    assert_eq!(sign_in(&mut manager, MANAGER).await.status, 303);
+    let report = eventually(
+        async || manager.get("/reports").await,
+        |page| page.body.contains("各充电桩故障次数"),
+    )
+    .await;
+    assert!(report.body.contains("P1: 1"), "{}", report.body);
 }

@@ -194,7 +194,14 @@ pub async fn station(
                     @let latest = certs.iter().max_by(|a, b| a.valid_until.cmp(&b.valid_until));
                     @let standing = latest.map(|c| standing(&c.valid_until, today));
                     tr.breached[matches!(standing, None | Some(Standing::Expired))] {
-                        td { (pile.pile_id) }
+                        td {
+                            (pile.pile_id)
+                            ul.connectors-list {
+                                @for c in &pile.connectors {
+                                    li { (c.connector_id) " · " (c.power_kw) " kW · " (c.voltage_lower_limit) "–" (c.voltage_upper_limit) " V" }
+                                }
+                            }
+                        }
                         td { (pile.rated_power_kw) " kW" }
                         td { (pile_state(lang, pile.state)) }
                         td { @if let Some(c) = latest { (c.certificate_number) } @else { (t("reg.no_certificate")) } }

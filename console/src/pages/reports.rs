@@ -65,6 +65,39 @@ pub fn days_of(month: &str, today: NaiveDate) -> Vec<NaiveDate> {
         .collect()
 }
 
+/// REQ DEF-3: the share of critical and serious defects eliminated by their due time, none when
+/// none was judged.
+pub fn defect_share(kpis: &kpi::Kpis) -> Option<f64> {
+    let (on_time, judged) = kpis.defects.iter().fold((0u32, 0u32), |(o, j), d| {
+        (o + d.closed_on_time, j + d.closed_judged)
+    });
+    (judged > 0).then(|| f64::from(on_time) / f64::from(judged))
+}
+
+/// Counts as bars scaled to the largest, each labelled with its count (faults by pile).
+pub fn count_bars(title: &str, counts: &[(String, u32)]) -> Markup {
+    let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+    let width = 24 * counts.len().max(1) + 40;
+    html! {
+        figure.chart {
+            figcaption { (title) }
+            svg role="img" aria-label=(title) viewBox={ "0 0 " (width) " 140" } width=(width) height="140" {
+                line x1="30" y1="10" x2="30" y2="110" stroke="#8a94a3" {}
+                line x1="30" y1="110" x2=(width) y2="110" stroke="#8a94a3" {}
+                @for (i, (label, n)) in counts.iter().enumerate() {
+                    @let x = 34 + i * 24;
+                    @let h = (f64::from(*n) / f64::from(most) * 100.0).round();
+                    rect x=(x) y=(110.0 - h) width="18" height=(h) fill="#0b5cad" {
+                        title { (label) ": " (n) }
+                    }
+                    text x=(x + 4) y=(106.0 - h) font-size="9" { (n) }
+                    text x=(x) y="124" font-size="7" { (label.chars().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect::<String>()) }
+                }
+            }
+        }
+    }
+}
+
 /// A bar chart of shares (0 to 1) as inline SVG, one labelled bar per value; a bar below
 /// `warn` is drawn in the warning colour.
 pub fn bars(title: &str, values: &[(String, Option<f64>)], warn: f64) -> Markup {
@@ -147,6 +180,30 @@ pub async fn show(
     } else {
         Vec::new()
     };
+    // REQ FAULT-8: which piles fault most in the period.
+    let by_pile: Vec<(String, u32)> = app
+        .gateway
+        .reporting()
+        .get_fault_analysis(as_person(
+            &session.token,
+            rp::GetFaultAnalysisRequest {
+                scope: Some(scope(&session, period, &start)),
+            },
+        ))
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().analysis)
+        .map(|a| {
+            let mut piles: Vec<(String, u32)> = a
+                .by_pile
+                .into_iter()
+                .map(|p| (p.pile_id, p.faults))
+                .collect();
+            piles.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            piles.truncate(20);
+            piles
+        })
+        .unwrap_or_default();
     let total = rows.iter().find(|r| r.station_id.is_empty());
     let link = |kind: &str, format: &str| {
         format!(
@@ -172,7 +229,11 @@ pub async fn show(
                 (t("rep.arrivals").into(), (total.arrivals_judged > 0).then_some(total.arrival_on_time_share)),
                 (t("rep.repairs").into(), (total.repairs_judged > 0).then_some(total.repair_on_time_share)),
                 (t("rep.responses").into(), (total.responses_judged > 0).then_some(total.response_on_time_share)),
+                (t("rep.defects").into(), defect_share(total)),
             ], 0.95))
+        }
+        @if !by_pile.is_empty() {
+            (count_bars(t("rep.by_pile"), &by_pile))
         }
         @if !daily.is_empty() {
             (bars(t("rep.daily"), &daily, 0.95))
@@ -359,6 +420,31 @@ mod tests {
         assert_eq!(days_of("2026-12", today).len(), 6);
         assert_eq!(days_of("2026-11", today).len(), 30);
         assert!(days_of("nope", today).is_empty());
+    }
+
+    #[test]
+    fn def_3_the_defect_share_counts_the_judged_classes_only() {
+        let kpis = kpi::Kpis {
+            defects: vec![
+                kpi::DefectClassKpis {
+                    defect_class: "critical".into(),
+                    closed_on_time: 1,
+                    closed_judged: 2,
+                    ..Default::default()
+                },
+                kpi::DefectClassKpis {
+                    defect_class: "general".into(),
+                    closed: 5,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(defect_share(&kpis), Some(0.5));
+        assert_eq!(defect_share(&kpi::Kpis::default()), None);
+        let chart =
+            count_bars("faults", &[("SX-YC-001-P01".into(), 4), ("P2".into(), 1)]).into_string();
+        assert!(chart.contains("SX-YC-001-P01: 4") && chart.contains("height=\"100\""));
     }
 
     #[test]
