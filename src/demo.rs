@@ -358,3 +358,36 @@ pub async fn seed(gateway: SocketAddr, operator_files: &TlsFiles) -> anyhow::Res
         .context("starting the demo station's trial operation")?;
     Ok(true)
 }
+
+/// The demo station's cameras and communication links, for the monitor's daily check (REQ
+/// MON-7, MON-8); registering them again changes nothing.
+pub async fn register_monitoring(
+    gateway: SocketAddr,
+    operator_files: &TlsFiles,
+) -> anyhow::Result<()> {
+    use chargemesh_proto::dispatch::v1 as dp;
+    let config = std::sync::Arc::new(tls::client_config(operator_files)?);
+    let channel = tls::channel(&format!("https://127.0.0.1:{}", gateway.port()), config)?;
+    dp::dispatch_service_client::DispatchServiceClient::new(channel)
+        .register_monitoring_equipment(dp::RegisterMonitoringEquipmentRequest {
+            operator_id: DEMO_OPERATOR_ID.into(),
+            station_id: DEMO_STATION_ID.into(),
+            cameras: vec![
+                dp::Camera {
+                    camera_id: "CAM-01".into(),
+                    covers: vec![DEMO_PILE_ID.into()],
+                },
+                dp::Camera {
+                    camera_id: "CAM-02".into(),
+                    covers: vec!["SX-YC-001-P02".into()],
+                },
+            ],
+            links: vec![dp::CommunicationLink {
+                link_id: "ETH-01".into(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .context("registering the demo station's cameras and links")?;
+    Ok(())
+}

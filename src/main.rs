@@ -549,6 +549,7 @@ async fn up(
         chargemesh::demo_people::seed_staff(mesh.gateway_addr, &pki.files("operator"))
             .await
             .context("registering the demo repair crew")?;
+        demo::register_monitoring(mesh.gateway_addr, &pki.files("operator")).await?;
         // The demo stations report live telemetry, each as a whole station (REQ BASE-2).
         let sim = chargemesh::sim::SimOptions {
             gateway: mesh.gateway_addr,

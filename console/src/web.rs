@@ -21,7 +21,7 @@ use crate::i18n::{self, Lang};
 use crate::mesh::Gateway;
 use crate::pages::layout::{Ctx, Notice, page, role_name};
 use crate::pages::{
-    complaints, defects, exemptions, fleet, orders, patrols, pile, plans, public, registry,
+    checks, complaints, defects, exemptions, fleet, orders, patrols, pile, plans, public, registry,
     reports, work_orders,
 };
 use crate::session::{self, Person, Session, Sessions, same_token};
@@ -69,6 +69,8 @@ pub fn router(app: Shared) -> Router {
         .route("/s/{operator}/{station}", get(public::show))
         .route("/s/{operator}/{station}/complaint", post(public::complain))
         .route("/s/{operator}/{station}/qr.svg", get(public::qr))
+        .route("/checks", get(checks::list))
+        .route("/checks/{station}", post(checks::record))
         .route("/plans", get(plans::list))
         .route("/plans/{id}/{step}", post(plans::act))
         .route("/patrols", get(patrols::list))

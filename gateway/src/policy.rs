@@ -407,6 +407,7 @@ pub const POLICY: &[(&str, &str, Rule)] = &[
     ),
     (DISPATCH, "RecordDailyCheck", staff_of(&[MONITOR])),
     (DISPATCH, "GetDailyCheckStatus", OPERATOR_READ),
+    (DISPATCH, "GetMonitoringEquipment", OPERATOR_READ),
     (DISPATCH, "GetMonitorView", OPERATOR_READ),
     (
         DISPATCH,

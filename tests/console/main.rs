@@ -4,6 +4,7 @@
 //! CSRF token do nothing; a refusal shows the API's reason with the input kept; the language
 //! switches; sign-out ends the session.
 
+mod checks;
 #[path = "../common/mod.rs"]
 mod common;
 mod complaints;

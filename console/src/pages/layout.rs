@@ -42,6 +42,7 @@ pub fn page(ctx: &Ctx, title: &str, notice: Option<&Notice>, body: Markup) -> Ma
                     @if let Some(session) = &ctx.session {
                         nav aria-label=(t("app")) {
                             a href="/fleet" { (t("nav.fleet")) }
+                            a href="/checks" { (t("nav.checks")) }
                             a href="/work-orders" { (t("nav.work_orders")) }
                             a href="/defects" { (t("nav.defects")) }
                             a href="/patrols" { (t("nav.patrols")) }

@@ -1,5 +1,6 @@
 //! The pages: the shared [`layout`] and one module per screen.
 
+pub mod checks;
 pub mod clock;
 pub mod complaints;
 pub mod defects;

@@ -503,6 +503,7 @@ dispatch_service! {
     register_monitoring_equipment(pb::RegisterMonitoringEquipmentRequest) -> pb::RegisterMonitoringEquipmentResponse => register_monitoring_equipment_;
     record_daily_check(pb::RecordDailyCheckRequest) -> pb::RecordDailyCheckResponse => record_daily_check_;
     get_daily_check_status(pb::GetDailyCheckStatusRequest) -> pb::GetDailyCheckStatusResponse => get_daily_check_status_;
+    get_monitoring_equipment(pb::GetMonitoringEquipmentRequest) -> pb::GetMonitoringEquipmentResponse => get_monitoring_equipment_;
     get_monitor_view(pb::GetMonitorViewRequest) -> pb::GetMonitorViewResponse => get_monitor_view_;
     confirm_work_order(pb::ConfirmWorkOrderRequest) -> pb::ConfirmWorkOrderResponse => confirm_work_order_;
     {

@@ -98,6 +98,53 @@ impl DispatchApi {
         Ok(pb::RegisterMonitoringEquipmentResponse {})
     }
 
+    pub(super) async fn get_monitoring_equipment_(
+        &self,
+        p: &Principal,
+        r: pb::GetMonitoringEquipmentRequest,
+    ) -> Result<pb::GetMonitoringEquipmentResponse, Error> {
+        let op = operator_for(p, &r.operator_id)?;
+        let station = r.station_id.trim();
+        self.engine.station(&op, station).await?;
+        let Some((doc, _)) = self.engine.store.doc(MONITORING, &op, station).await? else {
+            return Ok(pb::GetMonitoringEquipmentResponse::default());
+        };
+        let register: Register = from_doc(doc)?;
+        Ok(pb::GetMonitoringEquipmentResponse {
+            cameras: register
+                .cameras
+                .into_iter()
+                .map(|c| pb::Camera {
+                    camera_id: c.camera_id,
+                    covers: c.covers,
+                })
+                .collect(),
+            links: register
+                .links
+                .into_iter()
+                .map(|l| match l {
+                    Link::Ethernet { link_id } => pb::CommunicationLink {
+                        link_id,
+                        ..Default::default()
+                    },
+                    Link::Sim {
+                        link_id,
+                        iccid,
+                        carrier,
+                        traffic_min_mb,
+                        traffic_max_mb,
+                    } => pb::CommunicationLink {
+                        link_id,
+                        iccid,
+                        carrier,
+                        traffic_min_mb,
+                        traffic_max_mb,
+                    },
+                })
+                .collect(),
+        })
+    }
+
     pub(super) async fn record_daily_check_(
         &self,
         p: &Principal,
