@@ -24,6 +24,8 @@ pub struct ConsoleConfig {
     /// Live pages (each one status stream through the gateway) open at once; more are refused
     /// until one closes.
     pub max_live_streams: usize,
+    /// Live pages one session may have open at once.
+    pub max_live_per_session: usize,
     /// The console's address as drivers reach it (`https://charge.example.com`), for the QR
     /// codes of the station signs; the request's host when empty.
     pub public_url: String,
@@ -49,6 +51,7 @@ impl Default for ConsoleConfig {
             session_idle_minutes: 60,
             max_sessions: 10_000,
             max_live_streams: 1_000,
+            max_live_per_session: 4,
             public_url: String::new(),
             trust_forwarded_for: false,
             public_complaints_per_hour: 5,

@@ -64,6 +64,7 @@ pub fn app(config: ConsoleConfig) -> Result<web::Shared, ConsoleError> {
         gateway,
         dev_key,
         live: Arc::new(tokio::sync::Semaphore::new(config.max_live_streams.max(1))),
+        live_by_session: std::sync::Mutex::new(std::collections::HashMap::new()),
         public_limit: ratelimit::RateLimit::new(
             config.public_complaints_per_hour,
             Duration::from_secs(3_600),

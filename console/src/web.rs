@@ -42,6 +42,8 @@ pub struct App {
     pub dev_key: Option<Vec<u8>>,
     /// The live pages' streams held at once (each one gRPC stream through the gateway).
     pub live: Arc<tokio::sync::Semaphore>,
+    /// Each session's live pages open now.
+    pub live_by_session: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     /// What each address may file from the public pages (REQ CMP-2).
     pub public_limit: crate::ratelimit::RateLimit,
     /// The operator's identity provider, when sign-in goes through one.

@@ -90,3 +90,30 @@ async fn mon_1_the_monitor_sees_the_fleet_by_state_and_a_fault_arrives_live() {
     let mut stranger = Browser::new(addr);
     assert_eq!(stranger.get("/fleet/events").await.status, 401);
 }
+
+#[tokio::test]
+async fn one_session_holds_only_so_many_live_pages() {
+    let (_mesh, addr) = super::console_with(|c| c.max_live_per_session = 1).await;
+    let mut monitor = Browser::new(addr);
+    assert_eq!(sign_in(&mut monitor, MONITOR).await.status, 303);
+    let mut first = monitor.stream("/fleet/events").await;
+    first.until("text/event-stream").await;
+    let refused = monitor.get("/fleet/events").await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    // Closed, its place is free again.
+    drop(first);
+    let again = super::common::eventually(
+        async || {
+            let mut live = monitor.stream("/fleet/events").await;
+            let seen =
+                tokio::time::timeout(std::time::Duration::from_secs(2), live.until("HTTP/1.1"))
+                    .await
+                    .map(|s| s.to_owned())
+                    .unwrap_or_default();
+            seen.contains(" 200 ")
+        },
+        |ok| *ok,
+    )
+    .await;
+    assert!(again, "a new live page once the first closed");
+}

@@ -195,6 +195,16 @@ pub async fn events(State(app): State<Shared>, headers: HeaderMap) -> Response {
         Ok(signed_in) => signed_in,
         Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
     };
+    // One person's tabs cannot take every live page the console holds.
+    let Some(own) = crate::form::cookie(&headers, crate::session::COOKIE)
+        .and_then(|id| LiveSlot::take(&app, id))
+    else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many live pages open in this session",
+        )
+            .into_response();
+    };
     let Ok(permit) = app.live.clone().try_acquire_owned() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many live pages open").into_response();
     };
@@ -215,8 +225,16 @@ pub async fn events(State(app): State<Shared>, headers: HeaderMap) -> Response {
     let lang = ctx.lang;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
     tokio::spawn(async move {
-        let _permit = permit;
-        while let Ok(Some(batch)) = changes.message().await {
+        let _held = (permit, own);
+        loop {
+            // A closed page ends the stream to the gateway at once, not at the next change.
+            let batch = tokio::select! {
+                next = changes.message() => match next {
+                    Ok(Some(batch)) => batch,
+                    _ => return,
+                },
+                () = tx.closed() => return,
+            };
             for change in batch.changes {
                 let Some(c) = change.status else { continue };
                 let data = format!(
@@ -237,8 +255,49 @@ pub async fn events(State(app): State<Shared>, headers: HeaderMap) -> Response {
         }
     });
     Sse::new(ReceiverStream::new(rx))
-        .keep_alive(KeepAlive::default())
+        // A comment every few seconds: proxies keep the stream, and a closed page is noticed.
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(3)))
         .into_response()
+}
+
+/// One of a session's live pages, given back when the page closes.
+struct LiveSlot {
+    app: Shared,
+    session: String,
+}
+
+impl LiveSlot {
+    fn take(app: &Shared, session: &str) -> Option<Self> {
+        let mut open = app
+            .live_by_session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(session.to_owned()).or_default();
+        if *count >= app.config.max_live_per_session.max(1) {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            app: app.clone(),
+            session: session.to_owned(),
+        })
+    }
+}
+
+impl Drop for LiveSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .app
+            .live_by_session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.session) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.session);
+            }
+        }
+    }
 }
 
 /// A streaming call: as the person, without the unary calls' deadline.
