@@ -51,6 +51,10 @@ pub struct OidcSettings {
     /// The sign-in button's words (the provider's name, say).
     #[serde(default)]
     pub label: String,
+    /// Where the provider sends the browser after signing out there (registered with it, such
+    /// as this console's `/signin`); the provider's own page when empty.
+    #[serde(default)]
+    pub post_logout_redirect_url: String,
 }
 
 fn default_scopes() -> String {
@@ -89,6 +93,8 @@ struct Discovery {
     authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
+    #[serde(default)]
+    end_session_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +118,7 @@ pub struct SignedIn {
     pub person: Person,
     pub access_token: String,
     pub expires: DateTime<Utc>,
+    pub id_token: String,
 }
 
 /// How long a started sign-in may take, and how many may be under way at once.
@@ -314,7 +321,26 @@ impl Oidc {
             person,
             access_token: answer.access_token,
             expires,
+            id_token: answer.id_token,
         })
+    }
+
+    /// RP-initiated logout: where to send the browser to sign out at the provider as well;
+    /// none when the provider publishes no end-session endpoint.
+    pub async fn end_session_url(&self, id_token: &str) -> Option<String> {
+        let endpoint = self.discovery().await.ok()?.end_session_endpoint?;
+        let mut fields = vec![
+            ("id_token_hint", id_token),
+            ("client_id", self.settings.client_id.as_str()),
+        ];
+        if !self.settings.post_logout_redirect_url.is_empty() {
+            fields.push((
+                "post_logout_redirect_uri",
+                self.settings.post_logout_redirect_url.as_str(),
+            ));
+        }
+        let separator = if endpoint.contains('?') { '&' } else { '?' };
+        Some(format!("{endpoint}{separator}{}", form(&fields)))
     }
 
     async fn verify_id_token(
@@ -402,6 +428,7 @@ mod tests {
             name_claim: default_name(),
             ca_file: None,
             label: String::new(),
+            post_logout_redirect_url: String::new(),
         })
         .expect("settings")
     }

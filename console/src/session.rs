@@ -40,6 +40,8 @@ pub struct Session {
     /// The bearer token for the gateway.
     pub token: String,
     pub token_expires: DateTime<Utc>,
+    /// The identity provider's ID token, for signing out there too.
+    pub id_token: Option<String>,
     /// The token every form of this session carries.
     pub csrf: String,
     last_seen: Instant,
@@ -82,6 +84,17 @@ impl Sessions {
 
     /// Starts a session; its id, for the cookie.
     pub fn start(&self, person: Person, token: String, token_expires: DateTime<Utc>) -> String {
+        self.start_with(person, token, token_expires, None)
+    }
+
+    /// As [`Self::start`], remembering the identity provider's ID token.
+    pub fn start_with(
+        &self,
+        person: Person,
+        token: String,
+        token_expires: DateTime<Utc>,
+        id_token: Option<String>,
+    ) -> String {
         let id = random_token();
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let idle = self.idle;
@@ -100,6 +113,7 @@ impl Sessions {
                 person,
                 token,
                 token_expires,
+                id_token,
                 csrf: random_token(),
                 last_seen: Instant::now(),
             },

@@ -276,7 +276,7 @@ async fn signin(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         roles: vec![role.to_owned()],
     };
     tracing::info!(subject = %person.subject, role, "signed in to the console (development sign-in)");
-    signed_in_as(&app, person, token, expires)
+    signed_in_as(&app, person, token, expires, None)
 }
 
 /// The browser's new session, and the way home.
@@ -285,8 +285,9 @@ fn signed_in_as(
     person: Person,
     token: String,
     expires: chrono::DateTime<Utc>,
+    id_token: Option<String>,
 ) -> Response {
-    let id = app.sessions.start(person, token, expires);
+    let id = app.sessions.start_with(person, token, expires, id_token);
     let mut response = Redirect::to("/").into_response();
     let headers = response.headers_mut();
     headers.append(header::SET_COOKIE, app.cookie(session::COOKIE, &id, None));
@@ -362,7 +363,13 @@ async fn oidc_callback(
     match oidc.finish(&back.state, &back.code).await {
         Ok(done) => {
             tracing::info!(subject = %done.person.subject, roles = ?done.person.roles, "signed in to the console through the identity provider");
-            signed_in_as(&app, done.person, done.access_token, done.expires)
+            signed_in_as(
+                &app,
+                done.person,
+                done.access_token,
+                done.expires,
+                Some(done.id_token),
+            )
         }
         Err(error) => {
             tracing::warn!(%error, "a sign-in through the identity provider failed");
@@ -388,7 +395,12 @@ async fn signout(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     if let Some(id) = cookie(&headers, session::COOKIE) {
         app.sessions.end(id);
     }
-    let mut response = Redirect::to("/signin").into_response();
+    // Signed in through the identity provider: signed out there too.
+    let at_provider = match (&app.oidc, &session.id_token) {
+        (Some(oidc), Some(id_token)) => oidc.end_session_url(id_token).await,
+        _ => None,
+    };
+    let mut response = Redirect::to(at_provider.as_deref().unwrap_or("/signin")).into_response();
     response
         .headers_mut()
         .append(header::SET_COOKIE, app.cookie(session::COOKIE, "", Some(0)));

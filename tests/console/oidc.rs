@@ -175,6 +175,7 @@ async fn a_monitor_signs_in_through_the_identity_provider_and_the_gateway_takes_
         name_claim: "name".into(),
         ca_file: None,
         label: String::new(),
+        post_logout_redirect_url: format!("http://{console_addr}/signin"),
     });
     tokio::spawn(chargemesh_console::serve(
         listener,
@@ -203,6 +204,20 @@ async fn a_monitor_signs_in_through_the_identity_provider_and_the_gateway_takes_
         fleet.body
     );
     assert!(!fleet.body.contains("操作未成功"), "{}", fleet.body);
+
+    // Signing out ends the session here and at the provider.
+    let csrf = fleet.csrf();
+    let out = console.post("/signout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303);
+    let (ours, to) = location(&out, idp.addr);
+    assert!(
+        ours && to.starts_with("/session/end?") && to.contains("id_token_hint="),
+        "{to}"
+    );
+    assert_eq!(
+        console.get("/fleet").await.header("location"),
+        Some("/signin")
+    );
 
     // An account without a role on the platform is turned away, saying why.
     let mut stranger = Browser::new(console_addr);
