@@ -449,7 +449,7 @@ fn text(key: &str) -> Option<(&'static str, &'static str)> {
 
 /// China Standard Time.
 pub fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"))
+    chargemesh_kit::clock::china_offset()
 }
 
 /// A time as `YYYY-MM-DD HH:MM` in Asia/Shanghai.
