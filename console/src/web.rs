@@ -139,10 +139,45 @@ impl App {
     }
 }
 
-/// Whether a form carries the session's CSRF token (REQ NETSEC: a form posted from another
+/// Whether a form carries the session's CSRF token (REQ NETSEC-1: a form posted from another
 /// site has no way to know it).
 pub fn csrf_ok(session: &Session, form: &Form) -> bool {
     same_token(&session.csrf, form.get("csrf"))
+}
+
+/// Why a posted form is not taken: nobody is signed in, or it lacks the session's token.
+pub enum NotTaken {
+    SignIn,
+    Forged(Box<Ctx>),
+}
+
+impl IntoResponse for NotTaken {
+    fn into_response(self) -> Response {
+        match self {
+            Self::SignIn => Redirect::to("/signin").into_response(),
+            Self::Forged(ctx) => csrf_refused(&ctx),
+        }
+    }
+}
+
+impl App {
+    /// A step's form posted to `path`: the signed-in person's context and session, and the
+    /// form when it carries the session's CSRF token.
+    pub fn posted(
+        &self,
+        headers: &HeaderMap,
+        path: &str,
+        body: &[u8],
+    ) -> Result<(Ctx, Session, Form), NotTaken> {
+        let (ctx, session) = self
+            .signed_in(headers, path)
+            .map_err(|_| NotTaken::SignIn)?;
+        let form = Form::parse(body);
+        if !csrf_ok(&session, &form) {
+            return Err(NotTaken::Forged(Box::new(ctx)));
+        }
+        Ok((ctx, session, form))
+    }
 }
 
 /// The page for a form without its token: nothing is done, the person is asked to submit again.

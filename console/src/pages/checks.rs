@@ -19,7 +19,7 @@ use crate::mesh::as_person;
 use crate::pages::layout::{Ctx, Notice, page};
 use crate::pages::outcome::{Saved, settle};
 use crate::session::Session;
-use crate::web::{Shared, csrf_ok, csrf_refused};
+use crate::web::Shared;
 
 /// The check's answers from the form: camera `i`'s three boxes, link `i`'s state and traffic.
 pub fn answers(
@@ -184,14 +184,10 @@ pub async fn record(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, session) = match app.signed_in(&headers, "/checks") {
-        Ok(signed_in) => signed_in,
-        Err(redirect) => return redirect.into_response(),
+    let (ctx, session, form) = match app.posted(&headers, "/checks", &body) {
+        Ok(posted) => posted,
+        Err(not_taken) => return not_taken.into_response(),
     };
-    let form = Form::parse(&body);
-    if !csrf_ok(&session, &form) {
-        return csrf_refused(&ctx);
-    }
     let kit = equipment(&app, &session, &station_id).await;
     let (cameras, links) = answers(&kit, &form);
     let done = app

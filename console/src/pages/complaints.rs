@@ -20,7 +20,7 @@ use crate::pages::clock::{Clock, clock_cell, time};
 use crate::pages::layout::{Ctx, Notice, page};
 use crate::pages::outcome::{Saved, refusal_code, settle};
 use crate::session::{Person, Session};
-use crate::web::{Shared, csrf_ok, csrf_refused};
+use crate::web::Shared;
 
 /// Who works the desk (the gateway's policy has the last word).
 const DESK: [&str; 2] = ["complaint_handler", "om_manager"];
@@ -224,14 +224,10 @@ pub async fn act(
     body: Bytes,
 ) -> Response {
     let path = format!("/complaints/{id}");
-    let (ctx, session) = match app.signed_in(&headers, &path) {
-        Ok(signed_in) => signed_in,
-        Err(redirect) => return redirect.into_response(),
+    let (ctx, session, form) = match app.posted(&headers, &path, &body) {
+        Ok(posted) => posted,
+        Err(not_taken) => return not_taken.into_response(),
     };
-    let form = Form::parse(&body);
-    if !csrf_ok(&session, &form) {
-        return csrf_refused(&ctx);
-    }
     let operator_id = session.person.operator_id.clone();
     let token = session.token.as_str();
     let mut desk = app.gateway.complaints();
@@ -483,14 +479,10 @@ fn new_page(
 
 /// POST /complaints/new.
 pub async fn submit(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let (ctx, session) = match app.signed_in(&headers, "/complaints/new") {
-        Ok(signed_in) => signed_in,
-        Err(redirect) => return redirect.into_response(),
+    let (ctx, session, form) = match app.posted(&headers, "/complaints/new", &body) {
+        Ok(posted) => posted,
+        Err(not_taken) => return not_taken.into_response(),
     };
-    let form = Form::parse(&body);
-    if !csrf_ok(&session, &form) {
-        return csrf_refused(&ctx);
-    }
     let submitted = app
         .gateway
         .complaints()

@@ -20,7 +20,7 @@ use crate::pages::clock::{Clock, clock_cell, time};
 use crate::pages::layout::{Ctx, Notice, page};
 use crate::pages::outcome::{Saved, or_reason, settle};
 use crate::session::{Person, Session};
-use crate::web::{Shared, csrf_ok, csrf_refused};
+use crate::web::Shared;
 
 /// Who registers a defect, eliminates one, accepts one (the gateway's policy has the last word).
 const FINDERS: [&str; 5] = [
@@ -197,14 +197,10 @@ pub async fn act(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, session) = match app.signed_in(&headers, "/defects") {
-        Ok(signed_in) => signed_in,
-        Err(redirect) => return redirect.into_response(),
+    let (ctx, session, form) = match app.posted(&headers, "/defects", &body) {
+        Ok(posted) => posted,
+        Err(not_taken) => return not_taken.into_response(),
     };
-    let form = Form::parse(&body);
-    if !csrf_ok(&session, &form) {
-        return csrf_refused(&ctx);
-    }
     let operator_id = session.person.operator_id.clone();
     let token = session.token.as_str();
     let mut dispatch = app.gateway.dispatch();

@@ -19,7 +19,7 @@ use crate::pages::layout::{Ctx, Notice, page};
 use crate::pages::outcome::{Saved, or_reason, settle};
 use crate::pages::pile::evidence;
 use crate::session::Session;
-use crate::web::{Shared, csrf_ok, csrf_refused};
+use crate::web::Shared;
 
 const DECLARERS: [&str; 2] = ["monitor", "om_manager"];
 const DECIDERS: [&str; 1] = ["om_manager"];
@@ -151,14 +151,10 @@ pub async fn act(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, session) = match app.signed_in(&headers, "/exemptions") {
-        Ok(signed_in) => signed_in,
-        Err(redirect) => return redirect.into_response(),
+    let (ctx, session, form) = match app.posted(&headers, "/exemptions", &body) {
+        Ok(posted) => posted,
+        Err(not_taken) => return not_taken.into_response(),
     };
-    let form = Form::parse(&body);
-    if !csrf_ok(&session, &form) {
-        return csrf_refused(&ctx);
-    }
     let operator_id = session.person.operator_id.clone();
     let mut reporting = app.gateway.reporting();
     let done = match (id.as_str(), step.as_str()) {

@@ -18,7 +18,7 @@ use crate::pages::clock::time;
 use crate::pages::layout::{Ctx, Notice, page};
 use crate::pages::outcome::{Saved, or_reason, settle};
 use crate::session::Session;
-use crate::web::{Shared, csrf_ok, csrf_refused};
+use crate::web::Shared;
 
 /// Who verifies and corrects (the gateway's policy has the last word).
 const CORRECTORS: [&str; 2] = ["monitor", "om_manager"];
@@ -137,14 +137,10 @@ pub async fn verify(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, session) = match app.signed_in(&headers, "/orders") {
-        Ok(signed_in) => signed_in,
-        Err(redirect) => return redirect.into_response(),
+    let (ctx, session, form) = match app.posted(&headers, "/orders", &body) {
+        Ok(posted) => posted,
+        Err(not_taken) => return not_taken.into_response(),
     };
-    let form = Form::parse(&body);
-    if !csrf_ok(&session, &form) {
-        return csrf_refused(&ctx);
-    }
     let operator_id = session.person.operator_id.clone();
     let mut metering = app.gateway.metering();
     let samples = if form.get("stop_kwh").is_empty() {

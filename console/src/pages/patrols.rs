@@ -19,7 +19,7 @@ use crate::pages::clock::{Clock, clock_cell, time};
 use crate::pages::layout::{Ctx, Notice, page};
 use crate::pages::outcome::{Saved, settle};
 use crate::session::Session;
-use crate::web::{Shared, csrf_ok, csrf_refused};
+use crate::web::Shared;
 
 const PATROLLERS: [&str; 4] = ["repairer", "monitor", "station_master", "safety_officer"];
 const SCHEDULERS: [&str; 3] = ["monitor", "station_master", "om_manager"];
@@ -171,14 +171,10 @@ pub async fn act(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, session) = match app.signed_in(&headers, "/patrols") {
-        Ok(signed_in) => signed_in,
-        Err(redirect) => return redirect.into_response(),
+    let (ctx, session, form) = match app.posted(&headers, "/patrols", &body) {
+        Ok(posted) => posted,
+        Err(not_taken) => return not_taken.into_response(),
     };
-    let form = Form::parse(&body);
-    if !csrf_ok(&session, &form) {
-        return csrf_refused(&ctx);
-    }
     let operator_id = session.person.operator_id.clone();
     let mut dispatch = app.gateway.dispatch();
     let done = match (id.as_str(), step.as_str()) {

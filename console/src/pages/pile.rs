@@ -21,7 +21,7 @@ use crate::pages::fleet::status_name;
 use crate::pages::layout::{Ctx, Notice, page};
 use crate::pages::outcome::{Saved, settle};
 use crate::session::Session;
-use crate::web::{Shared, csrf_ok, csrf_refused};
+use crate::web::Shared;
 
 /// Who may suspend and resume (REQ MON-4, MON-5; the gateway's policy has the last word).
 const SUSPENDERS: [&str; 3] = ["monitor", "station_master", "om_manager"];
@@ -210,14 +210,10 @@ pub async fn act(
     body: Bytes,
 ) -> Response {
     let path = format!("/fleet/{station_id}/{pile_id}");
-    let (ctx, session) = match app.signed_in(&headers, &path) {
-        Ok(signed_in) => signed_in,
-        Err(redirect) => return redirect.into_response(),
+    let (ctx, session, form) = match app.posted(&headers, &path, &body) {
+        Ok(posted) => posted,
+        Err(not_taken) => return not_taken.into_response(),
     };
-    let form = Form::parse(&body);
-    if !csrf_ok(&session, &form) {
-        return csrf_refused(&ctx);
-    }
     let operator_id = session.person.operator_id.clone();
     let mut registry = app.gateway.asset();
     let done = match step.as_str() {

@@ -21,7 +21,7 @@ use crate::pages::clock::{Clock, clock_cell, time};
 use crate::pages::layout::{Ctx, Notice, page};
 use crate::pages::outcome::Saved;
 use crate::session::{Person, Session};
-use crate::web::{Shared, csrf_ok, csrf_refused};
+use crate::web::Shared;
 
 /// REQ FAULT-5, FAULT-6: an order's clocks (a follow-up has no arrival limit).
 pub fn clocks(order: &pb::WorkOrder) -> Vec<Clock> {
@@ -203,14 +203,10 @@ pub async fn act(
     body: Bytes,
 ) -> Response {
     let path = format!("/work-orders/{id}");
-    let (ctx, session) = match app.signed_in(&headers, &path) {
-        Ok(signed_in) => signed_in,
-        Err(redirect) => return redirect.into_response(),
+    let (ctx, session, form) = match app.posted(&headers, &path, &body) {
+        Ok(posted) => posted,
+        Err(not_taken) => return not_taken.into_response(),
     };
-    let form = Form::parse(&body);
-    if !csrf_ok(&session, &form) {
-        return csrf_refused(&ctx);
-    }
     let Some(step) = Step::from_path(&step) else {
         return (StatusCode::NOT_FOUND, ctx.lang.t("error.not_found")).into_response();
     };
