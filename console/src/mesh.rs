@@ -62,19 +62,28 @@ impl Gateway {
     }
 }
 
-/// A request carrying `token` as its bearer.
-pub fn as_person<T>(token: &str, message: T) -> tonic::Request<T> {
+/// How long a call the pages wait on may take.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A request carrying `token` as its bearer, with no deadline (a live stream).
+pub fn bearing<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.set_timeout(std::time::Duration::from_secs(10));
     if let Ok(value) = format!("Bearer {token}").parse() {
         request.metadata_mut().insert("authorization", value);
     }
     request
 }
 
+/// A call as the person: their token, and the pages' deadline.
+pub fn as_person<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = bearing(token, message);
+    request.set_timeout(CALL_TIMEOUT);
+    request
+}
+
 /// A request without a credential: the public methods only (a station's public page).
 pub fn anonymous<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.set_timeout(std::time::Duration::from_secs(10));
+    request.set_timeout(CALL_TIMEOUT);
     request
 }

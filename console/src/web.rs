@@ -123,11 +123,7 @@ impl App {
 
     /// A `Set-Cookie` value with the console's attributes (HttpOnly, SameSite=Lax, Secure when
     /// configured).
-    pub fn cookie_header(&self, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-        self.cookie(name, value, max_age)
-    }
-
-    fn cookie(&self, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    pub fn cookie(&self, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
         let mut text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
         if let Some(age) = max_age {
             text.push_str(&format!("; Max-Age={age}"));

@@ -17,7 +17,7 @@ use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::regulator::v2 as reg;
 
 use crate::i18n::{Lang, local};
-use crate::mesh::as_person;
+use crate::mesh::{as_person, bearing};
 use crate::pages::layout::{Notice, page};
 use crate::session::Session;
 use crate::web::Shared;
@@ -188,6 +188,17 @@ fn tile(lang: Lang, c: &reg::ConnectorStatusInfo) -> Markup {
     }
 }
 
+/// A status change as the page's script reads it.
+fn event_data(lang: Lang, c: &reg::ConnectorStatusInfo) -> String {
+    serde_json::json!({
+        "connector": format!("{}/{}", c.operator_id, c.connector_id),
+        "cec": c.cec_status,
+        "text": status_name(lang, c.cec_status),
+        "fault": format!("{} {}", c.fault_code, c.fault_text).trim(),
+    })
+    .to_string()
+}
+
 /// GET /fleet/events: the person's status changes as server-sent events, one `status` event
 /// per change: `{"connector": "OP/ID", "cec": 255, "text": "...", "fault": "..."}`.
 pub async fn events(State(app): State<Shared>, headers: HeaderMap) -> Response {
@@ -211,7 +222,7 @@ pub async fn events(State(app): State<Shared>, headers: HeaderMap) -> Response {
     let watched = app
         .gateway
         .status()
-        .watch_status_changes(as_streaming(
+        .watch_status_changes(bearing(
             &session.token,
             reg::WatchStatusChangesRequest::default(),
         ))
@@ -237,13 +248,7 @@ pub async fn events(State(app): State<Shared>, headers: HeaderMap) -> Response {
             };
             for change in batch.changes {
                 let Some(c) = change.status else { continue };
-                let data = format!(
-                    "{{\"connector\":{},\"cec\":{},\"text\":{},\"fault\":{}}}",
-                    json_string(&format!("{}/{}", c.operator_id, c.connector_id)),
-                    c.cec_status,
-                    json_string(status_name(lang, c.cec_status)),
-                    json_string(format!("{} {}", c.fault_code, c.fault_text).trim()),
-                );
+                let data = event_data(lang, &c);
                 if tx
                     .send(Ok(Event::default().event("status").data(data)))
                     .await
@@ -300,31 +305,6 @@ impl Drop for LiveSlot {
     }
 }
 
-/// A streaming call: as the person, without the unary calls' deadline.
-fn as_streaming<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = format!("Bearer {token}").parse() {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
-}
-
-/// `text` as a JSON string literal.
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,7 +346,19 @@ mod tests {
 
     #[test]
     fn event_data_is_json_whatever_the_pile_wrote() {
-        assert_eq!(json_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\u000ad\"");
+        let c = reg::ConnectorStatusInfo {
+            operator_id: "OP".into(),
+            connector_id: "P1-1".into(),
+            cec_status: 255,
+            fault_code: "E\"1".into(),
+            fault_text: "line\nbreak \\".into(),
+            ..Default::default()
+        };
+        let read: serde_json::Value =
+            serde_json::from_str(&event_data(Lang::Zh, &c)).expect("JSON");
+        assert_eq!(read["connector"], "OP/P1-1");
+        assert_eq!(read["fault"], "E\"1 line\nbreak \\");
+        assert_eq!(read["text"], "故障");
         assert_eq!(status_name(Lang::Zh, 255), "故障");
         assert_eq!(status_name(Lang::En, 0), "Offline");
     }

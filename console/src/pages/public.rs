@@ -275,7 +275,7 @@ async fn render(
     let mut response = (code, page(&ctx, &title, notice.as_ref(), body)).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
-        app.cookie_header(FORM_COOKIE, &token, Some(3_600)),
+        app.cookie(FORM_COOKIE, &token, Some(3_600)),
     );
     response
 }
