@@ -43,6 +43,19 @@ impl Form {
     }
 }
 
+impl Form {
+    /// The items of a text field given one per line or separated by commas, blanks dropped
+    /// (evidence references, station ids).
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .split(['\n', ','])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -100,6 +113,18 @@ mod tests {
             (odd.get("a"), odd.get("b"), odd.get("c"), odd.get("d")),
             ("%", "%4", "%zz", "100%")
         );
+    }
+
+    #[test]
+    fn mon_4_a_list_field_is_read_one_item_per_line_or_comma() {
+        let form = Form::parse(
+            b"evidence=photo-1.jpg%0A+photo-2.jpg%2C+%2Cwork+order+WO-1%0A&none=+%0A+%2C",
+        );
+        assert_eq!(
+            form.list("evidence"),
+            ["photo-1.jpg", "photo-2.jpg", "work order WO-1"]
+        );
+        assert!(form.list("none").is_empty());
     }
 
     #[test]

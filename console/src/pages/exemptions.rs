@@ -17,7 +17,6 @@ use crate::mesh::as_person;
 use crate::pages::clock::time;
 use crate::pages::layout::{Ctx, Notice, page};
 use crate::pages::outcome::{Saved, or_reason, settle};
-use crate::pages::pile::evidence;
 use crate::session::Session;
 use crate::web::Shared;
 
@@ -168,12 +167,12 @@ pub async fn act(
                     pb::DeclareExemptionRequest {
                         exemption: Some(pb::Exemption {
                             operator_id,
-                            station_ids: evidence(form.get("stations")),
+                            station_ids: form.list("stations"),
                             start_time: Some(start),
                             end_time: Some(end),
                             cause: form.get("cause").parse().unwrap_or(0),
                             cause_text: form.get("cause_text").to_owned(),
-                            evidence_refs: evidence(form.get("evidence")),
+                            evidence_refs: form.list("evidence"),
                             ..Default::default()
                         }),
                     },

@@ -47,15 +47,6 @@ const REASONS: [(asset::SuspensionReason, &str); 5] = [
     (asset::SuspensionReason::OtherExternal, "pile.reason.other"),
 ];
 
-/// Evidence references, one per line or comma, blanks dropped.
-pub fn evidence(text: &str) -> Vec<String> {
-    text.split(['\n', ','])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// GET /fleet/{station}/{pile}.
 pub async fn show(
     State(app): State<Shared>,
@@ -224,7 +215,7 @@ pub async fn act(
                     operator_id,
                     pile_id: pile_id.clone(),
                     reason: form.get("reason").parse().unwrap_or(0),
-                    evidence_refs: evidence(form.get("evidence")),
+                    evidence_refs: form.list("evidence"),
                     note: form.get("note").to_owned(),
                 },
             ))
@@ -248,18 +239,4 @@ pub async fn act(
         render(&app, &ctx, &session, ids, Some(notice), &form, code)
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mon_4_evidence_is_read_one_reference_per_line_or_comma() {
-        assert_eq!(
-            evidence("photo-1.jpg\n photo-2.jpg, ,work order WO-1\n"),
-            ["photo-1.jpg", "photo-2.jpg", "work order WO-1"]
-        );
-        assert!(evidence("  \n ,").is_empty());
-    }
 }

@@ -14,9 +14,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
+use chargemesh_kit::identity::is_identifier;
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::complaints::v1 as cmp;
 use chargemesh_proto::regulator::v2 as reg;
+use rust_decimal::Decimal;
 
 use crate::form::{Form, cookie};
 use crate::i18n::{Lang, local};
@@ -33,15 +35,6 @@ const FORM_COOKIE: &str = "cm_form";
 /// The longest description and contact a driver may send.
 const MAX_DESCRIPTION: usize = 1_000;
 const MAX_CONTACT: usize = 64;
-
-/// Identifiers as the registry allows them; anything else is not a station's page.
-fn identifier(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
 
 /// What a driver's complaint is refused for before it is sent, in their words.
 pub fn check_complaint(lang: Lang, form: &Form) -> Result<(), &'static str> {
@@ -79,15 +72,10 @@ fn pile_type_name(lang: Lang, kind: i32) -> &'static str {
     }
 }
 
-/// The sum of two 4-place prices, as the board shows it.
+/// The sum of two prices, as the board shows it (4 places); empty when either is no number.
 fn total(electricity: &str, service: &str) -> String {
-    let cents = |p: &str| -> Option<i64> {
-        let (whole, frac) = p.split_once('.').unwrap_or((p, ""));
-        let frac = format!("{frac:0<4}");
-        Some(whole.parse::<i64>().ok()? * 10_000 + frac.get(..4)?.parse::<i64>().ok()?)
-    };
-    match (cents(electricity), cents(service)) {
-        (Some(a), Some(b)) => format!("{}.{:04}", (a + b) / 10_000, (a + b) % 10_000),
+    match (electricity.parse::<Decimal>(), service.parse::<Decimal>()) {
+        (Ok(a), Ok(b)) => format!("{:.4}", a + b),
         _ => String::new(),
     }
 }
@@ -163,7 +151,7 @@ async fn render(
     ctx.session = None;
     let lang = ctx.lang;
     let t = |key| lang.t(key);
-    if !identifier(operator_id) || !identifier(station_id) {
+    if !is_identifier(operator_id) || !is_identifier(station_id) {
         return (StatusCode::NOT_FOUND, t("error.not_found")).into_response();
     }
     let (station, statuses) = match load(app, operator_id, station_id).await {
@@ -406,7 +394,7 @@ pub async fn qr(
     Path((operator_id, station_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if !identifier(&operator_id) || !identifier(&station_id) {
+    if !is_identifier(&operator_id) || !is_identifier(&station_id) {
         return StatusCode::NOT_FOUND.into_response();
     }
     let base = if app.config.public_url.is_empty() {
@@ -471,7 +459,7 @@ mod tests {
 
     #[test]
     fn only_registry_identifiers_name_a_station_s_page() {
-        assert!(identifier("SX-YC-001") && identifier("MA2D3K7Q0"));
-        assert!(!identifier("") && !identifier("../etc") && !identifier("a b"));
+        assert!(is_identifier("SX-YC-001") && is_identifier("MA2D3K7Q0"));
+        assert!(!is_identifier("") && !is_identifier("../etc") && !is_identifier("a b"));
     }
 }

@@ -275,7 +275,8 @@ impl fmt::Display for Principal {
     }
 }
 
-fn is_identifier(s: &str) -> bool {
+/// A registry identifier as identities carry them: 1 to 64 letters, digits, '-', '_' or '.'.
+pub fn is_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
