@@ -21,11 +21,13 @@ use crate::pages::outcome::{Saved, settle};
 use crate::session::Session;
 use crate::web::Shared;
 
-/// The check's answers from the form: camera `i`'s three boxes, link `i`'s state and traffic.
+/// The check's answers from the form: camera `i`'s three boxes, link `i`'s state and traffic;
+/// a traffic figure that is no number is refused, naming the link (REQ MON-8), rather than read
+/// as none.
 pub fn answers(
     equipment: &pb::GetMonitoringEquipmentResponse,
     form: &Form,
-) -> (Vec<pb::CameraCheck>, Vec<pb::LinkCheck>) {
+) -> Result<(Vec<pb::CameraCheck>, Vec<pb::LinkCheck>), tonic::Status> {
     let ticked = |name: String| form.all(&name).iter().any(|v| v == "on");
     let cameras = equipment
         .cameras
@@ -42,13 +44,30 @@ pub fn answers(
         .links
         .iter()
         .enumerate()
-        .map(|(i, l)| pb::LinkCheck {
-            link_id: l.link_id.clone(),
-            up: ticked(format!("up-{i}")),
-            traffic_mb: form.get(&format!("traffic-{i}")).parse().unwrap_or(0.0),
+        .map(|(i, l)| {
+            let traffic = form.get(&format!("traffic-{i}"));
+            let traffic_mb = if traffic.is_empty() {
+                0.0
+            } else {
+                traffic
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|mb| mb.is_finite() && *mb >= 0.0)
+                    .ok_or_else(|| {
+                        tonic::Status::invalid_argument(format!(
+                            "link {}: the traffic is a number of MB, not {traffic:?} (MON-8)",
+                            l.link_id
+                        ))
+                    })?
+            };
+            Ok(pb::LinkCheck {
+                link_id: l.link_id.clone(),
+                up: ticked(format!("up-{i}")),
+                traffic_mb,
+            })
         })
-        .collect();
-    (cameras, links)
+        .collect::<Result<_, tonic::Status>>()?;
+    Ok((cameras, links))
 }
 
 async fn equipment(
@@ -106,25 +125,39 @@ async fn render(
         .await
         .map(|r| r.into_inner().stations)
         .unwrap_or_default();
-    let mut sections = Vec::new();
-    for station in &stations {
-        let status = app
-            .gateway
-            .dispatch()
-            .get_daily_check_status(as_person(
-                &session.token,
-                pb::GetDailyCheckStatusRequest {
-                    operator_id: session.person.operator_id.clone(),
-                    station_id: station.station_id.clone(),
-                    day: String::new(),
-                },
-            ))
-            .await
-            .map(|r| r.into_inner())
-            .unwrap_or_default();
-        let kit = equipment(app, session, &station.station_id).await;
-        sections.push(section(lang, session, station, &status, &kit));
+    // Each station's check and equipment, all stations at once.
+    let mut asked = tokio::task::JoinSet::new();
+    for (i, station) in stations.iter().enumerate() {
+        let (app, session, station_id) = (app.clone(), session.clone(), station.station_id.clone());
+        asked.spawn(async move {
+            let status = app
+                .gateway
+                .dispatch()
+                .get_daily_check_status(as_person(
+                    &session.token,
+                    pb::GetDailyCheckStatusRequest {
+                        operator_id: session.person.operator_id.clone(),
+                        station_id: station_id.clone(),
+                        day: String::new(),
+                    },
+                ))
+                .await
+                .map(|r| r.into_inner())
+                .unwrap_or_default();
+            (i, status, equipment(&app, &session, &station_id).await)
+        });
     }
+    let mut found = vec![Default::default(); stations.len()];
+    while let Some(Ok((i, status, kit))) = asked.join_next().await {
+        if let Some(slot) = found.get_mut(i) {
+            *slot = (status, kit);
+        }
+    }
+    let sections: Vec<Markup> = stations
+        .iter()
+        .zip(&found)
+        .map(|(station, (status, kit))| section(lang, session, station, status, kit))
+        .collect();
     let body = html! { @for s in &sections { (s) } };
     (code, page(ctx, t("chk.title"), notice.as_ref(), body)).into_response()
 }
@@ -189,22 +222,24 @@ pub async fn record(
         Err(not_taken) => return not_taken.into_response(),
     };
     let kit = equipment(&app, &session, &station_id).await;
-    let (cameras, links) = answers(&kit, &form);
-    let done = app
-        .gateway
-        .dispatch()
-        .record_daily_check(as_person(
-            &session.token,
-            pb::RecordDailyCheckRequest {
-                operator_id: session.person.operator_id.clone(),
-                station_id,
-                day: String::new(),
-                cameras,
-                links,
-            },
-        ))
-        .await
-        .map(drop);
+    let done = match answers(&kit, &form) {
+        Ok((cameras, links)) => app
+            .gateway
+            .dispatch()
+            .record_daily_check(as_person(
+                &session.token,
+                pb::RecordDailyCheckRequest {
+                    operator_id: session.person.operator_id.clone(),
+                    station_id,
+                    day: String::new(),
+                    cameras,
+                    links,
+                },
+            ))
+            .await
+            .map(drop),
+        Err(refused) => Err(refused),
+    };
     settle(done, "/checks?saved=1", |notice, code| {
         render(&app, &ctx, &session, Some(notice), code)
     })
@@ -236,9 +271,12 @@ mod tests {
         };
         let form =
             Form::parse(b"aimed-0=on&live-0=on&recording-0=on&aimed-1=on&up-0=on&traffic-0=12.5");
-        let (cameras, links) = answers(&kit, &form);
+        let (cameras, links) = answers(&kit, &form).expect("answers");
         assert!(cameras[0].aimed && cameras[0].live_video && cameras[0].recording);
         assert!(cameras[1].aimed && !cameras[1].live_video && !cameras[1].recording);
         assert!(links[0].up && (links[0].traffic_mb - 12.5).abs() < 1e-9);
+        let typo = Form::parse(b"up-0=on&traffic-0=12%2C5");
+        let refused = answers(&kit, &typo).expect_err("12,5 is not a number");
+        assert!(refused.message().contains("SIM-1") && refused.message().contains("MON-8"));
     }
 }
