@@ -63,9 +63,7 @@ async fn def_3_a_critical_defect_runs_its_deadline_until_eliminated_and_accepted
     let mut repairer = Browser::new(addr);
     assert_eq!(sign_in(&mut repairer, REPAIRER).await.status, 303);
     let page = repairer.get("/defects").await;
-    let at = page.body.find("/eliminate\"").expect("the step offered");
-    let start = page.body[..at].rfind("action=\"").expect("its form") + "action=\"".len();
-    let eliminate = format!("{}/eliminate", &page.body[start..at]);
+    let eliminate = page.action_ending("/eliminate");
     let done = repairer
         .post(
             &eliminate,

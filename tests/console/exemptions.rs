@@ -76,9 +76,7 @@ async fn mon_9_the_monitor_declares_an_exemption_and_the_manager_approves_it() {
     let mut manager = Browser::new(addr);
     assert_eq!(sign_in(&mut manager, MANAGER).await.status, 303);
     let page = manager.get("/exemptions").await;
-    let at = page.body.find("/decide\"").expect("the decision offered");
-    let from = page.body[..at].rfind("action=\"").expect("its form") + "action=\"".len();
-    let decide = format!("{}/decide", &page.body[from..at]);
+    let decide = page.action_ending("/decide");
     let decided = manager
         .post(
             &decide,

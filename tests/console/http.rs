@@ -32,6 +32,17 @@ impl Page {
             .collect()
     }
 
+    /// The `action` of the page's first form whose action ends with `ends` (a step such as
+    /// `/eliminate`); the test fails when the page offers none.
+    pub fn action_ending(&self, ends: &str) -> String {
+        let at = self
+            .body
+            .find(&format!("{ends}\""))
+            .unwrap_or_else(|| panic!("no form for {ends} in {}", self.body));
+        let from = self.body[..at].rfind("action=\"").expect("its form") + "action=\"".len();
+        format!("{}{ends}", &self.body[from..at])
+    }
+
     /// The value of the hidden `csrf` field of the page's first form.
     pub fn csrf(&self) -> String {
         let at = self

@@ -255,10 +255,7 @@ async fn fault_5_a_work_order_is_dispatched_checked_in_resolved_and_confirmed_fr
     let detail = monitor.get(&page_of).await;
     assert!(detail.body.contains("/confirm"), "{}", detail.body);
     let confirmed = monitor
-        .post(
-            &format!("{page_of}/confirm"),
-            &[("csrf", &csrf_of(&detail))],
-        )
+        .post(&format!("{page_of}/confirm"), &[("csrf", &detail.csrf())])
         .await;
     assert_eq!(confirmed.status, 303, "{}", confirmed.body);
     assert_eq!(
@@ -266,10 +263,6 @@ async fn fault_5_a_work_order_is_dispatched_checked_in_resolved_and_confirmed_fr
         dp::WorkOrderState::Closed as i32
     );
     assert!(!monitor.get("/work-orders").await.body.contains(&id));
-}
-
-fn csrf_of(page: &Page) -> String {
-    page.csrf()
 }
 
 #[tokio::test]

@@ -35,12 +35,7 @@ async fn patrol_3_a_failed_checklist_item_becomes_a_defect() {
         "{}",
         page.body
     );
-    let at = page
-        .body
-        .find("/complete\"")
-        .expect("the checklist offered");
-    let from = page.body[..at].rfind("action=\"").expect("its form") + "action=\"".len();
-    let complete = format!("{}/complete", &page.body[from..at]);
+    let complete = page.action_ending("/complete");
     let items = page.body.matches("name=\"ok\"").count();
     assert!(items >= 2, "a checklist: {}", page.body);
     // Every item in order but the first, which fails as a general defect.

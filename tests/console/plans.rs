@@ -6,12 +6,6 @@ use super::{REPAIRER, console, sign_in};
 
 const MANAGER: &str = "4:om_manager";
 
-fn form_action(body: &str, ends: &str) -> String {
-    let at = body.find(&format!("{ends}\"")).expect("the step offered");
-    let from = body[..at].rfind("action=\"").expect("its form") + "action=\"".len();
-    format!("{}{ends}", &body[from..at])
-}
-
 #[tokio::test]
 async fn maint_1_a_plan_is_drafted_approved_and_carried_out_item_by_item() {
     let (_mesh, addr) = console().await;
@@ -43,12 +37,12 @@ async fn maint_1_a_plan_is_drafted_approved_and_carried_out_item_by_item() {
     let mut manager = Browser::new(addr);
     assert_eq!(sign_in(&mut manager, MANAGER).await.status, 303);
     let page = manager.get("/plans").await;
-    let approve = form_action(&page.body, "/approve");
+    let approve = page.action_ending("/approve");
     let approved = manager.post(&approve, &[("csrf", &page.csrf())]).await;
     assert_eq!(approved.status, 303, "{}", approved.body);
 
     let page = repairer.get("/plans").await;
-    let complete = form_action(&page.body, "/complete");
+    let complete = page.action_ending("/complete");
     let done = repairer
         .post(
             &complete,
