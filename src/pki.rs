@@ -12,6 +12,7 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use chargemesh_kit::Principal;
+use chargemesh_kit::tls::TlsFiles;
 
 /// The mesh components that get a service certificate.
 pub const COMPONENTS: &[&str] = &[
@@ -358,6 +359,31 @@ pub struct PkiDir {
 }
 
 impl PkiDir {
+    /// A simulated client's identity (a pile, a station), issued by `ca` into `sim/` the first
+    /// time it is asked for and kept for a year; the files with the CA to trust.
+    pub fn simulated(
+        &self,
+        ca: &Authority,
+        trust_domain: &str,
+        name: &str,
+        principal: &Principal,
+    ) -> anyhow::Result<TlsFiles> {
+        let dir = self.dir.join("sim");
+        let files = TlsFiles::in_dir(&dir, name);
+        if !files.cert_file.exists() {
+            std::fs::create_dir_all(&dir)?;
+            write_pair(
+                &dir,
+                name,
+                &ca.issue_for_days(principal, trust_domain, &[], 365)?,
+            )?;
+        }
+        Ok(TlsFiles {
+            ca_file: self.ca(),
+            ..files
+        })
+    }
+
     pub fn ca(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }

@@ -449,22 +449,9 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<Vec<tokio::task::JoinHand
                 .context("sim issues identities from the development CA")?,
         ),
     };
-    let identity_dir = opts.pki.dir.join("sim");
-    std::fs::create_dir_all(&identity_dir)?;
     let identity = |name: &str, principal: &Principal| -> anyhow::Result<TlsFiles> {
-        let files = TlsFiles::in_dir(&identity_dir, name);
-        if !files.cert_file.exists() {
-            let ca = ca.as_ref().context("no CA")?;
-            crate::pki::write_pair(
-                &identity_dir,
-                name,
-                &ca.issue_for_days(principal, &opts.trust_domain, &[], 365)?,
-            )?;
-        }
-        Ok(TlsFiles {
-            ca_file: opts.pki.ca(),
-            ..files
-        })
+        let ca = ca.as_ref().context("no CA")?;
+        opts.pki.simulated(ca, &opts.trust_domain, name, principal)
     };
     let mut groups: Vec<(TlsFiles, Vec<SimConnector>)> = Vec::new();
     let mut charge_points = Vec::new();

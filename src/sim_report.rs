@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use chargemesh_kit::Principal;
-use chargemesh_kit::tls::{self, TlsFiles};
+use chargemesh_kit::tls;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
-use crate::pki::{self, Authority, PkiDir};
+use crate::pki::{Authority, PkiDir};
 
 /// What to report.
 #[derive(Debug, Clone)]
@@ -39,18 +39,12 @@ pub async fn report(r: Report) -> anyhow::Result<()> {
         station_id: r.station_id.clone(),
         pile_id: r.pile_id.clone(),
     };
-    let dir = r.pki.dir.join("sim");
-    std::fs::create_dir_all(&dir)?;
-    let name = format!("report-{}", r.pile_id);
-    pki::write_pair(
-        &dir,
-        &name,
-        &ca.issue_for_days(&principal, &r.trust_domain, &[], 1)?,
+    let files = r.pki.simulated(
+        &ca,
+        &r.trust_domain,
+        &format!("report-{}", r.pile_id),
+        &principal,
     )?;
-    let files = TlsFiles {
-        ca_file: r.pki.ca(),
-        ..TlsFiles::in_dir(&dir, &name)
-    };
     let channel = tls::channel(
         &format!("https://127.0.0.1:{}", r.gateway.port()),
         Arc::new(tls::client_config(&files)?),
