@@ -135,11 +135,17 @@ pub fn status_scope(p: &Principal) -> Result<StatusScope, crate::Error> {
             operator_id: Some(operator_id),
             ..
         } => Ok(StatusScope::Operator(operator_id.clone())),
-        other => Ok(match regulator_scope(other)? {
-            Some(prefix) => StatusScope::Area(prefix),
-            None => StatusScope::All,
-        }),
+        other => regulator_status_scope(other),
     }
+}
+
+/// The scope of the regulator's own reports: a regulator's area, or the whole platform for
+/// mesh services and the platform's administrators; anyone else is no regulator.
+pub fn regulator_status_scope(p: &Principal) -> Result<StatusScope, crate::Error> {
+    Ok(match regulator_scope(p)? {
+        Some(prefix) => StatusScope::Area(prefix),
+        None => StatusScope::All,
+    })
 }
 
 /// Whether the principal acts for the whole platform: the mesh, or the platform's

@@ -10,7 +10,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use chargemesh_kit::server::principal;
-use chargemesh_kit::tenancy::{StatusScope, regulator_scope, status_scope};
+use chargemesh_kit::tenancy::{StatusScope, regulator_status_scope, status_scope};
 use chargemesh_kit::time::{from_timestamp, to_timestamp};
 use chargemesh_kit::{Error, Principal};
 use chargemesh_proto::regulator::v2 as pb;
@@ -105,11 +105,7 @@ impl StatusApi {
         operator_id: &str,
         station_id: &str,
     ) -> Result<(Arc<OperatorIndex>, StationRef), Error> {
-        // The regulator's reports: a regulator's area, or the whole platform.
-        let scope = match regulator_scope(p)? {
-            Some(prefix) => StatusScope::Area(prefix),
-            None => StatusScope::All,
-        };
+        let scope = regulator_status_scope(p)?;
         self.visible_station(&scope, operator_id, station_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("station {operator_id}/{station_id}")))
