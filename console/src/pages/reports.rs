@@ -74,56 +74,89 @@ pub fn defect_share(kpis: &kpi::Kpis) -> Option<f64> {
     (judged > 0).then(|| f64::from(on_time) / f64::from(judged))
 }
 
-/// Counts as bars scaled to the largest, each labelled with its count (faults by pile).
-pub fn count_bars(title: &str, counts: &[(String, u32)]) -> Markup {
-    let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
-    let width = 24 * counts.len().max(1) + 40;
-    html! {
-        figure.chart {
-            figcaption { (title) }
-            svg role="img" aria-label=(title) viewBox={ "0 0 " (width) " 140" } width=(width) height="140" {
-                line x1="30" y1="10" x2="30" y2="110" stroke="#8a94a3" {}
-                line x1="30" y1="110" x2=(width) y2="110" stroke="#8a94a3" {}
-                @for (i, (label, n)) in counts.iter().enumerate() {
-                    @let x = 34 + i * 24;
-                    @let h = (f64::from(*n) / f64::from(most) * 100.0).round();
-                    rect x=(x) y=(110.0 - h) width="18" height=(h) fill="#0b5cad" {
-                        title { (label) ": " (n) }
-                    }
-                    text x=(x + 4) y=(106.0 - h) font-size="9" { (n) }
-                    text x=(x) y="124" font-size="7" { (label.chars().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect::<String>()) }
-                }
-            }
-        }
-    }
+/// One bar of a chart: its height as a fraction of the chart's, none for no bar.
+struct Bar {
+    label: String,
+    fraction: Option<f64>,
+    fill: &'static str,
+    /// What the bar says on hover.
+    tip: String,
+    /// What is written above it.
+    above: Option<String>,
 }
 
-/// A bar chart of shares (0 to 1) as inline SVG, one labelled bar per value; a bar below
-/// `warn` is drawn in the warning colour.
-pub fn bars(title: &str, values: &[(String, Option<f64>)], warn: f64) -> Markup {
-    let width = 24 * values.len().max(1) + 40;
+/// Bars as inline SVG, one labelled slot each, on axes (marked 0 to 100% for shares).
+fn chart(title: &str, bars: &[Bar], percent_axis: bool) -> Markup {
+    let width = 24 * bars.len().max(1) + 40;
     html! {
         figure.chart {
             figcaption { (title) }
             svg role="img" aria-label=(title) viewBox={ "0 0 " (width) " 130" } width=(width) height="130" {
                 line x1="30" y1="10" x2="30" y2="110" stroke="#8a94a3" {}
                 line x1="30" y1="110" x2=(width) y2="110" stroke="#8a94a3" {}
-                text x="0" y="14" font-size="9" { "100%" }
-                text x="6" y="112" font-size="9" { "0" }
-                @for (i, (label, value)) in values.iter().enumerate() {
+                @if percent_axis {
+                    text x="0" y="14" font-size="9" { "100%" }
+                    text x="6" y="112" font-size="9" { "0" }
+                }
+                @for (i, bar) in bars.iter().enumerate() {
                     @let x = 34 + i * 24;
-                    @if let Some(v) = value {
-                        @let h = (v.clamp(0.0, 1.0) * 100.0).round();
-                        rect x=(x) y=(110.0 - h) width="18" height=(h)
-                            fill=(if *v < warn { "#b3261e" } else { "#1e6b35" }) {
-                            title { (label) ": " (format!("{:.1}%", v * 100.0)) }
+                    @if let Some(fraction) = bar.fraction {
+                        @let h = (fraction.clamp(0.0, 1.0) * 100.0).round();
+                        rect x=(x) y=(110.0 - h) width="18" height=(h) fill=(bar.fill) {
+                            title { (bar.tip) }
+                        }
+                        @if let Some(above) = &bar.above {
+                            text x=(x + 4) y=(106.0 - h) font-size="9" { (above) }
                         }
                     }
-                    text x=(x + 2) y="124" font-size="8" { (label) }
+                    text x=(x + 2) y="124" font-size="8" { (bar.label) }
                 }
             }
         }
     }
+}
+
+/// Counts as bars scaled to the largest, each labelled with its count (faults by pile; a pile
+/// named by the end of its id).
+pub fn count_bars(title: &str, counts: &[(String, u32)]) -> Markup {
+    let most = f64::from(counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1));
+    let bars: Vec<Bar> = counts
+        .iter()
+        .map(|(label, n)| Bar {
+            label: label
+                .chars()
+                .rev()
+                .take(6)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect(),
+            fraction: Some(f64::from(*n) / most),
+            fill: "#0b5cad",
+            tip: format!("{label}: {n}"),
+            above: Some(n.to_string()),
+        })
+        .collect();
+    chart(title, &bars, false)
+}
+
+/// Shares (0 to 1) as bars; one below `warn` is drawn in the warning colour.
+pub fn bars(title: &str, values: &[(String, Option<f64>)], warn: f64) -> Markup {
+    let bars: Vec<Bar> = values
+        .iter()
+        .map(|(label, value)| Bar {
+            label: label.clone(),
+            fraction: *value,
+            fill: if value.is_some_and(|v| v < warn) {
+                "#b3261e"
+            } else {
+                "#1e6b35"
+            },
+            tip: format!("{label}: {:.1}%", value.unwrap_or_default() * 100.0),
+            above: None,
+        })
+        .collect();
+    chart(title, &bars, true)
 }
 
 fn share(v: f64, judged: u32) -> String {
