@@ -54,9 +54,11 @@ pub struct Listeners {
     pub tls: Option<TcpListener>,
 }
 
-async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+/// The next connection on `listener` (backing off while accepting fails, out of descriptors
+/// say); never, without one.
+async fn accept(listener: Option<&TcpListener>) -> (TcpStream, SocketAddr) {
     match listener {
-        Some(listener) => listener.accept().await,
+        Some(listener) => chargemesh_kit::tls::accept(listener, "YKC").await,
         None => std::future::pending().await,
     }
 }
@@ -88,7 +90,7 @@ pub async fn serve(
     let (stop_tx, stop) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let (accepted, secure) = tokio::select! {
+        let ((stream, peer), secure) = tokio::select! {
             accepted = accept(listeners.plain.as_ref()) => (accepted, false),
             accepted = accept(listeners.tls.as_ref()) => (accepted, true),
             () = &mut shutdown => {
@@ -97,15 +99,6 @@ pub async fn serve(
                     watching.abort();
                 }
                 return Ok(());
-            }
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of descriptors, say: back off rather than spin.
-                tracing::warn!(%error, "accepting a YKC connection failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
