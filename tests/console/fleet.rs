@@ -2,39 +2,10 @@
 //! first, and a fault a pile reports reaching an open page live.
 
 use chargemesh_proto::telemetry::v1 as tm;
-use tm::telemetry_message::Body;
 
 use super::common::TelemetryStream;
 use super::http::Browser;
-use super::{MONITOR, console, sign_in};
-
-fn status(
-    sequence: u64,
-    pile: &str,
-    state: tm::ConnectorState,
-    fault: &str,
-) -> tm::TelemetryMessage {
-    let now = chrono::Utc::now();
-    tm::TelemetryMessage {
-        sequence,
-        pile_id: pile.into(),
-        connector_id: format!("{pile}-1"),
-        observe_time: Some(prost_types::Timestamp {
-            seconds: now.timestamp(),
-            nanos: 0,
-        }),
-        body: Some(Body::Status(tm::ConnectorStatus {
-            state: state as i32,
-            fault_code: fault.into(),
-            fault_text: if fault.is_empty() {
-                String::new()
-            } else {
-                "gun lock".into()
-            },
-        })),
-        ..Default::default()
-    }
-}
+use super::{MONITOR, console, sign_in, status};
 
 #[tokio::test]
 async fn mon_1_the_monitor_sees_the_fleet_by_state_and_a_fault_arrives_live() {
@@ -42,8 +13,8 @@ async fn mon_1_the_monitor_sees_the_fleet_by_state_and_a_fault_arrives_live() {
     let platform = TelemetryStream::open(mesh.channel("operator")).await;
     platform
         .send(vec![
-            status(1, "P1", tm::ConnectorState::Idle, ""),
-            status(2, "P2", tm::ConnectorState::Charging, ""),
+            status(1, "P1", tm::ConnectorState::Idle, ("", "")),
+            status(2, "P2", tm::ConnectorState::Charging, ("", "")),
         ])
         .await;
     let mut monitor = Browser::new(addr);
@@ -70,7 +41,12 @@ async fn mon_1_the_monitor_sees_the_fleet_by_state_and_a_fault_arrives_live() {
     let mut live = monitor.stream("/fleet/events").await;
     live.until("text/event-stream").await;
     platform
-        .send(vec![status(3, "P1", tm::ConnectorState::Fault, "E07")])
+        .send(vec![status(
+            3,
+            "P1",
+            tm::ConnectorState::Fault,
+            ("E07", "gun lock"),
+        )])
         .await;
     let seen = live.until("\"cec\":255").await.to_owned();
     assert!(

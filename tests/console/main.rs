@@ -80,6 +80,33 @@ async fn console_on(
     (mesh, addr)
 }
 
+/// A status report of `pile`'s first connector, observed now, with the fault it names (code,
+/// text) when it has one.
+fn status(
+    sequence: u64,
+    pile: &str,
+    state: chargemesh_proto::telemetry::v1::ConnectorState,
+    (fault_code, fault_text): (&str, &str),
+) -> chargemesh_proto::telemetry::v1::TelemetryMessage {
+    use chargemesh_proto::telemetry::v1 as tm;
+    let now = chrono::Utc::now();
+    tm::TelemetryMessage {
+        sequence,
+        pile_id: pile.into(),
+        connector_id: format!("{pile}-1"),
+        observe_time: Some(prost_types::Timestamp {
+            seconds: now.timestamp(),
+            nanos: 0,
+        }),
+        body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+            state: state as i32,
+            fault_code: fault_code.into(),
+            fault_text: fault_text.into(),
+        })),
+        ..Default::default()
+    }
+}
+
 fn token(mesh: &TestMesh, role: &str) -> String {
     pki::mint_token(mesh.pki(), "test", Some(OP), &[role.to_owned()], 600).expect("token")
 }

@@ -5,29 +5,19 @@ use chargemesh_proto::telemetry::v1 as tm;
 
 use super::common::{TelemetryStream, eventually};
 use super::http::Browser;
-use super::{MONITOR, console, sign_in};
+use super::{MONITOR, console, sign_in, status};
 
 #[tokio::test]
 async fn mon_4_the_monitor_suspends_a_pile_with_evidence_and_resumes_it() {
     let (mesh, addr) = console().await;
     let platform = TelemetryStream::open(mesh.channel("operator")).await;
-    let now = chrono::Utc::now();
     platform
-        .send(vec![tm::TelemetryMessage {
-            sequence: 1,
-            pile_id: "P1".into(),
-            connector_id: "P1-1".into(),
-            observe_time: Some(prost_types::Timestamp {
-                seconds: now.timestamp(),
-                nanos: 0,
-            }),
-            body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
-                state: tm::ConnectorState::Fault as i32,
-                fault_code: "E42".into(),
-                fault_text: "insulation".into(),
-            })),
-            ..Default::default()
-        }])
+        .send(vec![status(
+            1,
+            "P1",
+            tm::ConnectorState::Fault,
+            ("E42", "insulation"),
+        )])
         .await;
     let mut monitor = Browser::new(addr);
     assert_eq!(sign_in(&mut monitor, MONITOR).await.status, 303);

@@ -7,33 +7,17 @@ use chargemesh_proto::telemetry::v1 as tm;
 
 use super::common::{TelemetryStream, eventually};
 use super::http::Browser;
-use super::{COMPLAINT_HANDLER, console, console_with, sign_in};
+use super::{COMPLAINT_HANDLER, console, console_with, sign_in, status};
 
 const PAGE: &str = "/s/MA2D3K7Q0/S-URB";
-
-fn idle(pile: &str) -> tm::TelemetryMessage {
-    let now = chrono::Utc::now();
-    tm::TelemetryMessage {
-        sequence: 1,
-        pile_id: pile.into(),
-        connector_id: format!("{pile}-1"),
-        observe_time: Some(prost_types::Timestamp {
-            seconds: now.timestamp(),
-            nanos: 0,
-        }),
-        body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
-            state: tm::ConnectorState::Idle as i32,
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
-}
 
 #[tokio::test]
 async fn svc_2_a_driver_sees_the_station_its_free_connectors_and_prices_and_complains() {
     let (mesh, addr) = console().await;
     let platform = TelemetryStream::open(mesh.channel("operator")).await;
-    platform.send(vec![idle("P1")]).await;
+    platform
+        .send(vec![status(1, "P1", tm::ConnectorState::Idle, ("", ""))])
+        .await;
     let mut driver = Browser::new(addr);
     let station = eventually(
         async || driver.get(PAGE).await,

@@ -5,7 +5,7 @@ use chargemesh_proto::telemetry::v1 as tm;
 
 use super::common::{TelemetryStream, eventually};
 use super::http::Browser;
-use super::{console, console_polling, sign_in};
+use super::{console, console_polling, sign_in, status};
 
 const MANAGER: &str = "4:om_manager";
 
@@ -75,23 +75,13 @@ async fn fault_8_the_month_s_faults_are_charted_by_pile() {
     let (mesh, addr) = console_polling().await;
     // A fault opens an automatic work order; reporting counts it against its pile.
     let platform = TelemetryStream::open(mesh.channel("operator")).await;
-    let now = chrono::Utc::now();
     platform
-        .send(vec![tm::TelemetryMessage {
-            sequence: 1,
-            pile_id: "P1".into(),
-            connector_id: "P1-1".into(),
-            observe_time: Some(prost_types::Timestamp {
-                seconds: now.timestamp(),
-                nanos: 0,
-            }),
-            body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
-                state: tm::ConnectorState::Fault as i32,
-                fault_code: "E42".into(),
-                fault_text: "insulation".into(),
-            })),
-            ..Default::default()
-        }])
+        .send(vec![status(
+            1,
+            "P1",
+            tm::ConnectorState::Fault,
+            ("E42", "insulation"),
+        )])
         .await;
     let mut manager = Browser::new(addr);
     assert_eq!(sign_in(&mut manager, MANAGER).await.status, 303);
