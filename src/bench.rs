@@ -38,6 +38,7 @@ mod fleet_ocpp;
 mod hostile;
 mod lifeline;
 mod net;
+mod pg_probe;
 mod scratch;
 mod storm;
 mod to_regulator;

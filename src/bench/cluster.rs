@@ -173,6 +173,14 @@ impl Serving {
         }
     }
 
+    /// The prefix of the run's PostgreSQL schemas (`<prefix><component>`).
+    pub(crate) fn schema_prefix(&self) -> &str {
+        match self {
+            Self::One { scratch, .. } => &scratch.prefix,
+            Self::Split(cluster) => &cluster.scratch.prefix,
+        }
+    }
+
     pub(crate) fn pki(&self) -> &PkiDir {
         match self {
             Self::One { up, .. } => &up.pki,

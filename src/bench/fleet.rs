@@ -27,6 +27,7 @@ use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceC
 
 use super::cluster::{ServeOptions, Serving};
 use super::lifeline::Lifeline;
+use super::pg_probe::PgProbe;
 use super::to_regulator::{Regulator, push_latencies, watch};
 use super::worker::{Clients, Mode, clients_for};
 use super::{net, percentile, rss_kib, status_body};
@@ -470,6 +471,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
     };
     let _ = run.steady.set(chrono::Utc::now());
     workers.tell("steady").await?;
+    let database = PgProbe::start(opts.database_url.as_deref(), serving.schema_prefix()).await;
     let cpu_from = (Instant::now(), cpu(&processes));
     // The load generators: the client processes and this one (its watcher and mock regulator).
     let generators: Vec<(&str, u32)> = workers
@@ -506,6 +508,10 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         .unwrap_or_default()
         .saturating_sub(machine_from);
     let acked = workers.progress().acked.saturating_sub(acked_from);
+    let database = match database {
+        Some(probe) => probe.stop().await,
+        None => None,
+    };
     let (total, latencies_us, _) = workers.finish().await?;
     let watched = watcher.await??;
     let mut pushed = match run.steady.get() {
@@ -589,6 +595,9 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         pushed.len(),
         serve.cec_push.as_ref().map_or(0, |p| p.interval_ms)
     );
+    if let Some(database) = database {
+        database.print(window, acked);
+    }
     serving.stop().await;
     Ok(())
 }

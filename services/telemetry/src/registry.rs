@@ -4,7 +4,8 @@
 //! the cache does not know, or when the entry is older than its time to live — so a lost event
 //! costs at most the time to live, never a report.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -161,22 +162,84 @@ fn upstream(status: tonic::Status) -> Error {
     }
 }
 
+/// Where the cache reads an operator's index from: the asset component, or a test's stand-in.
+#[tonic::async_trait]
+pub trait IndexSource: Send + Sync + std::fmt::Debug {
+    /// The operator's stations and piles; `None` when the operator is not registered.
+    async fn operator_index(&self, operator_id: &str) -> Result<Option<OperatorIndex>, Error>;
+}
+
+#[tonic::async_trait]
+impl IndexSource for AssetClient {
+    async fn operator_index(&self, operator_id: &str) -> Result<Option<OperatorIndex>, Error> {
+        if !self.operator_exists(operator_id).await? {
+            return Ok(None);
+        }
+        let mut index = OperatorIndex::default();
+        for s in self
+            .stations(operator_id, apb::StationState::Unspecified)
+            .await?
+        {
+            index.stations.insert(
+                s.station_id,
+                StationRef {
+                    area_code: s.area_code,
+                    filed: s.state == apb::StationState::Filed as i32,
+                },
+            );
+        }
+        for p in self.piles(operator_id, "").await? {
+            index.piles.insert(
+                p.pile_id,
+                PileRef {
+                    station_id: p.station_id,
+                    connectors: p.connectors.into_iter().map(|c| c.connector_id).collect(),
+                    rated_power_kw: p.rated_power_kw,
+                    retired: p.state == apb::PileState::Retired as i32,
+                },
+            );
+        }
+        Ok(Some(index))
+    }
+}
+
+/// A cached operator: when it was read, and what.
+type Cached = (Instant, Arc<OperatorIndex>);
+
 /// The registry cache of the ingest path.
+///
+/// An index past its time to live is still used while it is read again in the background: the
+/// time to live is the net under a lost change event, and an operator of 100,000 piles takes
+/// 200 pages to read, during which every report of its piles would otherwise wait. A pile the
+/// index lacks, or a change announced on the bus, still waits for a fresh read.
 #[derive(Debug)]
 pub struct Registry {
     asset: AssetClient,
-    cache: RwLock<HashMap<String, (Instant, Arc<OperatorIndex>)>>,
+    source: Arc<dyn IndexSource>,
+    cache: RwLock<HashMap<String, Cached>>,
     /// Each operator's load in progress, which concurrent misses wait for.
     loading: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Operators being read again in the background.
+    refreshing: std::sync::Mutex<HashSet<String>>,
+    /// Counts announced changes, so a background read begun before one is not kept.
+    changes: AtomicU64,
     ttl: Duration,
 }
 
 impl Registry {
     pub fn new(asset: AssetClient, ttl: Duration) -> Self {
+        Self::with_source(asset.clone(), Arc::new(asset), ttl)
+    }
+
+    /// A cache reading its indexes from `source`.
+    pub fn with_source(asset: AssetClient, source: Arc<dyn IndexSource>, ttl: Duration) -> Self {
         Self {
             asset,
+            source,
             cache: RwLock::new(HashMap::new()),
             loading: std::sync::Mutex::new(HashMap::new()),
+            refreshing: std::sync::Mutex::new(HashSet::new()),
+            changes: AtomicU64::new(0),
             ttl,
         }
     }
@@ -187,61 +250,58 @@ impl Registry {
 
     /// Forgets an operator after a change of its registry.
     pub fn invalidate(&self, operator_id: &str) {
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(operator_id);
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        cache.remove(operator_id);
     }
 
-    /// The operator's index, reloaded when stale or when it lacks `pile_id`. `None` when the
-    /// operator is not registered.
-    pub async fn index(
-        &self,
-        operator_id: &str,
-        pile_id: &str,
-    ) -> Result<Option<Arc<OperatorIndex>>, Error> {
-        let cached = self
-            .cache
+    fn cached(&self, operator_id: &str) -> Option<Cached> {
+        self.cache
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(operator_id)
-            .cloned();
+            .cloned()
+    }
+
+    fn gate(&self, operator_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(operator_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The operator's index; read afresh when the cache lacks it or `pile_id`, read again in the
+    /// background when it is past its time to live. `None` when the operator is not registered.
+    pub async fn index(
+        self: &Arc<Self>,
+        operator_id: &str,
+        pile_id: &str,
+    ) -> Result<Option<Arc<OperatorIndex>>, Error> {
+        let cached = self.cached(operator_id);
         if let Some((loaded, index)) = &cached
-            && loaded.elapsed() < self.ttl
             && (pile_id.is_empty() || index.piles.contains_key(pile_id))
         {
+            if loaded.elapsed() >= self.ttl {
+                self.refresh(operator_id);
+            }
             return Ok(Some(index.clone()));
         }
         // One load per operator at a time: a thousand piles connecting at once wait for the
         // one load their first started, instead of each reading the whole registry.
         let asked = Instant::now();
-        let gate = self
-            .loading
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(operator_id.to_owned())
-            .or_default()
-            .clone();
+        let gate = self.gate(operator_id);
         let _loading = gate.lock().await;
-        let fresh = self
-            .cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(operator_id)
-            .cloned();
-        if let Some((loaded, index)) = &fresh
-            && *loaded >= asked
+        if let Some((loaded, index)) = self.cached(operator_id)
+            && loaded >= asked
         {
             // Loaded while this one waited: as new as a load of its own would be.
-            return Ok(Some(index.clone()));
+            return Ok(Some(index));
         }
-        let loaded = match self.asset.operator_exists(operator_id).await {
-            Ok(false) => return Ok(None),
-            Ok(true) => self.load(operator_id).await,
-            Err(error) => Err(error),
-        };
-        let index = match (loaded, cached) {
-            (Ok(index), _) => Arc::new(index),
+        let index = match (self.source.operator_index(operator_id).await, cached) {
+            (Ok(None), _) => return Ok(None),
+            (Ok(Some(index)), _) => Arc::new(index),
             // The registry is unreachable: what was known stays good rather than refusing
             // reports from piles that were registered a moment ago.
             (Err(error), Some((_, stale))) => {
@@ -257,33 +317,52 @@ impl Registry {
         Ok(Some(index))
     }
 
-    async fn load(&self, operator_id: &str) -> Result<OperatorIndex, Error> {
-        let mut index = OperatorIndex::default();
-        for s in self
-            .asset
-            .stations(operator_id, apb::StationState::Unspecified)
-            .await?
+    /// Reads an operator's index again in the background, once at a time; the cached one serves
+    /// until it is replaced. A read begun before an announced change is dropped (the change
+    /// removed the entry, and the next report reads it afresh).
+    fn refresh(self: &Arc<Self>, operator_id: &str) {
+        if !self
+            .refreshing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(operator_id.to_owned())
         {
-            index.stations.insert(
-                s.station_id,
-                StationRef {
-                    area_code: s.area_code,
-                    filed: s.state == apb::StationState::Filed as i32,
-                },
-            );
+            return;
         }
-        for p in self.asset.piles(operator_id, "").await? {
-            index.piles.insert(
-                p.pile_id,
-                PileRef {
-                    station_id: p.station_id,
-                    connectors: p.connectors.into_iter().map(|c| c.connector_id).collect(),
-                    rated_power_kw: p.rated_power_kw,
-                    retired: p.state == apb::PileState::Retired as i32,
-                },
-            );
-        }
-        Ok(index)
+        // Counted when asked: an announced change after this, even before the read begins,
+        // drops what it reads.
+        let changes = self.changes.load(Ordering::SeqCst);
+        let (this, operator_id) = (self.clone(), operator_id.to_owned());
+        tokio::spawn(async move {
+            let gate = this.gate(&operator_id);
+            let loading = gate.lock().await;
+            let read = this.source.operator_index(&operator_id).await;
+            {
+                let mut cache = this.cache.write().unwrap_or_else(|e| e.into_inner());
+                if this.changes.load(Ordering::SeqCst) == changes {
+                    match read {
+                        Ok(Some(index)) => {
+                            cache.insert(operator_id.clone(), (Instant::now(), Arc::new(index)));
+                        }
+                        Ok(None) => {
+                            cache.remove(&operator_id);
+                        }
+                        // Kept, and tried again a time to live from now.
+                        Err(error) => {
+                            tracing::warn!(%operator_id, %error, "registry unavailable, using the cached copy");
+                            if let Some(entry) = cache.get_mut(&operator_id) {
+                                entry.0 = Instant::now();
+                            }
+                        }
+                    }
+                }
+            }
+            drop(loading);
+            this.refreshing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&operator_id);
+        });
     }
 
     /// Follows the asset component's registry changes on the bus and forgets the operators they
@@ -323,5 +402,149 @@ impl Registry {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A registry of one operator whose reads wait while `hold` has no permit.
+    #[derive(Debug)]
+    struct Source {
+        piles: std::sync::Mutex<Vec<&'static str>>,
+        reads: AtomicUsize,
+        hold: tokio::sync::Semaphore,
+    }
+
+    impl Source {
+        fn new(piles: &[&'static str]) -> Arc<Self> {
+            Arc::new(Self {
+                piles: std::sync::Mutex::new(piles.to_vec()),
+                reads: AtomicUsize::new(0),
+                hold: tokio::sync::Semaphore::new(1_000),
+            })
+        }
+
+        /// Reads wait from now on.
+        fn block(&self) {
+            self.hold.forget_permits(usize::MAX);
+        }
+
+        fn release(&self) {
+            self.hold.add_permits(1_000);
+        }
+    }
+
+    #[tonic::async_trait]
+    impl IndexSource for Source {
+        async fn operator_index(&self, _operator: &str) -> Result<Option<OperatorIndex>, Error> {
+            let _permit = self
+                .hold
+                .acquire()
+                .await
+                .map_err(|_| Error::Unavailable("closed".into()))?;
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let mut index = OperatorIndex::default();
+            for pile in self.piles.lock().expect("piles").iter() {
+                index.piles.insert(
+                    (*pile).to_owned(),
+                    PileRef {
+                        station_id: "S1".into(),
+                        connectors: vec![format!("{pile}-1")],
+                        rated_power_kw: 7.0,
+                        retired: false,
+                    },
+                );
+            }
+            Ok(Some(index))
+        }
+    }
+
+    fn registry(source: Arc<Source>, ttl: Duration) -> Arc<Registry> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let nowhere = chargemesh_kit::tls::mesh_channel("https://127.0.0.1:1", Arc::new(client))
+            .expect("channel");
+        Arc::new(Registry::with_source(
+            AssetClient::new(nowhere),
+            source,
+            ttl,
+        ))
+    }
+
+    /// Waits (bounded, as a guard against a hang) until no background read is under way.
+    async fn settled(registry: &Registry) {
+        for _ in 0..1_000 {
+            if registry.refreshing.lock().expect("refreshing").is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("a background read never finished");
+    }
+
+    #[tokio::test]
+    async fn a_stale_index_answers_at_once_and_is_replaced_by_one_background_read() {
+        let source = Source::new(&["P1"]);
+        // Every index is stale at once.
+        let registry = registry(source.clone(), Duration::ZERO);
+        let first = registry
+            .index("OP", "P1")
+            .await
+            .expect("read")
+            .expect("known");
+        assert!(first.piles.contains_key("P1"));
+        source.block();
+        source.piles.lock().expect("piles").push("P2");
+        for _ in 0..3 {
+            let stale = tokio::time::timeout(Duration::from_secs(10), registry.index("OP", "P1"))
+                .await
+                .expect("a stale index must not wait for the registry")
+                .expect("read")
+                .expect("known");
+            assert!(!stale.piles.contains_key("P2"));
+        }
+        source.release();
+        settled(&registry).await;
+        // One read at first, one in the background for the three stale answers.
+        assert_eq!(source.reads.load(Ordering::SeqCst), 2);
+        let (_, fresh) = registry.cached("OP").expect("cached");
+        assert!(fresh.piles.contains_key("P2"));
+    }
+
+    #[tokio::test]
+    async fn a_pile_the_index_lacks_waits_for_a_fresh_read() {
+        let source = Source::new(&["P1"]);
+        let registry = registry(source.clone(), Duration::from_secs(3600));
+        registry.index("OP", "P1").await.expect("read");
+        source.piles.lock().expect("piles").push("P2");
+        let index = registry
+            .index("OP", "P2")
+            .await
+            .expect("read")
+            .expect("known");
+        assert!(index.piles.contains_key("P2"));
+        assert_eq!(source.reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_background_read_begun_before_an_announced_change_is_not_kept() {
+        let source = Source::new(&["P1"]);
+        let registry = registry(source.clone(), Duration::ZERO);
+        registry.index("OP", "P1").await.expect("read");
+        source.block();
+        // Starts the background read, which waits for the registry.
+        registry.index("OP", "P1").await.expect("read");
+        registry.invalidate("OP");
+        source.release();
+        settled(&registry).await;
+        assert!(
+            registry.cached("OP").is_none(),
+            "a read from before the change was kept"
+        );
     }
 }

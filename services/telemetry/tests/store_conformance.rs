@@ -263,3 +263,68 @@ async fn mon_1_writers_touching_the_same_connectors_in_any_order_all_commit() {
         }
     }
 }
+
+/// REQ MON-1: every report moves its connectors' last-seen time, so no index of the live status
+/// may cover a column a report updates: with one, each of those updates writes an entry into
+/// every index of the table (on PostgreSQL, no heap-only update), which at a fleet's scale was a
+/// large share of the database's work. The liveness sweep reads the table instead.
+#[tokio::test]
+async fn mon_1_no_index_of_the_live_status_covers_what_a_report_updates() {
+    const UPDATED: [&str; 6] = [
+        "last_seen_at",
+        "state",
+        "fault_code",
+        "fault_text",
+        "origin",
+        "changed_at",
+    ];
+    for (db, _s) in backends().await {
+        let definitions: Vec<String> = match &db.database {
+            Database::Postgres(pool) => sqlx::query_scalar(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'connector_status'",
+            )
+            .bind(&db.schema)
+            .fetch_all(pool)
+            .await
+            .expect("indexes"),
+            Database::Sqlite(pool) => sqlx::query_scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'connector_status' \
+                 AND sql IS NOT NULL",
+            )
+            .fetch_all(pool)
+            .await
+            .expect("indexes"),
+        };
+        assert!(!definitions.is_empty(), "{}: no index read", db.backend());
+        for definition in &definitions {
+            let columns = definition
+                .split_once(" ON ")
+                .map_or(definition.as_str(), |(_, on)| on);
+            for word in columns.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+                assert!(
+                    !UPDATED.contains(&word),
+                    "{}: {definition} covers {word}, which every report updates",
+                    db.backend()
+                );
+            }
+        }
+        if let Database::Postgres(pool) = &db.database {
+            // Room on each page for a row's next version, so the update stays on its page.
+            let options: Option<Vec<String>> = sqlx::query_scalar(
+                "SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = 'connector_status'",
+            )
+            .bind(&db.schema)
+            .fetch_one(pool)
+            .await
+            .expect("options");
+            assert!(
+                options
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|o| o.starts_with("fillfactor=")),
+                "connector_status keeps no room for heap-only updates"
+            );
+        }
+    }
+}

@@ -13,7 +13,7 @@ use prost::Message as _;
 use serde_json::{Value, json};
 
 use chargemesh_cec::peers::PeerConfig;
-use chargemesh_kit::db::{Database, StoreError};
+use chargemesh_kit::db::{Database, Placeholders, StoreError};
 use chargemesh_proto::journal::v1 as jpb;
 
 use super::{INSERT, Item, Pusher, in_scope};
@@ -25,6 +25,34 @@ const PAGE: i64 = 500;
 const SKIP: &str = "INSERT INTO cec_deliveries (peer, stream, item_key, lane, seq, interface, payload, state, \
     attempts, next_attempt_at, last_error, created_at) VALUES ($1, $2, $3, $4, $5, $6, '', 'skipped', 0, $7, '', $7) \
     ON CONFLICT DO NOTHING";
+
+/// Status deliveries inserted by one statement (six parameters each).
+const STATUS_ROWS: usize = 200;
+
+/// Inserts `rows` status deliveries, each bound as (peer, key, connector, sequence, payload,
+/// now); one already there is left as it is.
+fn insert_status_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|row| {
+            let p = |n: usize| Placeholders::Numbered.nth(row * 6 + n);
+            format!(
+                "({}, 'status', {}, {}, {}, 'notification_stationStatus', {}, 'pending', 0, {}, '', {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(6)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO cec_deliveries (peer, stream, item_key, lane, seq, interface, payload, state, \
+         attempts, next_attempt_at, last_error, created_at) VALUES {values} ON CONFLICT DO NOTHING"
+    )
+}
 
 /// Whether the peer takes an item of a station: `None` while the station's area is not known.
 fn scope_of(
@@ -78,28 +106,35 @@ impl Pusher {
             let Some(last) = rows.last().map(|r| r.0) else {
                 return Ok(());
             };
-            for (sequence, operator_id, area_code, _station, connector, status, _at) in &rows {
-                // The history carries each change's area: out of scope is passed over here.
-                if !in_scope(peer, operator_id, area_code) {
-                    continue;
+            // The history carries each change's area: out of scope is passed over here.
+            let pushed: Vec<(i64, &String, String)> = rows
+                .iter()
+                .filter(|(_, operator_id, area_code, ..)| in_scope(peer, operator_id, area_code))
+                .map(|(sequence, _, _, _, connector, status, _)| {
+                    let payload = peer.dialect.status_push(json!({
+                        "ConnectorID": connector,
+                        "Status": status,
+                        "ParkStatus": 0,
+                        "LockStatus": 0,
+                    }));
+                    (*sequence, connector, payload.to_string())
+                })
+                .collect();
+            // Many rows to a statement: a backlog of a reconnecting fleet's first statuses is
+            // thousands of them.
+            for chunk in pushed.chunks(STATUS_ROWS) {
+                let mut query =
+                    sqlx::query(sqlx::AssertSqlSafe(insert_status_sql(chunk.len()))).persistent(false);
+                for (sequence, connector, payload) in chunk {
+                    query = query
+                        .bind(&peer.name)
+                        .bind(sequence.to_string())
+                        .bind(*connector)
+                        .bind(*sequence)
+                        .bind(payload)
+                        .bind(now);
                 }
-                let payload = peer.dialect.status_push(json!({
-                    "ConnectorID": connector,
-                    "Status": status,
-                    "ParkStatus": 0,
-                    "LockStatus": 0,
-                }));
-                sqlx::query(INSERT)
-                    .bind(&peer.name)
-                    .bind("status")
-                    .bind(sequence.to_string())
-                    .bind(connector)
-                    .bind(*sequence)
-                    .bind("notification_stationStatus")
-                    .bind(payload.to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                query.execute(&mut *tx).await?;
             }
             sqlx::query(
                 "INSERT INTO cec_push_positions (peer, stream, position) VALUES ($1, 'status', $2) \

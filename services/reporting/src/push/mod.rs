@@ -23,7 +23,7 @@ use chargemesh_cec::Ret;
 use chargemesh_cec::client::{Https, PeerClient};
 use chargemesh_cec::peers::{PeerAccess, PeerConfig};
 use chargemesh_kit::area::area_covers;
-use chargemesh_kit::db::{BeginWrite as _, Database, StoreError};
+use chargemesh_kit::db::{Database, Placeholders, StoreError};
 use chargemesh_kit::paging::{Keyed, Keyset};
 
 /// The push settings.
@@ -411,38 +411,46 @@ impl Pusher {
         (state, error, next, attempts)
     }
 
-    /// Records what became of several deliveries in one transaction: at 50,000 reconnecting
+    /// Records what became of several deliveries in one statement: at 50,000 reconnecting
     /// piles one commit per push was most of what PostgreSQL did (sampled), each waiting for
-    /// its WAL flush. A crash before the commit sends those again, which a peer takes as it
-    /// takes any resend.
+    /// its WAL flush, and then one statement per delivery in a shared commit still was. A crash
+    /// before the commit sends those again, which a peer takes as it takes any resend.
     async fn record(&self, done: &[(&Delivery, Outcome)]) -> Result<(), StoreError> {
         if done.is_empty() {
             return Ok(());
         }
+        let verdicts: Vec<_> = done
+            .iter()
+            .map(|(d, outcome)| (*d, self.verdict(d, outcome)))
+            .collect();
+        let sql = format!(
+            "UPDATE cec_deliveries SET state = v.column4, attempts = v.column5, last_error = v.column6, \
+             next_attempt_at = v.column7, \
+             delivered_at = CASE WHEN v.column4 = 'delivered' THEN v.column7 ELSE cec_deliveries.delivered_at END \
+             FROM (VALUES {}) AS v \
+             WHERE cec_deliveries.peer = v.column1 AND cec_deliveries.stream = v.column2 \
+             AND cec_deliveries.item_key = v.column3",
+            Placeholders::Numbered.rows(verdicts.len(), 7)
+        );
         on_backend!(&self.db, pool => {
-            let mut tx = pool.begin_write().await?;
-            for (d, outcome) in done {
-                let (state, error, next, attempts) = self.verdict(d, outcome);
-                sqlx::query(
-                    "UPDATE cec_deliveries SET state = $4, attempts = $5, last_error = $6, next_attempt_at = $7, \
-                     delivered_at = CASE WHEN $4 = 'delivered' THEN $7 ELSE delivered_at END \
-                     WHERE peer = $1 AND stream = $2 AND item_key = $3",
-                )
-                .bind(&d.peer)
-                .bind(&d.stream)
-                .bind(&d.item_key)
-                .bind(state)
-                .bind(attempts)
-                .bind(&error)
-                .bind(next)
-                .execute(&mut *tx)
-                .await?;
-                if state == "parked" {
-                    tracing::warn!(peer = %d.peer, item = %d.item_key, %error, "T/CEC 102 push parked");
-                }
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).persistent(false);
+            for (d, (state, error, next, attempts)) in &verdicts {
+                query = query
+                    .bind(&d.peer)
+                    .bind(&d.stream)
+                    .bind(&d.item_key)
+                    .bind(*state)
+                    .bind(*attempts)
+                    .bind(error)
+                    .bind(*next);
             }
-            tx.commit().await?;
+            query.execute(pool).await?;
         });
+        for (d, (state, error, _, _)) in &verdicts {
+            if *state == "parked" {
+                tracing::warn!(peer = %d.peer, item = %d.item_key, %error, "T/CEC 102 push parked");
+            }
+        }
         Ok(())
     }
 

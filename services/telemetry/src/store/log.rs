@@ -35,7 +35,8 @@ pub(super) async fn existing_sqlite(
     let mut held = Keys::new();
     for chunk in reports.chunks(LOG_CHUNK) {
         let sql = existing_sql(Placeholders::Positional, chunk.len());
-        let mut query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql));
+        let mut query =
+            sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql)).persistent(false);
         for r in chunk {
             query = query.bind(&r.source).bind(r.sequence as i64);
         }
@@ -104,7 +105,7 @@ pub(super) async fn insert_log_sqlite(
             "{} ON CONFLICT (source, source_sequence) DO NOTHING",
             insert_log_sql(Placeholders::Positional, chunk.len())
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
         for r in chunk {
             query = query
                 .bind(sequence)

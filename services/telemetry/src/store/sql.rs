@@ -44,38 +44,7 @@ impl SqliteTelemetryStore {
 /// Rows per multi-row `VALUES` statement, inside both backends' parameter limits.
 pub(super) const LOG_CHUNK: usize = 500;
 
-/// How a backend spells the n-th parameter of the long statements below. SQLite gets plain `?`:
-/// its lookup of `$n` names costs time in the number of parameters, for every parameter.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Placeholders {
-    Numbered,
-    Positional,
-}
-
-impl Placeholders {
-    fn nth(self, n: usize) -> String {
-        match self {
-            Placeholders::Numbered => format!("${n}"),
-            Placeholders::Positional => "?".to_owned(),
-        }
-    }
-
-    /// `count` parameters from the `first`, comma-separated.
-    fn list(self, first: usize, count: usize) -> String {
-        (first..first + count)
-            .map(|i| self.nth(i))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// The rows of a multi-row `VALUES`, `cols` parameters each, bound row after row.
-    fn rows(self, rows: usize, cols: usize) -> String {
-        (0..rows)
-            .map(|row| format!("({})", self.list(row * cols + 1, cols)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
+pub(super) use chargemesh_kit::db::Placeholders;
 
 /// A multi-row insert of `rows` log entries with their sequences.
 pub(super) fn insert_log_sql(p: Placeholders, rows: usize) -> String {
@@ -105,13 +74,18 @@ pub(super) fn existing_sql(p: Placeholders, rows: usize) -> String {
 /// Callers pass connectors sorted, operator by operator, so every transaction locks in one order.
 fn touch_sql(p: Placeholders, connectors: usize) -> String {
     match p {
+        // The update names the connectors again, so it can find them by the primary key instead
+        // of reading every connector of the operator to join them to the locked ones. Sent
+        // unprepared (see `Placeholders`): a cached generic plan compared every row with the
+        // list one by one.
         Placeholders::Numbered => format!(
             "WITH locked AS (SELECT connector_id FROM connector_status WHERE operator_id = $2 \
-             AND connector_id IN ({}) ORDER BY connector_id FOR UPDATE) \
+             AND connector_id IN ({list}) ORDER BY connector_id FOR UPDATE) \
              UPDATE connector_status SET last_seen_at = $1 FROM locked \
-             WHERE connector_status.operator_id = $2 AND connector_status.connector_id = locked.connector_id \
+             WHERE connector_status.operator_id = $2 AND connector_status.connector_id IN ({list}) \
+             AND connector_status.connector_id = locked.connector_id \
              RETURNING connector_status.connector_id, state, origin, changed_at",
-            p.list(3, connectors)
+            list = p.list(3, connectors)
         ),
         Placeholders::Positional => format!(
             "UPDATE connector_status SET last_seen_at = {} WHERE operator_id = {} AND connector_id IN ({}) \
@@ -185,7 +159,7 @@ macro_rules! sql_telemetry_store {
                 }
                 for chunk in changes.chunks(LOG_CHUNK) {
                     let sql = format!("INSERT INTO status_changes ({CHANGE_COLUMNS}) VALUES {}", $placeholders.rows(chunk.len(), 13));
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                     for c in chunk {
                         query = query
                             .bind(c.cursor)
@@ -238,7 +212,7 @@ macro_rules! sql_telemetry_store {
                     // In key order, as every writer locks them (see touch_sql).
                     connectors.sort_unstable();
                     for chunk in connectors.chunks(LOG_CHUNK) {
-                        let mut query = sqlx::query(sqlx::AssertSqlSafe(touch_sql($placeholders, chunk.len()))).bind(now).bind(operator_id);
+                        let mut query = sqlx::query(sqlx::AssertSqlSafe(touch_sql($placeholders, chunk.len()))).persistent(false).bind(now).bind(operator_id);
                         for c in chunk {
                             query = query.bind(*c);
                         }
@@ -313,7 +287,7 @@ macro_rules! sql_telemetry_store {
                          WHERE connector_status.operator_id = v.column1 AND connector_status.connector_id = v.column2",
                         $placeholders.rows(chunk.len(), 7)
                     );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                     for c in chunk {
                         query = query
                             .bind(&c.operator_id)
@@ -333,7 +307,7 @@ macro_rules! sql_telemetry_store {
                          VALUES {} ON CONFLICT (operator_id, connector_id) DO NOTHING",
                         $placeholders.rows(chunk.len(), 11)
                     );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                     for c in chunk {
                         query = query
                             .bind(&c.operator_id)
@@ -400,7 +374,7 @@ macro_rules! sql_telemetry_store {
                         // One time per statement: the chunk's latest, at most a flush interval
                         // after its earliest.
                         let Some(at) = chunk.iter().map(|(_, at)| *at).max() else { continue };
-                        let mut query = sqlx::query(sqlx::AssertSqlSafe(touch_sql($placeholders, chunk.len()))).bind(at).bind(operator_id);
+                        let mut query = sqlx::query(sqlx::AssertSqlSafe(touch_sql($placeholders, chunk.len()))).persistent(false).bind(at).bind(operator_id);
                         for (connector_id, _) in chunk {
                             query = query.bind(*connector_id);
                         }
