@@ -30,6 +30,7 @@ from selenium.common.exceptions import (
     NoSuchElementException,
     StaleElementReferenceException,
     TimeoutException,
+    WebDriverException,
 )
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -72,8 +73,18 @@ def browser(work, phone=False):
 def wait(driver, what, condition, seconds=20):
     # A page replaced while it is read (a form submitted, a redirect followed) is read again.
     ignored = (StaleElementReferenceException, NoSuchElementException)
+
+    def replaced_page_is_not_yet(d):
+        # Chromium reports an element of a page replaced between two calls this way, too.
+        try:
+            return condition(d)
+        except WebDriverException as error:
+            if "does not belong to the document" in str(error):
+                return False
+            raise
+
     try:
-        return WebDriverWait(driver, seconds, ignored_exceptions=ignored).until(condition)
+        return WebDriverWait(driver, seconds, ignored_exceptions=ignored).until(replaced_page_is_not_yet)
     except TimeoutException:
         raise AssertionError(f"{what}: not seen within {seconds} s on {driver.current_url}")
 
@@ -87,7 +98,10 @@ def sign_in(driver, who):
 
 
 def text(driver):
-    return driver.find_element(By.TAG_NAME, "body").text
+    # Read in one script call, holding no element: a body found and then read in two calls can
+    # be replaced in between by a redirect, which chromium reports as a generic inspector error
+    # ("Node with given id does not belong to the document"), not as a stale element.
+    return driver.execute_script("return document.body ? document.body.innerText : '';")
 
 
 def monitor_and_repair(bin_path, pki, work):
