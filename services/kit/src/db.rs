@@ -104,7 +104,7 @@ impl BeginWrite for SqlitePool {
 
 /// How a backend spells the n-th parameter of a long generated statement (multi-row `VALUES`).
 ///
-/// Send such statements unprepared (`.persistent(false)`): each row count is its own text, so
+/// Send such statements unprepared ([`generated`], `.persistent(false)`): each row count is its own text, so
 /// they would churn the connection's statement cache, and on PostgreSQL a cached statement
 /// gets a generic plan, which with parameters in place of values cannot hash an `IN` list and
 /// may follow statistics from when the table was small (at 50,000 piles a touch of 500
@@ -139,6 +139,13 @@ impl Placeholders {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// A statement generated for a number of rows, sent unprepared as [`Placeholders`] says.
+pub fn generated<'a, DB: sqlx::Database + sqlx::database::HasStatementCache>(
+    sql: String,
+) -> sqlx::query::Query<'a, DB, <DB as sqlx::Database>::Arguments> {
+    sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false)
 }
 
 /// A connected database of one service.

@@ -13,7 +13,7 @@ use prost::Message as _;
 use serde_json::{Value, json};
 
 use chargemesh_cec::peers::PeerConfig;
-use chargemesh_kit::db::{Database, Placeholders, StoreError};
+use chargemesh_kit::db::{Database, Placeholders, StoreError, generated};
 use chargemesh_proto::journal::v1 as jpb;
 
 use super::{INSERT, Item, Pusher, in_scope};
@@ -124,7 +124,7 @@ impl Pusher {
             // thousands of them.
             for chunk in pushed.chunks(STATUS_ROWS) {
                 let mut query =
-                    sqlx::query(sqlx::AssertSqlSafe(insert_status_sql(chunk.len()))).persistent(false);
+                    generated(insert_status_sql(chunk.len()));
                 for (sequence, connector, payload) in chunk {
                     query = query
                         .bind(&peer.name)

@@ -23,7 +23,7 @@ use chargemesh_cec::Ret;
 use chargemesh_cec::client::{Https, PeerClient};
 use chargemesh_cec::peers::{PeerAccess, PeerConfig};
 use chargemesh_kit::area::area_covers;
-use chargemesh_kit::db::{Database, Placeholders, StoreError};
+use chargemesh_kit::db::{Database, Placeholders, StoreError, generated};
 use chargemesh_kit::paging::{Keyed, Keyset};
 
 /// The push settings.
@@ -433,7 +433,7 @@ impl Pusher {
             Placeholders::Numbered.rows(verdicts.len(), 7)
         );
         on_backend!(&self.db, pool => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).persistent(false);
+            let mut query = generated(sql.clone());
             for (d, (state, error, next, attempts)) in &verdicts {
                 query = query
                     .bind(&d.peer)

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use chargemesh_kit::db::StoreError;
+use chargemesh_kit::db::{StoreError, generated};
 
 use super::sql::{LOG_CHUNK, Placeholders, existing_sql, insert_log_sql};
 use crate::domain::Report;
@@ -105,7 +105,7 @@ pub(super) async fn insert_log_sqlite(
             "{} ON CONFLICT (source, source_sequence) DO NOTHING",
             insert_log_sql(Placeholders::Positional, chunk.len())
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+        let mut query = generated(sql);
         for r in chunk {
             query = query
                 .bind(sequence)

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use chargemesh_kit::db::StoreError;
+use chargemesh_kit::db::{StoreError, generated};
 
 use super::{
     AppendOutcome, CommandRecord, LiveStatus, Logged, QueuedCommand, StatusChange, TelemetryStore,
@@ -159,7 +159,7 @@ macro_rules! sql_telemetry_store {
                 }
                 for chunk in changes.chunks(LOG_CHUNK) {
                     let sql = format!("INSERT INTO status_changes ({CHANGE_COLUMNS}) VALUES {}", $placeholders.rows(chunk.len(), 13));
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                    let mut query = generated(sql);
                     for c in chunk {
                         query = query
                             .bind(c.cursor)
@@ -212,7 +212,7 @@ macro_rules! sql_telemetry_store {
                     // In key order, as every writer locks them (see touch_sql).
                     connectors.sort_unstable();
                     for chunk in connectors.chunks(LOG_CHUNK) {
-                        let mut query = sqlx::query(sqlx::AssertSqlSafe(touch_sql($placeholders, chunk.len()))).persistent(false).bind(now).bind(operator_id);
+                        let mut query = generated(touch_sql($placeholders, chunk.len())).bind(now).bind(operator_id);
                         for c in chunk {
                             query = query.bind(*c);
                         }
@@ -287,7 +287,7 @@ macro_rules! sql_telemetry_store {
                          WHERE connector_status.operator_id = v.column1 AND connector_status.connector_id = v.column2",
                         $placeholders.rows(chunk.len(), 7)
                     );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                    let mut query = generated(sql);
                     for c in chunk {
                         query = query
                             .bind(&c.operator_id)
@@ -307,7 +307,7 @@ macro_rules! sql_telemetry_store {
                          VALUES {} ON CONFLICT (operator_id, connector_id) DO NOTHING",
                         $placeholders.rows(chunk.len(), 11)
                     );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                    let mut query = generated(sql);
                     for c in chunk {
                         query = query
                             .bind(&c.operator_id)
@@ -374,7 +374,7 @@ macro_rules! sql_telemetry_store {
                         // One time per statement: the chunk's latest, at most a flush interval
                         // after its earliest.
                         let Some(at) = chunk.iter().map(|(_, at)| *at).max() else { continue };
-                        let mut query = sqlx::query(sqlx::AssertSqlSafe(touch_sql($placeholders, chunk.len()))).persistent(false).bind(at).bind(operator_id);
+                        let mut query = generated(touch_sql($placeholders, chunk.len())).bind(at).bind(operator_id);
                         for (connector_id, _) in chunk {
                             query = query.bind(*connector_id);
                         }
