@@ -299,6 +299,7 @@ impl Registry {
             // Loaded while this one waited: as new as a load of its own would be.
             return Ok(Some(index));
         }
+        let changes = self.changes.load(Ordering::SeqCst);
         let index = match (self.source.operator_index(operator_id).await, cached) {
             (Ok(None), _) => return Ok(None),
             (Ok(Some(index)), _) => Arc::new(index),
@@ -310,10 +311,12 @@ impl Registry {
             }
             (Err(error), None) => return Err(error),
         };
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(operator_id.to_owned(), (Instant::now(), index.clone()));
+        // Answered either way; kept only when no change was announced during the read, as a
+        // background read is.
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if self.changes.load(Ordering::SeqCst) == changes {
+            cache.insert(operator_id.to_owned(), (Instant::now(), index.clone()));
+        }
         Ok(Some(index))
     }
 
@@ -415,6 +418,8 @@ mod tests {
     struct Source {
         piles: std::sync::Mutex<Vec<&'static str>>,
         reads: AtomicUsize,
+        /// Reads begun, answered or still held.
+        begun: AtomicUsize,
         hold: tokio::sync::Semaphore,
     }
 
@@ -423,6 +428,7 @@ mod tests {
             Arc::new(Self {
                 piles: std::sync::Mutex::new(piles.to_vec()),
                 reads: AtomicUsize::new(0),
+                begun: AtomicUsize::new(0),
                 hold: tokio::sync::Semaphore::new(1_000),
             })
         }
@@ -440,6 +446,7 @@ mod tests {
     #[tonic::async_trait]
     impl IndexSource for Source {
         async fn operator_index(&self, _operator: &str) -> Result<Option<OperatorIndex>, Error> {
+            self.begun.fetch_add(1, Ordering::SeqCst);
             let _permit = self
                 .hold
                 .acquire()
@@ -542,6 +549,36 @@ mod tests {
         registry.invalidate("OP");
         source.release();
         settled(&registry).await;
+        assert!(
+            registry.cached("OP").is_none(),
+            "a read from before the change was kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fresh_read_under_way_when_a_change_is_announced_answers_but_is_not_kept() {
+        let source = Source::new(&["P1"]);
+        let registry = registry(source.clone(), Duration::from_secs(3600));
+        source.block();
+        let asking = {
+            let registry = registry.clone();
+            tokio::spawn(async move { registry.index("OP", "P1").await })
+        };
+        for _ in 0..1_000 {
+            if source.begun.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            source.begun.load(Ordering::SeqCst),
+            1,
+            "the read never began"
+        );
+        registry.invalidate("OP");
+        source.release();
+        let answered = asking.await.expect("task").expect("read").expect("known");
+        assert!(answered.piles.contains_key("P1"));
         assert!(
             registry.cached("OP").is_none(),
             "a read from before the change was kept"
