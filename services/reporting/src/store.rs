@@ -84,7 +84,9 @@ pub trait ReportingStore: Send + Sync + std::fmt::Debug + 'static {
         span: &Span,
     ) -> Result<Vec<jpb::fact::Fact>, StoreError>;
 
-    async fn put_stations(&self, rows: &[StationRow]) -> Result<(), StoreError>;
+    /// Keeps each station's area and piles; returns how many changed. A listing that changed
+    /// anything moves the directory's generation (see `DIRECTORY_GENERATION`).
+    async fn put_stations(&self, rows: &[StationRow]) -> Result<usize, StoreError>;
     /// Keeps each station's StationInfo; a station whose info changed gets the next version.
     /// Returns how many changed.
     async fn put_station_infos(
@@ -92,6 +94,9 @@ pub trait ReportingStore: Send + Sync + std::fmt::Debug + 'static {
         infos: &[(String, String, String, String)],
     ) -> Result<usize, StoreError>;
     async fn stations(&self) -> Result<Vec<StationRow>, StoreError>;
+    /// The station directory's generation: it moves with every listing that changed a station
+    /// or its StationInfo.
+    async fn directory_generation(&self) -> Result<i64, StoreError>;
 
     async fn create_exemption(&self, e: &Exemption) -> Result<(), StoreError>;
     async fn exemption(
@@ -123,6 +128,13 @@ const UPSERT_FACT: &str = "INSERT INTO facts \
     version = excluded.version, entry_id = excluded.entry_id, station_id = excluded.station_id, \
     at = excluded.at, until = excluded.until, fact = excluded.fact \
     WHERE facts.version < excluded.version";
+
+/// Moves the station directory's generation: readers of the directory that remember the
+/// generation they read (the pusher) read it again.
+const BUMP_GENERATION: &str =
+    "UPDATE directory_generation SET generation = generation + 1 WHERE id = 1";
+/// The station directory's generation.
+const DIRECTORY_GENERATION: &str = "SELECT generation FROM directory_generation WHERE id = 1";
 
 const INSERT: &str = "INSERT INTO status_history \
     (source_cursor, operator_id, station_id, pile_id, connector_id, area_code, state, previous_state, cec_status, \
@@ -325,13 +337,16 @@ macro_rules! sql_reporting_store {
                     .collect()
             }
 
-            async fn put_stations(&self, rows: &[StationRow]) -> Result<(), StoreError> {
+            async fn put_stations(&self, rows: &[StationRow]) -> Result<usize, StoreError> {
                 let mut tx = self.pool.begin_write().await?;
+                let mut changed = 0;
                 for r in rows {
-                    sqlx::query(
+                    // An unchanged station is not written: the listing runs every 30 s.
+                    let done = sqlx::query(
                         "INSERT INTO stations (operator_id, station_id, area_code, pile_ids) VALUES ($1, $2, $3, $4) \
                          ON CONFLICT (operator_id, station_id) DO UPDATE SET area_code = excluded.area_code, \
-                         pile_ids = excluded.pile_ids",
+                         pile_ids = excluded.pile_ids \
+                         WHERE stations.area_code <> excluded.area_code OR stations.pile_ids <> excluded.pile_ids",
                     )
                     .bind(&r.operator_id)
                     .bind(&r.station_id)
@@ -339,9 +354,13 @@ macro_rules! sql_reporting_store {
                     .bind(r.pile_ids.join(","))
                     .execute(&mut *tx)
                     .await?;
+                    changed += done.rows_affected() as usize;
+                }
+                if changed > 0 {
+                    sqlx::query(BUMP_GENERATION).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(changed)
             }
 
             async fn put_station_infos(&self, infos: &[(String, String, String, String)]) -> Result<usize, StoreError> {
@@ -362,8 +381,15 @@ macro_rules! sql_reporting_store {
                     .await?;
                     changed += done.rows_affected() as usize;
                 }
+                if changed > 0 {
+                    sqlx::query(BUMP_GENERATION).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 Ok(changed)
+            }
+
+            async fn directory_generation(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(DIRECTORY_GENERATION).fetch_one(&self.pool).await?)
             }
 
             async fn stations(&self) -> Result<Vec<StationRow>, StoreError> {

@@ -7,6 +7,8 @@
 
 use chargemesh_kit::db::BeginWrite as _;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use prost::Message as _;
@@ -72,15 +74,46 @@ fn payload_time(ts: &Option<prost_types::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
+/// How often skipped progress reports are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// What the pusher remembers of the station directory between passes (it runs every second,
+/// and at once again while a backlog drains): read again only when the directory's generation
+/// moved, which every listing that changes a station does in its own transaction.
+#[derive(Debug, Default)]
+pub(super) struct Memo {
+    /// Each station's area, as of a generation.
+    areas: Option<(i64, Arc<Areas>)>,
+    /// Per peer, the generation whose StationInfo versions it was last considered for.
+    station_infos: HashMap<String, i64>,
+    /// When skipped progress reports were last pruned.
+    pruned_at: Option<Instant>,
+}
+
+/// Each station's area, by (operator, station).
+type Areas = HashMap<(String, String), String>;
+
 impl Pusher {
     /// Everything new for the peer, into its outbox.
     pub(super) async fn enqueue(&self, peer: &PeerConfig) -> Result<(), StoreError> {
+        // Read before the directory is: a listing committing after it moves it again.
+        let generation = self.store.directory_generation().await?;
         self.enqueue_status(peer).await?;
-        let areas = self.areas().await?;
+        let areas = self.areas(generation).await?;
         self.enqueue_orders(peer, &areas).await?;
         self.enqueue_charge_status(peer, &areas).await?;
-        self.enqueue_station_info(peer).await?;
+        if self.memo().station_infos.get(&peer.name) != Some(&generation) {
+            self.enqueue_station_info(peer).await?;
+            self.memo()
+                .station_infos
+                .insert(peer.name.clone(), generation);
+        }
         self.prune_skipped().await
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
+        // The memo holds only what can be read again: a panic while it was held spoils nothing.
+        self.memo.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The status changes kept since the peer's position, as deliveries, with the new position,
@@ -425,8 +458,16 @@ impl Pusher {
         Ok(())
     }
 
-    /// Skipped progress reports are only needed while their period may still come up.
+    /// Skipped progress reports are only needed while their period may still come up; pruned
+    /// once a minute.
     async fn prune_skipped(&self) -> Result<(), StoreError> {
+        if self
+            .memo()
+            .pruned_at
+            .is_some_and(|at| at.elapsed() < PRUNE_EVERY)
+        {
+            return Ok(());
+        }
         let before = Utc::now() - chrono::Duration::days(1);
         on_backend!(&self.db, pool => {
             sqlx::query(
@@ -436,18 +477,27 @@ impl Pusher {
             .execute(pool)
             .await?;
         });
+        self.memo().pruned_at = Some(Instant::now());
         Ok(())
     }
 
-    /// Each station's area, for the peers' scopes.
-    async fn areas(&self) -> Result<HashMap<(String, String), String>, StoreError> {
-        Ok(on_backend!(&self.db, pool => {
+    /// Each station's area, for the peers' scopes, as of `generation` or later.
+    async fn areas(&self, generation: i64) -> Result<Arc<Areas>, StoreError> {
+        if let Some((read, areas)) = &self.memo().areas
+            && *read == generation
+        {
+            return Ok(areas.clone());
+        }
+        let areas: Areas = on_backend!(&self.db, pool => {
             let stations: Vec<(String, String, String)> = sqlx::query_as(
                 "SELECT operator_id, station_id, area_code FROM stations",
             )
             .fetch_all(pool)
             .await?;
             stations.into_iter().map(|(o, s, a)| ((o, s), a)).collect()
-        }))
+        });
+        let areas = Arc::new(areas);
+        self.memo().areas = Some((generation, areas.clone()));
+        Ok(areas)
     }
 }

@@ -222,6 +222,9 @@ pub struct Pusher {
     db: Database,
     config: PushConfig,
     clients: Vec<(PeerConfig, std::sync::Arc<PeerClient>)>,
+    /// The station directory's generation is read through the store.
+    store: std::sync::Arc<dyn crate::store::ReportingStore>,
+    memo: std::sync::Arc<std::sync::Mutex<enqueue::Memo>>,
 }
 
 impl std::fmt::Debug for Pusher {
@@ -269,9 +272,11 @@ impl Pusher {
             clients.push((peer.clone(), std::sync::Arc::new(client)));
         }
         Ok(Self {
+            store: crate::store::for_database(&db),
             db,
             config,
             clients,
+            memo: Default::default(),
         })
     }
 
