@@ -27,6 +27,10 @@ const KINDS: [&str; 3] = ["session_start", "meter", "session_end"];
 /// Who recorded orders assembled from telemetry.
 const RECORDER: &str = "telemetry";
 
+/// The running session of each connector of a page as the follower last knew it (`None`: none
+/// running); a connector not in it is read from the store.
+type Sessions = std::collections::HashMap<(String, String), Option<OpenSession>>;
+
 fn register(value: &str) -> Result<Decimal, Error> {
     Decimal::from_str(value.trim())
         .map_err(|_| Error::bad_field("register", format!("{value} is not a register reading")))
@@ -53,8 +57,32 @@ impl Engine {
             })?
             .into_inner();
         let applied = page.entries.len();
+        // The page's connectors' running sessions in one read, not one read per entry.
+        let connectors: Vec<(String, String)> = page
+            .entries
+            .iter()
+            .filter_map(|e| e.message.as_ref())
+            .map(|m| (m.operator_id.clone(), m.connector_id.clone()))
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut running = self.store.open_sessions(&connectors).await?;
+        let mut sessions: Sessions = connectors
+            .into_iter()
+            .map(|key| {
+                let session = running.remove(&key);
+                (key, session)
+            })
+            .collect();
         for entry in page.entries {
-            match self.apply(&entry).await {
+            let outcome = self.apply(&entry, &mut sessions).await;
+            if outcome.is_err()
+                && let Some(message) = &entry.message
+            {
+                // What the entry did to its connector's session is read again from the store.
+                sessions.remove(&(message.operator_id.clone(), message.connector_id.clone()));
+            }
+            match outcome {
                 Ok(()) => {}
                 // Worth another try: the registry or the database is away for a moment.
                 Err(e @ (Error::Unavailable(_) | Error::Store(_) | Error::Conflict(_))) => {
@@ -74,7 +102,7 @@ impl Engine {
         Ok(applied)
     }
 
-    async fn apply(&self, entry: &tm::LogEntry) -> Result<(), Error> {
+    async fn apply(&self, entry: &tm::LogEntry, sessions: &mut Sessions) -> Result<(), Error> {
         let Some(message) = &entry.message else {
             return Ok(());
         };
@@ -90,10 +118,15 @@ impl Engine {
             sequence: entry.sequence,
         };
         let now = self.clock.now();
-        let open = self
-            .store
-            .open_session(&message.operator_id, &message.connector_id)
-            .await?;
+        let key = (message.operator_id.clone(), message.connector_id.clone());
+        let open = match sessions.get(&key) {
+            Some(known) => known.clone(),
+            None => {
+                self.store
+                    .open_session(&message.operator_id, &message.connector_id)
+                    .await?
+            }
+        };
         match &message.body {
             Some(Body::SessionStart(start)) => {
                 if let Some(previous) = open {
@@ -103,6 +136,7 @@ impl Engine {
                     }
                     // Started again without an end: the last one is kept without its end.
                     self.close(previous, None, true).await?;
+                    sessions.insert(key.clone(), None);
                 }
                 let mut session = OpenSession::start(
                     &origin,
@@ -117,12 +151,14 @@ impl Engine {
                 );
                 session.any_token = start.any_token;
                 self.store.put_session(&session, now).await?;
+                sessions.insert(key, Some(session));
             }
             Some(Body::Meter(sample)) => {
                 if let Some(mut session) = open
                     && session.sample(at, register(&sample.energy_kwh)?)
                 {
                     self.store.put_session(&session, now).await?;
+                    sessions.insert(key, Some(session));
                 }
             }
             Some(Body::SessionEnd(end)) => {
@@ -140,6 +176,7 @@ impl Engine {
                         _ => None,
                     },
                 };
+                sessions.insert(key, None);
                 match open {
                     Some(session) => self.close(session, Some(ending), true).await?,
                     None => {

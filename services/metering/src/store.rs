@@ -56,6 +56,11 @@ pub trait MeteringStore: Send + Sync + std::fmt::Debug + 'static {
         operator_id: &str,
         connector_id: &str,
     ) -> Result<Option<OpenSession>, StoreError>;
+    /// The sessions running on the connectors (operator, connector) given, by connector.
+    async fn open_sessions(
+        &self,
+        connectors: &[(String, String)],
+    ) -> Result<std::collections::HashMap<(String, String), OpenSession>, StoreError>;
     /// Keeps a running session, replacing what the connector had.
     async fn put_session(
         &self,
@@ -171,6 +176,30 @@ macro_rules! sql_metering_store {
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(row.map(|j| j.0))
+            }
+
+            async fn open_sessions(
+                &self,
+                connectors: &[(String, String)],
+            ) -> Result<std::collections::HashMap<(String, String), OpenSession>, StoreError> {
+                let mut out = std::collections::HashMap::new();
+                // Chunks of 200 connectors: 400 parameters, within either backend's limit.
+                for chunk in connectors.chunks(200) {
+                    let sql = format!(
+                        "SELECT doc FROM open_sessions WHERE (operator_id, connector_id) IN (VALUES {})",
+                        chargemesh_kit::db::Placeholders::Numbered.rows(chunk.len(), 2)
+                    );
+                    let mut query = sqlx::query_scalar::<_, sqlx::types::Json<OpenSession>>(sqlx::AssertSqlSafe(sql))
+                        .persistent(false);
+                    for (operator_id, connector_id) in chunk {
+                        query = query.bind(operator_id).bind(connector_id);
+                    }
+                    for session in query.fetch_all(&self.pool).await? {
+                        let session = session.0;
+                        out.insert((session.operator_id.clone(), session.connector_id.clone()), session);
+                    }
+                }
+                Ok(out)
             }
 
             async fn put_session(&self, session: &OpenSession, now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -220,3 +220,47 @@ async fn rec_3_versions_are_deleted_only_past_retention_through_the_purge_gate()
         );
     }
 }
+
+#[tokio::test]
+async fn settle_1_the_running_sessions_of_many_connectors_are_read_at_once() {
+    use chargemesh_metering::domain::session::{OpenSession, Origin};
+    for (db, s) in backends().await {
+        let at = t("2026-03-01T08:00:00Z");
+        let start = |operator: &str, connector: &str| {
+            OpenSession::start(
+                &Origin {
+                    operator_id: operator,
+                    station_id: "S1",
+                    pile_id: "P1",
+                    connector_id: connector,
+                    at,
+                    sequence: 7,
+                },
+                &format!("ORD-{operator}-{connector}"),
+                "",
+                rust_decimal::Decimal::new(1000, 1),
+                ChargingSteps::default(),
+            )
+        };
+        // More connectors than one statement asks for.
+        for i in 0..250 {
+            s.put_session(&start("OPA", &format!("C{i}")), at)
+                .await
+                .expect("kept");
+        }
+        s.put_session(&start("OPB", "C0"), at).await.expect("kept");
+        let asked: Vec<(String, String)> = (0..260)
+            .map(|i| ("OPA".to_owned(), format!("C{i}")))
+            .chain([
+                ("OPB".to_owned(), "C0".to_owned()),
+                ("OPB".to_owned(), "C1".to_owned()),
+            ])
+            .collect();
+        let running = s.open_sessions(&asked).await.expect("read");
+        assert_eq!(running.len(), 251, "{}", db.backend());
+        let key = ("OPB".to_owned(), "C0".to_owned());
+        assert_eq!(running[&key].order_id, "ORD-OPB-C0");
+        assert!(!running.contains_key(&("OPA".to_owned(), "C250".to_owned())));
+        assert!(s.open_sessions(&[]).await.expect("none").is_empty());
+    }
+}
