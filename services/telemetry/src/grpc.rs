@@ -14,6 +14,9 @@ use chargemesh_kit::{Error, Principal};
 use chargemesh_proto::telemetry::v1 as pb;
 use chargemesh_proto::telemetry::v1::telemetry_service_server::TelemetryService;
 
+/// The most kinds one read of the log may ask for (there are fewer kinds than this).
+const MAX_LOG_KINDS: usize = 16;
+
 use crate::convert::body_to_pb;
 use crate::domain;
 use crate::ingest::Telemetry;
@@ -92,6 +95,12 @@ impl TelemetryService for Telemetry {
             }
             n => n.min(1000) as u32,
         };
+        if r.kinds.len() > MAX_LOG_KINDS {
+            return chargemesh_kit::error::reply(Err(Error::bad_field(
+                "kinds",
+                format!("at most {MAX_LOG_KINDS} kinds"),
+            )));
+        }
         let result = async {
             let (logged, last_sequence) = self
                 .store

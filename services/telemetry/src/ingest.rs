@@ -47,6 +47,55 @@ struct Written {
     resync: bool,
 }
 
+/// The highest sequence this writer stored per sender. A sender's sequences only grow, so a
+/// report above its sender's mark cannot be in the log unless another replica stored it
+/// meanwhile (the insert then conflicts and the batch is appended again, searched): only the
+/// others are searched for in the log, which at a fleet's rates is a sender's first report
+/// after it connects, and its resends.
+#[derive(Debug)]
+struct Watermarks {
+    marks: std::collections::HashMap<String, u64>,
+    /// Senders remembered at most; past it the marks start again (costing searches only). A
+    /// sender is an authenticated, registered identity, so this is a fleet's size.
+    max_senders: usize,
+}
+
+impl Default for Watermarks {
+    fn default() -> Self {
+        Self {
+            marks: std::collections::HashMap::new(),
+            max_senders: 1 << 20,
+        }
+    }
+}
+
+impl Watermarks {
+    fn may_be_resent(&self, reports: &[Report]) -> Vec<bool> {
+        reports
+            .iter()
+            .map(|r| {
+                self.marks
+                    .get(&r.source)
+                    .is_none_or(|mark| r.sequence <= *mark)
+            })
+            .collect()
+    }
+
+    fn note(&mut self, stored: &[(String, u64)]) {
+        if self.marks.len() + stored.len() > self.max_senders {
+            self.marks.clear();
+        }
+        for (source, sequence) in stored {
+            match self.marks.get_mut(source) {
+                Some(mark) => *mark = (*mark).max(*sequence),
+                None => {
+                    self.marks.insert(source.clone(), *sequence);
+                }
+            }
+        }
+    }
+}
+
 impl Writer {
     fn spawn(
         store: Arc<dyn TelemetryStore>,
@@ -56,6 +105,7 @@ impl Writer {
     ) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(1024);
         tokio::spawn(async move {
+            let mut stored = Watermarks::default();
             while let Some(first) = rx.recv().await {
                 let mut jobs = vec![first];
                 let mut count = jobs[0].reports.len();
@@ -75,7 +125,8 @@ impl Writer {
                 let started = std::time::Instant::now();
                 // The heartbeat flush writes the same status rows: one at a time, no deadlock.
                 let rows = status_rows.lock().await;
-                let mut result = store.append(&all, clock.now()).await;
+                let marks = stored.may_be_resent(&all);
+                let mut result = store.append_checking(&all, Some(&marks), clock.now()).await;
                 tracing::debug!(
                     batches = jobs.len(),
                     messages = all.len(),
@@ -83,12 +134,14 @@ impl Writer {
                     "telemetry transaction"
                 );
                 if matches!(result, Err(StoreError::Conflict(_))) {
-                    // Another replica made a connector's first status row meanwhile: once more.
+                    // Another replica made a connector's first status row meanwhile, or stored a
+                    // report not searched for: once more, every report searched.
                     result = store.append(&all, clock.now()).await;
                 }
                 drop(rows);
                 match result {
                     Ok(outcome) => {
+                        stored.note(&outcome.stored);
                         let stored: std::collections::HashSet<(&str, u64)> = outcome
                             .stored
                             .iter()
@@ -356,5 +409,64 @@ impl Telemetry {
             }
             self.registry.invalidate(operator_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Body;
+
+    fn report(source: &str, sequence: u64) -> Report {
+        Report {
+            source: source.into(),
+            sequence,
+            operator_id: "OP".into(),
+            station_id: "S1".into(),
+            pile_id: "P1".into(),
+            connector_id: String::new(),
+            area_code: "330602".into(),
+            connectors: Vec::new(),
+            observed_at: chrono::DateTime::UNIX_EPOCH,
+            body: Body::Heartbeat,
+        }
+    }
+
+    #[test]
+    fn mon_1_a_sender_s_reports_above_what_this_writer_stored_are_not_searched_for() {
+        let mut marks = Watermarks::default();
+        let batch = [report("pile:A", 5), report("pile:B", 1)];
+        assert_eq!(
+            marks.may_be_resent(&batch),
+            [true, true],
+            "senders not heard from: searched"
+        );
+        marks.note(&[("pile:A".into(), 5), ("pile:A".into(), 3)]);
+        let next = [
+            report("pile:A", 6),
+            report("pile:A", 5),
+            report("pile:A", 1),
+            report("pile:B", 2),
+        ];
+        assert_eq!(
+            marks.may_be_resent(&next),
+            [false, true, true, true],
+            "a resend, or a sequence that started again, is at or below the mark"
+        );
+    }
+
+    #[test]
+    fn mon_1_the_marks_start_again_past_their_bound() {
+        let mut marks = Watermarks {
+            max_senders: 2,
+            ..Watermarks::default()
+        };
+        marks.note(&[("pile:A".into(), 1), ("pile:B".into(), 1)]);
+        marks.note(&[("pile:C".into(), 1)]);
+        assert_eq!(marks.marks.len(), 1);
+        assert_eq!(
+            marks.may_be_resent(&[report("pile:A", 2), report("pile:C", 2)]),
+            [true, false]
+        );
     }
 }

@@ -77,6 +77,92 @@ async fn mon_1_a_resend_is_stored_once_and_changes_follow_the_reports() {
     }
 }
 
+#[tokio::test]
+async fn mon_1_a_resend_not_searched_for_fails_the_append_and_writes_nothing() {
+    for (db, s) in backends().await {
+        let now = t("2026-03-01T08:10:00Z");
+        s.append(&[status("pile:A", 1, "C1", ConnectorState::Idle)], now)
+            .await
+            .expect("appended");
+        // Another replica stored sequence 1; this writer took it for new.
+        let batch = [
+            status("pile:B", 1, "C2", ConnectorState::Idle),
+            status("pile:A", 1, "C1", ConnectorState::Idle),
+            status("pile:A", 2, "C1", ConnectorState::Charging),
+        ];
+        let refused = s
+            .append_checking(&batch, Some(&[true, false, false]), now)
+            .await;
+        assert!(
+            matches!(refused, Err(chargemesh_kit::db::StoreError::Conflict(_))),
+            "{}: {refused:?}",
+            db.backend()
+        );
+        let (logged, _) = s.log_after(0, &[], 100).await.expect("log");
+        assert_eq!(logged.len(), 1, "nothing of the refused batch is kept");
+        assert_eq!(s.latest_cursor().await.expect("cursor"), 1);
+        // Searched, the same batch stores the new reports once.
+        let searched = s
+            .append_checking(&batch, Some(&[true, true, false]), now)
+            .await
+            .expect("appended searched");
+        assert_eq!(
+            searched.stored,
+            vec![("pile:B".to_owned(), 1), ("pile:A".to_owned(), 2)]
+        );
+        assert_eq!(searched.changes.len(), 2, "C2 idle, C1 charging");
+    }
+}
+
+fn meter(source: &str, sequence: u64, connector: &str) -> Report {
+    Report {
+        body: Body::Meter {
+            energy_kwh: rust_decimal::Decimal::new(125, 1),
+            power_kw: 7.0,
+            voltage: 220.0,
+            current: 32.0,
+            soc_percent: None,
+        },
+        ..status(source, sequence, connector, ConnectorState::Charging)
+    }
+}
+
+#[tokio::test]
+async fn settle_1_a_reader_of_some_kinds_is_sent_only_those_and_resumes_after_what_it_scanned() {
+    for (db, s) in backends().await {
+        let now = t("2026-03-01T08:10:00Z");
+        let batch = [
+            status("pile:A", 1, "C1", ConnectorState::Idle),
+            meter("pile:A", 2, "C1"),
+            status("pile:A", 3, "C1", ConnectorState::Charging),
+            meter("pile:A", 4, "C1"),
+            status("pile:A", 5, "C1", ConnectorState::Idle),
+        ];
+        s.append(&batch, now).await.expect("appended");
+        let meters = ["meter".to_owned()];
+        // A full page resumes after its last entry.
+        let (page, last) = s.log_after(0, &meters, 1).await.expect("page");
+        assert_eq!(page.len(), 1, "{}", db.backend());
+        assert_eq!(page[0].sequence, 2);
+        assert_eq!(last, 2);
+        // A short page scanned to the newest entry, which it resumes after.
+        let (rest, last) = s.log_after(last, &meters, 10).await.expect("rest");
+        assert_eq!(
+            rest.iter().map(|l| l.sequence).collect::<Vec<_>>(),
+            [4],
+            "{}",
+            db.backend()
+        );
+        assert!(rest.iter().all(|l| l.body.kind() == "meter"));
+        assert_eq!(last, 5);
+        let (none, last) = s.log_after(last, &meters, 10).await.expect("none");
+        assert!(none.is_empty());
+        assert_eq!(last, 5, "nothing newer: the position stays");
+        let (all, _) = s.log_after(0, &[], 10).await.expect("all");
+        assert_eq!(all.len(), 5);
+    }
+}
+
 /// Holds connector `C-SLOW`'s live status row locked in a transaction of its own, so an append
 /// that reports for it waits in the middle of its transaction, as a slow replica would.
 async fn lock_connector(db: &Database) -> sqlx::Transaction<'static, sqlx::Postgres> {

@@ -14,8 +14,11 @@ type Keys = std::collections::HashSet<(String, i64)>;
 /// PostgreSQL: which of the reports the log holds, in one statement.
 pub(super) async fn existing_postgres(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    reports: &[Report],
+    reports: &[&Report],
 ) -> Result<Keys, StoreError> {
+    if reports.is_empty() {
+        return Ok(Keys::new());
+    }
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT t.source, t.source_sequence FROM telemetry_log t \
          JOIN UNNEST($1::text[], $2::bigint[]) AS u(s, q) ON t.source = u.s AND t.source_sequence = u.q",
@@ -30,7 +33,7 @@ pub(super) async fn existing_postgres(
 /// SQLite: which of the reports the log holds, a chunk at a time.
 pub(super) async fn existing_sqlite(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    reports: &[Report],
+    reports: &[&Report],
 ) -> Result<Keys, StoreError> {
     let mut held = Keys::new();
     for chunk in reports.chunks(LOG_CHUNK) {

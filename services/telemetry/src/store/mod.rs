@@ -111,6 +111,18 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
         &self,
         reports: &[Report],
         now: DateTime<Utc>,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.append_checking(reports, None, now).await
+    }
+    /// As `append`, searching the log for resends only among the reports `may_be_resent` marks
+    /// (in the order of `reports`; all when `None`). One not marked that the log holds after all
+    /// fails the append with `Conflict` and nothing is written: the caller appends again with
+    /// every report searched.
+    async fn append_checking(
+        &self,
+        reports: &[Report],
+        may_be_resent: Option<&[bool]>,
+        now: DateTime<Utc>,
     ) -> Result<AppendOutcome, StoreError>;
     /// Moves the last-seen time of connectors heard from by heartbeat (operator, connector,
     /// when) forward, in one transaction; returns those the store holds offline by silence

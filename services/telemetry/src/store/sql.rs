@@ -99,6 +99,8 @@ fn touch_sql(p: Placeholders, connectors: usize) -> String {
 /// Takes `$1` numbers from a counter row (`$2`); the row stays locked to the commit, so numbers
 /// follow commit order. Counters are always taken in the same order: the log's, then the status
 /// changes'.
+/// The most log sequences one read of the log scans for the kinds asked for.
+const LOG_SCAN_SPAN: i64 = 20_000;
 const ALLOCATE: &str = "UPDATE counters SET value = value + $1 WHERE name = $2 RETURNING value";
 const LOG_COUNTER: &str = "telemetry_log";
 const STATUS_COUNTER: &str = "status_changes";
@@ -184,13 +186,23 @@ macro_rules! sql_telemetry_store {
 
         #[tonic::async_trait]
         impl TelemetryStore for $store {
-            async fn append(&self, reports: &[Report], now: DateTime<Utc>) -> Result<AppendOutcome, StoreError> {
+            async fn append_checking(
+                &self,
+                reports: &[Report],
+                may_be_resent: Option<&[bool]>,
+                now: DateTime<Utc>,
+            ) -> Result<AppendOutcome, StoreError> {
                 use sqlx::Row as _;
                 let mut tx = self.pool.begin_write().await?;
                 let mut outcome = AppendOutcome::default();
                 // Resends are what the log holds already; a resend racing its original on another
-                // replica fails the log insert below, and the writer tries again.
-                let held_before = $existing(&mut tx, reports).await?;
+                // replica, or one not searched for, fails the log insert below, and the writer
+                // tries again.
+                let searched: Vec<&Report> = match may_be_resent {
+                    Some(marks) => reports.iter().zip(marks).filter(|(_, m)| **m).map(|(r, _)| r).collect(),
+                    None => reports.iter().collect(),
+                };
+                let held_before = $existing(&mut tx, &searched).await?;
                 let mut batch_keys = std::collections::HashSet::new();
                 let fresh: Vec<Report> = reports
                     .iter()
@@ -594,21 +606,44 @@ macro_rules! sql_telemetry_store {
             }
 
             async fn log_after(&self, after: i64, kinds: &[String], limit: u32) -> Result<(Vec<Logged>, i64), StoreError> {
-                let all = kinds.is_empty();
-                let wanted = |k: &str| all || kinds.iter().any(|x| x == k);
-                // Kinds are filtered here rather than in SQL, so the statement is one for both
-                // backends; the limit bounds the work either way.
+                let limit = limit.clamp(1, 1000) as usize;
+                // Everything up to the newest entry has committed: the log is numbered in commit
+                // order. Read first, so an entry committing meanwhile is above it.
+                let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(sequence) FROM telemetry_log")
+                    .fetch_one(&self.pool)
+                    .await?;
+                let Some(newest) = newest.filter(|n| *n > after) else {
+                    return Ok((Vec::new(), after));
+                };
+                // The kinds asked for are filtered in SQL (a follower of meter samples is not sent
+                // every heartbeat and status), over a bounded span of sequences, so a read past a
+                // long run of other kinds does bounded work and resumes where it stopped.
+                let end = newest.min(after.saturating_add(LOG_SCAN_SPAN));
+                let p = $placeholders;
+                let filter = if kinds.is_empty() {
+                    String::new()
+                } else {
+                    format!(" AND kind IN ({})", p.list(3, kinds.len()))
+                };
                 let sql = format!(
                     "SELECT sequence, operator_id, station_id, pile_id, connector_id, observed_at, body \
-                     FROM telemetry_log WHERE sequence > $1 ORDER BY sequence LIMIT {}",
-                    limit.clamp(1, 1000)
+                     FROM telemetry_log WHERE sequence > {} AND sequence <= {}{filter} ORDER BY sequence LIMIT {limit}",
+                    p.nth(1),
+                    p.nth(2),
                 );
-                let rows: Vec<(i64, String, String, String, String, DateTime<Utc>, sqlx::types::Json<Body>)> =
-                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(after).fetch_all(&self.pool).await?;
-                let last = rows.last().map_or(after, |r| r.0);
+                let mut query = sqlx::query_as::<_, (i64, String, String, String, String, DateTime<Utc>, sqlx::types::Json<Body>)>(
+                    sqlx::AssertSqlSafe(sql),
+                )
+                .bind(after)
+                .bind(end);
+                for kind in kinds {
+                    query = query.bind(kind);
+                }
+                let rows = query.fetch_all(&self.pool).await?;
+                // A full page resumes after its last entry; a short one read the whole span.
+                let last = if rows.len() == limit { rows.last().map_or(end, |r| r.0) } else { end };
                 let out: Vec<Logged> = rows
                     .into_iter()
-                    .filter(|r| wanted(r.6.0.kind()))
                     .map(|(sequence, operator_id, station_id, pile_id, connector_id, observed_at, body)| Logged {
                         sequence,
                         operator_id,
