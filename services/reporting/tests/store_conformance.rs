@@ -100,25 +100,25 @@ async fn a_replayed_or_reordered_journal_keeps_each_record_at_its_greatest_versi
     }
 }
 
+/// Station S1 of operator OPA in Keqiao with `piles`.
+fn station(piles: &[&str]) -> StationRow {
+    StationRow {
+        operator_id: "OPA".into(),
+        station_id: "S1".into(),
+        area_code: "330602".into(),
+        pile_ids: piles.iter().map(|p| (*p).to_owned()).collect(),
+    }
+}
+
 #[tokio::test]
-async fn mon_9_exemptions_and_the_station_directory_are_kept() {
+async fn mon_9_the_station_directory_is_kept() {
     for (db, s) in backends().await {
-        s.put_stations(&[StationRow {
-            operator_id: "OPA".into(),
-            station_id: "S1".into(),
-            area_code: "330602".into(),
-            pile_ids: vec!["P1".into(), "P2".into()],
-        }])
-        .await
-        .expect("stations");
-        s.put_stations(&[StationRow {
-            operator_id: "OPA".into(),
-            station_id: "S1".into(),
-            area_code: "330602".into(),
-            pile_ids: vec!["P1".into()],
-        }])
-        .await
-        .expect("stations again");
+        s.put_stations(&[station(&["P1", "P2"])])
+            .await
+            .expect("stations");
+        s.put_stations(&[station(&["P1"])])
+            .await
+            .expect("stations again");
         let stations = s.stations().await.expect("stations");
         assert_eq!(stations.len(), 1);
         assert_eq!(stations[0].pile_ids, ["P1"], "{}", db.backend());
@@ -128,12 +128,6 @@ async fn mon_9_exemptions_and_the_station_directory_are_kept() {
 #[tokio::test]
 async fn base_2_the_directory_s_generation_moves_only_when_a_listing_changes_something() {
     for (db, s) in backends().await {
-        let row = |piles: &[&str]| StationRow {
-            operator_id: "OPA".into(),
-            station_id: "S1".into(),
-            area_code: "330602".into(),
-            pile_ids: piles.iter().map(|p| (*p).to_owned()).collect(),
-        };
         let info = |text: &str| {
             [(
                 "OPA".to_owned(),
@@ -143,15 +137,20 @@ async fn base_2_the_directory_s_generation_moves_only_when_a_listing_changes_som
             )]
         };
         let start = s.directory_generation().await.expect("generation");
-        assert_eq!(s.put_stations(&[row(&["P1"])]).await.expect("put"), 1);
+        assert_eq!(s.put_stations(&[station(&["P1"])]).await.expect("put"), 1);
         assert_eq!(s.put_station_infos(&info("{}")).await.expect("put"), 1);
         let listed = s.directory_generation().await.expect("generation");
         assert!(listed > start, "{}", db.backend());
         // The same listing again changes nothing and moves nothing.
-        assert_eq!(s.put_stations(&[row(&["P1"])]).await.expect("put"), 0);
+        assert_eq!(s.put_stations(&[station(&["P1"])]).await.expect("put"), 0);
         assert_eq!(s.put_station_infos(&info("{}")).await.expect("put"), 0);
         assert_eq!(s.directory_generation().await.expect("generation"), listed);
-        assert_eq!(s.put_stations(&[row(&["P1", "P2"])]).await.expect("put"), 1);
+        assert_eq!(
+            s.put_stations(&[station(&["P1", "P2"])])
+                .await
+                .expect("put"),
+            1
+        );
         let piles = s.directory_generation().await.expect("generation");
         assert!(piles > listed, "a pile added moves it");
         assert_eq!(
@@ -167,14 +166,7 @@ async fn base_2_the_directory_s_generation_moves_only_when_a_listing_changes_som
 #[tokio::test]
 async fn mon_9_exemptions_are_kept() {
     for (_db, s) in backends().await {
-        s.put_stations(&[StationRow {
-            operator_id: "OPA".into(),
-            station_id: "S1".into(),
-            area_code: "330602".into(),
-            pile_ids: vec!["P1".into()],
-        }])
-        .await
-        .expect("stations");
+        s.put_stations(&[station(&["P1"])]).await.expect("stations");
         let now = t("2026-03-06T00:00:00Z");
         let mut e = Exemption::declare(
             "EX-1".into(),
