@@ -137,13 +137,18 @@ impl Pile {
     }
 }
 
-/// A status report of the storm's pile, alternating charging and idle.
+/// A status report of the storm's pile, alternating charging and idle, observed to the
+/// millisecond as piles report (PostgreSQL keeps microseconds: a time in nanoseconds read back
+/// from it would not match the one acknowledged).
 fn status(pile_id: &str, connector_id: &str, sequence: u64) -> tm::TelemetryMessage {
+    use chrono::SubsecRound as _;
     tm::TelemetryMessage {
         sequence,
         pile_id: pile_id.to_owned(),
         connector_id: connector_id.to_owned(),
-        observe_time: Some(chargemesh_kit::time::to_timestamp(chrono::Utc::now())),
+        observe_time: Some(chargemesh_kit::time::to_timestamp(
+            chrono::Utc::now().trunc_subsecs(3),
+        )),
         body: Some(super::status_body(sequence.is_multiple_of(2))),
         ..Default::default()
     }
@@ -269,7 +274,8 @@ pub async fn storm(opts: StormOptions, binary: &std::path::Path) -> anyhow::Resu
                     .or_default() += 1;
             }
         }
-        if page.entries.is_empty() || page.last_sequence <= after {
+        // A page may be empty yet move on: a read scans a bounded span for the kinds asked.
+        if page.last_sequence <= after {
             break;
         }
         after = page.last_sequence;

@@ -37,8 +37,10 @@ fn register(value: &str) -> Result<Decimal, Error> {
 }
 
 impl Engine {
-    /// Reads one page of the log and applies it; returns how many entries it applied.
-    pub async fn follow_once(&self) -> Result<usize, Error> {
+    /// Reads one page of the log and applies it; returns how many log sequences it moved past
+    /// (0 when the log had nothing new). A page may hold no entry of the kinds metering reads
+    /// and still move on: the log's reads scan a bounded span.
+    pub async fn follow_once(&self) -> Result<u64, Error> {
         let after = self.store.position(LOG).await?;
         let page = self
             .telemetry
@@ -56,7 +58,6 @@ impl Engine {
                 ))
             })?
             .into_inner();
-        let applied = page.entries.len();
         // The page's connectors' running sessions in one read, not one read per entry.
         let connectors: Vec<(String, String)> = page
             .entries
@@ -99,7 +100,7 @@ impl Engine {
         if page.last_sequence > after {
             self.store.set_position(LOG, page.last_sequence).await?;
         }
-        Ok(applied)
+        Ok(u64::try_from(page.last_sequence - after).unwrap_or(0))
     }
 
     async fn apply(&self, entry: &tm::LogEntry, sessions: &mut Sessions) -> Result<(), Error> {
