@@ -231,6 +231,8 @@ pub(crate) struct Issuer {
     ca: pki::Authority,
     roots: Arc<rustls::RootCertStore>,
     trust_domain: String,
+    /// Whether its clients resume their TLS sessions from the tickets servers send.
+    pub(crate) resume: bool,
 }
 
 impl Issuer {
@@ -239,6 +241,7 @@ impl Issuer {
             ca: pki::Authority::load(&pki.dir)?,
             roots: tls::root_store(&pki.ca())?,
             trust_domain: trust_domain.to_owned(),
+            resume: true,
         })
     }
 
@@ -254,6 +257,7 @@ impl Issuer {
             self.roots.clone(),
             &cert,
             &key,
+            self.resume,
         )?))
     }
 }

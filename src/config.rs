@@ -127,7 +127,10 @@ impl Config {
             };
         }
         config.gateway.listen = "127.0.0.1:7443".into();
-        config.gateway.tls = pki.files("gateway");
+        config.gateway.tls = chargemesh_kit::tls::TlsFiles {
+            ticket_key_file: Some(pki.ticket_key()),
+            ..pki.files("gateway")
+        };
         config.gateway.jwt = Some(JwtSettings {
             jwks_file: pki.jwks(),
             issuer: pki::JWT_ISSUER.into(),

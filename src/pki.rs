@@ -41,6 +41,9 @@ pub const JWT_KEY_FILE: &str = "jwt-signing.key";
 pub const JWKS_FILE: &str = "jwks.json";
 /// The key of the T/CEC 102 edge's access tokens, shared by every gateway replica.
 pub const CEC_TOKEN_KEY_FILE: &str = "cec-token.key";
+/// The keys of the edge's TLS session tickets, shared by every gateway replica and kept across
+/// restarts (`tls.ticket_key_file`).
+pub const TICKET_KEY_FILE: &str = "tls-tickets.key";
 
 /// A CA that can issue certificates.
 pub struct Authority {
@@ -309,8 +312,8 @@ pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     written.with_context(|| format!("writing {}", path.display()))
 }
 
-/// A new T/CEC 102 token key: 32 random bytes, hex.
-fn cec_token_key() -> anyhow::Result<String> {
+/// A new secret (a T/CEC 102 token key, a session ticket key): 32 random bytes, hex.
+fn random_secret() -> anyhow::Result<String> {
     let mut key = [0_u8; 32];
     rustls::crypto::ring::default_provider()
         .secure_random
@@ -400,6 +403,10 @@ impl PkiDir {
         self.dir.join(CEC_TOKEN_KEY_FILE)
     }
 
+    pub fn ticket_key(&self) -> PathBuf {
+        self.dir.join(TICKET_KEY_FILE)
+    }
+
     pub fn jwt_key(&self) -> PathBuf {
         self.dir.join(JWT_KEY_FILE)
     }
@@ -441,7 +448,8 @@ pub fn init_with(ca: &Authority, dir: &Path, trust_domain: &str) -> anyhow::Resu
         dir.join(JWKS_FILE),
         serde_json::to_string_pretty(&serde_json::json!({ "keys": [jwk] }))?,
     )?;
-    write_private(&dir.join(CEC_TOKEN_KEY_FILE), &cec_token_key()?)?;
+    write_private(&dir.join(CEC_TOKEN_KEY_FILE), &random_secret()?)?;
+    write_private(&dir.join(TICKET_KEY_FILE), &random_secret()?)?;
     Ok(PkiDir {
         dir: dir.to_owned(),
     })
@@ -486,8 +494,10 @@ pub fn ensure(dir: &Path, trust_domain: &str) -> anyhow::Result<PkiDir> {
             issue_component(&ca, dir, component, trust_domain)?;
         }
     }
-    if !existing.cec_token_key().exists() {
-        write_private(&existing.cec_token_key(), &cec_token_key()?)?;
+    for secret in [existing.cec_token_key(), existing.ticket_key()] {
+        if !secret.exists() {
+            write_private(&secret, &random_secret()?)?;
+        }
     }
     Ok(existing)
 }
@@ -532,7 +542,9 @@ mod tests {
             .map(|e| e.expect("entry").path())
             .filter(|p| p.extension().is_some_and(|e| e == "key"))
             .collect();
-        assert!(keys.contains(&pki.cec_token_key()) && keys.contains(&pki.jwt_key()));
+        for secret in [pki.cec_token_key(), pki.jwt_key(), pki.ticket_key()] {
+            assert!(keys.contains(&secret), "{}", secret.display());
+        }
         assert!(keys.len() > 5, "{keys:?}");
         for key in &keys {
             assert_eq!(mode(key), 0o600, "{}", key.display());

@@ -314,6 +314,7 @@ async fn base_2_a_token_stays_good_on_a_replica_whose_certificate_was_rotated() 
         cert_file: dir.join("gateway.pem"),
         key_file: dir.join("gateway.key"),
         crl_file: None,
+        ticket_key_file: None,
     };
     let replica = Replica::start(
         &mesh,

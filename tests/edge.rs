@@ -359,3 +359,78 @@ async fn many_unary_calls_through_the_gateway_all_succeed() {
     }
     mesh.stop().await;
 }
+
+/// A connection to the gateway with `config`, and whether its TLS session was resumed.
+async fn gateway_connection(
+    mesh: &TestMesh,
+    config: Arc<rustls::ClientConfig>,
+) -> (
+    rustls::HandshakeKind,
+    chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient<
+        tonic::transport::Channel,
+    >,
+) {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", mesh.gateway_port()))
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .expect("handshake");
+    let kind = stream.get_ref().1.handshake_kind().expect("handshaken");
+    let stream = std::sync::Mutex::new(Some(stream));
+    let channel = tonic::transport::Endpoint::from_static("https://localhost")
+        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+            let stream = stream.lock().expect("lock").take();
+            async move {
+                stream
+                    .map(hyper_util::rt::TokioIo::new)
+                    .ok_or_else(|| std::io::Error::other("one connection only"))
+            }
+        }))
+        .await
+        .expect("channel");
+    (
+        kind,
+        chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient::new(channel),
+    )
+}
+
+#[tokio::test]
+async fn a_client_back_after_a_gateway_restart_resumes_its_tls_session_as_the_same_principal() {
+    let mut mesh = TestMesh::start().await;
+    let files = mesh.pki_files("operator");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("pem");
+    let config = Arc::new(
+        chargemesh_kit::tls::client_config_from_pem(
+            chargemesh_kit::tls::root_store(&files.ca_file).expect("roots"),
+            &read(&files.cert_file),
+            &read(&files.key_file),
+            true,
+        )
+        .expect("config"),
+    );
+    let list = chargemesh_proto::asset::v1::ListOperatorsRequest::default;
+    let (kind, mut client) = gateway_connection(&mesh, config.clone()).await;
+    assert_eq!(kind, rustls::HandshakeKind::Full);
+    client.list_operators(list()).await.expect("the operator");
+    // The gateway process is gone and a new one serves; the ticket key is on disk, as a
+    // Secret every replica mounts.
+    mesh.restart().await;
+    let (kind, mut client) = gateway_connection(&mesh, config).await;
+    assert_eq!(kind, rustls::HandshakeKind::Resumed);
+    client
+        .list_operators(list())
+        .await
+        .expect("the resumed session is the operator's");
+    // Without the certificate the session carries, the same call is refused.
+    let anonymous = chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient::new(
+        mesh.anonymous_channel(),
+    )
+    .list_operators(list())
+    .await
+    .expect_err("no principal");
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+    mesh.stop().await;
+}

@@ -1,6 +1,7 @@
 //! Revoked credentials stop working (REQ NETSEC-1): a client certificate on the CA's revocation
-//! list is refused at the gateway, a list that changes is read again without a restart, and a
-//! staff token that claims a platform role for an operator is refused at the edge.
+//! list is refused at the gateway, a list that changes is read again without a restart, a
+//! session resumed from a TLS ticket has its certificate checked again, and a staff token that
+//! claims a platform role for an operator is refused at the edge.
 
 mod common;
 
@@ -37,6 +38,7 @@ fn issue(dir: &std::path::Path, name: &str, principal: &Principal) -> TlsFiles {
         cert_file: dir.join(format!("{name}.pem")),
         key_file: dir.join(format!("{name}.key")),
         crl_file: None,
+        ticket_key_file: None,
     }
 }
 
@@ -172,4 +174,120 @@ async fn netsec_1_a_staff_token_cannot_make_an_operators_employee_a_platform_adm
         .await
         .expect("the platform's admin");
     mesh.stop().await;
+}
+
+/// Serves TLS on 127.0.0.1 as the gateway does (`incoming_gated` over `server`), answering each
+/// connection it accepts with its peer's principal.
+async fn principal_echo(server: ReloadingServerConfig) -> u16 {
+    use tokio_stream::StreamExt as _;
+    use tonic::transport::server::Connected as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    let mut incoming = Box::pin(tls::incoming_gated(
+        listener,
+        server,
+        TD.to_owned(),
+        None,
+        tls::HANDSHAKE_TIMEOUT,
+    ));
+    tokio::spawn(async move {
+        while let Some(Ok(mut conn)) = incoming.next().await {
+            let principal = conn.connect_info().principal;
+            tokio::spawn(async move {
+                let said = principal.map(|p| p.to_string()).unwrap_or_default();
+                let _ = conn.write_all(said.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+/// How a connection with `config` went: its handshake's kind once the client's side of it is
+/// done (full, or resumed from a ticket), and the principal the server then served it as
+/// (`None`: closed unserved).
+async fn served_as(
+    config: &Arc<rustls::ClientConfig>,
+    port: u16,
+) -> (Option<rustls::HandshakeKind>, Option<String>) {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let Ok(mut stream) = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, tcp)
+        .await
+    else {
+        return (None, None);
+    };
+    let kind = stream.get_ref().1.handshake_kind();
+    let mut heard = Vec::new();
+    let served = match stream.read_to_end(&mut heard).await {
+        Ok(_) if !heard.is_empty() => Some(String::from_utf8_lossy(&heard).into_owned()),
+        _ => None,
+    };
+    (kind, served)
+}
+
+/// A client configuration of a pile's TLS stack: `files`' identity, keeping session tickets.
+fn resuming_client(files: &TlsFiles) -> Arc<rustls::ClientConfig> {
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("pem");
+    Arc::new(
+        tls::client_config_from_pem(
+            tls::root_store(&files.ca_file).expect("roots"),
+            &read(&files.cert_file),
+            &read(&files.key_file),
+            true,
+        )
+        .expect("client"),
+    )
+}
+
+#[tokio::test]
+async fn netsec_1_a_session_resumes_at_any_replica_sharing_the_ticket_keys_but_not_once_its_certificate_is_revoked()
+ {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = std::env::temp_dir().join(format!("cm-tickets-{}", uuid::Uuid::now_v7().simple()));
+    pki::init_with(&Authority::new("test CA").expect("ca"), &dir, TD).expect("pki");
+    let alice = issue(&dir, "alice", &operator());
+    let crl = pki::revoke(&dir, &[], 30).expect("empty list");
+    let replica_files = |tickets: &str| TlsFiles {
+        crl_file: Some(crl.clone()),
+        ticket_key_file: Some(dir.join(tickets)),
+        ..TlsFiles::in_dir(&dir, "gateway")
+    };
+    std::fs::write(dir.join("shared.key"), format!("{}\n", "s".repeat(40))).expect("key");
+    std::fs::write(dir.join("other.key"), format!("{}\n", "o".repeat(40))).expect("key");
+    let replica = |tickets: &str| {
+        ReloadingServerConfig::resumable(replica_files(tickets), ClientAuth::Required)
+            .expect("server")
+    };
+    let (a, b) = (replica("shared.key"), replica("shared.key"));
+    let (port_a, port_b) = (principal_echo(a).await, principal_echo(b.clone()).await);
+    let port_other = principal_echo(replica("other.key")).await;
+    let client = resuming_client(&alice);
+    let me = Some(operator().to_string());
+    let (full, resumed) = (
+        Some(rustls::HandshakeKind::Full),
+        Some(rustls::HandshakeKind::Resumed),
+    );
+
+    assert_eq!(served_as(&client, port_a).await, (full, me.clone()));
+    // Another replica with the same keys resumes the session; the principal comes with it.
+    assert_eq!(served_as(&client, port_b).await, (resumed, me.clone()));
+    // A replica with other keys cannot open a ticket: a full handshake, still served.
+    let elsewhere = resuming_client(&alice);
+    assert_eq!(served_as(&elsewhere, port_a).await, (full, me.clone()));
+    assert_eq!(served_as(&elsewhere, port_other).await, (full, me.clone()));
+
+    // Alice is revoked while she holds a ticket: the session resumes, but its certificate is
+    // checked again and the connection closed unserved, as a full handshake is refused.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    pki::revoke(&dir, std::slice::from_ref(&alice.cert_file), 30).expect("revoke");
+    assert!(b.reload_if_changed(), "the new list is taken");
+    assert_eq!(served_as(&client, port_b).await, (resumed, None));
+    assert_eq!(served_as(&resuming_client(&alice), port_b).await.1, None);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -296,7 +296,9 @@ pub async fn serve(
     } else {
         ClientAuth::Required
     };
-    let tls = ReloadingServerConfig::load(config.tls.clone(), client_auth)?;
+    // Piles that reconnect (to another replica, after a restart) resume their sessions from
+    // tickets; the certificate a resumed session carries is checked again as it is accepted.
+    let tls = ReloadingServerConfig::resumable(config.tls.clone(), client_auth)?;
     let watcher = tls.watch(std::time::Duration::from_secs(30));
     let (gateway, reporter) = Gateway::new(config, descriptor_sets)?;
     let gate: Arc<dyn tls::ConnectionGate> =

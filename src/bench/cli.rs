@@ -46,6 +46,10 @@ pub enum Command {
         /// `telemetry` (these two need --gateways).
         #[arg(long, value_enum, default_value = "all")]
         kill: bench::Victim,
+        /// Piles keep no TLS session tickets: every reconnection is a full handshake (the
+        /// baseline of session resumption).
+        #[arg(long)]
+        no_resume: bool,
         /// PostgreSQL (a fresh schema per component in this database) instead of SQLite.
         #[arg(long)]
         database_url: Option<String>,
@@ -141,6 +145,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             piles,
             every_s,
             kill,
+            no_resume,
             database_url,
             redis_url,
             topology,
@@ -157,6 +162,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 },
                 kill,
                 clients: topology.clients,
+                resume: !no_resume,
             };
             bench::storm(opts, &std::env::current_exe()?).await
         }

@@ -238,12 +238,15 @@ impl Schedule {
 }
 
 /// The own certificate of each pile `first..first + count`, issued in memory by the PKI's CA.
+/// Their TLS sessions resume from the gateway's tickets when `resume`.
 pub(super) fn identities(
     pki: &pki::PkiDir,
     first: usize,
     count: usize,
+    resume: bool,
 ) -> anyhow::Result<Vec<Arc<rustls::ClientConfig>>> {
-    let issuer = super::Issuer::load(pki, crate::config::DEFAULT_TRUST_DOMAIN)?;
+    let mut issuer = super::Issuer::load(pki, crate::config::DEFAULT_TRUST_DOMAIN)?;
+    issuer.resume = resume;
     (first..first + count)
         .map(|i| {
             let (pile_id, station_id) = pile_of(i);

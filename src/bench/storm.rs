@@ -179,6 +179,8 @@ pub struct StormOptions {
     pub kill: Victim,
     /// Client processes (0: as many as the fleet needs).
     pub clients: usize,
+    /// Piles resume their TLS sessions from the gateway's tickets.
+    pub resume: bool,
 }
 
 /// Runs the storm benchmark and prints its figures.
@@ -212,6 +214,7 @@ pub async fn storm(opts: StormOptions, binary: &std::path::Path) -> anyhow::Resu
         binary,
         Mode::Storm {
             every_s: opts.every_s,
+            resume: opts.resume,
         },
         &serving.pki().dir,
         piles,
@@ -227,6 +230,7 @@ pub async fn storm(opts: StormOptions, binary: &std::path::Path) -> anyhow::Resu
         started.elapsed().as_secs_f64()
     );
     tokio::time::sleep(every * 2).await;
+    let before = workers.progress().handshakes;
     let killed = Instant::now();
     serving.restart(opts.kill).await.context("restarting")?;
     let listening = killed.elapsed();
@@ -236,9 +240,20 @@ pub async fn storm(opts: StormOptions, binary: &std::path::Path) -> anyhow::Resu
         let reached = wait_for(&workers, |p| p.back, target, Duration::from_secs(600)).await;
         marks.push((share, reached, killed.elapsed()));
     }
+    let again = workers.progress().handshakes - before;
     println!(
         "  restart               killed and listening again after {:.1} s",
         listening.as_secs_f64()
+    );
+    println!(
+        "  handshakes            {} full and {} resumed from a session ticket to get back ({})",
+        again.full,
+        again.resumed,
+        if opts.resume {
+            "piles keep tickets"
+        } else {
+            "--no-resume: piles keep no tickets"
+        }
     );
     for (share, reached, at) in marks {
         println!(

@@ -22,8 +22,9 @@ use super::fleet::{FleetOptions, Run, identities};
 pub(super) enum Mode {
     /// `bench fleet`'s realistic mix until the run ends.
     Fleet(FleetOptions),
-    /// `bench storm`'s status every `every_s`, resent until acknowledged, reconnecting.
-    Storm { every_s: f64 },
+    /// `bench storm`'s status every `every_s`, resent until acknowledged, reconnecting (with
+    /// a full handshake each time unless `resume`).
+    Storm { every_s: f64, resume: bool },
 }
 
 /// One worker's share of the fleet.
@@ -54,6 +55,36 @@ pub(super) struct Progress {
     pub acked: u64,
     /// Piles that ended with an error.
     pub failed: u64,
+    /// TLS handshakes the piles completed, full and resumed from a session ticket.
+    #[serde(default)]
+    pub handshakes: Handshakes,
+}
+
+/// TLS handshakes completed by the piles of a process (see [`super::net::tls`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Handshakes {
+    pub full: u64,
+    pub resumed: u64,
+}
+
+impl std::ops::Add for Handshakes {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        Self {
+            full: self.full + o.full,
+            resumed: self.resumed + o.resumed,
+        }
+    }
+}
+
+impl std::ops::Sub for Handshakes {
+    type Output = Self;
+    fn sub(self, o: Self) -> Self {
+        Self {
+            full: self.full.saturating_sub(o.full),
+            resumed: self.resumed.saturating_sub(o.resumed),
+        }
+    }
 }
 
 impl std::ops::Add for Progress {
@@ -65,6 +96,7 @@ impl std::ops::Add for Progress {
             back: self.back + o.back,
             acked: self.acked + o.acked,
             failed: self.failed + o.failed,
+            handshakes: self.handshakes + o.handshakes,
         }
     }
 }
@@ -92,7 +124,11 @@ pub async fn run(spec_file: &Path) -> anyhow::Result<()> {
     let pki = crate::pki::PkiDir {
         dir: spec.pki_dir.clone(),
     };
-    let configs = identities(&pki, spec.first, spec.count)?;
+    let resume = match &spec.mode {
+        Mode::Storm { resume, .. } => *resume,
+        Mode::Fleet(_) => true,
+    };
+    let configs = identities(&pki, spec.first, spec.count, resume)?;
     let run = Arc::new(Run::default());
     let failed = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -121,7 +157,7 @@ pub async fn run(spec_file: &Path) -> anyhow::Result<()> {
                     index, gateway, source, config, opts, until, run,
                 ));
             }
-            Mode::Storm { every_s } => {
+            Mode::Storm { every_s, .. } => {
                 let gateway = spec.gateways[index % spec.gateways.len()];
                 let pile = super::storm::Pile {
                     index,
@@ -165,6 +201,7 @@ pub async fn run(spec_file: &Path) -> anyhow::Result<()> {
         back: run.back.load(Ordering::Relaxed),
         acked: run.tally.acked.load(Ordering::Relaxed),
         failed: failed.load(Ordering::Relaxed),
+        handshakes: super::net::handshakes(),
     };
     let mut ticks = tokio::time::interval(Duration::from_millis(250));
     // A pile still waiting for an answer half a minute after the run's end is given up on (an

@@ -134,6 +134,7 @@ impl TestMesh {
             cert_file: dir.join(format!("{name}.pem")),
             key_file: dir.join(format!("{name}.key")),
             crl_file: None,
+            ticket_key_file: None,
         }
     }
 

@@ -263,3 +263,64 @@ async fn netsec_1_profile_2_and_1_passwords_and_profile_3_whitepaper_certificate
     mesh.stop().await;
     let _ = std::fs::remove_dir_all(ca_dir);
 }
+
+/// What the OCPP edge says to a TLS connection of `config` that asks for a charge point's path
+/// without upgrading, and whether the session was resumed from a ticket.
+async fn plain_get(
+    mesh: &common::TestMesh,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+) -> (rustls::HandshakeKind, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let port = mesh
+        .mesh
+        .as_ref()
+        .and_then(|m| m.ocpp_addr)
+        .expect("the OCPP edge listens")
+        .port();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, tcp)
+        .await
+        .expect("handshake");
+    let kind = tls.get_ref().1.handshake_kind().expect("handshaken");
+    tls.write_all(b"GET /ocpp/CP16 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    let status = String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    (kind, status)
+}
+
+#[tokio::test]
+async fn netsec_1_a_charge_point_that_reconnects_resumes_its_tls_session_and_is_checked_as_before()
+{
+    let mesh = fleet().await;
+    let (cert, key) = pile_identity(&mesh.ca, &mesh.dir, "resuming-CP16", "CP16");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("pem");
+    let mut config = chargemesh_kit::tls::client_config_from_pem(
+        chargemesh_kit::tls::root_store(&mesh.pki().ca()).expect("roots"),
+        &read(&cert),
+        &read(&key),
+        true,
+    )
+    .expect("config");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = std::sync::Arc::new(config);
+    let (first, answer) = plain_get(&mesh, &config).await;
+    assert_eq!(first, rustls::HandshakeKind::Full);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    // Back with the ticket: no certificate exchange, and the same answer (its certificate
+    // was checked again: a path it may use, but no upgrade asked).
+    let (again, resumed_answer) = plain_get(&mesh, &config).await;
+    assert_eq!(again, rustls::HandshakeKind::Resumed);
+    assert_eq!(resumed_answer, answer);
+    mesh.stop().await;
+}

@@ -18,6 +18,10 @@ Called as (dict "root" $ "component" "asset").
 {{- if eq $c "gateway" -}}
 {{- $crl = $root.Values.gateway.clientCrlSecret -}}
 {{- end -}}
+{{- $tickets := "" -}}
+{{- if eq $c "gateway" -}}
+{{- $tickets = $root.Values.gateway.ticketKeySecret | default (printf "%s-tls-tickets" $full) -}}
+{{- end -}}
 {{- $tokenKey := "" -}}
 {{- if and $cec.enabled (eq $c "gateway") -}}
 {{- $tokenKey = $cec.tokenKeySecret | default (printf "%s-cec-token" $full) -}}
@@ -196,6 +200,11 @@ spec:
               mountPath: /etc/chargemesh/crl
               readOnly: true
             {{- end }}
+            {{- if $tickets }}
+            - name: tls-tickets
+              mountPath: /etc/chargemesh/tls-tickets
+              readOnly: true
+            {{- end }}
             {{- if and (eq $c "gateway") $v.ocpp.enabled }}
             {{- range $v.ocpp.operatorCas }}
             - name: ocpp-ca-{{ lower .operatorId }}
@@ -227,6 +236,14 @@ spec:
             items:
               - key: crl.pem
                 path: crl.pem
+        {{- end }}
+        {{- if $tickets }}
+        - name: tls-tickets
+          secret:
+            secretName: {{ $tickets }}
+            items:
+              - key: ticket.key
+                path: ticket.key
         {{- end }}
         {{- if and (eq $c "gateway") $v.ocpp.enabled }}
         {{- range $v.ocpp.operatorCas }}

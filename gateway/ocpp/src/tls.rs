@@ -151,6 +151,9 @@ impl EdgeTls {
         let slot: Arc<RwLock<Arc<EdgeVerifier>>> = Arc::new(RwLock::new(Arc::new(
             EdgeVerifier::load(files, operator_cas)?,
         )));
+        // Every accepted connection's chain is checked again with the current verifier
+        // (`EdgeVerifier::issuer`), so a resumed session's certificate is too.
+        let tickets = tls::SessionTickets::new()?;
         let (cas, written) = (operator_cas.to_vec(), slot.clone());
         let build = move |files: &TlsFiles| -> Result<ServerConfig, TlsError> {
             let verifier = Arc::new(EdgeVerifier::load(files, &cas)?);
@@ -167,6 +170,7 @@ impl EdgeTls {
                     tls::load_key(&files.key_file)?,
                 )?;
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            tickets.apply(&mut config, files)?;
             *written.write().unwrap_or_else(|e| e.into_inner()) = verifier;
             Ok(config)
         };

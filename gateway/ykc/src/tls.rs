@@ -10,16 +10,22 @@ use rustls::ServerConfig;
 use chargemesh_kit::tls::{self, ReloadingServerConfig, TlsError, TlsFiles};
 
 /// The YKC TLS listener's configuration, rebuilt when the gateway's certificate files change.
+/// Sessions resume from tickets (see `chargemesh_kit::tls::SessionTickets`); with no client
+/// certificate there is nothing to check again on resumption.
 pub fn server_config(files: &TlsFiles) -> Result<ReloadingServerConfig, TlsError> {
+    let tickets = tls::SessionTickets::new()?;
+    let build = move |files: &TlsFiles| build(files, &tickets);
     ReloadingServerConfig::custom(files.clone(), Vec::new(), Arc::new(build))
 }
 
-fn build(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
-    Ok(ServerConfig::builder_with_provider(tls::provider())
+fn build(files: &TlsFiles, tickets: &tls::SessionTickets) -> Result<ServerConfig, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_single_cert(
             tls::load_certs(&files.cert_file)?,
             tls::load_key(&files.key_file)?,
-        )?)
+        )?;
+    tickets.apply(&mut config, files)?;
+    Ok(config)
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
@@ -25,6 +26,10 @@ use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::identity::Principal;
+
+pub mod tickets;
+
+pub use tickets::{SessionTickets, TicketKeys};
 
 /// Where a component's PEM files are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +44,12 @@ pub struct TlsFiles {
     /// at the handshake. Read again, like the other files, when it changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl_file: Option<PathBuf>,
+    /// The session ticket keys an edge listener shares with its other replicas (see
+    /// [`tickets`]): a client that reconnects to any of them, or after a restart, resumes its
+    /// session. Without one each process seals tickets with keys of its own. Read again when it
+    /// changes (a key rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_key_file: Option<PathBuf>,
 }
 
 impl TlsFiles {
@@ -49,14 +60,18 @@ impl TlsFiles {
             cert_file: dir.join(format!("{name}.pem")),
             key_file: dir.join(format!("{name}.key")),
             crl_file: None,
+            ticket_key_file: None,
         }
     }
 
     fn modified(&self) -> Option<Vec<SystemTime>> {
         let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let mut stamps = vec![m(&self.ca_file)?, m(&self.cert_file)?, m(&self.key_file)?];
-        if let Some(crl) = &self.crl_file {
-            stamps.push(m(crl)?);
+        for path in [&self.crl_file, &self.ticket_key_file]
+            .into_iter()
+            .flatten()
+        {
+            stamps.push(m(path)?);
         }
         Some(stamps)
     }
@@ -136,7 +151,7 @@ pub enum ClientAuth {
 pub fn client_verifier(
     files: &TlsFiles,
     client_auth: ClientAuth,
-) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
     let mut verifier =
         WebPkiClientVerifier::builder_with_provider(roots(&files.ca_file)?, provider());
     if let Some(path) = &files.crl_file {
@@ -156,9 +171,7 @@ pub fn client_verifier(
 
 /// The verifier of client certificates chaining to the CAs in `ca_file` alone (no revocation
 /// list), a certificate being optional: for the roots of an operator's own CA.
-pub fn optional_client_verifier(
-    ca_file: &Path,
-) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+pub fn optional_client_verifier(ca_file: &Path) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
     WebPkiClientVerifier::builder_with_provider(roots(ca_file)?, provider())
         .allow_unauthenticated()
         .build()
@@ -167,9 +180,14 @@ pub fn optional_client_verifier(
 
 /// A TLS 1.3 server configuration with client-certificate verification and ALPN h2.
 pub fn server_config(files: &TlsFiles, client_auth: ClientAuth) -> Result<ServerConfig, TlsError> {
-    let provider = provider();
-    let verifier = client_verifier(files, client_auth)?;
-    let mut config = ServerConfig::builder_with_provider(provider)
+    server_config_verified_by(files, client_verifier(files, client_auth)?)
+}
+
+fn server_config_verified_by(
+    files: &TlsFiles,
+    verifier: Arc<dyn ClientCertVerifier>,
+) -> Result<ServerConfig, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(load_certs(&files.cert_file)?, load_key(&files.key_file)?)?;
@@ -194,11 +212,15 @@ pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
 }
 
 /// A TLS 1.3 client configuration with a fixed identity given as PEM text (a simulated pile of
-/// a benchmark or simulator, among thousands that never touch the disk).
+/// a benchmark or simulator, among thousands that never touch the disk). With `resume` it keeps
+/// the session tickets servers send (its identity never changes, so a resumed session carries
+/// the right one) and resumes from them, as a pile's TLS stack does; one configuration per
+/// identity, as the tickets are kept by server name alone.
 pub fn client_config_from_pem(
     roots: Arc<RootCertStore>,
     cert_pem: &str,
     key_pem: &str,
+    resume: bool,
 ) -> Result<ClientConfig, TlsError> {
     let pem = |message: String| TlsError::Pem {
         path: PathBuf::from("(in memory)"),
@@ -212,7 +234,11 @@ pub fn client_config_from_pem(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)?;
-    config.resumption = rustls::client::Resumption::disabled();
+    config.resumption = if resume {
+        rustls::client::Resumption::in_memory_sessions(1)
+    } else {
+        rustls::client::Resumption::disabled()
+    };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
 }
@@ -304,18 +330,16 @@ pub fn anonymous_client_config(ca_file: &Path) -> Result<ClientConfig, TlsError>
     Ok(config)
 }
 
-fn build_server_config(
-    files: &TlsFiles,
-    client_auth: ClientAuth,
-    alpn: &[Vec<u8>],
-) -> Result<ServerConfig, TlsError> {
-    let mut config = server_config(files, client_auth)?;
-    config.alpn_protocols = alpn.to_vec();
-    Ok(config)
+/// A server configuration, and the verifier a resumed session's client certificate is checked
+/// against again when its sessions resume from tickets (the resuming handshake does not).
+#[derive(Clone)]
+pub struct Built {
+    pub config: Arc<ServerConfig>,
+    pub resumed_verifier: Option<Arc<dyn ClientCertVerifier>>,
 }
 
 /// A built configuration and the modification times of the files it was built from.
-type Loaded = (Arc<ServerConfig>, Option<Vec<SystemTime>>);
+type Loaded = (Built, Option<Vec<SystemTime>>);
 
 /// A server configuration that follows its files: [`ReloadingServerConfig::watch`] rebuilds it
 /// when they change, and each new connection takes the current one.
@@ -324,12 +348,14 @@ pub struct ReloadingServerConfig {
     files: TlsFiles,
     /// Files besides `files` whose change rebuilds the configuration.
     extra: Vec<PathBuf>,
-    build: Arc<BuildConfig>,
+    build: Arc<BuildBuilt>,
     current: Arc<RwLock<Loaded>>,
 }
 
 /// How a reloading configuration is built from its files.
 pub type BuildConfig = dyn Fn(&TlsFiles) -> Result<ServerConfig, TlsError> + Send + Sync;
+
+type BuildBuilt = dyn Fn(&TlsFiles) -> Result<Built, TlsError> + Send + Sync;
 
 impl std::fmt::Debug for ReloadingServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -354,8 +380,29 @@ impl ReloadingServerConfig {
         Self::custom(
             files,
             Vec::new(),
-            Arc::new(move |files: &TlsFiles| build_server_config(files, client_auth, &alpn)),
+            Arc::new(move |files: &TlsFiles| {
+                let mut config = server_config(files, client_auth)?;
+                config.alpn_protocols = alpn.clone();
+                Ok(config)
+            }),
         )
+    }
+
+    /// As [`Self::load`], for an edge whose clients resume their sessions from tickets (see
+    /// [`SessionTickets`]): a client certificate a resumed session carries is checked again
+    /// with the current verifier by [`incoming_gated`] before the connection is served.
+    pub fn resumable(files: TlsFiles, client_auth: ClientAuth) -> Result<Self, TlsError> {
+        let tickets = SessionTickets::new()?;
+        let build = move |files: &TlsFiles| {
+            let verifier = client_verifier(files, client_auth)?;
+            let mut config = server_config_verified_by(files, verifier.clone())?;
+            tickets.apply(&mut config, files)?;
+            Ok(Built {
+                config: Arc::new(config),
+                resumed_verifier: Some(verifier),
+            })
+        };
+        Self::built_by(files, Vec::new(), Arc::new(build))
     }
 
     /// A configuration `build` makes from `files` (and reads from `extra`, other CA bundles
@@ -365,12 +412,29 @@ impl ReloadingServerConfig {
         extra: Vec<PathBuf>,
         build: Arc<BuildConfig>,
     ) -> Result<Self, TlsError> {
-        let config = Arc::new(build(&files)?);
+        Self::built_by(
+            files,
+            extra,
+            Arc::new(move |files: &TlsFiles| {
+                Ok(Built {
+                    config: Arc::new(build(files)?),
+                    resumed_verifier: None,
+                })
+            }),
+        )
+    }
+
+    fn built_by(
+        files: TlsFiles,
+        extra: Vec<PathBuf>,
+        build: Arc<BuildBuilt>,
+    ) -> Result<Self, TlsError> {
+        let built = build(&files)?;
         let this = Self {
             files,
             extra,
             build,
-            current: Arc::new(RwLock::new((config, None))),
+            current: Arc::new(RwLock::new((built, None))),
         };
         let stamp = this.modified();
         this.current.write().unwrap_or_else(|e| e.into_inner()).1 = stamp;
@@ -386,6 +450,11 @@ impl ReloadingServerConfig {
     }
 
     pub fn current(&self) -> Arc<ServerConfig> {
+        self.built().config
+    }
+
+    /// The current configuration with the verifier of its resumed sessions.
+    pub fn built(&self) -> Built {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -400,9 +469,8 @@ impl ReloadingServerConfig {
             return false;
         }
         match (self.build)(&self.files) {
-            Ok(config) => {
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) =
-                    (Arc::new(config), stamp);
+            Ok(built) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = (built, stamp);
                 tracing::info!(cert = %self.files.cert_file.display(), "tls certificates reloaded");
                 true
             }
@@ -572,7 +640,11 @@ pub fn incoming_gated(
                 () = tx.closed() => return,
             };
             let _ = tcp.set_nodelay(true);
-            let acceptor = tokio_rustls::TlsAcceptor::from(config.current());
+            let Built {
+                config: server,
+                resumed_verifier,
+            } = config.built();
+            let acceptor = tokio_rustls::TlsAcceptor::from(server);
             let tx = tx.clone();
             let trust_domain = trust_domain.clone();
             let gate = gate.clone();
@@ -603,6 +675,12 @@ pub fn incoming_gated(
                     }
                 };
                 drop(turn);
+                if let Some(verifier) = &resumed_verifier {
+                    if let Err(error) = check_resumed(stream.get_ref().1, verifier.as_ref()) {
+                        tracing::info!(%remote_addr, %error, "resumed session refused");
+                        return;
+                    }
+                }
                 let leaf = stream
                     .get_ref()
                     .1
@@ -642,6 +720,25 @@ pub fn incoming_gated(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Checks the client certificate of a session resumed from a ticket again with `verifier`, as
+/// the full handshake did: a certificate revoked, expired or of a CA no longer trusted since
+/// the ticket was issued is refused. A full handshake passes as it is.
+pub fn check_resumed(
+    connection: &rustls::ServerConnection,
+    verifier: &dyn ClientCertVerifier,
+) -> Result<(), rustls::Error> {
+    if connection.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
+        return Ok(());
+    }
+    match connection.peer_certificates().and_then(|c| c.split_first()) {
+        Some((end_entity, intermediates)) => verifier
+            .verify_client_cert(end_entity, intermediates, rustls_pki_types::UnixTime::now())
+            .map(|_| ()),
+        None if verifier.client_auth_mandatory() => Err(rustls::Error::NoCertificatesPresented),
+        None => Ok(()),
+    }
 }
 
 /// A channel to another component of the mesh: every call carries the caller's trace context.
