@@ -28,6 +28,12 @@ pub enum Command {
         #[arg(long)]
         redis_url: Option<String>,
     },
+    /// What a pile's mutual-TLS handshake costs the gateway's accept path, full and resumed
+    /// from a session ticket.
+    Handshakes {
+        #[arg(long, default_value_t = 2_000)]
+        count: usize,
+    },
     /// Resident memory of `chargemesh up` holding many idle pile connections.
     Idle {
         #[arg(long, default_value_t = 10_000)]
@@ -140,6 +146,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Handshakes { count } => bench::handshakes(count).await,
         Command::Idle { connections } => bench::idle(connections, &std::env::current_exe()?).await,
         Command::Storm {
             piles,

@@ -259,7 +259,6 @@ pub(super) fn identities(
         .collect()
 }
 
-/// The CPU time (user + system) of a process so far.
 /// CPU time the whole machine has spent busy since boot (every core, from /proc/stat).
 fn machine_busy() -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string("/proc/stat")?;
@@ -279,8 +278,14 @@ fn machine_busy() -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(busy as f64 / 100.0))
 }
 
+/// The CPU time (user + system) of a process so far.
 fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    stat_cpu(&format!("/proc/{pid}/stat"))
+}
+
+/// The CPU time (user + system) of the process or thread whose `stat` file `path` is.
+pub(super) fn stat_cpu(path: &str) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(path)?;
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };

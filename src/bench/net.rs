@@ -12,12 +12,15 @@ use super::worker::Handshakes;
 /// Handshakes this process's piles completed: full, and resumed from a session ticket.
 static FULL: AtomicU64 = AtomicU64::new(0);
 static RESUMED: AtomicU64 = AtomicU64::new(0);
+/// Attempts whose TCP connection was made but whose handshake failed (shed, refused, closed).
+static FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// What this process's piles' handshakes have been so far.
 pub(super) fn handshakes() -> Handshakes {
     Handshakes {
         full: FULL.load(Ordering::Relaxed),
         resumed: RESUMED.load(Ordering::Relaxed),
+        failed: FAILED.load(Ordering::Relaxed),
     }
 }
 
@@ -50,7 +53,10 @@ pub(super) async fn tls(
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
-        .await?;
+        .await
+        .inspect_err(|_| {
+            FAILED.fetch_add(1, Ordering::Relaxed);
+        })?;
     let counter = match stream.get_ref().1.handshake_kind() {
         Some(rustls::HandshakeKind::Resumed) => &RESUMED,
         _ => &FULL,

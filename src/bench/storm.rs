@@ -246,9 +246,10 @@ pub async fn storm(opts: StormOptions, binary: &std::path::Path) -> anyhow::Resu
         listening.as_secs_f64()
     );
     println!(
-        "  handshakes            {} full and {} resumed from a session ticket to get back ({})",
+        "  handshakes            {} full and {} resumed from a session ticket to get back, {} attempts failed ({})",
         again.full,
         again.resumed,
+        again.failed,
         if opts.resume {
             "piles keep tickets"
         } else {

@@ -65,6 +65,8 @@ pub(super) struct Progress {
 pub(super) struct Handshakes {
     pub full: u64,
     pub resumed: u64,
+    /// Attempts whose handshake did not complete (shed for want of a turn, refused, closed).
+    pub failed: u64,
 }
 
 impl std::ops::Add for Handshakes {
@@ -73,6 +75,7 @@ impl std::ops::Add for Handshakes {
         Self {
             full: self.full + o.full,
             resumed: self.resumed + o.resumed,
+            failed: self.failed + o.failed,
         }
     }
 }
@@ -83,6 +86,7 @@ impl std::ops::Sub for Handshakes {
         Self {
             full: self.full.saturating_sub(o.full),
             resumed: self.resumed.saturating_sub(o.resumed),
+            failed: self.failed.saturating_sub(o.failed),
         }
     }
 }

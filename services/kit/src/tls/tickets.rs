@@ -213,9 +213,11 @@ impl ProducesTickets for TicketKeys {
 }
 
 /// Tickets a server sends after each handshake, full or resumed. A client spends one on each
-/// attempt to connect, including one the server sheds before its handshake (a reconnect
-/// storm's queue); the second lets that client still resume on its next attempt.
-pub const TICKETS_PER_HANDSHAKE: usize = 2;
+/// attempt to connect (rustls' client never offers a ticket twice), including one the server
+/// sheds before its handshake for want of a turn (a reconnect storm's queue): with two, a
+/// 20,000-pile storm resumed 5% of its reconnections, the rest having spent theirs on shed
+/// attempts. Each is about 700 bytes on the wire and a few microseconds to seal.
+pub const TICKETS_PER_HANDSHAKE: usize = 4;
 
 /// How an edge listener's sessions resume: from tickets sealed with the key file's keys when
 /// the listener's files name one, else with keys of this process (rustls' own, rotated every
