@@ -197,11 +197,11 @@ pub fn incoming_gated(
                     }
                 };
                 drop(turn);
-                if let Some(verifier) = &resumed_verifier {
-                    if let Err(error) = check_resumed(stream.get_ref().1, verifier.as_ref()) {
-                        tracing::info!(%remote_addr, %error, "resumed session refused");
-                        return;
-                    }
+                if let Some(verifier) = &resumed_verifier
+                    && let Err(error) = check_resumed(stream.get_ref().1, verifier.as_ref())
+                {
+                    tracing::info!(%remote_addr, %error, "resumed session refused");
+                    return;
                 }
                 let leaf = stream
                     .get_ref()
