@@ -152,13 +152,16 @@ fn pile_identity(ca: &Authority, dir: &Path, name: &str, pile: &str) -> (PathBuf
 
 /// The TLS URL of a charge point id at the mesh's OCPP edge.
 fn wss_url(mesh: &TestMesh, id: &str) -> String {
-    let port = mesh
-        .mesh
+    format!("wss://127.0.0.1:{}/ocpp/{id}", ocpp_port(mesh))
+}
+
+/// The port of the mesh's OCPP edge (TLS).
+fn ocpp_port(mesh: &TestMesh) -> u16 {
+    mesh.mesh
         .as_ref()
         .and_then(|m| m.ocpp_addr)
         .expect("the OCPP edge listens")
-        .port();
-    format!("wss://127.0.0.1:{port}/ocpp/{id}")
+        .port()
 }
 
 /// A running charge point: its output, line by line.

@@ -271,13 +271,7 @@ async fn plain_get(
     config: &std::sync::Arc<rustls::ClientConfig>,
 ) -> (rustls::HandshakeKind, String) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let port = mesh
-        .mesh
-        .as_ref()
-        .and_then(|m| m.ocpp_addr)
-        .expect("the OCPP edge listens")
-        .port();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", super::ocpp_port(mesh)))
         .await
         .expect("connect");
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
