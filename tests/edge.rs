@@ -370,12 +370,7 @@ async fn gateway_connection(
         tonic::transport::Channel,
     >,
 ) {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", mesh.gateway_port()))
-        .await
-        .expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let stream = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
+    let stream = common::tls_to(mesh.gateway_port(), config)
         .await
         .expect("handshake");
     let kind = stream.get_ref().1.handshake_kind().expect("handshaken");
@@ -401,16 +396,11 @@ async fn gateway_connection(
 async fn a_client_back_after_a_gateway_restart_resumes_its_tls_session_as_the_same_principal() {
     let mut mesh = TestMesh::start().await;
     let files = mesh.pki_files("operator");
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("pem");
-    let config = Arc::new(
-        chargemesh_kit::tls::client_config_from_pem(
-            chargemesh_kit::tls::root_store(&files.ca_file).expect("roots"),
-            &read(&files.cert_file),
-            &read(&files.key_file),
-            true,
-        )
-        .expect("config"),
-    );
+    let config = Arc::new(common::resuming_client(
+        &files.ca_file,
+        &files.cert_file,
+        &files.key_file,
+    ));
     let list = chargemesh_proto::asset::v1::ListOperatorsRequest::default;
     let (kind, mut client) = gateway_connection(&mesh, config.clone()).await;
     assert_eq!(kind, rustls::HandshakeKind::Full);

@@ -212,14 +212,7 @@ async fn served_as(
     config: &Arc<rustls::ClientConfig>,
     port: u16,
 ) -> (Option<rustls::HandshakeKind>, Option<String>) {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let Ok(mut stream) = tokio_rustls::TlsConnector::from(config.clone())
-        .connect(name, tcp)
-        .await
-    else {
+    let Ok(mut stream) = common::tls_to(port, config.clone()).await else {
         return (None, None);
     };
     let kind = stream.get_ref().1.handshake_kind();
@@ -231,18 +224,13 @@ async fn served_as(
     (kind, served)
 }
 
-/// A client configuration of a pile's TLS stack: `files`' identity, keeping session tickets.
+/// A pile's TLS stack with `files`' identity, keeping session tickets.
 fn resuming_client(files: &TlsFiles) -> Arc<rustls::ClientConfig> {
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("pem");
-    Arc::new(
-        tls::client_config_from_pem(
-            tls::root_store(&files.ca_file).expect("roots"),
-            &read(&files.cert_file),
-            &read(&files.key_file),
-            true,
-        )
-        .expect("client"),
-    )
+    Arc::new(common::resuming_client(
+        &files.ca_file,
+        &files.cert_file,
+        &files.key_file,
+    ))
 }
 
 #[tokio::test]

@@ -545,3 +545,32 @@ pub async fn orders_when(
     )
     .await
 }
+
+/// A pile's TLS stack: the identity of the PEM files `cert` and `key`, trusting `ca`, keeping
+/// the session tickets servers send and resuming from them.
+pub fn resuming_client(
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> rustls::ClientConfig {
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("pem");
+    tls::client_config_from_pem(
+        tls::root_store(ca).expect("roots"),
+        &read(cert),
+        &read(key),
+        true,
+    )
+    .expect("client")
+}
+
+/// A TLS connection with `config` to 127.0.0.1:`port`, whose certificate names `localhost`.
+pub async fn tls_to(
+    port: u16,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+}

@@ -271,12 +271,7 @@ async fn plain_get(
     config: &std::sync::Arc<rustls::ClientConfig>,
 ) -> (rustls::HandshakeKind, String) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", super::ocpp_port(mesh)))
-        .await
-        .expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let mut tls = tokio_rustls::TlsConnector::from(config.clone())
-        .connect(name, tcp)
+    let mut tls = common::tls_to(super::ocpp_port(mesh), config.clone())
         .await
         .expect("handshake");
     let kind = tls.get_ref().1.handshake_kind().expect("handshaken");
@@ -298,14 +293,7 @@ async fn netsec_1_a_charge_point_that_reconnects_resumes_its_tls_session_and_is_
 {
     let mesh = fleet().await;
     let (cert, key) = pile_identity(&mesh.ca, &mesh.dir, "resuming-CP16", "CP16");
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("pem");
-    let mut config = chargemesh_kit::tls::client_config_from_pem(
-        chargemesh_kit::tls::root_store(&mesh.pki().ca()).expect("roots"),
-        &read(&cert),
-        &read(&key),
-        true,
-    )
-    .expect("config");
+    let mut config = common::resuming_client(&mesh.pki().ca(), &cert, &key);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let config = std::sync::Arc::new(config);
     let (first, answer) = plain_get(&mesh, &config).await;
