@@ -1,8 +1,9 @@
 //! What PostgreSQL did during a benchmark's steady state, read from its own statistics: the WAL
 //! it wrote and the transactions it committed (per durable message; a statement outside a
 //! transaction counts as one), how many row updates were
-//! heap-only (HOT: no index entry written), and which statements its backends were busy in,
-//! sampled from `pg_stat_activity` every second. When the database is what saturates a run, this
+//! heap-only (HOT: no index entry written), which tables were read by sequential scans (a
+//! statement planned for a young table reads all of it on every call once it has grown), and
+//! which statements its backends were busy in, sampled from `pg_stat_activity` every second. When the database is what saturates a run, this
 //! says which statement to make cheaper; before, it was a shell loop beside the benchmark.
 
 use std::collections::HashMap;
@@ -12,12 +13,14 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 /// The counters read at both ends of the window.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Counters {
     wal_bytes: i64,
     commits: i64,
     updates: i64,
     hot_updates: i64,
+    /// Sequential scans and the rows they read, by table (`component.table`).
+    seq_scans: HashMap<String, (i64, i64)>,
 }
 
 /// Busy-backend samples by (wait, statement).
@@ -40,6 +43,8 @@ impl Drop for PgProbe {
 
 /// How many of the busiest statements are printed.
 const TOP: usize = 6;
+/// How many of the tables most read by sequential scans are printed.
+const TOP_SCANNED: usize = 3;
 /// How much of a statement's text names it.
 const STATEMENT_CHARS: usize = 90;
 
@@ -110,7 +115,7 @@ pub(super) struct PgWindow {
 impl PgWindow {
     /// Prints it, given the window's length and the durable messages acknowledged in it.
     pub(super) fn print(&self, window: Duration, acked: u64) {
-        let (from, to) = (self.from, self.to);
+        let (from, to) = (&self.from, &self.to);
         let secs = window.as_secs_f64().max(1e-9);
         let wal = (to.wal_bytes - from.wal_bytes).max(0) as f64;
         let commits = (to.commits - from.commits).max(0) as f64;
@@ -127,8 +132,34 @@ impl PgWindow {
             updates / secs,
             100.0 * hot / updates.max(1.0)
         );
+        print!("{}", scanned(&from.seq_scans, &to.seq_scans));
         print!("{}", busiest(self.samples.0, &self.samples.1));
     }
+}
+
+/// The tables whose sequential scans read the most rows over the window, as a printed line.
+fn scanned(from: &HashMap<String, (i64, i64)>, to: &HashMap<String, (i64, i64)>) -> String {
+    let mut ranked: Vec<(&str, i64, i64)> = to
+        .iter()
+        .map(|(table, (scans, rows))| {
+            let (scans0, rows0) = from.get(table).copied().unwrap_or_default();
+            (table.as_str(), scans - scans0, rows - rows0)
+        })
+        .filter(|(_, scans, _)| *scans > 0)
+        .collect();
+    ranked.sort_unstable_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(b.0)));
+    if ranked.is_empty() {
+        return "                        sequential scans: none\n".into();
+    }
+    let tables: Vec<String> = ranked
+        .into_iter()
+        .take(TOP_SCANNED)
+        .map(|(table, scans, rows)| format!("{table} {scans} ({rows} rows read)"))
+        .collect();
+    format!(
+        "                        sequential scans, the most rows read first: {}\n",
+        tables.join(", ")
+    )
 }
 
 /// The busy backends' statements, the busiest first, as printed lines.
@@ -173,11 +204,27 @@ async fn counters(pool: &PgPool, prefix: &str) -> Result<Counters, sqlx::Error> 
     .bind(prefix)
     .fetch_one(pool)
     .await?;
+    // Each component has its own schema, `<prefix>_<component>`.
+    let scans: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT schemaname::TEXT, relname::TEXT, COALESCE(seq_scan, 0), COALESCE(seq_tup_read, 0) \
+         FROM pg_stat_user_tables WHERE starts_with(schemaname, $1)",
+    )
+    .bind(prefix)
+    .fetch_all(pool)
+    .await?;
+    let seq_scans = scans
+        .into_iter()
+        .map(|(schema, table, scans, rows)| {
+            let component = schema.rsplit('_').next().unwrap_or(&schema).to_owned();
+            (format!("{component}.{table}"), (scans, rows))
+        })
+        .collect();
     Ok(Counters {
         wal_bytes,
         commits,
         updates,
         hot_updates,
+        seq_scans,
     })
 }
 
@@ -210,6 +257,27 @@ async fn sample(pool: PgPool, into: Arc<Mutex<(u64, Samples)>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_most_read_by_sequential_scans_comes_first() {
+        let from = HashMap::from([
+            ("telemetry.status_changes".to_owned(), (10, 1_000)),
+            ("asset.piles".to_owned(), (5, 50)),
+        ]);
+        let to = HashMap::from([
+            ("telemetry.status_changes".to_owned(), (400, 4_000_000)),
+            ("asset.piles".to_owned(), (5, 50)),
+            ("telemetry.counters".to_owned(), (90, 180)),
+        ]);
+        let printed = scanned(&from, &to);
+        assert!(
+            printed.ends_with(
+                "telemetry.status_changes 390 (3999000 rows read), telemetry.counters 90 (180 rows read)\n"
+            ),
+            "{printed}"
+        );
+        assert!(scanned(&to, &to).contains("none"), "no scans in the window");
+    }
 
     #[test]
     fn the_busiest_statement_comes_first_with_its_share_and_waits() {

@@ -25,6 +25,9 @@ use crate::trial::{TrialDay, energy_from_registers};
 
 const MAX_STATIONS: usize = 50;
 const WATCH_BATCH: u32 = 500;
+/// The most cursors one read of a watcher scans: the read is a bounded range of the status
+/// log's key, and a watcher whose scope skips a long run of changes resumes after the span.
+const WATCH_SPAN: i64 = 20_000;
 /// The longest period `GetStationStats` covers.
 const MAX_STATS_DAYS: i64 = 31;
 
@@ -305,10 +308,10 @@ impl StatusService for StatusApi {
         let store = self.store.clone();
         let head = self.feed.subscribe();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(follow_log(cursor, head, tx, move |after| {
+        tokio::spawn(follow_log(cursor, head, tx, move |after, upto| {
             let store = store.clone();
             let scope = scope.clone();
-            async move { store.changes_after(after, &scope, WATCH_BATCH).await }
+            async move { store.changes_after(after, upto, &scope, WATCH_BATCH).await }
         }));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
@@ -316,16 +319,17 @@ impl StatusService for StatusApi {
     }
 }
 
-/// Streams to `tx` the changes after `cursor` that `read` finds (a watcher's scope), reading
-/// only when the feed's `head` has moved past what was read, so an idle watcher costs no query
-/// however many there are; it ends when the client goes or the feed closes.
+/// Streams to `tx` the changes after `cursor` that `read` finds in a span `(after, upto]` (a
+/// watcher's scope), reading only when the feed's `head` has moved past what was read, so an
+/// idle watcher costs no query however many there are; a span is at most [`WATCH_SPAN`]
+/// cursors. It ends when the client goes or the feed closes.
 async fn follow_log<R, F>(
     mut cursor: i64,
     mut head: tokio::sync::watch::Receiver<i64>,
     tx: tokio::sync::mpsc::Sender<Result<pb::WatchStatusChangesResponse, Status>>,
     mut read: R,
 ) where
-    R: FnMut(i64) -> F,
+    R: FnMut(i64, i64) -> F,
     F: std::future::Future<
             Output = Result<Vec<crate::store::StatusChange>, chargemesh_kit::db::StoreError>,
         >,
@@ -339,7 +343,8 @@ async fn follow_log<R, F>(
             }
             continue;
         }
-        let changes = match read(cursor).await {
+        let upto = seen.min(cursor.saturating_add(WATCH_SPAN));
+        let changes = match read(cursor, upto).await {
             Ok(changes) => changes,
             Err(error) => {
                 let _ = tx.send(Err(Status::from(Error::Store(error)))).await;
@@ -358,8 +363,8 @@ async fn follow_log<R, F>(
         }
         if !full {
             // The log is numbered in commit order: everything up to the head seen before the
-            // read was committed and read, whether or not it was in the watcher's scope.
-            cursor = cursor.max(seen);
+            // read was committed, and the span was read whether or not it was in scope.
+            cursor = cursor.max(upto);
         }
     }
 }
@@ -396,7 +401,7 @@ mod tests {
         let reads = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = reads.clone();
         // Out of scope: nothing up to 12; in scope: change 13.
-        tokio::spawn(follow_log(10, head, tx, move |after| {
+        tokio::spawn(follow_log(10, head, tx, move |after, _upto| {
             seen.lock().expect("reads").push(after);
             async move {
                 Ok(if after < 13 {
@@ -425,6 +430,24 @@ mod tests {
             *reads.lock().expect("reads"),
             [10, 12],
             "out-of-scope changes are skipped once, not read again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watcher_far_behind_reads_bounded_spans_up_to_the_head() {
+        let (_head_tx, head) = tokio::sync::watch::channel(50_000_i64);
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let reads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = reads.clone();
+        // Nothing in the watcher's scope: every span is read once and skipped.
+        tokio::spawn(follow_log(0, head, tx, move |after, upto| {
+            seen.lock().expect("reads").push((after, upto));
+            async move { Ok(Vec::new()) }
+        }));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(
+            *reads.lock().expect("reads"),
+            [(0, 20_000), (20_000, 40_000), (40_000, 50_000)]
         );
     }
 

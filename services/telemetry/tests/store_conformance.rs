@@ -177,6 +177,82 @@ async fn lock_connector(db: &Database) -> sqlx::Transaction<'static, sqlx::Postg
     tx
 }
 
+/// A watcher reads the status log a bounded span at a time: exactly the changes in
+/// `(after, upto]` within its scope, at most `limit`, in cursor order.
+#[tokio::test]
+async fn mon_1_a_status_watcher_reads_exactly_its_span_and_scope() {
+    use chargemesh_kit::tenancy::StatusScope;
+    for (db, s) in backends().await {
+        let now = t("2026-03-01T08:10:00Z");
+        let mut reports: Vec<Report> = (1..=5)
+            .map(|i| status("pile:W", i, &format!("C{i}"), ConnectorState::Idle))
+            .collect();
+        reports[4].operator_id = "OTHER".into();
+        reports[4].area_code = "110101".into();
+        s.append(&reports, now).await.expect("appended");
+        let cursors = |changes: Vec<store::StatusChange>| {
+            changes.iter().map(|c| c.cursor).collect::<Vec<i64>>()
+        };
+        let all = cursors(
+            s.changes_after(0, i64::MAX, &StatusScope::All, 100)
+                .await
+                .expect("all"),
+        );
+        assert_eq!(all.len(), 5, "{}", db.url);
+        let (first, last) = (all[0], all[4]);
+        assert_eq!(
+            cursors(
+                s.changes_after(first, first + 2, &StatusScope::All, 100)
+                    .await
+                    .expect("span")
+            ),
+            [first + 1, first + 2],
+            "{}: only the span",
+            db.url
+        );
+        assert_eq!(
+            cursors(
+                s.changes_after(first, last, &StatusScope::All, 2)
+                    .await
+                    .expect("limit")
+            ),
+            [first + 1, first + 2],
+            "{}: at most the limit",
+            db.url
+        );
+        assert_eq!(
+            cursors(
+                s.changes_after(first, last, &StatusScope::Operator("OP".into()), 100)
+                    .await
+                    .expect("operator")
+            ),
+            [first + 1, first + 2, first + 3],
+            "{}: the operator's own",
+            db.url
+        );
+        assert_eq!(
+            cursors(
+                s.changes_after(0, last - 1, &StatusScope::Area("11".into()), 100)
+                    .await
+                    .expect("area")
+            ),
+            Vec::<i64>::new(),
+            "{}: the other area's change is past the span",
+            db.url
+        );
+        assert_eq!(
+            cursors(
+                s.changes_after(0, last, &StatusScope::Area("11".into()), 100)
+                    .await
+                    .expect("area")
+            ),
+            [last],
+            "{}: the area's own",
+            db.url
+        );
+    }
+}
+
 #[tokio::test]
 async fn rec_2_a_reader_misses_nothing_when_writers_commit_out_of_order() {
     let Some(db) = TestDatabase::postgres("telemetry").await.expect("db") else {
@@ -237,7 +313,7 @@ async fn rec_2_a_reader_misses_nothing_when_writers_commit_out_of_order() {
         "a report committed after the reader moved on is still read"
     );
     let (changes, _) = (
-        a.changes_after(0, &chargemesh_kit::tenancy::StatusScope::All, 100)
+        a.changes_after(0, i64::MAX, &chargemesh_kit::tenancy::StatusScope::All, 100)
             .await
             .expect("changes"),
         (),

@@ -30,6 +30,9 @@ const SKIP: &str = "INSERT INTO cec_deliveries (peer, stream, item_key, lane, se
 
 /// Status deliveries inserted by one statement (six parameters each).
 const STATUS_ROWS: usize = 200;
+/// The most history sequences one pass reads for status pushes; a longer run out of the
+/// peer's scope is passed over a span a pass.
+const STATUS_SPAN: i64 = 20_000;
 
 /// Inserts `rows` status deliveries, each bound as (peer, key, connector, sequence, payload,
 /// now); one already there is left as it is.
@@ -129,15 +132,29 @@ impl Pusher {
             .bind(&peer.name)
             .fetch_optional(&mut *tx)
             .await?;
+            let after = position.unwrap_or(0);
+            let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(sequence) FROM status_history")
+                .fetch_one(&mut *tx)
+                .await?;
+            let Some(newest) = newest.filter(|n| *n > after) else {
+                return Ok(());
+            };
+            // A closed range of the key, so the read is a range scan whatever the planner
+            // believes of the table (with only a lower bound, a plan made while the history was
+            // young read all of it and sorted it on every pass).
+            let end = newest.min(after.saturating_add(STATUS_SPAN));
             let rows: Vec<Row> = sqlx::query_as(
                 "SELECT sequence, operator_id, area_code, station_id, connector_id, cec_status, changed_at \
-                 FROM status_history WHERE sequence > $1 ORDER BY sequence LIMIT 1000",
+                 FROM status_history WHERE sequence > $1 AND sequence <= $2 ORDER BY sequence LIMIT 1000",
             )
-            .bind(position.unwrap_or(0))
+            .bind(after)
+            .bind(end)
             .fetch_all(&mut *tx)
             .await?;
-            let Some(last) = rows.last().map(|r| r.0) else {
-                return Ok(());
+            // A full page resumes after its last row; otherwise the whole span was read.
+            let last = match rows.last() {
+                Some(row) if rows.len() >= 1000 => row.0,
+                _ => end,
             };
             // The history carries each change's area: out of scope is passed over here.
             let pushed: Vec<(i64, &String, String)> = rows

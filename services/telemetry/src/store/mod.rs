@@ -137,10 +137,16 @@ pub trait TelemetryStore: Send + Sync + std::fmt::Debug + 'static {
         cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<StatusChange>, StoreError>;
-    /// Status changes after `cursor`, optionally within an area prefix, in cursor order.
+    /// Status changes in `(cursor, upto]` within `scope`, in cursor order, at most `limit`.
+    ///
+    /// The range is closed so that the read is a range scan of the primary key whatever the
+    /// planner believes of the table: with only a lower bound, a statement planned while the
+    /// table was young (as a prepared statement's generic plan is) read every change and sorted
+    /// them on each call, two thirds of PostgreSQL's busy time under 20,000 reporting piles.
     async fn changes_after(
         &self,
         cursor: i64,
+        upto: i64,
         scope: &StatusScope,
         limit: u32,
     ) -> Result<Vec<StatusChange>, StoreError>;

@@ -445,37 +445,39 @@ macro_rules! sql_telemetry_store {
                 Ok(changes)
             }
 
-            async fn changes_after(&self, cursor: i64, scope: &StatusScope, limit: u32) -> Result<Vec<StatusChange>, StoreError> {
+            async fn changes_after(&self, cursor: i64, upto: i64, scope: &StatusScope, limit: u32) -> Result<Vec<StatusChange>, StoreError> {
                 use sqlx::Row as _;
                 let rows = match scope {
                     StatusScope::Operator(operator_id) => {
                         let sql = format!(
-                            "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE operator_id = $2 AND cursor > $1 ORDER BY cursor LIMIT {}",
+                            "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE operator_id = $2 AND cursor > $1 AND cursor <= $3 ORDER BY cursor LIMIT {}",
                             limit.max(1)
                         );
                         sqlx::query(sqlx::AssertSqlSafe(sql))
                             .bind(cursor)
                             .bind(operator_id)
+                            .bind(upto)
                             .fetch_all(&self.pool)
                             .await?
                     }
                     StatusScope::Area(prefix) => {
                         let sql = format!(
-                            "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE area_code LIKE $2 AND cursor > $1 ORDER BY cursor LIMIT {}",
+                            "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE area_code LIKE $2 AND cursor > $1 AND cursor <= $3 ORDER BY cursor LIMIT {}",
                             limit.max(1)
                         );
                         sqlx::query(sqlx::AssertSqlSafe(sql))
                             .bind(cursor)
                             .bind(format!("{}%", prefix.replace(['%', '_'], "")))
+                            .bind(upto)
                             .fetch_all(&self.pool)
                             .await?
                     }
                     StatusScope::All => {
                         let sql = format!(
-                            "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE cursor > $1 ORDER BY cursor LIMIT {}",
+                            "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE cursor > $1 AND cursor <= $2 ORDER BY cursor LIMIT {}",
                             limit.max(1)
                         );
-                        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(cursor).fetch_all(&self.pool).await?
+                        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(cursor).bind(upto).fetch_all(&self.pool).await?
                     }
                 };
                 rows.iter()
