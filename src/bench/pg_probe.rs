@@ -83,7 +83,7 @@ impl PgProbe {
     }
 
     /// Ends the window: what the database did since `start`.
-    pub(super) async fn stop(self) -> Option<PgWindow> {
+    pub(super) async fn stop(mut self) -> Option<PgWindow> {
         self.sampler.abort();
         let to = match counters(&self.pool, &self.prefix).await {
             Ok(c) => c,
@@ -98,7 +98,7 @@ impl PgProbe {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         Some(PgWindow {
-            from: self.from,
+            from: std::mem::take(&mut self.from),
             to,
             samples,
         })
