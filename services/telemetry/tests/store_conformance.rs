@@ -190,66 +190,68 @@ async fn mon_1_a_status_watcher_reads_exactly_its_span_and_scope() {
         reports[4].operator_id = "OTHER".into();
         reports[4].area_code = "110101".into();
         s.append(&reports, now).await.expect("appended");
-        let cursors = |changes: Vec<store::StatusChange>| {
-            changes.iter().map(|c| c.cursor).collect::<Vec<i64>>()
+        // The cursors of what a watcher's read returns.
+        let read = |after: i64, upto: i64, scope: StatusScope, limit: u32| {
+            let s = s.clone();
+            async move {
+                let changes = s.changes_after(after, upto, &scope, limit).await;
+                let changes = changes.expect("changes");
+                changes.iter().map(|c| c.cursor).collect::<Vec<i64>>()
+            }
         };
-        let all = cursors(
-            s.changes_after(0, i64::MAX, &StatusScope::All, 100)
-                .await
-                .expect("all"),
-        );
+        let all = read(0, i64::MAX, StatusScope::All, 100).await;
         assert_eq!(all.len(), 5, "{}", db.url);
         let (first, last) = (all[0], all[4]);
-        assert_eq!(
-            cursors(
-                s.changes_after(first, first + 2, &StatusScope::All, 100)
-                    .await
-                    .expect("span")
+        let cases = [
+            (
+                first,
+                first + 2,
+                StatusScope::All,
+                100,
+                vec![first + 1, first + 2],
+                "only the span",
             ),
-            [first + 1, first + 2],
-            "{}: only the span",
-            db.url
-        );
-        assert_eq!(
-            cursors(
-                s.changes_after(first, last, &StatusScope::All, 2)
-                    .await
-                    .expect("limit")
+            (
+                first,
+                last,
+                StatusScope::All,
+                2,
+                vec![first + 1, first + 2],
+                "at most the limit",
             ),
-            [first + 1, first + 2],
-            "{}: at most the limit",
-            db.url
-        );
-        assert_eq!(
-            cursors(
-                s.changes_after(first, last, &StatusScope::Operator("OP".into()), 100)
-                    .await
-                    .expect("operator")
+            (
+                first,
+                last,
+                StatusScope::Operator("OP".into()),
+                100,
+                vec![first + 1, first + 2, first + 3],
+                "the operator's own",
             ),
-            [first + 1, first + 2, first + 3],
-            "{}: the operator's own",
-            db.url
-        );
-        assert_eq!(
-            cursors(
-                s.changes_after(0, last - 1, &StatusScope::Area("11".into()), 100)
-                    .await
-                    .expect("area")
+            (
+                0,
+                last - 1,
+                StatusScope::Area("11".into()),
+                100,
+                vec![],
+                "the other area's change is past the span",
             ),
-            Vec::<i64>::new(),
-            "{}: the other area's change is past the span",
-            db.url
-        );
-        assert_eq!(
-            cursors(
-                s.changes_after(0, last, &StatusScope::Area("11".into()), 100)
-                    .await
-                    .expect("area")
+            (
+                0,
+                last,
+                StatusScope::Area("11".into()),
+                100,
+                vec![last],
+                "the area's own",
             ),
-            [last],
-            "{}: the area's own",
-            db.url
-        );
+        ];
+        for (after, upto, scope, limit, expected, what) in cases {
+            assert_eq!(
+                read(after, upto, scope, limit).await,
+                expected,
+                "{}: {what}",
+                db.url
+            );
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use chargemesh_kit::db::{Database, Migrations};
 use crate::domain::{Body, ConnectorState, Report};
 use crate::trial::{Timeline, TrialDay};
 
+mod changes;
 mod log;
 mod sql;
 

@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 
 use chargemesh_kit::db::{StoreError, generated};
 
+use super::changes::{CHANGE_COLUMNS, ChangeRow, change_from_row, changes_after_sql};
 use super::{
     AppendOutcome, CommandRecord, LiveStatus, Logged, QueuedCommand, StatusChange, TelemetryStore,
 };
@@ -109,8 +110,6 @@ const SILENT: &str = "SELECT operator_id, connector_id, state FROM connector_sta
 const SILENCE: &str = "UPDATE connector_status SET state = 'offline', origin = 'liveness', fault_code = '', fault_text = '', changed_at = $5 \
     WHERE operator_id = $1 AND connector_id = $2 AND state = $3 AND last_seen_at < $4 \
     RETURNING station_id, pile_id, area_code";
-const CHANGE_COLUMNS: &str = "cursor, operator_id, station_id, pile_id, connector_id, area_code, state, previous_state, \
-    fault_code, fault_text, origin, changed_at, recorded_at";
 
 /// The status a connector holds within a transaction.
 #[derive(Debug, Clone)]
@@ -120,7 +119,7 @@ struct Current {
     changed_at: DateTime<Utc>,
 }
 
-fn parse_state(s: &str) -> Result<ConnectorState, StoreError> {
+pub(super) fn parse_state(s: &str) -> Result<ConnectorState, StoreError> {
     ConnectorState::parse(s)
         .ok_or_else(|| StoreError::Internal(format!("unknown connector state {s}")))
 }
@@ -446,60 +445,12 @@ macro_rules! sql_telemetry_store {
             }
 
             async fn changes_after(&self, cursor: i64, upto: i64, scope: &StatusScope, limit: u32) -> Result<Vec<StatusChange>, StoreError> {
-                use sqlx::Row as _;
-                let rows = match scope {
-                    StatusScope::Operator(operator_id) => {
-                        let sql = format!(
-                            "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE operator_id = $2 AND cursor > $1 AND cursor <= $3 ORDER BY cursor LIMIT {}",
-                            limit.max(1)
-                        );
-                        sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .bind(cursor)
-                            .bind(operator_id)
-                            .bind(upto)
-                            .fetch_all(&self.pool)
-                            .await?
-                    }
-                    StatusScope::Area(prefix) => {
-                        let sql = format!(
-                            "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE area_code LIKE $2 AND cursor > $1 AND cursor <= $3 ORDER BY cursor LIMIT {}",
-                            limit.max(1)
-                        );
-                        sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .bind(cursor)
-                            .bind(format!("{}%", prefix.replace(['%', '_'], "")))
-                            .bind(upto)
-                            .fetch_all(&self.pool)
-                            .await?
-                    }
-                    StatusScope::All => {
-                        let sql = format!(
-                            "SELECT {CHANGE_COLUMNS} FROM status_changes WHERE cursor > $1 AND cursor <= $2 ORDER BY cursor LIMIT {}",
-                            limit.max(1)
-                        );
-                        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(cursor).bind(upto).fetch_all(&self.pool).await?
-                    }
-                };
-                rows.iter()
-                    .map(|row| {
-                        let previous: String = row.try_get("previous_state")?;
-                        Ok(StatusChange {
-                            cursor: row.try_get("cursor")?,
-                            operator_id: row.try_get("operator_id")?,
-                            station_id: row.try_get("station_id")?,
-                            pile_id: row.try_get("pile_id")?,
-                            connector_id: row.try_get("connector_id")?,
-                            area_code: row.try_get("area_code")?,
-                            state: parse_state(row.try_get::<&str, _>("state")?)?,
-                            previous: ConnectorState::parse(&previous),
-                            fault_code: row.try_get("fault_code")?,
-                            fault_text: row.try_get("fault_text")?,
-                            origin: row.try_get("origin")?,
-                            changed_at: row.try_get("changed_at")?,
-                            recorded_at: row.try_get("recorded_at")?,
-                        })
-                    })
-                    .collect()
+                let (sql, scoped) = changes_after_sql(scope, limit);
+                let mut query = sqlx::query_as::<_, ChangeRow>(sqlx::AssertSqlSafe(sql)).bind(cursor).bind(upto);
+                if let Some(value) = scoped {
+                    query = query.bind(value);
+                }
+                query.fetch_all(&self.pool).await?.into_iter().map(change_from_row).collect()
             }
 
             async fn latest_cursor(&self) -> Result<i64, StoreError> {
