@@ -302,6 +302,51 @@ async fn mon_1_heartbeat_silence_turns_connectors_offline() {
     mesh.stop().await;
 }
 
+#[tokio::test]
+async fn mon_1_reports_arriving_within_the_writer_pace_wait_for_its_next_commit() {
+    let pace = Duration::from_millis(500);
+    let mesh = TestMesh::start_with_options(move |opts| {
+        opts.config.telemetry.settings.writer_pace_ms = pace.as_millis() as u64;
+    })
+    .await;
+    fleet(&mesh).await;
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let mut first = TelemetryStream::open(mesh.channel("operator")).await;
+    let mut second = TelemetryStream::open(mesh.channel("operator")).await;
+    let sent = std::time::Instant::now();
+    // The writer's first transaction starts at once.
+    first
+        .send(vec![status_at(1, "P1", tm::ConnectorState::Idle, t0)])
+        .await;
+    assert!(acknowledged(&mut first, 1..=1).await.is_empty());
+    // Two streams' reports within the pace: both wait for the next commit, one pace after the
+    // first began, and both are durable then.
+    first
+        .send(vec![status_at(
+            2,
+            "P1",
+            tm::ConnectorState::Charging,
+            t0 + chrono::Duration::seconds(1),
+        )])
+        .await;
+    second
+        .send(vec![status_at(3, "PSH", tm::ConnectorState::Idle, t0)])
+        .await;
+    assert!(acknowledged(&mut first, 2..=2).await.is_empty());
+    assert!(acknowledged(&mut second, 3..=3).await.is_empty());
+    assert!(
+        sent.elapsed() >= pace,
+        "acknowledged {:?} after the first report, within the pace",
+        sent.elapsed()
+    );
+    assert_eq!(
+        s1_first_connector_status(&mesh).await,
+        3,
+        "the report acknowledged after the pace is stored (charging)"
+    );
+    mesh.stop().await;
+}
+
 /// The last-seen time of station S1's first connector, as the regulator sees it.
 async fn last_seen(mesh: &TestMesh) -> i64 {
     s1_first_connector(mesh)

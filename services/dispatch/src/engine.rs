@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chargemesh_kit::checkpoint::Checkpoint;
 use chargemesh_kit::db::Database;
 use chargemesh_kit::outbox::{Outbox, Step, StepError, StepHandler};
 use chargemesh_kit::tls::MeshChannel;
@@ -26,6 +27,8 @@ use crate::store::{DispatchStore, DueDeadline};
 
 /// Where dispatch stands in the telemetry component's status log.
 const FOLLOW: &str = "telemetry-status-log";
+/// How often the status log follower saves its cursor while changes arrive.
+const CURSOR_SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// The bus topic of dispatch events: breaches and defects reported at once.
 pub const DISPATCH_TOPIC: &str = "dispatch";
@@ -411,18 +414,48 @@ impl Engine {
             })
             .await?
             .into_inner();
-        while let Some(batch) = stream.message().await? {
+        // The cursor is saved at most once a second, not per batch: at a fleet's scale a commit
+        // per batch was a tenth of the database's work. A crash replays what followed the saved
+        // cursor, which `on_change` takes as it takes any replay (an order per fault, opened
+        // once).
+        let mut checkpoint = Checkpoint::new(CURSOR_SAVE_EVERY);
+        let followed = self.follow_stream(&mut stream, &mut checkpoint).await;
+        if let Some(cursor) = checkpoint.take(tokio::time::Instant::now()) {
+            self.store.set_follow_cursor(FOLLOW, &cursor).await?;
+        }
+        followed
+    }
+
+    async fn follow_stream(
+        &self,
+        stream: &mut tonic::Streaming<reg::WatchStatusChangesResponse>,
+        checkpoint: &mut Checkpoint<String>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        loop {
+            let next = match checkpoint.due() {
+                Some(due) => tokio::time::timeout_at(due, stream.message()).await,
+                None => Ok(stream.message().await),
+            };
+            let Ok(next) = next else {
+                // Quiet since the last batch: its cursor is saved now.
+                if let Some(cursor) = checkpoint.take(tokio::time::Instant::now()) {
+                    self.store.set_follow_cursor(FOLLOW, &cursor).await?;
+                }
+                continue;
+            };
+            let Some(batch) = next? else {
+                return Ok(());
+            };
             for change in &batch.changes {
                 self.on_change(change).await?;
             }
-            // One cursor write per batch, not per change: at a fleet's scale a commit per status
-            // change was a tenth of the database's work. A crash before it replays the batch,
-            // which `on_change` takes as it takes any replay (an order per fault, opened once).
-            if let Some(last) = batch.changes.last() {
-                self.store.set_follow_cursor(FOLLOW, &last.cursor).await?;
+            if let Some(last) = batch.changes.last()
+                && let Some(cursor) =
+                    checkpoint.advance(last.cursor.clone(), tokio::time::Instant::now())
+            {
+                self.store.set_follow_cursor(FOLLOW, &cursor).await?;
             }
         }
-        Ok(())
     }
 
     /// One pass over the due deadlines: each fires once, records its breach, and at the 4-hour

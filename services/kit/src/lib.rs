@@ -2,6 +2,7 @@
 //! JWTs, databases, the clock, errors and the server stack.
 
 pub mod area;
+pub mod checkpoint;
 pub mod clock;
 pub mod component;
 pub mod config;

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub rpc_requests: Family<RpcLabels, Counter>,
     pub rpc_duration: Histograms,
     pub telemetry_messages: Family<KindLabels, Counter>,
+    /// Ingest transactions committed: messages over transactions is what a commit serves.
+    pub telemetry_transactions: Counter,
     pub telemetry_streams: Gauge,
     pub connectors: Family<StateLabels, Gauge>,
     pub sla_breaches: Family<RuleLabels, Counter>,
@@ -90,6 +92,7 @@ fn global() -> &'static Global {
             rpc_requests: Family::default(),
             rpc_duration: Family::new_with_constructor(latency),
             telemetry_messages: Family::default(),
+            telemetry_transactions: Counter::default(),
             telemetry_streams: Gauge::default(),
             connectors: Family::default(),
             sla_breaches: Family::default(),
@@ -114,6 +117,11 @@ fn global() -> &'static Global {
             "telemetry_messages",
             "telemetry messages made durable, by kind",
             metrics.telemetry_messages.clone(),
+        );
+        registry.register(
+            "telemetry_transactions",
+            "telemetry ingest transactions committed (messages made durable over these: what one commit serves)",
+            metrics.telemetry_transactions.clone(),
         );
         registry.register(
             "telemetry_streams",

@@ -3,13 +3,13 @@
 //! resends are recognised by (sender, sequence).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tonic::Status;
 
 use chargemesh_kit::Principal;
 use chargemesh_kit::clock::SharedClock;
-use chargemesh_kit::db::StoreError;
 use chargemesh_proto::telemetry::v1 as pb;
 use chargemesh_proto::telemetry::v1::telemetry_service_server::TelemetryServiceServer;
 
@@ -19,173 +19,10 @@ use crate::domain::{self, Rejection, Report};
 use crate::feed::ChangeFeed;
 use crate::registry::Registry;
 use crate::store::TelemetryStore;
+use crate::writer::{Writer, Written};
 
-/// The most messages one transaction of the writer takes, merged from the waiting batches.
-const MAX_MERGE: usize = 20_000;
 /// The largest telemetry frame the component decodes.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
-
-/// The one writer of a process: it merges the batches waiting from every stream into one
-/// transaction, so a commit (and its fsync) serves them all, then answers each stream.
-#[derive(Debug, Clone)]
-struct Writer {
-    tx: tokio::sync::mpsc::Sender<Job>,
-}
-
-#[derive(Debug)]
-struct Job {
-    reports: Vec<Report>,
-    reply: tokio::sync::oneshot::Sender<Result<Written, StoreError>>,
-}
-
-/// What the writer did with one stream's batch.
-#[derive(Debug, Default)]
-struct Written {
-    /// How many of the batch's reports were stored now (the rest are resends).
-    stored: usize,
-    /// A connector of the batch spoke while marked offline by silence.
-    resync: bool,
-}
-
-/// The highest sequence this writer stored per sender. A sender's sequences only grow, so a
-/// report above its sender's mark cannot be in the log unless another replica stored it
-/// meanwhile (the insert then conflicts and the batch is appended again, searched): only the
-/// others are searched for in the log, which at a fleet's rates is a sender's first report
-/// after it connects, and its resends.
-#[derive(Debug)]
-struct Watermarks {
-    marks: std::collections::HashMap<String, u64>,
-    /// Senders remembered at most; past it the marks start again (costing searches only). A
-    /// sender is an authenticated, registered identity, so this is a fleet's size.
-    max_senders: usize,
-}
-
-impl Default for Watermarks {
-    fn default() -> Self {
-        Self {
-            marks: std::collections::HashMap::new(),
-            max_senders: 1 << 20,
-        }
-    }
-}
-
-impl Watermarks {
-    fn may_be_resent(&self, reports: &[Report]) -> Vec<bool> {
-        reports
-            .iter()
-            .map(|r| {
-                self.marks
-                    .get(&r.source)
-                    .is_none_or(|mark| r.sequence <= *mark)
-            })
-            .collect()
-    }
-
-    fn note(&mut self, stored: &[(String, u64)]) {
-        if self.marks.len() + stored.len() > self.max_senders {
-            self.marks.clear();
-        }
-        for (source, sequence) in stored {
-            match self.marks.get_mut(source) {
-                Some(mark) => *mark = (*mark).max(*sequence),
-                None => {
-                    self.marks.insert(source.clone(), *sequence);
-                }
-            }
-        }
-    }
-}
-
-impl Writer {
-    fn spawn(
-        store: Arc<dyn TelemetryStore>,
-        feed: ChangeFeed,
-        clock: SharedClock,
-        status_rows: Arc<tokio::sync::Mutex<()>>,
-    ) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(1024);
-        tokio::spawn(async move {
-            let mut stored = Watermarks::default();
-            while let Some(first) = rx.recv().await {
-                let mut jobs = vec![first];
-                let mut count = jobs[0].reports.len();
-                while count < MAX_MERGE {
-                    match rx.try_recv() {
-                        Ok(job) => {
-                            count += job.reports.len();
-                            jobs.push(job);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let all: Vec<Report> = jobs
-                    .iter()
-                    .flat_map(|j| j.reports.iter().cloned())
-                    .collect();
-                let started = std::time::Instant::now();
-                // The heartbeat flush writes the same status rows: one at a time, no deadlock.
-                let rows = status_rows.lock().await;
-                let marks = stored.may_be_resent(&all);
-                let mut result = store.append_checking(&all, Some(&marks), clock.now()).await;
-                tracing::debug!(
-                    batches = jobs.len(),
-                    messages = all.len(),
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "telemetry transaction"
-                );
-                if matches!(result, Err(StoreError::Conflict(_))) {
-                    // Another replica made a connector's first status row meanwhile, or stored a
-                    // report not searched for: once more, every report searched.
-                    result = store.append(&all, clock.now()).await;
-                }
-                drop(rows);
-                match result {
-                    Ok(outcome) => {
-                        stored.note(&outcome.stored);
-                        let stored: std::collections::HashSet<(&str, u64)> = outcome
-                            .stored
-                            .iter()
-                            .map(|(s, q)| (s.as_str(), *q))
-                            .collect();
-                        for job in jobs {
-                            let written = Written {
-                                stored: job
-                                    .reports
-                                    .iter()
-                                    .filter(|r| stored.contains(&(r.source.as_str(), r.sequence)))
-                                    .count(),
-                                resync: job
-                                    .reports
-                                    .first()
-                                    .is_some_and(|r| outcome.resync.contains(&r.source)),
-                            };
-                            let _ = job.reply.send(Ok(written));
-                        }
-                        // The senders have their acknowledgements; now wake the watchers.
-                        feed.committed(&outcome.changes);
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, batches = jobs.len(), "telemetry not stored; senders will resend");
-                        for job in jobs {
-                            let _ = job.reply.send(Err(error.clone()));
-                        }
-                    }
-                }
-            }
-        });
-        Self { tx }
-    }
-
-    async fn append(&self, reports: Vec<Report>) -> Result<Written, StoreError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let gone = || StoreError::Unavailable("the telemetry writer stopped".into());
-        self.tx
-            .send(Job { reports, reply })
-            .await
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
-}
 
 /// The ingest side of telemetry.
 #[derive(Debug, Clone)]
@@ -214,6 +51,7 @@ impl Telemetry {
             feed.clone(),
             clock.clone(),
             status_rows.clone(),
+            Duration::from_millis(settings.writer_pace_ms),
         );
         let heartbeats = Arc::new(crate::heartbeats::Heartbeats::new(
             settings.heartbeat_fresh_for(),
@@ -409,64 +247,5 @@ impl Telemetry {
             }
             self.registry.invalidate(operator_id);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::Body;
-
-    fn report(source: &str, sequence: u64) -> Report {
-        Report {
-            source: source.into(),
-            sequence,
-            operator_id: "OP".into(),
-            station_id: "S1".into(),
-            pile_id: "P1".into(),
-            connector_id: String::new(),
-            area_code: "330602".into(),
-            connectors: Vec::new(),
-            observed_at: chrono::DateTime::UNIX_EPOCH,
-            body: Body::Heartbeat,
-        }
-    }
-
-    #[test]
-    fn mon_1_a_sender_s_reports_above_what_this_writer_stored_are_not_searched_for() {
-        let mut marks = Watermarks::default();
-        let batch = [report("pile:A", 5), report("pile:B", 1)];
-        assert_eq!(
-            marks.may_be_resent(&batch),
-            [true, true],
-            "senders not heard from: searched"
-        );
-        marks.note(&[("pile:A".into(), 5), ("pile:A".into(), 3)]);
-        let next = [
-            report("pile:A", 6),
-            report("pile:A", 5),
-            report("pile:A", 1),
-            report("pile:B", 2),
-        ];
-        assert_eq!(
-            marks.may_be_resent(&next),
-            [false, true, true, true],
-            "a resend, or a sequence that started again, is at or below the mark"
-        );
-    }
-
-    #[test]
-    fn mon_1_the_marks_start_again_past_their_bound() {
-        let mut marks = Watermarks {
-            max_senders: 2,
-            ..Watermarks::default()
-        };
-        marks.note(&[("pile:A".into(), 1), ("pile:B".into(), 1)]);
-        marks.note(&[("pile:C".into(), 1)]);
-        assert_eq!(marks.marks.len(), 1);
-        assert_eq!(
-            marks.may_be_resent(&[report("pile:A", 2), report("pile:C", 2)]),
-            [true, false]
-        );
     }
 }

@@ -23,6 +23,7 @@ pub mod retention;
 pub mod store;
 pub mod streams;
 pub mod trial;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +66,10 @@ pub struct TelemetrySettings {
     /// operator of 50,000 piles is 100 pages, and reading them every 30 s was a sixth of what
     /// the database did under a fleet.
     pub registry_ttl_s: u64,
+    /// The least time between the starts of two small ingest transactions (fewer than 32
+    /// messages), in milliseconds: batches arriving meanwhile share the next commit (0: a
+    /// transaction as soon as one is waiting).
+    pub writer_pace_ms: u64,
 }
 
 impl TelemetrySettings {
@@ -98,6 +103,7 @@ impl Default for TelemetrySettings {
             command_attempts: 3,
             trial_publish_interval_ms: 60_000,
             registry_ttl_s: 300,
+            writer_pace_ms: 5,
         }
     }
 }

@@ -97,11 +97,11 @@ fn touch_sql(p: Placeholders, connectors: usize) -> String {
         ),
     }
 }
+/// The most log sequences one read of the log scans for the kinds asked for.
+const LOG_SCAN_SPAN: i64 = 20_000;
 /// Takes `$1` numbers from a counter row (`$2`); the row stays locked to the commit, so numbers
 /// follow commit order. Counters are always taken in the same order: the log's, then the status
 /// changes'.
-/// The most log sequences one read of the log scans for the kinds asked for.
-const LOG_SCAN_SPAN: i64 = 20_000;
 const ALLOCATE: &str = "UPDATE counters SET value = value + $1 WHERE name = $2 RETURNING value";
 const LOG_COUNTER: &str = "telemetry_log";
 const STATUS_COUNTER: &str = "status_changes";
