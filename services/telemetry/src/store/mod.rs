@@ -19,7 +19,6 @@ use crate::trial::{Timeline, TrialDay};
 mod changes;
 mod log;
 mod sql;
-mod touch;
 
 pub use sql::{PgTelemetryStore, SqliteTelemetryStore};
 

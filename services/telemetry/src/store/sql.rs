@@ -65,6 +65,38 @@ pub(super) fn existing_sql(p: Placeholders, rows: usize) -> String {
     )
 }
 
+/// Marks `connectors` (the third parameter on) of an operator (the second) seen at the first,
+/// and returns what each holds.
+///
+/// On PostgreSQL the rows are locked first in key order: concurrent writers (ingest flushes, the
+/// heartbeat toucher, the liveness sweep) each lock many connectors over several statements, and
+/// an UPDATE locks in whatever order its plan visits rows, so two of them could each hold a row
+/// the other waits for (at 100,000 piles thousands of batches failed with "deadlock detected").
+/// Callers pass connectors sorted, operator by operator, so every transaction locks in one order.
+fn touch_sql(p: Placeholders, connectors: usize) -> String {
+    match p {
+        // The update names the connectors again, so it can find them by the primary key instead
+        // of reading every connector of the operator to join them to the locked ones. Sent
+        // unprepared (see `Placeholders`): a cached generic plan compared every row with the
+        // list one by one.
+        Placeholders::Numbered => format!(
+            "WITH locked AS (SELECT connector_id FROM connector_status WHERE operator_id = $2 \
+             AND connector_id IN ({list}) ORDER BY connector_id FOR UPDATE) \
+             UPDATE connector_status SET last_seen_at = $1 FROM locked \
+             WHERE connector_status.operator_id = $2 AND connector_status.connector_id IN ({list}) \
+             AND connector_status.connector_id = locked.connector_id \
+             RETURNING connector_status.connector_id, state, origin, changed_at",
+            list = p.list(3, connectors)
+        ),
+        Placeholders::Positional => format!(
+            "UPDATE connector_status SET last_seen_at = {} WHERE operator_id = {} AND connector_id IN ({}) \
+             RETURNING connector_id, state, origin, changed_at",
+            p.nth(1),
+            p.nth(2),
+            p.list(3, connectors)
+        ),
+    }
+}
 /// The most log sequences one read of the log scans for the kinds asked for.
 const LOG_SCAN_SPAN: i64 = 20_000;
 /// Takes `$1` numbers from a counter row (`$2`); the row stays locked to the commit, so numbers
@@ -107,7 +139,7 @@ fn per_connector(reports: &[Report]) -> BTreeMap<(&str, &str), Vec<&Report>> {
 }
 
 macro_rules! sql_telemetry_store {
-    ($store:ident, $db:ty, $placeholders:expr, $existing:path, $insert_log:path, $touch:path) => {
+    ($store:ident, $db:ty, $placeholders:expr, $existing:path, $insert_log:path) => {
         impl $store {
             async fn allocate_and_record(
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -159,6 +191,7 @@ macro_rules! sql_telemetry_store {
                 may_be_resent: Option<&[bool]>,
                 now: DateTime<Utc>,
             ) -> Result<AppendOutcome, StoreError> {
+                use sqlx::Row as _;
                 let mut tx = self.pool.begin_write().await?;
                 let mut outcome = AppendOutcome::default();
                 // Resends are what the log holds already; a resend racing its original on another
@@ -187,16 +220,20 @@ macro_rules! sql_telemetry_store {
                     by_operator.entry(operator_id).or_default().push(connector_id);
                 }
                 for (operator_id, mut connectors) in by_operator {
-                    // In key order, as every writer locks them (see store::touch).
+                    // In key order, as every writer locks them (see touch_sql).
                     connectors.sort_unstable();
                     for chunk in connectors.chunks(LOG_CHUNK) {
-                        for row in $touch(&mut tx, operator_id, chunk, now).await? {
+                        let mut query = generated(touch_sql($placeholders, chunk.len())).bind(now).bind(operator_id);
+                        for c in chunk {
+                            query = query.bind(*c);
+                        }
+                        for row in query.fetch_all(&mut *tx).await? {
                             held.insert(
-                                (operator_id.to_owned(), row.connector_id),
+                                (operator_id.to_owned(), row.try_get("connector_id")?),
                                 Current {
-                                    state: parse_state(&row.state)?,
-                                    origin: row.origin,
-                                    changed_at: row.changed_at,
+                                    state: parse_state(row.try_get::<&str, _>("state")?)?,
+                                    origin: row.try_get("origin")?,
+                                    changed_at: row.try_get("changed_at")?,
                                 },
                             );
                         }
@@ -334,6 +371,7 @@ macro_rules! sql_telemetry_store {
             }
 
             async fn touch(&self, seen: &[(String, String, DateTime<Utc>)]) -> Result<Vec<(String, String)>, StoreError> {
+                use sqlx::Row as _;
                 let mut by_operator: BTreeMap<&str, Vec<(&str, DateTime<Utc>)>> = BTreeMap::new();
                 for (operator_id, connector_id, at) in seen {
                     by_operator.entry(operator_id).or_default().push((connector_id, *at));
@@ -341,16 +379,21 @@ macro_rules! sql_telemetry_store {
                 let mut silenced = Vec::new();
                 let mut tx = self.pool.begin_write().await?;
                 for (operator_id, mut connectors) in by_operator {
-                    // In key order, as every writer locks them (see store::touch).
+                    // In key order, as every writer locks them (see touch_sql).
                     connectors.sort_unstable_by(|a, b| a.0.cmp(b.0));
                     for chunk in connectors.chunks(LOG_CHUNK) {
                         // One time per statement: the chunk's latest, at most a flush interval
                         // after its earliest.
                         let Some(at) = chunk.iter().map(|(_, at)| *at).max() else { continue };
-                        let ids: Vec<&str> = chunk.iter().map(|(connector_id, _)| *connector_id).collect();
-                        for row in $touch(&mut tx, operator_id, &ids, at).await? {
-                            if parse_state(&row.state)? == ConnectorState::Offline && row.origin == ORIGIN_LIVENESS {
-                                silenced.push((operator_id.to_owned(), row.connector_id));
+                        let mut query = generated(touch_sql($placeholders, chunk.len())).bind(at).bind(operator_id);
+                        for (connector_id, _) in chunk {
+                            query = query.bind(*connector_id);
+                        }
+                        for row in query.fetch_all(&mut *tx).await? {
+                            let state: String = row.try_get("state")?;
+                            let origin: String = row.try_get("origin")?;
+                            if parse_state(&state)? == ConnectorState::Offline && origin == ORIGIN_LIVENESS {
+                                silenced.push((operator_id.to_owned(), row.try_get("connector_id")?));
                             }
                         }
                     }
@@ -698,14 +741,12 @@ sql_telemetry_store!(
     sqlx::Postgres,
     Placeholders::Numbered,
     super::log::existing_postgres,
-    super::log::insert_log_postgres,
-    super::touch::touch_postgres
+    super::log::insert_log_postgres
 );
 sql_telemetry_store!(
     SqliteTelemetryStore,
     sqlx::Sqlite,
     Placeholders::Positional,
     super::log::existing_sqlite,
-    super::log::insert_log_sqlite,
-    super::touch::touch_sqlite
+    super::log::insert_log_sqlite
 );
