@@ -406,6 +406,35 @@ fn temp_dir(name: &str) -> PathBuf {
     ))
 }
 
+/// The durable half of the ingest benchmark: the mesh in-process, its fleet seeded, the clients
+/// run through the gateway.
+async fn ingest_durable(
+    mesh_opts: EmbeddedOptions,
+    opts: &IngestOptions,
+    backend: &str,
+) -> anyhow::Result<Figures> {
+    let mesh = EmbeddedMesh::start(mesh_opts).await?;
+    seed(mesh.gateway_addr, &mesh.pki, opts).await?;
+    let identities = identities(&mesh.pki, opts, &mesh.config.trust_domain)?;
+    let mut channels = Vec::new();
+    for client_config in identities {
+        // One TCP + TLS connection per stream, each its own principal, as separate piles or
+        // station controllers would have.
+        let channel = tls::channel(
+            &format!("https://127.0.0.1:{}", mesh.gateway_addr.port()),
+            client_config,
+        )?;
+        channels.push(channel);
+    }
+    println!(
+        "bench ingest: {} connections x {} piles, batches of {}, window {}, {} s, {backend}",
+        opts.connections, opts.piles_per_connection, opts.batch, opts.window, opts.seconds
+    );
+    let durable = run_clients(channels, opts).await;
+    mesh.stop().await;
+    durable
+}
+
 /// Runs the ingest benchmark and prints its figures.
 pub async fn ingest(opts: IngestOptions) -> anyhow::Result<()> {
     let dir = temp_dir("ingest");
@@ -429,26 +458,16 @@ pub async fn ingest(opts: IngestOptions) -> anyhow::Result<()> {
         (None, Some(_)) => "SQLite + Redis Streams",
         (None, None) => "SQLite + in-process bus (embedded default)",
     };
-    let mesh = EmbeddedMesh::start(mesh_opts).await?;
-    seed(mesh.gateway_addr, &mesh.pki, &opts).await?;
-    let identities = identities(&mesh.pki, &opts, &mesh.config.trust_domain)?;
-    let mut channels = Vec::new();
-    for client_config in identities {
-        // One TCP + TLS connection per stream, each its own principal, as separate piles or
-        // station controllers would have.
-        let channel = tls::channel(
-            &format!("https://127.0.0.1:{}", mesh.gateway_addr.port()),
-            client_config,
-        )?;
-        channels.push(channel);
-    }
-    println!(
-        "bench ingest: {} connections x {} piles, batches of {}, window {}, {} s, {backend}",
-        opts.connections, opts.piles_per_connection, opts.batch, opts.window, opts.seconds
-    );
-    let durable = run_clients(channels, &opts).await?;
-    mesh.stop().await;
+    // The run's schemas and streams are removed when it ends, whatever its outcome.
+    let scratch = scratch::Scratch {
+        prefix: schema,
+        database_url: opts.database_url.clone(),
+        redis_url: opts.redis_url.clone(),
+    };
+    let durable = ingest_durable(mesh_opts, &opts, backend).await;
     let _ = std::fs::remove_dir_all(&dir);
+    scratch.remove().await;
+    let durable = durable?;
     let bare = baseline(&opts).await?;
     let row = |name: &str, f: &Figures| {
         println!(
