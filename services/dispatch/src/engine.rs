@@ -436,23 +436,24 @@ impl Engine {
                 Some(due) => tokio::time::timeout_at(due, stream.message()).await,
                 None => Ok(stream.message().await),
             };
-            let Ok(next) = next else {
+            let now = tokio::time::Instant::now();
+            let save = match next {
                 // Quiet since the last batch: its cursor is saved now.
-                if let Some(cursor) = checkpoint.take(tokio::time::Instant::now()) {
-                    self.store.set_follow_cursor(FOLLOW, &cursor).await?;
+                Err(_) => checkpoint.take(now),
+                Ok(next) => {
+                    let Some(batch) = next? else {
+                        return Ok(());
+                    };
+                    for change in &batch.changes {
+                        self.on_change(change).await?;
+                    }
+                    batch
+                        .changes
+                        .last()
+                        .and_then(|last| checkpoint.advance(last.cursor.clone(), now))
                 }
-                continue;
             };
-            let Some(batch) = next? else {
-                return Ok(());
-            };
-            for change in &batch.changes {
-                self.on_change(change).await?;
-            }
-            if let Some(last) = batch.changes.last()
-                && let Some(cursor) =
-                    checkpoint.advance(last.cursor.clone(), tokio::time::Instant::now())
-            {
+            if let Some(cursor) = save {
                 self.store.set_follow_cursor(FOLLOW, &cursor).await?;
             }
         }

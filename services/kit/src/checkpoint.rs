@@ -41,11 +41,9 @@ impl<T> Checkpoint<T> {
 
     /// When the held position is to be saved; `None` when nothing is held.
     pub fn due(&self) -> Option<Instant> {
+        // A position is only held after a save (the first is saved at once).
         self.unsaved.as_ref()?;
-        Some(
-            self.saved_at
-                .map_or_else(Instant::now, |at| at + self.every),
-        )
+        self.saved_at.map(|at| at + self.every)
     }
 
     /// The held position, to save now (when due, or when the follower stops).
