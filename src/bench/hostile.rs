@@ -14,7 +14,8 @@ use chargemesh_kit::tls;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
-use super::{IngestOptions, Up, free_port, seed};
+use super::ingest::seed;
+use super::{IngestOptions, Up, free_port};
 
 const POST_BYTES: u64 = 400 << 20;
 
