@@ -79,7 +79,7 @@ pub enum Command {
         /// Mean seconds between a pile's status changes.
         #[arg(long, default_value_t = 300.0)]
         status_every_s: f64,
-        /// Mean seconds between meter samples of a charging pile.
+        /// Seconds between meter samples of a charging pile.
         #[arg(long, default_value_t = 30.0)]
         meter_every_s: f64,
         /// The share of piles charging.

@@ -99,6 +99,7 @@ async fn session(
     line: &mut Lifeline,
     ids: &mut u64,
 ) -> anyhow::Result<()> {
+    schedule.connected(Instant::now());
     let tls = super::net::tls(source, edge, config.clone()).await?;
     let mut request = format!("wss://{edge}/ocpp/{pile_id}").into_client_request()?;
     request.headers_mut().insert(
