@@ -120,15 +120,25 @@ impl Heartbeats {
         };
         match touched {
             Ok(silenced) => {
+                let refuted: std::collections::HashSet<&str> = silenced
+                    .iter()
+                    .filter_map(|key| noted.get(key).map(|(source, _)| source.as_str()))
+                    .collect();
                 let mut state = self.state();
-                for key in silenced {
-                    if let Some((source, _)) = noted.get(&key) {
-                        state.confirmed.remove(source);
-                    }
-                }
                 // Confirmations past their freshness are of piles gone quiet: let them go.
                 let fresh_for = self.fresh_for;
                 state.confirmed.retain(|_, at| now - *at < fresh_for);
+                // The database has just seen every other source live: its heartbeats keep
+                // skipping the log. (Confirmed only by the log, a pile that sends nothing but
+                // heartbeats sent one in every `fresh_for` through it, and at an interval as
+                // long as `fresh_for` every one.)
+                for (source, _) in noted.values() {
+                    if refuted.contains(source.as_str()) {
+                        state.confirmed.remove(source);
+                    } else {
+                        state.confirmed.insert(source.clone(), now);
+                    }
+                }
             }
             Err(error) => {
                 tracing::warn!(%error, connectors = noted.len(), "heartbeats not flushed; kept for the next flush");
@@ -212,6 +222,81 @@ mod tests {
         h.confirm("pile-b", now);
         h.refute("pile-b");
         assert!(!h.take(&[report("pile-b", Body::Heartbeat)], now));
+    }
+
+    /// A store on a fresh SQLite database holding connector `P1-1` of `pile-a` (idle, seen at
+    /// `at`) and `P2-1` of `pile-b` marked offline by silence.
+    async fn store_with_two_piles(
+        at: DateTime<Utc>,
+    ) -> (chargemesh_kit::db::TestDatabase, Arc<dyn TelemetryStore>) {
+        let db = chargemesh_kit::db::TestDatabase::sqlite("telemetry")
+            .await
+            .expect("database");
+        db.database
+            .migrate(crate::store::MIGRATIONS)
+            .await
+            .expect("migrated");
+        let store = crate::store::for_database(&db.database);
+        let idle = |source: &str, pile: &str| Report {
+            connectors: vec![format!("{pile}-1")],
+            connector_id: format!("{pile}-1"),
+            pile_id: pile.into(),
+            observed_at: at,
+            ..report(
+                source,
+                Body::Status {
+                    state: crate::domain::ConnectorState::Idle,
+                    fault_code: String::new(),
+                    fault_text: String::new(),
+                },
+            )
+        };
+        store
+            .append(&[idle("pile-a", "P1"), idle("pile-b", "P2")], at)
+            .await
+            .expect("stored");
+        // pile-b falls silent past the limit; pile-a was seen since.
+        store
+            .touch(&[("OP".into(), "P1-1".into(), at + chrono::Duration::seconds(200))])
+            .await
+            .expect("touched");
+        let cutoff = at + chrono::Duration::seconds(100);
+        let swept = store
+            .sweep_offline(cutoff, at + chrono::Duration::seconds(280))
+            .await
+            .expect("swept");
+        assert_eq!(swept.len(), 1, "pile-b's connector offline by silence");
+        (db, store)
+    }
+
+    #[tokio::test]
+    async fn mon_1_a_flush_that_finds_a_pile_live_keeps_its_next_heartbeats_off_the_log() {
+        let at = Utc::now();
+        let (_db, store) = store_with_two_piles(at).await;
+        let h = heartbeats();
+        let beat = |source: &str, pile: &str| Report {
+            connectors: vec![format!("{pile}-1")],
+            ..report(source, Body::Heartbeat)
+        };
+        let t = |s: i64| at + chrono::Duration::seconds(s);
+        // pile-b's heartbeat is noted; the flush finds its connector offline by silence, so its
+        // next goes through the log (where the pile is asked to resync).
+        h.confirm("pile-b", t(240));
+        assert!(h.take(&[beat("pile-b", "P2")], t(250)));
+        h.flush(store.as_ref(), t(255)).await;
+        assert!(!h.take(&[beat("pile-b", "P2")], t(260)));
+        // Heartbeats every 60 s: each is within the freshness of the flush after the one
+        // before, though not of the confirmation from the log.
+        h.confirm("pile-a", t(240));
+        for (n, s) in [290, 350, 410, 470].into_iter().enumerate() {
+            assert!(
+                h.take(&[beat("pile-a", "P1")], t(s)),
+                "heartbeat {n} of a live pile is noted, not logged"
+            );
+            h.flush(store.as_ref(), t(s + 5)).await;
+        }
+        // A pile gone quiet longer than the freshness goes through the log again.
+        assert!(!h.take(&[beat("pile-a", "P1")], t(475 + 60)));
     }
 
     #[test]
