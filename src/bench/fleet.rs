@@ -715,7 +715,10 @@ mod tests {
             .filter(|(_, d)| matches!(d, Due::Status(_)))
             .count();
         assert!((1_300..1_600).contains(&beats), "{beats} heartbeats a day");
-        assert!((230..350).contains(&changes), "{changes} status changes a day");
+        assert!(
+            (230..350).contains(&changes),
+            "{changes} status changes a day"
+        );
     }
 
     #[test]
@@ -736,7 +739,10 @@ mod tests {
             }
         }
         let share = charging.as_secs_f64() / total.as_secs_f64();
-        assert!((0.25..0.35).contains(&share), "{share:.3} of the time charging");
+        assert!(
+            (0.25..0.35).contains(&share),
+            "{share:.3} of the time charging"
+        );
     }
 
     #[test]

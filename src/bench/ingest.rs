@@ -58,7 +58,6 @@ impl Figures {
     }
 }
 
-
 /// A batch of status reports cycling through the connection's piles; one in ten changes state.
 fn batch(
     station: usize,
@@ -199,7 +198,11 @@ fn identities(
 }
 
 /// Registers the bench operator's stations `B<i>` with piles `B<i>-P<j>` through the gateway.
-pub(super) async fn seed(gateway: SocketAddr, pki: &pki::PkiDir, opts: &IngestOptions) -> anyhow::Result<()> {
+pub(super) async fn seed(
+    gateway: SocketAddr,
+    pki: &pki::PkiDir,
+    opts: &IngestOptions,
+) -> anyhow::Result<()> {
     let mut client = demo::asset_client(gateway, &pki.files("operator"))?;
     client
         .create_operator(asset::CreateOperatorRequest {
@@ -414,4 +417,3 @@ pub async fn ingest(opts: IngestOptions) -> anyhow::Result<()> {
     );
     Ok(())
 }
-

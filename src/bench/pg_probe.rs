@@ -21,6 +21,9 @@ struct Counters {
     hot_updates: i64,
     /// Sequential scans and the rows they read, by table (`component.table`).
     seq_scans: HashMap<String, (i64, i64)>,
+    /// Rows inserted into the telemetry log: the durable messages that went through the
+    /// writer's transactions (the rest were heartbeats noted in memory).
+    log_rows: i64,
 }
 
 /// Busy-backend samples by (wait, statement).
@@ -132,6 +135,13 @@ impl PgWindow {
             updates / secs,
             100.0 * hot / updates.max(1.0)
         );
+        let logged = (to.log_rows - from.log_rows).max(0) as f64;
+        println!(
+            "                        telemetry log rows {:.0}/s: {:.0}% of durable messages went through the writer's \
+             transactions, the rest were heartbeats noted in memory",
+            logged / secs,
+            100.0 * per(logged)
+        );
         print!("{}", scanned(&from.seq_scans, &to.seq_scans));
         print!("{}", busiest(self.samples.0, &self.samples.1));
     }
@@ -205,26 +215,29 @@ async fn counters(pool: &PgPool, prefix: &str) -> Result<Counters, sqlx::Error> 
     .fetch_one(pool)
     .await?;
     // Each component has its own schema, `<prefix>_<component>`.
-    let scans: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT schemaname::TEXT, relname::TEXT, COALESCE(seq_scan, 0), COALESCE(seq_tup_read, 0) \
-         FROM pg_stat_user_tables WHERE starts_with(schemaname, $1)",
+    let tables: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT schemaname::TEXT, relname::TEXT, COALESCE(seq_scan, 0), COALESCE(seq_tup_read, 0), \
+         COALESCE(n_tup_ins, 0) FROM pg_stat_user_tables WHERE starts_with(schemaname, $1)",
     )
     .bind(prefix)
     .fetch_all(pool)
     .await?;
-    let seq_scans = scans
-        .into_iter()
-        .map(|(schema, table, scans, rows)| {
-            let component = schema.rsplit('_').next().unwrap_or(&schema).to_owned();
-            (format!("{component}.{table}"), (scans, rows))
-        })
-        .collect();
+    let mut log_rows = 0;
+    let mut seq_scans = HashMap::new();
+    for (schema, table, scans, rows, inserted) in tables {
+        let component = schema.rsplit('_').next().unwrap_or(&schema).to_owned();
+        if component == "telemetry" && table == "telemetry_log" {
+            log_rows += inserted;
+        }
+        seq_scans.insert(format!("{component}.{table}"), (scans, rows));
+    }
     Ok(Counters {
         wal_bytes,
         commits,
         updates,
         hot_updates,
         seq_scans,
+        log_rows,
     })
 }
 

@@ -257,7 +257,11 @@ mod tests {
             .expect("stored");
         // pile-b falls silent past the limit; pile-a was seen since.
         store
-            .touch(&[("OP".into(), "P1-1".into(), at + chrono::Duration::seconds(200))])
+            .touch(&[(
+                "OP".into(),
+                "P1-1".into(),
+                at + chrono::Duration::seconds(200),
+            )])
             .await
             .expect("touched");
         let cutoff = at + chrono::Duration::seconds(100);
