@@ -89,6 +89,8 @@ pub(super) struct Run {
 pub(super) struct Tally {
     pub(super) acked: AtomicU64,
     pub(super) latencies: Mutex<Vec<Duration>>,
+    /// Those acknowledged in the run's last stretch (`lifeline::LAST_STRETCH`).
+    pub(super) late: Mutex<Vec<Duration>>,
 }
 
 pub(super) fn pile_of(i: usize) -> (String, String) {
@@ -599,7 +601,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         Some(probe) => probe.stop().await,
         None => None,
     };
-    let (total, latencies_us, _) = workers.finish().await?;
+    let (total, latencies_us, late_us, _) = workers.finish().await?;
     let watched = watcher.await??;
     let mut pushed = match run.steady.get() {
         Some(since) => push_latencies(
@@ -643,6 +645,16 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         ms(percentile(&latencies, 0.99)),
         ms(percentile(&latencies, 0.999)),
         latencies.len()
+    );
+    let mut late: Vec<Duration> = late_us.into_iter().map(Duration::from_micros).collect();
+    late.sort_unstable();
+    println!(
+        "  ... in the last {} s  p50 {:.2} ms   p99 {:.2} ms   p99.9 {:.2} ms   ({} acknowledged: the steady state once an opening's backlog has drained)",
+        super::lifeline::LAST_STRETCH.as_secs(),
+        ms(percentile(&late, 0.50)),
+        ms(percentile(&late, 0.99)),
+        ms(percentile(&late, 0.999)),
+        late.len()
     );
     println!(
         "  serving processes     RSS {:.1} MiB before, {:.1} MiB holding them ({:.1} KiB per connection); CPU {:.0}% of a core ({:.1} µs per message)",

@@ -24,7 +24,13 @@ pub(super) struct Lifeline {
     up: bool,
     /// Acknowledgement latencies in the steady state, handed to the run's tally at the end.
     latencies: Vec<Duration>,
+    /// Those of them acknowledged in the run's last `LAST_STRETCH`.
+    late: Vec<Duration>,
 }
+
+/// The end of a run whose acknowledgements are also timed on their own: once an opening's
+/// backlog has drained, they are what the fleet's steady state is.
+pub(super) const LAST_STRETCH: Duration = Duration::from_secs(60);
 
 impl Lifeline {
     pub(super) fn new(index: usize, until: Instant, run: Arc<Run>) -> Self {
@@ -36,6 +42,7 @@ impl Lifeline {
             ever: false,
             up: false,
             latencies: Vec::new(),
+            late: Vec::new(),
         }
     }
 
@@ -57,6 +64,9 @@ impl Lifeline {
         // Timed once every pile is connected: the steady state, not the opening rush.
         if self.run.steady.get().is_some() {
             self.latencies.push(latency);
+            if Instant::now() + LAST_STRETCH >= self.until {
+                self.late.push(latency);
+            }
         }
         self.run.tally.acked.fetch_add(1, Ordering::Relaxed);
     }
@@ -104,5 +114,6 @@ impl Lifeline {
     /// Hands the pile's latencies to the run.
     pub(super) async fn finish(self) {
         self.run.tally.latencies.lock().await.extend(self.latencies);
+        self.run.tally.late.lock().await.extend(self.late);
     }
 }

@@ -110,6 +110,9 @@ impl std::ops::Add for Progress {
 pub(super) struct Done {
     /// Acknowledgement latencies in the steady state, microseconds.
     pub latencies_us: Vec<u64>,
+    /// Those acknowledged in the run's last stretch.
+    #[serde(default)]
+    pub late_us: Vec<u64>,
 }
 
 /// A line a worker prints.
@@ -248,8 +251,11 @@ pub async fn run(spec_file: &Path) -> anyhow::Result<()> {
         std::fs::write(&spec.out, serde_json::to_vec(&*acked)?)?;
     }
     let latencies = std::mem::take(&mut *run.tally.latencies.lock().await);
+    let late = std::mem::take(&mut *run.tally.late.lock().await);
+    let micros = |all: &[Duration]| all.iter().map(|d| d.as_micros() as u64).collect();
     say(&Line::Done(Done {
-        latencies_us: latencies.iter().map(|d| d.as_micros() as u64).collect(),
+        latencies_us: micros(&latencies),
+        late_us: micros(&late),
     }))?;
     Ok(())
 }
@@ -382,9 +388,11 @@ impl Clients {
         Ok(())
     }
 
-    /// Waits for every worker's figures: latencies, and (storm) what each pile had acknowledged.
-    pub(super) async fn finish(self) -> anyhow::Result<(Progress, Vec<u64>, Acked)> {
+    /// Waits for every worker's figures: latencies (all, and the last stretch's), and (storm)
+    /// what each pile had acknowledged.
+    pub(super) async fn finish(self) -> anyhow::Result<(Progress, Vec<u64>, Vec<u64>, Acked)> {
         let mut latencies = Vec::new();
+        let mut late = Vec::new();
         let mut acked = Acked::new();
         let mut total = Progress::default();
         for worker in self.workers {
@@ -402,13 +410,14 @@ impl Clients {
             let _ = child.wait().await;
             total = total + last.lock().map(|p| *p).unwrap_or_default();
             latencies.extend(done.latencies_us);
+            late.extend(done.late_us);
             if let Ok(bytes) = std::fs::read(&out) {
                 let theirs: Acked = serde_json::from_slice(&bytes)?;
                 acked.extend(theirs);
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-        Ok((total, latencies, acked))
+        Ok((total, latencies, late, acked))
     }
 }
 
