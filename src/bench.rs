@@ -14,6 +14,8 @@ use anyhow::Context as _;
 
 use chargemesh_kit::Principal;
 use chargemesh_kit::tls;
+use chargemesh_proto::asset::v1 as asset;
+use chargemesh_proto::asset::v1::asset_service_client::AssetServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
@@ -40,6 +42,21 @@ pub use hostile::hostile;
 pub use ingest::{Figures, IngestOptions, ingest};
 pub use storm::{StormOptions, storm};
 pub use worker::run as worker;
+
+/// Registers the benchmark's operator through the gateway; returns the operator's asset client,
+/// with which each benchmark registers its stations and piles.
+pub(crate) async fn register_operator(
+    gateway: SocketAddr,
+    pki: &pki::PkiDir,
+) -> anyhow::Result<AssetServiceClient<tonic::transport::Channel>> {
+    let mut client = crate::demo::asset_client(gateway, &pki.files("operator"))?;
+    client
+        .create_operator(asset::CreateOperatorRequest {
+            operator: Some(crate::demo::operator(pki::DEMO_CREDIT_CODE)),
+        })
+        .await?;
+    Ok(client)
+}
 
 /// The `p` quantile of `sorted` latencies (zero when there are none).
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {

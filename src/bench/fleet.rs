@@ -32,7 +32,7 @@ use super::to_regulator::{Regulator, push_latencies, watch};
 use super::worker::{Clients, Mode, clients_for};
 use super::{net, percentile, rss_kib, status_body};
 use crate::demo;
-use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
+use crate::pki::{self, DEMO_OPERATOR_ID};
 use crate::sim::Rng;
 
 /// What `bench fleet` runs.
@@ -114,12 +114,7 @@ pub(super) async fn seed_as(
     piles: usize,
     protocol: asset::PileProtocol,
 ) -> anyhow::Result<()> {
-    let mut client = demo::asset_client(gateway, &pki.files("operator"))?;
-    client
-        .create_operator(asset::CreateOperatorRequest {
-            operator: Some(demo::operator(DEMO_CREDIT_CODE)),
-        })
-        .await?;
+    let mut client = super::register_operator(gateway, pki).await?;
     for s in 0..piles.div_ceil(PER_STATION) {
         let station = format!("F{s}");
         client

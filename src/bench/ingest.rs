@@ -26,7 +26,7 @@ use chargemesh_proto::telemetry::v1::telemetry_service_server::{
 use super::{Issuer, percentile, scratch, status_body, temp_dir};
 use crate::demo;
 use crate::mesh::{EmbeddedMesh, EmbeddedOptions};
-use crate::pki::{self, DEMO_CREDIT_CODE, DEMO_OPERATOR_ID};
+use crate::pki::{self, DEMO_OPERATOR_ID};
 
 /// What `bench ingest` runs.
 #[derive(Debug, Clone)]
@@ -203,12 +203,7 @@ pub(super) async fn seed(
     pki: &pki::PkiDir,
     opts: &IngestOptions,
 ) -> anyhow::Result<()> {
-    let mut client = demo::asset_client(gateway, &pki.files("operator"))?;
-    client
-        .create_operator(asset::CreateOperatorRequest {
-            operator: Some(demo::operator(DEMO_CREDIT_CODE)),
-        })
-        .await?;
+    let mut client = super::register_operator(gateway, pki).await?;
     for s in 0..opts.connections {
         let station = format!("B{s}");
         client
