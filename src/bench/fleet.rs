@@ -477,6 +477,13 @@ impl NativePile {
     }
 }
 
+/// Latencies in microseconds as durations, in order.
+fn sorted_micros(micros: Vec<u64>) -> Vec<Duration> {
+    let mut sorted: Vec<Duration> = micros.into_iter().map(Duration::from_micros).collect();
+    sorted.sort_unstable();
+    sorted
+}
+
 /// Runs the fleet benchmark and prints its figures.
 pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Result<()> {
     let mut regulator = Regulator::bind().await?;
@@ -596,7 +603,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         Some(probe) => probe.stop().await,
         None => None,
     };
-    let (total, latencies_us, late_us, _) = workers.finish().await?;
+    let super::worker::Finished { total, done, .. } = workers.finish().await?;
     let watched = watcher.await??;
     let mut pushed = match run.steady.get() {
         Some(since) => push_latencies(
@@ -607,11 +614,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         None => Vec::new(),
     };
     pushed.sort_unstable();
-    let mut latencies: Vec<Duration> = latencies_us
-        .into_iter()
-        .map(Duration::from_micros)
-        .collect();
-    latencies.sort_unstable();
+    let latencies = sorted_micros(done.latencies_us);
     let mut to_stream = watched.latencies;
     to_stream.sort_unstable();
     // Held at the end: connected once, less those whose connection broke and did not return.
@@ -641,8 +644,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         ms(percentile(&latencies, 0.999)),
         latencies.len()
     );
-    let mut late: Vec<Duration> = late_us.into_iter().map(Duration::from_micros).collect();
-    late.sort_unstable();
+    let late = sorted_micros(done.late_us);
     println!(
         "  ... in the last {} s  p50 {:.2} ms   p99 {:.2} ms   p99.9 {:.2} ms   ({} acknowledged: the steady state once an opening's backlog has drained)",
         super::lifeline::LAST_STRETCH.as_secs(),

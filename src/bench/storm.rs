@@ -265,7 +265,7 @@ pub async fn storm(opts: StormOptions, binary: &std::path::Path) -> anyhow::Resu
     }
     tokio::time::sleep(every * 2).await;
     workers.tell("stop").await?;
-    let (_, _, _, acked) = workers.finish().await?;
+    let acked = workers.finish().await?.acked;
     // Every acknowledged report is in the log, once.
     let config = Arc::new(tls::client_config(&serving.pki().files("metering"))?);
     let channel = tls::channel(&format!("https://{}", serving.gateway()), config)?;

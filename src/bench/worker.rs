@@ -115,6 +115,15 @@ pub(super) struct Done {
     pub late_us: Vec<u64>,
 }
 
+/// What every worker had at the end, together.
+pub(super) struct Finished {
+    pub total: Progress,
+    /// Every worker's latencies, as one.
+    pub done: Done,
+    /// (Storm) what each pile had acknowledged.
+    pub acked: Acked,
+}
+
 /// A line a worker prints.
 #[derive(Debug, Serialize, Deserialize)]
 enum Line {
@@ -390,9 +399,8 @@ impl Clients {
 
     /// Waits for every worker's figures: latencies (all, and the last stretch's), and (storm)
     /// what each pile had acknowledged.
-    pub(super) async fn finish(self) -> anyhow::Result<(Progress, Vec<u64>, Vec<u64>, Acked)> {
-        let mut latencies = Vec::new();
-        let mut late = Vec::new();
+    pub(super) async fn finish(self) -> anyhow::Result<Finished> {
+        let mut all = Done::default();
         let mut acked = Acked::new();
         let mut total = Progress::default();
         for worker in self.workers {
@@ -409,15 +417,19 @@ impl Clients {
             let done = done.await??;
             let _ = child.wait().await;
             total = total + last.lock().map(|p| *p).unwrap_or_default();
-            latencies.extend(done.latencies_us);
-            late.extend(done.late_us);
+            all.latencies_us.extend(done.latencies_us);
+            all.late_us.extend(done.late_us);
             if let Ok(bytes) = std::fs::read(&out) {
                 let theirs: Acked = serde_json::from_slice(&bytes)?;
                 acked.extend(theirs);
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-        Ok((total, latencies, late, acked))
+        Ok(Finished {
+            total,
+            done: all,
+            acked,
+        })
     }
 }
 
