@@ -185,7 +185,7 @@ pub(super) struct Schedule {
     rng: Rng,
     /// Seconds between heartbeats, mean seconds between status changes, seconds between meter
     /// samples.
-    means: (f64, f64, f64),
+    intervals: (f64, f64, f64),
     charging_share: f64,
     next: (Instant, Instant, Instant),
     charging: bool,
@@ -202,13 +202,13 @@ impl Schedule {
         )
     }
 
-    fn starting(means: (f64, f64, f64), charging_share: f64, seed: u64, now: Instant) -> Self {
+    fn starting(intervals: (f64, f64, f64), charging_share: f64, seed: u64, now: Instant) -> Self {
         let mut rng = Rng::new(seed);
         let charging = (rng.draw() % 1000) as f64 / 1000.0 < charging_share;
         let register_wh = 1_000_000 + rng.draw() % 1_000_000;
         let mut this = Self {
             rng,
-            means,
+            intervals,
             charging_share: charging_share.clamp(0.0, 1.0),
             next: (now, now, now),
             charging,
@@ -216,9 +216,9 @@ impl Schedule {
         };
         let in_state = this.mean_in_state();
         this.next = (
-            now + this.phase(means.0),
+            now + this.phase(intervals.0),
             now + this.gap(in_state),
-            now + this.phase(means.2),
+            now + this.phase(intervals.2),
         );
         this
     }
@@ -257,7 +257,7 @@ impl Schedule {
             let at = self.next.1;
             self.change_state(at);
         }
-        self.next.0 = now + Self::period(self.means.0);
+        self.next.0 = now + Self::period(self.intervals.0);
     }
 
     /// Mean seconds the pile stays in the state it is in.
@@ -267,7 +267,7 @@ impl Schedule {
         } else {
             1.0 - self.charging_share
         };
-        2.0 * self.means.1 * share
+        2.0 * self.intervals.1 * share
     }
 
     /// The status changes at `at`; a charge that begins samples its meter from then on.
@@ -276,7 +276,7 @@ impl Schedule {
         let in_state = self.mean_in_state();
         self.next.1 = at + self.gap(in_state);
         if self.charging {
-            self.next.2 = at + Self::period(self.means.2);
+            self.next.2 = at + Self::period(self.intervals.2);
         }
     }
 
@@ -295,11 +295,11 @@ impl Schedule {
             self.change_state(at);
             Due::Status(self.charging)
         } else if at == self.next.2 && self.charging {
-            self.next.2 = at + Self::period(self.means.2);
+            self.next.2 = at + Self::period(self.intervals.2);
             self.register_wh += 30;
             Due::Meter(self.register_wh)
         } else {
-            self.next.0 = at + Self::period(self.means.0);
+            self.next.0 = at + Self::period(self.intervals.0);
             Due::Heartbeat
         }
     }
@@ -702,7 +702,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
 mod tests {
     use super::*;
 
-    const MEANS: (f64, f64, f64) = (60.0, 300.0, 30.0);
+    const INTERVALS: (f64, f64, f64) = (60.0, 300.0, 30.0);
 
     /// Every event from the schedule's position until `to`, with its time.
     fn events(schedule: &mut Schedule, to: Instant) -> Vec<(Instant, Due)> {
@@ -716,7 +716,7 @@ mod tests {
     #[test]
     fn a_pile_sends_at_its_means() {
         let t0 = Instant::now();
-        let mut schedule = Schedule::starting(MEANS, 0.3, 7, t0);
+        let mut schedule = Schedule::starting(INTERVALS, 0.3, 7, t0);
         let day = events(&mut schedule, t0 + Duration::from_secs(86_400));
         let beats = day.iter().filter(|(_, d)| *d == Due::Heartbeat).count();
         let changes = day
@@ -735,7 +735,7 @@ mod tests {
         let t0 = Instant::now();
         let (mut charging, mut total) = (Duration::ZERO, Duration::ZERO);
         for seed in 1..200 {
-            let mut schedule = Schedule::starting(MEANS, 0.3, seed, t0);
+            let mut schedule = Schedule::starting(INTERVALS, 0.3, seed, t0);
             let (mut since, mut state) = (t0, schedule.charging());
             for (at, due) in events(&mut schedule, t0 + Duration::from_secs(6 * 3_600)) {
                 if let Due::Status(now_charging) = due {
@@ -758,7 +758,7 @@ mod tests {
     fn a_pile_back_after_time_away_owes_no_heartbeat_and_replays_no_status_change() {
         for seed in 1..50 {
             let t0 = Instant::now();
-            let mut schedule = Schedule::starting(MEANS, 0.5, seed, t0);
+            let mut schedule = Schedule::starting(INTERVALS, 0.5, seed, t0);
             let back = t0 + Duration::from_secs(1_800);
             schedule.connected(back);
             let owed = events(&mut schedule, back + Duration::from_millis(1));
@@ -775,7 +775,7 @@ mod tests {
     fn a_charge_samples_its_meter_from_when_it_began() {
         for seed in 1..50 {
             let t0 = Instant::now();
-            let mut schedule = Schedule::starting(MEANS, 0.0, seed, t0);
+            let mut schedule = Schedule::starting(INTERVALS, 0.0, seed, t0);
             let mut began = None;
             for (at, due) in events(&mut schedule, t0 + Duration::from_secs(7_200)) {
                 match due {
