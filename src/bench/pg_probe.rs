@@ -22,7 +22,7 @@ struct Counters {
     /// Sequential scans and the rows they read, by table (`component.table`).
     seq_scans: HashMap<String, (i64, i64)>,
     /// Rows inserted into the telemetry log: the durable messages that went through the
-    /// writer's transactions (the rest were heartbeats noted in memory).
+    /// writer's transactions (the rest were heartbeats noted in memory, or resends).
     log_rows: i64,
 }
 
@@ -138,7 +138,7 @@ impl PgWindow {
         let logged = (to.log_rows - from.log_rows).max(0) as f64;
         println!(
             "                        telemetry log rows {:.0}/s: {:.0}% of durable messages went through the writer's \
-             transactions, the rest were heartbeats noted in memory",
+             transactions, the rest were heartbeats noted in memory (or resends already stored)",
             logged / secs,
             100.0 * per(logged)
         );
