@@ -33,6 +33,7 @@ mod net;
 mod pg_probe;
 mod scratch;
 mod storm;
+mod stretch;
 mod to_regulator;
 mod worker;
 pub use cluster::{ServeOptions, Victim};

@@ -90,7 +90,7 @@ pub(super) struct Tally {
     pub(super) acked: AtomicU64,
     pub(super) latencies: Mutex<Vec<Duration>>,
     /// Those acknowledged in the run's last stretch (`lifeline::LAST_STRETCH`).
-    pub(super) late: Mutex<Vec<Duration>>,
+    pub(super) late: Mutex<Vec<super::stretch::LateAck>>,
 }
 
 pub(super) fn pile_of(i: usize) -> (String, String) {
@@ -644,15 +644,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         ms(percentile(&latencies, 0.999)),
         latencies.len()
     );
-    let late = sorted_micros(done.late_us);
-    println!(
-        "  ... in the last {} s  p50 {:.2} ms   p99 {:.2} ms   p99.9 {:.2} ms   ({} acknowledged: the steady state once an opening's backlog has drained)",
-        super::lifeline::LAST_STRETCH.as_secs(),
-        ms(percentile(&late, 0.50)),
-        ms(percentile(&late, 0.99)),
-        ms(percentile(&late, 0.999)),
-        late.len()
-    );
+    super::stretch::print(&done.late);
     println!(
         "  serving processes     RSS {:.1} MiB before, {:.1} MiB holding them ({:.1} KiB per connection); CPU {:.0}% of a core ({:.1} µs per message)",
         rss_before as f64 / 1024.0,
@@ -684,6 +676,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         ms(percentile(&to_stream, 0.99)),
         to_stream.len()
     );
+    super::stretch::print_stream(&watched.late);
     println!(
         "  ... and to its T/CEC 102 push      p50 {:.2} ms   p99 {:.2} ms   ({} of them pushed by the end; the outbox is read every {} ms)",
         ms(percentile(&pushed, 0.50)),

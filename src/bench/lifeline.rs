@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::fleet::Run;
+use super::stretch::{LAST_STRETCH, LateAck, late_ack};
 use crate::link::{Backoff, reconnect_delay};
 use crate::sim::Rng;
 
@@ -24,13 +25,9 @@ pub(super) struct Lifeline {
     up: bool,
     /// Acknowledgement latencies in the steady state, handed to the run's tally at the end.
     latencies: Vec<Duration>,
-    /// Those of them acknowledged in the run's last `LAST_STRETCH`.
-    late: Vec<Duration>,
+    /// Those of them acknowledged in the run's last stretch, with when.
+    late: Vec<LateAck>,
 }
-
-/// The end of a run whose acknowledgements are also timed on their own: once an opening's
-/// backlog has drained, they are what the fleet's steady state is.
-pub(super) const LAST_STRETCH: Duration = Duration::from_secs(60);
 
 impl Lifeline {
     pub(super) fn new(index: usize, until: Instant, run: Arc<Run>) -> Self {
@@ -65,7 +62,7 @@ impl Lifeline {
         if self.run.steady.get().is_some() {
             self.latencies.push(latency);
             if Instant::now() + LAST_STRETCH >= self.until {
-                self.late.push(latency);
+                self.late.push(late_ack(latency));
             }
         }
         self.run.tally.acked.fetch_add(1, Ordering::Relaxed);

@@ -33,6 +33,8 @@ pub(super) struct Watched {
     /// From observation to arrival on the stream, for the changes made once all piles were
     /// connected.
     pub(super) latencies: Vec<Duration>,
+    /// Those that arrived in the run's last stretch, with when.
+    pub(super) late: Vec<super::stretch::LateAck>,
     /// Every change, in the order it arrived.
     pub(super) changes: Vec<Change>,
 }
@@ -82,9 +84,11 @@ pub(super) async fn watch(
             // Only reported changes of the steady state count: the first status of each pile
             // was made before its connection opened.
             if change.origin == "telemetry" && steady.get().is_some_and(|since| at >= *since) {
-                watched
-                    .latencies
-                    .push((now - at).to_std().unwrap_or_default());
+                let latency = (now - at).to_std().unwrap_or_default();
+                watched.latencies.push(latency);
+                if Instant::now() + super::stretch::LAST_STRETCH >= until {
+                    watched.late.push(super::stretch::late_ack(latency));
+                }
             }
         }
     }

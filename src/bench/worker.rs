@@ -110,9 +110,9 @@ impl std::ops::Add for Progress {
 pub(super) struct Done {
     /// Acknowledgement latencies in the steady state, microseconds.
     pub latencies_us: Vec<u64>,
-    /// Those acknowledged in the run's last stretch.
+    /// Those acknowledged in the run's last stretch, with when.
     #[serde(default)]
-    pub late_us: Vec<u64>,
+    pub late: Vec<super::stretch::LateAck>,
 }
 
 /// What every worker had at the end, together.
@@ -264,7 +264,7 @@ pub async fn run(spec_file: &Path) -> anyhow::Result<()> {
     let micros = |all: &[Duration]| all.iter().map(|d| d.as_micros() as u64).collect();
     say(&Line::Done(Done {
         latencies_us: micros(&latencies),
-        late_us: micros(&late),
+        late,
     }))?;
     Ok(())
 }
@@ -418,7 +418,7 @@ impl Clients {
             let _ = child.wait().await;
             total = total + last.lock().map(|p| *p).unwrap_or_default();
             all.latencies_us.extend(done.latencies_us);
-            all.late_us.extend(done.late_us);
+            all.late.extend(done.late);
             if let Ok(bytes) = std::fs::read(&out) {
                 let theirs: Acked = serde_json::from_slice(&bytes)?;
                 acked.extend(theirs);
