@@ -7,6 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use chargemesh_kit::clock::{Clock as _, ManualClock};
+use chargemesh_proto::regulator::v2 as reg;
+use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
 use common::{TelemetryStream, TestMesh, eventually};
 
@@ -42,6 +44,7 @@ async fn mon_1_the_connectors_gauge_counts_silent_connectors_as_offline() {
     let mesh = TestMesh::start_with_options(move |opts| {
         opts.clock = Arc::new(mesh_clock);
         opts.config.telemetry.settings.sweep_interval_ms = 20;
+        opts.config.telemetry.settings.heartbeat_flush_ms = 20;
         opts.config.telemetry.settings.offline_after_seconds = 180;
     })
     .await;
@@ -82,7 +85,9 @@ async fn mon_1_the_connectors_gauge_counts_silent_connectors_as_offline() {
             clock.now(),
         )])
         .await;
-    // The heartbeat is durable before the clock moves past P1's silence.
+    // The heartbeat is in the store (through the log, or a flush of heartbeats held in memory)
+    // before the clock moves past P1's silence: the manual clock jumps minutes where a flush
+    // comes within milliseconds.
     loop {
         if let tm::connect_response::Body::Acknowledgement(ack) = platform.next().await
             && ack.last_sequence >= 3
@@ -90,6 +95,32 @@ async fn mon_1_the_connectors_gauge_counts_silent_connectors_as_offline() {
             break;
         }
     }
+    let mut regulator = StatusServiceClient::new(mesh.channel("regulator"));
+    let seen = eventually(
+        async || {
+            regulator
+                .get_station_status(reg::GetStationStatusRequest {
+                    stations: vec![reg::StationKey {
+                        operator_id: chargemesh::pki::DEMO_OPERATOR_ID.into(),
+                        station_id: "S-OUT".into(),
+                    }],
+                })
+                .await
+                .ok()
+                .and_then(|r| {
+                    r.into_inner()
+                        .stations
+                        .into_iter()
+                        .flat_map(|s| s.connectors)
+                        .find(|c| c.connector_id == "P2-1")
+                        .and_then(|c| c.last_seen_time)
+                        .map(|t| t.seconds)
+                })
+        },
+        |seen| *seen == Some(clock.now().timestamp()),
+    )
+    .await;
+    assert_eq!(seen, Some(clock.now().timestamp()), "P2's heartbeat stored");
     clock.advance(chrono::Duration::seconds(100));
     let counted = eventually(
         async || {

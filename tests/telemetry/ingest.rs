@@ -246,6 +246,7 @@ async fn mon_1_heartbeat_silence_turns_connectors_offline() {
     let mesh = TestMesh::start_with_options(move |opts| {
         opts.clock = Arc::new(mesh_clock);
         opts.config.telemetry.settings.sweep_interval_ms = 20;
+        opts.config.telemetry.settings.heartbeat_flush_ms = 20;
         opts.config.telemetry.settings.offline_after_seconds = 180;
     })
     .await;
@@ -264,17 +265,20 @@ async fn mon_1_heartbeat_silence_turns_connectors_offline() {
     acknowledged(&mut platform, 1..=1).await;
     assert_eq!(summary(&watch.changes(1).await), [("P1".to_owned(), 1)]);
 
-    // A heartbeat within the interval keeps it alive; then silence for three minutes.
+    // A heartbeat within the interval keeps it alive (once in the store: the clock jumps
+    // minutes where a flush comes seconds after a heartbeat); then silence for three minutes.
     clock.advance(chrono::Duration::seconds(120));
     platform
         .send(vec![heartbeat_at(2, "P1", clock.now())])
         .await;
     acknowledged(&mut platform, 2..=2).await;
+    seen_at(&mesh, clock.now()).await;
     clock.advance(chrono::Duration::seconds(120));
     platform
         .send(vec![heartbeat_at(3, "P1", clock.now())])
         .await;
     acknowledged(&mut platform, 3..=3).await;
+    seen_at(&mesh, clock.now()).await;
     clock.advance(chrono::Duration::seconds(181));
     let offline = watch.changes(1).await;
     assert_eq!(
@@ -356,6 +360,18 @@ async fn last_seen(mesh: &TestMesh) -> i64 {
         .map_or(0, |t| t.seconds)
 }
 
+/// Waits until the store holds `at` as the connector's last-seen time.
+async fn seen_at(mesh: &TestMesh, at: chrono::DateTime<chrono::Utc>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while last_seen(mesh).await != at.timestamp() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the last-seen time {at} never reached the store"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn mon_1_heartbeats_of_a_live_pile_are_flushed_together_not_written_each() {
     let clock = ManualClock::new(chrono::Utc::now());
@@ -404,15 +420,7 @@ async fn mon_1_heartbeats_of_a_live_pile_are_flushed_together_not_written_each()
     );
 
     // The flush moves the connector's last-seen time to the latest heartbeat...
-    let expected = (t0 + chrono::Duration::seconds(40)).timestamp();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while last_seen(&mesh).await != expected {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the heartbeats' last-seen time never reached the store"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    seen_at(&mesh, t0 + chrono::Duration::seconds(40)).await;
     // ...so three minutes after the report, but not after the heartbeats, it is still online.
     clock.advance(chrono::Duration::seconds(150));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

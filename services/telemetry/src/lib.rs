@@ -73,11 +73,15 @@ pub struct TelemetrySettings {
 }
 
 impl TelemetrySettings {
-    /// How long a pile confirmed live by a logged report may send heartbeats that skip the log:
-    /// a third of the silence limit (REQ MON-1), so they reach the store well before its
-    /// connectors could be judged silent.
+    /// How long a pile confirmed live (by a logged report, or a flush that found its connectors
+    /// online) may send heartbeats that skip the log: the silence limit (REQ MON-1) less two
+    /// flushes. A confirmation's flush moved the last-seen time to at most a flush before it, so
+    /// a heartbeat taken within this reaches the store (a flush later) before the connectors
+    /// could be judged silent; a pile whose heartbeat interval is under it (60 s natively, the
+    /// OCPP edge's pings, YKC's forwarded heartbeats) never writes one through the log.
     pub fn heartbeat_fresh_for(&self) -> Duration {
-        Duration::from_millis(self.offline_after_seconds * 1000 / 3)
+        let flushes = 2 * self.heartbeat_flush_every().as_millis() as u64;
+        Duration::from_millis((self.offline_after_seconds * 1000).saturating_sub(flushes))
     }
 
     /// How often noted heartbeats are flushed: `heartbeat_flush_ms`, never slower than a sixth
@@ -194,4 +198,34 @@ pub async fn build(config: &TelemetryConfig, ctx: &Context) -> Result<Component,
         .spawn(feed.watch_log(store, Duration::from_secs(1)))
         .spawn(registry.follow_changes(ctx.bus.clone()))
         .with_database(db))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mon_1_heartbeats_skip_the_log_until_two_flushes_before_the_silence_limit() {
+        let defaults = TelemetrySettings::default();
+        assert_eq!(defaults.heartbeat_flush_every(), Duration::from_secs(5));
+        // 180 s less two 5 s flushes: a pile heartbeating every 60 s (or an OCPP charge point
+        // answering the edge's 60 s pings) stays off the log.
+        assert_eq!(defaults.heartbeat_fresh_for(), Duration::from_secs(170));
+        for offline_after_seconds in [1, 3, 60, 180, 900] {
+            let settings = TelemetrySettings {
+                offline_after_seconds,
+                ..TelemetrySettings::default()
+            };
+            let (fresh, flush) = (
+                settings.heartbeat_fresh_for(),
+                settings.heartbeat_flush_every(),
+            );
+            assert!(fresh > Duration::ZERO, "{offline_after_seconds}");
+            assert_eq!(
+                fresh + 2 * flush,
+                Duration::from_secs(offline_after_seconds),
+                "a heartbeat taken while fresh is flushed before the silence limit"
+            );
+        }
+    }
 }
