@@ -4,10 +4,11 @@ for each thing it saw; the Rust side reads them, acts through the platform's API
 
     charge_point.py --version 1.6|2.0.1 --url wss://...|ws://... [--ca CA] \
         [--cert CERT --key KEY | --user ID --password SECRET] \
-        [--scenario full|boot|tokens] [--tokens A,B,...]
+        [--scenario full|boot|tokens|quiet] [--tokens A,B,...] [--quiet-s SECONDS]
 
 Security profile 3 presents a client certificate, profile 2 HTTP Basic over TLS, profile 1
-HTTP Basic over plain TCP (ws://).
+HTTP Basic over plain TCP (ws://). The quiet scenario boots, reports connector 1 Available and
+then sends nothing for --quiet-s seconds (the websockets library still answers pings).
 """
 
 import argparse
@@ -122,7 +123,12 @@ def make_v16(connection):
         say("stopped_unknown", status=(r.id_tag_info or {}).get("status"))
         await availability_loop(cp)
 
-    return cp, boot, full, tokens
+    async def quiet(seconds):
+        await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available", timestamp=now()))
+        say("ready")
+        await asyncio.sleep(seconds)
+
+    return cp, boot, full, tokens, quiet
 
 
 async def availability_loop(cp):
@@ -214,7 +220,12 @@ def make_v201(connection):
         say("stopped_unknown", status=(r.id_token_info or {}).get("status"))
         await availability_loop(cp)
 
-    return cp, boot, full, tokens
+    async def quiet(seconds):
+        await cp.call(call.StatusNotification(timestamp=now(), connector_status="Available", evse_id=1, connector_id=1))
+        say("ready")
+        await asyncio.sleep(seconds)
+
+    return cp, boot, full, tokens, quiet
 
 
 async def malformed(url, subprotocol, context):
@@ -245,8 +256,9 @@ async def main():
     p.add_argument("--key")
     p.add_argument("--user")
     p.add_argument("--password")
-    p.add_argument("--scenario", choices=["full", "boot", "tokens"], default="full")
+    p.add_argument("--scenario", choices=["full", "boot", "tokens", "quiet"], default="full")
     p.add_argument("--tokens", default="")
+    p.add_argument("--quiet-s", type=float, default=15.0)
     a = p.parse_args()
     context = None
     if a.url.startswith("wss:"):
@@ -265,7 +277,7 @@ async def main():
         say("done")
         return
     say("connected", subprotocol=connection.subprotocol)
-    cp, boot, full, tokens = (make_v16 if a.version == "1.6" else make_v201)(connection)
+    cp, boot, full, tokens, quiet = (make_v16 if a.version == "1.6" else make_v201)(connection)
     runner = asyncio.create_task(cp.start())
     try:
         status, interval = await boot()
@@ -274,6 +286,8 @@ async def main():
             await full()
         elif a.scenario == "tokens" and status == "Accepted":
             await tokens([t for t in a.tokens.split(",") if t])
+        elif a.scenario == "quiet" and status == "Accepted":
+            await quiet(a.quiet_s)
     finally:
         runner.cancel()
         await connection.close()

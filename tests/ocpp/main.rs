@@ -56,6 +56,11 @@ async fn fleet() -> TestMesh {
 
 /// As [`fleet`], with the edge's settings adjusted.
 async fn fleet_with(adjust: impl FnOnce(&mut chargemesh_ocpp::OcppConfig)) -> TestMesh {
+    fleet_configured(|opts| adjust(&mut opts.config.gateway.ocpp)).await
+}
+
+/// As [`fleet`], with the mesh's options adjusted (the edge's settings, telemetry's, ...).
+async fn fleet_configured(adjust: impl FnOnce(&mut chargemesh::mesh::EmbeddedOptions)) -> TestMesh {
     if let Ok(level) = std::env::var("RUST_LOG") {
         std::mem::forget(chargemesh_kit::telemetry::init(
             chargemesh_kit::telemetry::LogFormat::Text,
@@ -64,7 +69,7 @@ async fn fleet_with(adjust: impl FnOnce(&mut chargemesh_ocpp::OcppConfig)) -> Te
     }
     let mesh = TestMesh::start_with_options(|opts| {
         opts.config.gateway.ocpp.listen = "127.0.0.1:0".into();
-        adjust(&mut opts.config.gateway.ocpp);
+        adjust(opts);
     })
     .await;
     let mut op = mesh.client("operator");

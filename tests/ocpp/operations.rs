@@ -1,19 +1,21 @@
 //! Running an OCPP charge point by the standard: the operator's token list answers Authorize
 //! (or the station accepts any token, recorded on the session), a suspension (REQ MON-4) and a
 //! resumption (MON-5) reach the pile as ChangeAvailability, a stop whose start never arrived is
-//! kept as an abnormal order (MON-9), and a boot that differs from the ledger is recorded
-//! (MAINT-4).
+//! kept as an abnormal order (MON-9), a boot that differs from the ledger is recorded
+//! (MAINT-4), and a charge point that answers pings stays online between heartbeats (MON-1).
 
 use chargemesh::pki::DEMO_OPERATOR_ID as OP;
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::metering::v1 as mt;
+use chargemesh_proto::regulator::v2 as reg;
+use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 
 use super::common::TestMesh;
 use super::{
-    ChargePoint, Credential, charge_points, fleet, make_ocpp, orders_when, pile_identity, python,
-    wss_url,
+    ChargePoint, Credential, charge_points, fleet, fleet_configured, make_ocpp, orders_when,
+    pile_identity, python, wss_url,
 };
 
 async fn token(mesh: &TestMesh, token: &str, status: asset::IdTokenStatus, expired: bool) {
@@ -218,4 +220,95 @@ async fn mon_4_an_ocpp_2_0_1_station_accepting_any_token_records_it_and_obeys_su
         "recorded as authorised by the station's any-token setting"
     );
     mesh.stop().await;
+}
+
+/// The connector's state code (T/CEC: 0 offline, 1 idle) and last-seen time, as the regulator
+/// reads them.
+async fn connector_seen(
+    regulator: &mut StatusServiceClient<tonic::transport::Channel>,
+    connector: &str,
+) -> Option<(i32, i64)> {
+    let status = regulator
+        .get_station_status(reg::GetStationStatusRequest {
+            stations: vec![reg::StationKey {
+                operator_id: OP.into(),
+                station_id: "S1".into(),
+            }],
+        })
+        .await
+        .ok()?
+        .into_inner();
+    status
+        .stations
+        .iter()
+        .flat_map(|s| &s.connectors)
+        .find(|c| c.connector_id == connector)
+        .map(|c| {
+            let seen = c.last_seen_time.as_ref();
+            (
+                c.cec_status,
+                seen.map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000),
+            )
+        })
+}
+
+/// A charge point that boots, reports its connector available and then sends nothing for
+/// several silence limits, answering only the edge's pings (its heartbeat interval, 300 s, is
+/// far longer): it must stay online, its last-seen time moving on.
+async fn quiet_charge_point_stays_online(version: &str, pile: &str) {
+    let Some(python) = python() else { return };
+    const SILENCE_S: u64 = 3;
+    let mesh = fleet_configured(|opts| {
+        opts.config.gateway.ocpp.ping_interval_s = 1;
+        let telemetry = &mut opts.config.telemetry.settings;
+        telemetry.offline_after_seconds = SILENCE_S;
+        telemetry.sweep_interval_ms = 200;
+    })
+    .await;
+    let identity = pile_identity(&mesh.ca, &mesh.dir, pile, pile);
+    let mut cp = ChargePoint::start(&python, &mesh, version, pile, &identity, "quiet");
+    cp.expect("connected").await;
+    let boot = cp.expect("boot").await;
+    assert_eq!(boot["status"], "Accepted");
+    assert_eq!(boot["interval"], 300, "longer than the silence limit");
+    cp.expect("ready").await;
+    let mut regulator = StatusServiceClient::new(mesh.channel("regulator"));
+    let connector = format!("{pile}-1");
+    let first = super::eventually(
+        async || connector_seen(&mut regulator, &connector).await,
+        |seen| seen.is_some_and(|(code, _)| code == 1),
+    )
+    .await
+    .expect("the connector is idle");
+    // Three silence limits of nothing but pongs.
+    let watched = std::time::Instant::now();
+    let mut last = first;
+    while watched.elapsed() < std::time::Duration::from_secs(3 * SILENCE_S) {
+        let seen = connector_seen(&mut regulator, &connector).await;
+        if let Some(seen) = seen {
+            assert_eq!(
+                seen.0, 1,
+                "REQ MON-1: a charge point answering pings is online (at {:?}: {seen:?})",
+                watched.elapsed()
+            );
+            last = seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        last.1 >= first.1 + 2_000,
+        "its last-seen time moves on: {first:?} then {last:?}"
+    );
+    cp.finish().await;
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn mon_1_a_quiet_ocpp_1_6_charge_point_answering_pings_stays_online() {
+    quiet_charge_point_stays_online("1.6", "CP16").await;
+}
+
+#[tokio::test]
+async fn mon_1_a_quiet_ocpp_2_0_1_station_answering_pings_stays_online() {
+    quiet_charge_point_stays_online("2.0.1", "CP201").await;
 }

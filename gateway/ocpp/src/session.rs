@@ -228,6 +228,11 @@ async fn serve(
                 if last_heard.elapsed() > silence {
                     return End::Close(CloseCode::Away, "no answer to pings");
                 }
+                // REQ MON-1: a charge point that answered the last ping is there, whatever its
+                // heartbeat interval (300 s by default, and chargers keep their own) says.
+                if last_heard.elapsed() <= ping_every && !session.alive().await {
+                    return End::Close(CloseCode::Again, "the platform is unavailable; retry");
+                }
                 if ws.send(Message::Ping(Vec::new().into())).await.is_err() {
                     return End::Closed;
                 }
@@ -549,6 +554,33 @@ impl Session {
                 messages: vec![message],
             })
             .await;
+    }
+
+    /// Tells telemetry the charge point is connected and answering (REQ MON-1): a heartbeat on
+    /// its behalf, acknowledged like any report and waited for by nothing here. Without it a
+    /// charger heartbeating less often than the silence limit (`telemetry.offline_after_seconds`,
+    /// 180 s, against the 300 s it is told at boot) would turn offline between heartbeats.
+    /// Nothing is sent for a charge point the registry does not know (its reports are refused).
+    /// False when the stream to telemetry is gone.
+    async fn alive(&mut self) -> bool {
+        if self.ledger.is_none() {
+            return true;
+        }
+        let now = Utc::now();
+        let message = pb::TelemetryMessage {
+            sequence: report_sequence(&[&self.sender, "link-alive", &crate::map::format_time(now)]),
+            operator_id: String::new(),
+            pile_id: self.charge_point.pile_id.clone(),
+            connector_id: String::new(),
+            observe_time: Some(timestamp(now)),
+            body: Some(pb::telemetry_message::Body::Heartbeat(pb::Heartbeat {})),
+        };
+        self.upstream
+            .send(pb::ConnectRequest {
+                messages: vec![message],
+            })
+            .await
+            .is_ok()
     }
 
     /// Sends the next CALL to the charge point when none is outstanding.
