@@ -45,17 +45,14 @@ impl Telemetry {
         feed: ChangeFeed,
         settings: TelemetrySettings,
     ) -> Self {
-        let status_rows = Arc::new(tokio::sync::Mutex::new(()));
         let writer = Writer::spawn(
             store.clone(),
             feed.clone(),
             clock.clone(),
-            status_rows.clone(),
             Duration::from_millis(settings.writer_pace_ms),
         );
         let heartbeats = Arc::new(crate::heartbeats::Heartbeats::new(
             settings.heartbeat_fresh_for(),
-            status_rows,
         ));
         Self {
             store,
