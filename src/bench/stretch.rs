@@ -65,7 +65,10 @@ pub(super) fn windows(acks: &[LateAck], width: Duration) -> Vec<Window> {
 
 /// The latencies of `late`, sorted.
 fn sorted(late: &[LateAck]) -> Vec<Duration> {
-    let mut all: Vec<Duration> = late.iter().map(|(_, us)| Duration::from_micros(*us)).collect();
+    let mut all: Vec<Duration> = late
+        .iter()
+        .map(|(_, us)| Duration::from_micros(*us))
+        .collect();
     all.sort_unstable();
     all
 }

@@ -287,7 +287,8 @@ async fn quiet_charge_point_stays_online(version: &str, pile: &str) {
         let seen = connector_seen(&mut regulator, &connector).await;
         if let Some(seen) = seen {
             assert_eq!(
-                seen.0, 1,
+                seen.0,
+                1,
                 "REQ MON-1: a charge point answering pings is online (at {:?}: {seen:?})",
                 watched.elapsed()
             );

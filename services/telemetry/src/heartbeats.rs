@@ -347,7 +347,9 @@ mod tests {
             .expect("migrated");
         let store = crate::store::for_database(&db.database);
         let at = Utc::now();
-        let piles: Vec<String> = (0..FLUSH_CHUNK * 2 + 7).map(|n| format!("P{n:04}")).collect();
+        let piles: Vec<String> = (0..FLUSH_CHUNK * 2 + 7)
+            .map(|n| format!("P{n:04}"))
+            .collect();
         let idle: Vec<Report> = piles
             .iter()
             .map(|pile| Report {
@@ -381,10 +383,7 @@ mod tests {
         h.flush(store.as_ref(), t(55)).await;
         assert_eq!(h.waiting(), 0);
         // Silent since before the heartbeats: none, every chunk's connectors were moved.
-        let swept = store
-            .sweep_offline(t(40), t(60))
-            .await
-            .expect("swept");
+        let swept = store.sweep_offline(t(40), t(60)).await.expect("swept");
         assert!(swept.is_empty(), "{} left behind", swept.len());
     }
 
