@@ -2,8 +2,8 @@
 //! well over a thousand heartbeats a second, and a heartbeat says one thing: the pile is there.
 //! A heartbeat of a pile whose liveness the database confirmed recently (its last report went
 //! through the log, or a flush found none of its connectors offline) is acknowledged at once and
-//! noted in memory; every few seconds one statement per operator moves the noted connectors'
-//! last-seen time forward. Silence is judged against minutes (`offline_after_seconds`), so a
+//! noted in memory; every few seconds a flush moves the noted connectors' last-seen time
+//! forward, 500 to a transaction, beside the writer's transactions. Silence is judged against minutes (`offline_after_seconds`), so a
 //! last-seen time a flush behind changes nothing; a heartbeat lost in a crash before its flush is
 //! one of many the pile keeps sending. Any other heartbeat (the first of a stream, or of a pile
 //! not confirmed lately) goes through the log as before, which is where a connector marked
