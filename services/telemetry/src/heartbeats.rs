@@ -256,11 +256,8 @@ mod tests {
         assert!(!h.take(&[report("pile-b", Body::Heartbeat)], now));
     }
 
-    /// A store on a fresh SQLite database holding connector `P1-1` of `pile-a` (idle, seen at
-    /// `at`) and `P2-1` of `pile-b` marked offline by silence.
-    async fn store_with_two_piles(
-        at: DateTime<Utc>,
-    ) -> (chargemesh_kit::db::TestDatabase, Arc<dyn TelemetryStore>) {
+    /// A store on a fresh, migrated SQLite database.
+    async fn sqlite_store() -> (chargemesh_kit::db::TestDatabase, Arc<dyn TelemetryStore>) {
         let db = chargemesh_kit::db::TestDatabase::sqlite("telemetry")
             .await
             .expect("database");
@@ -269,7 +266,12 @@ mod tests {
             .await
             .expect("migrated");
         let store = crate::store::for_database(&db.database);
-        let idle = |source: &str, pile: &str| Report {
+        (db, store)
+    }
+
+    /// `pile`'s one connector, reported idle by `source` at `at`.
+    fn idle(source: &str, pile: &str, at: DateTime<Utc>) -> Report {
+        Report {
             connectors: vec![format!("{pile}-1")],
             connector_id: format!("{pile}-1"),
             pile_id: pile.into(),
@@ -282,9 +284,17 @@ mod tests {
                     fault_text: String::new(),
                 },
             )
-        };
+        }
+    }
+
+    /// A store on a fresh SQLite database holding connector `P1-1` of `pile-a` (idle, seen at
+    /// `at`) and `P2-1` of `pile-b` marked offline by silence.
+    async fn store_with_two_piles(
+        at: DateTime<Utc>,
+    ) -> (chargemesh_kit::db::TestDatabase, Arc<dyn TelemetryStore>) {
+        let (db, store) = sqlite_store().await;
         store
-            .append(&[idle("pile-a", "P1"), idle("pile-b", "P2")], at)
+            .append(&[idle("pile-a", "P1", at), idle("pile-b", "P2", at)], at)
             .await
             .expect("stored");
         // pile-b falls silent past the limit; pile-a was seen since.
@@ -338,35 +348,12 @@ mod tests {
 
     #[tokio::test]
     async fn mon_1_a_flush_of_more_than_a_chunk_moves_every_connector() {
-        let db = chargemesh_kit::db::TestDatabase::sqlite("telemetry")
-            .await
-            .expect("database");
-        db.database
-            .migrate(crate::store::MIGRATIONS)
-            .await
-            .expect("migrated");
-        let store = crate::store::for_database(&db.database);
+        let (_db, store) = sqlite_store().await;
         let at = Utc::now();
         let piles: Vec<String> = (0..FLUSH_CHUNK * 2 + 7)
             .map(|n| format!("P{n:04}"))
             .collect();
-        let idle: Vec<Report> = piles
-            .iter()
-            .map(|pile| Report {
-                connectors: vec![format!("{pile}-1")],
-                connector_id: format!("{pile}-1"),
-                pile_id: pile.clone(),
-                observed_at: at,
-                ..report(
-                    "platform",
-                    Body::Status {
-                        state: crate::domain::ConnectorState::Idle,
-                        fault_code: String::new(),
-                        fault_text: String::new(),
-                    },
-                )
-            })
-            .collect();
+        let idle: Vec<Report> = piles.iter().map(|p| idle("platform", p, at)).collect();
         store.append(&idle, at).await.expect("stored");
         let h = heartbeats();
         let t = |s: i64| at + chrono::Duration::seconds(s);
