@@ -526,6 +526,32 @@ impl Session {
         self.next_outgoing().await
     }
 
+    /// Sends one message of the pile's own, identified by `identity` after the sender, on the
+    /// stream: durable there, waited for by nothing here. False when the stream is gone.
+    async fn send_own(
+        &mut self,
+        identity: &[&str],
+        at: DateTime<Utc>,
+        body: pb::telemetry_message::Body,
+    ) -> bool {
+        let mut parts: Vec<&str> = vec![&self.sender];
+        parts.extend_from_slice(identity);
+        let message = pb::TelemetryMessage {
+            sequence: report_sequence(&parts),
+            operator_id: String::new(),
+            pile_id: self.charge_point.pile_id.clone(),
+            connector_id: String::new(),
+            observe_time: Some(timestamp(at)),
+            body: Some(body),
+        };
+        self.upstream
+            .send(pb::ConnectRequest {
+                messages: vec![message],
+            })
+            .await
+            .is_ok()
+    }
+
     /// Sends a command's result on the stream (durable there; nothing waits for it here).
     async fn report_result(
         &mut self,
@@ -534,25 +560,14 @@ impl Session {
         detail: String,
     ) {
         let detail: String = detail.chars().take(500).collect();
-        let message = pb::TelemetryMessage {
-            sequence: report_sequence(&[&self.sender, "result", command_id]),
-            operator_id: String::new(),
-            pile_id: self.charge_point.pile_id.clone(),
-            connector_id: String::new(),
-            observe_time: Some(timestamp(Utc::now())),
-            body: Some(pb::telemetry_message::Body::CommandResult(
-                pb::CommandResult {
-                    command_id: command_id.to_owned(),
-                    outcome: outcome as i32,
-                    detail,
-                },
-            )),
-        };
+        let body = pb::telemetry_message::Body::CommandResult(pb::CommandResult {
+            command_id: command_id.to_owned(),
+            outcome: outcome as i32,
+            detail,
+        });
+        // A stream gone is seen by the connection's loop, which closes.
         let _ = self
-            .upstream
-            .send(pb::ConnectRequest {
-                messages: vec![message],
-            })
+            .send_own(&["result", command_id], Utc::now(), body)
             .await;
     }
 
@@ -567,20 +582,9 @@ impl Session {
             return true;
         }
         let now = Utc::now();
-        let message = pb::TelemetryMessage {
-            sequence: report_sequence(&[&self.sender, "link-alive", &crate::map::format_time(now)]),
-            operator_id: String::new(),
-            pile_id: self.charge_point.pile_id.clone(),
-            connector_id: String::new(),
-            observe_time: Some(timestamp(now)),
-            body: Some(pb::telemetry_message::Body::Heartbeat(pb::Heartbeat {})),
-        };
-        self.upstream
-            .send(pb::ConnectRequest {
-                messages: vec![message],
-            })
+        let body = pb::telemetry_message::Body::Heartbeat(pb::Heartbeat {});
+        self.send_own(&["link-alive", &crate::map::format_time(now)], now, body)
             .await
-            .is_ok()
     }
 
     /// Sends the next CALL to the charge point when none is outstanding.
