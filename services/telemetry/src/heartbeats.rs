@@ -3,9 +3,9 @@
 //! A heartbeat of a pile whose liveness the database confirmed recently (its last report went
 //! through the log, or a flush found none of its connectors offline) is acknowledged at once and
 //! noted in memory; every few seconds a flush moves the noted connectors' last-seen time
-//! forward, 500 to a transaction, beside the writer's transactions. Silence is judged against minutes (`offline_after_seconds`), so a
-//! last-seen time a flush behind changes nothing; a heartbeat lost in a crash before its flush is
-//! one of many the pile keeps sending. Any other heartbeat (the first of a stream, or of a pile
+//! forward, 500 to a transaction, beside the writer's transactions. Silence is judged against
+//! minutes (`offline_after_seconds`), so a last-seen time a flush behind changes nothing; a
+//! heartbeat lost in a crash before its flush is one of many the pile keeps sending. Any other heartbeat (the first of a stream, or of a pile
 //! not confirmed lately) goes through the log as before, which is where a connector marked
 //! offline by silence is found and the pile asked to resync.
 
@@ -151,7 +151,7 @@ impl Heartbeats {
         // Confirmations past their freshness are of piles gone quiet: let them go.
         let fresh_for = self.fresh_for;
         state.confirmed.retain(|_, at| now - *at < fresh_for);
-        if let Some(error) = failed {
+        if let Some(error) = &failed {
             tracing::warn!(%error, connectors = seen.len() - written, "heartbeats not flushed; kept for the next flush");
             for (operator, connector, _) in &seen[written..] {
                 let key = (operator.clone(), connector.clone());
@@ -159,20 +159,16 @@ impl Heartbeats {
                     state.noted.entry(key).or_insert_with(|| value.clone());
                 }
             }
-            for source in refuted {
-                state.confirmed.remove(source);
-            }
-            return;
         }
-        // The database has just seen every other source live: its heartbeats keep skipping the
-        // log. (Confirmed only by the log, a pile that sends nothing but heartbeats sent one in
-        // every `fresh_for` through it, and at an interval as long as `fresh_for` every one.)
-        // Confirmed as of its latest heartbeat flushed, not of the flush: what the store holds
-        // is that pile's last-seen time.
+        // After a whole flush the database has just seen every other source live: its
+        // heartbeats keep skipping the log. (Confirmed only by the log, a pile that sends nothing
+        // but heartbeats sent one in every `fresh_for` through it, and at an interval as long as
+        // `fresh_for` every one.) Confirmed as of its latest heartbeat flushed, not of the flush:
+        // what the store holds is that pile's last-seen time.
         for (source, at) in noted.values() {
             if refuted.contains(source.as_str()) {
                 state.confirmed.remove(source);
-            } else {
+            } else if failed.is_none() {
                 state
                     .confirmed
                     .entry(source.clone())
