@@ -89,7 +89,7 @@ pub(super) struct Run {
 pub(super) struct Tally {
     pub(super) acked: AtomicU64,
     pub(super) latencies: Mutex<Vec<Duration>>,
-    /// Those acknowledged in the run's last stretch (`lifeline::LAST_STRETCH`).
+    /// Those acknowledged in the run's last stretch (`stretch::LAST_STRETCH`), with when.
     pub(super) late: Mutex<Vec<super::stretch::LateAck>>,
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::fleet::Run;
-use super::stretch::{LAST_STRETCH, LateAck, late_ack};
+use super::stretch::{LateAck, in_last_stretch, late_ack};
 use crate::link::{Backoff, reconnect_delay};
 use crate::sim::Rng;
 
@@ -61,7 +61,7 @@ impl Lifeline {
         // Timed once every pile is connected: the steady state, not the opening rush.
         if self.run.steady.get().is_some() {
             self.latencies.push(latency);
-            if Instant::now() + LAST_STRETCH >= self.until {
+            if in_last_stretch(self.until) {
                 self.late.push(late_ack(latency));
             }
         }

@@ -12,6 +12,11 @@ pub(super) const LAST_STRETCH: Duration = Duration::from_secs(60);
 /// How wide each window of the last stretch is.
 const WINDOW: Duration = Duration::from_secs(5);
 
+/// Whether now is in the last stretch of a run that ends at `until`.
+pub(super) fn in_last_stretch(until: std::time::Instant) -> bool {
+    std::time::Instant::now() + LAST_STRETCH >= until
+}
+
 /// An acknowledgement of the last stretch: when it came (milliseconds of the wall clock, which
 /// every client process on the machine shares) and how long it took (microseconds).
 pub(super) type LateAck = (u64, u64);

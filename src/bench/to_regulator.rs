@@ -86,7 +86,7 @@ pub(super) async fn watch(
             if change.origin == "telemetry" && steady.get().is_some_and(|since| at >= *since) {
                 let latency = (now - at).to_std().unwrap_or_default();
                 watched.latencies.push(latency);
-                if Instant::now() + super::stretch::LAST_STRETCH >= until {
+                if super::stretch::in_last_stretch(until) {
                     watched.late.push(super::stretch::late_ack(latency));
                 }
             }

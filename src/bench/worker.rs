@@ -261,9 +261,8 @@ pub async fn run(spec_file: &Path) -> anyhow::Result<()> {
     }
     let latencies = std::mem::take(&mut *run.tally.latencies.lock().await);
     let late = std::mem::take(&mut *run.tally.late.lock().await);
-    let micros = |all: &[Duration]| all.iter().map(|d| d.as_micros() as u64).collect();
     say(&Line::Done(Done {
-        latencies_us: micros(&latencies),
+        latencies_us: latencies.iter().map(|d| d.as_micros() as u64).collect(),
         late,
     }))?;
     Ok(())
