@@ -131,6 +131,36 @@ fn charge_points(mesh: &TestMesh) -> ChargePointServiceClient<tonic::transport::
     ChargePointServiceClient::new(mesh.channel("operator"))
 }
 
+/// The connector's state code (T/CEC: 0 offline, 1 idle) and last-seen time (ms), as the
+/// regulator reads them.
+async fn connector_seen(
+    regulator: &mut StatusServiceClient<tonic::transport::Channel>,
+    connector: &str,
+) -> Option<(i32, Option<i64>)> {
+    let status = regulator
+        .get_station_status(reg::GetStationStatusRequest {
+            stations: vec![reg::StationKey {
+                operator_id: OP.into(),
+                station_id: "S1".into(),
+            }],
+        })
+        .await
+        .ok()?
+        .into_inner();
+    status
+        .stations
+        .iter()
+        .flat_map(|s| &s.connectors)
+        .find(|c| c.connector_id == connector)
+        .map(|c| {
+            let seen = c.last_seen_time.as_ref();
+            (
+                c.cec_status,
+                seen.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000),
+            )
+        })
+}
+
 /// A certificate and key for `pile` from `ca`, written under `dir` as `name`.
 fn pile_identity(ca: &Authority, dir: &Path, name: &str, pile: &str) -> (PathBuf, PathBuf) {
     let principal = Principal::Pile {
@@ -304,34 +334,12 @@ async fn full_scenario(version: &str, pile: &str) {
 
     // REQ MON-1: the regulator sees the connector as the charge point reported it.
     let connector = format!("{pile}-1");
-    let status = eventually(
-        async || {
-            regulator
-                .get_station_status(reg::GetStationStatusRequest {
-                    stations: vec![reg::StationKey {
-                        operator_id: OP.into(),
-                        station_id: "S1".into(),
-                    }],
-                })
-                .await
-                .map(|r| r.into_inner())
-                .unwrap_or_default()
-        },
-        |s| {
-            s.stations.iter().flat_map(|s| &s.connectors).any(|c| {
-                c.connector_id == connector && c.cec_status == 1 && c.last_seen_time.is_some()
-            })
-        },
+    let seen = eventually(
+        async || connector_seen(&mut regulator, &connector).await,
+        |seen| seen.is_some_and(|(code, at)| code == 1 && at.is_some()),
     )
     .await;
-    assert!(
-        status
-            .stations
-            .iter()
-            .flat_map(|s| &s.connectors)
-            .any(|c| c.connector_id == connector && c.cec_status == 1),
-        "{status:?}"
-    );
+    assert!(seen.is_some_and(|(code, _)| code == 1), "{seen:?}");
 
     // The regulator sees the energy the meter values measured (4 kWh between the 1.6 charger's
     // two readings; 10 kWh over the 2.0.1 transaction's begin, periodic and end readings).
