@@ -251,8 +251,7 @@ pub(crate) fn status_body(charging: bool) -> tm::telemetry_message::Body {
 }
 
 pub(crate) fn free_port() -> anyhow::Result<u16> {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(probe.local_addr()?.port())
+    Ok(crate::ports::free_port()?)
 }
 
 /// Holds `connections` idle pile connections (each sent one heartbeat) open against a separate

@@ -8,6 +8,7 @@ pub mod demo_people;
 pub mod link;
 pub mod mesh;
 pub mod pki;
+pub mod ports;
 pub mod regulator;
 pub mod sim;
 pub mod sim_ocpp;

@@ -19,17 +19,11 @@ use chargemesh_proto::reporting::v1 as rp;
 use chargemesh_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
 use common::piles::{pile, state_of};
+use common::processes::free_port;
 use common::{TD, TestMesh};
 
 const OP: &str = DEMO_OPERATOR_ID;
 const PILES: [&str; 6] = ["P1", "P3", "P4", "P5", "P6", "P7"];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn toml_path(path: &Path) -> String {
     format!("{:?}", path.display().to_string())

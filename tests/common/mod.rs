@@ -382,10 +382,7 @@ pub struct PrivateRedis {
 
 impl PrivateRedis {
     pub fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .ok()?;
+        let port = chargemesh::ports::free_port().ok()?;
         let mut redis = Self { port, child: None };
         redis.resume().then_some(redis)
     }

@@ -11,10 +11,7 @@ use chargemesh_kit::tls::TlsFiles;
 use super::TD;
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    chargemesh::ports::free_port().expect("a free port")
 }
 
 pub fn quoted(path: &Path) -> String {

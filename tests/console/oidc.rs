@@ -11,19 +11,13 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use super::common::TestMesh;
+use super::common::processes::free_port;
 use super::http::{Browser, Page};
 
 struct Provider {
     addr: SocketAddr,
     _child: tokio::process::Child,
     _dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Starts the provider, or `None` (the test then passes, saying why) when it is not installed.
