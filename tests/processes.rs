@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chargemesh::pki::{self, Authority, DEMO_OPERATOR_ID};
 use chargemesh_kit::Principal;
-use chargemesh_kit::tls::{self, TlsFiles};
+use chargemesh_kit::tls;
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::regulator::v2 as reg;
 use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
@@ -23,41 +23,153 @@ use common::processes::{Role, free_port, mesh_toml};
 const STATION: &str = "SX-KQ-002";
 const PILE: &str = "SX-KQ-002-P01";
 
+/// The three roles of the test, each its own process, on a fresh PKI and configuration.
+struct ProcessMesh {
+    dir: std::path::PathBuf,
+    ca: Authority,
+    /// Gateway, asset, telemetry.
+    roles: Vec<Role>,
+    gateway: std::net::SocketAddr,
+    pki: pki::PkiDir,
+}
+
+impl ProcessMesh {
+    /// Starts gateway, asset and telemetry and seeds the demo fleet: SX-KQ-002 accepted and
+    /// filed, not yet connected.
+    async fn start() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = std::env::temp_dir().join(format!(
+            "chargemesh-processes-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        let ca = Authority::new("test CA").expect("ca");
+        pki::init_with(&ca, &dir.join("pki"), TD).expect("pki");
+        let ports = [
+            ("gateway", free_port(), free_port()),
+            ("asset", free_port(), free_port()),
+            ("telemetry", free_port(), free_port()),
+        ];
+        let config = dir.join("mesh.toml");
+        std::fs::write(&config, mesh_toml(&dir, &ports, None)).expect("config");
+        let mut roles: Vec<Role> = ports
+            .iter()
+            .map(|(name, _, admin)| Role::start(&dir, &config, name, *admin))
+            .collect();
+        for role in &mut roles {
+            role.ready().await;
+        }
+        let gateway = std::net::SocketAddr::from(([127, 0, 0, 1], ports[0].1));
+        let pki = pki::PkiDir {
+            dir: dir.join("pki"),
+        };
+        chargemesh::demo::seed(gateway, &pki.files("operator"))
+            .await
+            .expect("the registry takes the demo fleet");
+        Self {
+            dir,
+            ca,
+            roles,
+            gateway,
+            pki,
+        }
+    }
+
+    /// A channel to the gateway as `name` of the PKI.
+    fn channel(&self, name: &str) -> tonic::transport::Channel {
+        let config = Arc::new(tls::client_config(&self.pki.files(name)).expect("tls"));
+        tls::channel(&format!("https://{}", self.gateway), config).expect("channel")
+    }
+
+    /// A telemetry stream through the gateway with the pile's own certificate: its sender and
+    /// its answers.
+    async fn pile_stream(
+        &self,
+    ) -> (
+        tokio::sync::mpsc::Sender<tm::ConnectRequest>,
+        tonic::Streaming<tm::ConnectResponse>,
+    ) {
+        let pile = Principal::Pile {
+            operator_id: DEMO_OPERATOR_ID.into(),
+            station_id: STATION.into(),
+            pile_id: PILE.into(),
+        };
+        let pair = self
+            .ca
+            .issue_for_days(&pile, TD, &[], 30)
+            .expect("pile identity");
+        pki::write_pair(&self.pki.dir, "kq-pile", &pair).expect("write");
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let answers = TelemetryServiceClient::new(self.channel("kq-pile"))
+            .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .expect("stream opens")
+            .into_inner();
+        (tx, answers)
+    }
+
+    fn telemetry(&mut self) -> &mut Role {
+        &mut self.roles[2]
+    }
+}
+
+impl Drop for ProcessMesh {
+    fn drop(&mut self) {
+        self.roles.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends `body` as message `sequence` of the pile's first connector and waits for its
+/// acknowledgement.
+async fn report(
+    tx: &tokio::sync::mpsc::Sender<tm::ConnectRequest>,
+    answers: &mut tonic::Streaming<tm::ConnectResponse>,
+    sequence: u64,
+    body: tm::telemetry_message::Body,
+    telemetry: &Role,
+) {
+    tx.send(tm::ConnectRequest {
+        messages: vec![tm::TelemetryMessage {
+            sequence,
+            connector_id: format!("{PILE}-1"),
+            observe_time: Some(chargemesh_kit::time::to_timestamp(chrono::Utc::now())),
+            body: Some(body),
+            ..Default::default()
+        }],
+    })
+    .await
+    .expect("sent");
+    loop {
+        let answer = tokio::time::timeout(Duration::from_secs(20), answers.message())
+            .await
+            .expect("answered in time")
+            .expect("stream healthy")
+            .expect("an answer");
+        match answer.body {
+            Some(tm::connect_response::Body::Acknowledgement(ack))
+                if (ack.first_sequence..=ack.last_sequence).contains(&sequence) =>
+            {
+                return;
+            }
+            Some(tm::connect_response::Body::Acknowledgement(_)) => continue,
+            other => panic!("{other:?}\ntelemetry log:\n{}", telemetry.log()),
+        }
+    }
+}
+
+fn charging() -> tm::telemetry_message::Body {
+    tm::telemetry_message::Body::Status(tm::ConnectorStatus {
+        state: tm::ConnectorState::Charging as i32,
+        ..Default::default()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base_2_telemetry_in_its_own_process_ingests_connects_the_station_and_feeds_the_watch() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = std::env::temp_dir().join(format!(
-        "chargemesh-processes-{}",
-        uuid::Uuid::now_v7().simple()
-    ));
-    let ca = Authority::new("test CA").expect("ca");
-    pki::init_with(&ca, &dir.join("pki"), TD).expect("pki");
-    let ports = [
-        ("gateway", free_port(), free_port()),
-        ("asset", free_port(), free_port()),
-        ("telemetry", free_port(), free_port()),
-    ];
-    let config = dir.join("mesh.toml");
-    std::fs::write(&config, mesh_toml(&dir, &ports, None)).expect("config");
-    let mut roles: Vec<Role> = ports
-        .iter()
-        .map(|(name, _, admin)| Role::start(&dir, &config, name, *admin))
-        .collect();
-    for role in &mut roles {
-        role.ready().await;
-    }
-    let gateway = std::net::SocketAddr::from(([127, 0, 0, 1], ports[0].1));
-    let channel = |files: &TlsFiles| {
-        let config = Arc::new(tls::client_config(files).expect("tls"));
-        tls::channel(&format!("https://{gateway}"), config).expect("channel")
-    };
-    let pki = pki::PkiDir {
-        dir: dir.join("pki"),
-    };
-    // The demo fleet: SX-KQ-002 accepted and filed, not yet connected.
-    chargemesh::demo::seed(gateway, &pki.files("operator"))
-        .await
-        .expect("the registry takes the demo fleet");
+    let mesh = ProcessMesh::start().await;
+    let gateway = mesh.gateway;
+    let pki = &mesh.pki;
+    let channel = |name: &str| mesh.channel(name);
     let mut registry = chargemesh::demo::asset_client(gateway, &pki.files("operator")).expect("c");
     let station = |r: asset::GetStationResponse| r.station.expect("station").state;
     let filed = registry
@@ -70,7 +182,7 @@ async fn base_2_telemetry_in_its_own_process_ingests_connects_the_station_and_fe
         .into_inner();
     assert_eq!(station(filed), asset::StationState::Filed as i32);
 
-    let mut watch = StatusServiceClient::new(channel(&pki.files("regulator")))
+    let mut watch = StatusServiceClient::new(channel("regulator"))
         .watch_status_changes(reg::WatchStatusChangesRequest {
             cursor: String::new(),
             from_start: true,
@@ -80,53 +192,8 @@ async fn base_2_telemetry_in_its_own_process_ingests_connects_the_station_and_fe
         .into_inner();
 
     // The pile reports through the gateway with its own certificate.
-    let pile = Principal::Pile {
-        operator_id: DEMO_OPERATOR_ID.into(),
-        station_id: STATION.into(),
-        pile_id: PILE.into(),
-    };
-    let pair = ca
-        .issue_for_days(&pile, TD, &[], 30)
-        .expect("pile identity");
-    pki::write_pair(&pki.dir, "kq-pile", &pair).expect("write");
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut answers = TelemetryServiceClient::new(channel(&pki.files("kq-pile")))
-        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .expect("stream opens")
-        .into_inner();
-    tx.send(tm::ConnectRequest {
-        messages: vec![tm::TelemetryMessage {
-            sequence: 1,
-            connector_id: format!("{PILE}-1"),
-            observe_time: Some(chargemesh_kit::time::to_timestamp(chrono::Utc::now())),
-            body: Some(tm::telemetry_message::Body::Status(tm::ConnectorStatus {
-                state: tm::ConnectorState::Charging as i32,
-                ..Default::default()
-            })),
-            ..Default::default()
-        }],
-    })
-    .await
-    .expect("sent");
-    let answer = tokio::time::timeout(Duration::from_secs(20), answers.message())
-        .await
-        .expect("answered in time")
-        .expect("stream healthy")
-        .expect("an answer");
-    assert!(
-        matches!(
-            answer.body,
-            Some(tm::connect_response::Body::Acknowledgement(
-                tm::Acknowledgement {
-                    first_sequence: 1,
-                    last_sequence: 1
-                }
-            ))
-        ),
-        "{answer:?}\ntelemetry log:\n{}",
-        roles[2].log()
-    );
+    let (tx, mut answers) = mesh.pile_stream().await;
+    report(&tx, &mut answers, 1, charging(), &mesh.roles[2]).await;
 
     // REQ BASE-2: the first report connected the filed station, in the asset process.
     let connected = registry
@@ -175,6 +242,54 @@ async fn base_2_telemetry_in_its_own_process_ingests_connects_the_station_and_fe
     assert_eq!(status.state, tm::ConnectorState::Charging as i32);
     assert_eq!(status.cec_status, 3);
     assert_eq!(status.area_code, "330603");
-    drop(roles);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The last-seen time the regulator sees for the pile's first connector, as (seconds, nanos).
+async fn last_seen(mesh: &ProcessMesh) -> (i64, i32) {
+    let stations = StatusServiceClient::new(mesh.channel("regulator"))
+        .get_station_status(reg::GetStationStatusRequest {
+            stations: vec![reg::StationKey {
+                operator_id: DEMO_OPERATOR_ID.into(),
+                station_id: STATION.into(),
+            }],
+        })
+        .await
+        .expect("status")
+        .into_inner()
+        .stations;
+    let seen = stations
+        .into_iter()
+        .flat_map(|s| s.connectors)
+        .find(|c| c.connector_id == format!("{PILE}-1"))
+        .and_then(|c| c.last_seen_time)
+        .expect("the connector has been seen");
+    (seen.seconds, seen.nanos)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mon_1_a_stopping_telemetry_process_writes_the_heartbeats_it_held() {
+    let mut mesh = ProcessMesh::start().await;
+    let (tx, mut answers) = mesh.pile_stream().await;
+    let heartbeat = || tm::telemetry_message::Body::Heartbeat(tm::Heartbeat {});
+    report(&tx, &mut answers, 1, charging(), &mesh.roles[2]).await;
+    // A heartbeat speaks for every connector of the pile: by the time it is acknowledged the
+    // log has confirmed each (the status report its own, this heartbeat the others if it went
+    // through the log).
+    report(&tx, &mut answers, 2, heartbeat(), &mesh.roles[2]).await;
+    let confirmed = last_seen(&mesh).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // A confirmed pile's heartbeat is held in memory: its last-seen time is written once the
+    // confirmation is two minutes old, or when the process stops.
+    report(&tx, &mut answers, 3, heartbeat(), &mesh.roles[2]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(last_seen(&mesh).await, confirmed, "held, not written");
+    let exit = mesh.telemetry().terminate().await;
+    assert!(exit.success(), "{exit}:\n{}", mesh.telemetry().log());
+    mesh.telemetry().start_again();
+    mesh.telemetry().ready().await;
+    let after = last_seen(&mesh).await;
+    assert!(
+        after.0 > confirmed.0,
+        "the stop wrote the heartbeat a second after the confirmation: {after:?} after {confirmed:?}"
+    );
 }

@@ -79,19 +79,47 @@ impl Role {
 }
 
 impl Role {
+    /// SIGTERM, as Kubernetes stops a pod, and waits for the process to exit by itself.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-s", "TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGTERM delivered");
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.child.kill();
+        panic!(
+            "{} did not exit after SIGTERM:
+{}",
+            self.name,
+            self.log()
+        );
+    }
+
+    /// Starts it again after it exited, on the same configuration (its log continues in a new
+    /// file).
+    pub fn start_again(&mut self) {
+        let _ = std::fs::rename(&self.log, self.log.with_extension("log.1"));
+        let again = Self::start(&self.dir, &self.config, self.name, self.admin);
+        drop(std::mem::replace(self, again));
+    }
+
     /// SIGKILL, as the kernel's OOM killer or a lost node would: no drain, no goodbye.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    /// Starts it again on the same configuration (its log continues in a new file).
+    /// Kills it and starts it again on the same configuration (the earlier run's log is kept
+    /// beside the new one).
     pub fn restart(&mut self) {
         self.kill();
-        // The earlier run's log is kept beside the new one.
-        let _ = std::fs::rename(&self.log, self.log.with_extension("log.1"));
-        let again = Self::start(&self.dir, &self.config, self.name, self.admin);
-        drop(std::mem::replace(self, again));
+        self.start_again();
     }
 }
 

@@ -419,10 +419,15 @@ async fn mon_1_heartbeats_of_a_live_pile_are_flushed_together_not_written_each()
         "a confirmed pile's heartbeats are not written one by one: {heartbeats:?}"
     );
 
-    // The flush moves the connector's last-seen time to the latest heartbeat...
+    // While the report's confirmation is younger than two thirds of the silence limit it
+    // vouches for the stored last-seen time: the heartbeats wait in memory...
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(last_seen(&mesh).await, t0.timestamp(), "not written yet");
+    // ...until it is 120 s old: a flush then moves the last-seen time to the latest heartbeat...
+    clock.advance(chrono::Duration::seconds(80));
     seen_at(&mesh, t0 + chrono::Duration::seconds(40)).await;
     // ...so three minutes after the report, but not after the heartbeats, it is still online.
-    clock.advance(chrono::Duration::seconds(150));
+    clock.advance(chrono::Duration::seconds(70));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
         s1_first_connector_status(&mesh).await,

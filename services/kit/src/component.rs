@@ -101,6 +101,7 @@ pub struct Component {
     routes: Routes,
     services: Vec<&'static str>,
     background: Vec<JoinHandle<()>>,
+    on_stop: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
     db: Option<Database>,
 }
 
@@ -126,6 +127,7 @@ impl Component {
             routes,
             services: Vec::new(),
             background: Vec::new(),
+            on_stop: Vec::new(),
             db: None,
         }
     }
@@ -167,6 +169,14 @@ impl Component {
         self
     }
 
+    /// Work done once when it stops: after its calls have finished and its background tasks
+    /// have stopped, before its database closes (to write what a background task held in
+    /// memory).
+    pub fn on_stop(mut self, work: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.on_stop.push(Box::pin(work));
+        self
+    }
+
     /// The database it closes when it stops.
     pub fn with_database(mut self, db: Database) -> Self {
         self.db = Some(db);
@@ -174,7 +184,7 @@ impl Component {
     }
 
     /// Serves on `listener` until `shutdown`, lets open calls finish for the context's grace,
-    /// then stops the background tasks and closes the database.
+    /// then stops the background tasks, does its work on stopping and closes the database.
     pub async fn run(
         self,
         listener: TcpListener,
@@ -208,6 +218,11 @@ impl Component {
         }
         for task in self.background {
             task.abort();
+            // Wait for it to stop, so that no stopping work runs beside it.
+            let _ = task.await;
+        }
+        for work in self.on_stop {
+            work.await;
         }
         if let Some(db) = self.db {
             db.close().await;

@@ -53,6 +53,7 @@ impl Telemetry {
         );
         let heartbeats = Arc::new(crate::heartbeats::Heartbeats::new(
             settings.heartbeat_fresh_for(),
+            settings.heartbeat_write_after(),
         ));
         Self {
             store,
@@ -155,22 +156,27 @@ impl Telemetry {
         stations.sort_unstable();
         stations.dedup();
         let kinds: Vec<&'static str> = reports.iter().map(|r| r.body.kind()).collect();
-        let source = reports.first().map(|r| r.source.clone());
-        // REQ MON-1: a confirmed pile's heartbeat is noted for the next flush, not written now.
+        // REQ MON-1: a confirmed pile's heartbeat is noted for a later flush, not written now;
+        // its other reports other than status changes go to the log without moving its
+        // last-seen time there.
         let outcome = if self.heartbeats.take(&reports, now) {
             Written::default()
+        } else if self.heartbeats.vouch(&mut reports, now) {
+            self.writer
+                .append(reports)
+                .await
+                .map_err(|e| Status::from(chargemesh_kit::Error::Store(e)))?
         } else {
+            let connectors = crate::heartbeats::connectors(&reports);
             let outcome = self
                 .writer
                 .append(reports)
                 .await
                 .map_err(|e| Status::from(chargemesh_kit::Error::Store(e)))?;
-            if let Some(source) = &source {
-                if outcome.resync {
-                    self.heartbeats.refute(source);
-                } else {
-                    self.heartbeats.confirm(source, now);
-                }
+            if outcome.resync {
+                self.heartbeats.refute(&connectors);
+            } else {
+                self.heartbeats.confirm(&connectors, now);
             }
             outcome
         };

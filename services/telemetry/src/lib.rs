@@ -84,6 +84,17 @@ impl TelemetrySettings {
         Duration::from_millis((self.offline_after_seconds * 1000).saturating_sub(flushes))
     }
 
+    /// How old a pile's confirmation may grow before a flush writes its noted heartbeats: two
+    /// thirds of the silence limit (120 s by default). Until then the store's last-seen time,
+    /// which the confirmation vouches for, keeps the connectors from being judged silent, so a
+    /// heartbeat need not be written at all: a pile heartbeating every 60 s writes every second
+    /// one, and one whose meter samples move its last-seen time meanwhile writes none. The third
+    /// left is the flush's margin (a minute by default; at least two flushes, see
+    /// `heartbeat_flush_every`): a flush that late, and a live pile would be judged silent.
+    pub fn heartbeat_write_after(&self) -> Duration {
+        Duration::from_millis(self.offline_after_seconds * 1000 * 2 / 3)
+    }
+
     /// How often noted heartbeats are flushed: `heartbeat_flush_ms`, never slower than a sixth
     /// of the silence limit.
     pub fn heartbeat_flush_every(&self) -> Duration {
@@ -187,6 +198,24 @@ pub async fn build(config: &TelemetryConfig, ctx: &Context) -> Result<Component,
             ctx.clock.clone(),
             settings.heartbeat_flush_every(),
         ))
+        .on_stop({
+            // REQ MON-1: the heartbeats noted and not yet due are written before the database
+            // closes, so a restart judges silence from the latest the piles sent; within the
+            // grace, as a database that does not answer must not hold the stop.
+            let (heartbeats, store, clock, grace) = (
+                telemetry.heartbeats.clone(),
+                store.clone(),
+                ctx.clock.clone(),
+                ctx.grace,
+            );
+            async move {
+                let flushed =
+                    tokio::time::timeout(grace, heartbeats.flush_all(store.as_ref(), clock.now()));
+                if flushed.await.is_err() {
+                    tracing::warn!(?grace, "noted heartbeats not all written within the grace");
+                }
+            }
+        })
         .spawn(
             telemetry.spawn_command_delivery(Duration::from_millis(settings.command_interval_ms)),
         )
@@ -225,6 +254,30 @@ mod tests {
                 fresh + 2 * flush,
                 Duration::from_secs(offline_after_seconds),
                 "a heartbeat taken while fresh is flushed before the silence limit"
+            );
+        }
+    }
+
+    #[test]
+    fn mon_1_noted_heartbeats_are_written_a_third_of_the_silence_limit_before_it() {
+        let defaults = TelemetrySettings::default();
+        assert_eq!(defaults.heartbeat_write_after(), Duration::from_secs(120));
+        for offline_after_seconds in [1, 3, 60, 180, 900] {
+            let settings = TelemetrySettings {
+                offline_after_seconds,
+                ..TelemetrySettings::default()
+            };
+            let (write_after, fresh, flush) = (
+                settings.heartbeat_write_after(),
+                settings.heartbeat_fresh_for(),
+                settings.heartbeat_flush_every(),
+            );
+            // A confirmation due for writing is still fresh enough to have taken heartbeats,
+            // and the flush that writes them comes two flushes or more before the limit.
+            assert!(write_after <= fresh, "{offline_after_seconds}");
+            assert!(
+                write_after + 2 * flush <= Duration::from_secs(offline_after_seconds),
+                "{offline_after_seconds}"
             );
         }
     }

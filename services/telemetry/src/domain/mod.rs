@@ -195,6 +195,8 @@ pub struct Report {
     pub connector_id: String,
     pub area_code: String,
     /// The connectors the message speaks for, sorted: its own, or every connector of its pile.
+    /// Emptied when their sighting is noted in memory instead (`Heartbeats::vouch`): the store
+    /// then logs the message without touching their status rows.
     pub connectors: Vec<String>,
     pub observed_at: DateTime<Utc>,
     pub body: Body,
