@@ -157,16 +157,13 @@ impl Telemetry {
         stations.dedup();
         let kinds: Vec<&'static str> = reports.iter().map(|r| r.body.kind()).collect();
         // REQ MON-1: a confirmed pile's heartbeat is noted for a later flush, not written now;
-        // its other reports other than status changes go to the log without moving its
-        // last-seen time there.
+        // its meter samples and alarms go to the log without their connectors, so they do not
+        // move (or lock) its status rows there.
         let outcome = if self.heartbeats.take(&reports, now) {
             Written::default()
-        } else if self.heartbeats.vouch(&mut reports, now) {
-            self.writer
-                .append(reports)
-                .await
-                .map_err(|e| Status::from(chargemesh_kit::Error::Store(e)))?
         } else {
+            self.heartbeats.vouch(&mut reports, now);
+            // None when vouched for: what was noted is not confirmed again.
             let connectors = crate::heartbeats::connectors(&reports);
             let outcome = self
                 .writer
