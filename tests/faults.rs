@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chargemesh::demo;
-use chargemesh::pki::{self, Authority, DEMO_OPERATOR_ID, DEMO_STATION_ID};
+use chargemesh::pki::{self, DEMO_OPERATOR_ID, DEMO_STATION_ID};
 use chargemesh_kit::Principal;
 use chargemesh_kit::tls::{self, TlsFiles};
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::regulator::v2 as reg;
 use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 use common::piles::{Seen, pile, state_of};
-use common::processes::{Role, free_port, mesh_toml};
+use common::processes::ProcessMesh;
 use common::{PrivateRedis, TD};
 
 const PILES: [&str; 6] = ["F1", "F2", "F3", "F4", "F5", "F6"];
@@ -57,38 +57,14 @@ async fn rec_2_no_acknowledged_report_is_lost_or_doubled_when_redis_stops_and_te
         eprintln!("redis-server is not installed; skipped");
         return;
     };
-    let dir = std::env::temp_dir().join(format!(
-        "chargemesh-faults-{}",
-        uuid::Uuid::now_v7().simple()
-    ));
-    let ca = Authority::new("test CA").expect("ca");
-    pki::init_with(&ca, &dir.join("pki"), TD).expect("pki");
-    let ports = [
-        ("gateway", free_port(), free_port()),
-        ("asset", free_port(), free_port()),
-        ("telemetry", free_port(), free_port()),
-    ];
     // Connectors stay online through the test's pauses: every change in the log is a report.
-    let toml = mesh_toml(&dir, &ports, Some(redis.url())).replace(
-        "\n[telemetry]\n",
-        "\n[telemetry]\noffline_after_seconds = 86400\n",
-    );
-    let config = dir.join("mesh.toml");
-    std::fs::write(&config, toml).expect("config");
-    let mut roles: Vec<Role> = ports
-        .iter()
-        .map(|(name, _, admin)| Role::start(&dir, &config, name, *admin))
-        .collect();
-    for role in &mut roles {
-        role.ready().await;
-    }
-    let gateway = std::net::SocketAddr::from(([127, 0, 0, 1], ports[0].1));
-    let pki = pki::PkiDir {
-        dir: dir.join("pki"),
-    };
-    demo::seed(gateway, &pki.files("operator"))
-        .await
-        .expect("the demo fleet");
+    let mut mesh = ProcessMesh::start(
+        "faults",
+        Some(redis.url()),
+        "offline_after_seconds = 86400\n",
+    )
+    .await;
+    let (gateway, pki) = (mesh.gateway, &mesh.pki);
     let mut operator = demo::asset_client(gateway, &pki.files("operator")).expect("client");
     for pile_id in PILES {
         operator
@@ -115,7 +91,8 @@ async fn rec_2_no_acknowledged_report_is_lost_or_doubled_when_redis_stops_and_te
             station_id: DEMO_STATION_ID.into(),
             pile_id: (*pile_id).into(),
         };
-        let pair = ca
+        let pair = mesh
+            .ca
             .issue_for_days(&principal, TD, &[], 30)
             .expect("identity");
         let name = format!("pile-{pile_id}");
@@ -124,7 +101,7 @@ async fn rec_2_no_acknowledged_report_is_lost_or_doubled_when_redis_stops_and_te
         let (seen, task) = pile(
             pile_id,
             files,
-            ports[0].1,
+            gateway.port(),
             104_729 * (i as u64 + 1),
             stopping.clone(),
         );
@@ -156,7 +133,7 @@ async fn rec_2_no_acknowledged_report_is_lost_or_doubled_when_redis_stops_and_te
 
     // Telemetry is killed outright, and comes back.
     let before = acknowledged(&piles);
-    roles[2].kill();
+    mesh.roles[2].kill();
     let piles_ref = piles.clone();
     until(
         "every pile's stream drops UNAVAILABLE",
@@ -172,8 +149,8 @@ async fn rec_2_no_acknowledged_report_is_lost_or_doubled_when_redis_stops_and_te
         },
     )
     .await;
-    roles[2].restart();
-    roles[2].ready().await;
+    mesh.roles[2].restart();
+    mesh.roles[2].ready().await;
     let piles_ref = piles.clone();
     until(
         "every pile reconnects and reports to the new telemetry",
@@ -245,13 +222,11 @@ async fn rec_2_no_acknowledged_report_is_lost_or_doubled_when_redis_stops_and_te
     // The bus was away for real: telemetry said so, and went on.
     let logs = format!(
         "{}{}",
-        std::fs::read_to_string(dir.join("telemetry.log.1")).unwrap_or_default(),
-        roles[2].log()
+        std::fs::read_to_string(mesh.dir.join("telemetry.log.1")).unwrap_or_default(),
+        mesh.roles[2].log()
     );
     assert!(
         logs.contains("bus unreachable"),
         "telemetry noticed the bus was away:\n{logs}"
     );
-    drop(roles);
-    let _ = std::fs::remove_dir_all(&dir);
 }

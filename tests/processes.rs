@@ -6,117 +6,46 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use chargemesh::pki::{self, Authority, DEMO_OPERATOR_ID};
+use chargemesh::pki::{self, DEMO_OPERATOR_ID};
 use chargemesh_kit::Principal;
-use chargemesh_kit::tls;
 use chargemesh_proto::asset::v1 as asset;
 use chargemesh_proto::regulator::v2 as reg;
 use chargemesh_proto::regulator::v2::status_service_client::StatusServiceClient;
 use chargemesh_proto::telemetry::v1 as tm;
 use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceClient;
 use common::TD;
-use common::processes::{Role, free_port, mesh_toml};
+use common::processes::{ProcessMesh, Role};
 
 const STATION: &str = "SX-KQ-002";
 const PILE: &str = "SX-KQ-002-P01";
 
-/// The three roles of the test, each its own process, on a fresh PKI and configuration.
-struct ProcessMesh {
-    dir: std::path::PathBuf,
-    ca: Authority,
-    /// Gateway, asset, telemetry.
-    roles: Vec<Role>,
-    gateway: std::net::SocketAddr,
-    pki: pki::PkiDir,
-}
-
-impl ProcessMesh {
-    /// Starts gateway, asset and telemetry and seeds the demo fleet: SX-KQ-002 accepted and
-    /// filed, not yet connected.
-    async fn start() -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = std::env::temp_dir().join(format!(
-            "chargemesh-processes-{}",
-            uuid::Uuid::now_v7().simple()
-        ));
-        let ca = Authority::new("test CA").expect("ca");
-        pki::init_with(&ca, &dir.join("pki"), TD).expect("pki");
-        let ports = [
-            ("gateway", free_port(), free_port()),
-            ("asset", free_port(), free_port()),
-            ("telemetry", free_port(), free_port()),
-        ];
-        let config = dir.join("mesh.toml");
-        std::fs::write(&config, mesh_toml(&dir, &ports, None)).expect("config");
-        let mut roles: Vec<Role> = ports
-            .iter()
-            .map(|(name, _, admin)| Role::start(&dir, &config, name, *admin))
-            .collect();
-        for role in &mut roles {
-            role.ready().await;
-        }
-        let gateway = std::net::SocketAddr::from(([127, 0, 0, 1], ports[0].1));
-        let pki = pki::PkiDir {
-            dir: dir.join("pki"),
-        };
-        chargemesh::demo::seed(gateway, &pki.files("operator"))
-            .await
-            .expect("the registry takes the demo fleet");
-        Self {
-            dir,
-            ca,
-            roles,
-            gateway,
-            pki,
-        }
-    }
-
-    /// A channel to the gateway as `name` of the PKI.
-    fn channel(&self, name: &str) -> tonic::transport::Channel {
-        let config = Arc::new(tls::client_config(&self.pki.files(name)).expect("tls"));
-        tls::channel(&format!("https://{}", self.gateway), config).expect("channel")
-    }
-
-    /// A telemetry stream through the gateway with the pile's own certificate: its sender and
-    /// its answers.
-    async fn pile_stream(
-        &self,
-    ) -> (
-        tokio::sync::mpsc::Sender<tm::ConnectRequest>,
-        tonic::Streaming<tm::ConnectResponse>,
-    ) {
-        let pile = Principal::Pile {
-            operator_id: DEMO_OPERATOR_ID.into(),
-            station_id: STATION.into(),
-            pile_id: PILE.into(),
-        };
-        let pair = self
-            .ca
-            .issue_for_days(&pile, TD, &[], 30)
-            .expect("pile identity");
-        pki::write_pair(&self.pki.dir, "kq-pile", &pair).expect("write");
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let answers = TelemetryServiceClient::new(self.channel("kq-pile"))
-            .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .expect("stream opens")
-            .into_inner();
-        (tx, answers)
-    }
-
-    fn telemetry(&mut self) -> &mut Role {
-        &mut self.roles[2]
-    }
-}
-
-impl Drop for ProcessMesh {
-    fn drop(&mut self) {
-        self.roles.clear();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A telemetry stream through the gateway with the pile's own certificate: its sender and
+/// its answers.
+async fn pile_stream(
+    mesh: &ProcessMesh,
+) -> (
+    tokio::sync::mpsc::Sender<tm::ConnectRequest>,
+    tonic::Streaming<tm::ConnectResponse>,
+) {
+    let pile = Principal::Pile {
+        operator_id: DEMO_OPERATOR_ID.into(),
+        station_id: STATION.into(),
+        pile_id: PILE.into(),
+    };
+    let pair = mesh
+        .ca
+        .issue_for_days(&pile, TD, &[], 30)
+        .expect("pile identity");
+    pki::write_pair(&mesh.pki.dir, "kq-pile", &pair).expect("write");
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let answers = TelemetryServiceClient::new(mesh.channel("kq-pile"))
+        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("stream opens")
+        .into_inner();
+    (tx, answers)
 }
 
 /// Sends `body` as message `sequence` of the pile's first connector and waits for its
@@ -166,7 +95,7 @@ fn charging() -> tm::telemetry_message::Body {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base_2_telemetry_in_its_own_process_ingests_connects_the_station_and_feeds_the_watch() {
-    let mesh = ProcessMesh::start().await;
+    let mesh = ProcessMesh::start("processes", None, "").await;
     let gateway = mesh.gateway;
     let pki = &mesh.pki;
     let channel = |name: &str| mesh.channel(name);
@@ -192,7 +121,7 @@ async fn base_2_telemetry_in_its_own_process_ingests_connects_the_station_and_fe
         .into_inner();
 
     // The pile reports through the gateway with its own certificate.
-    let (tx, mut answers) = mesh.pile_stream().await;
+    let (tx, mut answers) = pile_stream(&mesh).await;
     report(&tx, &mut answers, 1, charging(), &mesh.roles[2]).await;
 
     // REQ BASE-2: the first report connected the filed station, in the asset process.
@@ -268,8 +197,8 @@ async fn last_seen(mesh: &ProcessMesh) -> (i64, i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mon_1_a_stopping_telemetry_process_writes_the_heartbeats_it_held() {
-    let mut mesh = ProcessMesh::start().await;
-    let (tx, mut answers) = mesh.pile_stream().await;
+    let mut mesh = ProcessMesh::start("processes", None, "").await;
+    let (tx, mut answers) = pile_stream(&mesh).await;
     let heartbeat = || tm::telemetry_message::Body::Heartbeat(tm::Heartbeat {});
     report(&tx, &mut answers, 1, charging(), &mesh.roles[2]).await;
     // A heartbeat speaks for every connector of the pile: by the time it is acknowledged the

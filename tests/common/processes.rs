@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chargemesh::pki;
-use chargemesh_kit::tls::TlsFiles;
+use chargemesh::pki::{self, Authority};
+use chargemesh_kit::tls::{self, TlsFiles};
 
 use super::TD;
 
@@ -197,4 +198,77 @@ pub fn mesh_toml(dir: &Path, ports: &[(&str, u16, u16)], redis: Option<String>) 
         ));
     }
     toml
+}
+
+/// Gateway, asset and telemetry, each its own process of the real binary, on a fresh PKI and
+/// configuration.
+pub struct ProcessMesh {
+    pub dir: PathBuf,
+    pub ca: Authority,
+    /// Gateway, asset, telemetry.
+    pub roles: Vec<Role>,
+    pub gateway: std::net::SocketAddr,
+    pub pki: pki::PkiDir,
+}
+
+impl ProcessMesh {
+    /// Starts gateway, asset and telemetry, the bus on `redis` (`None`: the suite's, if any)
+    /// and `telemetry` lines added to the telemetry section, and seeds the demo fleet
+    /// (SX-KQ-002 accepted and filed, not yet connected). `name` names the test's directory.
+    pub async fn start(name: &str, redis: Option<String>, telemetry: &str) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = std::env::temp_dir().join(format!(
+            "chargemesh-{name}-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        let ca = Authority::new("test CA").expect("ca");
+        pki::init_with(&ca, &dir.join("pki"), TD).expect("pki");
+        let ports = [
+            ("gateway", free_port(), free_port()),
+            ("asset", free_port(), free_port()),
+            ("telemetry", free_port(), free_port()),
+        ];
+        let config = dir.join("mesh.toml");
+        let toml = mesh_toml(&dir, &ports, redis)
+            .replace("\n[telemetry]\n", &format!("\n[telemetry]\n{telemetry}"));
+        std::fs::write(&config, toml).expect("config");
+        let mut roles: Vec<Role> = ports
+            .iter()
+            .map(|(role, _, admin)| Role::start(&dir, &config, role, *admin))
+            .collect();
+        for role in &mut roles {
+            role.ready().await;
+        }
+        let gateway = std::net::SocketAddr::from(([127, 0, 0, 1], ports[0].1));
+        let pki = pki::PkiDir {
+            dir: dir.join("pki"),
+        };
+        chargemesh::demo::seed(gateway, &pki.files("operator"))
+            .await
+            .expect("the registry takes the demo fleet");
+        Self {
+            dir,
+            ca,
+            roles,
+            gateway,
+            pki,
+        }
+    }
+
+    /// A channel to the gateway as `name` of the PKI.
+    pub fn channel(&self, name: &str) -> tonic::transport::Channel {
+        let config = Arc::new(tls::client_config(&self.pki.files(name)).expect("tls"));
+        tls::channel(&format!("https://{}", self.gateway), config).expect("channel")
+    }
+
+    pub fn telemetry(&mut self) -> &mut Role {
+        &mut self.roles[2]
+    }
+}
+
+impl Drop for ProcessMesh {
+    fn drop(&mut self) {
+        self.roles.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -484,15 +484,25 @@ mod tests {
             .expect("the connector is stored")
     }
 
-    #[tokio::test]
-    async fn mon_1_heartbeats_of_a_recent_confirmation_wait_and_the_latest_is_written() {
+    /// A store holding pile-a's connector P1-1, idle and seen at a whole second: that second.
+    async fn store_with_pile_a() -> (
+        chargemesh_kit::db::TestDatabase,
+        Arc<dyn TelemetryStore>,
+        DateTime<Utc>,
+    ) {
         use chrono::SubsecRound as _;
         let at = Utc::now().trunc_subsecs(0);
-        let (_db, store) = sqlite_store().await;
+        let (db, store) = sqlite_store().await;
         store
             .append(&[idle("pile-a", "P1", at)], at)
             .await
             .expect("stored");
+        (db, store, at)
+    }
+
+    #[tokio::test]
+    async fn mon_1_heartbeats_of_a_recent_confirmation_wait_and_the_latest_is_written() {
+        let (_db, store, at) = store_with_pile_a().await;
         let h = heartbeats();
         let t = |s: i64| at + chrono::Duration::seconds(s);
         let beat = Report {
@@ -529,13 +539,7 @@ mod tests {
 
     #[tokio::test]
     async fn mon_1_a_confirmed_piles_meter_sample_is_logged_without_touching_its_connector() {
-        use chrono::SubsecRound as _;
-        let at = Utc::now().trunc_subsecs(0);
-        let (_db, store) = sqlite_store().await;
-        store
-            .append(&[idle("pile-a", "P1", at)], at)
-            .await
-            .expect("stored");
+        let (_db, store, at) = store_with_pile_a().await;
         let h = heartbeats();
         let t = |s: i64| at + chrono::Duration::seconds(s);
         let sample = |s: i64| Report {
