@@ -132,13 +132,17 @@ def make_v16(connection):
 
 
 async def availability_loop(cp):
-    """Answers every command; says each availability asked, until two were."""
-    seen = 0
-    while seen < 2:
+    """Answers every command; says each availability asked, until one makes it operative again.
+
+    Commands reach a pile at least once: the suspension may come twice (resent while its answer
+    was on the way) before the resumption, so counting two would stop short of it.
+    """
+    while True:
         kind, arg, extra = await asyncio.wait_for(cp.commands.get(), 60)
         if kind == "availability":
             say("availability", connector_id=arg, type=extra)
-            seen += 1
+            if extra == "Operative":
+                return
 
 
 def make_v201(connection):
