@@ -159,19 +159,22 @@ impl Heartbeats {
 
     /// Takes the notes due for writing at `now` (every note when `all`): those of connectors
     /// unconfirmed or confirmed `write_after` ago or longer.
-    fn take_due(&self, now: DateTime<Utc>, all: bool) -> HashMap<Connector, DateTime<Utc>> {
+    fn take_due(&self, now: DateTime<Utc>, all: bool) -> Vec<(String, String, DateTime<Utc>)> {
         let mut state = self.state();
         let State { confirmed, noted } = &mut *state;
         if all {
-            return std::mem::take(noted);
+            return noted
+                .drain()
+                .map(|((operator, connector), at)| (operator, connector, at))
+                .collect();
         }
-        let mut due = HashMap::new();
+        let mut due = Vec::new();
         noted.retain(|key, at| {
             let vouched = confirmed
                 .get(key)
                 .is_some_and(|confirmed| now - *confirmed < self.write_after);
             if !vouched {
-                due.insert(key.clone(), *at);
+                due.push((key.0.clone(), key.1.clone(), *at));
             }
             vouched
         });
@@ -193,14 +196,10 @@ impl Heartbeats {
     }
 
     async fn write(&self, store: &dyn TelemetryStore, now: DateTime<Utc>, all: bool) {
-        let due = self.take_due(now, all);
-        if due.is_empty() {
+        let mut seen = self.take_due(now, all);
+        if seen.is_empty() {
             return;
         }
-        let mut seen: Vec<(String, String, DateTime<Utc>)> = due
-            .iter()
-            .map(|((operator, connector), at)| (operator.clone(), connector.clone(), *at))
-            .collect();
         // In key order, as every writer of the status rows locks them.
         seen.sort_unstable();
         let started = std::time::Instant::now();
