@@ -88,9 +88,8 @@ pub(super) struct Run {
 #[derive(Debug, Default)]
 pub(super) struct Tally {
     pub(super) acked: AtomicU64,
-    pub(super) latencies: Mutex<Vec<Duration>>,
-    /// Those acknowledged in the run's last stretch (`stretch::LAST_STRETCH`), with when.
-    pub(super) late: Mutex<Vec<super::stretch::LateAck>>,
+    /// The acknowledgements of the steady state, with when they came.
+    pub(super) acks: Mutex<Vec<super::stretch::TimedAck>>,
 }
 
 pub(super) fn pile_of(i: usize) -> (String, String) {
@@ -477,13 +476,6 @@ impl NativePile {
     }
 }
 
-/// Latencies in microseconds as durations, in order.
-fn sorted_micros(micros: Vec<u64>) -> Vec<Duration> {
-    let mut sorted: Vec<Duration> = micros.into_iter().map(Duration::from_micros).collect();
-    sorted.sort_unstable();
-    sorted
-}
-
 /// Runs the fleet benchmark and prints its figures.
 pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Result<()> {
     let mut regulator = Regulator::bind().await?;
@@ -532,6 +524,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
     let run = Arc::new(Run::default());
     let started = Instant::now();
     let until = started + Duration::from_secs(opts.seconds.max(1));
+    let span = super::stretch::Span::of(started, until);
     let watcher = tokio::spawn(watch(
         serving.gateway(),
         serving.pki().clone(),
@@ -614,9 +607,8 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         None => Vec::new(),
     };
     pushed.sort_unstable();
-    let latencies = sorted_micros(done.latencies_us);
-    let mut to_stream = watched.latencies;
-    to_stream.sort_unstable();
+    let latencies = super::stretch::sorted(&done.acks);
+    let to_stream = super::stretch::sorted(&watched.arrivals);
     // Held at the end: connected once, less those whose connection broke and did not return.
     let held = total
         .connected
@@ -644,7 +636,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         ms(percentile(&latencies, 0.999)),
         latencies.len()
     );
-    super::stretch::print(&done.late);
+    super::stretch::print(&done.acks, span);
     println!(
         "  serving processes     RSS {:.1} MiB before, {:.1} MiB holding them ({:.1} KiB per connection); CPU {:.0}% of a core ({:.1} µs per message)",
         rss_before as f64 / 1024.0,
@@ -676,7 +668,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         ms(percentile(&to_stream, 0.99)),
         to_stream.len()
     );
-    super::stretch::print_stream(&watched.late);
+    super::stretch::print_stream(&watched.arrivals, span);
     println!(
         "  ... and to its T/CEC 102 push      p50 {:.2} ms   p99 {:.2} ms   ({} of them pushed by the end; the outbox is read every {} ms)",
         ms(percentile(&pushed, 0.50)),

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::fleet::Run;
-use super::stretch::{LateAck, in_last_stretch, late_ack};
+use super::stretch::{TimedAck, timed_ack};
 use crate::link::{Backoff, reconnect_delay};
 use crate::sim::Rng;
 
@@ -23,10 +23,9 @@ pub(super) struct Lifeline {
     ever: bool,
     /// Connected now.
     up: bool,
-    /// Acknowledgement latencies in the steady state, handed to the run's tally at the end.
-    latencies: Vec<Duration>,
-    /// Those of them acknowledged in the run's last stretch, with when.
-    late: Vec<LateAck>,
+    /// Acknowledgements of the steady state with when they came, handed to the run's tally at
+    /// the end.
+    acks: Vec<TimedAck>,
 }
 
 impl Lifeline {
@@ -38,8 +37,7 @@ impl Lifeline {
             attempts: 0,
             ever: false,
             up: false,
-            latencies: Vec::new(),
-            late: Vec::new(),
+            acks: Vec::new(),
         }
     }
 
@@ -60,10 +58,7 @@ impl Lifeline {
     pub(super) fn acknowledged(&mut self, latency: Duration) {
         // Timed once every pile is connected: the steady state, not the opening rush.
         if self.run.steady.get().is_some() {
-            self.latencies.push(latency);
-            if in_last_stretch(self.until) {
-                self.late.push(late_ack(latency));
-            }
+            self.acks.push(timed_ack(latency));
         }
         self.run.tally.acked.fetch_add(1, Ordering::Relaxed);
     }
@@ -108,9 +103,8 @@ impl Lifeline {
         Instant::now() >= self.until
     }
 
-    /// Hands the pile's latencies to the run.
+    /// Hands the pile's acknowledgements to the run.
     pub(super) async fn finish(self) {
-        self.run.tally.latencies.lock().await.extend(self.latencies);
-        self.run.tally.late.lock().await.extend(self.late);
+        self.run.tally.acks.lock().await.extend(self.acks);
     }
 }

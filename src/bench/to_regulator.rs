@@ -30,11 +30,9 @@ pub(super) struct Change {
 /// What the regulator's stream showed over a run.
 #[derive(Debug, Default)]
 pub(super) struct Watched {
-    /// From observation to arrival on the stream, for the changes made once all piles were
-    /// connected.
-    pub(super) latencies: Vec<Duration>,
-    /// Those that arrived in the run's last stretch, with when.
-    pub(super) late: Vec<super::stretch::LateAck>,
+    /// From observation to arrival on the stream, with when it arrived, for the changes made
+    /// once all piles were connected.
+    pub(super) arrivals: Vec<super::stretch::TimedAck>,
     /// Every change, in the order it arrived.
     pub(super) changes: Vec<Change>,
 }
@@ -85,10 +83,7 @@ pub(super) async fn watch(
             // was made before its connection opened.
             if change.origin == "telemetry" && steady.get().is_some_and(|since| at >= *since) {
                 let latency = (now - at).to_std().unwrap_or_default();
-                watched.latencies.push(latency);
-                if super::stretch::in_last_stretch(until) {
-                    watched.late.push(super::stretch::late_ack(latency));
-                }
+                watched.arrivals.push(super::stretch::timed_ack(latency));
             }
         }
     }

@@ -108,11 +108,8 @@ impl std::ops::Add for Progress {
 /// What a worker has at the end.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct Done {
-    /// Acknowledgement latencies in the steady state, microseconds.
-    pub latencies_us: Vec<u64>,
-    /// Those acknowledged in the run's last stretch, with when.
-    #[serde(default)]
-    pub late: Vec<super::stretch::LateAck>,
+    /// The acknowledgements of the steady state, with when they came.
+    pub acks: Vec<super::stretch::TimedAck>,
 }
 
 /// What every worker had at the end, together.
@@ -259,12 +256,8 @@ pub async fn run(spec_file: &Path) -> anyhow::Result<()> {
         let acked = storm_acked.lock().await;
         std::fs::write(&spec.out, serde_json::to_vec(&*acked)?)?;
     }
-    let latencies = std::mem::take(&mut *run.tally.latencies.lock().await);
-    let late = std::mem::take(&mut *run.tally.late.lock().await);
-    say(&Line::Done(Done {
-        latencies_us: latencies.iter().map(|d| d.as_micros() as u64).collect(),
-        late,
-    }))?;
+    let acks = std::mem::take(&mut *run.tally.acks.lock().await);
+    say(&Line::Done(Done { acks }))?;
     Ok(())
 }
 
@@ -416,8 +409,7 @@ impl Clients {
             let done = done.await??;
             let _ = child.wait().await;
             total = total + last.lock().map(|p| *p).unwrap_or_default();
-            all.latencies_us.extend(done.latencies_us);
-            all.late.extend(done.late);
+            all.acks.extend(done.acks);
             if let Ok(bytes) = std::fs::read(&out) {
                 let theirs: Acked = serde_json::from_slice(&bytes)?;
                 acked.extend(theirs);
