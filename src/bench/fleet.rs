@@ -472,6 +472,8 @@ impl NativePile {
                 None => anyhow::bail!("the stream ended"),
             }
         }
+        // The stream, its channel and the connection stay open while it holds.
+        line.hold().await;
         Ok(())
     }
 }

@@ -147,5 +147,7 @@ async fn session(
         call(&mut ws, next_id(), action, payload).await?;
         line.acknowledged(sent.elapsed());
     }
+    // The WebSocket stays open while it holds.
+    line.hold().await;
     Ok(())
 }

@@ -12,6 +12,10 @@ use super::stretch::{TimedAck, timed_ack};
 use crate::link::{Backoff, reconnect_delay};
 use crate::sim::Rng;
 
+/// How long past the run's end a pile keeps its connection: acknowledgements still in flight at
+/// the end come back, and the fleet hangs up only once nothing is timed any more.
+const HOLD_PAST_END: Duration = Duration::from_secs(5);
+
 /// One pile's connection state over a run.
 pub(super) struct Lifeline {
     run: Arc<Run>,
@@ -63,6 +67,15 @@ impl Lifeline {
         self.run.tally.acked.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Keeps the pile's connection open until just past the run's end, once it has nothing more
+    /// to send before the end. A pile that hung up then tore the fleet down over the run's last
+    /// minute (each pile after its last heartbeat), and the hang-ups cost the clients and the
+    /// gateways enough CPU to slow every pile still timed: the late spell of every 100,000-pile
+    /// run up to the twelfth session, which followed the run's end in runs of 600 and 720 s.
+    pub(super) async fn hold(&self) {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(self.until + HOLD_PAST_END)).await;
+    }
+
     /// A session ended with `ended`: `None` to open another (after the backoff, when it
     /// failed), or how the pile's run ends.
     pub(super) async fn after(&mut self, ended: anyhow::Result<()>) -> Option<anyhow::Result<()>> {
@@ -106,5 +119,24 @@ impl Lifeline {
     /// Hands the pile's acknowledgements to the run.
     pub(super) async fn finish(self) {
         self.run.tally.acks.lock().await.extend(self.acks);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pile_with_nothing_more_to_send_holds_its_connection_past_the_end() {
+        // A run that ended a moment ago: the pile holds on for the rest of the grace.
+        let ended_ago = Duration::from_millis(4_800);
+        let until = Instant::now() - ended_ago;
+        let line = Lifeline::new(1, until, Arc::new(Run::default()));
+        line.hold().await;
+        assert!(
+            until.elapsed() >= HOLD_PAST_END,
+            "released {:?} after the end",
+            until.elapsed()
+        );
     }
 }
