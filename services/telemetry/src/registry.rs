@@ -203,24 +203,6 @@ impl IndexSource for AssetClient {
     }
 }
 
-/// Logs a read of an operator's index begun at `began` for `why`: how many piles, how long.
-fn read_done(
-    operator_id: &str,
-    why: &str,
-    began: Instant,
-    read: &Result<Option<OperatorIndex>, Error>,
-) {
-    if let Ok(Some(index)) = read {
-        tracing::debug!(
-            operator_id,
-            why,
-            piles = index.piles.len(),
-            elapsed_ms = began.elapsed().as_millis() as u64,
-            "registry read"
-        );
-    }
-}
-
 /// A cached operator: when it was read, and what.
 type Cached = (Instant, Arc<OperatorIndex>);
 
@@ -264,6 +246,23 @@ impl Registry {
 
     pub fn asset(&self) -> &AssetClient {
         &self.asset
+    }
+
+    /// Reads an operator's index from the source for `why`, logging how many piles it held and
+    /// how long it took (an operator of 100,000 piles takes seconds).
+    async fn read(&self, operator_id: &str, why: &str) -> Result<Option<OperatorIndex>, Error> {
+        let began = Instant::now();
+        let read = self.source.operator_index(operator_id).await;
+        if let Ok(Some(index)) = &read {
+            tracing::debug!(
+                operator_id,
+                why,
+                piles = index.piles.len(),
+                elapsed_ms = began.elapsed().as_millis() as u64,
+                "registry read"
+            );
+        }
+        read
     }
 
     /// Forgets an operator after a change of its registry.
@@ -318,10 +317,7 @@ impl Registry {
             return Ok(Some(index));
         }
         let changes = self.changes.load(Ordering::SeqCst);
-        let began = Instant::now();
-        let read = self.source.operator_index(operator_id).await;
-        read_done(operator_id, "miss", began, &read);
-        let index = match (read, cached) {
+        let index = match (self.read(operator_id, "miss").await, cached) {
             (Ok(None), _) => return Ok(None),
             (Ok(Some(index)), _) => Arc::new(index),
             // The registry is unreachable: what was known stays good rather than refusing
@@ -360,9 +356,7 @@ impl Registry {
         tokio::spawn(async move {
             let gate = this.gate(&operator_id);
             let loading = gate.lock().await;
-            let began = Instant::now();
-            let read = this.source.operator_index(&operator_id).await;
-            read_done(&operator_id, "time to live", began, &read);
+            let read = this.read(&operator_id, "time to live").await;
             {
                 let mut cache = this.cache.write().unwrap_or_else(|e| e.into_inner());
                 if this.changes.load(Ordering::SeqCst) == changes {
