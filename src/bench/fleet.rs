@@ -615,7 +615,7 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
     let held = total
         .connected
         .saturating_sub(total.broken.saturating_sub(total.back));
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    use super::stretch::ms;
     println!(
         "  connections held      {held} of {} at the end ({} connected at least once, all by {:.1} s after the start; \
          {} connections broke and {} came back; {} piles ended with an error: never connected, or stuck at the end)",

@@ -119,7 +119,8 @@ pub(super) fn sorted(acks: &[TimedAck]) -> Vec<Duration> {
     all
 }
 
-fn ms(d: Duration) -> f64 {
+/// A duration in milliseconds, as the benchmark prints them.
+pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
