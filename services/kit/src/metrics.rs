@@ -78,6 +78,9 @@ pub struct Metrics {
     pub bus_backlog: Gauge,
     /// Events a consumer could not read, parked in the dead-letter stream.
     pub bus_dead_letters: Family<TopicLabels, Counter>,
+    /// Reads of the registry by telemetry's cache: an `operator` whole, or one `pile` or
+    /// `station` patched in.
+    pub registry_reads: Family<KindLabels, Counter>,
 }
 
 struct Global {
@@ -101,6 +104,7 @@ fn global() -> &'static Global {
             bus_dropped: Family::default(),
             bus_backlog: Gauge::default(),
             bus_dead_letters: Family::default(),
+            registry_reads: Family::default(),
         };
         let mut registry = Registry::with_prefix("chargemesh");
         registry.register(
@@ -162,6 +166,11 @@ fn global() -> &'static Global {
             "bus_dead_letters",
             "events no consumer could read, parked in the dead-letter stream, by topic",
             metrics.bus_dead_letters.clone(),
+        );
+        registry.register(
+            "registry_reads",
+            "registry reads by telemetry's cache, by kind: an operator whole, or one pile or station",
+            metrics.registry_reads.clone(),
         );
         Global {
             metrics,

@@ -17,7 +17,7 @@ use crate::TelemetrySettings;
 use crate::convert::{incoming, rejection};
 use crate::domain::{self, Rejection, Report};
 use crate::feed::ChangeFeed;
-use crate::registry::Registry;
+use crate::registry::{self, Registry};
 use crate::store::TelemetryStore;
 use crate::writer::{Writer, Written};
 
@@ -245,7 +245,12 @@ impl Telemetry {
                     tracing::warn!(operator_id, station_id, %error, "station not marked connected")
                 }
             }
-            self.registry.invalidate(operator_id);
+            // Read back without waiting for the announcement, so that later reports find it
+            // connected sooner.
+            self.registry.note(
+                operator_id,
+                registry::Touch::One(registry::Entity::Station(station_id.to_owned())),
+            );
         }
     }
 }
