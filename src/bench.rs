@@ -21,6 +21,7 @@ use chargemesh_proto::telemetry::v1::telemetry_service_client::TelemetryServiceC
 
 use crate::pki;
 
+mod churn;
 pub mod cli;
 mod cluster;
 mod fleet;

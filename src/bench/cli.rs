@@ -94,6 +94,10 @@ pub enum Command {
         /// The piles speak OCPP 1.6J to the gateway's OCPP edge instead of the native stream.
         #[arg(long)]
         ocpp: bool,
+        /// Seconds between piles the operator registers during the steady state (0: none):
+        /// what a registry change costs the fleet's reports.
+        #[arg(long, default_value_t = 0.0)]
+        register_every_s: f64,
         #[command(flatten)]
         topology: TopologyArgs,
     },
@@ -188,6 +192,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             database_url,
             redis_url,
             ocpp,
+            register_every_s,
             topology,
         } => {
             bench::fleet(
@@ -203,6 +208,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     ocpp,
                     gateways: topology.gateways,
                     clients: topology.clients,
+                    register_every_s,
                 },
                 &std::env::current_exe()?,
             )

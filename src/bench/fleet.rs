@@ -53,6 +53,10 @@ pub struct FleetOptions {
     pub gateways: Option<usize>,
     /// Client processes driving the piles (0: as many as the fleet needs).
     pub clients: usize,
+    /// Seconds between piles registered during the steady state (0: none), each announced to
+    /// telemetry's registry cache while the fleet reports.
+    #[serde(default)]
+    pub register_every_s: f64,
 }
 
 impl FleetOptions {
@@ -557,6 +561,14 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
     };
     let _ = run.steady.set(chrono::Utc::now());
     workers.tell("steady").await?;
+    let churn = (opts.register_every_s > 0.0).then(|| {
+        tokio::spawn(super::churn::register_piles(
+            serving.gateway(),
+            serving.pki().clone(),
+            Duration::from_secs_f64(opts.register_every_s),
+            until,
+        ))
+    });
     let database = PgProbe::start(opts.database_url.as_deref(), serving.schema_prefix()).await;
     let cpu_from = (Instant::now(), cpu(&processes));
     // The load generators: the client processes and this one (its watcher and mock regulator).
@@ -600,6 +612,10 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
     };
     let super::worker::Finished { total, done, .. } = workers.finish().await?;
     let watched = watcher.await??;
+    let registered = match churn {
+        Some(task) => Some(task.await??),
+        None => None,
+    };
     let mut pushed = match run.steady.get() {
         Some(since) => push_latencies(
             &watched.changes,
@@ -639,6 +655,12 @@ pub async fn fleet(opts: FleetOptions, binary: &std::path::Path) -> anyhow::Resu
         latencies.len()
     );
     super::stretch::print(&done.acks, span);
+    if let Some(registered) = registered {
+        println!(
+            "  registry changes      {registered} piles registered during the steady state, one every {} s",
+            opts.register_every_s
+        );
+    }
     println!(
         "  serving processes     RSS {:.1} MiB before, {:.1} MiB holding them ({:.1} KiB per connection); CPU {:.0}% of a core ({:.1} µs per message)",
         rss_before as f64 / 1024.0,
