@@ -111,21 +111,21 @@ pub fn missing_stations(index: &OperatorIndex, found: &[Found]) -> HashSet<Strin
 }
 
 /// The index with what was read in place of what it held.
-pub fn patched(index: &OperatorIndex, found: Vec<Found>) -> OperatorIndex {
+pub fn patched(index: &OperatorIndex, found: &[Found]) -> OperatorIndex {
     let mut next = index.clone();
     for f in found {
         match f {
             Found::Station(id, Some(station)) => {
-                next.stations.insert(id, station);
+                next.stations.insert(id.clone(), station.clone());
             }
             Found::Station(id, None) => {
-                next.stations.remove(&id);
+                next.stations.remove(id);
             }
             Found::Pile(id, Some(pile)) => {
-                next.piles.insert(id, pile);
+                next.piles.insert(id.clone(), pile.clone());
             }
             Found::Pile(id, None) => {
-                next.piles.remove(&id);
+                next.piles.remove(id);
             }
         }
     }
@@ -190,7 +190,7 @@ mod tests {
         index.piles.insert("P2".into(), pile("S1", false));
         let next = patched(
             &index,
-            vec![
+            &[
                 Found::Pile("P1".into(), Some(pile("S1", true))),
                 Found::Pile("P2".into(), None),
                 Found::Pile("P3".into(), Some(pile("S1", false))),

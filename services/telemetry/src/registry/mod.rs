@@ -40,6 +40,10 @@ pub const REGISTRY_EVENT: &str = "chargemesh.asset.v1.RegistryChanged";
 
 /// Stations and piles read at once when patching an index.
 const READS_IN_FLIGHT: usize = 16;
+/// Between patch rounds, the patcher pauses this many times as long as its last round spent
+/// copying indexes, and at most `MAX_PAUSE`.
+const PAUSE_PER_COPY: u32 = 4;
+const MAX_PAUSE: Duration = Duration::from_secs(1);
 /// How long a report naming a pile the index lacks waits for that pile to be read; past it, the
 /// report is judged by the index as it is.
 const PILE_READ_WAIT: Duration = Duration::from_secs(10);
@@ -333,7 +337,12 @@ impl Registry {
                 loop {
                     wake.notified().await;
                     let Some(this) = cache.upgrade() else { return };
-                    this.round().await;
+                    let copying = this.round().await;
+                    drop(this);
+                    // Copying an index of 100,000 piles takes milliseconds: an operator
+                    // registering piles one by one for an hour costs the patcher a fifth of a
+                    // core at most, at the price of a little wait for the next round.
+                    tokio::time::sleep((copying * PAUSE_PER_COPY).min(MAX_PAUSE)).await;
                 }
             });
         }
@@ -341,29 +350,34 @@ impl Registry {
         round
     }
 
-    /// Reads everything queued, one copy of each operator's index for all its changes.
-    async fn round(self: &Arc<Self>) {
+    /// Reads everything queued, one copy of each operator's index for all its changes; returns
+    /// how long the copies took.
+    async fn round(self: &Arc<Self>) -> Duration {
         let (taken, round) = {
             let mut queue = lock(&self.queue);
             queue.taken += 1;
             (std::mem::take(&mut queue.dirty), queue.taken)
         };
+        let mut copying = Duration::ZERO;
         for (operator_id, dirty) in taken {
-            self.patch(&operator_id, dirty).await;
+            copying += self.patch(&operator_id, dirty).await;
         }
         self.rounds.send_replace(round);
+        copying
     }
 
-    /// Reads an operator's changed stations and piles and patches them into its cached index.
-    async fn patch(self: &Arc<Self>, operator_id: &str, dirty: Dirty) {
+    /// Reads an operator's changed stations and piles and patches them into its cached index;
+    /// returns how long the copy took.
+    async fn patch(self: &Arc<Self>, operator_id: &str, dirty: Dirty) -> Duration {
         // Not cached: the next report reads it whole, changes and all.
         let Some(Cached { index, .. }) = self.cached(operator_id) else {
-            return;
+            return Duration::ZERO;
         };
         let Some(entities) = dirty.into_entities() else {
             self.refresh(operator_id, "announced change");
-            return;
+            return Duration::ZERO;
         };
+        let changed = entities.len();
         let mut found = match self.read_each(operator_id, entities).await {
             Ok(found) => found,
             Err(error) => return self.unpatched(operator_id, error),
@@ -378,21 +392,45 @@ impl Registry {
                 Err(error) => return self.unpatched(operator_id, error),
             }
         }
-        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-        // Onto the index cached now, which a whole read may have replaced meanwhile.
-        if let Some(entry) = cache.get_mut(operator_id) {
-            entry.index = Arc::new(changes::patched(&entry.index, found));
-        }
+        // Copied outside the lock, which every report takes; kept only onto the index it was
+        // copied from, else copied again from the one a whole read put there meanwhile.
+        let mut copying = Duration::ZERO;
+        let next = loop {
+            let Some(Cached { index, .. }) = self.cached(operator_id) else {
+                return copying;
+            };
+            let began = Instant::now();
+            let next = Arc::new(changes::patched(&index, &found));
+            copying += began.elapsed();
+            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+            match cache.get_mut(operator_id) {
+                Some(entry) if Arc::ptr_eq(&entry.index, &index) => {
+                    entry.index = next.clone();
+                    break next;
+                }
+                Some(_) => continue,
+                None => return copying,
+            }
+        };
+        tracing::debug!(
+            operator_id,
+            changed,
+            piles = next.piles.len(),
+            copy_us = copying.as_micros() as u64,
+            "registry patch"
+        );
+        copying
     }
 
     /// A patch the registry could not answer: the cached index serves, expired so that the next
     /// report reads the operator whole again in the background.
-    fn unpatched(&self, operator_id: &str, error: Error) {
+    fn unpatched(&self, operator_id: &str, error: Error) -> Duration {
         tracing::warn!(operator_id, %error, "registry unavailable, a change waits for the next read");
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = cache.get_mut(operator_id) {
             entry.expired = true;
         }
+        Duration::ZERO
     }
 
     /// What the registry holds now for each entity, a few reads at a time.
