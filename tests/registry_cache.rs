@@ -53,6 +53,24 @@ async fn verdict(stream: &mut TelemetryStream, sequence: u64, pile: &str) -> Opt
     }
 }
 
+async fn register_pile(
+    op: &mut asset::asset_service_client::AssetServiceClient<tonic::transport::Channel>,
+    station: &str,
+    pile: &str,
+) {
+    op.create_pile(asset::CreatePileRequest {
+        pile: Some(demo::pile(
+            DEMO_OPERATOR_ID,
+            station,
+            pile,
+            asset::PileType::Ac,
+            7.0,
+        )),
+    })
+    .await
+    .expect("pile");
+}
+
 #[tokio::test]
 async fn registry_changes_reach_the_ingest_without_reading_the_operator_whole_again() {
     let mesh = TestMesh::start().await;
@@ -70,17 +88,7 @@ async fn registry_changes_reach_the_ingest_without_reading_the_operator_whole_ag
     assert_eq!(reads("operator"), 1);
 
     // A pile registered after that reports at once.
-    op.create_pile(asset::CreatePileRequest {
-        pile: Some(demo::pile(
-            DEMO_OPERATOR_ID,
-            "S-URB",
-            "P3",
-            asset::PileType::Ac,
-            7.0,
-        )),
-    })
-    .await
-    .expect("pile");
+    register_pile(&mut op, "S-URB", "P3").await;
     assert_eq!(verdict(&mut platform, next(), "P3").await, None);
 
     // So does one at a station opened after that.
@@ -89,17 +97,7 @@ async fn registry_changes_reach_the_ingest_without_reading_the_operator_whole_ag
     })
     .await
     .expect("station");
-    op.create_pile(asset::CreatePileRequest {
-        pile: Some(demo::pile(
-            DEMO_OPERATOR_ID,
-            "S-NEW",
-            "P4",
-            asset::PileType::Dc,
-            60.0,
-        )),
-    })
-    .await
-    .expect("pile");
+    register_pile(&mut op, "S-NEW", "P4").await;
     assert_eq!(verdict(&mut platform, next(), "P4").await, None);
 
     // REQ MON-6: a pile retired is refused once its announcement is read.
