@@ -60,9 +60,10 @@ pub struct TelemetrySettings {
     pub command_attempts: u32,
     /// How often closed trial-operation days are computed and published, in milliseconds.
     pub trial_publish_interval_ms: u64,
-    /// How long a cached operator registry is used before it is read again, in seconds (changes
-    /// announced on the bus reload it at once, and a pile the cache lacks is read at once, so
-    /// this bounds only how long a change event lost on the bus goes unseen). Five minutes: an
+    /// How long a cached operator registry is used before it is read whole again (in the
+    /// background), in seconds. The stations and piles changes announced on the bus name are
+    /// read back at once, as is a pile the cache lacks, so this bounds only how long a change
+    /// event lost on the bus goes unseen. Five minutes: an
     /// operator of 50,000 piles is 100 pages, and reading them every 30 s was a sixth of what
     /// the database did under a fleet.
     pub registry_ttl_s: u64,
