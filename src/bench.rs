@@ -32,6 +32,7 @@ mod ingest;
 mod lifeline;
 mod net;
 mod pg_probe;
+mod schedule;
 mod scratch;
 mod storm;
 mod stretch;
@@ -110,6 +111,41 @@ fn temp_dir(name: &str) -> PathBuf {
         "chargemesh-bench-{name}-{}",
         uuid::Uuid::now_v7().simple()
     ))
+}
+
+/// CPU time the whole machine has spent busy since boot (every core, from /proc/stat).
+pub(crate) fn machine_busy() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("an empty /proc/stat")?;
+    // cpu user nice system idle iowait irq softirq steal ...: all but idle and iowait.
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let busy: u64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !matches!(i, 3 | 4) && *i < 8)
+        .map(|(_, t)| t)
+        .sum();
+    Ok(Duration::from_secs_f64(busy as f64 / 100.0))
+}
+
+/// The CPU time (user + system) of a process so far.
+pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    stat_cpu(&format!("/proc/{pid}/stat"))
+}
+
+/// The CPU time (user + system) of the process or thread whose `stat` file `path` is.
+pub(crate) fn stat_cpu(path: &str) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(path)?;
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    // Fields 14 and 15 of stat (utime, stime), counted after the command's ")".
+    let total = ticks(11) + ticks(12);
+    Ok(Duration::from_secs_f64(total as f64 / 100.0))
 }
 
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {

@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-use super::fleet::{Due, FleetOptions, Run, Schedule, pile_of};
+use super::fleet::{FleetOptions, Run, pile_of};
 use super::lifeline::Lifeline;
+use super::schedule::{Due, Schedule};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;

@@ -178,10 +178,10 @@ impl Server {
 
 /// CPU time the calling thread has used.
 fn thread_cpu() -> anyhow::Result<Duration> {
-    super::fleet::stat_cpu("/proc/thread-self/stat")
+    super::stat_cpu("/proc/thread-self/stat")
 }
 
 /// CPU time this process has used.
 fn process_cpu() -> anyhow::Result<Duration> {
-    super::fleet::stat_cpu("/proc/self/stat")
+    super::stat_cpu("/proc/self/stat")
 }
